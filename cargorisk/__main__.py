@@ -1,0 +1,5 @@
+import sys
+
+from cargorisk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from cargorisk.settings import load_settings
+
+
+def test_defaults_live_under_home(home):
+    settings = load_settings()
+    assert settings.home == home.resolve()
+    assert settings.tracking_uri == f"sqlite:///{home.resolve()}/mlruns/mlflow.db"
+    assert settings.store == f"sqlite:///{home.resolve()}/cargorisk.db"
+
+
+def test_mlflow_tracking_uri_env_wins(home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert load_settings(mlflow_tracking_uri="sqlite:///x.db").tracking_uri == (
+        "http://127.0.0.1:5999"
+    )
+
+
+def test_env_and_file(home, monkeypatch, tmp_path):
+    config = tmp_path / "cargorisk.yaml"
+    config.write_text("capacity: 0.02\nmodel_name: other\n")
+    monkeypatch.setenv("CARGORISK_CONFIG", str(config))
+    monkeypatch.setenv("CARGORISK_MODEL_NAME", "from-env")
+    settings = load_settings()
+    assert settings.capacity == 0.02
+    assert settings.model_name == "from-env"
+
+
+def test_frozen_and_strict(home):
+    settings = load_settings()
+    with pytest.raises(pydantic.ValidationError):
+        settings.capacity = 0.5
+    with pytest.raises(pydantic.ValidationError, match="capacity"):
+        load_settings(capacity=2)
+    with pytest.raises(pydantic.ValidationError, match="unknown_knob"):
+        load_settings(unknown_knob=1)
