@@ -1,7 +1,8 @@
 """The ``cargorisk`` command line: one console script, one typer app.
 
-Each area registers its own commands (``cli_data``: simulate, ingest; ``cli_train``: train,
-evaluate, promote, models, score; ``cli_serve``: serve, keys, export, quickstart). Heavy
+Each area registers its own commands (``cli_data``: ingest; ``cli_simulate``: simulate;
+``cli_train``: train, evaluate, promote, models, score; ``cli_serve``: serve, keys, export,
+quickstart). Heavy
 libraries are imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
@@ -26,7 +27,8 @@ def build_app() -> typer.Typer:
     @app.callback()
     def _root() -> None:
         """Narcotics risk targeting for sea, air-cargo and express shipments."""
-    from cargorisk import cli_data, cli_serve, cli_train
+
+    from cargorisk import cli_data, cli_serve, cli_simulate, cli_train
 
     @app.command()
     def info() -> None:
@@ -43,7 +45,7 @@ def build_app() -> typer.Typer:
         }.items():
             typer.echo(f"{key:14} {value}")
 
-    for module in (cli_data, cli_train, cli_serve):
+    for module in (cli_data, cli_simulate, cli_train, cli_serve):
         module.register(app)
     return app
 

@@ -60,7 +60,9 @@ _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 def _text(nullable: bool = True, **kwargs) -> object:
-    return pa.Field(nullable=nullable, str_length={"max_value": MAX_TEXT}, str_matches=_TEXT, **kwargs)
+    return pa.Field(
+        nullable=nullable, str_length={"max_value": MAX_TEXT}, str_matches=_TEXT, **kwargs
+    )
 
 
 def _ident(nullable: bool = False) -> object:
