@@ -1,0 +1,220 @@
+"""From a data directory of contract tables to a labelled, time-ordered feature frame.
+
+A data directory holds ``shipments`` and ``outcomes`` (``.parquet`` or ``.csv``) in the
+contract's shape (simulated or ingested) and, for simulated worlds only, ``truth.parquet``
+(which shipments really carried narcotics). Truth is never a feature and never a training
+label: it is used only to measure *true* recall over all shipments.
+
+Labels come from inspections. A shipment is **positive** when any of its inspections ended in
+a seizure (results known by the end of the data), **negative** when it was inspected and every
+inspection was clean, and **unlabelled** when it was never inspected. How unlabelled shipments
+enter training is ``settings.unlabelled_policy``:
+
+* ``drop`` (default) - train, calibrate and evaluate on inspected shipments only. The labelled
+  set is biased by past selection, but every label is a real result.
+* ``clean`` - every uninspected shipment counts as clean. More rows, but smuggling that was
+  never inspected becomes a false negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.errors as pa_errors
+
+from features.contracts import (
+    REQUIRED_SHIPMENT_COLUMNS,
+    Outcomes,
+    validate_outcomes,
+    validate_shipments,
+)
+from features.errors import CargoriskError, ContractError
+
+TABLES = ("shipments", "outcomes")
+REQUIRED_OUTCOME_COLUMNS = tuple(
+    name for name, col in Outcomes.to_schema().columns.items() if not col.nullable
+)
+LABEL_POLICIES = ("drop", "clean")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The contract tables of one data directory (validated) and, if present, the truth."""
+
+    shipments: pd.DataFrame
+    outcomes: pd.DataFrame
+    truth: pd.DataFrame | None
+    source: str
+
+
+@dataclass
+class Dataset:
+    """Every shipment of the data, in declaration order, with its features and labels.
+
+    ``label`` is 1.0 (seized), 0.0 (clean, or uninspected under the ``clean`` policy) or NaN
+    (not used for training or evaluation). ``illicit`` is the hidden truth when the data is
+    simulated, else None.
+    """
+
+    shipments: pd.DataFrame
+    features: pd.DataFrame
+    label: np.ndarray
+    inspected: np.ndarray
+    illicit: np.ndarray | None
+    policy: str
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return ~np.isnan(self.label)
+
+    @property
+    def declared_at(self) -> pd.Series:
+        return self.shipments["declared_at"]
+
+
+def _find(data_dir: Path, table: str) -> Path:
+    for suffix in (".parquet", ".csv"):
+        path = data_dir / f"{table}{suffix}"
+        if path.is_file():
+            return path
+    raise CargoriskError(f"{data_dir}: no {table} table (expected {table}.parquet or {table}.csv)")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # unreadable file: corrupt parquet, bad CSV
+        raise CargoriskError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+
+
+def _contract_error(table: str, exc: pa_errors.SchemaErrors) -> ContractError:
+    cases = exc.failure_cases
+    parts = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        example = group["failure_case"].iloc[0]
+        parts.append(f"{column}: {check} ({len(group)} rows, e.g. {example!r})")
+        if len(parts) == 5:
+            break
+    more = "" if len(parts) < 5 else " ..."
+    return ContractError(f"{table} table breaks the contract - " + "; ".join(parts) + more)
+
+
+def validate_table(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate one contract table; missing required columns and bad values become a
+    :class:`ContractError` naming the fields."""
+    if table == "shipments":
+        validate, required = validate_shipments, REQUIRED_SHIPMENT_COLUMNS
+    else:
+        validate, required = validate_outcomes, REQUIRED_OUTCOME_COLUMNS
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ContractError(f"{table} table lacks required column(s): {', '.join(missing)}")
+    try:
+        return validate(frame)
+    except pa_errors.SchemaErrors as exc:
+        raise _contract_error(table, exc) from None
+    except pa_errors.SchemaError as exc:
+        raise ContractError(f"{table} table breaks the contract - {exc}") from None
+
+
+def load_tables(data_dir: str | Path) -> Tables:
+    """Read and validate the contract tables of ``data_dir`` (and ``truth.parquet`` if there)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CargoriskError(f"--data {data_dir}: not a directory")
+    frames = {t: validate_table(t, _read(_find(data_dir, t))) for t in TABLES}
+    truth = None
+    truth_path = data_dir / "truth.parquet"
+    if truth_path.is_file():
+        truth = _read(truth_path)
+        missing = {"shipment_id", "illicit"} - set(truth.columns)
+        if missing:
+            raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
+    return Tables(frames["shipments"], frames["outcomes"], truth, str(data_dir.resolve()))
+
+
+def inspection_labels(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Per shipment (in ``shipments`` order): ``inspected`` and ``seized`` (any inspection
+    found narcotics). Outcomes of unknown shipments are ignored."""
+    ids = shipments["shipment_id"]
+    seized_ids = outcomes.loc[outcomes["result"] == "seized", "shipment_id"]
+    return pd.DataFrame(
+        {
+            "inspected": ids.isin(outcomes["shipment_id"]).to_numpy(),
+            "seized": ids.isin(seized_ids).to_numpy(),
+        },
+        index=shipments.index,
+    )
+
+
+def training_label(labels: pd.DataFrame, policy: str) -> np.ndarray:
+    """1.0 seized, 0.0 clean, NaN unlabelled, according to the unlabelled policy."""
+    if policy not in LABEL_POLICIES:
+        raise CargoriskError(f"unlabelled_policy must be one of {LABEL_POLICIES}, got {policy!r}")
+    label = labels["seized"].to_numpy().astype(float)
+    if policy == "drop":
+        label[~labels["inspected"].to_numpy()] = np.nan
+    return label
+
+
+def truth_for(shipments: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray | None:
+    """The hidden ``illicit`` flag aligned on ``shipments``; None when truth is absent or does
+    not cover every shipment (then true recall is simply not reported)."""
+    if truth is None:
+        return None
+    flags = truth.drop_duplicates("shipment_id").set_index("shipment_id")["illicit"]
+    aligned = flags.reindex(shipments["shipment_id"])
+    if aligned.isna().any():
+        return None
+    return aligned.astype(bool).to_numpy()
+
+
+def build_dataset(
+    tables: Tables,
+    policy: str = "drop",
+    *,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Dataset:
+    """Features as of each shipment's time, plus labels; shipments sorted by declaration time.
+
+    Raises :class:`CargoriskError` for data a model cannot be trained on: no shipments, no
+    inspections, or no seizure at all.
+    """
+    from features.pipeline import build_training_frame
+
+    shipments = tables.shipments
+    if len(shipments) == 0:
+        raise CargoriskError(f"{tables.source}: the shipments table is empty")
+    shipments = shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
+    shipments = shipments.reset_index(drop=True)
+    labels = inspection_labels(shipments, tables.outcomes)
+    if not labels["inspected"].any():
+        raise CargoriskError(
+            f"{tables.source}: no shipment has an inspection outcome; nothing to learn from"
+        )
+    if not labels["seized"].any():
+        raise CargoriskError(
+            f"{tables.source}: no inspection found narcotics (no 'seized' result in outcomes);"
+            " a risk model needs positive labels"
+        )
+    progress(f"building features for {len(shipments):,} shipments")
+    features = build_training_frame(shipments, tables.outcomes)
+    if (
+        len(features) != len(shipments)
+        or not (features["shipment_id"].to_numpy() == shipments["shipment_id"].to_numpy()).all()
+    ):
+        raise RuntimeError("feature pipeline did not return one row per shipment in order")
+    return Dataset(
+        shipments=shipments,
+        features=features,
+        label=training_label(labels, policy),
+        inspected=labels["inspected"].to_numpy(),
+        illicit=truth_for(shipments, tables.truth),
+        policy=policy,
+    )
