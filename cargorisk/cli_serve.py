@@ -1,9 +1,174 @@
-"""CLI commands of this area; registered on the main app by :func:`register`."""
+"""CLI commands of the serving area: ``serve``, ``keys create|list|revoke`` and ``export``.
+
+``serve`` is a thin wrapper over ``bentoml serve serving.service:CargoRisk`` run as a
+subprocess, so ``bentoml serve`` and ``bentoml build`` work the same without this CLI.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import typer
+
+from features.errors import CargoriskError
+
+SERVICE = "serving.service:CargoRisk"
+SERVICE_NAME = "cargorisk"
+
+
+def bentoml_command(port: int, host: str) -> list[str]:
+    """The ``bentoml serve`` command line for the scoring service."""
+    import sys
+
+    exe = Path(sys.executable).parent / "bentoml"
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "bentoml"]
+    workdir = Path(__file__).resolve().parent.parent
+    return [
+        *base,
+        "serve",
+        SERVICE,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(workdir),
+    ]
+
+
+def serve_env(workers: int) -> dict[str, str]:
+    """The environment of the service process: ours plus the worker count for BentoML."""
+    import os
+
+    env = dict(os.environ)
+    extra = f"services.{SERVICE_NAME}.workers={workers}"
+    env["BENTOML_CONFIG_OPTIONS"] = " ".join(
+        filter(None, [env.get("BENTOML_CONFIG_OPTIONS", ""), extra])
+    )
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    return env
+
+
+def _store():
+    from cargorisk.settings import load_settings
+    from serving.store import Store
+
+    return Store(load_settings().store)
+
+
+def _parse_date(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise CargoriskError(f"--since: not a date (YYYY-MM-DD): {value!r}") from exc
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+
+    @app.command()
+    def serve(
+        port: int = typer.Option(None, "--port", "-p", help="Port (default: settings.port)."),
+        workers: int = typer.Option(
+            None,
+            "--workers",
+            "-w",
+            help="Worker processes (default: settings.workers). Each worker keeps its own "
+            "online feature state; use 1 unless you accept per-worker history.",
+        ),
+        host: str = typer.Option("0.0.0.0", "--host", help="Interface to listen on."),
+    ) -> None:
+        """Start the risk-scoring service (bentoml serve serving.service:CargoRisk)."""
+        import signal
+        import subprocess
+
+        from cargorisk.settings import load_settings
+
+        settings = load_settings()
+        port = port or settings.port
+        workers = workers or settings.workers
+        if not 1 <= port <= 65535:
+            raise CargoriskError(f"--port: {port} is not a TCP port")
+        if not 1 <= workers <= 16:
+            raise CargoriskError(f"--workers: {workers} not in 1..16")
+        cmd = bentoml_command(port, host)
+        typer.echo(f"serving {settings.model_uri} on http://{host}:{port} ({workers} worker(s))")
+        proc = subprocess.Popen(cmd, env=serve_env(workers))
+
+        def forward(signum, _frame):
+            proc.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait()
+        raise typer.Exit(code)
+
+    keys = typer.Typer(help="API keys of the scoring service.", no_args_is_help=True)
+    app.add_typer(keys, name="keys")
+
+    @keys.command("create")
+    def keys_create(
+        role: str = typer.Option(..., "--role", help="system, officer or admin."),
+        name: str = typer.Option(..., "--name", help="Who or what uses the key."),
+    ) -> None:
+        """Create an API key and print it (once: only its hash is stored)."""
+        key = _store().create_key(name, role)
+        typer.echo(key)
+
+    @keys.command("list")
+    def keys_list() -> None:
+        """List API keys (id, name, role, prefix, created, revoked) - never the keys."""
+        rows = _store().list_keys()
+        typer.echo(f"{'id':>4}  {'name':24} {'role':8} {'prefix':12} {'created':19}  revoked")
+        for r in rows:
+            created = r["created_at"].isoformat(sep=" ", timespec="seconds")
+            revoked = (
+                r["revoked_at"].isoformat(sep=" ", timespec="seconds") if r["revoked_at"] else ""
+            )
+            typer.echo(
+                f"{r['id']:>4}  {r['name'][:24]:24} {r['role']:8} {r['prefix']:12} "
+                f"{created:19}  {revoked}"
+            )
+
+    @keys.command("revoke")
+    def keys_revoke(
+        key: str = typer.Argument(..., help="The key's id, name or prefix."),
+    ) -> None:
+        """Revoke API keys by id, name or prefix (takes effect within seconds)."""
+        count = _store().revoke_key(key)
+        if not count:
+            raise CargoriskError(f"key: no active key with id, name or prefix {key!r}")
+        typer.echo(f"revoked {count} key(s)")
+
+    @app.command()
+    def export(
+        out: Path = typer.Option(..., "--out", help="Directory to write the tables to."),
+        since: str = typer.Option(
+            None, "--since", help="Only shipments declared on or after this date (YYYY-MM-DD)."
+        ),
+    ) -> None:
+        """Write the stored shipments and their outcomes as contract tables
+        (shipments.parquet, outcomes.parquet) for `cargorisk train --data DIR`."""
+        from features.contracts import validate_outcomes, validate_shipments
+
+        store = _store()
+        start = _parse_date(since)
+        ships = store.shipments_frame(since=start)
+        if ships.empty:
+            raise CargoriskError(
+                "export: the store holds no shipments" + (f" since {since}" if since else "")
+            )
+        outs = store.outcomes_frame()
+        outs = outs[outs["shipment_id"].isin(set(ships["shipment_id"]))].reset_index(drop=True)
+        ships = validate_shipments(ships)
+        outs = validate_outcomes(outs)
+        out.mkdir(parents=True, exist_ok=True)
+        ships.to_parquet(out / "shipments.parquet", index=False)
+        outs.to_parquet(out / "outcomes.parquet", index=False)
+        typer.echo(f"exported {len(ships)} shipments and {len(outs)} outcomes to {out}")

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     store_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the serving store; default SQLite in home."
     )
+    serve_seed_data: Path | None = Field(
+        default=None,
+        description="Directory of contract tables (shipments, outcomes) copied into an empty "
+        "serving store at start, so the first scores have history.",
+    )
     auth_enabled: bool = True
     max_batch: int = Field(default=20_000, ge=1, le=200_000)
     explain_top_share: float = Field(default=0.1, ge=0, le=1)

@@ -1,0 +1,156 @@
+"""Who may call what: API keys with roles, checked by an ASGI middleware.
+
+Roles:
+
+* ``system`` - inspection systems: score shipments, post outcomes;
+* ``officer`` - targeting officers: score, read shipments, post outcomes;
+* ``admin`` - operators: reload the model, manage keys.
+
+A key is presented as ``Authorization: Bearer <key>`` (or ``X-API-Key: <key>``). No key or an
+unknown/revoked key gets 401; a valid key whose role may not use the route gets 403. Probes,
+metrics and the API description stay open, and the worklist UI (``/ui``) runs its own
+sign-in. Keys are stored as SHA-256 digests only (see :mod:`serving.store`); lookups are cached
+for a few seconds, so a revoked key stops working within :attr:`ApiKeyAuth.ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from serving.store import Caller, Store, hash_key
+
+OPEN_PATHS = frozenset(
+    {"/", "/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/docs.json", "/docs"}
+)
+OPEN_PREFIXES = ("/static_content/", "/assets/", "/ui")
+
+
+@dataclass(frozen=True)
+class Rule:
+    method: str
+    path: str
+    roles: frozenset[str]
+    prefix: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        if method != self.method:
+            return False
+        return path.startswith(self.path) if self.prefix else path == self.path
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("POST", "/score", frozenset({"system", "officer"})),
+    Rule("POST", "/score/batch", frozenset({"system", "officer"})),
+    Rule("POST", "/outcomes", frozenset({"system", "officer"})),
+    Rule("GET", "/shipments/", frozenset({"officer"}), prefix=True),
+    Rule("POST", "/admin/", frozenset({"admin"}), prefix=True),
+    Rule("GET", "/admin/", frozenset({"admin"}), prefix=True),
+)
+
+
+@dataclass
+class ApiKeyAuth:
+    """Resolves API keys to callers and decides which roles may use which route."""
+
+    store: Store
+    enabled: bool = True
+    ttl: float = 5.0
+    rules: tuple[Rule, ...] = RULES
+    _cache: dict[str, tuple[Caller | None, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def authenticate(self, key: str | None) -> Caller | None:
+        """The caller owning ``key``, or None (missing, unknown or revoked)."""
+        if not key:
+            return None
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        caller = self.store.lookup_key(key)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (caller, now + self.ttl)
+        return caller
+
+    @staticmethod
+    def is_open(path: str) -> bool:
+        return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+    def allowed_roles(self, method: str, path: str) -> frozenset[str] | None:
+        """Roles allowed on a route; None = any authenticated caller (unknown routes 404)."""
+        for rule in self.rules:
+            if rule.matches(method, path):
+                return rule.roles
+        return None
+
+
+def _key_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"authorization":
+            text = value.decode("latin-1").strip()
+            if text[:7].lower() == "bearer ":
+                return text[7:].strip()
+        elif lname == b"x-api-key":
+            return value.decode("latin-1").strip()
+    return None
+
+
+class AuthMiddleware:
+    """ASGI middleware enforcing :class:`ApiKeyAuth` on every HTTP request.
+
+    ``resolver`` returns the :class:`ApiKeyAuth` in force (the service creates it at start)."""
+
+    def __init__(self, app, resolver: Callable[[], ApiKeyAuth | None]) -> None:
+        self.app = app
+        self.resolver = resolver
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        method = scope.get("method", "GET")
+        auth = self.resolver()
+        if auth is None or ApiKeyAuth.is_open(path):
+            await self.app(scope, receive, send)
+            return
+        if not auth.enabled:
+            scope.setdefault("state", {})["caller"] = Caller("anonymous", "admin")
+            await self.app(scope, receive, send)
+            return
+        key = _key_from_headers(scope.get("headers", []))
+        caller = auth.authenticate(key) if key else None
+        if caller is None:
+            msg = "missing API key" if not key else "invalid or revoked API key"
+            await _reject(send, 401, msg, ["header", "authorization"])
+            return
+        roles = auth.allowed_roles(method, path)
+        if roles is not None and caller.role not in roles:
+            await _reject(
+                send,
+                403,
+                f"role {caller.role!r} may not {method} {path} "
+                f"(allowed: {', '.join(sorted(roles))})",
+                ["header", "authorization"],
+            )
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+async def _reject(send, status: int, message: str, loc: list[str]) -> None:
+    body = json.dumps({"error": message, "detail": [{"loc": loc, "msg": message}]}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,393 @@
+"""The scoring engine: the service's logic as a plain Python object, free of HTTP.
+
+:class:`ScoringEngine` owns the store, the champion model (:class:`serving.model.ModelHolder`),
+the online feature state and the window of recent scores. The BentoML service, the CLI, the
+benchmarks and the worklist UI all call it; it never imports ``training``.
+
+One scoring request, in order:
+
+1. the shipments (already validated field by field against the contract) become a contract
+   frame and pass the contract's frame-level rules;
+2. their features are computed from the online state *as of now* (the same ``features/`` code
+   training uses), without changing the state;
+3. the model scores them; the top-ranked get exact TreeSHAP reasons;
+4. the shipments and the scores served are committed to the store in one transaction;
+5. only then is the online state updated with the shipments, and the answer returned.
+
+So nothing is acknowledged before it is durable, and a request that fails at any step leaves
+both the store and the feature state as they were. A restart rebuilds the state from the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import validate_outcomes, validate_shipments
+from features.errors import CargoriskError
+from serving import schemas
+from serving.explain import TOP_REASONS, explain
+from serving.model import LoadedModel, ModelHolder, load_champion, probe_frame
+from serving.store import Caller, Store
+
+log = logging.getLogger("cargorisk.serving")
+
+
+class RequestError(CargoriskError):
+    """A request the client must fix; ``loc`` names the field (as in pydantic errors)."""
+
+    def __init__(self, message: str, loc: list[str | int] | None = None, status: int = 400):
+        super().__init__(message)
+        self.loc = loc or []
+        self.status = status
+
+
+class NotReady(CargoriskError):
+    """The service has no model or no feature state yet."""
+
+
+class NotFound(RequestError):
+    def __init__(self, message: str, loc: list[str | int] | None = None):
+        super().__init__(message, loc, status=404)
+
+
+class RecentScores:
+    """The last ``size`` scores served by the current model, kept sorted, for percentiles."""
+
+    def __init__(self, size: int, initial: np.ndarray | None = None) -> None:
+        self.size = size
+        self._fifo: collections.deque[float] = collections.deque()
+        self._sorted: list[float] = []
+        if initial is not None:
+            self.extend(initial[-size:])
+
+    def __len__(self) -> int:
+        return len(self._fifo)
+
+    def extend(self, values) -> None:
+        for v in values:
+            v = float(v)
+            self._fifo.append(v)
+            bisect.insort(self._sorted, v)
+            if len(self._fifo) > self.size:
+                old = self._fifo.popleft()
+                del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    def percentiles(self, values: np.ndarray) -> np.ndarray:
+        """Share (0-100) of recent scores plus ``values`` at or below each value."""
+        reference = np.sort(np.concatenate([np.asarray(self._sorted), np.asarray(values)]))
+        return 100.0 * np.searchsorted(reference, values, side="right") / len(reference)
+
+
+def read_contract_dir(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read ``shipments`` and ``outcomes`` tables (Parquet or CSV) from a directory and
+    validate them against the contract."""
+    path = Path(path)
+
+    def read(stem: str) -> pd.DataFrame:
+        for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+            candidate = path / f"{stem}{suffix}"
+            if candidate.exists():
+                return reader(candidate)
+        raise CargoriskError(f"{path}: no {stem}.parquet or {stem}.csv")
+
+    if not path.is_dir():
+        raise CargoriskError(f"seed data {path}: not a directory")
+    try:
+        ships = validate_shipments(read("shipments"))
+        outs = validate_outcomes(read("outcomes"))
+    except CargoriskError:
+        raise
+    except Exception as exc:
+        raise CargoriskError(f"seed data {path}: {str(exc).splitlines()[0]}") from exc
+    return ships, outs
+
+
+class ScoringEngine:
+    """Everything the scoring service does, callable in-process."""
+
+    def __init__(
+        self,
+        settings,
+        *,
+        store: Store | None = None,
+        model_loader=None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.store)
+        self._lock = threading.RLock()
+        self.state = None
+        self.state_error: str | None = None
+        self.model_holder = ModelHolder(
+            model_loader
+            or (
+                lambda: load_champion(
+                    settings.tracking_uri, settings.model_name, settings.champion_alias
+                )
+            ),
+            probe=self._probe,
+        )
+        self.recent = RecentScores(settings.recent_scores_window)
+        self._recent_version: str | None = None
+        from serving.metrics import get_metrics
+
+        self.metrics = get_metrics()
+
+    # -- start-up --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build the feature state from the store (seeding an empty store first, if a seed
+        directory is configured) and load the champion. Errors are kept, not raised: the
+        service stays alive and says in ``/readyz`` what is missing."""
+        try:
+            self.build_state()
+        except Exception as exc:
+            self.state_error = f"{type(exc).__name__}: {exc}"
+            log.exception("feature state could not be built")
+        _, message = self.model_holder.load()
+        log.info("model: %s", message)
+        self._reset_recent()
+
+    def build_state(self) -> None:
+        from features.pipeline import OnlineFeatureState
+
+        seed = getattr(self.settings, "serve_seed_data", None)
+        if seed is not None and self.store.count("shipments") == 0:
+            ships, outs = read_contract_dir(Path(seed))
+            self.store.import_history(ships, outs)
+            log.info("seeded the store with %d shipments, %d outcomes", len(ships), len(outs))
+        ships = self.store.shipments_frame()
+        outs = self.store.outcomes_frame()
+        state = OnlineFeatureState.from_history(ships, outs)
+        with self._lock:
+            self.state = state
+            self.state_error = None
+        log.info("feature state built from %d shipments, %d outcomes", len(ships), len(outs))
+
+    def _reset_recent(self) -> None:
+        model = self.model_holder.current
+        if model is None or model.version == self._recent_version:
+            return
+        initial = self.store.recent_scores(model.version, self.settings.recent_scores_window)
+        self.recent = RecentScores(self.settings.recent_scores_window, initial)
+        self._recent_version = model.version
+
+    def _probe(self, scoring) -> None:
+        """A candidate model must score and explain a real stored shipment."""
+        if self.state is None:
+            return
+        latest = self.store.shipments_frame().tail(1)
+        if latest.empty:
+            return
+        with self._lock:
+            feats = self.state.features(latest)
+        probe_frame(scoring, feats)
+
+    # -- status ----------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state is not None and self.model_holder.ready
+
+    def status(self) -> dict[str, Any]:
+        model = self.model_holder.current
+        return {
+            "ready": self.ready,
+            "model": None
+            if model is None
+            else {"name": model.name, "version": model.version, "loaded_at": model.loaded_at},
+            "model_error": self.model_holder.last_error,
+            "feature_state": self.state is not None,
+            "feature_state_error": self.state_error,
+        }
+
+    def _require_ready(self) -> LoadedModel:
+        if self.state is None:
+            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        return self.model_holder.get()
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(
+        self,
+        shipments: list,
+        *,
+        caller: Caller,
+        request_id: str | None = None,
+        explain_share: float | None = 1.0,
+        all_contributions: bool = False,
+        top_reasons: int = TOP_REASONS,
+    ) -> tuple[str, LoadedModel, list[dict[str, Any]]]:
+        """Score validated shipments (``schemas.ShipmentIn``) as of now; returns the request
+        id, the model used and one result per shipment, riskiest first, with reasons for the
+        top ``explain_share`` of them."""
+        started = time.perf_counter()
+        request_id = request_id or uuid.uuid4().hex
+        if not shipments:
+            raise RequestError("shipments: at least one shipment is required", ["shipments"])
+        if len(shipments) > self.settings.max_batch:
+            raise RequestError(
+                f"shipments: {len(shipments)} shipments exceed the maximum batch of "
+                f"{self.settings.max_batch}",
+                ["shipments"],
+                status=413,
+            )
+        frame = schemas.shipments_frame(shipments)
+        self._check_frame(frame)
+        model = self._require_ready()
+        scoring = model.scoring
+        with self._lock:
+            feats = self.state.features(frame)
+            raw = scoring.raw_score(feats, num_threads=1 if len(frame) <= 16 else 0)
+            scores = scoring.calibrate(raw)
+            bands = scoring.band(scores)
+            self._reset_recent()
+            percentiles = self.recent.percentiles(scores)
+            order = np.argsort(-scores, kind="stable")
+            n_explain = len(frame)
+            if explain_share is not None:
+                n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
+            explained: dict[int, dict] = {}
+            if n_explain:
+                idx = order[:n_explain]
+                items = explain(
+                    scoring,
+                    feats.iloc[idx],
+                    top=top_reasons,
+                    all_contributions=all_contributions,
+                )
+                explained = dict(zip(idx.tolist(), items, strict=True))
+            results = []
+            for rank, i in enumerate(order.tolist(), start=1):
+                item = explained.get(i)
+                result = {
+                    "shipment_id": str(frame.at[i, "shipment_id"]),
+                    "score": float(scores[i]),
+                    "percentile": float(percentiles[i]),
+                    "band": str(bands[i]),
+                    "rank": rank,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "reasons": None if item is None else item["reasons"],
+                    "contributions": None if item is None else item.get("contributions"),
+                    "raw_score": float(raw[i]),
+                    "base_value": None if item is None else item["base_value"],
+                }
+                results.append(result)
+            self.store.record_scoring(
+                frame,
+                results,
+                request_id=request_id,
+                caller=caller,
+                model_name=model.name,
+                model_version=model.version,
+            )
+            self.state.add_shipments(frame)
+            self.recent.extend(scores)
+        self.metrics.observe_scores(scores, bands)
+        self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
+            time.perf_counter() - started
+        )
+        return request_id, model, results
+
+    def _check_frame(self, frame: pd.DataFrame) -> None:
+        dupes = frame["shipment_id"][frame["shipment_id"].duplicated()].unique().tolist()
+        if dupes:
+            shown = ", ".join(map(str, dupes[:5]))
+            raise RequestError(
+                f"shipments: shipment_id repeated in one request: {shown}", ["shipment_id"]
+            )
+        errors = schemas.frame_check_errors(frame, schemas.SHIPMENTS_SCHEMA)
+        if errors:
+            raise RequestError("; ".join(errors[:5]), ["shipments"])
+
+    # -- outcomes --------------------------------------------------------------------------
+    def record_outcomes(
+        self, outcomes: list, *, caller: Caller, request_id: str | None = None
+    ) -> tuple[str, int]:
+        """Store inspection results and apply them to the online history at once."""
+        request_id = request_id or uuid.uuid4().hex
+        if not outcomes:
+            raise RequestError("outcomes: at least one outcome is required", ["outcomes"])
+        if len(outcomes) > self.settings.max_batch:
+            raise RequestError(
+                f"outcomes: more than {self.settings.max_batch} in one request",
+                ["outcomes"],
+                status=413,
+            )
+        frame = schemas.outcomes_frame(outcomes)
+        keys = frame[["shipment_id", "inspected_at"]]
+        if keys.duplicated().any():
+            raise RequestError(
+                "outcomes: the same inspection (shipment_id, inspected_at) appears twice",
+                ["outcomes"],
+            )
+        errors = schemas.frame_check_errors(frame, schemas.OUTCOMES_SCHEMA)
+        if errors:
+            raise RequestError("; ".join(errors[:5]), ["outcomes"])
+        if self.state is None:
+            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        with self._lock:
+            self.store.record_outcomes(frame, request_id=request_id, caller=caller)
+            self.state.add_outcomes(frame)
+        for result in frame["result"]:
+            self.metrics.outcomes.labels(result=str(result)).inc()
+        return request_id, len(frame)
+
+    # -- reads -----------------------------------------------------------------------------
+    def shipment_view(self, shipment_id: str) -> dict[str, Any]:
+        """The stored declaration, latest score (with reasons) and outcomes of a shipment."""
+        shipment = self.store.shipment(shipment_id)
+        if shipment is None:
+            raise NotFound(
+                f"shipment_id: no shipment {shipment_id!r} in the store", ["path", "shipment_id"]
+            )
+        latest = self.store.latest_score(shipment_id)
+        return {
+            "shipment": shipment,
+            "latest_score": None
+            if latest is None
+            else {
+                k: latest[k]
+                for k in (
+                    "request_id",
+                    "scored_at",
+                    "caller",
+                    "model_version",
+                    "score",
+                    "percentile",
+                    "band",
+                    "reasons",
+                )
+            },
+            "outcomes": self.store.outcomes_for(shipment_id),
+        }
+
+    # -- reload ----------------------------------------------------------------------------
+    def reload(self, caller: Caller | str = "system") -> dict[str, Any]:
+        """Load the current champion beside the serving model and swap if it works."""
+        previous = self.model_holder.current
+        ok, message = self.model_holder.load()
+        current = self.model_holder.current
+        self.metrics.reloads.labels(result="ok" if ok else "failed").inc()
+        self.store.audit(
+            "model_reload",
+            caller,
+            {"ok": ok, "message": message, "version": current.version if current else None},
+        )
+        if ok:
+            with self._lock:
+                self._reset_recent()
+        return {
+            "reloaded": ok,
+            "model_name": self.settings.model_name,
+            "model_version": current.version if current else None,
+            "previous_version": previous.version if previous else None,
+            "message": message,
+        }

@@ -1,0 +1,66 @@
+"""Prometheus metrics of the scoring service: the score distribution, shipments per risk
+band, scoring latency, outcomes received and reloads.
+
+``prometheus_client`` is imported on first use, not at import time: BentoML workers set
+``PROMETHEUS_MULTIPROC_DIR`` after importing the service module, and metrics created before
+that would never reach ``/metrics``. One set of metrics per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+_LOCK = threading.Lock()
+_METRICS: ServiceMetrics | None = None
+
+SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    scores: Any
+    bands: Any
+    latency: Any
+    outcomes: Any
+    reloads: Any
+
+    def observe_scores(self, scores, bands) -> None:
+        for s in scores:
+            self.scores.observe(float(s))
+        for band in bands:
+            self.bands.labels(band=str(band)).inc()
+
+
+def get_metrics() -> ServiceMetrics:
+    """The process's metrics, created on first call."""
+    global _METRICS
+    with _LOCK:
+        if _METRICS is None:
+            from prometheus_client import Counter, Histogram
+
+            _METRICS = ServiceMetrics(
+                scores=Histogram(
+                    "cargorisk_score",
+                    "Calibrated risk scores served (probability of a seizure if inspected).",
+                    buckets=SCORE_BUCKETS,
+                ),
+                bands=Counter(
+                    "cargorisk_band_shipments", "Shipments scored, by risk band.", ["band"]
+                ),
+                latency=Histogram(
+                    "cargorisk_scoring_seconds",
+                    "In-process time to score a request (features, model, reasons, store).",
+                    ["endpoint"],
+                    buckets=LATENCY_BUCKETS,
+                ),
+                outcomes=Counter(
+                    "cargorisk_outcomes", "Inspection outcomes received, by result.", ["result"]
+                ),
+                reloads=Counter(
+                    "cargorisk_model_reloads", "Champion reload attempts, by result.", ["result"]
+                ),
+            )
+        return _METRICS

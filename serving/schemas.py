@@ -1,0 +1,265 @@
+"""API bodies of the scoring service, generated from the shipment/outcome contract.
+
+The contract (:mod:`features.contracts`) is the one declaration of what a shipment and an
+inspection outcome are. The pydantic models here are *built from* its pandera schemas: each
+column becomes a field with the same type, nullability, pattern, length bound, allowed values
+and range, so the API refuses exactly what the contract refuses and names the field. The two
+frame-level rules of the contract (departure before arrival, clean results name no drug) run
+through the contract's own check functions on the assembled frame (:func:`frame_check_errors`).
+
+Response bodies (score, reasons, shipment view) are declared here once and reused by the
+service, the CLI and the worklist UI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
+
+_CONFIG = ConfigDict(extra="forbid", regex_engine="python-re", allow_inf_nan=False)
+
+
+def _python_type(dtype: Any) -> type:
+    text = str(dtype)
+    if text.startswith("datetime64"):
+        return dt.datetime
+    if text.startswith("int"):
+        return int
+    if text.startswith("float"):
+        return float
+    return str
+
+
+def _bound(value: Any) -> Any:
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+
+def field_spec(column: pa.Column) -> tuple[Any, Any]:
+    """The pydantic (annotation, FieldInfo) of one contract column: same type, nullability,
+    pattern, maximum length, allowed values and range as the pandera column."""
+    base: Any = _python_type(column.dtype)
+    kwargs: dict[str, Any] = {}
+    for check in column.checks:
+        stats = check.statistics or {}
+        if check.name == "str_matches":
+            kwargs["pattern"] = stats["pattern"]
+        elif check.name == "str_length":
+            if stats.get("max_value") is not None:
+                kwargs["max_length"] = stats["max_value"]
+            if stats.get("min_value") is not None:
+                kwargs["min_length"] = stats["min_value"]
+        elif check.name == "isin":
+            base = Literal[tuple(stats["allowed_values"])]
+        elif check.name == "greater_than_or_equal_to":
+            kwargs["ge"] = _bound(stats["min_value"])
+        elif check.name == "greater_than":
+            kwargs["gt"] = _bound(stats["min_value"])
+        elif check.name == "less_than_or_equal_to":
+            kwargs["le"] = _bound(stats["max_value"])
+        elif check.name == "less_than":
+            kwargs["lt"] = _bound(stats["max_value"])
+        else:  # pragma: no cover - a new kind of contract check must be mapped here
+            raise TypeError(f"contract check {check.name!r} on {column.name} has no API mapping")
+    if column.nullable:
+        return base | None, Field(default=None, **kwargs)
+    return base, Field(..., **kwargs)
+
+
+def _no_numbers(value: Any) -> Any:
+    """Timestamps come as ISO 8601 text; a bare number is ambiguous (seconds? days?)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
+    return value
+
+
+def _naive_utc(value: Any) -> Any:
+    """The contract's timestamps are naive UTC; accept offsets and convert them."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _model_from_contract(name: str, schema: pa.DataFrameSchema, doc: str) -> type[BaseModel]:
+    fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
+    timestamp_fields = [
+        n for n, c in schema.columns.items() if _python_type(c.dtype) is dt.datetime
+    ]
+    validators = {}
+    if timestamp_fields:
+        validators["_iso"] = field_validator(*timestamp_fields, mode="before")(
+            lambda cls, v: _no_numbers(v)
+        )
+        validators["_utc"] = field_validator(*timestamp_fields, mode="after")(
+            lambda cls, v: _naive_utc(v)
+        )
+    model = create_model(name, __config__=_CONFIG, __doc__=doc, __validators__=validators, **fields)
+    return model
+
+
+SHIPMENTS_SCHEMA = Shipments.to_schema()
+OUTCOMES_SCHEMA = Outcomes.to_schema()
+
+ShipmentIn = _model_from_contract(
+    "Shipment",
+    SHIPMENTS_SCHEMA,
+    "One consignment as declared (bill of lading, air waybill or express parcel): parties, "
+    "route, goods and transport references. Fields and rules are those of the shipments "
+    "contract.",
+)
+OutcomeIn = _model_from_contract(
+    "Outcome",
+    OUTCOMES_SCHEMA,
+    "One inspection and what it found; result_at is when the result became known.",
+)
+
+_PANDAS_DTYPES = {
+    "string": "string",
+    "datetime": "datetime64[ns]",
+    "int": "int64",
+    "float": "float64",
+}
+
+
+def _frame(records: list[dict[str, Any]], schema: pa.DataFrameSchema, columns) -> pd.DataFrame:
+    data: dict[str, Any] = {}
+    for name in columns:
+        values = [r.get(name) for r in records]
+        kind = _python_type(schema.columns[name].dtype)
+        if kind is dt.datetime:
+            data[name] = pd.to_datetime(pd.Series(values, dtype="object"), errors="raise").astype(
+                "datetime64[ns]"
+            )
+        elif kind is int:
+            data[name] = pd.Series(values, dtype="int64")
+        elif kind is float:
+            data[name] = pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        else:
+            data[name] = pd.Series(values, dtype=schema.columns[name].dtype.type)
+    return pd.DataFrame(data)
+
+
+def shipments_frame(shipments: list[BaseModel]) -> pd.DataFrame:
+    """Validated API shipments as a contract frame (contract column order and dtypes)."""
+    return _frame([s.model_dump() for s in shipments], SHIPMENTS_SCHEMA, SHIPMENT_COLUMNS)
+
+
+def outcomes_frame(outcomes: list[BaseModel]) -> pd.DataFrame:
+    """Validated API outcomes as a contract frame."""
+    return _frame([o.model_dump() for o in outcomes], OUTCOMES_SCHEMA, OUTCOME_COLUMNS)
+
+
+def frame_check_errors(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[str]:
+    """Messages of the contract's frame-level rules that ``frame`` breaks, naming the row's
+    shipment id (runs the contract's own check functions, no re-declaration)."""
+    errors = []
+    for check in schema.checks:
+        result = check(frame)
+        ok = result.check_output
+        if isinstance(ok, pd.Series):
+            bad = frame.loc[~ok.fillna(False).astype(bool), "shipment_id"]
+            for shipment_id in bad:
+                errors.append(f"shipment {shipment_id}: {check.error}")
+        elif not bool(ok):
+            errors.append(str(check.error))
+    return errors
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """One feature's contribution to a score, in words an officer can act on."""
+
+    feature: str = Field(description="Feature name in the catalog.")
+    text: str = Field(description="Officer-readable sentence from the feature catalog.")
+    value: float | str | None = Field(description="The feature's value for this shipment.")
+    contribution: float = Field(description="SHAP contribution in log-odds (exact TreeSHAP).")
+    direction: Literal["raises", "lowers"] = Field(description="Effect on the risk.")
+
+
+class ScoreResult(BaseModel):
+    """The risk score of one shipment and why."""
+
+    shipment_id: str
+    score: float = Field(description="Calibrated probability that an inspection would seize.")
+    raw_score: float = Field(description="Model log-odds; base_value + contributions = raw.")
+    base_value: float | None = Field(
+        default=None, description="Expected log-odds over the training data (explained rows)."
+    )
+    percentile: float = Field(
+        description="Share (0-100) of recent traffic scored by this model at or below this score."
+    )
+    band: Literal["high", "medium", "low"] = Field(
+        description="Risk band from thresholds tied to the inspection capacity."
+    )
+    rank: int | None = Field(default=None, description="1 = riskiest in this manifest.")
+    model_name: str
+    model_version: str
+    reasons: list[Reason] | None = Field(
+        default=None, description="Largest contributions; absent below the explained share."
+    )
+    contributions: dict[str, float] | None = Field(
+        default=None, description="Every feature's contribution, when asked for."
+    )
+
+
+class ScoreResponse(ScoreResult):
+    request_id: str = Field(description="Audit reference of this scoring request.")
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    count: int
+    explained: int = Field(description="How many of the top-ranked shipments carry reasons.")
+    results: list[ScoreResult] = Field(description="Sorted by risk, riskiest first.")
+
+
+class OutcomesAck(BaseModel):
+    request_id: str
+    accepted: int = Field(description="Outcomes stored and applied to the online history.")
+
+
+class ScoreRecord(BaseModel):
+    request_id: str
+    scored_at: dt.datetime
+    caller: str
+    model_version: str
+    score: float
+    percentile: float | None
+    band: str
+    reasons: list[Reason] | None
+
+
+class ShipmentView(BaseModel):
+    """What the service knows about one shipment: declaration, latest score, inspections."""
+
+    shipment: dict[str, Any]
+    latest_score: ScoreRecord | None
+    outcomes: list[dict[str, Any]]
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    model_name: str
+    model_version: str | None
+    previous_version: str | None
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: list[ErrorDetail] = Field(default_factory=list)

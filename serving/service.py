@@ -1,0 +1,220 @@
+"""The cargorisk risk-scoring service on BentoML.
+
+Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:CargoRisk``
+(``bentoml build`` uses the ``bentofile.yaml`` at the repository root). Endpoints:
+
+* ``POST /score`` - one shipment -> score, percentile, band, model version, top reasons;
+* ``POST /score/batch`` - a manifest -> the same per shipment, riskiest first, reasons for the
+  top share;
+* ``POST /outcomes`` - inspection results; stored and applied to the history features;
+* ``GET /shipments/{shipment_id}`` - latest score, reasons and outcomes of a shipment;
+* ``POST /admin/reload`` - load the current champion without dropping requests;
+  ``GET /admin/status`` - what is loaded and, after a failed load, why;
+* ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``,
+  the OpenAPI description at ``/docs.json`` and the API explorer at ``/``.
+
+All logic lives in :class:`serving.engine.ScoringEngine`; this module only translates HTTP.
+Settings are read when the service starts (``load_settings``), never at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from typing import Annotated, Any
+
+import anyio
+import bentoml
+from fastapi import FastAPI, Path
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from serving.auth import ApiKeyAuth, AuthMiddleware
+from serving.engine import NotReady, RequestError, ScoringEngine
+from serving.schemas import (
+    BatchResponse,
+    ErrorBody,
+    OutcomeIn,
+    OutcomesAck,
+    ReloadResponse,
+    ScoreResponse,
+    ShipmentIn,
+    ShipmentView,
+)
+from serving.store import Caller
+
+log = logging.getLogger("cargorisk.serving")
+
+HARD_MAX_BATCH = 200_000
+"""Upper bound of any list in a request body (the configured ``max_batch`` is at most this)."""
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+http = FastAPI(
+    title="cargorisk",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
+
+
+def _current_auth() -> ApiKeyAuth | None:
+    from _bentoml_sdk.service import get_current_service
+
+    try:
+        return get_current_service().auth
+    except Exception:
+        return None
+
+
+def _request_id(ctx: bentoml.Context) -> str:
+    given = ctx.request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _caller(ctx: bentoml.Context) -> Caller:
+    state = ctx.request.scope.get("state") or {}
+    caller = state.get("caller")
+    return caller if isinstance(caller, Caller) else Caller("anonymous", "none")
+
+
+def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = None):
+    ctx.response.status_code = status
+    return JSONResponse(
+        {"error": message, "detail": [{"loc": loc or [], "msg": message}]}, status_code=status
+    )
+
+
+@bentoml.asgi_app(http, path="/")
+@bentoml.service(
+    name="cargorisk",
+    workers=1,
+    traffic={"timeout": 120, "max_concurrency": 256},
+    logging={"access": {"enabled": False}},
+)
+class CargoRisk:
+    """Narcotics risk scoring of shipments with reasons, audit trail and outcomes."""
+
+    def __init__(self) -> None:
+        from cargorisk.settings import load_settings
+
+        self.settings = load_settings()
+        self.engine = ScoringEngine(self.settings)
+        self.auth = ApiKeyAuth(self.engine.store, enabled=self.settings.auth_enabled)
+        # Building the feature state and loading the model can take a while: do it beside
+        # the server so /livez answers at once and /readyz turns green when done.
+        self._starter = threading.Thread(target=self.engine.start, name="start", daemon=True)
+        self._starter.start()
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready
+
+    @bentoml.api(route="/score")
+    def score(
+        self,
+        shipment: ShipmentIn,
+        all_contributions: bool = False,
+        ctx: bentoml.Context = None,
+    ) -> ScoreResponse:
+        """Score one shipment: calibrated risk, percentile in recent traffic, band at the
+        inspection capacity, model version and the top reasons (exact SHAP)."""
+        try:
+            request_id, _, results = self.engine.score(
+                [shipment],
+                caller=_caller(ctx),
+                request_id=_request_id(ctx),
+                explain_share=1.0,
+                all_contributions=all_contributions,
+            )
+        except NotReady as exc:
+            return _error(ctx, 503, str(exc))
+        except RequestError as exc:
+            return _error(ctx, exc.status, str(exc), ["shipment", *exc.loc])
+        ctx.response.metadata["x-request-id"] = request_id
+        return ScoreResponse(**results[0], request_id=request_id)
+
+    @bentoml.api(route="/score/batch")
+    def score_batch(
+        self,
+        shipments: Annotated[list[ShipmentIn], Field(min_length=1, max_length=HARD_MAX_BATCH)],
+        explain_top_share: Annotated[float | None, Field(ge=0, le=1)] = None,
+        all_contributions: bool = False,
+        ctx: bentoml.Context = None,
+    ) -> BatchResponse:
+        """Score a manifest (a vessel, a flight, a day of parcels), riskiest first; reasons
+        for the top ``explain_top_share`` (default from settings)."""
+        share = self.settings.explain_top_share if explain_top_share is None else explain_top_share
+        try:
+            request_id, model, results = self.engine.score(
+                shipments,
+                caller=_caller(ctx),
+                request_id=_request_id(ctx),
+                explain_share=share,
+                all_contributions=all_contributions,
+            )
+        except NotReady as exc:
+            return _error(ctx, 503, str(exc))
+        except RequestError as exc:
+            return _error(ctx, exc.status, str(exc), exc.loc)
+        ctx.response.metadata["x-request-id"] = request_id
+        return BatchResponse(
+            request_id=request_id,
+            model_name=model.name,
+            model_version=model.version,
+            count=len(results),
+            explained=sum(r["reasons"] is not None for r in results),
+            results=results,
+        )
+
+    @bentoml.api(route="/outcomes")
+    def outcomes(
+        self,
+        outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=HARD_MAX_BATCH)],
+        ctx: bentoml.Context = None,
+    ) -> OutcomesAck:
+        """Record inspection results; they update the history features at once and are
+        stored for retraining."""
+        try:
+            request_id, accepted = self.engine.record_outcomes(
+                outcomes, caller=_caller(ctx), request_id=_request_id(ctx)
+            )
+        except NotReady as exc:
+            return _error(ctx, 503, str(exc))
+        except RequestError as exc:
+            return _error(ctx, exc.status, str(exc), exc.loc)
+        ctx.response.metadata["x-request-id"] = request_id
+        return OutcomesAck(request_id=request_id, accepted=accepted)
+
+    @bentoml.api(route="/admin/reload")
+    async def reload(self, ctx: bentoml.Context = None) -> ReloadResponse:
+        """Load the current champion from the registry beside the serving model; swap only
+        if it loads and scores. Requests keep being served meanwhile."""
+        caller = _caller(ctx)
+        result = await anyio.to_thread.run_sync(self.engine.reload, caller)
+        if not result["reloaded"]:
+            ctx.response.status_code = 409
+        return ReloadResponse(**result)
+
+    @http.get("/shipments/{shipment_id}", response_model=ShipmentView)
+    def get_shipment(self, shipment_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
+        """The latest score, reasons and any inspection outcome of a shipment."""
+        from serving.engine import NotFound
+
+        try:
+            return self.engine.shipment_view(shipment_id)
+        except NotFound as exc:
+            return JSONResponse(
+                {"error": str(exc), "detail": [{"loc": exc.loc, "msg": str(exc)}]},
+                status_code=404,
+            )
+
+    @http.get("/admin/status")
+    def admin_status(self) -> dict[str, Any]:
+        """What is loaded (model version, feature state) and the last load error, if any."""
+        return self.engine.status()
+
+
+CargoRisk.add_asgi_middleware(AuthMiddleware, resolver=_current_auth)

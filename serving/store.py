@@ -1,0 +1,516 @@
+"""The serving store: what the service saw, what it answered, what inspections found.
+
+Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
+
+* ``shipments`` - the full contract record of every shipment scored (latest declaration wins
+  when a shipment is re-scored), with when it was first received;
+* ``scores`` - the audit trail of every score served: request id, time, caller, shipment id,
+  model name and version, score, percentile, band and the reasons given;
+* ``outcomes`` - every inspection result received (the outcome contract), one row per
+  shipment and inspection time (a re-sent result corrects the earlier one);
+* ``audit_events`` - other actions (outcomes posted, model reloads, key changes, UI actions);
+* ``api_keys`` - API keys, stored only as SHA-256 digests (keys are 256-bit random tokens, so
+  a fast digest is enough; the key itself is shown once, at creation);
+* ``users`` - worklist sign-in accounts (password hashes), used by the UI.
+
+Nothing acknowledged may be lost: every write is one transaction committed before the caller
+answers. SQLite runs in WAL mode with ``synchronous=FULL`` so a commit survives power loss
+and SIGKILL; PostgreSQL commits are durable by default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
+from features.errors import CargoriskError
+
+ROLES = ("system", "officer", "admin")
+KEY_PREFIX = "crk_"
+
+
+def _sql_type(dtype: Any) -> sa.types.TypeEngine:
+    text = str(dtype)
+    if text.startswith("datetime64"):
+        return sa.DateTime()
+    if text.startswith("int"):
+        return sa.BigInteger()
+    if text.startswith("float"):
+        return sa.Float()
+    return sa.Text()
+
+
+def _contract_columns(schema) -> list[sa.Column]:
+    return [
+        sa.Column(name, _sql_type(col.dtype), nullable=bool(col.nullable))
+        for name, col in schema.columns.items()
+    ]
+
+
+metadata = sa.MetaData()
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *[
+        c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
+        for c in _contract_columns(Shipments.to_schema())
+    ],
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
+)
+sa.Index("ix_shipments_declared_at", shipments.c.declared_at)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False, index=True),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("percentile", sa.Float),
+    sa.Column("band", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *_contract_columns(Outcomes.to_schema()),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.UniqueConstraint("shipment_id", "inspected_at", name="uq_outcomes_inspection"),
+)
+sa.Index("ix_outcomes_shipment_id", outcomes.c.shipment_id)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("disabled_at", sa.DateTime),
+)
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC timestamp the contract uses."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: the API key's (or user's) name and role."""
+
+    name: str
+    role: str
+    key_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}:{self.name}"
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows as plain Python values (None for missing) ready for the database driver."""
+    out = []
+    cols = list(columns)
+    converted = {}
+    for name in cols:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
+        elif pd.api.types.is_float_dtype(series):
+            values = [None if np.isnan(v) else float(v) for v in series.to_numpy()]
+        elif pd.api.types.is_integer_dtype(series):
+            values = [int(v) for v in series.to_numpy()]
+        else:
+            values = [None if v is None or v is pd.NA or v != v else str(v) for v in series]
+        converted[name] = values
+    for i in range(len(frame)):
+        out.append({name: converted[name][i] for name in cols})
+    return out
+
+
+class Store:
+    """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = sa.create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- upserts ---------------------------------------------------------------------------
+    def _upsert(self, conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+        if not rows:
+            return
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table)
+        update_cols = {
+            c.name: stmt.excluded[c.name]
+            for c in table.columns
+            if c.name not in (*keys, "seq", "received_at")
+        }
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update_cols)
+        # Chunk so huge manifests stay under driver parameter limits.
+        per_row = len(rows[0])
+        chunk = max(1, 30_000 // per_row) if not self.is_sqlite else max(1, 32_000 // per_row)
+        for start in range(0, len(rows), chunk):
+            conn.execute(stmt, rows[start : start + chunk])
+
+    # -- scoring ---------------------------------------------------------------------------
+    def record_scoring(
+        self,
+        shipments_frame: pd.DataFrame,
+        score_rows: list[dict[str, Any]],
+        *,
+        request_id: str,
+        caller: Caller,
+        model_name: str,
+        model_version: str,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Store the scored shipments and the scores served, in one durable transaction.
+
+        ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
+        ``reasons`` (a list of dicts or None)."""
+        at = at or utcnow()
+        ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
+        for row in ship_rows:
+            row["received_at"] = at
+        audit = [
+            {
+                "request_id": request_id,
+                "scored_at": at,
+                "caller": caller.label,
+                "shipment_id": r["shipment_id"],
+                "model_name": model_name,
+                "model_version": model_version,
+                "score": float(r["score"]),
+                "percentile": None if r.get("percentile") is None else float(r["percentile"]),
+                "band": r["band"],
+                "reasons": None if r.get("reasons") is None else json.dumps(r["reasons"]),
+            }
+            for r in score_rows
+        ]
+        with self.engine.begin() as conn:
+            self._upsert(conn, shipments, ship_rows, ["shipment_id"])
+            conn.execute(scores.insert(), audit)
+
+    def record_outcomes(
+        self, outcomes_frame: pd.DataFrame, *, request_id: str, caller: Caller
+    ) -> None:
+        """Store inspection results durably (a re-sent inspection replaces the earlier row)."""
+        at = utcnow()
+        rows = _records(outcomes_frame, OUTCOME_COLUMNS)
+        for row in rows:
+            row["received_at"] = at
+            row["caller"] = caller.label
+        with self.engine.begin() as conn:
+            self._upsert(conn, outcomes, rows, ["shipment_id", "inspected_at"])
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": at,
+                    "request_id": request_id,
+                    "caller": caller.label,
+                    "action": "outcomes",
+                    "detail": json.dumps({"shipment_ids": [r["shipment_id"] for r in rows]}),
+                },
+            )
+
+    def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
+        """Load seed history (contract frames) into an empty store, in one transaction."""
+        at = utcnow()
+        ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
+        for row in ship_rows:
+            row["received_at"] = at
+        out_rows = _records(outcomes_frame, OUTCOME_COLUMNS)
+        for row in out_rows:
+            row["received_at"] = at
+            row["caller"] = "seed"
+        with self.engine.begin() as conn:
+            self._upsert(conn, shipments, ship_rows, ["shipment_id"])
+            self._upsert(conn, outcomes, out_rows, ["shipment_id", "inspected_at"])
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": at,
+                    "caller": "seed",
+                    "action": "import_history",
+                    "detail": json.dumps({"shipments": len(ship_rows), "outcomes": len(out_rows)}),
+                },
+            )
+
+    def audit(
+        self, action: str, caller: Caller | str, detail: dict | None = None, request_id=None
+    ) -> None:
+        """Record an action (reload, key change, UI action) with who did it."""
+        label = caller.label if isinstance(caller, Caller) else caller
+        with self.engine.begin() as conn:
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": utcnow(),
+                    "request_id": request_id,
+                    "caller": label,
+                    "action": action,
+                    "detail": None if detail is None else json.dumps(detail, default=str),
+                },
+            )
+
+    # -- reads -----------------------------------------------------------------------------
+    def shipments_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
+        """Stored shipments as a contract frame (declared at or after ``since``)."""
+        query = sa.select(*[shipments.c[n] for n in SHIPMENT_COLUMNS]).order_by(shipments.c.seq)
+        if since is not None:
+            query = query.where(shipments.c.declared_at >= since)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        return _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
+
+    def outcomes_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
+        """Stored outcomes as a contract frame (inspected at or after ``since``)."""
+        query = sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS]).order_by(outcomes.c.seq)
+        if since is not None:
+            query = query.where(outcomes.c.inspected_at >= since)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        return _as_contract(frame, Outcomes.to_schema(), OUTCOME_COLUMNS)
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(metadata.tables[table])
+                ).scalar()
+            )
+
+    def shipment(self, shipment_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(*[shipments.c[n] for n in SHIPMENT_COLUMNS]).where(
+                        shipments.c.shipment_id == shipment_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else dict(row)
+
+    def latest_score(self, shipment_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(scores)
+                    .where(scores.c.shipment_id == shipment_id)
+                    .order_by(scores.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        out = dict(row)
+        out["reasons"] = None if out["reasons"] is None else json.loads(out["reasons"])
+        return out
+
+    def scores_for(self, request_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(request_ids)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(scores).where(scores.c.request_id.in_(ids))).mappings()
+            return [dict(r) for r in rows]
+
+    def outcomes_for(self, shipment_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS])
+                .where(outcomes.c.shipment_id == shipment_id)
+                .order_by(outcomes.c.inspected_at)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def recent_scores(self, model_version: str, limit: int) -> np.ndarray:
+        """The last ``limit`` scores served by one model version (oldest first)."""
+        with self.engine.connect() as conn:
+            values = conn.execute(
+                sa.select(scores.c.score)
+                .where(scores.c.model_version == model_version)
+                .order_by(scores.c.id.desc())
+                .limit(limit)
+            ).scalars()
+            return np.asarray(list(values), dtype=float)[::-1]
+
+    def audit_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    # -- API keys --------------------------------------------------------------------------
+    def create_key(self, name: str, role: str) -> str:
+        """Create an API key; returns the key itself (only its digest is stored)."""
+        if role not in ROLES:
+            raise CargoriskError(f"role: must be one of {', '.join(ROLES)}, not {role!r}")
+        name = name.strip()
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise CargoriskError("name: 1-200 printable characters")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_keys.insert(),
+                {
+                    "name": name,
+                    "role": role,
+                    "key_hash": hash_key(key),
+                    "prefix": key[: len(KEY_PREFIX) + 6],
+                    "created_at": utcnow(),
+                },
+            )
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": utcnow(),
+                    "caller": "cli",
+                    "action": "key_created",
+                    "detail": json.dumps({"name": name, "role": role}),
+                },
+            )
+        return key
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    api_keys.c.id,
+                    api_keys.c.name,
+                    api_keys.c.role,
+                    api_keys.c.prefix,
+                    api_keys.c.created_at,
+                    api_keys.c.revoked_at,
+                ).order_by(api_keys.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def revoke_key(self, ident: str) -> int:
+        """Revoke the active keys whose id, name or prefix is ``ident``; returns how many."""
+        cond = sa.or_(api_keys.c.name == ident, api_keys.c.prefix == ident)
+        if ident.isdigit():
+            cond = sa.or_(cond, api_keys.c.id == int(ident))
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                api_keys.update()
+                .where(cond, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            if result.rowcount:
+                conn.execute(
+                    audit_events.insert(),
+                    {
+                        "at": utcnow(),
+                        "caller": "cli",
+                        "action": "key_revoked",
+                        "detail": json.dumps({"key": ident, "count": result.rowcount}),
+                    },
+                )
+            return int(result.rowcount)
+
+    def lookup_key(self, key: str) -> Caller | None:
+        """The caller a presented key belongs to, or None if unknown or revoked."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
+                    api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+        return None if row is None else Caller(name=row.name, role=row.role, key_id=row.id)
+
+
+def _as_contract(frame: pd.DataFrame, schema, columns) -> pd.DataFrame:
+    out = {}
+    for name in columns:
+        dtype = str(schema.columns[name].dtype)
+        series = frame[name]
+        if dtype.startswith("datetime64"):
+            out[name] = pd.to_datetime(series).astype("datetime64[ns]")
+        elif dtype.startswith("int"):
+            out[name] = series.astype("int64")
+        elif dtype.startswith("float"):
+            out[name] = series.astype("float64")
+        else:
+            out[name] = series.astype(schema.columns[name].dtype.type)
+    return pd.DataFrame(out, columns=list(columns))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
