@@ -1,0 +1,135 @@
+"""Random but contract-valid shipments and outcomes for feature tests and benchmarks.
+
+Not a world model (that is the simulator's job): just enough repetition of parties, phones,
+addresses, places and HS codes, missing optional values, ties in declaration time and late
+inspection results to exercise every point-in-time path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import validate_outcomes, validate_shipments
+
+
+def random_world(
+    n: int, *, days: int = 30, seed: int = 0, start: str = "2026-01-01", validate: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` shipments over ``days`` days and outcomes for ~20 % of them."""
+    rng = np.random.default_rng(seed)
+    n_parties = max(5, n // 8)
+
+    def pick(prefix: str, k: int, size: int = n) -> np.ndarray:
+        ids = rng.zipf(1.6, size) % k
+        return np.array([f"{prefix}{i}" for i in ids], dtype=object)
+
+    def maybe(values: np.ndarray, p_missing: float) -> np.ndarray:
+        out = values.astype(object)
+        out[rng.random(len(out)) < p_missing] = None
+        return out
+
+    # seconds resolution with deliberate ties
+    seconds = np.sort(rng.integers(0, days * 86_400 // 600, n) * 600)
+    declared = pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s")
+    mode = rng.choice(["sea", "air", "express"], n, p=[0.4, 0.2, 0.4])
+    consignee = pick("C", n_parties)
+    # letter case and spacing vary for the same party
+    consignee = np.array(
+        [c.lower() if r < 0.2 else (f" {c} " if r < 0.3 else c) for c, r in
+         zip(consignee, rng.random(n), strict=True)],
+        dtype=object,
+    )  # fmt: skip
+    phones = np.array([f"+1 555-{i:04d}" for i in rng.integers(0, n_parties, n)], dtype=object)
+    addresses = np.array(
+        [f"{i} Harbour Road, Town" for i in rng.integers(0, n_parties, n)], dtype=object
+    )
+    sea = mode == "sea"
+    express = mode == "express"
+    departed = declared - pd.to_timedelta(rng.integers(1, 20, n), unit="D")
+    booked = departed - pd.to_timedelta(rng.integers(0, 10, n), unit="D")
+    arrival = departed + pd.to_timedelta(rng.integers(1, 30, n), unit="D")
+    hs = np.array(
+        [
+            str(rng.choice(["080390", "0603", "030389", "440290", "950300", "33", "8708291000"]))
+            for _ in range(n)
+        ],
+        dtype=object,
+    )
+    desc_words = np.array(
+        ["bananas fresh", "cut flowers", "frozen fish", "charcoal", "gifts", "auto parts",
+         "samples", "cosmetics and gifts", "toys"], dtype=object
+    )  # fmt: skip
+    value = np.round(rng.lognormal(5, 1.5, n), 2)
+    currency = rng.choice(["USD", "EUR", "GBP"], n)
+    ports = np.array(
+        [
+            "|".join(rng.choice(["PAPTY", "ESALG", "NLRTM", "MAPTM"], k, replace=False))
+            for k in rng.integers(0, 3, n)
+        ],
+        dtype=object,
+    )
+    ship = pd.DataFrame(
+        {
+            "shipment_id": [f"S{i:07d}" for i in range(n)],
+            "mode": mode,
+            "declared_at": declared,
+            "booked_at": maybe(booked.to_numpy(), 0.3),
+            "departed_at": maybe(departed.to_numpy(), 0.1),
+            "arrival_at": arrival,
+            "shipper_id": pick("SH", n_parties),
+            "consignee_id": consignee,
+            "notify_party_id": None,
+            "forwarder_id": maybe(pick("F", 20), 0.3),
+            "declarant_id": maybe(pick("D", 10), 0.2),
+            "carrier_id": None,
+            "shipper_name": "Exporter Ltd",
+            "consignee_name": "Importer",
+            "consignee_address": maybe(addresses, 0.1),
+            "consignee_phone": maybe(phones, 0.2),
+            "origin_country": rng.choice(["EC", "CO", "NL", "CN", "US"], n),
+            "departure_country": rng.choice(["EC", "PA", "NL", "CN"], n),
+            "loading_port": maybe(rng.choice(["ECGYE", "COCTG", "NLRTM", "CNSHA"], n), 0.2),
+            "transshipment_ports": maybe(ports, 0.1),
+            "discharge_port": "BEANR",
+            "hs_code": hs,
+            "goods_description": maybe(rng.choice(desc_words, n), 0.05),
+            "packages": rng.integers(1, 100, n),
+            "gross_weight_kg": np.round(rng.lognormal(3, 1.5, n), 2) + 0.1,
+            "declared_value": value,
+            "currency": currency,
+            "declared_value_usd": value,
+            "freight_terms": maybe(rng.choice(["prepaid", "collect"], n), 0.1),
+            "payment_method": maybe(rng.choice(["cash", "bank_transfer", "card"], n), 0.1),
+            "container_type": np.where(sea, rng.choice(["dry", "reefer"], n), None),
+            "load_type": np.where(sea, "fcl", None),
+            "vessel": None,
+            "platform": np.where(express, rng.choice(["ShopA", "shopa ", "MarketB"], n), None),
+            "recipient_customs_code": np.where(
+                express & (rng.random(n) < 0.7),
+                np.array([f"P{i:07d}" for i in rng.integers(0, n_parties // 2 + 1, n)]),
+                None,
+            ),
+        }
+    )
+    inspected = rng.random(n) < 0.2
+    idx = np.flatnonzero(inspected)
+    insp_at = declared[idx] + pd.to_timedelta(rng.integers(0, 3 * 86_400, len(idx)), unit="s")
+    result_at = insp_at + pd.to_timedelta(rng.integers(0, 10 * 86_400, len(idx)), unit="s")
+    seized = rng.random(len(idx)) < 0.15
+    out = pd.DataFrame(
+        {
+            "shipment_id": ship["shipment_id"].to_numpy()[idx],
+            "inspected_at": insp_at,
+            "result_at": result_at,
+            "result": np.where(seized, "seized", "clean"),
+            "drug": np.where(seized, "cocaine", None),
+            "quantity_kg": np.where(seized, 10.0, np.nan),
+            "method": "physical",
+            "selected_by": "rule",
+        }
+    )
+    if validate:
+        ship = validate_shipments(ship)
+        out = validate_outcomes(out)
+    return ship.reset_index(drop=True), out.reset_index(drop=True)
