@@ -1,0 +1,220 @@
+"""The MLflow side: tracking location, logging a ScoringModel, the model registry and the
+promotion gate's bookkeeping.
+
+Tracking is embedded by default (SQLite database and artifacts under ``<home>/mlruns``); set
+``MLFLOW_TRACKING_URI`` to use a tracking server instead - every function here works the same
+against both. A trained model is logged as an MLflow "models from code" pyfunc (the code is
+``training/pyfunc_model.py``, copied into the artifact) and registered as a new version of
+``settings.model_name``. Serving loads ``models:/<name>@champion``; only
+:func:`set_champion` moves that alias, and only the gate in :mod:`training.jobs` calls it
+(or ``--force`` with a recorded reason).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.errors import CargoriskError
+from features.scoring import ScoringModel
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def is_embedded(settings) -> bool:
+    """Whether tracking is the embedded SQLite store under ``<home>/mlruns``.
+
+    Decided from the URI itself: ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``
+    into the environment, so after the first call ``settings.embedded_tracking`` (which looks
+    at that variable) would say no.
+    """
+    return settings.tracking_uri == f"sqlite:///{settings.mlruns_dir / 'mlflow.db'}"
+
+
+def configure(settings) -> str:
+    """Point MLflow at the tracking URI in force; create the embedded home if needed."""
+    import mlflow
+
+    if is_embedded(settings):
+        settings.ensure_home()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return settings.tracking_uri
+
+
+def ensure_experiment(settings, name: str | None = None) -> str:
+    """The id of experiment ``name`` (default ``settings.experiment``), created if missing -
+    with its artifacts under ``<home>/mlruns/artifacts`` when tracking is embedded."""
+    import mlflow
+
+    name = name or settings.experiment
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise CargoriskError(f"experiment {name!r} is deleted; restore it or pick another")
+        return found.experiment_id
+    location = settings.artifact_location if is_embedded(settings) else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def input_example(model: ScoringModel, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """A few feature rows as a caller sends them: categoricals as strings, numerics as float."""
+    sample = features[model.feature_names].head(rows)
+    out = {}
+    for name in model.feature_names:
+        col = sample[name]
+        if name in model.categories:
+            out[name] = (
+                col.astype("object")
+                .where(col.notna(), None)
+                .map(lambda v: None if v is None else str(v))
+            )
+        else:
+            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def log_scoring_model(
+    model: ScoringModel, example: pd.DataFrame, registered_model_name: str | None
+) -> Any:
+    """Log ``model`` into the active run as ``model`` (and register it when a name is given);
+    returns MLflow's ``ModelInfo``."""
+    import mlflow
+
+    booster_text, meta = model.to_parts()
+    with tempfile.TemporaryDirectory(prefix="cargorisk-model-") as tmp:
+        booster_path = Path(tmp) / "booster.txt"
+        meta_path = Path(tmp) / "scoring_meta.json"
+        booster_path.write_text(booster_text, encoding="utf-8")
+        meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"booster": str(booster_path), "meta": str(meta_path)},
+            input_example=example,
+            registered_model_name=registered_model_name,
+        )
+
+
+def load_scoring_model(uri: str) -> ScoringModel:
+    """The ScoringModel behind a model URI (``models:/name@alias``, ``models:/name/3``,
+    ``runs:/…/model``)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model().scoring_model
+    except MlflowException as exc:
+        raise CargoriskError(f"cannot load model {uri}: {exc.message}") from None
+
+
+def resolve_model_uri(settings, model: str | None) -> str:
+    """Accept a full URI, a version number (``3``) or an alias (``champion``) of
+    ``settings.model_name``; default the champion."""
+    if not model:
+        return settings.model_uri
+    if ":/" in model:
+        return model
+    if model.isdigit():
+        return f"models:/{settings.model_name}/{model}"
+    return f"models:/{settings.model_name}@{model}"
+
+
+@dataclass
+class VersionInfo:
+    version: int
+    run_id: str
+    aliases: list[str]
+    created: pd.Timestamp
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    params: dict[str, str]
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def version_info(settings, version: int | str) -> VersionInfo:
+    """A registered version with its aliases, tags and its run's metrics and params."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        mv = client.get_model_version(settings.model_name, str(version))
+    except MlflowException:
+        raise CargoriskError(
+            f"model {settings.model_name!r} has no version {version} "
+            f"(tracking: {settings.tracking_uri}); see `cargorisk models`"
+        ) from None
+    run = client.get_run(mv.run_id) if mv.run_id else None
+    return VersionInfo(
+        version=int(mv.version),
+        run_id=mv.run_id or "",
+        aliases=list(mv.aliases or []),
+        created=pd.Timestamp(mv.creation_timestamp, unit="ms"),
+        tags=dict(mv.tags or {}),
+        metrics=dict(run.data.metrics) if run else {},
+        params=dict(run.data.params) if run else {},
+    )
+
+
+def list_versions(settings) -> list[VersionInfo]:
+    """Every registered version of ``settings.model_name``, newest first."""
+    client = _client()
+    versions = client.search_model_versions(f"name='{settings.model_name}'")
+    return sorted(
+        (version_info(settings, mv.version) for mv in versions),
+        key=lambda v: v.version,
+        reverse=True,
+    )
+
+
+def latest_version(settings) -> int:
+    versions = _client().search_model_versions(f"name='{settings.model_name}'")
+    if not versions:
+        raise CargoriskError(
+            f"no registered version of {settings.model_name!r} (tracking: "
+            f"{settings.tracking_uri}); run `cargorisk train` first"
+        )
+    return max(int(mv.version) for mv in versions)
+
+
+def champion_version(settings) -> int | None:
+    """The version behind the champion alias, or None when there is no champion yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    except MlflowException:
+        return None
+    return int(mv.version)
+
+
+def set_champion(settings, version: int, record: dict[str, Any]) -> None:
+    """Move the champion alias to ``version`` and record why on that version (tag
+    ``gate`` = the gate's report as JSON) and on the version it replaces."""
+    client = _client()
+    previous = champion_version(settings)
+    client.set_registered_model_alias(settings.model_name, settings.champion_alias, str(version))
+    client.set_model_version_tag(settings.model_name, str(version), "gate", json.dumps(record))
+    client.set_model_version_tag(
+        settings.model_name, str(version), "promoted_at", pd.Timestamp.now("UTC").isoformat()
+    )
+    if previous is not None and previous != version:
+        client.set_model_version_tag(
+            settings.model_name, str(previous), "replaced_by", str(version)
+        )
+
+
+def record_refusal(settings, version: int, record: dict[str, Any]) -> None:
+    """Keep the gate's refusal on the candidate version (tag ``gate``)."""
+    _client().set_model_version_tag(settings.model_name, str(version), "gate", json.dumps(record))
