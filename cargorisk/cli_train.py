@@ -1,9 +1,252 @@
-"""CLI commands of this area; registered on the main app by :func:`register`."""
+"""``cargorisk train / evaluate / promote / models / score``: the data scientist's commands.
+
+Heavy libraries (pandas, LightGBM, MLflow) are imported inside the command bodies.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.3f}"
+    return str(value)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+
+    @app.command()
+    def train(
+        data: Path = typer.Option(..., "--data", help="Directory of contract tables."),
+        experiment: str | None = typer.Option(None, help="MLflow experiment (default setting)."),
+        valid_from: str | None = typer.Option(None, help="First day of validation (YYYY-MM-DD)."),
+        test_from: str | None = typer.Option(None, help="First day of the test (YYYY-MM-DD)."),
+        test_days: int | None = typer.Option(None, help="Test = the last N days (validation N)."),
+        config: Path | None = typer.Option(None, "--config", help="Hyper-parameters YAML."),
+        no_register: bool = typer.Option(False, help="Log the run without registering."),
+    ) -> None:
+        """Train on DIR, measure against the baselines, log to MLflow, register a version."""
+        from cargorisk.settings import load_settings
+        from training.jobs import train_job
+        from training.report import format_table, summary_rows
+
+        settings = load_settings()
+        result = train_job(
+            settings,
+            data,
+            experiment=experiment,
+            valid_from=valid_from,
+            test_from=test_from,
+            test_days=test_days,
+            config_path=config,
+            register=not no_register,
+            progress=_progress,
+        )
+        meta = result.model.metadata
+        typer.echo("")
+        typer.echo(
+            f"test period {meta['test_period']['from'][:10]} .. {meta['test_period']['to'][:10]}"
+            f"  labelled rows {int(result.metrics['test_n_rows']):,}"
+            f"  seizures {int(result.metrics['test_n_positive']):,}"
+            f"  base rate {result.metrics['test_base_rate']:.4f}"
+        )
+        typer.echo(
+            format_table(summary_rows(result.metrics), ("metric", "model", "rules", "random"))
+        )
+        typer.echo("")
+        typer.echo(f"run id         {result.run_id}")
+        version = result.model_version if result.model_version is not None else "not registered"
+        typer.echo(f"model          {settings.model_name} version {version}")
+        typer.echo(f"tracking       {settings.tracking_uri}")
+        typer.echo(f"time           {result.timings['total_s']:.1f} s")
+        if result.model_version is not None:
+            typer.echo(f"next           cargorisk promote --version {result.model_version}")
+
+    @app.command()
+    def evaluate(
+        data: Path = typer.Option(..., "--data", help="Directory of contract tables."),
+        model: str | None = typer.Option(
+            None, "--model", help="Model URI, version number or alias (default: champion)."
+        ),
+        start: str | None = typer.Option(None, "--from", help="First declaration day scored."),
+        end: str | None = typer.Option(None, "--to", help="Last declaration time scored."),
+        as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    ) -> None:
+        """Score a registered model on any data and print the metrics beside the baselines."""
+        from cargorisk.settings import load_settings
+        from training.jobs import evaluate_job
+        from training.registry import resolve_model_uri
+        from training.report import format_table, summary_rows
+
+        settings = load_settings()
+        uri = resolve_model_uri(settings, model)
+        result = evaluate_job(settings, uri, data, start=start, end=end, progress=_progress)
+        if as_json:
+            typer.echo(json.dumps(result, indent=1, default=str))
+            return
+        m = result["metrics"]
+        typer.echo(
+            f"{uri} on {result['period']['from'][:10]} .. {result['period']['to'][:10]}"
+            f"  labelled rows {int(m['test_n_rows']):,}  seizures {int(m['test_n_positive']):,}"
+        )
+        if result["overlaps_training"]:
+            typer.echo("warning: this period overlaps the model's training window (in-sample)")
+        typer.echo(format_table(summary_rows(m), ("metric", "model", "rules", "random")))
+
+    @app.command()
+    def promote(
+        version: int | None = typer.Option(None, help="Candidate version (default: latest)."),
+        data: Path | None = typer.Option(
+            None, "--data", help="Data directory (default: the one the candidate trained on)."
+        ),
+        force: bool = typer.Option(False, help="Promote even if the gate refuses."),
+        reason: str | None = typer.Option(None, help="Why the gate is overridden (with --force)."),
+        config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
+    ) -> None:
+        """Move the champion alias to a version if it beats the champion on the same period."""
+        from cargorisk.settings import load_settings
+        from training.jobs import promote_job
+
+        settings = load_settings()
+        record = promote_job(
+            settings,
+            version=version,
+            data_dir=data,
+            force=force,
+            reason=reason,
+            config_path=config,
+            progress=_progress,
+        )
+        cap = f"@{settings.capacity:.0%}"
+        for who in ("candidate", "champion", "rules"):
+            m = record.get(f"{who}_metrics")
+            if m:
+                typer.echo(
+                    f"{who:10} precision{cap} {_fmt(m['precision_at_capacity'])}"
+                    f"  recall{cap} {_fmt(m['recall_at_capacity'])}  PR-AUC {_fmt(m['pr_auc'])}"
+                )
+        if "period" in record:
+            typer.echo(
+                f"compared on {record['rows']:,} labelled shipments ({record['seizures']} "
+                f"seizures) of {record['period']['from'][:10]} .. {record['period']['to'][:10]}"
+            )
+        if record.get("champion_in_sample"):
+            typer.echo("note: the champion was trained on part of this period (in-sample)")
+        typer.echo(f"gate: {record.get('gate_reason', record.get('reason'))}")
+        if record["promoted"]:
+            forced = " (forced: " + record["force_reason"] + ")" if record.get("forced") else ""
+            typer.echo(
+                f"promoted version {record['candidate']} to @{settings.champion_alias}{forced}"
+            )
+        else:
+            typer.echo(f"version {record['candidate']} NOT promoted")
+            raise typer.Exit(1)
+
+    @app.command()
+    def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """List registered versions with their aliases and test metrics."""
+        from cargorisk.settings import load_settings
+        from training import registry
+        from training.metrics import capacity_label
+        from training.report import format_table
+
+        settings = load_settings()
+        registry.configure(settings)
+        versions = registry.list_versions(settings)
+        label = capacity_label(settings.capacity)
+        if as_json:
+            typer.echo(json.dumps([v.__dict__ for v in versions], indent=1, default=str))
+            return
+        if not versions:
+            typer.echo(f"no registered version of {settings.model_name} ({settings.tracking_uri})")
+            return
+        rows = []
+        for v in versions:
+            m = v.metrics
+            gate = json.loads(v.tags["gate"]) if "gate" in v.tags else {}
+            rows.append(
+                (
+                    str(v.version),
+                    ",".join(v.aliases) or "-",
+                    v.created.strftime("%Y-%m-%d %H:%M"),
+                    v.params.get("test_from", "-")[:10],
+                    _fmt(m.get(f"test_precision_at_{label}")),
+                    _fmt(m.get(f"rules_precision_at_{label}")),
+                    _fmt(m.get("test_lift_at_1pct")),
+                    _fmt(m.get("test_pr_auc")),
+                    _fmt(m.get(f"test_true_recall_at_{label}")),
+                    "forced"
+                    if gate.get("forced")
+                    else ("passed" if gate.get("gate_passed") else ("refused" if gate else "-")),
+                )
+            )
+        header = (
+            "version",
+            "aliases",
+            "created",
+            "test from",
+            f"prec@{label[:-3]}%",
+            f"rules@{label[:-3]}%",
+            "lift@1%",
+            "PR-AUC",
+            f"true rec@{label[:-3]}%",
+            "gate",
+        )
+        typer.echo(format_table(rows, header))
+
+    @app.command()
+    def score(
+        input: Path = typer.Option(..., "--input", help="Shipments file (.csv or .parquet)."),
+        output: Path = typer.Option(..., "--output", help="Scores file (.csv or .parquet)."),
+        model: str | None = typer.Option(
+            None, "--model", help="Model URI, version number or alias (default: champion)."
+        ),
+        explain_top: float | None = typer.Option(
+            None, "--explain-top", help="Reasons for the top P % (default: setting)."
+        ),
+        mapping: Path | None = typer.Option(
+            None, "--mapping", help="Column mapping YAML for a file not in contract columns."
+        ),
+        history: Path | None = typer.Option(
+            None, "--history", help="Data directory with the entities' past shipments/outcomes."
+        ),
+    ) -> None:
+        """Batch-score a file of shipments, with reasons for the top-ranked."""
+        from cargorisk.settings import load_settings
+        from training.jobs import score_job
+        from training.registry import resolve_model_uri
+
+        settings = load_settings()
+        uri = resolve_model_uri(settings, model)
+        top = 100 * settings.explain_top_share if explain_top is None else explain_top
+        result = score_job(
+            settings,
+            uri,
+            input,
+            output,
+            explain_top=top,
+            mapping_path=mapping,
+            history_dir=history,
+            progress=_progress,
+        )
+        typer.echo(
+            f"scored {result['scored']:,} shipments with {uri} -> {result['output']} "
+            f"(high {result['high']}, medium {result['medium']}, reasons for {result['explained']}"
+            f"{', rejected ' + str(result['rejected']) if result['rejected'] else ''})"
+        )
+        if not result["history"]:
+            typer.echo(
+                "note: no --history given; history and network features see only this file",
+                err=True,
+            )
