@@ -1,0 +1,281 @@
+"""Test helpers of the serving tests: a small history, a tiny model registered in MLflow the way
+training registers models, and real ``mlflow server`` / ``bentoml serve`` processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
+from features.contracts import validate_outcomes, validate_shipments
+from features.scoring import ScoringModel
+from tests.serving.conftest import make_shipment
+
+REPO = Path(__file__).resolve().parents[2]
+PYFUNC = REPO / "training" / "pyfunc_model.py"
+BIN = Path(sys.executable).parent
+
+
+def tiny_history(n: int = 600, seed: int = 0, days: int = 30):
+    """``n`` sea shipments over ``days`` days with inspections; shipments from one risky
+    route (EC, reefer, new consignees) are seized far more often. Contract frames."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-01 06:00")
+    rows, outs = [], []
+    for i in range(n):
+        declared = start + pd.Timedelta(minutes=int(i * days * 1440 / n))
+        risky = rng.random() < 0.25
+        country = "EC" if risky else rng.choice(["CN", "US", "DE", "BR"])
+        rec = make_shipment(
+            i,
+            shipment_id=f"H{i:06d}",
+            declared_at=declared.isoformat(),
+            booked_at=(declared - pd.Timedelta(days=20)).isoformat(),
+            departed_at=(declared - pd.Timedelta(days=15)).isoformat(),
+            arrival_at=(declared + pd.Timedelta(days=1)).isoformat(),
+            origin_country=country,
+            departure_country=country,
+            container_type="reefer" if risky else rng.choice(["dry", "open_top"]),
+            consignee_id=f"NEW{i}" if risky and rng.random() < 0.5 else f"CNS{i % 40}",
+            hs_code="080390" if risky else rng.choice(["847130", "940360", "610910"]),
+            declared_value_usd=float(rng.uniform(2_000, 60_000)),
+            payment_method="cash" if risky and rng.random() < 0.5 else "bank_transfer",
+        )
+        if rng.random() < 0.15:  # an express parcel to a private recipient
+            rec.update(
+                mode="express",
+                container_id=None,
+                container_type=None,
+                load_type=None,
+                bill_of_lading=None,
+                vessel=None,
+                voyage=None,
+                transshipment_ports=None,
+                air_waybill=f"AWB{i:08d}",
+                platform="shopnow",
+                order_ref=f"ORD{i}",
+                recipient_customs_code=f"P{i % 30:08d}",
+                packages=1,
+                gross_weight_kg=float(rng.uniform(0.2, 3)),
+                declared_value=float(rng.uniform(5, 200)),
+                declared_value_usd=float(rng.uniform(5, 200)),
+            )
+        rows.append(rec)
+        if rng.random() < 0.4:
+            seized = rng.random() < (0.5 if risky else 0.03)
+            inspected = declared + pd.Timedelta(days=2)
+            outs.append(
+                {
+                    "shipment_id": rec["shipment_id"],
+                    "inspected_at": inspected,
+                    "result_at": inspected + pd.Timedelta(days=3),
+                    "result": "seized" if seized else "clean",
+                    "drug": "cocaine" if seized else None,
+                    "quantity_kg": 20.0 if seized else None,
+                    "method": "physical",
+                    "selected_by": "rule",
+                }
+            )
+    ships = pd.DataFrame(rows)
+    for col in ("declared_at", "booked_at", "departed_at", "arrival_at"):
+        ships[col] = pd.to_datetime(ships[col])
+    return validate_shipments(ships), validate_outcomes(pd.DataFrame(outs))
+
+
+def train_tiny_model(ships: pd.DataFrame, outs: pd.DataFrame, seed: int = 0) -> ScoringModel:
+    """A small LightGBM on the real feature pipeline, packed as a ScoringModel."""
+    from features.pipeline import build_training_frame
+
+    frame = build_training_frame(ships, outs)
+    labels = outs.drop_duplicates("shipment_id").set_index("shipment_id")["result"]
+    y = frame["shipment_id"].map(labels)
+    keep = y.notna().to_numpy()
+    categories = {
+        c: sorted(frame.loc[keep, c].dropna().astype(str).unique().tolist())
+        for c in CATEGORICAL_FEATURES
+    }
+    model = ScoringModel(
+        booster=None,  # set below
+        feature_names=list(FEATURE_NAMES),
+        categories=categories,
+        thresholds={},
+        metadata={"trained_on": len(frame), "purpose": "serving tests"},
+    )
+    x = model.prepare(frame.loc[keep])
+    target = (y[keep] == "seized").astype(int).to_numpy()
+    data = lgb.Dataset(x, target, categorical_feature=list(CATEGORICAL_FEATURES))
+    params = {
+        "objective": "binary",
+        "num_leaves": 8,
+        "min_data_in_leaf": 5,
+        "learning_rate": 0.1,
+        "verbose": -1,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": 1,
+    }
+    model.booster = lgb.train(params, data, num_boost_round=30)
+    scores = model.predict(frame)
+    model.thresholds = {
+        "high": float(np.quantile(scores, 0.95)),
+        "medium": float(np.quantile(scores, 0.85)),
+    }
+    return model
+
+
+def register_model(
+    scoring: ScoringModel,
+    tracking_uri: str,
+    name: str,
+    workdir: Path,
+    *,
+    champion: bool = True,
+    meta_override: dict | None = None,
+) -> str:
+    """Log ``scoring`` exactly as training does (models-from-code pyfunc with booster + meta
+    artifacts), register it under ``name`` and (optionally) point ``champion`` at it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    text, meta = scoring.to_parts()
+    if meta_override:
+        meta = {**meta, **meta_override}
+    workdir.mkdir(parents=True, exist_ok=True)
+    booster_path = workdir / "booster.txt"
+    meta_path = workdir / "scoring_meta.json"
+    booster_path.write_text(text, encoding="utf-8")
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("serving-tests")
+    example = pd.DataFrame({n: [0.0] for n in scoring.feature_names if n not in CATEGORICAL_FEATURES})
+    for c in CATEGORICAL_FEATURES:
+        example[c] = ["x"]
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC),
+            artifacts={"booster": str(booster_path), "meta": str(meta_path)},
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    if champion:
+        MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
+            name, "champion", version
+        )
+    return version
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return
+            last = r.status_code
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout}s (last: {last})")
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Start a process in its own process group, output to ``log``."""
+    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Stop a process started by :func:`start` and all its children."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path):
+    """A real ``mlflow server`` (SQLite backend, proxied artifacts) on a free port."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    env.pop("MLFLOW_TRACKING_URI")
+    proc = start(cmd, env, root / "mlflow-server.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def service_env(home: Path, tracking_uri: str, **settings) -> dict:
+    env = {**os.environ}
+    env.pop("CARGORISK_CONFIG", None)
+    env.update(
+        {
+            "CARGORISK_HOME": str(home),
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "BENTOML_DO_NOT_TRACK": "true",
+            "BENTOML_HOME": str(home / "bentoml"),
+        }
+    )
+    for key, value in settings.items():
+        env[f"CARGORISK_{key.upper()}"] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def scoring_service(home: Path, env: dict, *, ready: bool = True, port: int | None = None):
+    """``cargorisk serve`` (-> ``bentoml serve``) on a free loopback port; yields the URL."""
+    port = port or free_port()
+    cmd = [str(BIN / "cargorisk"), "serve", "--port", str(port), "--host", "127.0.0.1"]
+    proc = start(cmd, env, home / "service.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/{'readyz' if ready else 'livez'}", timeout=180, proc=proc)
+        yield url, proc
+    finally:
+        stop(proc)

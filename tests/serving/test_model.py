@@ -1,0 +1,67 @@
+"""The champion is loaded from the MLflow registry exactly as training registers it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cargorisk.settings import load_settings
+from features.pipeline import build_training_frame
+from serving.explain import explain
+from serving.model import ModelHolder, ModelLoadError, load_champion
+from tests.serving.helpers import register_model, tiny_history, train_tiny_model
+
+
+@pytest.fixture(scope="module")
+def world():
+    ships, outs = tiny_history(n=300)
+    return ships, outs, train_tiny_model(ships, outs)
+
+
+@pytest.mark.slow
+def test_champion_round_trips_through_the_registry(home, world):
+    ships, outs, model = world
+    settings = load_settings()
+    version = register_model(model, settings.tracking_uri, settings.model_name, home / "art")
+    loaded = load_champion(settings.tracking_uri, settings.model_name)
+    assert loaded.version == version and loaded.uri.endswith(f"/{version}")
+    feats = build_training_frame(ships, outs).head(50)
+    np.testing.assert_allclose(loaded.scoring.predict(feats), model.predict(feats))
+
+
+def test_missing_champion_is_a_clear_error(home):
+    settings = load_settings()
+    with pytest.raises(ModelLoadError, match="no model cargorisk-risk@champion"):
+        load_champion(settings.tracking_uri, settings.model_name)
+
+
+def test_holder_keeps_the_old_model_when_a_load_fails(world):
+    *_, model = world
+    from serving.model import LoadedModel
+
+    good = LoadedModel(model, "m", "1", "models:/m/1", None)
+    results = iter([good, ModelLoadError("cannot load models:/m/2: bad file")])
+
+    def loader():
+        item = next(results)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    holder = ModelHolder(loader)
+    assert holder.load() == (True, "serving m version 1")
+    ok, message = holder.load()
+    assert not ok and "bad file" in message and "still serving version 1" in message
+    assert holder.current is good and holder.last_error
+
+
+def test_reasons_add_up_to_the_raw_score(world):
+    ships, outs, model = world
+    feats = build_training_frame(ships, outs).tail(20)
+    items = explain(model, feats, all_contributions=True)
+    raw = model.raw_score(feats)
+    for item, expected in zip(items, raw, strict=True):
+        total = item["base_value"] + sum(item["contributions"].values())
+        assert total == pytest.approx(expected, abs=1e-9)
+        assert item["raw_score"] == pytest.approx(expected, abs=1e-9)
+        assert all(r["text"] for r in item["reasons"])
