@@ -159,7 +159,9 @@ def register_model(
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("serving-tests")
-    example = pd.DataFrame({n: [0.0] for n in scoring.feature_names if n not in CATEGORICAL_FEATURES})
+    example = pd.DataFrame(
+        {n: [0.0] for n in scoring.feature_names if n not in CATEGORICAL_FEATURES}
+    )
     for c in CATEGORICAL_FEATURES:
         example[c] = ["x"]
     with mlflow.start_run():
