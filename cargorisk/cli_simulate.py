@@ -1,9 +1,97 @@
-"""CLI commands of this area; registered on the main app by :func:`register`."""
+"""``cargorisk simulate``: write a simulated customs world (shipments, outcomes, truth)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import typer
+
+from features.errors import CargoriskError
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+
+    @app.command()
+    def simulate(
+        out: Path = typer.Option(..., "--out", help="Directory to write the Parquet files to."),
+        days: int = typer.Option(120, "--days", help="Length of the period in days."),
+        seed: int = typer.Option(42, "--seed", help="Random seed; same seed, same files."),
+        shipments_per_day: int = typer.Option(
+            3000, "--shipments-per-day", help="Average shipments declared per day."
+        ),
+        end: str | None = typer.Option(
+            None,
+            "--end",
+            help="Date (YYYY-MM-DD, UTC) on which the period ends; default today.",
+        ),
+        prevalence: float = typer.Option(
+            0.003, "--prevalence", help="Share of shipments that carry drugs (overall)."
+        ),
+        scheme_mix: str | None = typer.Option(
+            None,
+            "--scheme-mix",
+            help="Relative shares per scheme, e.g. 'express_network=0.4,rip_on_rip_off=0'; "
+            "schemes not named keep their default.",
+        ),
+        mode_mix: str | None = typer.Option(
+            None, "--mode-mix", help="Shares by mode, e.g. 'express=0.7,sea=0.18,air=0.12'."
+        ),
+        drift: bool = typer.Option(
+            True, "--drift/--no-drift", help="Let route displacement move ports mid-period."
+        ),
+        inspection_capacity: float = typer.Option(
+            0.03, "--inspection-capacity", help="Share of each day's arrivals inspected."
+        ),
+        random_share: float = typer.Option(
+            0.10, "--random-share", help="Share of the capacity used for random inspections."
+        ),
+        report: bool = typer.Option(
+            False, "--report", help="Print prevalence and the legacy/random hit rates."
+        ),
+    ) -> None:
+        """Simulate a period of sea, air-cargo and express imports into Korea, with smuggling
+        schemes and a legacy inspection policy, and write shipments, outcomes and truth."""
+        import time
+
+        import pandas as pd
+
+        from simulator.config import SimConfig, default_end, parse_mode_mix, parse_scheme_mix
+        from simulator.core import simulate as run
+        from simulator.output import write_world
+        from simulator.report import format_report, summarise
+
+        if end is None:
+            end_ts = default_end()
+        else:
+            try:
+                end_ts = pd.Timestamp(dt.date.fromisoformat(end))
+            except ValueError:
+                raise CargoriskError(f"end: expected a date YYYY-MM-DD, got {end!r}") from None
+        config = SimConfig(
+            days=days,
+            shipments_per_day=shipments_per_day,
+            seed=seed,
+            end=end_ts,
+            prevalence=prevalence,
+            scheme_mix=parse_scheme_mix(scheme_mix),
+            mode_mix=parse_mode_mix(mode_mix),
+            drift=drift,
+            inspection_capacity=inspection_capacity,
+            random_share=random_share,
+        )
+        started = time.perf_counter()
+        world = run(config)
+        paths = write_world(out, world.shipments, world.outcomes, world.truth)
+        elapsed = time.perf_counter() - started
+        typer.echo(
+            f"simulated {len(world.shipments):,} shipments, {len(world.outcomes):,} known "
+            f"inspection results ({(world.outcomes['result'] == 'seized').sum():,} seizures), "
+            f"{config.start.date()} .. {config.end.date()} in {elapsed:.1f} s"
+        )
+        for name, path in paths.items():
+            typer.echo(f"  {name:10} {path}")
+        if report:
+            typer.echo("")
+            typer.echo(format_report(summarise(world)))
