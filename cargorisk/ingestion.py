@@ -14,8 +14,10 @@ unreadable file never leaves half an output that looks complete.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -112,16 +114,19 @@ def _is_parquet(path: Path) -> bool:
 
 
 def _csv_header(path: Path, delimiter: str, encoding: str) -> list[str]:
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
     try:
-        with path.open(encoding=encoding, newline="") as fh:
-            header = next(csv.reader(fh, delimiter=delimiter), None)
+        line = first.decode(encoding)
     except UnicodeDecodeError as exc:
         raise IngestError(
             f"{path}: the header is not valid {encoding} text (byte {exc.start}); "
-            "pass the file's --encoding (e.g. cp949, latin-1)"
+            "pass the file's --encoding (e.g. cp949 for Korean exports, latin-1)"
         ) from exc
     except LookupError as exc:
         raise IngestError(f"unknown --encoding {encoding!r}") from exc
+    try:
+        header = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter), None)
     except csv.Error as exc:
         raise IngestError(f"{path}: cannot read the header ({exc})") from exc
     if not header or all(not h.strip() for h in header):
@@ -144,28 +149,28 @@ def _check_columns(path: Path, header: list[str], mapping: Mapping, delimiter: s
         others = [d for d in (";", "\t", "|", ",") if d != delimiter and d in header[0]]
         if others:
             hint = f"; the header has one column: is the delimiter {others[0]!r}? (--delimiter)"
-    raise IngestError(
-        f"{path}: source column(s) named in the mapping are missing: {', '.join(missing)}{hint}"
-    )
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    raise IngestError(f"{path}: source column(s) named in the mapping are missing: {shown}{hint}")
 
 
 def _arrow_message(exc: Exception, path: Path, encoding: str, rows: int) -> str:
     text = " ".join(str(exc).split())
-    where = f"{path} (after {rows:,} data rows)"
     if "UTF8" in text or "UTF-8" in text or "decode" in text.lower():
         return (
-            f"{where}: bytes that are not valid {encoding} text; pass the file's --encoding "
-            "(e.g. cp949 for Korean exports, latin-1)"
+            f"{path}: bytes that are not valid {encoding} text (at data row {rows + 1:,} or "
+            "later); pass the file's --encoding (e.g. cp949 for Korean exports, latin-1)"
         )
-    if "Expected" in text and "columns" in text:
-        detail = text.split("CSV parse error:")[-1].split(":")[0].strip()
+    found = re.search(r"Expected (\d+) columns, got (\d+): (.*)", text)
+    if found:
+        expected, got, row = found.groups()
+        shown = row if len(row) <= 60 else row[:60] + "…"
         return (
-            f"{where}: {detail} - a wrong --delimiter or a field with an unquoted delimiter "
-            "or quote"
+            f"{path}: a row has {got} fields where the header has {expected} ({shown!r}) - "
+            "a wrong --delimiter or a field with an unquoted delimiter or quote"
         )
     if "straddle" in text:
-        return f"{where}: a row is larger than {BLOCK_BYTES >> 20} MB"
-    return f"{where}: cannot read ({text[:200]})"
+        return f"{path}: a row after data row {rows:,} is larger than {BLOCK_BYTES >> 20} MB"
+    return f"{path}: cannot read after data row {rows:,} ({text[:200]})"
 
 
 def _csv_chunks(
@@ -181,6 +186,9 @@ def _csv_chunks(
 
 
 def _open_csv(path: Path, header: list[str], delimiter: str, encoding: str) -> Any:
+    # Arrow reads UTF-8 natively; any other name makes it transcode through Python codecs
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf8"
     return pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(
