@@ -25,7 +25,7 @@ features come from one formula.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from typing import Final
 
 import numpy as np
@@ -281,6 +281,12 @@ class Timeline:
                 acc += v
                 self.sums.append(acc)
 
+    def remove(self, time: int) -> None:
+        """Drop one event at ``time`` (only for timelines without sums)."""
+        pos = bisect_left(self.times, time)
+        if pos < len(self.times) and self.times[pos] == time:
+            del self.times[pos]
+
     def count(self, before: int) -> int:
         return bisect_left(self.times, before)
 
@@ -292,14 +298,6 @@ class Timeline:
 
     def first(self) -> int | None:
         return self.times[0] if self.times else None
-
-
-def insort_time(times: array, time: int) -> None:
-    """Insert into a sorted int64 array (append when in order)."""
-    if not times or time >= times[-1]:
-        times.append(time)
-    else:
-        insort(times, time)
 
 
 # -- from raw aggregates to catalogued features (shared by both executors) --------------------

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features.contracts import PORT_SEPARATOR
+from features.errors import ContractError
 
 NS_PER_DAY: Final = 86_400 * 10**9
 
@@ -177,28 +178,95 @@ def hs_prefix(hs: np.ndarray, digits: int) -> np.ndarray:
     )
 
 
-def _times_ns(column: pd.Series) -> np.ndarray:
+SMALL: Final = 64
+"""Frames up to this many rows are normalised value by value (the online path: a single
+shipment); larger ones through their distinct values. Both apply the same scalar functions."""
+
+
+def _values(s: pd.DataFrame | _OneRow, col: str) -> list | pd.Series:
+    if isinstance(s, _OneRow):
+        return s.get(col)
+    if col not in s.columns:
+        return [None] * len(s)
+    return s[col].tolist() if len(s) <= SMALL else s[col]
+
+
+class _OneRow:
+    """A one-row frame read as plain values once (pandas column access costs more than the
+    whole feature computation for a single shipment)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.values = dict(zip(frame.columns, frame.iloc[0].tolist(), strict=True))
+        self.columns = self.values
+
+    def __len__(self) -> int:
+        return 1
+
+    def get(self, col: str) -> list:
+        return [self.values.get(col)]
+
+
+def _apply(values: list | pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
+    if isinstance(values, list):
+        out = np.empty(len(values), dtype=object)
+        out[:] = [fn(v) for v in values]
+        return out
+    return map_distinct(values, fn)
+
+
+def _times_ns(values: list | pd.Series) -> np.ndarray:
     """Timestamps as float nanoseconds (NaN for missing)."""
-    ts = pd.to_datetime(column)
+    if isinstance(values, list):
+        return np.array(
+            [math.nan if is_missing(v) else float(pd.Timestamp(v).value) for v in values],
+            dtype="float64",
+        )
+    ts = pd.to_datetime(values)
     out = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
     out[ts.isna().to_numpy()] = np.nan
     return out
+
+
+def declared_ns(values: list | pd.Series) -> np.ndarray:
+    """Declaration times as exact int64 nanoseconds (they are never missing)."""
+    if isinstance(values, list):
+        if any(is_missing(v) for v in values):
+            raise ContractError("shipments: declared_at is missing on some rows")
+        return np.array([pd.Timestamp(v).value for v in values], dtype="int64")
+    times = pd.to_datetime(values)
+    if times.isna().any():
+        raise ContractError("shipments: declared_at is missing on some rows")
+    return times.to_numpy(dtype="datetime64[ns]").astype("int64")
+
+
+def _numbers(values: list | pd.Series) -> np.ndarray:
+    if isinstance(values, list):
+        return np.array([math.nan if is_missing(v) else float(v) for v in values], dtype="float64")
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _upper(value: Any) -> str | None:
+    return None if is_missing(value) else str(value).strip().upper() or None
 
 
 def prepare(shipments: pd.DataFrame) -> dict[str, np.ndarray]:
     """The normalised keys and raw numbers of each shipment, as aligned numpy arrays.
 
     Keys are strings or None (missing); they are what history, change and network features
-    group by. ``t`` is the declaration time (int64 ns), the shipment's own "now".
+    group by. ``t`` is the declaration time (int64 ns), the shipment's own "now". Optional
+    contract columns absent from the frame count as not declared.
     """
-    s = shipments
+    s = _OneRow(shipments) if len(shipments) == 1 else shipments
     p: dict[str, np.ndarray] = {}
-    p["t"] = pd.to_datetime(s["declared_at"]).to_numpy(dtype="datetime64[ns]").astype("int64")
+    p["t"] = declared_ns(_values(s, "declared_at"))
+    ids = _values(s, "shipment_id")
+    p["shipment_id"] = (
+        np.array(ids, dtype=object) if isinstance(ids, list) else ids.to_numpy(dtype=object)
+    )
     for col in ("booked_at", "departed_at", "arrival_at"):
-        p[col] = _times_ns(s[col])
+        p[col] = _times_ns(_values(s, col))
     for col in ("declared_value", "declared_value_usd", "gross_weight_kg", "packages"):
-        p[col] = pd.to_numeric(s[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
+        p[col] = _numbers(_values(s, col))
     for key, col in (
         ("shipper", "shipper_id"),
         ("consignee", "consignee_id"),
@@ -216,12 +284,12 @@ def prepare(shipments: pd.DataFrame) -> dict[str, np.ndarray]:
         ("payment_method", "payment_method"),
         ("platform", "platform"),
     ):
-        p[key] = map_distinct(s[col], norm_text)
-    p["currency"] = map_distinct(s["currency"], lambda v: None if is_missing(v) else str(v).upper())
-    p["phone"] = map_distinct(s["consignee_phone"], norm_phone)
-    p["address"] = map_distinct(s["consignee_address"], norm_address)
-    p["ports"] = map_distinct(s["transshipment_ports"], port_list)
-    p["tokens"] = map_distinct(s["goods_description"], description_tokens)
+        p[key] = _apply(_values(s, col), norm_text)
+    p["currency"] = _apply(_values(s, "currency"), _upper)
+    p["phone"] = _apply(_values(s, "consignee_phone"), norm_phone)
+    p["address"] = _apply(_values(s, "consignee_address"), norm_address)
+    p["ports"] = _apply(_values(s, "transshipment_ports"), port_list)
+    p["tokens"] = _apply(_values(s, "goods_description"), description_tokens)
     derive_keys(p)
     return p
 

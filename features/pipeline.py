@@ -98,11 +98,9 @@ def categorical_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def finish(
-    p: dict[str, np.ndarray], raw: dict[str, np.ndarray], ids, declared_at, index=None
-) -> pd.DataFrame:
-    """Turn prepared keys and raw point-in-time aggregates into the feature frame (shared by
-    the offline and the online path)."""
+def feature_columns(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:
+    """Turn prepared keys and raw point-in-time aggregates into every catalogued feature
+    (shared by the offline and the online path: one formula per feature)."""
     cols: dict[str, np.ndarray] = {}
     cols.update(categorical_features(p))
     cols.update(manifest.row_features(p))
@@ -110,13 +108,36 @@ def finish(
     cols.update(history.entity_features(p, raw))
     cols.update(history.change_features(p, raw))
     cols.update(network.network_features(p, raw))
+    return cols
+
+
+_NUMERIC = tuple(n for n in FEATURE_NAMES if n not in CATEGORICAL_FEATURES)
+_OBJECT_COLUMNS = pd.Index(["shipment_id", *CATEGORICAL_FEATURES])
+_NUMERIC_COLUMNS = pd.Index(_NUMERIC)
+_LEADING_CATEGORICALS = FEATURE_NAMES[: len(CATEGORICAL_FEATURES)] == CATEGORICAL_FEATURES
+
+
+def feature_frame(cols: dict, ids, declared_at, index) -> pd.DataFrame:
+    """The feature frame: ``shipment_id``, ``declared_at``, then the features in catalog order
+    (categoricals as strings or None, the rest float64)."""
+    if _LEADING_CATEGORICALS and len(ids) <= manifest.SMALL:
+        # few rows (online scoring): two blocks are much cheaper than one column at a time
+        n = len(ids)
+        obj = np.empty((n, len(_OBJECT_COLUMNS)), dtype=object)
+        obj[:, 0] = ids
+        for j, name in enumerate(CATEGORICAL_FEATURES, start=1):
+            obj[:, j] = cols[name]
+        num = np.empty((n, len(_NUMERIC)), dtype="float64")
+        for j, name in enumerate(_NUMERIC):
+            num[:, j] = cols[name]
+        left = pd.DataFrame(obj, columns=_OBJECT_COLUMNS, index=index, dtype=object)
+        out = pd.concat([left, pd.DataFrame(num, columns=_NUMERIC_COLUMNS, index=index)], axis=1)
+        out.insert(1, "declared_at", declared_at)
+        return out
     data = {"shipment_id": np.asarray(ids, dtype=object), "declared_at": declared_at}
     for name in FEATURE_NAMES:
-        values = cols[name]
-        if name in CATEGORICAL_FEATURES:
-            data[name] = np.asarray(values, dtype=object)
-        else:
-            data[name] = np.asarray(values, dtype="float64")
+        kind = object if name in CATEGORICAL_FEATURES else "float64"
+        data[name] = np.asarray(cols[name], dtype=kind)
     return pd.DataFrame(data, index=index)
 
 
@@ -136,5 +157,19 @@ def build_training_frame(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.
     raw, axis = history.offline_aggregates(p, rows, known, seized)
     raw.update(history.multi_offline(p, axis, rows, known, seized, history.prior_rate(raw)))
     raw.update(network.offline_components(p, rows, known, seized))
-    declared = pd.to_datetime(s["declared_at"]).to_numpy(dtype="datetime64[ns]")
-    return finish(p, raw, s["shipment_id"].to_numpy(dtype=object), declared, index=s.index)
+    declared = p["t"].astype("datetime64[ns]")
+    ids = s["shipment_id"].to_numpy(dtype=object)
+    return feature_frame(feature_columns(p, raw), ids, declared, index=s.index)
+
+
+def online_frame(p: dict[str, np.ndarray], raw: dict, shipments: pd.DataFrame) -> pd.DataFrame:
+    """Finish the online state's raw aggregates into the same frame as the offline path."""
+    ids = p["shipment_id"]
+    return feature_frame(
+        feature_columns(p, raw), ids, p["t"].astype("datetime64[ns]"), shipments.index
+    )
+
+
+from features.online import OnlineFeatureState  # noqa: E402  (re-export; online uses this module)
+
+__all__ = ["KEY_COLUMNS", "OnlineFeatureState", "build_training_frame"]

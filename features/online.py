@@ -1,0 +1,421 @@
+"""The online feature state: the history the scoring service keeps in memory.
+
+It holds, per key (party, place, commodity, identifier, combination), the sorted times of
+earlier declarations and of known inspection results, and answers the same point-in-time
+questions as the offline pipeline with binary search, then finishes the numbers with the same
+functions (:func:`features.pipeline.finish`). A parity test replays a simulated month through
+both and compares every feature of every shipment.
+
+Time semantics of :meth:`OnlineFeatureState.features`: each shipment is described as of its own
+``declared_at`` using what was added to the state before: earlier declarations and results
+known (``max(result_at, declared_at)``) strictly before it. Serving scores shipments as they
+are declared, so that is "now". A shipment declared in the past relative to the state is still
+computed as of its own time for every history, change and one-hop network feature (the state
+keeps full timelines); only the two whole-network features (``network_size``,
+``network_seizures``) describe the link graph as the state holds it now, because connected
+components cannot be taken back to an earlier time.
+
+Adding is idempotent: a shipment is counted once per ``shipment_id`` (re-scoring never counts
+it twice; the first version added wins) and an inspection once per ``(shipment_id,
+inspected_at)``. An outcome whose shipment is not in the state yet is kept and applied when the
+shipment is added.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import history
+from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
+from features.contracts import REQUIRED_SHIPMENT_COLUMNS
+from features.errors import ContractError
+from features.history import (
+    COUNTERPARTY,
+    DISTINCT,
+    FIRST_SEEN,
+    OUTCOME_COUNTS,
+    ROLES,
+    SHIPMENT_COUNTS,
+    VALUE_MEANS,
+    Timeline,
+    smoothed_rate,
+)
+from features.manifest import NS_PER_DAY, norm_text, prepare
+from features.network import IDENTIFIERS, LinkGraph
+
+_NAN = math.nan
+_OUTCOME_DIMS = tuple(OUTCOME_COUNTS)
+_IDENT_PREFIX = {"consignee": "c:", "phone": "p:", "address": "a:", "recipient": "r:"}
+_KEY_DIMS = tuple(
+    sorted(
+        set(SHIPMENT_COUNTS)
+        | set(OUTCOME_COUNTS)
+        | set(VALUE_MEANS)
+        | {d for pair in DISTINCT for d in pair}
+        | {"hs2", "consignee", *IDENTIFIERS}
+    )
+)
+
+
+class _Shipment:
+    """What the state remembers of one added shipment, to attribute its outcomes later."""
+
+    __slots__ = ("consignee", "keys", "node", "ports", "t")
+
+    def __init__(self, t: int, keys: tuple, ports: tuple, node: int, consignee: str | None):
+        self.t = t
+        self.keys = keys
+        self.ports = ports
+        self.node = node
+        self.consignee = consignee
+
+
+class OnlineFeatureState:
+    """In-memory history for scoring shipments one by one, with the same numbers as
+    :func:`features.pipeline.build_training_frame`."""
+
+    def __init__(self) -> None:
+        self._ship = {dim: {} for dim in SHIPMENT_COUNTS}
+        self._pair_first = {pair: {} for pair in DISTINCT}
+        self._distinct = {pair: {} for pair in DISTINCT}
+        self._values = {dim: {} for dim in VALUE_MEANS}
+        self._insp = {dim: {} for dim in OUTCOME_COUNTS}
+        self._seiz = {dim: {} for dim in OUTCOME_COUNTS}
+        self._port_insp: dict[str, Timeline] = {}
+        self._port_seiz: dict[str, Timeline] = {}
+        self._words: dict[str, int] = {}
+        self._graph = LinkGraph()
+        self._nodes: dict[str, int] = {}
+        self._is_party: list[bool] = []
+        self._links: dict[str, set[str]] = {}
+        self._display: dict[str, str] = {}
+        self._shipments: dict[str, _Shipment] = {}
+        self._outcomes: set[tuple[str, int]] = set()
+        self._pending: dict[str, list[tuple[int, bool]]] = {}
+        self._now = None
+
+    # -- building --------------------------------------------------------------------------
+    @classmethod
+    def from_history(cls, shipments: pd.DataFrame, outcomes: pd.DataFrame) -> OnlineFeatureState:
+        """A state holding ``shipments`` and their known ``outcomes`` (contract frames)."""
+        state = cls()
+        state.add_shipments(shipments)
+        state.add_outcomes(outcomes)
+        return state
+
+    def add_shipments(self, shipments: pd.DataFrame) -> None:
+        """Remember declared shipments (once per ``shipment_id``; repeats are ignored)."""
+        if len(shipments) == 0:
+            return
+        _check(shipments)
+        p = prepare(shipments)
+        ids = [str(v) for v in shipments["shipment_id"].tolist()]
+        t = p["t"].tolist()
+        keys = {dim: p[dim].tolist() for dim in _KEY_DIMS}
+        lvk = p["log_value_per_kg"].tolist()
+        ports = p["ports"].tolist()
+        tokens = p["tokens"].tolist()
+        raw_consignee = shipments["consignee_id"].tolist()
+        for i in sorted(range(len(ids)), key=t.__getitem__):
+            sid = ids[i]
+            if sid in self._shipments:
+                continue
+            self._add_one(sid, t[i], {d: keys[d][i] for d in _KEY_DIMS}, lvk[i], ports[i],
+                          tokens[i], raw_consignee[i])  # fmt: skip
+
+    def _add_one(self, sid, t, k, lvk, ports, tokens, raw_consignee) -> None:
+        for dim in SHIPMENT_COUNTS:
+            key = k[dim]
+            if key is not None:
+                timeline = self._ship[dim].get(key)
+                if timeline is None:
+                    timeline = self._ship[dim][key] = Timeline()
+                timeline.add(t)
+        for pair in DISTINCT:
+            key, value = k[pair[0]], k[pair[1]]
+            if key is None or value is None:
+                continue
+            firsts = self._pair_first[pair]
+            old = firsts.get((key, value))
+            if old is not None and old <= t:
+                continue
+            firsts[(key, value)] = t
+            timeline = self._distinct[pair].get(key)
+            if timeline is None:
+                timeline = self._distinct[pair][key] = Timeline()
+            if old is not None:
+                timeline.remove(old)
+            timeline.add(t)
+        if math.isfinite(lvk):
+            for dim in VALUE_MEANS:
+                key = k[dim]
+                if key is not None:
+                    timeline = self._values[dim].get(key)
+                    if timeline is None:
+                        timeline = self._values[dim][key] = Timeline(with_sums=True)
+                    timeline.add(t, lvk)
+        hs2 = k["hs2"]
+        if hs2 is not None:
+            for word in tokens:
+                wk = f"{hs2}|{word}"
+                if t < self._words.get(wk, t + 1):
+                    self._words[wk] = t
+        node = self._node("consignee", k["consignee"])
+        idents = tuple(self._node(i, k[i]) for i in IDENTIFIERS)
+        self._graph.add_shipment(node, idents, not self._is_party[node])
+        self._is_party[node] = True
+        consignee = k["consignee"]
+        self._display.setdefault(consignee, str(raw_consignee).strip())
+        for ident in IDENTIFIERS:
+            if k[ident] is not None:
+                self._links.setdefault(f"{ident}:{k[ident]}", set()).add(consignee)
+                self._links.setdefault(f"consignee:{consignee}", set()).add(f"{ident}:{k[ident]}")
+        record = _Shipment(t, tuple(k[d] for d in _OUTCOME_DIMS), ports, node, consignee)
+        self._shipments[sid] = record
+        if self._now is None or t > self._now:
+            self._now = t
+        for result_at, seized in self._pending.pop(sid, ()):
+            self._apply_outcome(record, result_at, seized)
+
+    def _node(self, kind: str, key: str | None) -> int:
+        if key is None:
+            return -1
+        name = _IDENT_PREFIX[kind] + key
+        node = self._nodes.get(name)
+        if node is None:
+            node = self._nodes[name] = len(self._is_party)
+            self._is_party.append(False)
+            self._graph.grow(node + 1)
+        return node
+
+    def add_outcomes(self, outcomes: pd.DataFrame) -> None:
+        """Remember inspection results (once per ``(shipment_id, inspected_at)``)."""
+        if outcomes is None or len(outcomes) == 0:
+            return
+        missing = [
+            c for c in ("shipment_id", "inspected_at", "result_at", "result") if c not in outcomes
+        ]
+        if missing:
+            raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
+        ids = [str(v) for v in outcomes["shipment_id"].tolist()]
+        inspected = _ns_list(outcomes["inspected_at"], "inspected_at")
+        result_at = _ns_list(outcomes["result_at"], "result_at")
+        seized = [str(r).casefold() == "seized" for r in outcomes["result"].tolist()]
+        for sid, at, known, hit in zip(ids, inspected, result_at, seized, strict=True):
+            if (sid, at) in self._outcomes:
+                continue
+            self._outcomes.add((sid, at))
+            record = self._shipments.get(sid)
+            if record is None:
+                self._pending.setdefault(sid, []).append((known, hit))
+            else:
+                self._apply_outcome(record, known, hit)
+
+    def _apply_outcome(self, record: _Shipment, result_at: int, seized: bool) -> None:
+        known = max(result_at, record.t)
+        for dim, key in zip(_OUTCOME_DIMS, record.keys, strict=True):
+            if key is None:
+                continue
+            _timeline(self._insp[dim], key).add(known)
+            if seized:
+                _timeline(self._seiz[dim], key).add(known)
+        for port in record.ports:
+            _timeline(self._port_insp, port).add(known)
+            if seized:
+                _timeline(self._port_seiz, port).add(known)
+        if seized:
+            self._graph.add_seizure(record.node)
+
+    # -- features --------------------------------------------------------------------------
+    def features(self, shipments: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows of ``shipments`` (same columns as the training frame, same index),
+        each as of its own ``declared_at``; the shipments are NOT added to the state."""
+        _check(shipments)
+        p = prepare(shipments)
+        raw = self._raw(p)
+        from features.pipeline import online_frame
+
+        return online_frame(p, raw, shipments)
+
+    def _raw(self, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(p["t"])
+        t_list = p["t"].tolist()
+        keys = {dim: p[dim].tolist() for dim in _KEY_DIMS}
+        ports_list = p["ports"].tolist()
+        tokens_list = p["tokens"].tolist()
+        cols: dict[str, list[float]] = {}
+
+        def put(name: str, value: float) -> None:
+            cols.setdefault(name, []).append(value)
+
+        for i in range(n):
+            t = t_list[i]
+            for dim, windows in SHIPMENT_COUNTS.items():
+                key = keys[dim][i]
+                timeline = self._ship[dim].get(key) if key is not None else None
+                if key is None:
+                    count, counts, first = _NAN, [_NAN] * len(windows), _NAN
+                elif timeline is None:
+                    count, counts, first = 0.0, [0.0] * len(windows), _NAN
+                else:
+                    count = float(timeline.count(t))
+                    counts = [float(timeline.count_between(t - w * NS_PER_DAY, t)) for w in windows]
+                    first = float(timeline.times[0]) if count > 0 else _NAN
+                put(f"n:{dim}", count)
+                for w, c in zip(windows, counts, strict=True):
+                    put(f"n{w}:{dim}", c)
+                if dim in FIRST_SEEN:
+                    put(f"first:{dim}", first)
+            for pair in DISTINCT:
+                key = keys[pair[0]][i]
+                if key is None:
+                    put(f"d:{pair[0]}:{pair[1]}", _NAN)
+                    continue
+                timeline = self._distinct[pair].get(key)
+                put(f"d:{pair[0]}:{pair[1]}", float(timeline.count(t)) if timeline else 0.0)
+            for dim in VALUE_MEANS:
+                key = keys[dim][i]
+                if key is None:
+                    put(f"sum:{dim}", _NAN)
+                    put(f"cnt:{dim}", _NAN)
+                    continue
+                timeline = self._values[dim].get(key)
+                put(f"sum:{dim}", timeline.total(t) if timeline else 0.0)
+                put(f"cnt:{dim}", float(timeline.count(t)) if timeline else 0.0)
+            for dim, windows in OUTCOME_COUNTS.items():
+                key = keys[dim][i]
+                if key is None:
+                    put(f"insp:{dim}", _NAN)
+                    put(f"seiz:{dim}", _NAN)
+                    for w in windows:
+                        put(f"seiz{w}:{dim}", _NAN)
+                    continue
+                insp = self._insp[dim].get(key)
+                seiz = self._seiz[dim].get(key)
+                put(f"insp:{dim}", float(insp.count(t)) if insp else 0.0)
+                put(f"seiz:{dim}", float(seiz.count(t)) if seiz else 0.0)
+                for w in windows:
+                    since = t - w * NS_PER_DAY
+                    put(f"seiz{w}:{dim}", float(seiz.count_between(since, t)) if seiz else 0.0)
+            # multi-valued keys: riskiest transshipment port, description words vs HS chapter
+            prior = (cols["seiz:global"][-1] + history.PRIOR_SEIZURES) / (
+                cols["insp:global"][-1] + history.PRIOR_INSPECTIONS
+            )
+            best = _NAN
+            for port in ports_list[i]:
+                insp = self._port_insp.get(port)
+                seiz = self._port_seiz.get(port)
+                rate = smoothed_rate(
+                    float(seiz.count(t)) if seiz else 0.0,
+                    float(insp.count(t)) if insp else 0.0,
+                    prior,
+                )
+                best = rate if math.isnan(best) else max(best, rate)
+            put("ports:max_rate", best)
+            hs2 = keys["hs2"][i]
+            tokens = tokens_list[i] if hs2 is not None else ()
+            seen = sum(1 for w in tokens if self._words.get(f"{hs2}|{w}", t) < t)
+            put("desc:seen", float(seen))
+            put("desc:tokens", float(len(tokens)))
+            # whole network the shipment connects to
+            consignee = keys["consignee"][i]
+            node = self._nodes.get("c:" + consignee, -1) if consignee is not None else -1
+            idents = tuple(
+                self._nodes.get(_IDENT_PREFIX[d] + keys[d][i], -1) if keys[d][i] else -1
+                for d in IDENTIFIERS
+            )
+            known = node >= 0 and self._is_party[node]
+            size, seized = self._graph.component(node, idents, known)
+            put("net:size", size)
+            put("net:seizures", seized)
+        return {name: np.array(values, dtype="float64") for name, values in cols.items()}
+
+    # -- officer views ---------------------------------------------------------------------
+    def party_profile(self, role: str, party_id: str) -> dict[str, Any]:
+        """What the state knows of one party (``role`` in shipper, consignee, forwarder,
+        declarant, recipient) as of the latest declaration it holds: first seen, shipments
+        (total and in the last 365 days), inspections, seizures, distinct counterparties,
+        origins and HS chapters. Unknown parties get zeros and ``first_seen`` None."""
+        if role not in ROLES:
+            raise ContractError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+        key = norm_text(party_id)
+        now = (self._now if self._now is not None else 0) + 1
+        timeline = self._ship[role].get(key) if key is not None else None
+        insp = self._insp[role].get(key) if key is not None else None
+        seiz = self._seiz[role].get(key) if key is not None else None
+
+        def distinct(value: str) -> int:
+            tl = self._distinct[(role, value)].get(key) if key is not None else None
+            return len(tl.times) if tl else 0
+
+        first = timeline.first() if timeline else None
+        return {
+            "role": role,
+            "party_id": party_id,
+            "first_seen": pd.Timestamp(first) if first is not None else None,
+            "shipments": len(timeline.times) if timeline else 0,
+            "shipments_365d": timeline.count_between(now - 365 * NS_PER_DAY, now)
+            if timeline
+            else 0,
+            "inspections": len(insp.times) if insp else 0,
+            "seizures": len(seiz.times) if seiz else 0,
+            "distinct_counterparties": distinct(COUNTERPARTY[role]),
+            "distinct_origins": distinct("origin"),
+            "distinct_hs_chapters": distinct("hs2"),
+        }
+
+    def linked_parties(self, party_id: str) -> list[dict[str, Any]]:
+        """Consignees sharing a phone, address or recipient customs code with consignee
+        ``party_id``: who, through which identifiers, and their seizures known so far;
+        most seizures first."""
+        key = norm_text(party_id)
+        if key is None:
+            return []
+        via: dict[str, list[str]] = {}
+        for ident in sorted(self._links.get(f"consignee:{key}", ())):
+            for other in self._links.get(ident, ()):
+                if other != key:
+                    via.setdefault(other, []).append(ident.split(":", 1)[0])
+        out = []
+        for other, kinds in via.items():
+            seiz = self._seiz["consignee"].get(other)
+            out.append(
+                {
+                    "party_id": self._display.get(other, other),
+                    "role": "consignee",
+                    "shared": sorted(set(kinds)),
+                    "seizures": len(seiz.times) if seiz else 0,
+                }
+            )
+        return sorted(out, key=lambda d: (-d["seizures"], d["party_id"]))
+
+    def __len__(self) -> int:
+        """Number of shipments held."""
+        return len(self._shipments)
+
+
+def _timeline(table: dict, key: str) -> Timeline:
+    timeline = table.get(key)
+    if timeline is None:
+        timeline = table[key] = Timeline()
+    return timeline
+
+
+def _check(shipments: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in shipments.columns]
+    if missing:
+        raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
+
+
+def _ns_list(column: pd.Series, name: str) -> list[int]:
+    values = pd.to_datetime(column)
+    if values.isna().any():
+        raise ContractError(f"outcomes: {name} is missing on some rows")
+    return values.to_numpy(dtype="datetime64[ns]").astype("int64").tolist()
+
+
+__all__ = ["CATEGORICAL_FEATURES", "FEATURE_NAMES", "OnlineFeatureState"]
