@@ -223,10 +223,11 @@ def train_job(
             figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
             top = np.argsort(-scores.model_all, kind="stable")[: config.waterfalls]
             top_rows = test_rows.iloc[top]
-            for shipment_id, fig in report.shap_waterfall_plots(
-                model, top_rows, top_rows["shipment_id"].tolist()
-            ):
-                figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
+            if len(top_rows):
+                for shipment_id, fig in report.shap_waterfall_plots(
+                    model, top_rows, top_rows["shipment_id"].tolist()
+                ):
+                    figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
             for path, fig in figures:
                 mlflow.log_figure(fig, path)
                 plt.close(fig)

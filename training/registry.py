@@ -80,6 +80,16 @@ def input_example(model: ScoringModel, features: pd.DataFrame, rows: int = 5) ->
     return pd.DataFrame(out).reset_index(drop=True)
 
 
+def model_requirements() -> list[str]:
+    """Pinned requirements of the logged model: what ``pyfunc_model.py`` and
+    :class:`features.scoring.ScoringModel` import, at the versions installed now. Given
+    explicitly so MLflow does not spend seconds inferring them in a subprocess; the model code
+    also needs the ``cargorisk`` package itself (``features.scoring``) on the loading side."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in ("mlflow", "lightgbm", "pandas", "numpy")]
+
+
 def log_scoring_model(
     model: ScoringModel, example: pd.DataFrame, registered_model_name: str | None
 ) -> Any:
@@ -99,6 +109,7 @@ def log_scoring_model(
             artifacts={"booster": str(booster_path), "meta": str(meta_path)},
             input_example=example,
             registered_model_name=registered_model_name,
+            pip_requirements=model_requirements(),
         )
 
 

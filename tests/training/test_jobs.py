@@ -1,0 +1,220 @@
+"""The training commands end to end on a tiny world: train logs and registers, the gate refuses
+a worse model and accepts a better one, evaluate/score/models work, bad input is one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+
+from cargorisk.cli import main
+from cargorisk.settings import load_settings
+from training import registry
+
+from .world import make_world, write_world
+
+FAST = """
+num_boost_round: 80
+early_stopping_rounds: 20
+shap_sample: 150
+waterfalls: 1
+"""
+WEAK = """
+lightgbm: {num_leaves: 2, learning_rate: 0.001, min_data_in_leaf: 200}
+num_boost_round: 1
+early_stopping_rounds: 1
+shap_sample: 50
+waterfalls: 0
+"""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_world(tmp_path_factory.mktemp("world") / "data", days=40, per_day=150)
+
+
+@pytest.fixture
+def configs(tmp_path):
+    fast, weak = tmp_path / "fast.yaml", tmp_path / "weak.yaml"
+    fast.write_text(FAST)
+    weak.write_text(WEAK)
+    return fast, weak
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, configs, capsys):
+    fast, weak = configs
+    # a weak model first: it cannot beat the rules baseline, so only --force promotes it
+    code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(weak))
+    assert code == 0 and "version 1" in out
+    code, out, err = _run(capsys, "promote", "--config", str(weak))
+    assert code == 1 and "NOT promoted" in out and "rules baseline" in out
+    code, _, err = _run(capsys, "promote", "--force")
+    assert code == 2 and "--reason" in err
+    code, out, _ = _run(capsys, "promote", "--force", "--reason", "bootstrap the registry")
+    assert code == 0 and "forced: bootstrap the registry" in out
+
+    # a real model beats the weak champion on the candidate's test period
+    code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(fast))
+    assert code == 0 and "precision@1%" in out and "version 2" in out
+    code, out, _ = _run(capsys, "promote", "--version", "2")
+    assert code == 0 and "promoted version 2" in out and "champion" in out
+
+    # the weak model again is refused against the strong champion
+    _run(capsys, "train", "--data", str(data), "--config", str(weak))
+    code, out, _ = _run(capsys, "promote", "--version", "3")
+    assert code == 1 and "NOT promoted" in out
+
+    settings = load_settings()
+    registry.configure(settings)
+    assert registry.champion_version(settings) == 2
+    gate = json.loads(registry.version_info(settings, 3).tags["gate"])
+    assert gate["promoted"] is False and gate["period"]["from"].startswith("2026-04")
+    assert (
+        gate["candidate_metrics"]["precision_at_capacity"]
+        < (gate["champion_metrics"]["precision_at_capacity"])
+    )
+    forced = json.loads(registry.version_info(settings, 1).tags["gate"])
+    assert forced["forced"] is True and forced["force_reason"] == "bootstrap the registry"
+
+    # run contents: metrics, baselines, plots, curve data, model card, model metadata
+    info = registry.version_info(settings, 2)
+    m = info.metrics
+    for key in (
+        "test_precision_at_1pct",
+        "test_recall_at_5pct",
+        "test_lift_at_1pct",
+        "test_pr_auc",
+        "test_roc_auc",
+        "test_brier",
+        "rules_precision_at_1pct",
+        "random_precision_at_1pct",
+        "test_true_recall_at_5pct",
+    ):
+        assert key in m, key
+    assert m["random_lift_at_5pct"] == pytest.approx(1.0)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id)}
+    assert {
+        "capacity_curve.json",
+        "model_card.md",
+        "metrics.json",
+        "feature_list.json",
+    } <= artifacts
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
+    for name in (
+        "capacity_curve",
+        "cumulative_gains",
+        "calibration",
+        "feature_importance",
+        "shap_summary",
+    ):
+        assert f"plots/{name}.png" in plots
+    model = registry.load_scoring_model(f"models:/{settings.model_name}/2")
+    assert model.metadata["test_metrics"]["test_precision_at_1pct"] == m["test_precision_at_1pct"]
+    assert set(model.metadata["test_period"]) == {"from", "to"}
+    assert model.metadata["label_policy"] == "drop"
+
+    code, out, _ = _run(capsys, "models")
+    assert code == 0 and "champion" in out and "refused" in out and "forced" in out
+
+
+@pytest.mark.slow
+def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
+    fast, _ = configs
+    assert _run(capsys, "train", "--data", str(data), "--config", str(fast))[0] == 0
+    code, out, _ = _run(
+        capsys, "evaluate", "--model", "1", "--data", str(data), "--from", "2026-04-01", "--json"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["model"].endswith("/1") and "test_precision_at_5pct" in result["metrics"]
+    assert "rules_precision_at_5pct" in result["metrics"]
+
+    # score the last days of the data with the earlier days as history
+    world = make_world(days=40, per_day=150)
+    ships = world["shipments"]
+    last = ships[ships["declared_at"] >= "2026-04-08"]
+    inp = tmp_path / "today.csv"
+    last.to_csv(inp, index=False)
+    out_path = tmp_path / "scores.parquet"
+    code, out, _ = _run(
+        capsys,
+        "score",
+        "--model",
+        "1",
+        "--input",
+        str(inp),
+        "--output",
+        str(out_path),
+        "--explain-top",
+        "5",
+        "--history",
+        str(data),
+    )
+    assert code == 0, out
+    scores = pd.read_parquet(out_path)
+    assert len(scores) == len(last) and scores["rank"].tolist() == list(range(1, len(last) + 1))
+    assert scores["score"].is_monotonic_decreasing
+    explained = scores["reasons"].str.len() > 0
+    assert explained.sum() == -(-len(last) * 5 // 100)
+    assert explained.iloc[: explained.sum()].all()
+
+
+def _write(tmp_path, shipments, outcomes):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    if shipments is not None:
+        shipments.to_parquet(tmp_path / "shipments.parquet", index=False)
+    if outcomes is not None:
+        outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_world(days=12, per_day=60)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("empty", "shipments table is empty"),
+        ("no_positive", "no inspection found narcotics"),
+        ("no_inspection", "no shipment has an inspection outcome"),
+        ("single_day", "1 day(s)"),
+        ("missing_column", "lacks required column(s): consignee_id"),
+        ("missing_table", "no outcomes table"),
+        ("bad_value", "origin_country"),
+        ("not_a_dir", "not a directory"),
+    ],
+)
+def test_bad_input_is_one_clear_error(home, tmp_path, small, capsys, case, message):
+    s, o = small["shipments"], small["outcomes"]
+    if case == "empty":
+        s = s.head(0)
+    elif case == "no_positive":
+        o = o.assign(result="clean", drug=None, quantity_kg=float("nan"))
+    elif case == "no_inspection":
+        o = o.head(0)
+    elif case == "single_day":
+        s = s.assign(declared_at=pd.Timestamp("2026-03-05 10:00"), arrival_at=pd.NaT)
+    elif case == "missing_column":
+        s = s.drop(columns=["consignee_id"])
+    elif case == "missing_table":
+        o = None
+    elif case == "bad_value":
+        s = s.assign(origin_country="Ecuador")
+    data = tmp_path / "d"
+    if case != "not_a_dir":
+        _write(data, s, o)
+    code, _, err = _run(capsys, "train", "--data", str(data))
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
