@@ -158,9 +158,11 @@ class EventIndex:
         """Rank of each key's first event when it is before ``ranks``, else -1."""
         lo = self._pos(codes, np.zeros_like(ranks))
         hi = self._pos(codes, ranks)
+        if not len(self.comp):
+            return np.full(len(codes), -1, dtype="int64")
         has = (codes >= 0) & (hi > lo)
         first = self.comp[np.minimum(lo, len(self.comp) - 1)] - codes.astype("int64") * self.size
-        return np.where(has, first, -1) if len(self.comp) else np.full(len(codes), -1)
+        return np.where(has, first, -1)
 
     def total(self, codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         lo = self._pos(codes, np.zeros_like(ranks))

@@ -133,3 +133,48 @@ def random_world(
         ship = validate_shipments(ship)
         out = validate_outcomes(out)
     return ship.reset_index(drop=True), out.reset_index(drop=True)
+
+
+def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None):
+    """Feed an online state as serving would: shipments in declaration order, each scored
+    before it is added, outcomes added once their ``result_at`` has passed. Returns the
+    online feature rows (in the order and index of ``shipments``) and the final state."""
+    from features.pipeline import OnlineFeatureState
+
+    state = state if state is not None else OnlineFeatureState()
+    s = shipments.sort_values("declared_at", kind="stable")
+    o = outcomes.sort_values("result_at", kind="stable")
+    result_at = o["result_at"].to_numpy(dtype="datetime64[ns]")
+    done = 0
+    frames = []
+    for when, group in s.groupby("declared_at", sort=True):
+        upto = int(np.searchsorted(result_at, np.datetime64(when, "ns"), side="left"))
+        if upto > done:
+            state.add_outcomes(o.iloc[done:upto])
+            done = upto
+        frames.append(state.features(group))
+        state.add_shipments(group)
+    return pd.concat(frames).loc[shipments.index], state
+
+
+def assert_same_features(offline: pd.DataFrame, online: pd.DataFrame, *, rtol=1e-9, atol=1e-9):
+    """Every feature of every shipment equal (numbers to float tolerance)."""
+    from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
+
+    assert list(offline.columns) == list(online.columns)
+    assert offline["shipment_id"].tolist() == online["shipment_id"].tolist()
+    problems = []
+    for name in FEATURE_NAMES:
+        a, b = offline[name], online[name]
+        if name in CATEGORICAL_FEATURES:
+            left = a.astype(object).where(a.notna(), None).tolist()
+            right = b.astype(object).where(b.notna(), None).tolist()
+            if left != right:
+                problems.append(name)
+        else:
+            x, y = a.to_numpy(dtype="float64"), b.to_numpy(dtype="float64")
+            ok = np.isclose(x, y, rtol=rtol, atol=atol, equal_nan=True)
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                problems.append(f"{name} ({(~ok).sum()} rows, e.g. {x[i]!r} vs {y[i]!r})")
+    assert not problems, "features differ: " + "; ".join(problems)

@@ -1,0 +1,269 @@
+"""The feature pipeline end to end: offline/online parity, leakage, idempotency, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalog import FEATURE_NAMES
+from features.contracts import OUTCOME_COLUMNS
+from features.errors import ContractError
+from features.pipeline import KEY_COLUMNS, OnlineFeatureState, build_training_frame
+from tests.features.helpers import assert_same_features, random_world, replay_online
+
+
+@pytest.fixture(scope="module")
+def world():
+    return random_world(600, days=20, seed=11)
+
+
+@pytest.fixture(scope="module")
+def frame(world):
+    return build_training_frame(*world)
+
+
+# -- parity -------------------------------------------------------------------------------
+def test_online_replay_equals_offline_on_random_world(world, frame):
+    online, state = replay_online(*world)
+    assert_same_features(frame, online)
+    assert len(state) == len(world[0])
+
+
+@pytest.mark.slow
+def test_online_replay_equals_offline_on_simulated_month():
+    from simulator.config import SimConfig
+    from simulator.core import simulate
+
+    sim = simulate(
+        SimConfig(
+            days=30,
+            shipments_per_day=60,
+            seed=5,
+            end=pd.Timestamp("2026-06-01"),
+            prevalence=0.05,
+            inspection_capacity=0.25,
+        )
+    )
+    shipments, outcomes = sim.shipments, sim.outcomes
+    assert (outcomes["result"] == "seized").sum() > 0
+    offline = build_training_frame(shipments, outcomes)
+    online, _ = replay_online(shipments, outcomes)
+    assert_same_features(offline, online)
+
+
+def test_state_from_history_then_new_shipments_equals_offline(world, frame):
+    shipments, outcomes = world
+    cut = shipments["declared_at"].quantile(0.7)
+    past = shipments[shipments["declared_at"] < cut]
+    known = outcomes[outcomes["result_at"] < cut]
+    state = OnlineFeatureState.from_history(past, known)
+    new = shipments[shipments["declared_at"] >= cut]
+    later = outcomes[outcomes["result_at"] >= cut]
+    online, _ = replay_online(new, later, state=state)
+    assert_same_features(frame.loc[new.index], online)
+
+
+def test_past_shipment_scored_as_of_its_own_time(world, frame):
+    """A shipment declared before the state's latest one gets its own point-in-time history
+    (only the whole-network features describe the graph as held now)."""
+    shipments, outcomes = world
+    state = OnlineFeatureState.from_history(shipments, outcomes)
+    some = shipments.iloc[100:160]
+    online = state.features(some)
+    exact = [c for c in FEATURE_NAMES if c not in ("network_size", "network_seizures")]
+    assert_same_features(
+        frame.loc[some.index, [*KEY_COLUMNS, *exact]].assign(
+            network_size=0.0, network_seizures=0.0
+        )[list(frame.columns)],
+        online.assign(network_size=0.0, network_seizures=0.0),
+    )
+
+
+# -- online state contract ----------------------------------------------------------------
+def test_features_do_not_add_and_adding_twice_counts_once(world):
+    shipments, outcomes = world
+    half = shipments.iloc[:300]
+    state = OnlineFeatureState.from_history(half, outcomes)
+    probe = shipments.iloc[[450]]
+    before = state.features(probe)
+    assert len(state) == 300
+    state.features(probe)
+    state.add_shipments(half)  # re-scoring / re-sending history must not double count
+    state.add_outcomes(outcomes)
+    again = state.features(probe)
+    pd.testing.assert_frame_equal(before, again)
+    state.add_shipments(probe)
+    state.add_shipments(probe)
+    assert len(state) == 301
+
+
+def test_outcome_before_its_shipment_waits_for_it():
+    shipments, outcomes = random_world(80, seed=2)
+    seized = outcomes[outcomes["result"] == "seized"]
+    assert len(seized)
+    early = OnlineFeatureState()
+    early.add_outcomes(outcomes)  # results arrive before their shipments
+    early.add_shipments(shipments)
+    normal = OnlineFeatureState.from_history(shipments, outcomes)
+    probe = shipments.assign(declared_at=shipments["declared_at"].max() + pd.Timedelta(days=40))
+    probe = probe.assign(shipment_id=[f"N{i}" for i in range(len(probe))])
+    pd.testing.assert_frame_equal(early.features(probe), normal.features(probe))
+
+
+def test_online_features_keep_index_and_columns(world):
+    shipments, outcomes = world
+    state = OnlineFeatureState.from_history(shipments.iloc[:100], outcomes)
+    probe = shipments.iloc[[200, 201, 202]].set_axis(["a", "b", "c"])
+    out = state.features(probe)
+    assert list(out.index) == ["a", "b", "c"]
+    assert list(out.columns) == [*KEY_COLUMNS, *FEATURE_NAMES]
+    single = state.features(probe.iloc[[1]])
+    assert_same_features(out.iloc[[1]], single)
+
+
+# -- leakage ------------------------------------------------------------------------------
+def _cut(shipments: pd.DataFrame) -> pd.Timestamp:
+    return shipments["declared_at"].quantile(0.5)
+
+
+def test_deleting_everything_after_t_changes_nothing_before_t(world, frame):
+    shipments, outcomes = world
+    t = _cut(shipments)
+    keep = shipments["declared_at"] <= t
+    cut_frame = build_training_frame(shipments[keep], outcomes[outcomes["result_at"] <= t])
+    pd.testing.assert_frame_equal(cut_frame, frame[keep.to_numpy()])
+
+
+def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame):
+    shipments, outcomes = world
+    t = _cut(shipments)
+    rng = np.random.default_rng(0)
+    after = shipments["declared_at"] > t
+    scrambled = shipments.copy()
+    for col in ("consignee_id", "shipper_id", "origin_country", "hs_code", "consignee_phone"):
+        values = scrambled.loc[after, col].to_numpy().copy()
+        rng.shuffle(values)
+        scrambled.loc[after, col] = values
+    flipped = outcomes.copy()
+    late = flipped["result_at"] > t
+    flipped.loc[late, "result"] = np.where(
+        flipped.loc[late, "result"] == "seized", "clean", "seized"
+    )
+    flipped.loc[late, "drug"] = None
+    order = rng.permutation(len(scrambled))
+    out = build_training_frame(scrambled.iloc[order], flipped.sample(frac=1, random_state=1))
+    before = ~after.to_numpy()
+    pd.testing.assert_frame_equal(out.loc[frame.index[before]], frame[before])
+
+
+def test_outcome_known_after_the_shipment_never_affects_it():
+    shipments, _ = random_world(3, seed=4)
+    t0 = pd.Timestamp("2026-03-01 12:00")
+    base = shipments.assign(
+        consignee_id="C1",
+        declared_at=[t0, t0 + pd.Timedelta(days=10), t0 + pd.Timedelta(days=20)],
+    )
+
+    def seizure(result_at):
+        return pd.DataFrame(
+            {
+                "shipment_id": [base["shipment_id"].iloc[0]],
+                "inspected_at": [t0 + pd.Timedelta(days=1)],
+                "result_at": [result_at],
+                "result": ["seized"],
+                "drug": ["cocaine"],
+                "quantity_kg": [5.0],
+                "method": ["physical"],
+                "selected_by": ["rule"],
+            }
+        )
+
+    second = base["declared_at"].iloc[1]
+    for result_at, expected in (
+        (second + pd.Timedelta(seconds=1), 0.0),  # after: unknown
+        (second, 0.0),  # at the same instant: not yet known
+        (second - pd.Timedelta(seconds=1), 1.0),  # before: known
+    ):
+        out = build_training_frame(base, seizure(result_at))
+        assert out["consignee_seizures"].iloc[1] == expected
+        assert out["consignee_seizures"].iloc[2] == 1.0
+        assert out["consignee_seizures"].iloc[0] == 0.0  # its own result never counts
+
+
+def test_no_label_is_a_feature_and_extra_label_columns_are_ignored(world, frame):
+    shipments, outcomes = world
+    labels = {*OUTCOME_COLUMNS, "illicit", "scheme", "label", "seized", "target"} - {"shipment_id"}
+    assert not labels & set(frame.columns)
+    leaky = shipments.merge(
+        outcomes[["shipment_id", "result", "drug"]].drop_duplicates("shipment_id"),
+        on="shipment_id",
+        how="left",
+    ).assign(illicit=1, scheme="x")
+    leaky.index = shipments.index
+    out = build_training_frame(leaky, outcomes)
+    pd.testing.assert_frame_equal(out, frame)
+
+
+# -- invariances and input handling -------------------------------------------------------
+def test_letter_case_and_spacing_of_names_do_not_change_features(world, frame):
+    shipments, outcomes = world
+    text_cols = ["shipper_id", "consignee_id", "forwarder_id", "declarant_id",
+                 "shipper_name", "consignee_name", "consignee_address", "platform"]  # fmt: skip
+    changed = shipments.copy()
+    for col in text_cols:
+        changed[col] = changed[col].map(lambda v: None if pd.isna(v) else f"  {str(v).upper()} ")
+    changed["consignee_phone"] = changed["consignee_phone"].str.replace(" ", "", regex=False)
+    pd.testing.assert_frame_equal(build_training_frame(changed, outcomes), frame)
+
+
+def test_inputs_are_not_modified(world):
+    shipments, outcomes = world
+    s, o = shipments.copy(), outcomes.copy()
+    build_training_frame(shipments, outcomes)
+    state = OnlineFeatureState.from_history(shipments, outcomes)
+    state.features(shipments.iloc[:5])
+    pd.testing.assert_frame_equal(s, shipments)
+    pd.testing.assert_frame_equal(o, outcomes)
+
+
+def test_optional_columns_may_be_absent_and_no_outcomes_is_fine(world):
+    shipments, outcomes = world
+    required = ["shipment_id", "mode", "declared_at", "shipper_id", "consignee_id",
+                "origin_country", "departure_country", "discharge_port", "hs_code",
+                "packages", "gross_weight_kg", "declared_value", "currency",
+                "declared_value_usd"]  # fmt: skip
+    slim = shipments[required]
+    out = build_training_frame(slim, outcomes.iloc[:0])
+    assert out["consignee_phone_new"].isna().all()
+    assert (out["consignee_seizures"] == 0).all()
+    state = OnlineFeatureState.from_history(slim.iloc[:10], outcomes.iloc[:0])
+    assert len(state.features(slim.iloc[[20]])) == 1
+
+
+@pytest.mark.parametrize("column", ["consignee_id", "declared_at", "hs_code"])
+def test_missing_required_column_is_named(world, column):
+    shipments, outcomes = world
+    with pytest.raises(ContractError, match=column):
+        build_training_frame(shipments.drop(columns=[column]), outcomes)
+    with pytest.raises(ContractError, match=column):
+        OnlineFeatureState().features(shipments.drop(columns=[column]).iloc[:1])
+
+
+def test_bad_outcomes_and_duplicate_ids_are_named(world):
+    shipments, outcomes = world
+    with pytest.raises(ContractError, match="result_at"):
+        build_training_frame(shipments, outcomes.drop(columns=["result_at"]))
+    with pytest.raises(ContractError, match="result_at"):
+        OnlineFeatureState().add_outcomes(outcomes.drop(columns=["result_at"]))
+    with pytest.raises(ContractError, match="shipment_id"):
+        build_training_frame(pd.concat([shipments.iloc[:3], shipments.iloc[:1]]), outcomes)
+    with pytest.raises(ContractError, match="declared_at"):
+        build_training_frame(shipments.assign(declared_at=pd.NaT), outcomes)
+
+
+def test_empty_shipments_give_an_empty_frame(world):
+    shipments, outcomes = world
+    out = build_training_frame(shipments.iloc[:0], outcomes)
+    assert list(out.columns) == [*KEY_COLUMNS, *FEATURE_NAMES]
+    assert len(out) == 0
