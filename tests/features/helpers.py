@@ -178,3 +178,73 @@ def assert_same_features(offline: pd.DataFrame, online: pd.DataFrame, *, rtol=1e
                 i = int(np.flatnonzero(~ok)[0])
                 problems.append(f"{name} ({(~ok).sum()} rows, e.g. {x[i]!r} vs {y[i]!r})")
     assert not problems, "features differ: " + "; ".join(problems)
+
+
+T0 = pd.Timestamp("2026-01-01 08:00")
+
+_DEFAULT = {
+    "mode": "sea",
+    "shipper_id": "SH1",
+    "consignee_id": "C1",
+    "shipper_name": "Exporter",
+    "consignee_name": "Importer",
+    "consignee_address": None,
+    "consignee_phone": None,
+    "origin_country": "NL",
+    "departure_country": "NL",
+    "loading_port": "NLRTM",
+    "transshipment_ports": None,
+    "discharge_port": "BEANR",
+    "hs_code": "080390",
+    "goods_description": "bananas fresh",
+    "packages": 10,
+    "gross_weight_kg": 1000.0,
+    "declared_value": 2000.0,
+    "currency": "USD",
+    "declared_value_usd": 2000.0,
+    "container_type": "reefer",
+}
+
+
+def make_shipments(*rows: dict) -> pd.DataFrame:
+    """A tiny contract-valid shipments table; ``day`` (float) sets ``declared_at`` to that many
+    days after :data:`T0`, ``id`` the shipment id; anything else overrides a default."""
+    records = []
+    for i, row in enumerate(rows):
+        row = dict(row)
+        day = row.pop("day", i)
+        sid = row.pop("id", f"S{i + 1}")
+        records.append(
+            {**_DEFAULT, "shipment_id": sid, "declared_at": T0 + pd.Timedelta(days=day), **row}
+        )
+    return validate_shipments(pd.DataFrame(records))
+
+
+def make_outcomes(*rows: tuple) -> pd.DataFrame:
+    """Outcomes from ``(shipment_id, inspected_day, result_day, result)`` tuples."""
+    records = [
+        {
+            "shipment_id": sid,
+            "inspected_at": T0 + pd.Timedelta(days=inspected),
+            "result_at": T0 + pd.Timedelta(days=known),
+            "result": result,
+            "drug": "cocaine" if result == "seized" else None,
+            "quantity_kg": 1.0 if result == "seized" else None,
+            "method": "physical",
+            "selected_by": "rule",
+        }
+        for sid, inspected, known, result in rows
+    ]
+    columns = ["shipment_id", "inspected_at", "result_at", "result", "drug", "quantity_kg",
+               "method", "selected_by"]  # fmt: skip
+    return validate_outcomes(pd.DataFrame(records, columns=columns))
+
+
+def both_ways(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Offline features, after checking the online replay gives the same numbers."""
+    from features.pipeline import build_training_frame
+
+    offline = build_training_frame(shipments, outcomes)
+    online, _ = replay_online(shipments, outcomes)
+    assert_same_features(offline, online)
+    return offline.set_index("shipment_id")

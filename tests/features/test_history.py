@@ -1,0 +1,158 @@
+"""Entity history, place/commodity history and change features on hand-made frames, with
+values computed by hand (and checked both offline and online)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from features.history import PRIOR_INSPECTIONS, PRIOR_SEIZURES, SMOOTHING
+from tests.features.helpers import both_ways, make_outcomes, make_shipments
+
+START_RATE = PRIOR_SEIZURES / PRIOR_INSPECTIONS  # overall rate before any outcome is known
+
+
+def rate(seized, inspected, g_seized, g_inspected):
+    prior = (g_seized + PRIOR_SEIZURES) / (g_inspected + PRIOR_INSPECTIONS)
+    return (seized + SMOOTHING * prior) / (inspected + SMOOTHING)
+
+
+@pytest.fixture(scope="module")
+def consignee_story():
+    shipments = make_shipments(
+        {"day": 0, "shipper_id": "A", "origin_country": "EC", "loading_port": "ECGYE",
+         "forwarder_id": "F1", "consignee_phone": "+1 555 0101", "consignee_address": "1 Quay"},
+        {"day": 10, "shipper_id": "A", "origin_country": "CO", "forwarder_id": "F1",
+         "consignee_phone": "+1 555 0101", "consignee_address": "1 Quay"},
+        {"day": 10, "shipper_id": "B", "origin_country": "EC", "forwarder_id": "F1",
+         "consignee_phone": "+1-555-0101", "consignee_address": "1, QUAY"},
+        {"day": 40, "shipper_id": "A", "origin_country": "NL", "loading_port": "ECGYE",
+         "forwarder_id": "F2", "consignee_phone": "+1 555 9999", "consignee_address": "1 Quay"},
+        {"day": 400, "shipper_id": "N", "origin_country": "EC", "loading_port": "ECGYE",
+         "consignee_id": "c1"},
+    )  # fmt: skip
+    outcomes = make_outcomes(("S1", 1, 12, "seized"), ("S2", 11, 11.5, "clean"))
+    return both_ways(shipments, outcomes)
+
+
+def test_counts_windows_and_first_seen(consignee_story):
+    f = consignee_story
+    # first shipment: no history at all
+    assert f.loc["S1", "consignee_shipments_total"] == 0
+    assert math.isnan(f.loc["S1", "consignee_days_since_first"])
+    assert math.isnan(f.loc["S1", "consignee_growth_30d"])
+    # S2 and S3 are declared at the same instant: neither sees the other
+    assert f.loc["S2", "consignee_shipments_total"] == 1
+    assert f.loc["S3", "consignee_shipments_total"] == 1
+    # day 40: S1, S2, S3 before; S2/S3 exactly 30 days before are inside the 30-day window
+    s4 = f.loc["S4"]
+    assert (s4["consignee_shipments_total"], s4["consignee_shipments_7d"]) == (3, 0)
+    assert (s4["consignee_shipments_30d"], s4["consignee_shipments_365d"]) == (2, 3)
+    assert s4["consignee_days_since_first"] == pytest.approx(40)
+    assert s4["consignee_growth_30d"] == pytest.approx(2 / (1 * 30 / 335))
+    # day 400: "c1" is the same consignee as "C1"; only S4 is within 365 days
+    s5 = f.loc["S5"]
+    assert (s5["consignee_shipments_total"], s5["consignee_shipments_365d"]) == (4, 1)
+    assert s5["consignee_days_since_first"] == pytest.approx(400)
+
+
+def test_distinct_values(consignee_story):
+    f = consignee_story
+    assert f.loc["S4", "consignee_distinct_origins"] == 2  # EC, CO
+    assert f.loc["S5", "consignee_distinct_origins"] == 3  # + NL
+    assert f.loc["S4", "consignee_distinct_counterparties"] == 2  # shippers A, B
+    assert f.loc["S4", "shipper_distinct_counterparties"] == 1  # A shipped only to C1
+    assert f.loc["S4", "forwarder_distinct_counterparties"] == 0  # F2 is new
+
+
+def test_outcomes_count_only_once_known(consignee_story):
+    f = consignee_story
+    # S1's seizure is known on day 12: not for S2/S3 (day 10), yes for S4
+    assert f.loc["S2", "consignee_seizures"] == 0
+    assert f.loc["S2", "consignee_seizure_rate"] == pytest.approx(START_RATE)
+    assert f.loc["S4", "consignee_seizures"] == 1
+    assert f.loc["S4", "consignee_inspected_share"] == pytest.approx(2 / 3)
+    assert f.loc["S4", "consignee_seizure_rate"] == pytest.approx(rate(1, 2, 1, 2))
+    assert f.loc["S4", "shipper_seizures"] == 1  # shipper A's S1
+
+
+def test_missing_and_unseen_parties(consignee_story):
+    f = consignee_story
+    # no forwarder declared on S5: every forwarder feature is missing
+    assert math.isnan(f.loc["S5", "forwarder_shipments_total"])
+    assert math.isnan(f.loc["S5", "forwarder_seizure_rate"])
+    # forwarder F2 is declared but never seen: zero counts, no first-seen date
+    assert f.loc["S4", "forwarder_shipments_total"] == 0
+    assert math.isnan(f.loc["S4", "forwarder_days_since_first"])
+    assert f.loc["S4", "forwarder_seizure_rate"] == pytest.approx(rate(0, 0, 1, 2))
+    # no recipient code anywhere
+    assert f["recipient_shipments_total"].isna().all()
+
+
+def test_places_and_commodities_learned_from_outcomes(consignee_story):
+    f = consignee_story
+    assert f.loc["S1", "origin_risk"] == pytest.approx(START_RATE)
+    # S5 from EC: S1 (EC) inspected and seized, S3 (EC) not inspected
+    assert f.loc["S5", "origin_risk"] == pytest.approx(rate(1, 1, 1, 2))
+    # S4 from NL: never inspected -> the overall rate
+    assert f.loc["S4", "origin_risk"] == pytest.approx(rate(0, 0, 1, 2))
+    # ECGYE seizure known on day 12: within 90 days of day 40, not of day 400
+    assert f.loc["S4", "loading_port_seizures_90d"] == 1
+    assert f.loc["S5", "loading_port_seizures_90d"] == 0
+    assert f.loc["S4", "loading_port_risk"] == pytest.approx(rate(1, 1, 1, 2))
+    # same HS code declared three times before S4
+    assert f.loc["S4", "hs_code_shipments"] == 3
+    assert f.loc["S1", "hs_code_shipments"] == 0
+
+
+def test_change_features(consignee_story):
+    f = consignee_story
+    # S2: same phone (after normalisation), same address, same forwarder, known pair
+    assert (f.loc["S2", "consignee_phone_new"], f.loc["S2", "consignee_address_new"]) == (0, 0)
+    assert f.loc["S2", "consignee_forwarder_new"] == 0
+    assert f.loc["S2", "shipper_consignee_new_pair"] == 0
+    # S3 writes phone and address differently: still the same after normalisation
+    assert (f.loc["S3", "consignee_phone_new"], f.loc["S3", "consignee_address_new"]) == (0, 0)
+    assert f.loc["S3", "shipper_consignee_new_pair"] == 1  # B -> C1 first time
+    # S4: new phone and forwarder for an established consignee
+    s4 = f.loc["S4"]
+    assert (s4["consignee_phone_new"], s4["consignee_address_new"]) == (1, 0)
+    assert s4["consignee_forwarder_new"] == 1
+    assert s4["consignee_forwarder_share"] == 0
+    assert s4["shipper_consignee_shipments"] == 2  # S1, S2
+    # S1 has no history to compare with; S5 declares no phone
+    assert math.isnan(f.loc["S1", "consignee_phone_new"])
+    assert math.isnan(f.loc["S5", "consignee_phone_new"])
+    assert math.isnan(f.loc["S5", "consignee_forwarder_share"])
+
+
+def test_value_per_kg_against_earlier_heading():
+    shipments = make_shipments(
+        {"day": 0, "declared_value_usd": 1000.0, "declared_value": 1000.0},  # 1 USD/kg
+        {"day": 1, "declared_value_usd": 3000.0, "declared_value": 3000.0},  # 3 USD/kg
+        {"day": 2, "declared_value_usd": 100.0, "declared_value": 100.0, "origin_country": "EC"},
+        {"day": 3, "hs_code": "0901"},
+    )
+    f = both_ways(shipments, make_outcomes())
+    assert math.isnan(f.loc["S1", "value_per_kg_vs_heading"])
+    assert f.loc["S2", "value_per_kg_vs_heading"] == pytest.approx(math.log1p(3) - math.log1p(1))
+    mean = (math.log1p(1) + math.log1p(3)) / 2
+    assert f.loc["S3", "value_per_kg_vs_heading"] == pytest.approx(math.log1p(0.1) - mean)
+    assert math.isnan(f.loc["S3", "value_per_kg_vs_heading_origin"])  # first from EC
+    assert math.isnan(f.loc["S4", "value_per_kg_vs_heading"])  # unseen heading
+
+
+def test_transshipment_risk_is_the_riskiest_port():
+    shipments = make_shipments(
+        {"day": 0, "transshipment_ports": "PAPTY"},
+        {"day": 1, "transshipment_ports": "ESALG"},
+        {"day": 10, "transshipment_ports": "ESALG|PAPTY"},
+        {"day": 11},
+    )
+    outcomes = make_outcomes(("S1", 0.5, 2, "seized"), ("S2", 1.5, 3, "clean"))
+    f = both_ways(shipments, outcomes)
+    assert f.loc["S3", "transshipment_risk"] == pytest.approx(rate(1, 1, 1, 2))
+    assert f.loc["S3", "n_transshipments"] == 2
+    assert math.isnan(f.loc["S4", "transshipment_risk"])
+    assert f.loc["S4", "n_transshipments"] == 0

@@ -1,0 +1,98 @@
+"""Network features: consignees linked by shared phones, addresses and recipient codes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from features.network import LinkGraph
+from features.pipeline import OnlineFeatureState
+from tests.features.helpers import both_ways, make_outcomes, make_shipments
+
+
+@pytest.fixture(scope="module")
+def ring():
+    """A (phone P1) -> B (phone P1, then address X) -> C (address X) -> D (phone P1); A's
+    first shipment is seized, known on day 2.5; A ships again on day 5."""
+    shipments = make_shipments(
+        {"day": 0, "consignee_id": "A", "consignee_phone": "+44 20 1111"},
+        {"day": 1, "consignee_id": "B", "consignee_phone": "+44 (20) 1111"},
+        {"day": 2, "consignee_id": "B", "consignee_address": "7 Dock St"},
+        {"day": 3, "consignee_id": "C", "consignee_address": "7 DOCK ST."},
+        {"day": 4, "consignee_id": "D", "consignee_phone": "+44201111"},
+        {"day": 5, "consignee_id": "a", "consignee_phone": "+44 20 1111"},
+        {"day": 6, "consignee_id": "E", "consignee_phone": "+1 999"},
+    )
+    outcomes = make_outcomes(("S1", 0.5, 2.5, "seized"), ("S3", 2.1, 2.2, "clean"))
+    return shipments, outcomes
+
+
+@pytest.fixture(scope="module")
+def ring_features(ring):
+    return both_ways(*ring)
+
+
+def test_one_hop_through_shared_identifiers(ring_features):
+    f = ring_features
+    assert f.loc["S1", "phone_other_consignees"] == 0
+    assert f.loc["S2", "phone_other_consignees"] == 1  # A
+    assert f.loc["S2", "phone_linked_seizures"] == 0  # A's seizure not known on day 1
+    assert f.loc["S4", "address_other_consignees"] == 1  # B
+    assert f.loc["S4", "address_linked_seizures"] == 0
+    assert f.loc["S5", "phone_other_consignees"] == 2  # A, B
+    assert f.loc["S5", "phone_linked_seizures"] == 1  # A's, known on day 2.5
+    # A itself: its own seizure is not a *linked* one, its own earlier use not "other"
+    assert f.loc["S6", "phone_other_consignees"] == 2  # B, D
+    assert f.loc["S6", "phone_linked_seizures"] == 0
+    assert math.isnan(f.loc["S1", "address_other_consignees"])  # no address declared
+
+
+def test_whole_network(ring_features):
+    f = ring_features
+    assert (f.loc["S1", "network_size"], f.loc["S1", "network_seizures"]) == (1, 0)
+    assert (f.loc["S2", "network_size"], f.loc["S2", "network_seizures"]) == (2, 0)
+    # C (new) joins A-B through the address B declared on day 2; A's seizure is two hops away
+    assert (f.loc["S4", "network_size"], f.loc["S4", "network_seizures"]) == (3, 1)
+    assert (f.loc["S5", "network_size"], f.loc["S5", "network_seizures"]) == (4, 1)
+    # A's own seizure does not count as a seizure "in its network"
+    assert (f.loc["S6", "network_size"], f.loc["S6", "network_seizures"]) == (4, 0)
+    assert (f.loc["S7", "network_size"], f.loc["S7", "network_seizures"]) == (1, 0)
+
+
+def test_linked_parties_and_profiles(ring):
+    state = OnlineFeatureState.from_history(*ring)
+    linked = state.linked_parties("b ")
+    assert [(p["party_id"], p["shared"], p["seizures"]) for p in linked] == [
+        ("A", ["phone"], 1),
+        ("C", ["address"], 0),
+        ("D", ["phone"], 0),
+    ]
+    assert state.linked_parties("nobody") == []
+    profile = state.party_profile("consignee", " A")
+    assert profile["shipments"] == 2
+    assert profile["inspections"] == 1 and profile["seizures"] == 1
+    assert str(profile["first_seen"]) == "2026-01-01 08:00:00"
+    assert profile["shipments_365d"] == 2
+    assert profile["distinct_counterparties"] == 1
+    unknown = state.party_profile("shipper", "ghost")
+    assert unknown["shipments"] == 0 and unknown["first_seen"] is None
+
+
+def test_party_profile_rejects_unknown_role(ring):
+    from features.errors import ContractError
+
+    with pytest.raises(ContractError, match="role"):
+        OnlineFeatureState.from_history(*ring).party_profile("captain", "A")
+
+
+def test_link_graph_merges_counts():
+    g = LinkGraph()
+    g.grow(4)  # consignees 0, 1; identifiers 2, 3
+    g.add_shipment(0, (2,), True)
+    g.add_seizure(0)
+    g.add_shipment(1, (3,), True)
+    assert g.component(1, (3,), True) == (1.0, 0.0)
+    g.add_shipment(1, (2,), False)
+    assert g.component(1, (), True) == (2.0, 1.0)
+    assert g.component(0, (), True) == (2.0, 0.0)
