@@ -23,7 +23,43 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
 
-_CONFIG = ConfigDict(extra="forbid", regex_engine="python-re", allow_inf_nan=False)
+
+def _exclusive_bounds(prop: dict[str, Any]) -> None:
+    for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = prop.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            prop[bound] = value
+            prop[key] = True
+
+
+def openapi30(schema: dict[str, Any], *_: Any) -> None:
+    """Write the schema the OpenAPI 3.0 way, which BentoML's description declares: "may be
+    null" as ``nullable: true`` (not ``anyOf [..., {type: null}]``) and exclusive bounds as
+    booleans, so clients and fuzzers read the description correctly."""
+    for prop in schema.get("properties", {}).values():
+        _exclusive_bounds(prop)
+        options = prop.get("anyOf")
+        if not options:
+            continue
+        for option in options:
+            _exclusive_bounds(option)
+        others = [o for o in options if o.get("type") != "null"]
+        if len(others) == len(options):
+            continue
+        prop.pop("anyOf")
+        if len(others) == 1:
+            prop.update(others[0])
+        else:
+            prop["anyOf"] = others
+        prop["nullable"] = True
+
+
+_CONFIG = ConfigDict(
+    extra="forbid",
+    regex_engine="python-re",
+    allow_inf_nan=False,
+    json_schema_extra=openapi30,
+)
 
 
 def _python_type(dtype: Any) -> type:
@@ -174,7 +210,11 @@ def frame_check_errors(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[
 # -- responses --------------------------------------------------------------------------------
 
 
-class Reason(BaseModel):
+class _Response(BaseModel):
+    model_config = ConfigDict(json_schema_extra=openapi30)
+
+
+class Reason(_Response):
     """One feature's contribution to a score, in words an officer can act on."""
 
     feature: str = Field(description="Feature name in the catalog.")
@@ -184,7 +224,7 @@ class Reason(BaseModel):
     direction: Literal["raises", "lowers"] = Field(description="Effect on the risk.")
 
 
-class ScoreResult(BaseModel):
+class ScoreResult(_Response):
     """The risk score of one shipment and why."""
 
     shipment_id: str
@@ -214,7 +254,7 @@ class ScoreResponse(ScoreResult):
     request_id: str = Field(description="Audit reference of this scoring request.")
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(_Response):
     request_id: str
     model_name: str
     model_version: str
@@ -223,12 +263,12 @@ class BatchResponse(BaseModel):
     results: list[ScoreResult] = Field(description="Sorted by risk, riskiest first.")
 
 
-class OutcomesAck(BaseModel):
+class OutcomesAck(_Response):
     request_id: str
     accepted: int = Field(description="Outcomes stored and applied to the online history.")
 
 
-class ScoreRecord(BaseModel):
+class ScoreRecord(_Response):
     request_id: str
     scored_at: dt.datetime
     caller: str
@@ -239,7 +279,7 @@ class ScoreRecord(BaseModel):
     reasons: list[Reason] | None
 
 
-class ShipmentView(BaseModel):
+class ShipmentView(_Response):
     """What the service knows about one shipment: declaration, latest score, inspections."""
 
     shipment: dict[str, Any]
@@ -247,7 +287,7 @@ class ShipmentView(BaseModel):
     outcomes: list[dict[str, Any]]
 
 
-class ReloadResponse(BaseModel):
+class ReloadResponse(_Response):
     reloaded: bool
     model_name: str
     model_version: str | None
@@ -255,11 +295,11 @@ class ReloadResponse(BaseModel):
     message: str
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Response):
     loc: list[str | int]
     msg: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Response):
     error: str
     detail: list[ErrorDetail] = Field(default_factory=list)

@@ -44,6 +44,7 @@ from serving.schemas import (
     ShipmentView,
 )
 from serving.store import Caller
+from serving.ui.app import ui_app
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -89,6 +90,7 @@ def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = N
 
 
 @bentoml.asgi_app(http, path="/")
+@bentoml.asgi_app(ui_app, path="/ui")
 @bentoml.service(
     name="cargorisk",
     workers=1,

@@ -21,8 +21,11 @@ and SIGKILL; PostgreSQL commits are durable by default.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import hmac
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -145,6 +148,69 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+MIN_PASSWORD = 10
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """A worklist password as ``scrypt$n$r$p$salt$hash`` (per-user random salt, memory-hard
+    so a stolen store does not give away passwords cheaply)."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+    n, r, p = _SCRYPT["n"], _SCRYPT["r"], _SCRYPT["p"]
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=bytes.fromhex(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(digest) // 2,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify unknown user names against (computed once, on first use)."""
+    return hash_password("not a password", salt=bytes(16))
+
+
+WORKLIST_COLUMNS = (
+    "shipment_id",
+    "mode",
+    "declared_at",
+    "arrival_at",
+    "shipper_id",
+    "shipper_name",
+    "consignee_id",
+    "consignee_name",
+    "origin_country",
+    "loading_port",
+    "transshipment_ports",
+    "discharge_port",
+    "vessel",
+    "voyage",
+    "flight",
+    "bill_of_lading",
+    "air_waybill",
+    "container_type",
+    "hs_code",
+    "goods_description",
+)
+"""Columns of a shipment the worklist table shows or filters on."""
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who made a request: the API key's (or user's) name and role."""
@@ -152,6 +218,7 @@ class Caller:
     name: str
     role: str
     key_id: int | None = None
+    user_id: int | None = None
 
     @property
     def label(self) -> str:
@@ -490,6 +557,173 @@ class Store:
                 )
             ).first()
         return None if row is None else Caller(name=row.name, role=row.role, key_id=row.id)
+
+    # -- worklist users (UI sign-in) ---------------------------------------------------------
+    def create_user(self, username: str, password: str, role: str = "officer") -> int:
+        """Create a worklist account; only a salted scrypt hash of the password is stored."""
+        if role not in ("officer", "admin"):
+            raise CargoriskError(f"role: worklist users are officer or admin, not {role!r}")
+        if not USERNAME.match(username or ""):
+            raise CargoriskError("username: 1-64 letters, digits or . _ @ -")
+        if len(password) < MIN_PASSWORD or len(password) > 1024:
+            raise CargoriskError(f"password: {MIN_PASSWORD}-1024 characters")
+        with self.engine.begin() as conn:
+            taken = conn.execute(sa.select(users.c.id).where(users.c.username == username)).first()
+            if taken is not None:
+                raise CargoriskError(f"username: {username!r} already exists")
+            result = conn.execute(
+                users.insert(),
+                {
+                    "username": username,
+                    "role": role,
+                    "password_hash": hash_password(password),
+                    "created_at": utcnow(),
+                },
+            )
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": utcnow(),
+                    "caller": "cli",
+                    "action": "user_created",
+                    "detail": json.dumps({"username": username, "role": role}),
+                },
+            )
+            return int(result.inserted_primary_key[0])
+
+    def authenticate_user(self, username: str, password: str) -> Caller | None:
+        """The caller of an active account whose password matches, else None. Unknown names
+        cost the same hash as known ones, so timing does not tell which names exist."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(users.c.id, users.c.username, users.c.role, users.c.password_hash).where(
+                    users.c.username == username, users.c.disabled_at.is_(None)
+                )
+            ).first()
+        stored = row.password_hash if row is not None else _dummy_hash()
+        ok = verify_password(password, stored)
+        if row is None or not ok:
+            return None
+        return Caller(name=row.username, role=row.role, user_id=row.id)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    users.c.id,
+                    users.c.username,
+                    users.c.role,
+                    users.c.created_at,
+                    users.c.disabled_at,
+                ).order_by(users.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def disable_user(self, username: str) -> int:
+        """Disable an account (its sessions stop working at their next request)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                users.update()
+                .where(users.c.username == username, users.c.disabled_at.is_(None))
+                .values(disabled_at=utcnow())
+            )
+            if result.rowcount:
+                conn.execute(
+                    audit_events.insert(),
+                    {
+                        "at": utcnow(),
+                        "caller": "cli",
+                        "action": "user_disabled",
+                        "detail": json.dumps({"username": username}),
+                    },
+                )
+            return int(result.rowcount)
+
+    def active_caller(self, *, key_id: int | None = None, user_id: int | None = None):
+        """The caller behind a still-valid API key or account id (None once revoked or
+        disabled): sessions are re-checked against this on every request."""
+        with self.engine.connect() as conn:
+            if key_id is not None:
+                row = conn.execute(
+                    sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
+                        api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
+                    )
+                ).first()
+                return None if row is None else Caller(row.name, row.role, key_id=row.id)
+            if user_id is not None:
+                row = conn.execute(
+                    sa.select(users.c.id, users.c.username, users.c.role).where(
+                        users.c.id == user_id, users.c.disabled_at.is_(None)
+                    )
+                ).first()
+                return None if row is None else Caller(row.username, row.role, user_id=row.id)
+        return None
+
+    # -- worklist queries ------------------------------------------------------------------
+    def declared_between(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None, *, last=True
+    ) -> dt.datetime | None:
+        """The latest (or, with ``last=False``, earliest) declaration time in [start, end)."""
+        col = shipments.c.declared_at
+        query = sa.select(sa.func.max(col) if last else sa.func.min(col))
+        if start is not None:
+            query = query.where(col >= start)
+        if end is not None:
+            query = query.where(col < end)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        if isinstance(value, str):  # SQLite aggregates return text
+            value = dt.datetime.fromisoformat(value)
+        return value
+
+    def worklist(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        """Shipments declared in [start, end) with their latest score (score, band,
+        percentile, model version, whether reasons were given) and latest inspection
+        (``result``, ``inspected_at``; null when never inspected). One row per shipment."""
+        day = sa.select(shipments.c.shipment_id).where(
+            shipments.c.declared_at >= start, shipments.c.declared_at < end
+        )
+        latest = (
+            sa.select(sa.func.max(scores.c.id).label("score_id"))
+            .where(scores.c.shipment_id.in_(day))
+            .group_by(scores.c.shipment_id)
+            .subquery()
+        )
+        score_q = sa.select(
+            scores.c.shipment_id,
+            scores.c.score,
+            scores.c.band,
+            scores.c.percentile,
+            scores.c.model_version,
+            scores.c.scored_at,
+            scores.c.reasons.is_not(None).label("has_reasons"),
+        ).join(latest, scores.c.id == latest.c.score_id)
+        ship_q = sa.select(*[shipments.c[n] for n in WORKLIST_COLUMNS]).where(
+            shipments.c.declared_at >= start, shipments.c.declared_at < end
+        )
+        out_q = sa.select(outcomes.c.shipment_id, outcomes.c.inspected_at, outcomes.c.result).where(
+            outcomes.c.shipment_id.in_(day)
+        )
+        with self.engine.connect() as conn:
+            ships = pd.read_sql(ship_q, conn)
+            scored = pd.read_sql(score_q, conn)
+            inspected = pd.read_sql(out_q, conn)
+        if not inspected.empty:
+            inspected = (
+                inspected.sort_values("inspected_at")
+                .drop_duplicates("shipment_id", keep="last")
+                .rename(columns={"result": "outcome"})
+            )
+        else:
+            inspected = pd.DataFrame(columns=["shipment_id", "inspected_at", "outcome"])
+        frame = ships.merge(scored, on="shipment_id", how="left").merge(
+            inspected, on="shipment_id", how="left"
+        )
+        for col in ("declared_at", "arrival_at", "scored_at", "inspected_at"):
+            frame[col] = pd.to_datetime(frame[col])
+        frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype("float64")
+        frame["has_reasons"] = frame["has_reasons"].fillna(False).astype(bool)
+        return frame
 
 
 def _as_contract(frame: pd.DataFrame, schema, columns) -> pd.DataFrame:

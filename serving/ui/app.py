@@ -1,0 +1,736 @@
+"""The targeting officers' worklist: a small server-rendered web app mounted at ``/ui``.
+
+Pages (Jinja2 templates, a little CSS, one small script; no JavaScript build):
+
+* ``/ui/login`` - sign in with a worklist account (user name and password) or an officer API
+  key; ``POST /ui/logout`` signs out;
+* ``/ui/worklist`` - the shipments of a day ranked by risk with the capacity cut line and the
+  random exploration picks (:mod:`serving.ui.worklist`), filters by stream, port, vessel or
+  flight, band, and not-yet-inspected;
+* ``/ui/shipments/{id}`` - the declaration, score, band, the reasons as a bar chart, the
+  parties' history and linked parties, and the inspection-outcome form (recorded through
+  :meth:`serving.engine.ScoringEngine.record_outcomes`, the path of ``POST /outcomes``);
+* ``/ui/model`` - the champion in service, its test metrics beside the baselines and its
+  capacity curve.
+
+Every page needs a session (:mod:`serving.ui.session`); every sign-in (refused ones too),
+sign-out, page view and outcome is written to the store's audit trail with the officer's
+identity. The app gets the running :class:`~serving.engine.ScoringEngine` from a resolver, so
+the BentoML service, the tests and any other ASGI host can mount it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pandas as pd
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from features.contracts import DRUGS, INSPECTION_METHODS, MODES, SELECTED_BY
+from serving.store import Caller
+from serving.ui import worklist as wl
+from serving.ui.model_info import WHO, ModelReports
+from serving.ui.session import COOKIE, FailedSignIns, Session, SessionCodec, load_secret
+
+log = logging.getLogger("cargorisk.serving")
+
+HERE = Path(__file__).resolve().parent
+UI_ROLES = frozenset({"officer", "admin"})
+"""Roles that may use the worklist (``system`` keys are for inspection systems only)."""
+
+BELOW_PAGE = 50
+"""Rows shown below the cut line at first (more on request)."""
+
+PARTY_FIELDS = (
+    ("shipper", "shipper_id", "shipper_name"),
+    ("consignee", "consignee_id", "consignee_name"),
+    ("forwarder", "forwarder_id", None),
+    ("declarant", "declarant_id", None),
+    ("recipient", "recipient_customs_code", None),
+)
+MANIFEST_GROUPS = (
+    ("Declaration", ("shipment_id", "mode", "declared_at", "booked_at", "departed_at",
+                     "arrival_at", "bill_of_lading", "air_waybill", "order_ref")),
+    ("Parties", ("shipper_id", "shipper_name", "consignee_id", "consignee_name",
+                 "consignee_address", "consignee_phone", "notify_party_id", "forwarder_id",
+                 "declarant_id", "carrier_id", "recipient_customs_code", "platform")),
+    ("Route", ("origin_country", "departure_country", "loading_port", "transshipment_ports",
+               "discharge_port", "vessel", "voyage", "flight")),
+    ("Goods", ("hs_code", "goods_description", "packages", "gross_weight_kg", "declared_value",
+               "currency", "declared_value_usd", "freight_terms", "payment_method",
+               "container_id", "container_type", "load_type")),
+)  # fmt: skip
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").replace(" id", " ID").replace("usd", "USD").capitalize()
+
+
+def _fmt(value: Any) -> str:
+    """A stored value as an officer reads it (blank for missing)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    return str(value)
+
+
+def _odds(contribution: float) -> str:
+    """A log-odds contribution as a change of the odds an officer can read: x2.4 or ÷1.8."""
+    factor = math.exp(abs(contribution))
+    sign = "×" if contribution >= 0 else "÷"
+    return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
+
+
+def _safe_next(target: str | None, root: str) -> str | None:
+    """Only local worklist paths are followed after sign-in (no open redirect)."""
+    if not target or not target.startswith(f"{root}/") or target.startswith("//"):
+        return None
+    if any(c in target for c in "\\\r\n") or len(target) > 500:
+        return None
+    return target
+
+
+class WorklistApp:
+    """The worklist ASGI app; ``resolve`` returns the running scoring engine (or None while
+    the service starts)."""
+
+    def __init__(self, resolve: Callable[[], Any]) -> None:
+        self.resolve = resolve
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        env = self.templates.env
+        env.filters["fmt"] = _fmt
+        env.filters["label"] = _label
+        env.filters["odds"] = _odds
+        env.globals["BANDS"] = wl.BANDS
+        env.globals["MODES"] = MODES
+        self.failures = FailedSignIns()
+        self._codec: SessionCodec | None = None
+        self._reports: ModelReports | None = None
+        routes = [
+            Route("/", self.index, name="index"),
+            Route("/login", self.login_page, name="login", methods=["GET"]),
+            Route("/login", self.login, name="login_post", methods=["POST"]),
+            Route("/logout", self.logout, name="logout", methods=["POST"]),
+            Route("/worklist", self.worklist, name="worklist"),
+            Route(
+                "/shipments/{shipment_id:path}/outcome",
+                self.outcome,
+                methods=["POST"],
+                name="outcome",
+            ),
+            Route("/shipments/{shipment_id:path}", self.shipment, name="shipment"),
+            Route("/model", self.model, name="model"),
+            Route("/model/capacity-curve.png", self.capacity_curve, name="capacity_curve"),
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ]
+        self.app = Starlette(routes=routes, exception_handlers={500: self._server_error})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for key, value in SECURITY_HEADERS.items():
+                    if key.encode() not in present:
+                        headers.append((key.encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def engine(self):
+        return self.resolve()
+
+    def codec(self, engine) -> SessionCodec:
+        if self._codec is None:
+            self._codec = SessionCodec(load_secret(engine.settings.home))
+        return self._codec
+
+    def reports(self, engine) -> ModelReports:
+        if self._reports is None:
+            self._reports = ModelReports(engine.settings.tracking_uri)
+        return self._reports
+
+    @staticmethod
+    def root(request: Request) -> str:
+        return request.scope.get("root_path", "").rstrip("/")
+
+    def path(self, request: Request, name: str, query: dict | None = None, **params) -> str:
+        url = self.root(request) + str(self.app.url_path_for(name, **params))
+        query = {k: v for k, v in (query or {}).items() if v not in (None, "", False)}
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def render(self, request: Request, template: str, status: int = 200, **context) -> Response:
+        context.setdefault("session", None)
+        context.setdefault("caller", None)
+        context["request"] = request
+        context["u"] = lambda name, query=None, **p: self.path(request, name, query, **p)
+        return self.templates.TemplateResponse(request, template, context, status_code=status)
+
+    def unavailable(self, request: Request) -> Response:
+        return self.render(
+            request,
+            "error.html",
+            503,
+            title="Service starting",
+            message="The scoring service is starting; try again in a few seconds.",
+        )
+
+    def signed_in(self, request: Request, engine) -> tuple[Session, Caller] | None:
+        """The session and the officer behind it, if the cookie is valid and the account or
+        key is still active and allowed on the worklist."""
+        session = self.codec(engine).loads(request.cookies.get(COOKIE))
+        if session is None:
+            return None
+        if session.kind == "key":
+            caller = engine.store.active_caller(key_id=session.ident)
+        else:
+            caller = engine.store.active_caller(user_id=session.ident)
+        if caller is None or caller.role not in UI_ROLES:
+            return None
+        return session, caller
+
+    def to_login(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse(self.path(request, "login", {"next": target}), 303)
+        response.delete_cookie(COOKIE, path=self.root(request) or "/")
+        return response
+
+    def csrf_ok(self, session: Session, form) -> bool:
+        import hmac
+
+        given = str(form.get("csrf") or "")
+        return bool(given) and hmac.compare_digest(given, session.csrf)
+
+    async def _server_error(self, request: Request, exc: Exception) -> Response:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("worklist error %s on %s", ref, request.url.path, exc_info=exc)
+        return self.render(
+            request,
+            "error.html",
+            500,
+            title="Something went wrong",
+            message=f"The page could not be shown (reference {ref}; the error is in the "
+            "service log).",
+        )
+
+    # -- sign-in ---------------------------------------------------------------------------
+    async def index(self, request: Request) -> Response:
+        return RedirectResponse(self.path(request, "worklist"), 303)
+
+    async def login_page(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        if await run_in_threadpool(self.signed_in, request, engine):
+            return RedirectResponse(self.path(request, "worklist"), 303)
+        return self.render(
+            request,
+            "login.html",
+            next=_safe_next(request.query_params.get("next"), self.root(request)) or "",
+            signed_out=request.query_params.get("signed_out") == "1",
+            error=None,
+            method="password",
+            username="",
+        )
+
+    async def login(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        form = await request.form()
+        method = "key" if form.get("method") == "key" else "password"
+        username = str(form.get("username") or "").strip()[:200]
+        target = _safe_next(str(form.get("next") or ""), self.root(request))
+        client = request.client.host if request.client else "unknown"
+
+        def refuse(message: str, status: int = 401) -> Response:
+            return self.render(
+                request,
+                "login.html",
+                status,
+                next=target or "",
+                signed_out=False,
+                error=message,
+                method=method,
+                username=username,
+            )
+
+        if self.failures.blocked(client):
+            return refuse("Too many failed sign-ins from this computer; wait 5 minutes.", 429)
+        if method == "key":
+            key = str(form.get("api_key") or "").strip()
+            caller = (
+                await run_in_threadpool(engine.store.lookup_key, key)
+                if 0 < len(key) <= 200
+                else None
+            )
+            kind, ident = "key", caller.key_id if caller else None
+            refused = "Unknown or revoked API key, or not an officer's key."
+        else:
+            password = str(form.get("password") or "")
+            caller = (
+                await run_in_threadpool(engine.store.authenticate_user, username, password)
+                if username and 0 < len(password) <= 1024
+                else None
+            )
+            kind, ident = "user", caller.user_id if caller else None
+            refused = "Wrong user name or password."
+        if caller is None or caller.role not in UI_ROLES or ident is None:
+            self.failures.fail(client)
+            detail = {"method": method, "client": client}
+            if method == "password":
+                detail["username"] = username
+            if caller is not None:
+                detail["role"] = caller.role
+            await run_in_threadpool(engine.store.audit, "ui_sign_in_refused", "anonymous", detail)
+            return refuse(refused)
+        self.failures.clear(client)
+        codec = self.codec(engine)
+        session = codec.new(kind, ident, caller.name)
+        await run_in_threadpool(
+            engine.store.audit, "ui_sign_in", caller, {"method": method, "client": client}
+        )
+        response = RedirectResponse(target or self.path(request, "worklist"), 303)
+        response.set_cookie(
+            COOKIE,
+            codec.dumps(session),
+            max_age=codec.max_age,
+            path=self.root(request) or "/",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = await run_in_threadpool(self.signed_in, request, engine)
+        form = await request.form()
+        if who is not None and self.csrf_ok(who[0], form):
+            await run_in_threadpool(engine.store.audit, "ui_sign_out", who[1])
+        response = RedirectResponse(self.path(request, "login", {"signed_out": "1"}), 303)
+        response.delete_cookie(COOKIE, path=self.root(request) or "/")
+        return response
+
+    # -- worklist --------------------------------------------------------------------------
+    def worklist(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = self.signed_in(request, engine)
+        if who is None:
+            return self.to_login(request)
+        session, caller = who
+        settings = engine.settings
+        ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "worklist"}
+        try:
+            filters = wl.Filters.from_query(request.query_params)
+        except wl.FilterError as exc:
+            return self.render(
+                request, "worklist.html", 400, error=str(exc), filters=wl.Filters(), day=None,
+                **ctx,
+            )  # fmt: skip
+        store = engine.store
+        day = filters.day
+        if day is None:
+            latest = store.declared_between()
+            day = latest.date() if latest is not None else None
+        if day is None:
+            return self.render(
+                request, "worklist.html", filters=filters, day=None, error=None, **ctx
+            )
+        start = dt.datetime.combine(day, dt.time())
+        end = start + dt.timedelta(days=1)
+        frame = store.worklist(start, end)
+        in_mode = frame if not filters.mode else frame[frame["mode"] == filters.mode]
+        ports = sorted(p for p in in_mode["discharge_port"].dropna().unique().tolist())
+        planned, summary = wl.plan(
+            wl.scope(frame, filters),
+            capacity=settings.capacity,
+            exploration_share=settings.exploration_share,
+            seed=wl.exploration_seed(day, filters.mode, filters.port, settings.seed),
+        )
+        visible = wl.view(planned, filters)
+        try:
+            shown_below = max(BELOW_PAGE, min(int(request.query_params.get("below", 0)), 50_000))
+        except ValueError:
+            shown_below = BELOW_PAGE
+        sections = {
+            "model": visible[visible["pick"] == "model"],
+            "random": visible[visible["pick"] == "random"],
+            "below": visible[(visible["pick"] == "") & visible["rank"].notna()],
+            "unscored": visible[visible["rank"].isna()],
+        }
+        before = store.declared_between(end=start)
+        after = store.declared_between(start=end, last=False)
+        query = {
+            "day": day.isoformat(),
+            "mode": filters.mode,
+            "port": filters.port,
+            "transport": filters.transport,
+            "band": filters.band,
+            "uninspected": "1" if filters.uninspected else "",
+        }
+        store.audit(
+            "ui_worklist_viewed",
+            caller,
+            {k: v for k, v in query.items() if v} | {"rows": len(visible)},
+        )
+        return self.render(
+            request,
+            "worklist.html",
+            filters=filters,
+            day=day,
+            error=None,
+            ports=ports,
+            summary=summary,
+            visible=len(visible),
+            inspected=int(planned["outcome"].notna().sum()),
+            model_rows=self._rows(sections["model"]),
+            random_rows=self._rows(sections["random"]),
+            below_rows=self._rows(sections["below"].head(shown_below)),
+            below_total=len(sections["below"]),
+            unscored_rows=self._rows(sections["unscored"].head(BELOW_PAGE)),
+            unscored_total=len(sections["unscored"]),
+            query=query,
+            more_below=shown_below + 200,
+            prev_day=before.date().isoformat() if before is not None else None,
+            next_day=after.date().isoformat() if after is not None else None,
+            **ctx,
+        )
+
+    @staticmethod
+    def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+        rows = []
+        for r in frame.itertuples(index=False):
+            if r.mode == "sea":
+                transport = " ".join(filter(None, [_fmt(r.vessel), _fmt(r.voyage)]))
+            elif r.mode == "air":
+                transport = _fmt(r.flight)
+            else:
+                transport = _fmt(r.flight) or "express"
+            route = " → ".join(
+                filter(
+                    None, [_fmt(r.loading_port) or _fmt(r.origin_country), _fmt(r.discharge_port)]
+                )
+            )
+            rows.append(
+                {
+                    "shipment_id": r.shipment_id,
+                    "rank": None if pd.isna(r.rank) else int(r.rank),
+                    "score": None if pd.isna(r.score) else float(r.score),
+                    "band": None if pd.isna(r.band) else str(r.band),
+                    "pick": r.pick,
+                    "mode": r.mode,
+                    "transport": transport,
+                    "route": route,
+                    "shipper": _fmt(r.shipper_name) or _fmt(r.shipper_id),
+                    "consignee": _fmt(r.consignee_name) or _fmt(r.consignee_id),
+                    "goods": _fmt(r.goods_description)[:60],
+                    "hs_code": _fmt(r.hs_code),
+                    "origin": _fmt(r.origin_country),
+                    "outcome": None if pd.isna(r.outcome) else str(r.outcome),
+                }
+            )
+        return rows
+
+    # -- shipment --------------------------------------------------------------------------
+    def shipment(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = self.signed_in(request, engine)
+        if who is None:
+            return self.to_login(request)
+        return self._shipment_page(request, engine, *who)
+
+    def _shipment_page(
+        self,
+        request: Request,
+        engine,
+        session: Session,
+        caller: Caller,
+        *,
+        form: dict | None = None,
+        errors: list[dict] | None = None,
+        status: int = 200,
+    ) -> Response:
+        shipment_id = request.path_params["shipment_id"]
+        store = engine.store
+        record = store.shipment(shipment_id)
+        ctx = {"session": session, "caller": caller, "active": "worklist"}
+        if record is None:
+            return self.render(
+                request,
+                "error.html",
+                404,
+                title="No such shipment",
+                message=f"The store holds no shipment {shipment_id!r}.",
+                **ctx,
+            )
+        latest = store.latest_score(shipment_id)
+        outcomes = store.outcomes_for(shipment_id)
+        reasons, reasons_note = self._reasons(engine, record, latest)
+        parties, linked, history_note = self._parties(engine, record)
+        pick = request.query_params.get("pick", "")
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M")
+        form = form or {
+            "inspected_at": now,
+            "result_at": now,
+            "result": "",
+            "drug": "",
+            "quantity_kg": "",
+            "method": "physical",
+            "selected_by": pick if pick in ("model", "random") else "officer",
+        }
+        if errors is None:
+            store.audit("ui_shipment_viewed", caller, {"shipment_id": shipment_id})
+        groups = [
+            (title, [(name, _fmt(record.get(name))) for name in names if _fmt(record.get(name))])
+            for title, names in MANIFEST_GROUPS
+        ]
+        scale = max((abs(r["contribution"]) for r in reasons), default=1.0) or 1.0
+        return self.render(
+            request,
+            "shipment.html",
+            status,
+            record=record,
+            groups=groups,
+            latest=latest,
+            outcomes=outcomes,
+            reasons=reasons,
+            reasons_note=reasons_note,
+            scale=scale,
+            parties=parties,
+            linked=linked,
+            history_note=history_note,
+            form=form,
+            errors=errors or [],
+            error_fields={e["field"] for e in errors or []},
+            recorded=request.query_params.get("recorded"),
+            pick=pick,
+            DRUGS=DRUGS,
+            METHODS=INSPECTION_METHODS,
+            SELECTED_BY=SELECTED_BY,
+            **ctx,
+        )
+
+    @staticmethod
+    def _reasons(engine, record: dict, latest: dict | None) -> tuple[list[dict], str]:
+        """The reasons to draw: those served with the latest score (what the audit trail
+        holds) or, when the shipment ranked below the explained share of its manifest,
+        computed now from the history as of its declaration."""
+        if latest is not None and latest.get("reasons"):
+            return latest["reasons"], (
+                f"As served with the score on {_fmt(latest['scored_at'])} UTC by model "
+                f"version {latest['model_version']}."
+            )
+        model = engine.model_holder.current
+        state = engine.state
+        if model is None or state is None:
+            return [], "No reasons: the model or the history is not loaded yet."
+        from features.contracts import validate_shipments
+        from serving.explain import explain
+
+        frame = validate_shipments(pd.DataFrame([record]))
+        with engine._lock:  # the state is shared with scoring requests
+            feats = state.features(frame)
+        item = explain(model.scoring, feats, top=6)[0]
+        return item["reasons"], (
+            "Computed on opening this page by model version "
+            f"{model.version}, from the history known at the shipment's declaration (it "
+            "ranked below the share of its manifest explained at scoring time)."
+        )
+
+    @staticmethod
+    def _parties(engine, record: dict) -> tuple[list[dict], list[dict], str | None]:
+        state = engine.state
+        if state is None:
+            return [], [], "The history is not loaded yet."
+        if not hasattr(state, "party_profile"):
+            return [], [], "This version of the feature state keeps no party profiles."
+        parties = []
+        with engine._lock:
+            for role, id_col, name_col in PARTY_FIELDS:
+                party_id = record.get(id_col)
+                if not party_id:
+                    continue
+                profile = state.party_profile(role, party_id)
+                profile["name"] = record.get(name_col) if name_col else None
+                parties.append(profile)
+            linked = (
+                state.linked_parties(record["consignee_id"])
+                if hasattr(state, "linked_parties") and record.get("consignee_id")
+                else []
+            )
+        return parties, linked, None
+
+    async def outcome(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = await run_in_threadpool(self.signed_in, request, engine)
+        if who is None:
+            return self.to_login(request)
+        session, caller = who
+        form = await request.form()
+        if not self.csrf_ok(session, form):
+            return self.render(
+                request,
+                "error.html",
+                403,
+                title="Form expired",
+                message="This form was not issued to your session; reload the page and try again.",
+                session=session,
+                caller=caller,
+            )
+        shipment_id = request.path_params["shipment_id"]
+        fields = ("inspected_at", "result_at", "result", "drug", "quantity_kg", "method",
+                  "selected_by")  # fmt: skip
+        given = {f: str(form.get(f) or "").strip()[:64] for f in fields}
+        return await run_in_threadpool(
+            self._record_outcome, request, engine, session, caller, shipment_id, given
+        )
+
+    def _record_outcome(self, request, engine, session, caller, shipment_id, given) -> Response:
+        from serving.engine import NotReady, RequestError
+        from serving.schemas import OutcomeIn
+
+        if engine.store.shipment(shipment_id) is None:
+            return self.render(
+                request, "error.html", 404, title="No such shipment",
+                message=f"The store holds no shipment {shipment_id!r}.",
+                session=session, caller=caller,
+            )  # fmt: skip
+        data: dict[str, Any] = {"shipment_id": shipment_id}
+        for key, value in given.items():
+            data[key] = value or None
+        if data["result"] == "clean":  # the form hides these for clean results
+            data["drug"] = data["drug"] if given["drug"] else None
+            data["quantity_kg"] = data["quantity_kg"] if given["quantity_kg"] else None
+        errors = []
+        try:
+            outcome = OutcomeIn(**data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "form"
+                errors.append({"field": field, "message": f"{_label(field)}: {err['msg']}"})
+            outcome = None
+        if outcome is not None:
+            try:
+                engine.record_outcomes([outcome], caller=caller)
+            except NotReady as exc:
+                errors.append({"field": "form", "message": f"Not recorded: {exc}"})
+            except RequestError as exc:
+                field = str(exc.loc[-1]) if exc.loc else "form"
+                errors.append({"field": field, "message": f"Not recorded: {exc}"})
+        if errors:
+            return self._shipment_page(
+                request, engine, session, caller, form=given, errors=errors, status=400
+            )
+        target = self.path(request, "shipment", {"recorded": "1"}, shipment_id=shipment_id)
+        return RedirectResponse(target, 303)
+
+    # -- model -----------------------------------------------------------------------------
+    def model(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = self.signed_in(request, engine)
+        if who is None:
+            return self.to_login(request)
+        session, caller = who
+        current = engine.model_holder.current
+        report = None
+        if current is not None:
+            report = self.reports(engine).get(current.name, current.version)
+        engine.store.audit(
+            "ui_model_viewed", caller, {"version": current.version if current else None}
+        )
+        meta = current.scoring.metadata if current is not None else {}
+        return self.render(
+            request,
+            "model.html",
+            session=session,
+            caller=caller,
+            active="model",
+            current=current,
+            report=report,
+            rows=report.table() if report else [],
+            WHO=WHO,
+            meta=meta,
+            thresholds=current.scoring.thresholds if current is not None else {},
+            last_error=engine.model_holder.last_error,
+            capacity=engine.settings.capacity,
+            exploration=engine.settings.exploration_share,
+        )
+
+    def capacity_curve(self, request: Request) -> Response:
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        if self.signed_in(request, engine) is None:
+            return self.to_login(request)
+        current = engine.model_holder.current
+        report = self.reports(engine).get(current.name, current.version) if current else None
+        if report is None or report.capacity_curve_png is None:
+            return Response("no capacity curve logged for this model", 404)
+        return Response(
+            report.capacity_curve_png,
+            media_type="image/png",
+            headers={"cache-control": "private, max-age=300"},
+        )
+
+
+def create_app(resolve: Callable[[], Any]) -> WorklistApp:
+    """The worklist ASGI app over the engine ``resolve()`` returns."""
+    return WorklistApp(resolve)
+
+
+def _service_engine():
+    """The engine of the BentoML service this process runs (None while it starts)."""
+    from _bentoml_sdk.service import get_current_service
+
+    try:
+        return get_current_service().engine
+    except Exception:
+        return None
+
+
+ui_app = create_app(_service_engine)
+"""The app the BentoML service mounts at ``/ui``."""

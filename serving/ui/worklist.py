@@ -1,0 +1,191 @@
+"""The inspection plan of one day: shipments ranked by risk, the capacity cut line and the
+random exploration picks.
+
+Officers can open only a few % of the shipments of a day (``settings.capacity``). The plan
+fills that capacity in two parts:
+
+* **model picks** - the highest-scored shipments, down to the cut line;
+* **exploration picks** - ``settings.exploration_share`` of the capacity drawn at random among
+  the shipments *below* the cut line. Only inspected shipments ever get a label, so a model
+  retrained only on its own picks learns only about what it already suspects; random picks
+  give an unbiased sample of the rest of the traffic (new routes, new schemes) and let the
+  service measure how many seizures the model misses.
+
+The draw is deterministic per scope (day, mode, port of discharge): the list does not change on
+reload and every officer of the team sees the same picks. These functions are pure: frames in,
+new frames out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import MODES
+from features.errors import CargoriskError
+
+BANDS = ("high", "medium", "low")
+
+
+class FilterError(CargoriskError):
+    """A worklist filter the officer must fix; ``field`` names the form field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the officer asked to see. ``mode`` and ``port`` set the *scope* the capacity
+    applies to (a team works one stream at one port); ``band``, ``transport`` and
+    ``uninspected`` only hide rows of the plan."""
+
+    day: dt.date | None = None
+    mode: str = ""
+    port: str = ""
+    transport: str = ""
+    band: str = ""
+    uninspected: bool = False
+
+    @classmethod
+    def from_query(cls, params) -> Filters:
+        """Filters from the query string; a bad value raises :class:`FilterError`."""
+
+        def text(name: str, limit: int = 64) -> str:
+            value = (params.get(name) or "").strip()
+            if len(value) > limit or any(ord(c) < 32 for c in value):
+                raise FilterError(name, f"at most {limit} printable characters")
+            return value
+
+        day = None
+        raw_day = text("day", 10)
+        if raw_day:
+            try:
+                day = dt.date.fromisoformat(raw_day)
+            except ValueError:
+                raise FilterError("day", f"not a date (YYYY-MM-DD): {raw_day!r}") from None
+        mode = text("mode")
+        if mode and mode not in MODES:
+            raise FilterError("mode", f"one of {', '.join(MODES)}")
+        band = text("band")
+        if band and band not in BANDS:
+            raise FilterError("band", f"one of {', '.join(BANDS)}")
+        port = text("port").upper()
+        if port and not (3 <= len(port) <= 5 and port.isalnum()):
+            raise FilterError("port", "a port or airport code of 3-5 letters or digits")
+        return cls(
+            day=day,
+            mode=mode,
+            port=port,
+            transport=text("transport"),
+            band=band,
+            uninspected=(params.get("uninspected") or "") in ("1", "on", "true"),
+        )
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """The numbers behind the cut line of one scope."""
+
+    scored: int
+    unscored: int
+    capacity: int
+    model_picks: int
+    random_picks: int
+    capacity_share: float
+    exploration_share: float
+
+
+def capacity_counts(n_scored: int, capacity: float, exploration_share: float) -> tuple[int, int]:
+    """(model picks, random picks) for ``n_scored`` shipments: the capacity is
+    ``ceil(capacity * n)`` inspections, of which ``round(exploration_share * capacity)`` are
+    drawn at random."""
+    total = math.ceil(capacity * n_scored - 1e-9) if n_scored else 0
+    random_picks = min(math.floor(exploration_share * total + 0.5), total)
+    return total - random_picks, random_picks
+
+
+def exploration_seed(day: dt.date, mode: str, port: str, seed: int) -> int:
+    """A stable random seed for one scope (same day, stream and port -> same picks)."""
+    text = f"{day.isoformat()}|{mode}|{port}|{seed}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def scope(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The shipments of the team's scope (mode, port of discharge / arrival airport)."""
+    keep = pd.Series(True, index=frame.index)
+    if filters.mode:
+        keep &= frame["mode"] == filters.mode
+    if filters.port:
+        keep &= frame["discharge_port"].fillna("").str.upper() == filters.port
+    return frame.loc[keep]
+
+
+def plan(
+    frame: pd.DataFrame,
+    *,
+    capacity: float,
+    exploration_share: float,
+    seed: int,
+) -> tuple[pd.DataFrame, PlanSummary]:
+    """Rank the scored shipments of a scope and mark the inspection plan.
+
+    Returns a new frame, riskiest first then unscored shipments, with ``rank`` (1 = riskiest;
+    null when not scored) and ``pick`` (``"model"``, ``"random"`` or ``""``), and the summary.
+    """
+    scored = frame[frame["score"].notna()]
+    unscored = frame[frame["score"].isna()]
+    ranked = scored.sort_values(["score", "shipment_id"], ascending=[False, True], kind="stable")
+    n_model, n_random = capacity_counts(len(ranked), capacity, exploration_share)
+    ranks = np.arange(1, len(ranked) + 1)
+    pick = np.where(ranks <= n_model, "model", "")
+    below = ranked.iloc[n_model:]
+    if n_random and len(below):
+        rng = np.random.default_rng(seed)
+        pool = np.sort(below["shipment_id"].astype(str).to_numpy())
+        chosen = set(rng.choice(pool, size=min(n_random, len(pool)), replace=False).tolist())
+        pick = np.where(ranked["shipment_id"].astype(str).isin(chosen).to_numpy(), "random", pick)
+    ranked = ranked.assign(rank=pd.array(ranks, dtype="Int64"), pick=pick)
+    rest = unscored.sort_values("shipment_id").assign(
+        rank=pd.array([pd.NA] * len(unscored), dtype="Int64"), pick=""
+    )
+    out = (
+        pd.concat([ranked, rest], ignore_index=True) if len(rest) else ranked.reset_index(drop=True)
+    )
+    summary = PlanSummary(
+        scored=len(ranked),
+        unscored=len(unscored),
+        capacity=n_model + n_random,
+        model_picks=n_model,
+        random_picks=int((pick == "random").sum()),
+        capacity_share=capacity,
+        exploration_share=exploration_share,
+    )
+    return out, summary
+
+
+def view(planned: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The planned rows the officer wants to see (band, vessel/voyage/flight text, not yet
+    inspected); the plan itself is unchanged."""
+    keep = pd.Series(True, index=planned.index)
+    if filters.band:
+        keep &= planned["band"] == filters.band
+    if filters.transport:
+        needle = filters.transport.casefold()
+        hay = (
+            planned["vessel"].fillna("")
+            + " "
+            + planned["voyage"].fillna("")
+            + " "
+            + planned["flight"].fillna("")
+        ).str.casefold()
+        keep &= hay.str.contains(needle, regex=False)
+    if filters.uninspected:
+        keep &= planned["outcome"].isna()
+    return planned.loc[keep]
