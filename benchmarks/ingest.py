@@ -122,6 +122,7 @@ def main() -> int:
         size_mb = source.stat().st_size / 2**20
 
         out = work / "out"
+        load_at_start = os.getloadavg()[0]
         t0 = time.perf_counter()
         log = work / "ingest.log"
         with log.open("w") as sink:
@@ -153,6 +154,7 @@ def main() -> int:
         "generate_s": round(gen_s, 1),
         "ingest_wall_s": round(ingest_s, 1),
         "rows_per_s": round(args.rows / ingest_s),
+        "ingest_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(peak_mb),
         "parent_rss_at_spawn_mb": round(parent_rss_mb),
         "accepted": summary["accepted"],
@@ -161,6 +163,7 @@ def main() -> int:
         "baseline_pyarrow_read_csv_s": round(baseline_s, 2),
         "ratio_ingest_to_baseline": round(ingest_s / baseline_s, 1),
         "cpus": os.cpu_count(),
+        "load_avg_1m_at_start": round(load_at_start, 2),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(figures, indent=2))
