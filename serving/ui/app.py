@@ -85,7 +85,10 @@ SECURITY_HEADERS = {
 
 
 def _label(name: str) -> str:
-    return name.replace("_", " ").replace(" id", " ID").replace("usd", "USD").capitalize()
+    """A contract column as a form label: ``declared_value_usd`` -> ``Declared value USD``."""
+    words = [w.upper() if w in ("id", "usd", "hs", "kg") else w for w in name.split("_") if w]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 def _fmt(value: Any) -> str:
@@ -105,6 +108,8 @@ def _odds(contribution: float) -> str:
     """A log-odds contribution as a change of the odds an officer can read: x2.4 or ÷1.8."""
     factor = math.exp(abs(contribution))
     sign = "×" if contribution >= 0 else "÷"
+    if factor < 10:
+        return f"{sign}{factor:.2f}"
     return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
 
 
@@ -438,12 +443,7 @@ class WorklistApp:
     def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         rows = []
         for r in frame.itertuples(index=False):
-            if r.mode == "sea":
-                transport = " ".join(filter(None, [_fmt(r.vessel), _fmt(r.voyage)]))
-            elif r.mode == "air":
-                transport = _fmt(r.flight)
-            else:
-                transport = _fmt(r.flight) or "express"
+            transport = _fmt(r.flight) or " ".join(filter(None, [_fmt(r.vessel), _fmt(r.voyage)]))
             route = " → ".join(
                 filter(
                     None, [_fmt(r.loading_port) or _fmt(r.origin_country), _fmt(r.discharge_port)]

@@ -66,6 +66,9 @@ class ModelReport:
             values = {who: self.metrics.get(f"{who}_{kind}") for who, _ in WHO}
             if any(v is not None for v in values.values()):
                 rows.append({"kind": kind, "label": label, "capacity": "", **values})
+        for i, row in enumerate(rows):  # the measure's name spans its capacities' rows
+            first = i == 0 or rows[i - 1]["kind"] != row["kind"]
+            row["span"] = sum(r["kind"] == row["kind"] for r in rows) if first else 0
         return rows
 
 
