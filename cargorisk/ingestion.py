@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -168,6 +169,8 @@ def _arrow_message(exc: Exception, path: Path, encoding: str, rows: int) -> str:
             f"{path}: a row has {got} fields where the header has {expected} ({shown!r}) - "
             "a wrong --delimiter or a field with an unquoted delimiter or quote"
         )
+    if "Could not skip initial" in text:
+        return f"{path}: the file has a header but no data rows"
     if "straddle" in text:
         return f"{path}: a row after data row {rows:,} is larger than {BLOCK_BYTES >> 20} MB"
     return f"{path}: cannot read after data row {rows:,} ({text[:200]})"
@@ -235,7 +238,14 @@ class _Outputs:
     """Output files under temporary names, made final by :meth:`commit`."""
 
     def __init__(self, out_dir: Path, with_outcomes: bool) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IngestError(
+                f"--out {out_dir}: cannot create the directory ({exc.strerror})"
+            ) from exc
+        if not os.access(out_dir, os.W_OK):
+            raise IngestError(f"--out {out_dir}: the directory is not writable")
         self.final = {"shipments": out_dir / "shipments.parquet"}
         if with_outcomes:
             self.final["outcomes"] = out_dir / "outcomes.parquet"

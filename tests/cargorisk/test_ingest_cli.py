@@ -123,8 +123,11 @@ def test_an_empty_file_is_a_one_line_error(tmp_path, capsys):
     assert no_outputs(tmp_path / "out")
 
 
-def test_a_header_only_file_is_a_one_line_error_and_leaves_no_outputs(tmp_path, capsys):
-    source = write_csv(tmp_path / "header.csv", [])
+@pytest.mark.parametrize("newline", ["\r\n", ""])
+def test_a_header_only_file_is_a_one_line_error_and_leaves_no_outputs(tmp_path, capsys, newline):
+    header, _ = sample_rows()
+    source = tmp_path / "header.csv"
+    source.write_text(",".join(header) + newline, encoding="utf-8")
     assert ingest(source, tmp_path / "out") == 2
     one_line_error(capsys, "no data rows")
     assert no_outputs(tmp_path / "out")
@@ -232,3 +235,9 @@ def test_bad_bytes_late_in_the_file_leave_no_half_written_outputs(tmp_path, monk
     assert ingest(source, out) == 2
     one_line_error(capsys, "not valid utf-8")
     assert no_outputs(out)
+
+
+def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("not a directory")
+    assert ingest(SAMPLE, tmp_path / "taken") == 2
+    one_line_error(capsys, "--out", "cannot create the directory")
