@@ -56,7 +56,10 @@ RULES: Final = {
 
 
 def _country_of_port(ports: pd.Series) -> pd.Series:
-    return ports.fillna("").astype(str).str[:2]
+    """Country of a UN/LOCODE port (``ECGYE`` -> ``EC``); empty for 3-letter airport codes,
+    which do not name their country."""
+    codes = ports.fillna("").astype(str)
+    return codes.str[:2].where(codes.str.len() == 5, "")
 
 
 def rule_flags(shipments: pd.DataFrame) -> pd.DataFrame:
@@ -67,7 +70,7 @@ def rule_flags(shipments: pd.DataFrame) -> pd.DataFrame:
     loading = _country_of_port(s.get("loading_port", pd.Series("", index=s.index)))
     transship = s.get("transshipment_ports", pd.Series("", index=s.index)).fillna("").astype(str)
     via_risky = transship.str.split("|").map(
-        lambda ports: any(p[:2] in HIGH_RISK_COUNTRIES for p in ports if p)
+        lambda ports: any(len(p) == 5 and p[:2] in HIGH_RISK_COUNTRIES for p in ports)
     )
     # consignee history inside this data, strictly before each shipment (ties: earlier id)
     order = s.sort_values(["declared_at", "shipment_id"], kind="stable")
