@@ -117,6 +117,12 @@ class FieldMap(BaseModel):
         default=None, description="Multiply the source number by this (any numeric field)."
     )
     upper: bool = Field(default=False, description="Upper-case the text (country/port codes).")
+    thousands: str | None = Field(
+        default=None, max_length=1, description="Thousands separator in numbers, e.g. ','."
+    )
+    decimal: str = Field(
+        default=".", min_length=1, max_length=1, description="Decimal mark, e.g. ','."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -184,8 +190,9 @@ def _check_fields(
             )
         if spec.unit is not None and not name.endswith("_kg"):
             raise ValueError(f"{where}: 'unit' applies to weights in kg only; use 'scale'")
-        if spec.scale is not None and kind not in ("int", "float"):
-            raise ValueError(f"{where}: 'scale' applies to numeric fields only")
+        numeric_only = spec.scale is not None or spec.thousands or spec.decimal != "."
+        if numeric_only and kind not in ("int", "float"):
+            raise ValueError(f"{where}: scale/thousands/decimal apply to numeric fields only")
     return fields
 
 
@@ -387,6 +394,10 @@ def _read_field(
         bad = (value.notna() & parsed.isna()).to_numpy()
         failures.add(bad, name, f"is not a date in the format {fmt}", raw)
         return _to_utc(parsed, spec)
+    if spec.thousands:
+        value = value.str.replace(spec.thousands, "", regex=False)
+    if spec.decimal != ".":
+        value = value.str.replace(spec.decimal, ".", regex=False)
     number = pd.to_numeric(value, errors="coerce")
     bad = (value.notna() & number.isna()).to_numpy()
     failures.add(bad, name, "is not a number", raw)

@@ -116,6 +116,7 @@ def test_declared_value_usd_needs_a_column_or_rates():
         ({"column": "HS", "date_format": "%Y"}, "timestamps only"),
         ({"column": "HS", "unit": "t"}, "weights in kg only"),
         ({"column": "HS", "scale": 2}, "numeric fields only"),
+        ({"column": "HS", "decimal": ","}, "numeric fields only"),
     ],
 )
 def test_inconsistent_field_specs_are_refused(spec, message):
@@ -230,6 +231,15 @@ def test_an_impossible_date_is_quarantined_with_the_format():
 def test_unit_conversions(spec, text, kg):
     result = run(source({"WGT_T": text}), shipments={"gross_weight_kg": spec})
     assert result.shipments["gross_weight_kg"].iloc[0] == pytest.approx(kg)
+
+
+def test_thousands_separators_and_decimal_commas():
+    spec = {"declared_value": {"column": "AMT", "thousands": ".", "decimal": ","}}
+    result = run(source({"AMT": "1.234.567,5", "CUR": "USD"}), shipments=spec)
+    assert result.shipments["declared_value"].iloc[0] == 1_234_567.5
+    spec = {"declared_value": {"column": "AMT", "thousands": ","}}
+    result = run(source({"AMT": "18,500,000"}), shipments=spec)
+    assert result.shipments["declared_value"].iloc[0] == 18_500_000
 
 
 def test_text_in_a_numeric_column_is_quarantined_not_a_crash():
