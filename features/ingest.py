@@ -356,8 +356,7 @@ def _read_field(
             raise ValueError(f"{name}: days_after_declared needs declared_at")
         return declared_at + pd.to_timedelta(spec.days_after_declared, unit="D")
     if spec.source == "constant":
-        raw = pd.Series([spec.constant] * n, dtype="object")
-        raw = _text(raw.where(raw.notna(), None), [])
+        raw = _text(pd.Series([spec.constant] * n, dtype="object"), [])
     else:
         raw = chunk[spec.column]
         typed = (kind == "datetime" and pd.api.types.is_datetime64_any_dtype(raw)) or (
@@ -366,7 +365,7 @@ def _read_field(
         if typed:  # e.g. a Parquet source that already stores numbers or timestamps
             raw = raw.reset_index(drop=True)
             if kind == "datetime":
-                return _to_utc(raw, spec)
+                return _to_utc(raw, spec, name, failures)
             return _scaled(raw.astype("float64"), spec, kind, name, raw, failures)
         raw = _text(raw, null_values).reset_index(drop=True)
     value = raw
@@ -377,7 +376,7 @@ def _read_field(
         if spec.unmapped == "keep":
             value = mapped.where(known, raw)
         else:
-            shown = ", ".join(list(spec.values)[:10])
+            shown = ", ".join(list(spec.values)[:10]) + (", …" if len(spec.values) > 10 else "")
             failures.add(unmapped, name, f"value is not in the mapping's value map ({shown})", raw)
             value = mapped
         value = value.astype("str")
@@ -393,7 +392,7 @@ def _read_field(
             parsed = pd.to_datetime(value, format=fmt, errors="coerce", utc=True)
         bad = (value.notna() & parsed.isna()).to_numpy()
         failures.add(bad, name, f"is not a date in the format {fmt}", raw)
-        return _to_utc(parsed, spec)
+        return _to_utc(parsed, spec, name, failures)
     if spec.thousands:
         value = value.str.replace(spec.thousands, "", regex=False)
     if spec.decimal != ".":
@@ -404,11 +403,15 @@ def _read_field(
     return _scaled(number.astype("float64"), spec, kind, name, raw, failures)
 
 
-def _to_utc(parsed: pd.Series, spec: FieldMap) -> pd.Series:
+def _to_utc(parsed: pd.Series, spec: FieldMap, name: str, failures: _Failures) -> pd.Series:
+    """Timestamps as naive UTC, the contract's convention."""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     if spec.timezone:
         local = parsed.dt.tz_localize(spec.timezone, ambiguous="NaT", nonexistent="NaT")
+        skipped = (parsed.notna() & local.isna()).to_numpy()
+        reason = f"is not a single valid local time in {spec.timezone} (clock change)"
+        failures.add(skipped, name, reason, parsed)
         return local.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed
 
@@ -641,8 +644,9 @@ def ingest_chunk(
         found = _schema_failures(Outcomes, outcomes.reset_index(drop=True), list(OUTCOME_COLUMNS))
         found["pos"] = outcomes.index.to_numpy()[found["pos"].to_numpy()]
         found["field"] = "outcome." + found["field"]
-        # outcome dates derived from an unreadable declaration date fail only as a consequence
-        no_date = parse_failures.loc[parse_failures["field"] == "declared_at", "pos"]
+        # outcome dates derived from a missing or unreadable declaration date fail only as a
+        # consequence: the declaration date's own failure is the reason worth reading
+        no_date = np.flatnonzero(shipments["declared_at"].isna().to_numpy())
         found = found[~found["pos"].isin(no_date)]
         parts.append(_without_parsed(found, parse_failures))
     failures = pd.concat(parts, ignore_index=True)

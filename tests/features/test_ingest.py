@@ -211,6 +211,13 @@ def test_local_time_and_offsets_are_stored_in_utc():
     assert result.shipments["declared_at"].iloc[0] == pd.Timestamp("2026-11-03 00:00")
 
 
+def test_a_local_time_skipped_by_a_clock_change_is_quarantined():
+    spec = {"declared_at": {"column": "DECL_DT", "timezone": "Europe/Amsterdam"}}
+    result = run(source({"DECL_DT": "2026-03-29 02:30"}), shipments=spec)
+    assert result.quarantine["field"].tolist() == ["declared_at"]
+    assert "clock change" in result.quarantine["reason"].iloc[0]
+
+
 def test_an_impossible_date_is_quarantined_with_the_format():
     result = run(source({"DECL_DT": "31/11/2026"}))
     bad = result.quarantine.iloc[0]
@@ -421,8 +428,9 @@ def test_a_bad_label_or_outcome_quarantines_the_whole_row():
     assert result.rejected == 2
 
 
-def test_an_unreadable_declaration_date_is_reported_once():
-    result = run(source({"DECL_DT": "yesterday", "SEIZ": "Y"}), outcomes=OUTCOMES)
+@pytest.mark.parametrize("text", ["yesterday", ""])
+def test_an_unreadable_or_missing_declaration_date_is_reported_once(text):
+    result = run(source({"DECL_DT": text, "SEIZ": "Y"}), outcomes=OUTCOMES)
     assert result.quarantine["field"].tolist() == ["declared_at"]
 
 
