@@ -517,7 +517,7 @@ def _reason(check: str) -> str:
         except (ValueError, SyntaxError):
             return f"must be one of {args}"
     if name == "str_matches":
-        pattern = args.strip("'\"").encode().decode("unicode_escape")
+        pattern = args.strip("'\"")  # the pattern's own text (escapes stay escapes)
         return f"does not have the expected form (pattern {pattern})"
     if name == "str_length":
         low, _, high = args.partition(", ")

@@ -307,6 +307,13 @@ def test_contract_failures_name_the_field_and_say_why():
     assert result.rejected == 4
 
 
+def test_reasons_are_printable_text():
+    result = run(source({"DECL_NO": "D\x01"}))
+    reason = result.quarantine["reason"].iloc[0]
+    assert reason == r"does not have the expected form (pattern ^[^\x00-\x1f\x7f]{1,64}$)"
+    assert reason.isprintable()
+
+
 def test_a_row_level_rule_names_both_fields():
     extra = {"departed_at": "DEP", "arrival_at": "ARR"}
     result = run(source({"DEP": "2026-11-05", "ARR": "2026-11-01"}), shipments=extra)
