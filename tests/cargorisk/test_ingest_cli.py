@@ -241,3 +241,25 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "taken").write_text("not a directory")
     assert ingest(SAMPLE, tmp_path / "taken") == 2
     one_line_error(capsys, "--out", "cannot create the directory")
+
+
+@pytest.mark.integration
+def test_the_console_script_in_a_real_process(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "cargorisk", "ingest", str(SAMPLE), "-m", str(MAPPING), "-o",
+         str(out), "--max-reject-share", "0.5"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "accepted               6" in done.stdout
+    failed = subprocess.run(
+        [sys.executable, "-m", "cargorisk", "ingest", str(tmp_path / "missing.csv"), "-m",
+         str(MAPPING), "-o", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert failed.returncode == 2
+    assert failed.stderr.strip().count("\n") == 0 and "no such file" in failed.stderr
