@@ -28,7 +28,7 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """Narcotics risk targeting for sea, air-cargo and express shipments."""
 
-    from cargorisk import cli_data, cli_serve, cli_simulate, cli_train, cli_ui
+    from cargorisk import cli_data, cli_quickstart, cli_serve, cli_simulate, cli_train, cli_ui
 
     @app.command()
     def info() -> None:
@@ -45,7 +45,7 @@ def build_app() -> typer.Typer:
         }.items():
             typer.echo(f"{key:14} {value}")
 
-    for module in (cli_data, cli_simulate, cli_train, cli_serve, cli_ui):
+    for module in (cli_quickstart, cli_data, cli_simulate, cli_train, cli_serve, cli_ui):
         module.register(app)
     return app
 
