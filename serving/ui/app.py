@@ -113,6 +113,15 @@ def _odds(contribution: float) -> str:
     return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
 
 
+def _field_of(message: str, fields) -> str:
+    """The form field a contract rule's message is about (frame-level rules name no column:
+    "result_at must not be before inspected_at", "a clean result cannot name a drug")."""
+    for name in fields:
+        if name in message:
+            return name
+    return "drug" if "drug" in message else "form"
+
+
 def _safe_next(target: str | None, root: str) -> str | None:
     """Only local worklist paths are followed after sign-in (no open redirect)."""
     if not target or not target.startswith(f"{root}/") or target.startswith("//"):
@@ -657,7 +666,7 @@ class WorklistApp:
             except NotReady as exc:
                 errors.append({"field": "form", "message": f"Not recorded: {exc}"})
             except RequestError as exc:
-                field = str(exc.loc[-1]) if exc.loc else "form"
+                field = _field_of(str(exc), given)
                 errors.append({"field": field, "message": f"Not recorded: {exc}"})
         if errors:
             return self._shipment_page(
