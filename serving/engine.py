@@ -36,7 +36,7 @@ from features.contracts import validate_outcomes, validate_shipments
 from features.errors import CargoriskError
 from serving import schemas
 from serving.explain import TOP_REASONS, explain
-from serving.model import LoadedModel, ModelHolder, load_champion, probe_frame
+from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
 from serving.store import Caller, Store
 
 log = logging.getLogger("cargorisk.serving")
@@ -181,7 +181,15 @@ class ScoringEngine:
         self._recent_version = model.version
 
     def _probe(self, scoring) -> None:
-        """A candidate model must score and explain a real stored shipment."""
+        """A candidate model must use only features the pipeline produces, and score and
+        explain a real stored shipment."""
+        from features.catalog import FEATURE_NAMES
+
+        unknown = [n for n in scoring.feature_names if n not in set(FEATURE_NAMES)]
+        if unknown:
+            raise ModelLoadError(
+                f"model needs features the pipeline does not produce: {', '.join(unknown[:5])}"
+            )
         if self.state is None:
             return
         latest = self.store.shipments_frame().tail(1)
@@ -242,9 +250,10 @@ class ScoringEngine:
         self._check_frame(frame)
         model = self._require_ready()
         scoring = model.scoring
+        scorer = model.scorer
         with self._lock:
             feats = self.state.features(frame)
-            raw = scoring.raw_score(feats, num_threads=1 if len(frame) <= 16 else 0)
+            raw = scorer.raw_score(feats, num_threads=1 if len(frame) <= 16 else 0)
             scores = scoring.calibrate(raw)
             bands = scoring.band(scores)
             self._reset_recent()
@@ -257,7 +266,7 @@ class ScoringEngine:
             if n_explain:
                 idx = order[:n_explain]
                 items = explain(
-                    scoring,
+                    scorer,
                     feats.iloc[idx],
                     top=top_reasons,
                     all_contributions=all_contributions,

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.scoring import BIAS, ScoringModel
+from features.scoring import ScoringModel
+from serving.model import FastScorer
 
 TOP_REASONS = 5
 
@@ -46,31 +47,32 @@ def reason_sentence(name: str, value: Any) -> str:
 
 
 def explain(
-    model: ScoringModel,
+    model: ScoringModel | FastScorer,
     features: pd.DataFrame,
     *,
     top: int = TOP_REASONS,
     all_contributions: bool = False,
 ) -> list[dict[str, Any]]:
     """For each row of ``features``: its base value, raw score, top reasons and (optionally)
-    every contribution. Single rows run LightGBM on one thread (lower latency)."""
+    every contribution. Small requests run LightGBM on one thread (lower latency)."""
+    scorer = model if isinstance(model, FastScorer) else FastScorer(model)
     threads = 1 if len(features) <= 16 else 0
-    contrib = model.contributions(features, num_threads=threads)
-    names = model.feature_names
-    values = contrib[names].to_numpy()
-    base = contrib[BIAS].to_numpy()
-    raw = base + values.sum(axis=1)
-    order = np.argsort(-np.abs(values), axis=1)[:, :top]
+    contrib = scorer.contributions(features, num_threads=threads)
+    names = scorer.names
+    values = contrib[:, :-1]
+    base = contrib[:, -1]
+    raw = contrib.sum(axis=1)
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
+    columns = {name: features[name].tolist() for name in {names[j] for j in order.ravel()}}
     out = []
     for i in range(len(features)):
-        row = features.iloc[i]
         reasons = []
         for j in order[i]:
             c = float(values[i, j])
             if c == 0.0:
                 continue
             name = names[j]
-            value = _plain(row[name])
+            value = _plain(columns[name][i])
             reasons.append(
                 {
                     "feature": name,
@@ -86,6 +88,6 @@ def explain(
             "reasons": reasons,
         }
         if all_contributions:
-            item["contributions"] = {n: float(values[i, k]) for k, n in enumerate(names)}
+            item["contributions"] = dict(zip(names, values[i].tolist(), strict=True))
         out.append(item)
     return out

@@ -52,7 +52,8 @@ def test_holder_keeps_the_old_model_when_a_load_fails(world):
     assert holder.load() == (True, "serving m version 1")
     ok, message = holder.load()
     assert not ok and "bad file" in message and "still serving version 1" in message
-    assert holder.current is good and holder.last_error
+    assert holder.current.scoring is model and holder.current.version == "1"
+    assert holder.last_error
 
 
 def test_reasons_add_up_to_the_raw_score(world):
@@ -65,3 +66,25 @@ def test_reasons_add_up_to_the_raw_score(world):
         assert total == pytest.approx(expected, abs=1e-9)
         assert item["raw_score"] == pytest.approx(expected, abs=1e-9)
         assert all(r["text"] for r in item["reasons"])
+
+
+def test_fast_scorer_matches_the_scoring_model(world):
+    """The pandas-free path gives the ScoringModel's numbers, also for unseen categories,
+    missing categoricals and missing numbers."""
+    from features.catalog import CATEGORICAL_FEATURES
+    from serving.model import FastScorer
+
+    ships, outs, model = world
+    feats = build_training_frame(ships, outs).tail(60).copy()
+    feats.iloc[0, feats.columns.get_loc("origin_country")] = "ZZ"  # unseen
+    feats.iloc[1, feats.columns.get_loc("container_type")] = None  # missing categorical
+    numeric = [c for c in model.feature_names if c not in CATEGORICAL_FEATURES]
+    feats.iloc[2, feats.columns.get_loc(numeric[0])] = np.nan
+    fast = FastScorer(model)
+    np.testing.assert_allclose(fast.raw_score(feats), model.raw_score(feats), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.contributions(feats, num_threads=1),
+        model.contributions(feats, num_threads=1).to_numpy(),
+        rtol=0,
+        atol=1e-12,
+    )
