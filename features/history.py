@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from features.manifest import NS_PER_DAY
+from features.manifest import NS_PER_DAY, codes_of
 
 ROLES: Final = ("shipper", "consignee", "forwarder", "declarant", "recipient")
 """Parties with an entity history; ``recipient`` is the express recipient's customs code."""
@@ -122,7 +122,10 @@ class TimeAxis:
 
     def __init__(self, t: np.ndarray, known_at: np.ndarray, windows_days=WINDOWS_DAYS):
         parts = [t, known_at, *(t - w * NS_PER_DAY for w in windows_days)]
-        self.values = np.unique(np.concatenate(parts).astype("int64"))
+        values = np.sort(np.concatenate(parts).astype("int64"))
+        keep = np.ones(len(values), dtype=bool)
+        keep[1:] = values[1:] != values[:-1]
+        self.values = values[keep]
         self.size = len(self.values) + 1
 
     def rank(self, times: np.ndarray) -> np.ndarray:
@@ -137,41 +140,80 @@ class EventIndex:
         keep = codes >= 0
         comp = codes[keep].astype("int64") * size + ranks[keep]
         order = np.argsort(comp, kind="stable")
-        self.size = size
         self.comp = comp[order]
         self.cum = None
         if weights is not None:
             w = np.asarray(weights, dtype="float64")[keep][order]
             self.cum = np.concatenate([[0.0], np.cumsum(w)])
 
-    def _pos(self, codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.comp, codes.astype("int64") * self.size + ranks, side="left")
 
-    def count(self, codes: np.ndarray, ranks: np.ndarray, since: np.ndarray | None = None):
-        """Events of each query's key with rank < ``ranks`` (and >= ``since``); NaN for a
-        missing key (code -1)."""
-        lo = self._pos(codes, np.zeros_like(ranks) if since is None else since)
-        hi = self._pos(codes, ranks)
-        return np.where(codes >= 0, (hi - lo).astype("float64"), np.nan)
+class Queries:
+    """The shipments asking "how many events of my key before my time", sorted once by
+    (key, time) so that every binary search over an :class:`EventIndex` walks memory in order
+    (several times faster than searching in row order on millions of rows)."""
 
-    def first_rank(self, codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        """Rank of each key's first event when it is before ``ranks``, else -1."""
-        lo = self._pos(codes, np.zeros_like(ranks))
-        hi = self._pos(codes, ranks)
-        if not len(self.comp):
-            return np.full(len(codes), -1, dtype="int64")
-        has = (codes >= 0) & (hi > lo)
-        first = self.comp[np.minimum(lo, len(self.comp) - 1)] - codes.astype("int64") * self.size
-        return np.where(has, first, -1)
+    def __init__(self, codes: np.ndarray, ranks: np.ndarray, size: int):
+        self.n = len(codes)
+        self.size = size
+        self.missing = codes < 0
+        base = codes.astype("int64") * size
+        comp = base + ranks
+        self.order = np.argsort(comp, kind="stable")
+        self.base = base[self.order]
+        self.comp = comp[self.order]
 
-    def total(self, codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        lo = self._pos(codes, np.zeros_like(ranks))
-        hi = self._pos(codes, ranks)
-        return np.where(codes >= 0, self.cum[hi] - self.cum[lo], np.nan)
+    def self_events(self, weights: np.ndarray | None = None) -> EventIndex:
+        """The queries themselves as events (earlier shipments of the same key), reusing the
+        sort already done."""
+        present = self.base >= 0
+        index = EventIndex.__new__(EventIndex)
+        index.comp = self.comp[present]
+        index.cum = None
+        if weights is not None:
+            w = np.asarray(weights, dtype="float64")[self.order][present]
+            index.cum = np.concatenate([[0.0], np.cumsum(w)])
+        return index
+
+    def _scatter(self, sorted_values: np.ndarray, missing=np.nan) -> np.ndarray:
+        out = np.empty(self.n, dtype="float64")
+        out[self.order] = sorted_values
+        out[self.missing] = missing
+        return out
+
+    def _bounds(self, events: EventIndex, since: np.ndarray | None = None):
+        lo_needles = self.base if since is None else self.base + since[self.order]
+        lo = np.searchsorted(events.comp, lo_needles, side="left")
+        hi = np.searchsorted(events.comp, self.comp, side="left")
+        return lo, hi
+
+    def count(self, events: EventIndex, since: np.ndarray | None = None) -> np.ndarray:
+        """Events of each query's key before its rank (and at or after ``since``); NaN for a
+        missing key."""
+        lo, hi = self._bounds(events, since)
+        return self._scatter((hi - lo).astype("float64"))
+
+    def total(self, events: EventIndex) -> np.ndarray:
+        """Sum of the events' weights before each query's rank."""
+        lo, hi = self._bounds(events)
+        return self._scatter(events.cum[hi] - events.cum[lo])
+
+    def first_rank(self, events: EventIndex) -> np.ndarray:
+        """Rank of each key's first event when it is before the query, else -1."""
+        lo, hi = self._bounds(events)
+        if not len(events.comp):
+            return np.full(self.n, -1, dtype="int64")
+        first = events.comp[np.minimum(lo, len(events.comp) - 1)] - self.base
+        out = np.empty(self.n, dtype="int64")
+        out[self.order] = np.where(hi > lo, first, -1)
+        out[self.missing] = -1
+        return out
 
 
 def factorize(keys: np.ndarray) -> np.ndarray:
-    """Integer codes of normalised keys (-1 for missing)."""
+    """Integer codes of normalised keys (-1 for missing). Integer arrays are already codes
+    (the offline path builds combination keys as codes, -1 when a part is missing)."""
+    if keys.dtype.kind in "iu":
+        return keys.astype("int64")
     codes, _ = pd.factorize(pd.Series(keys, dtype="object"), use_na_sentinel=True)
     return codes.astype("int64")
 
@@ -215,39 +257,40 @@ def offline_aggregates(
         | set(VALUE_MEANS)
         | {d for pair in DISTINCT for d in pair}
     )
-    codes = {d: factorize(p[d]) for d in sorted(dims)}
+    codes = {d: codes_of(p, d) for d in sorted(dims)}
+    queries = {d: Queries(codes[d], q, axis.size) for d in sorted(dims)}
     raw: dict[str, np.ndarray] = {}
 
     for dim, windows in SHIPMENT_COUNTS.items():
-        index = EventIndex(codes[dim], q, axis.size)
-        raw[f"n:{dim}"] = index.count(codes[dim], q)
+        index = queries[dim].self_events()
+        raw[f"n:{dim}"] = queries[dim].count(index)
         for w in windows:
-            raw[f"n{w}:{dim}"] = index.count(codes[dim], q, since[w])
+            raw[f"n{w}:{dim}"] = queries[dim].count(index, since[w])
         if dim in FIRST_SEEN:
-            first = index.first_rank(codes[dim], q)
+            first = queries[dim].first_rank(index)
             first_t = axis.values[np.maximum(first, 0)].astype("float64")
             raw[f"first:{dim}"] = np.where(first >= 0, first_t, np.nan)
 
     for dim, value in DISTINCT:
         ev_code, ev_rank = first_pairs(codes[dim], codes[value], q)
-        raw[f"d:{dim}:{value}"] = EventIndex(ev_code, ev_rank, axis.size).count(codes[dim], q)
+        raw[f"d:{dim}:{value}"] = queries[dim].count(EventIndex(ev_code, ev_rank, axis.size))
 
     lvk = p["log_value_per_kg"]
     finite = np.isfinite(lvk)
     for dim in VALUE_MEANS:
         c = np.where(finite, codes[dim], -1)
         index = EventIndex(c, q, axis.size, weights=np.where(finite, lvk, 0.0))
-        raw[f"sum:{dim}"] = index.total(codes[dim], q)
-        raw[f"cnt:{dim}"] = index.count(codes[dim], q)
+        raw[f"sum:{dim}"] = queries[dim].total(index)
+        raw[f"cnt:{dim}"] = queries[dim].count(index)
 
     for dim, windows in OUTCOME_COUNTS.items():
         ev = codes[dim][outcome_rows]
         insp = EventIndex(ev, o_rank, axis.size)
         seiz = EventIndex(np.where(outcome_seized, ev, -1), o_rank, axis.size)
-        raw[f"insp:{dim}"] = insp.count(codes[dim], q)
-        raw[f"seiz:{dim}"] = seiz.count(codes[dim], q)
+        raw[f"insp:{dim}"] = queries[dim].count(insp)
+        raw[f"seiz:{dim}"] = queries[dim].count(seiz)
         for w in windows:
-            raw[f"seiz{w}:{dim}"] = seiz.count(codes[dim], q, since[w])
+            raw[f"seiz{w}:{dim}"] = queries[dim].count(seiz, since[w])
     return raw, axis
 
 
@@ -434,10 +477,9 @@ def multi_offline(
     o_pairs = np.repeat(starts[outcome_rows], o_counts) + _ranges(o_counts)
     o_rank = np.repeat(axis.rank(outcome_known), o_counts)
     o_seized = np.repeat(outcome_seized, o_counts)
-    insp = EventIndex(codes[o_pairs], o_rank, axis.size).count(codes, q[rows])
-    seiz = EventIndex(np.where(o_seized, codes[o_pairs], -1), o_rank, axis.size).count(
-        codes, q[rows]
-    )
+    port_queries = Queries(codes, q[rows], axis.size)
+    insp = port_queries.count(EventIndex(codes[o_pairs], o_rank, axis.size))
+    seiz = port_queries.count(EventIndex(np.where(o_seized, codes[o_pairs], -1), o_rank, axis.size))
     rate = smoothed_rate(seiz, insp, prior[rows])
     best = np.full(n, -np.inf)
     np.maximum.at(best, rows, rate)
@@ -460,7 +502,8 @@ def multi_offline(
         dtype=object,
     )
     w_codes = factorize(words) if len(words) else np.zeros(0, dtype="int64")
-    seen = EventIndex(w_codes, q[t_rows], axis.size).count(w_codes, q[t_rows]) > 0
+    word_queries = Queries(w_codes, q[t_rows], axis.size)
+    seen = word_queries.count(EventIndex(w_codes, q[t_rows], axis.size)) > 0
     raw["desc:seen"] = np.bincount(t_rows, weights=seen.astype("float64"), minlength=n)
     raw["desc:tokens"] = t_counts.astype("float64")
     return raw

@@ -100,7 +100,7 @@ def is_missing(value: Any) -> bool:
 
 def norm_text(value: Any) -> str | None:
     """An identifier or name as a key: case-folded, whitespace collapsed; empty -> missing."""
-    if is_missing(value):
+    if not isinstance(value, str) and is_missing(value):
         return None
     text = " ".join(str(value).split()).casefold()
     return text or None
@@ -108,7 +108,7 @@ def norm_text(value: Any) -> str | None:
 
 def norm_phone(value: Any) -> str | None:
     """A phone number as a key: its digits only (spaces, dashes, brackets and '+' dropped)."""
-    if is_missing(value):
+    if not isinstance(value, str) and is_missing(value):
         return None
     digits = "".join(ch for ch in str(value) if ch.isdigit())
     return digits or None
@@ -116,7 +116,7 @@ def norm_phone(value: Any) -> str | None:
 
 def norm_address(value: Any) -> str | None:
     """An address as a key: case-folded, punctuation dropped, whitespace collapsed."""
-    if is_missing(value):
+    if not isinstance(value, str) and is_missing(value):
         return None
     text = _NON_ALNUM.sub(" ", str(value).casefold()).strip()
     return " ".join(text.split()) or None
@@ -124,7 +124,7 @@ def norm_address(value: Any) -> str | None:
 
 def description_tokens(value: Any) -> tuple[str, ...]:
     """The first meaningful words of a goods description (lower case, letters only)."""
-    if is_missing(value):
+    if not isinstance(value, str) and is_missing(value):
         return ()
     words = [w for w in _TOKEN.findall(str(value).casefold()) if len(w) >= 3 and w not in _STOP]
     return tuple(dict.fromkeys(words[:MAX_TOKENS]))
@@ -132,50 +132,109 @@ def description_tokens(value: Any) -> tuple[str, ...]:
 
 def port_list(value: Any) -> tuple[str, ...]:
     """Transshipment ports of a route as normalised codes, in travel order, without repeats."""
-    if is_missing(value):
+    if not isinstance(value, str) and is_missing(value):
         return ()
     ports = (norm_text(p) for p in str(value).split(PORT_SEPARATOR))
     return tuple(dict.fromkeys(p for p in ports if p))
 
 
-def join_key(*parts: str | None) -> str | None:
-    """A combination key (e.g. origin x HS chapter); missing when any part is missing."""
+def join_key(*parts: str | None) -> tuple | None:
+    """A combination key (e.g. origin x HS chapter) as a tuple; missing when any part is."""
     if any(p is None for p in parts):
         return None
-    return KEY_SEPARATOR.join(parts)  # type: ignore[arg-type]
+    return parts
 
 
 def route_key(mode: str | None, container: str | None, departure: str | None, port: str | None):
-    """Mode, container type, departure country and loading port as one route key; missing
-    container type or port (air, express) are spelled '-' so the route still exists."""
+    """Mode, container type, departure country and loading port as one route key; a missing
+    container type or loading port (air, express) is part of the route, not a missing key."""
     if mode is None or departure is None:
         return None
-    return KEY_SEPARATOR.join((mode, container or "-", departure, port or "-"))
+    return (mode, container, departure, port)
 
 
 # -- vectorised application ---------------------------------------------------------------
 def map_distinct(values: Any, fn: Callable[[Any], Any]) -> np.ndarray:
     """Apply a scalar normaliser to each *distinct* value of a column (fast on repetitive
     columns) and return an object array aligned with ``values``."""
+    return map_coded(values, fn)[0]
+
+
+def map_coded(values: Any, fn: Callable[[Any], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`map_distinct` plus the integer codes of the normalised values (-1 for missing),
+    computed on the distinct values only: the offline aggregates group by these codes."""
     series = pd.Series(values, copy=False)
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    raw_codes, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)
     mapped[:-1] = [fn(u) for u in uniques]
     mapped[-1] = fn(None)
-    return mapped[codes]  # code -1 indexes the trailing slot (the missing value)
+    hashable = all(v is None or isinstance(v, str) for v in mapped)
+    if not hashable:
+        return mapped[raw_codes], np.full(len(raw_codes), -1, dtype="int64")
+    norm_codes, _ = pd.factorize(pd.Series(mapped, dtype=object), use_na_sentinel=True)
+    # code -1 indexes the trailing slot (the missing value)
+    return mapped[raw_codes], norm_codes.astype("int64")[raw_codes]
+
+
+def _object_array(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def join_keys(*arrays: Iterable[Any]) -> np.ndarray:
-    """Element-wise :func:`join_key` over aligned object arrays."""
-    return np.array([join_key(*parts) for parts in zip(*arrays, strict=True)], dtype=object)
+    """Element-wise :func:`join_key` over aligned object arrays (few rows: tuple keys)."""
+    return _object_array([join_key(*parts) for parts in zip(*arrays, strict=True)])
+
+
+def key_codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes of a key column (-1 for missing); integer arrays are codes already."""
+    if values.dtype.kind in "iu":
+        return values.astype("int64")
+    codes, _ = pd.factorize(pd.Series(values, dtype="object"), use_na_sentinel=True)
+    return codes.astype("int64")
+
+
+def combine_codes(*arrays: np.ndarray, optional: tuple[bool, ...] | None = None) -> np.ndarray:
+    """Codes of the combination of several key columns, the vectorised equivalent of
+    :func:`join_key` (many rows): two rows share a code exactly when every part is equal.
+    Missing when a required part is missing; an ``optional`` part's absence is a value."""
+    optional = optional or (False,) * len(arrays)
+    out = np.zeros(len(arrays[0]), dtype="int64")
+    missing = np.zeros(len(arrays[0]), dtype=bool)
+    for values, opt in zip(arrays, optional, strict=True):
+        codes = key_codes(values)
+        if opt:
+            codes = codes + 1  # missing (-1) becomes its own value 0
+        else:
+            missing |= codes < 0
+        width = int(codes.max()) + 2 if len(codes) else 1
+        out, _ = pd.factorize(out * width + codes + 1)
+        out = out.astype("int64")
+    out[missing] = -1
+    return out
 
 
 def hs_prefix(hs: np.ndarray, digits: int) -> np.ndarray:
     """HS chapter (2), heading (4) or subheading (6) of normalised HS codes; missing when the
     declared code is shorter than that."""
-    return np.array(
-        [h[:digits] if h is not None and len(h) >= digits else None for h in hs], dtype=object
+
+    def cut(h: Any) -> str | None:
+        return h[:digits] if isinstance(h, str) and len(h) >= digits else None
+
+    if len(hs) > SMALL:
+        return map_distinct(hs, cut)
+    return _object_array([cut(h) for h in hs])
+
+
+def _hs_prefix_coded(p: dict[str, np.ndarray], digits: int) -> np.ndarray:
+    """HS prefix of many rows through the distinct HS codes, keeping its codes in ``p``."""
+    hs = p["hs"]
+    out, codes = map_coded(
+        hs, lambda h: h[:digits] if isinstance(h, str) and len(h) >= digits else None
     )
+    p[f"codes:hs{digits}"] = codes
+    return out
 
 
 SMALL: Final = 64
@@ -206,12 +265,24 @@ class _OneRow:
         return [self.values.get(col)]
 
 
-def _apply(values: list | pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
+def _apply(
+    values: list | pd.Series, fn: Callable[[Any], Any], p: dict | None = None, key: str = ""
+) -> np.ndarray:
+    """Normalise a column; on many rows also keep its codes as ``p["codes:<key>"]``."""
     if isinstance(values, list):
         out = np.empty(len(values), dtype=object)
         out[:] = [fn(v) for v in values]
         return out
-    return map_distinct(values, fn)
+    out, codes = map_coded(values, fn)
+    if p is not None:
+        p[f"codes:{key}"] = codes
+    return out
+
+
+def codes_of(p: dict[str, np.ndarray], key: str) -> np.ndarray:
+    """Integer codes of a prepared key (-1 for missing), cached on many rows."""
+    cached = p.get(f"codes:{key}")
+    return cached if cached is not None else key_codes(p[key])
 
 
 def _times_ns(values: list | pd.Series) -> np.ndarray:
@@ -249,12 +320,14 @@ def _upper(value: Any) -> str | None:
     return None if is_missing(value) else str(value).strip().upper() or None
 
 
-def prepare(shipments: pd.DataFrame) -> dict[str, np.ndarray]:
+def prepare(shipments: pd.DataFrame, *, tuple_keys: bool = False) -> dict[str, np.ndarray]:
     """The normalised keys and raw numbers of each shipment, as aligned numpy arrays.
 
     Keys are strings or None (missing); they are what history, change and network features
     group by. ``t`` is the declaration time (int64 ns), the shipment's own "now". Optional
-    contract columns absent from the frame count as not declared.
+    contract columns absent from the frame count as not declared. Combination keys are
+    tuples for few rows or when ``tuple_keys`` (the online state keys its dicts by them), else
+    integer codes (:func:`derive_keys`).
     """
     s = _OneRow(shipments) if len(shipments) == 1 else shipments
     p: dict[str, np.ndarray] = {}
@@ -284,69 +357,100 @@ def prepare(shipments: pd.DataFrame) -> dict[str, np.ndarray]:
         ("payment_method", "payment_method"),
         ("platform", "platform"),
     ):
-        p[key] = _apply(_values(s, col), norm_text)
+        p[key] = _apply(_values(s, col), norm_text, p, key)
     p["currency"] = _apply(_values(s, "currency"), _upper)
-    p["phone"] = _apply(_values(s, "consignee_phone"), norm_phone)
-    p["address"] = _apply(_values(s, "consignee_address"), norm_address)
+    p["phone"] = _apply(_values(s, "consignee_phone"), norm_phone, p, "phone")
+    p["address"] = _apply(_values(s, "consignee_address"), norm_address, p, "address")
     p["ports"] = _apply(_values(s, "transshipment_ports"), port_list)
-    p["tokens"] = _apply(_values(s, "goods_description"), description_tokens)
-    derive_keys(p)
+    p["n_ports"] = np.array([len(x) for x in p["ports"]], dtype="float64")
+    description = _values(s, "goods_description")
+    p["tokens"] = _apply(description, description_tokens)
+    p["generic"] = _apply(description, generic_description).astype("float64")
+    derive_keys(p, tuple_keys=tuple_keys)
     return p
 
 
-def derive_keys(p: dict[str, np.ndarray]) -> None:
-    """Add the combination keys to prepared columns (in place on the dict, not on any frame)."""
+def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
+    """Add the combination keys to prepared columns (in place on the dict, not on any frame).
+
+    Few rows (online): tuple keys. Many rows (offline): integer codes of the same combinations
+    (:func:`combine_codes`), which is what the offline aggregates group by anyway."""
     hs = p["hs"]
-    p["hs2"] = hs_prefix(hs, 2)
-    p["hs4"] = hs_prefix(hs, 4)
-    p["hs6"] = hs_prefix(hs, 6)
-    p["origin_hs2"] = join_keys(p["origin"], p["hs2"])
-    p["origin_hs6"] = join_keys(p["origin"], p["hs6"])
-    p["hs4_origin"] = join_keys(p["hs4"], p["origin"])
-    p["route"] = np.array(
-        [
-            route_key(*parts)
-            for parts in zip(
-                p["mode"], p["container_type"], p["departure"], p["loading_port"], strict=True
+    n = len(hs)
+    tuples = tuple_keys or n <= SMALL
+    for digits in (2, 4, 6):
+        p[f"hs{digits}"] = hs_prefix(hs, digits) if n <= SMALL else _hs_prefix_coded(p, digits)
+    if tuples:
+        combine = join_keys
+    else:
+
+        def combine(*arrays: np.ndarray, optional=None) -> np.ndarray:
+            return combine_codes(*arrays, optional=optional)
+
+    if tuples:
+
+        def part(key: str) -> np.ndarray:
+            return p[key]
+    else:
+
+        def part(key: str) -> np.ndarray:
+            return codes_of(p, key)
+
+    p["origin_hs2"] = combine(part("origin"), part("hs2"))
+    p["origin_hs6"] = combine(part("origin"), part("hs6"))
+    p["hs4_origin"] = combine(part("hs4"), part("origin"))
+    route = (part("mode"), part("container_type"), part("departure"), part("loading_port"))
+    if tuples:
+        p["route"] = _object_array([route_key(*parts) for parts in zip(*route, strict=True)])
+    else:
+        p["route"] = combine_codes(*route, optional=(False, True, False, True))
+    p["shipper_consignee"] = combine(part("shipper"), part("consignee"))
+    p["consignee_phone"] = combine(part("consignee"), part("phone"))
+    p["consignee_address"] = combine(part("consignee"), part("address"))
+    p["consignee_forwarder"] = combine(part("consignee"), part("forwarder"))
+    p["consignee_recipient"] = combine(part("consignee"), part("recipient"))
+    for ident in ("phone", "address", "forwarder"):
+        if tuples:
+            p[f"consignee_if_{ident}"] = np.where(pd.notna(p[ident]), p["consignee"], None)
+        else:
+            p[f"consignee_if_{ident}"] = np.where(
+                codes_of(p, ident) >= 0, codes_of(p, "consignee"), -1
             )
-        ],
-        dtype=object,
-    )
-    p["shipper_consignee"] = join_keys(p["shipper"], p["consignee"])
-    p["consignee_phone"] = join_keys(p["consignee"], p["phone"])
-    p["consignee_address"] = join_keys(p["consignee"], p["address"])
-    p["consignee_forwarder"] = join_keys(p["consignee"], p["forwarder"])
-    p["consignee_recipient"] = join_keys(p["consignee"], p["recipient"])
-    p["consignee_if_phone"] = np.where(_present(p["phone"]), p["consignee"], None)
-    p["consignee_if_address"] = np.where(_present(p["address"]), p["consignee"], None)
-    p["consignee_if_forwarder"] = np.where(_present(p["forwarder"]), p["consignee"], None)
-    p["global"] = np.full(len(hs), "all", dtype=object)
+    p["global"] = np.full(n, "all", dtype=object) if tuples else np.zeros(n, dtype="int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         vpk = p["declared_value_usd"] / p["gross_weight_kg"]
     p["log_value_per_kg"] = np.log1p(vpk)
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    return np.array([v is not None for v in values], dtype=bool)
-
-
 # -- row-only manifest features -------------------------------------------------------------
-def de_minimis_margin(value: float, value_usd: float, currency: str | None, mode: str | None):
+def de_minimis_margins(value, value_usd, currency, mode) -> np.ndarray:
     """Relative distance below the nearest de-minimis threshold at or above the declared value
-    (0 = right at it); NaN for non-express shipments or values above every threshold."""
-    if mode != "express":
-        return math.nan
-    best = math.nan
-    thresholds = DE_MINIMIS.get(currency or "")
-    checks = [(value, thresholds)] if thresholds else [(value_usd, DE_MINIMIS_USD)]
-    for v, limits in checks:
-        if v is None or math.isnan(v):
+    (0 = right at it), for aligned arrays; NaN for non-express shipments or values above every
+    threshold. The declaration currency's own thresholds apply when it has any, else the USD
+    value is judged against :data:`DE_MINIMIS_USD`."""
+    value = np.asarray(value, dtype="float64")
+    value_usd = np.asarray(value_usd, dtype="float64")
+    currency = np.asarray(currency, dtype=object)
+    best = np.full(len(value), np.inf)
+    own = np.zeros(len(value), dtype=bool)
+    for code, limits in DE_MINIMIS.items():
+        mask = currency == code
+        if not mask.any():
             continue
+        own |= mask
         for limit in limits:
-            if v <= limit:
-                margin = (limit - v) / limit
-                best = margin if math.isnan(best) else min(best, margin)
+            ok = mask & (value <= limit)
+            best[ok] = np.minimum(best[ok], (limit - value[ok]) / limit)
+    for limit in DE_MINIMIS_USD:
+        ok = ~own & (value_usd <= limit)
+        best[ok] = np.minimum(best[ok], (limit - value_usd[ok]) / limit)
+    best[np.isinf(best) | (np.asarray(mode, dtype=object) != "express")] = np.nan
     return best
+
+
+def de_minimis_margin(value: float, value_usd: float, currency: str | None, mode: str | None):
+    """:func:`de_minimis_margins` of one shipment."""
+    return float(de_minimis_margins([value], [value_usd], [currency], [mode])[0])
 
 
 def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -360,20 +464,12 @@ def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "value_per_package": value / packages,
             "weight_per_package": weight / packages,
         }
-    out["n_transshipments"] = np.array([len(x) for x in p["ports"]], dtype="float64")
+    out["n_transshipments"] = p["n_ports"]
     out["booking_to_departure_days"] = (p["departed_at"] - p["booked_at"]) / NS_PER_DAY
     out["transit_days"] = (p["arrival_at"] - p["departed_at"]) / NS_PER_DAY
     out["declaration_lead_days"] = (p["arrival_at"] - p["t"]) / NS_PER_DAY
-    out["generic_description"] = np.array(
-        [_generic(tokens) for tokens in p["tokens"]], dtype="float64"
-    )
-    margins = np.array(
-        [
-            de_minimis_margin(v, u, c, m)
-            for v, u, c, m in zip(p["declared_value"], value, p["currency"], p["mode"], strict=True)
-        ],
-        dtype="float64",
-    )
+    out["generic_description"] = p["generic"]
+    margins = de_minimis_margins(p["declared_value"], value, p["currency"], p["mode"])
     out["de_minimis_margin"] = margins
     near = (margins <= NEAR_DE_MINIMIS).astype("float64")
     near[np.isnan(margins) & (p["mode"] == "express")] = 0.0
@@ -382,7 +478,10 @@ def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _generic(tokens: tuple[str, ...]) -> float:
+def generic_description(value: Any) -> float:
+    """1 when at least half the words of a goods description are vague (:data:`GENERIC_WORDS`),
+    0 otherwise, NaN without a description."""
+    tokens = description_tokens(value)
     if not tokens:
         return math.nan
     vague = sum(t in GENERIC_WORDS for t in tokens)

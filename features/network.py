@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.history import factorize
+from features.manifest import codes_of
 
 IDENTIFIERS = ("phone", "address", "recipient")
 """Identifiers that link consignees: consignee phone, consignee address, recipient code."""
@@ -109,7 +109,7 @@ def offline_components(
     offset = 0
     node = {}
     for name in ("consignee", *IDENTIFIERS):
-        codes = factorize(p[name])
+        codes = codes_of(p, name)
         node[name] = np.where(codes >= 0, codes + offset, -1)
         offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
     graph.grow(offset)

@@ -112,7 +112,7 @@ class OnlineFeatureState:
         if len(shipments) == 0:
             return
         _check(shipments)
-        p = prepare(shipments)
+        p = prepare(shipments, tuple_keys=True)
         ids = [str(v) for v in shipments["shipment_id"].tolist()]
         t = p["t"].tolist()
         keys = {dim: p[dim].tolist() for dim in _KEY_DIMS}
@@ -235,7 +235,7 @@ class OnlineFeatureState:
         """Feature rows of ``shipments`` (same columns as the training frame, same index),
         each as of its own ``declared_at``; the shipments are NOT added to the state."""
         _check(shipments)
-        p = prepare(shipments)
+        p = prepare(shipments, tuple_keys=True)
         raw = self._raw(p)
         from features.pipeline import online_frame
 
