@@ -20,6 +20,8 @@ computed (it would need a neighbourhood walk per shipment, which does not fit th
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 from features.manifest import codes_of
@@ -35,17 +37,18 @@ class LinkGraph:
     __slots__ = ("own", "parent", "parties", "seizures")
 
     def __init__(self) -> None:
-        self.parent: list[int] = []
-        self.parties: list[int] = []
-        self.seizures: list[int] = []
-        self.own: list[int] = []
+        # compact int64 arrays: 8 bytes a node instead of a Python int object each
+        self.parent = array("q")
+        self.parties = array("q")
+        self.seizures = array("q")
+        self.own = array("q")
 
     def grow(self, n_nodes: int) -> None:
         """Make nodes ``0 .. n_nodes-1`` exist (new ones isolated, not yet parties)."""
         start = len(self.parent)
         if n_nodes > start:
             self.parent.extend(range(start, n_nodes))
-            extra = [0] * (n_nodes - start)
+            extra = array("q", bytes(8 * (n_nodes - start)))
             self.parties.extend(extra)
             self.seizures.extend(extra)
             self.own.extend(extra)

@@ -61,6 +61,18 @@ _KEY_DIMS = tuple(
 )
 
 
+_MIRROR = {
+    ("shipper", "consignee"): "shipper_consignee",
+    ("consignee", "shipper"): "shipper_consignee",
+    ("phone", "consignee"): "consignee_phone",
+    ("address", "consignee"): "consignee_address",
+    ("recipient", "consignee"): "consignee_recipient",
+}
+"""Distinct-count pairs whose first time is the first shipment of a combination key the state
+already keeps (no second table for them)."""
+_MIRRORED_DIMS = frozenset(_MIRROR.values())
+
+
 class _Shipment:
     """What the state remembers of one added shipment, to attribute its outcomes later."""
 
@@ -91,7 +103,7 @@ class OnlineFeatureState:
         self._graph = LinkGraph()
         self._nodes: dict[str, int] = {}
         self._is_party: list[bool] = []
-        self._links: dict[str, set[str]] = {}
+        self._links: dict[tuple[str, str], list] = {}
         self._display: dict[str, str] = {}
         self._shipments: dict[str, _Shipment] = {}
         self._outcomes: set[tuple[str, int]] = set()
@@ -128,22 +140,32 @@ class OnlineFeatureState:
                           tokens[i], raw_consignee[i])  # fmt: skip
 
     def _add_one(self, sid, t, k, lvk, ports, tokens, raw_consignee) -> None:
+        mirrored_first = {}
         for dim in SHIPMENT_COUNTS:
             key = k[dim]
             if key is not None:
                 timeline = self._ship[dim].get(key)
                 if timeline is None:
                     timeline = self._ship[dim][key] = Timeline()
+                if dim in _MIRRORED_DIMS:
+                    mirrored_first[dim] = timeline.first()
                 timeline.add(t)
         for pair in DISTINCT:
             key, value = k[pair[0]], k[pair[1]]
             if key is None or value is None:
                 continue
-            firsts = self._pair_first[pair]
-            old = firsts.get((key, value))
-            if old is not None and old <= t:
-                continue
-            firsts[(key, value)] = t
+            mirror = _MIRROR.get(pair)
+            if mirror is not None:
+                # the pair's first time is the first shipment of the combination key
+                old = mirrored_first[mirror]
+                if old is not None and old <= t:
+                    continue
+            else:
+                firsts = self._pair_first[pair]
+                old = firsts.get((key, value))
+                if old is not None and old <= t:
+                    continue
+                firsts[(key, value)] = t
             timeline = self._distinct[pair].get(key)
             if timeline is None:
                 timeline = self._distinct[pair][key] = Timeline()
@@ -169,11 +191,12 @@ class OnlineFeatureState:
         self._graph.add_shipment(node, idents, not self._is_party[node])
         self._is_party[node] = True
         consignee = k["consignee"]
-        self._display.setdefault(consignee, str(raw_consignee).strip())
+        if consignee not in self._display:
+            self._display[consignee] = " ".join(str(raw_consignee).split())
         for ident in IDENTIFIERS:
             if k[ident] is not None:
-                self._links.setdefault(f"{ident}:{k[ident]}", set()).add(consignee)
-                self._links.setdefault(f"consignee:{consignee}", set()).add(f"{ident}:{k[ident]}")
+                _link(self._links, (ident, k[ident]), consignee)
+                _link(self._links, ("consignee", consignee), (ident, k[ident]))
         record = _Shipment(t, tuple(k[d] for d in _OUTCOME_DIMS), ports, node, consignee)
         self._shipments[sid] = record
         if self._now is None or t > self._now:
@@ -376,10 +399,10 @@ class OnlineFeatureState:
         if key is None:
             return []
         via: dict[str, list[str]] = {}
-        for ident in sorted(self._links.get(f"consignee:{key}", ())):
+        for ident in self._links.get(("consignee", key), ()):
             for other in self._links.get(ident, ()):
                 if other != key:
-                    via.setdefault(other, []).append(ident.split(":", 1)[0])
+                    via.setdefault(other, []).append(ident[0])
         out = []
         for other, kinds in via.items():
             seiz = self._seiz["consignee"].get(other)
@@ -396,6 +419,14 @@ class OnlineFeatureState:
     def __len__(self) -> int:
         """Number of shipments held."""
         return len(self._shipments)
+
+
+def _link(links: dict, key, member) -> None:
+    members = links.get(key)
+    if members is None:
+        links[key] = [member]
+    elif member not in members:
+        members.append(member)
 
 
 def _timeline(table: dict, key: str) -> Timeline:

@@ -122,14 +122,12 @@ def feature_frame(cols: dict, ids, declared_at, index) -> pd.DataFrame:
     (categoricals as strings or None, the rest float64)."""
     if _LEADING_CATEGORICALS and len(ids) <= manifest.SMALL:
         # few rows (online scoring): two blocks are much cheaper than one column at a time
-        n = len(ids)
-        obj = np.empty((n, len(_OBJECT_COLUMNS)), dtype=object)
-        obj[:, 0] = ids
+        obj = np.empty((len(_OBJECT_COLUMNS), len(ids)), dtype=object)
+        obj[0] = ids
         for j, name in enumerate(CATEGORICAL_FEATURES, start=1):
-            obj[:, j] = cols[name]
-        num = np.empty((n, len(_NUMERIC)), dtype="float64")
-        for j, name in enumerate(_NUMERIC):
-            num[:, j] = cols[name]
+            obj[j] = cols[name]
+        obj = obj.T
+        num = np.array([cols[name] for name in _NUMERIC], dtype="float64").T
         left = pd.DataFrame(obj, columns=_OBJECT_COLUMNS, index=index, dtype=object)
         out = pd.concat([left, pd.DataFrame(num, columns=_NUMERIC_COLUMNS, index=index)], axis=1)
         out.insert(1, "declared_at", declared_at)

@@ -1,0 +1,205 @@
+"""Feature pipeline benchmark: offline training frame at 100k / 1M / 3M shipments, online state.
+
+Data come from the simulator (``cargorisk simulate``, a year of traffic, cached under
+``--data``). Every measurement runs in a fresh child process so its peak RSS (``os.wait4``
+rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heavy.
+
+* **offline**: ``build_training_frame`` on the whole table, beside an in-process baseline
+  measured in the same child on the same frame: a plain ``sort_values("declared_at")`` +
+  ``groupby("consignee_id").cumcount()`` (the cheapest point-in-time feature there is).
+  Peak RSS includes the input frame read from Parquet.
+* **online**: an :class:`OnlineFeatureState` built from all history but the last
+  ``--new`` shipments, then those shipments replayed one by one as serving would (score, add,
+  add outcomes once known): median / p90 / p99 of ``features()`` for one shipment, beside the
+  in-process cost of taking that one-row frame out of the table (``iloc[[i]].copy()``), the
+  median CPU time of the call (``time.process_time``: what the call costs when other processes
+  compete for the two cores), and the state's memory (RSS growth while building it) per
+  million shipments.
+
+    .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
+        [--online-size 1000000] [--new 2000] [--skip-offline] [--skip-online]
+
+Targets (issue 4): offline 1,000,000 shipments with a year of history <= 90 s and <= 6 GB
+peak; online <= 1 ms median per shipment in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# this file is called features.py: keep its folder from shadowing the ``features`` package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+DAYS = 365
+END = "2026-11-25"
+
+
+def ensure_data(data: Path, size: int) -> Path:
+    """Simulated world of ``size`` shipments over a year (cached)."""
+    out = data / f"n{size}"
+    if (out / "shipments.parquet").exists():
+        return out
+    per_day = max(50, round(size / DAYS))
+    cmd = [str(ROOT / ".venv" / "bin" / "cargorisk"), "simulate", "--out", str(out),
+           "--days", str(DAYS), "--seed", "1", "--shipments-per-day", str(per_day),
+           "--end", END]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def run_child(*args: str) -> tuple[dict, float]:
+    """Run this file as a child; returns its JSON result and its peak RSS in MB."""
+    proc = subprocess.Popen(
+        [PYTHON, "-W", "ignore", __file__, "--child", *args],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"child {args} failed with status {status}")
+    return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+# -- children -----------------------------------------------------------------------------
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child_offline(folder: str) -> dict:
+    import pandas as pd
+
+    from features.pipeline import build_training_frame
+
+    shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
+    outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")
+    input_rss = _rss_mb()
+    t = time.perf_counter()
+    shipments.sort_values("declared_at", kind="stable").groupby("consignee_id").cumcount()
+    baseline = time.perf_counter() - t
+    t, c = time.perf_counter(), time.process_time()
+    frame = build_training_frame(shipments, outcomes)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {
+        "rows": len(shipments),
+        "outcomes": len(outcomes),
+        "features": frame.shape[1] - 2,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "baseline_s": round(baseline, 3),
+        "ratio": round(wall / baseline, 1),
+        "input_rss_mb": round(input_rss),
+    }
+
+
+def child_online(folder: str, n_new: str) -> dict:
+    import gc
+
+    import numpy as np
+    import pandas as pd
+
+    from features.pipeline import OnlineFeatureState
+
+    shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
+    outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")
+    shipments = shipments.sort_values("declared_at", kind="stable").reset_index(drop=True)
+    n_new = int(n_new)
+    cut = shipments["declared_at"].iloc[-n_new]
+    past = shipments[shipments["declared_at"] < cut]
+    new = shipments[shipments["declared_at"] >= cut]
+    known = outcomes[outcomes["result_at"] < cut]
+    later = outcomes[outcomes["result_at"] >= cut].sort_values("result_at")
+    gc.collect()
+    rss0 = _rss_mb()
+    t = time.perf_counter()
+    state = OnlineFeatureState.from_history(past, known)
+    build = time.perf_counter() - t
+    gc.collect()
+    state_mb = _rss_mb() - rss0
+
+    times, cpus, adds, base = [], [], [], []
+    due = later["result_at"].to_numpy()
+    done = 0
+    for i in range(len(new)):
+        t0 = time.perf_counter()
+        row = new.iloc[[i]].copy()
+        t1, c1 = time.perf_counter(), time.process_time()
+        state.features(row)
+        t2, c2 = time.perf_counter(), time.process_time()
+        cpus.append(c2 - c1)
+        state.add_shipments(row)
+        t3 = time.perf_counter()
+        base.append(t1 - t0)
+        times.append(t2 - t1)
+        adds.append(t3 - t2)
+        upto = int(np.searchsorted(due, row["declared_at"].iloc[0].to_datetime64(), "right"))
+        if upto > done:
+            state.add_outcomes(later.iloc[done:upto])
+            done = upto
+    batch = new.iloc[:1000]
+    t = time.perf_counter()
+    state.features(batch)
+    per_row_batch = (time.perf_counter() - t) / len(batch)
+    ms = np.array(times) * 1e3
+    return {
+        "history_shipments": len(past),
+        "history_outcomes": len(known),
+        "from_history_s": round(build, 1),
+        "state_rss_mb": round(state_mb),
+        "state_mb_per_million": round(state_mb / (len(past) / 1e6)),
+        "scored": len(new),
+        "features_median_ms": round(float(np.median(ms)), 3),
+        "features_p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "features_p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "features_cpu_median_ms": round(float(np.median(cpus)) * 1e3, 3),
+        "add_shipment_median_ms": round(float(np.median(adds)) * 1e3, 3),
+        "baseline_row_copy_median_ms": round(float(np.median(base)) * 1e3, 3),
+        "ratio_median": round(float(np.median(ms)) / (float(np.median(base)) * 1e3), 1),
+        "batch_1000_per_shipment_ms": round(per_row_batch * 1e3, 3),
+    }
+
+
+# -- parent -------------------------------------------------------------------------------
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        kind, *args = sys.argv[2:]
+        result = child_offline(*args) if kind == "offline" else child_online(*args)
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000,3000000")
+    parser.add_argument("--data", type=Path, default=Path("/tmp/cargorisk-bench-features"))
+    parser.add_argument("--online-size", type=int, default=1_000_000)
+    parser.add_argument("--new", type=int, default=2000)
+    parser.add_argument("--skip-offline", action="store_true")
+    parser.add_argument("--skip-online", action="store_true")
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    if not args.skip_offline:
+        for size in (int(s) for s in args.sizes.split(",")):
+            folder = ensure_data(args.data, size)
+            result, peak = run_child("offline", str(folder))
+            result["peak_rss_mb"] = round(peak)
+            print("offline", json.dumps(result), flush=True)
+    if not args.skip_online:
+        folder = ensure_data(args.data, args.online_size)
+        result, peak = run_child("online", str(folder), str(args.new))
+        result["peak_rss_mb"] = round(peak)
+        print("online", json.dumps(result), flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
