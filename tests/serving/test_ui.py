@@ -434,10 +434,14 @@ def test_reasons_are_computed_for_shipments_below_the_explained_share(client, en
 
 
 @pytest.mark.slow
-def test_model_page_shows_the_runs_metrics_against_baselines_and_the_capacity_curve(client, engine):
+def test_model_page_shows_the_runs_metrics_against_baselines_and_the_capacity_curve(
+    client, engine, monkeypatch
+):
     """The report comes from the MLflow run behind the serving version (here version 3)."""
     import mlflow
     from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # left by other tests' MLflow
 
     _sign_in(client, engine)
     before = client.get("/ui/model")  # the registry does not know version 3 yet
