@@ -35,7 +35,7 @@ import pandas as pd
 from features.contracts import validate_outcomes, validate_shipments
 from features.errors import CargoriskError
 from serving import schemas
-from serving.explain import TOP_REASONS, explain
+from serving.explain import TOP_REASONS, reasons_from_contributions
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
 from serving.store import Caller, Store
 
@@ -246,27 +246,44 @@ class ScoringEngine:
                 ["shipments"],
                 status=413,
             )
-        frame = schemas.shipments_frame(shipments)
+        records = [s.model_dump() for s in shipments]
+        frame = schemas.records_frame(records)
         self._check_frame(frame)
         model = self._require_ready()
         scoring = model.scoring
         scorer = model.scorer
+        threads = 1 if len(frame) <= 16 else 0
         with self._lock:
             feats = self.state.features(frame)
-            raw = scorer.raw_score(feats, num_threads=1 if len(frame) <= 16 else 0)
+            matrix = scorer.matrix(feats)
+            n_explain = len(frame)
+            if explain_share is not None:
+                n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
+            if n_explain == len(frame):
+                # Explaining everything: the contributions also give the raw scores.
+                contrib = scorer.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+                raw = contrib.sum(axis=1)
+                order = np.argsort(-raw, kind="stable")
+                idx = order
+            else:
+                raw = scorer.booster.predict(matrix, raw_score=True, num_threads=threads)
+                order = np.argsort(-raw, kind="stable")
+                idx = order[:n_explain]
+                contrib = (
+                    scorer.booster.predict(matrix[idx], pred_contrib=True, num_threads=threads)
+                    if n_explain
+                    else None
+                )
             scores = scoring.calibrate(raw)
             bands = scoring.band(scores)
             self._reset_recent()
             percentiles = self.recent.percentiles(scores)
-            order = np.argsort(-scores, kind="stable")
-            n_explain = len(frame)
-            if explain_share is not None:
-                n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
             explained: dict[int, dict] = {}
             if n_explain:
-                idx = order[:n_explain]
-                items = explain(
-                    scorer,
+                # contrib rows follow idx (top rows only) or the frame (all rows)
+                items = reasons_from_contributions(
+                    scorer.names,
+                    contrib if n_explain < len(frame) else contrib[idx],
                     feats.iloc[idx],
                     top=top_reasons,
                     all_contributions=all_contributions,
@@ -275,22 +292,23 @@ class ScoringEngine:
             results = []
             for rank, i in enumerate(order.tolist(), start=1):
                 item = explained.get(i)
-                result = {
-                    "shipment_id": str(frame.at[i, "shipment_id"]),
-                    "score": float(scores[i]),
-                    "percentile": float(percentiles[i]),
-                    "band": str(bands[i]),
-                    "rank": rank,
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "reasons": None if item is None else item["reasons"],
-                    "contributions": None if item is None else item.get("contributions"),
-                    "raw_score": float(raw[i]),
-                    "base_value": None if item is None else item["base_value"],
-                }
-                results.append(result)
+                results.append(
+                    {
+                        "shipment_id": records[i]["shipment_id"],
+                        "score": float(scores[i]),
+                        "percentile": float(percentiles[i]),
+                        "band": str(bands[i]),
+                        "rank": rank,
+                        "model_name": model.name,
+                        "model_version": model.version,
+                        "reasons": None if item is None else item["reasons"],
+                        "contributions": None if item is None else item.get("contributions"),
+                        "raw_score": float(raw[i]),
+                        "base_value": None if item is None else item["base_value"],
+                    }
+                )
             self.store.record_scoring(
-                frame,
+                records,
                 results,
                 request_id=request_id,
                 caller=caller,

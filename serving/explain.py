@@ -58,7 +58,20 @@ def explain(
     scorer = model if isinstance(model, FastScorer) else FastScorer(model)
     threads = 1 if len(features) <= 16 else 0
     contrib = scorer.contributions(features, num_threads=threads)
-    names = scorer.names
+    return reasons_from_contributions(
+        scorer.names, contrib, features, top=top, all_contributions=all_contributions
+    )
+
+
+def reasons_from_contributions(
+    names: list[str],
+    contrib: np.ndarray,
+    features: pd.DataFrame,
+    *,
+    top: int = TOP_REASONS,
+    all_contributions: bool = False,
+) -> list[dict[str, Any]]:
+    """Turn TreeSHAP rows (one column per feature, then the base value) into reasons."""
     values = contrib[:, :-1]
     base = contrib[:, -1]
     raw = contrib.sum(axis=1)

@@ -10,6 +10,7 @@ with the reason recorded in :attr:`ModelHolder.last_error`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import threading
@@ -108,10 +109,29 @@ class LoadedModel:
 def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> LoadedModel:
     """Load the version the alias points to now (pinned by number, so a promotion racing with
     the load cannot mix two versions)."""
+    with _tracking(tracking_uri):
+        return _load_champion(tracking_uri, name, alias)
+
+
+@contextlib.contextmanager
+def _tracking(tracking_uri: str):
+    """Use ``tracking_uri`` for this load only: ``mlflow.set_tracking_uri`` is process-wide
+    (it even sets ``MLFLOW_TRACKING_URI``), and the service must not change it for others."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    previous = utils._tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _load_champion(tracking_uri: str, name: str, alias: str) -> LoadedModel:
     import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, alias)

@@ -291,7 +291,7 @@ class Store:
     # -- scoring ---------------------------------------------------------------------------
     def record_scoring(
         self,
-        shipments_frame: pd.DataFrame,
+        shipments_frame: pd.DataFrame | list[dict[str, Any]],
         score_rows: list[dict[str, Any]],
         *,
         request_id: str,
@@ -300,12 +300,16 @@ class Store:
         model_version: str,
         at: dt.datetime | None = None,
     ) -> None:
-        """Store the scored shipments and the scores served, in one durable transaction.
+        """Store the scored shipments (a contract frame or validated API records) and the
+        scores served, in one durable transaction.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
         ``reasons`` (a list of dicts or None)."""
         at = at or utcnow()
-        ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
+        if isinstance(shipments_frame, pd.DataFrame):
+            ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
+        else:  # validated API records: already plain Python values
+            ship_rows = [{n: r[n] for n in SHIPMENT_COLUMNS} for r in shipments_frame]
         for row in ship_rows:
             row["received_at"] = at
         audit = [

@@ -146,8 +146,6 @@ def register_model(
 ) -> str:
     """Log ``scoring`` exactly as training does (models-from-code pyfunc with booster + meta
     artifacts), register it under ``name`` and (optionally) point ``champion`` at it."""
-    import mlflow
-    from mlflow import MlflowClient
 
     text, meta = scoring.to_parts()
     if meta_override:
@@ -157,7 +155,16 @@ def register_model(
     meta_path = workdir / "scoring_meta.json"
     booster_path.write_text(text, encoding="utf-8")
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
-    mlflow.set_tracking_uri(tracking_uri)
+    from serving.model import _tracking
+
+    with _tracking(tracking_uri):
+        return _register(scoring, tracking_uri, name, booster_path, meta_path, champion)
+
+
+def _register(scoring, tracking_uri, name, booster_path, meta_path, champion) -> str:
+    import mlflow
+    from mlflow import MlflowClient
+
     mlflow.set_experiment("serving-tests")
     example = pd.DataFrame(
         {n: [0.0] for n in scoring.feature_names if n not in CATEGORICAL_FEATURES}

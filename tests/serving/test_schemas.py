@@ -158,3 +158,17 @@ def test_api_and_contract_give_the_same_verdict(field, value):
         # about JSON types on purpose. Everything else must agree.
         stricter = isinstance(value, (int, float)) and not isinstance(value, bool)
         assert stricter, (field, value)
+
+
+def test_small_and_large_frames_are_built_alike():
+    """One shipment takes the numpy path, a manifest the pandas path: same frame."""
+    records = [
+        ShipmentIn(**make_shipment(i, booked_at=None if i % 3 else "2026-02-01T00:00:00"))
+        for i in range(130)
+    ]
+    large = shipments_frame(records)
+    small = pd.concat(
+        [shipments_frame(records[i : i + 1]) for i in range(130)], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(small, large)
+    pd.testing.assert_frame_equal(large, validate_shipments(large))
