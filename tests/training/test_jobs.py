@@ -4,6 +4,7 @@ a worse model and accepts a better one, evaluate/score/models work, bad input is
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -166,6 +167,27 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
     explained = scores["reasons"].str.len() > 0
     assert explained.sum() == -(-len(last) * 5 // 100)
     assert explained.iloc[: explained.sum()].all()
+
+    # a file in a customs service's own column names, through an ingest mapping
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    out_csv = tmp_path / "kcs_scores.csv"
+    code, out, _ = _run(
+        capsys,
+        "score",
+        "--model",
+        "1",
+        "--input",
+        str(examples / "kcs_declarations.csv"),
+        "--mapping",
+        str(examples / "kcs_mapping.yaml"),
+        "--output",
+        str(out_csv),
+    )
+    assert code == 0 and "scored" in out
+    scored = pd.read_csv(out_csv)
+    assert len(scored) > 0 and scored["band"].isin(["high", "medium", "low"]).all()
+    if "rejected" in out:  # the example holds deliberately broken rows, kept with reasons
+        assert (tmp_path / "kcs_scores.rejected.csv").is_file()
 
 
 def _write(tmp_path, shipments, outcomes):
