@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import numpy as np
@@ -254,8 +254,11 @@ class _OneRow:
     """A one-row frame read as plain values once (pandas column access costs more than the
     whole feature computation for a single shipment)."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.values = dict(zip(frame.columns, frame.iloc[0].tolist(), strict=True))
+    def __init__(self, frame: pd.DataFrame | Mapping[str, Any]):
+        if isinstance(frame, Mapping):
+            self.values = dict(frame)
+        else:
+            self.values = dict(zip(frame.columns, frame.iloc[0].tolist(), strict=True))
         self.columns = self.values
 
     def __len__(self) -> int:
@@ -320,16 +323,20 @@ def _upper(value: Any) -> str | None:
     return None if is_missing(value) else str(value).strip().upper() or None
 
 
-def prepare(shipments: pd.DataFrame, *, tuple_keys: bool = False) -> dict[str, np.ndarray]:
+def prepare(
+    shipments: pd.DataFrame | Mapping[str, Any], *, tuple_keys: bool = False
+) -> dict[str, np.ndarray]:
     """The normalised keys and raw numbers of each shipment, as aligned numpy arrays.
 
     Keys are strings or None (missing); they are what history, change and network features
     group by. ``t`` is the declaration time (int64 ns), the shipment's own "now". Optional
-    contract columns absent from the frame count as not declared. Combination keys are
-    tuples for few rows or when ``tuple_keys`` (the online state keys its dicts by them), else
-    integer codes (:func:`derive_keys`).
+    contract columns absent from the frame count as not declared. A single shipment may also
+    be given as a mapping of contract field names to values (the serving fast path).
+    Combination keys are tuples for few rows or when ``tuple_keys`` (the online state keys its
+    dicts by them), else integer codes (:func:`derive_keys`).
     """
-    s = _OneRow(shipments) if len(shipments) == 1 else shipments
+    one = isinstance(shipments, Mapping) or len(shipments) == 1
+    s = _OneRow(shipments) if one else shipments
     p: dict[str, np.ndarray] = {}
     p["t"] = declared_ns(_values(s, "declared_at"))
     ids = _values(s, "shipment_id")

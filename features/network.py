@@ -161,7 +161,8 @@ def network_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> di
         used_before = raw[f"n:{pair}"] > 0
         distinct = raw[f"d:{ident}:consignee"]
         out[f"{feat}_other_consignees"] = distinct - np.where(used_before, 1.0, 0.0)
-        out[f"{feat}_linked_seizures"] = raw[f"seiz:{ident}"] - np.nan_to_num(raw[f"seiz:{pair}"])
+        own = raw[f"seiz:{pair}"]
+        out[f"{feat}_linked_seizures"] = raw[f"seiz:{ident}"] - np.where(np.isnan(own), 0.0, own)
     out["network_size"] = raw["net:size"]
     out["network_seizures"] = raw["net:seizures"]
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 from features import history, manifest, network
 from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
@@ -81,9 +82,16 @@ def outcome_events(
     return rows.astype("int64"), known, seized
 
 
+def _upper(values: np.ndarray) -> np.ndarray:
+    if len(values) > manifest.SMALL:
+        return manifest.map_distinct(values, lambda v: v.upper() if isinstance(v, str) else None)
+    out = np.empty(len(values), dtype=object)
+    out[:] = [v.upper() if isinstance(v, str) else None for v in values]
+    return out
+
+
 def categorical_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Categorical features as normalised strings (None when not declared)."""
-    upper = np.vectorize(lambda v: v.upper() if v is not None else None, otypes=[object])
     out = {
         "mode": p["mode"],
         "container_type": p["container_type"],
@@ -91,8 +99,8 @@ def categorical_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "freight_terms": p["freight_terms"],
         "payment_method": p["payment_method"],
         "platform": p["platform"],
-        "origin_country": upper(p["origin"]) if len(p["origin"]) else p["origin"],
-        "departure_country": upper(p["departure"]) if len(p["departure"]) else p["departure"],
+        "origin_country": _upper(p["origin"]),
+        "departure_country": _upper(p["departure"]),
         "hs_chapter": p["hs2"],
     }
     return out
@@ -112,31 +120,38 @@ def feature_columns(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
 
 
 _NUMERIC = tuple(n for n in FEATURE_NAMES if n not in CATEGORICAL_FEATURES)
-_OBJECT_COLUMNS = pd.Index(["shipment_id", *CATEGORICAL_FEATURES])
-_NUMERIC_COLUMNS = pd.Index(_NUMERIC)
-_LEADING_CATEGORICALS = FEATURE_NAMES[: len(CATEGORICAL_FEATURES)] == CATEGORICAL_FEATURES
+
+
+_COLUMNS = pd.Index([*KEY_COLUMNS, *FEATURE_NAMES])
+_PLACE = {name: i for i, name in enumerate(_COLUMNS)}
+_OBJECT_PLACEMENT = np.array([_PLACE[n] for n in ("shipment_id", *CATEGORICAL_FEATURES)])
+_NUMERIC_PLACEMENT = np.array([_PLACE[n] for n in _NUMERIC])
+_DATE_PLACEMENT = np.array([_PLACE["declared_at"]])
 
 
 def feature_frame(cols: dict, ids, declared_at, index) -> pd.DataFrame:
     """The feature frame: ``shipment_id``, ``declared_at``, then the features in catalog order
-    (categoricals as strings or None, the rest float64)."""
-    if _LEADING_CATEGORICALS and len(ids) <= manifest.SMALL:
-        # few rows (online scoring): two blocks are much cheaper than one column at a time
-        obj = np.empty((len(_OBJECT_COLUMNS), len(ids)), dtype=object)
-        obj[0] = ids
-        for j, name in enumerate(CATEGORICAL_FEATURES, start=1):
-            obj[j] = cols[name]
-        obj = obj.T
-        num = np.array([cols[name] for name in _NUMERIC], dtype="float64").T
-        left = pd.DataFrame(obj, columns=_OBJECT_COLUMNS, index=index, dtype=object)
-        out = pd.concat([left, pd.DataFrame(num, columns=_NUMERIC_COLUMNS, index=index)], axis=1)
-        out.insert(1, "declared_at", declared_at)
-        return out
-    data = {"shipment_id": np.asarray(ids, dtype=object), "declared_at": declared_at}
-    for name in FEATURE_NAMES:
-        kind = object if name in CATEGORICAL_FEATURES else "float64"
-        data[name] = np.asarray(cols[name], dtype=kind)
-    return pd.DataFrame(data, index=index)
+    (categoricals as Python strings or None in object columns, the rest float64).
+
+    Built from three ready blocks (pandas' public ``create_dataframe_from_blocks``): about 5x
+    cheaper than a column-by-column constructor for a single shipment, and no copy for
+    millions."""
+    n = len(ids)
+    obj = np.empty((len(_OBJECT_PLACEMENT), n), dtype=object)
+    obj[0] = ids
+    for j, name in enumerate(CATEGORICAL_FEATURES, start=1):
+        obj[j] = cols[name]
+    num = np.empty((len(_NUMERIC), n), dtype="float64")
+    for j, name in enumerate(_NUMERIC):
+        num[j] = cols[name]
+    dates = np.asarray(declared_at, dtype="datetime64[ns]").reshape(1, n)
+    if not isinstance(index, pd.Index):
+        index = pd.Index(index)
+    return create_dataframe_from_blocks(
+        [(obj, _OBJECT_PLACEMENT), (dates, _DATE_PLACEMENT), (num, _NUMERIC_PLACEMENT)],
+        index=index,
+        columns=_COLUMNS,
+    )
 
 
 def build_training_frame(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -158,14 +173,6 @@ def build_training_frame(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.
     declared = p["t"].astype("datetime64[ns]")
     ids = s["shipment_id"].to_numpy(dtype=object)
     return feature_frame(feature_columns(p, raw), ids, declared, index=s.index)
-
-
-def online_frame(p: dict[str, np.ndarray], raw: dict, shipments: pd.DataFrame) -> pd.DataFrame:
-    """Finish the online state's raw aggregates into the same frame as the offline path."""
-    ids = p["shipment_id"]
-    return feature_frame(
-        feature_columns(p, raw), ids, p["t"].astype("datetime64[ns]"), shipments.index
-    )
 
 
 from features.online import OnlineFeatureState  # noqa: E402  (re-export; online uses this module)

@@ -267,3 +267,15 @@ def test_empty_shipments_give_an_empty_frame(world):
     out = build_training_frame(shipments.iloc[:0], outcomes)
     assert list(out.columns) == [*KEY_COLUMNS, *FEATURE_NAMES]
     assert len(out) == 0
+
+
+def test_one_shipment_as_a_mapping_gives_the_same_row(world):
+    shipments, outcomes = world
+    state = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
+    row = shipments.iloc[[400]]
+    from_frame = state.features(row)
+    record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
+    from_mapping = state.features(record)
+    assert_same_features(from_frame.reset_index(drop=True), from_mapping)
+    with pytest.raises(ContractError, match="consignee_id"):
+        state.features({k: v for k, v in record.items() if k != "consignee_id"})
