@@ -86,7 +86,9 @@ SECURITY_HEADERS = {
 
 def _label(name: str) -> str:
     """A contract column as a form label: ``declared_value_usd`` -> ``Declared value USD``."""
-    words = [w.upper() if w in ("id", "usd", "hs", "kg") else w for w in name.split("_") if w]
+    words = [w.upper() if w in ("id", "usd", "hs") else w for w in name.split("_") if w]
+    if words and words[-1] == "kg":
+        words[-1] = "(kg)"
     text = " ".join(words)
     return text[:1].upper() + text[1:]
 

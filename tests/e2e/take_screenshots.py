@@ -4,7 +4,7 @@
 
 Builds the same served world as the browser tests (simulate, train, promote, serve, score the
 last day), records a few inspection results as an officer would, and photographs the pages
-in headless Chromium at a laptop resolution (1440 x 900).
+in headless Chromium 1440 pixels wide (a laptop screen).
 """
 
 from __future__ import annotations
@@ -46,14 +46,20 @@ def main(argv: list[str] | None = None) -> None:
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(f"{url}/ui/worklist")
+        top = page.locator("tr.model").first.get_attribute("data-shipment")
+        # the sea team's list: short enough to show the cut line and a random pick
+        sea = f"{url}/ui/worklist?mode=sea"
+        page.goto(sea)
         picks = page.locator("tr.model").evaluate_all("rows => rows.map(r => r.dataset.shipment)")
         # a morning's work: two clean, one seizure among the top of the list
         record(page, url, picks[1], "clean")
         record(page, url, picks[2], "seized", "cocaine", "24.6")
         record(page, url, picks[4], "clean")
-        page.goto(f"{url}/ui/worklist")
+        page.set_viewport_size({"width": 1440, "height": 1150})
+        page.goto(sea)
         page.screenshot(path=str(args.out / "worklist.png"))
-        page.goto(f"{url}/ui/shipments/{picks[0]}?pick=model")
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.goto(f"{url}/ui/shipments/{top}?pick=model")
         page.screenshot(path=str(args.out / "shipment.png"), full_page=True)
         browser.close()
     print(f"screenshots in {args.out} (world in {root})")

@@ -404,7 +404,7 @@ def test_outcome_form_errors_name_the_field_and_store_nothing(client, engine):
     cases = [
         ({"result": ""}, "Result"),
         ({"result": "clean", "drug": "heroin"}, "a clean result cannot name a drug"),
-        ({"result": "seized", "quantity_kg": "-4"}, "Quantity KG"),
+        ({"result": "seized", "quantity_kg": "-4"}, "Quantity (kg)"),
         ({"result": "seized", "inspected_at": "yesterday"}, "Inspected at"),
         ({"result": "clean", "result_at": "2026-02-05T09:00"}, "result_at must not be before"),
     ]
