@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             help="Date (YYYY-MM-DD, UTC) on which the period ends; default today.",
         ),
         prevalence: float = typer.Option(
-            0.003, "--prevalence", help="Share of shipments that carry drugs (overall)."
+            0.004, "--prevalence", help="Share of shipments that carry drugs (overall)."
         ),
         scheme_mix: str | None = typer.Option(
             None,

@@ -32,13 +32,13 @@ SCHEMES: Final = (
 """Smuggling schemes, in the order of their numeric code in the simulator (see docs)."""
 
 DEFAULT_SCHEME_MIX: Final = {
-    "front_company": 0.13,
-    "hijacked_identity": 0.09,
-    "rip_on_rip_off": 0.13,
-    "express_network": 0.30,
-    "borrowed_code": 0.14,
+    "front_company": 0.11,
+    "hijacked_identity": 0.08,
+    "rip_on_rip_off": 0.11,
+    "express_network": 0.34,
+    "borrowed_code": 0.16,
     "value_anomaly": 0.10,
-    "route_displacement": 0.11,
+    "route_displacement": 0.10,
 }
 """Share of illicit shipments each scheme produces at default settings (sums to 1)."""
 
@@ -62,7 +62,7 @@ class SimConfig:
     shipments_per_day: int = 3000
     seed: int = 42
     end: pd.Timestamp = field(default_factory=lambda: default_end())
-    prevalence: float = 0.003
+    prevalence: float = 0.004
     scheme_mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SCHEME_MIX))
     mode_mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MODE_MIX))
     drift: bool = True

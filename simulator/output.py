@@ -103,7 +103,8 @@ def render(
     tracking = tracking.str[:1] + _digits(rng, n, 11)
     departed_week = np.floor((d["departed"] + (start.astype("int64") / 86_400)) / 7)
     departed_week = np.nan_to_num(departed_week).astype(np.int64)
-    voyage = pd.Series(departed_week % 1000, dtype="int64").astype("str").str.zfill(3) + np.where(
+    voyage_number = (departed_week + d["vessel"] * 137) % 1000  # each vessel has its own count
+    voyage = pd.Series(voyage_number, dtype="int64").astype("str").str.zfill(3) + np.where(
         express, "N", "E"
     )
     order_ref = "ORD" + _digits(rng, n, 12)

@@ -217,7 +217,7 @@ class SchemeBuilder:
                 )
             ),
             "carrier": carrier,
-            "forwarder": self.forwarder_choice(n, 0.3),
+            "forwarder": self.forwarder_choice(n, 0.25),
             "declarant": self.declarant_choice(n),
             "notify": np.where(rng.random(n) < 0.6, consignee, -1),
             "container": container,
@@ -225,7 +225,7 @@ class SchemeBuilder:
             if mode == SEA
             else np.full(n, -1),
             "freight": (rng.random(n) < 0.25).astype(np.int64),
-            "payment": np.where(rng.random(n) < 0.3, 3, 0),
+            "payment": np.where(rng.random(n) < 0.15, 3, 0),
             "currency": np.full(n, w.vocab.code("USD")),
             "weight_kg": rng.uniform(15_000, 22_000, n)
             if mode == SEA
@@ -258,9 +258,22 @@ class SchemeBuilder:
         return np.clip(self.rng.lognormal(np.log(0.25), 0.9, n), 0.01, 3)
 
     def days_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Uniform declaration times in ``[lo, hi)`` clipped to the period."""
-        day = self.rng.uniform(lo, hi)
-        return np.clip(day, 0, self.days - 1e-4)
+        """Uniform declaration times in ``[lo, hi)`` intersected with the period (a window
+        running past the end is cut, never piled up on the last day)."""
+        lo = np.clip(lo, 0, self.days - 1e-3)
+        hi = np.clip(hi, lo + 1e-3, self.days)
+        return self.rng.uniform(lo, hi)
+
+    def ring_windows(self, n_rings: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Active windows (20-60 days) of smuggling rings, cut to the period, and how many of
+        ``n`` parcels each ships: rings that started before the period or go on after it are
+        only partly visible, so parcels spread evenly over the period."""
+        window = self.rng.uniform(20, 60, n_rings)
+        start = self.rng.uniform(-0.5 * window, self.days - 0.5 * window)
+        lo = np.clip(start, 0, self.days)
+        hi = np.clip(start + window, 0, self.days)
+        visible = np.maximum(hi - lo, 1e-3)
+        return lo, hi, self.rng.multinomial(n, visible / visible.sum())
 
     def express_drugs(self, countries: np.ndarray) -> np.ndarray:
         out = np.empty(len(countries), np.int64)
@@ -360,7 +373,7 @@ class SchemeBuilder:
                 rng.choice(4, fronts, p=[0.35, 0.3, 0.2, 0.15])
             ],
         )
-        walk_in = rng.random(fronts) < 0.75
+        walk_in = rng.random(fronts) < 0.5
         shipper = np.where(
             walk_in, self.new_exporters(origin), self.legit_exporter(origin, commodity)
         )
@@ -376,9 +389,9 @@ class SchemeBuilder:
                 shipper[sel],
                 commodity[sel],
                 origin[sel],
-                forwarder=self.forwarder_choice(len(sel), 0.5),
+                forwarder=self.forwarder_choice(len(sel), 0.35),
             )
-            tests = rng.integers(0, 3, len(sel))  # clean test shipments before the first load
+            tests = rng.integers(0, 4, len(sel))  # clean test shipments before the first load
             total = tests + per_front[sel]
             lane = np.repeat(np.arange(len(sel)), total)
             k = np.arange(len(lane)) - np.repeat(np.cumsum(total) - total, total)
@@ -392,10 +405,12 @@ class SchemeBuilder:
             drafts.append(self.mark(d, illicit, "front_company", DRUG_CODE["cocaine"], q))
         return concat_drafts(drafts)
 
-    def legit_exporter(self, origin: np.ndarray, commodity: np.ndarray) -> np.ndarray:
+    def legit_exporter(
+        self, origin: np.ndarray, commodity: np.ndarray, lanes: Lanes | None = None
+    ) -> np.ndarray:
         """An existing exporter of the same goods and country when there is one."""
         out = np.empty(len(origin), np.int64)
-        lanes = self.world.sea
+        lanes = self.world.sea if lanes is None else lanes
         for i, (o, c) in enumerate(zip(origin, commodity, strict=True)):
             match = np.flatnonzero((lanes.origin == o) & (lanes.commodity == c))
             if len(match):
@@ -414,7 +429,7 @@ class SchemeBuilder:
             established = np.flatnonzero(lanes.start < -200)
             p = lanes.activity[established] / lanes.activity[established].sum()
             victim = established[rng.choice(len(established), count, p=p)]
-            risky = rng.random(count) < 0.7
+            risky = rng.random(count) < 0.5
             origin = np.where(
                 risky,
                 np.array([cat.COUNTRY_INDEX[c] for c in ("EC", "CO", "PE", "BR", "MX")])[
@@ -434,7 +449,8 @@ class SchemeBuilder:
             consignee = lanes.consignee[victim]
             fw = self.forwarder_choice(count, 0.4)
             fw = np.where(fw == lanes.forwarder[victim], self.complicit_forwarders[0], fw)
-            new_shipper = rng.random(count) < 0.7
+            fw = np.where(rng.random(count) < 0.2, lanes.forwarder[victim], fw)
+            new_shipper = rng.random(count) < 0.4
             shipper = np.where(new_shipper, self.new_exporters(origin), lanes.shipper[victim])
             hl = self.lanes(
                 mode,
@@ -449,8 +465,9 @@ class SchemeBuilder:
             )
             day = self.days_in(np.full(count, 0.15 * self.days), np.full(count, self.days))
             d = cargo_shipments(w, rng, mode, hl, np.arange(count), day)
-            d["phone"] = self.new_phones(count, mobile_share=0.95)
-            new_address = rng.random(count) < 0.6
+            new_phone = rng.random(count) < 0.75
+            d["phone"] = np.where(new_phone, self.new_phones(count, mobile_share=0.95), d["phone"])
+            new_address = rng.random(count) < np.where(new_phone, 0.4, 0.9)
             d["address"] = np.where(new_address, self.new_addresses(count), d["address"])
             drug = np.where(
                 origin == cat.COUNTRY_INDEX["MX"], DRUG_CODE["methamphetamine"],
@@ -493,13 +510,14 @@ class SchemeBuilder:
         ring_country = np.array([cat.COUNTRY_INDEX[c] for c in countries])[
             rng.choice(len(countries), n_rings, p=cw)
         ]
-        parcels = rng.multinomial(n, np.ones(n_rings) / n_rings)
+        lo, hi, parcels = self.ring_windows(n_rings, n)
         drafts = []
         for r in range(n_rings):
             k = int(parcels[r])
             if k == 0:
                 continue
-            n_send = 1 + int(rng.random() < 0.4)
+            # offenders rotate sender identities: a new name every few parcels
+            n_send = max(1, k // int(rng.integers(1, 4)))
             senders = self.add_senders(n_send, np.full(n_send, ring_country[r]), 0.45)
             n_rec = int(np.clip(k // 2 + rng.integers(2, 8), 3, 40))
             phones = self.new_phones(int(rng.integers(2, 5)), 1.0)
@@ -514,9 +532,7 @@ class SchemeBuilder:
             mules = rng.random(n_rec) < 0.3
             legit_rec = w.express.recipient[rng.integers(0, len(w.express.recipient), n_rec)]
             recipients = np.where(mules, legit_rec, recipients)
-            start = rng.uniform(0, max(1.0, self.days - 10))
-            window = rng.uniform(20, 60)
-            day = self.days_in(np.full(k, start), np.full(k, start + window))
+            day = self.days_in(np.full(k, lo[r]), np.full(k, hi[r]))
             d = express_shipments(
                 w,
                 rng,
@@ -526,7 +542,7 @@ class SchemeBuilder:
             )
             drug = self.express_drugs(np.full(k, ring_country[r]))
             self.mark(d, np.ones(k, bool), "express_network", drug, self.parcel_quantity(k))
-            self.disguise_parcels(d, generic=0.3, mismatch=0.15, near_threshold=0.4)
+            self.disguise_parcels(d, generic=0.3, mismatch=0.15, near_threshold=0.3)
             drafts.append(d)
         return concat_drafts(drafts)
 
@@ -534,7 +550,7 @@ class SchemeBuilder:
         w, rng = self.world, self.rng
         ex = w.express
         n_rings = max(1, round(n / 20))
-        parcels = rng.multinomial(n, np.ones(n_rings) / n_rings)
+        lo, hi, parcels = self.ring_windows(n_rings, n)
         countries, cw = zip(*EXPRESS_RING_ORIGINS, strict=True)
         cw = np.array(cw) / sum(cw)
         # victims are occasional recipients whose code leaked (low activity)
@@ -545,14 +561,13 @@ class SchemeBuilder:
             if k == 0:
                 continue
             country = cat.COUNTRY_INDEX[countries[rng.choice(len(countries), p=cw)]]
-            n_send = int(rng.integers(1, 4))
+            n_send = max(1, k // int(rng.integers(1, 4)))
             senders = self.add_senders(n_send, np.full(n_send, country), 0.5)
             drop_phone = self.new_phones(int(rng.integers(1, 3)), 1.0)
             drop_addr = self.new_addresses(int(rng.integers(1, 3)))
             n_vict = int(np.clip(k // 2 + 2, 3, 25))
             victims = ex.recipient[quiet[rng.integers(0, len(quiet), n_vict)]]
-            start = rng.uniform(0, max(1.0, self.days - 10))
-            day = self.days_in(np.full(k, start), np.full(k, start + rng.uniform(20, 60)))
+            day = self.days_in(np.full(k, lo[r]), np.full(k, hi[r]))
             victim = victims[rng.integers(0, n_vict, k)]
             d = express_shipments(w, rng, senders[rng.integers(0, n_send, k)], victim, day)
             d["phone"] = drop_phone[rng.integers(0, len(drop_phone), k)]
@@ -566,7 +581,7 @@ class SchemeBuilder:
                 # the code stays the victim's: that is the borrowing
             drug = self.express_drugs(np.full(k, country))
             self.mark(d, np.ones(k, bool), "borrowed_code", drug, self.parcel_quantity(k))
-            self.disguise_parcels(d, generic=0.2, mismatch=0.1, near_threshold=0.3)
+            self.disguise_parcels(d, generic=0.2, mismatch=0.1, near_threshold=0.25)
             drafts.append(d)
         return concat_drafts(drafts)
 
@@ -587,8 +602,11 @@ class SchemeBuilder:
             commodity = np.array([cat.COMMODITY_INDEX[g] for g in goods])[
                 rng.integers(0, len(goods), k)
             ]
-            origins = ("MX", "CO", "TH", "IN", "NG", "LA", "PE", "NL") if mode == AIR else (
-                "MX", "CO", "PE", "BR", "NG", "IN")  # fmt: skip
+            origins = (
+                ("MX", "CO", "TH", "IN", "VN", "PE", "NL", "US", "DE", "CN")
+                if mode == AIR
+                else ("MX", "CO", "PE", "BR", "NG", "IN", "CN", "VN")
+            )
             origin = np.array([cat.COUNTRY_INDEX[c] for c in origins])[
                 rng.integers(0, len(origins), k)
             ]
@@ -600,13 +618,18 @@ class SchemeBuilder:
                 lanes_src.consignee[small[rng.integers(0, len(small), k)]],
                 self.new_importers(k),
             )
+            exporter = np.where(
+                rng.random(k) < 0.5,
+                self.new_exporters(origin),
+                self.legit_exporter(origin, commodity, lanes_src),
+            )
             lanes = self.lanes(
                 mode,
                 consignee,
-                self.new_exporters(origin),
+                exporter,
                 commodity,
                 origin,
-                value_factor=rng.uniform(0.03, 0.25, k),
+                value_factor=rng.uniform(0.08, 0.4, k),
                 load=np.ones(k, np.int64) if mode == SEA else np.full(k, -1),
                 container=np.zeros(k, np.int64) if mode == SEA else np.full(k, -1),
                 weight_kg=rng.lognormal(4.0, 0.6, k) + 15
@@ -617,7 +640,7 @@ class SchemeBuilder:
             d = cargo_shipments(w, rng, mode, lanes, np.arange(k), day)
             names = np.array(cat.COUNTRIES)[origin]
             drug = np.select(
-                [np.isin(names, ["MX", "LA", "TH"]), names == "IN", names == "NL"],
+                [np.isin(names, ["MX", "LA", "TH", "VN"]), names == "IN", names == "NL"],
                 [DRUG_CODE["methamphetamine"], DRUG_CODE["heroin"], DRUG_CODE["mdma"]],
                 DRUG_CODE["cocaine"],
             )
@@ -664,7 +687,11 @@ class SchemeBuilder:
             commodity,
             origin,
             loading=loading,
-            forwarder=np.full(total, self.complicit_forwarders[-1]),
+            forwarder=np.where(
+                rng.random(total) < 0.5,
+                self.complicit_forwarders[-1],
+                self.forwarder_choice(total, 0.0),
+            ),
             payment=np.where(rng.random(total) < 0.15, 3, 0),
         )
         d = cargo_shipments(w, rng, SEA, lanes, np.arange(total), day)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator import catalog as cat
-from simulator.world import Lanes, World
+from simulator.world import AGENT_PARCEL_SHARE, PRIVATE_PARCEL_SHARE, Lanes, World
 
 SEA, AIR, EXPRESS = 0, 1, 2
 ALL_CARRIERS = cat.SEA_CARRIERS + cat.AIRLINES + cat.COURIERS
@@ -22,6 +22,14 @@ CARRIER_OFFSET = {
     EXPRESS: len(cat.SEA_CARRIERS) + len(cat.AIRLINES),
 }
 VESSELS_PER_CARRIER = 8
+BROKER_PHONE_SHARE = 0.04
+"""Share of cargo declarations whose consignee phone is the customs broker's office."""
+UNDERVALUED_SHARE = 0.06
+"""Share of legitimate cargo shipments under-declared (duty fraud, not drugs)."""
+NEAR_THRESHOLD_SHARE = 0.06
+"""Share of legitimate platform parcels whose order is filled up to just under the duty-free
+threshold."""
+"""Share of legitimate cargo shipments under-declared (duty fraud, not drugs)."""
 
 INT_COLUMNS = (
     "mode", "shipper", "consignee", "notify", "forwarder", "declarant", "carrier", "phone",
@@ -136,6 +144,9 @@ def cargo_shipments(
         d[col] = getattr(lanes, col)[lane]
     d["carrier"] = lanes.carrier[lane] + CARRIER_OFFSET[mode]
     d["phone"] = p.phone_at(d["consignee"], declared)
+    # some declarations give the customs broker's office phone as the contact
+    broker_phone = (rng.random(n) < BROKER_PHONE_SHARE) & (p.phone[d["declarant"]] >= 0)
+    d["phone"] = np.where(broker_phone, p.phone[d["declarant"]], d["phone"])
     d["address"] = p.address_at(d["consignee"], declared)
     d["name"] = p.name[d["consignee"]]
     d["loading"] = lanes.loading[lane]
@@ -169,7 +180,10 @@ def cargo_shipments(
     d["arrival"], d["departed"], d["booked"] = arrival, departed, booked
     usd_per_kg = np.array([c.usd_per_kg for c in cat.COMMODITIES])[commodity]
     d["weight"] = np.round(weight, 1)
-    d["value_usd"] = weight * usd_per_kg * lanes.value_factor[lane] * rng.lognormal(0, 0.15, n)
+    value = weight * usd_per_kg * lanes.value_factor[lane] * rng.lognormal(0, 0.15, n)
+    # ordinary customs fraud: some importers under-declare to pay less duty
+    under = rng.random(n) < UNDERVALUED_SHARE
+    d["value_usd"] = np.where(under, value * rng.uniform(0.1, 0.6, n), value)
     pkg_kg = np.array([PACKAGE_KG.get(c.key, 15.0) for c in cat.COMMODITIES])[commodity]
     d["packages"] = np.maximum(1, np.round(weight / pkg_kg * rng.uniform(0.9, 1.1, n))).astype(
         np.int64
@@ -253,6 +267,12 @@ def express_shipments(
     )
     items = rng.geometric(0.55, n)
     value = item_usd * items * rng.lognormal(0, 0.45, n)
+    # shoppers fill their order up to the duty-free threshold
+    threshold = np.where(
+        country == cat.COUNTRY_INDEX["US"], cat.DE_MINIMIS_USD_FROM_US, cat.DE_MINIMIS_USD
+    )
+    near = (rng.random(n) < NEAR_THRESHOLD_SHARE) & (d["platform"] >= 0)
+    value = np.where(near, threshold * rng.uniform(0.8, 0.995, n), value)
     d["value_usd"] = np.round(value, 2)
     d["weight"] = np.round(np.clip(item_kg * items * rng.lognormal(0, 0.35, n) + 0.05, 0.05, 60), 2)
     d["packages"] = np.where(rng.random(n) < 0.93, 1, 2)
@@ -333,6 +353,15 @@ def legit_shipments(world: World, rng: np.random.Generator) -> dict[str, np.ndar
     day = draw_days(world, rng, EXPRESS)
     ex = world.express
     sender = sample_active(rng, ex.sender_start, ex.sender_activity, day)
+    private = rng.random(len(day)) < PRIVATE_PARCEL_SHARE
+    sender = np.where(
+        private, ex.private_senders[rng.integers(0, len(ex.private_senders), len(day))], sender
+    )
     rec = sample_active(rng, ex.recipient_start, ex.recipient_activity, day)
-    parts.append(express_shipments(world, rng, sender, ex.recipient[rec], day))
+    parcels = express_shipments(world, rng, sender, ex.recipient[rec], day)
+    agent = (rng.random(len(day)) < AGENT_PARCEL_SHARE) & ~private
+    p = ex.agent_activity / ex.agent_activity.sum()
+    agent_phone = ex.agent_phones[rng.choice(len(p), len(day), p=p)]
+    parcels["phone"] = np.where(agent, agent_phone, parcels["phone"])
+    parts.append(parcels)
     return concat_drafts(parts)

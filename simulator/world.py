@@ -38,6 +38,16 @@ party's row, so an id says nothing about when or why the party was created."""
 NEVER = np.float64(1e9)
 """A change day that never comes."""
 
+PRIVATE_PARCEL_SHARE = 0.08
+"""Share of legitimate express parcels sent by private persons abroad (gifts, C2C)."""
+AGENT_PARCEL_SHARE = 0.06
+"""Share of legitimate express parcels ordered through a Korean purchasing agent, who gives
+its own office phone for the client (consignee) - a legitimate phone shared by many people."""
+PRIVATE_SENDER_ORIGINS = (
+    ("US", 0.35), ("CN", 0.2), ("JP", 0.1), ("CA", 0.08), ("AU", 0.07), ("DE", 0.05),
+    ("GB", 0.05), ("VN", 0.05), ("TH", 0.03), ("NL", 0.02),
+)  # fmt: skip
+
 
 class Pool:
     """An append-only list of distinct-by-position strings addressed by integer index."""
@@ -153,6 +163,9 @@ class Express:
     sender_generic: np.ndarray  # probability the sender writes a vague description
     sender_start: np.ndarray
     sender_activity: np.ndarray
+    private_senders: np.ndarray  # sender rows of private persons abroad (gifts, C2C)
+    agent_phones: np.ndarray  # phone pool indexes of purchasing agents
+    agent_activity: np.ndarray
     recipient: np.ndarray  # party index (kind PERSON)
     recipient_start: np.ndarray
     recipient_activity: np.ndarray
@@ -560,21 +573,43 @@ def build_express(
         p=np.array([c.weight for c in cat.COURIERS]) / sum(c.weight for c in cat.COURIERS),
     )
     generic = np.where(rng.random(n_senders) < 0.12, rng.uniform(0.2, 0.9, n_senders), 0.01)
-    n_recipients = max(300, int(expected / 2.2))
-    recipients = add_persons(pools, codes, rng, n_recipients)
+    # private persons abroad (family, friends): one or two parcels each, no platform, often
+    # described as gifts or personal effects
+    n_private = max(50, int(expected * PRIVATE_PARCEL_SHARE / 1.4))
+    pcountries, pw = zip(*PRIVATE_SENDER_ORIGINS, strict=True)
+    pcountry = np.array([cat.COUNTRY_INDEX[c] for c in pick(rng, pcountries, n_private, pw)])
+    private = parties.add(SENDER, names.add(person_names(rng, n_private)), country=pcountry)
+    n_all = n_senders + n_private
+    n_agents = max(5, int(expected * AGENT_PARCEL_SHARE / 150))
+    recipients_n = max(300, int(expected / 2.2))
+    recipients = add_persons(pools, codes, rng, recipients_n)
     return Express(
-        sender=senders,
-        sender_country=country,
-        sender_platform=platform,
-        sender_category=category,
-        sender_courier=courier,
-        sender_generic=generic,
-        sender_start=start_days(rng, n_senders, days, new_share=0.15),
-        sender_activity=heavy_tail(rng, n_senders, 1.6),
+        sender=np.concatenate([senders, private]),
+        sender_country=np.concatenate([country, pcountry]),
+        sender_platform=np.concatenate([platform, np.full(n_private, -1)]),
+        sender_category=np.concatenate(
+            [category, rng.choice([0, 2, 3, 6], n_private, p=[0.35, 0.2, 0.2, 0.25])]
+        ),
+        sender_courier=np.concatenate(
+            [courier, rng.choice([0, 1, 2, 3], n_private, p=[0.2, 0.15, 0.15, 0.5])]
+        ),
+        sender_generic=np.concatenate([generic, rng.uniform(0.3, 0.7, n_private)]),
+        sender_start=np.concatenate(
+            [start_days(rng, n_senders, days, new_share=0.15), np.full(n_private, NEVER)]
+        ),
+        sender_activity=np.concatenate([heavy_tail(rng, n_senders, 1.6), np.zeros(n_private)]),
+        private_senders=np.arange(n_senders, n_all),
+        agent_phones=vocab_phones(pools, rng, n_agents),
+        agent_activity=heavy_tail(rng, n_agents, 1.2),
         recipient=recipients,
-        recipient_start=start_days(rng, n_recipients, days, new_share=0.2),
-        recipient_activity=heavy_tail(rng, n_recipients, 1.1),
+        recipient_start=start_days(rng, recipients_n, days, new_share=0.2),
+        recipient_activity=heavy_tail(rng, recipients_n, 1.1),
     )
+
+
+def vocab_phones(pools: tuple[Parties, Pool, Pool, Pool], rng, n: int) -> np.ndarray:
+    """Office phones of Korean purchasing agents (mostly landlines)."""
+    return pools[2].add(korean_phones(rng, n, mobile_share=0.3))
 
 
 def build_world(config: SimConfig, rng: np.random.Generator) -> World:
@@ -593,8 +628,10 @@ def build_world(config: SimConfig, rng: np.random.Generator) -> World:
     forwarders = add_foreign_companies(parties, names, rng, fw_country, FORWARDER)
     forwarder_weight = heavy_tail(rng, n_fw, 1.4)
     n_decl = int(np.clip(cargo / 250, 20, 500))
-    declarants = add_foreign_companies(
-        parties, names, rng, np.full(n_decl, cat.COUNTRY_INDEX["KR"]), DECLARANT
+    declarants = parties.add(
+        DECLARANT,
+        names.add(company_names(rng, np.full(n_decl, cat.COUNTRY_INDEX["KR"]))),
+        phone=phones.add(korean_phones(rng, n_decl, mobile_share=0.1)),
     )
     declarant_weight = heavy_tail(rng, n_decl, 1.2)
     sea = build_lanes(
