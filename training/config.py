@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
     early_stopping_rounds: int = Field(default=50, ge=1)
     stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = "average_precision"
     imbalance: Literal["sqrt", "balanced", "none"] = "sqrt"
-    num_threads: int = Field(default=2, ge=1, le=64)
+    num_threads: int = Field(default=1, ge=1, le=64)
     test_share: float = Field(default=0.2, gt=0, lt=0.5)
     valid_share: float = Field(default=0.15, gt=0, lt=0.5)
     shap_sample: int = Field(default=2000, ge=10)
