@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         from simulator.config import SimConfig, default_end, parse_mode_mix, parse_scheme_mix
         from simulator.core import simulate as run
-        from simulator.output import write_world
+        from simulator.output import check_out_dir, write_world
         from simulator.report import format_report, summarise
 
         if end is None:
@@ -81,6 +81,7 @@ def register(app: typer.Typer) -> None:
             inspection_capacity=inspection_capacity,
             random_share=random_share,
         )
+        check_out_dir(out)
         started = time.perf_counter()
         world = run(config)
         paths = write_world(out, world.shipments, world.outcomes, world.truth)

@@ -182,8 +182,8 @@ def inspect(
 
     illicit = truth["illicit"].to_numpy()[idx]
     scheme = truth["scheme"].to_numpy()[idx]
-    conceal = np.array([CONCEALMENT.get(s, 1.0) if isinstance(s, str) else 1.0 for s in scheme])
-    p_find = np.array([DETECTION[x] for x in method]) * conceal
+    conceal = pd.Series(scheme).map(CONCEALMENT).fillna(1.0).to_numpy(dtype=float)
+    p_find = pd.Series(method).map(DETECTION).to_numpy(dtype=float) * conceal
     found = illicit & (rng.random(m) < p_find)
     delay_days = np.where(
         found,

@@ -7,6 +7,7 @@ from the same generators for every shipment, so no field carries the hidden trut
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,8 @@ def party_ids(world: World, seed: int) -> np.ndarray:
         a = int(rng.integers(1, modulus // 10)) * 10 + int(rng.choice([1, 3, 7, 9]))
         b = int(rng.integers(0, modulus))
         numbers = (np.arange(len(rows), dtype=object) * a + b) % modulus
-        out[rows] = [f"{prefix}{int(x):0{width}d}" for x in numbers]
+        digits = pd.Series(numbers.astype(np.int64)).astype("str").str.zfill(width)
+        out[rows] = (prefix + digits).to_numpy(dtype=object)
     return out
 
 
@@ -89,7 +91,7 @@ def render(
     sea, air, express = mode == SEA, mode == 1, mode == EXPRESS
     serial = np.arange(n) + 1
     yy = cfg.end.year % 100
-    shipment_id = [f"KR{yy:02d}{s:010d}" for s in serial]
+    shipment_id = f"KR{yy:02d}" + pd.Series(serial).astype("str").str.zfill(10)
 
     carrier = d["carrier"]
     carrier_codes = np.array([c.code for c in ALL_CARRIERS], dtype=object)
@@ -110,7 +112,8 @@ def render(
     order_ref = "ORD" + _digits(rng, n, 12)
     weight = d["weight"]
     currency_values = np.array(v, dtype=object)[d["currency"]]
-    rate = np.array([cat.USD_PER_UNIT.get(c, 1.0) for c in currency_values])
+    rates = np.array([cat.USD_PER_UNIT.get(c, 1.0) for c in v])  # per vocabulary entry
+    rate = rates[d["currency"]]
     declared_value = d["value_usd"] / rate
     whole = np.isin(currency_values, ["JPY", "KRW", "VND", "IDR", "CLP", "COP", "LAK", "XOF"])
     declared_value = np.where(whole, np.round(declared_value), np.round(declared_value, 2))
@@ -199,20 +202,34 @@ def validate_world(
     return validate_shipments(shipments), validate_outcomes(outcomes)
 
 
-def write_world(
-    out: Path, shipments: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame
-) -> dict[str, Path]:
-    """Write the three Parquet files into ``out`` (created if needed)."""
+def check_out_dir(out: Path) -> Path:
+    """The output directory, created if needed; a clear error if it cannot be one."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CargoriskError(f"out: {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "shipments": out / "shipments.parquet",
-        "outcomes": out / "outcomes.parquet",
-        "truth": out / "truth.parquet",
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CargoriskError(f"out: cannot create {out}: {exc.strerror}") from None
+    return out
+
+
+def write_world(
+    out: Path, shipments: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame
+) -> dict[str, Path]:
+    """Write the three Parquet files into ``out``. Each file is written next to its target and
+    renamed into place, so an interrupted run never leaves a half-written table."""
+    out = check_out_dir(out)
+    frames = {
+        "shipments": shipments,
+        "outcomes": outcomes,
+        "truth": truth.loc[:, list(TRUTH_COLUMNS)],
     }
-    shipments.to_parquet(paths["shipments"], index=False)
-    outcomes.to_parquet(paths["outcomes"], index=False)
-    truth.loc[:, list(TRUTH_COLUMNS)].to_parquet(paths["truth"], index=False)
+    paths = {}
+    for name, frame in frames.items():
+        path = out / f"{name}.parquet"
+        partial = out / f".{name}.parquet.partial"
+        frame.to_parquet(partial, index=False)
+        os.replace(partial, path)
+        paths[name] = path
     return paths

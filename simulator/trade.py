@@ -163,9 +163,10 @@ def cargo_shipments(
         d["load"] = lanes.load[lane]
         spread = np.where(d["load"] == 0, 0.12, 0.5)
         weight = np.clip(lanes.weight_kg[lane] * rng.lognormal(0, spread), 50, 29_500)
-        region = [cat.REGION_OF.get(cat.COUNTRIES[o], "asia") for o in d["origin"]]
-        lo, hi = np.array([SEA_TRANSIT_DAYS[r] for r in region], dtype=float).T.reshape(2, n)
-        transit = rng.uniform(lo, hi)
+        transit_range = np.array(
+            [SEA_TRANSIT_DAYS[cat.REGION_OF.get(c, "asia")] for c in cat.COUNTRIES], dtype=float
+        )[d["origin"]]
+        transit = rng.uniform(transit_range[:, 0], transit_range[:, 1])
         arrival = declared + rng.uniform(0.3, 4.0, n)
         departed = arrival - transit
         booked = departed - np.clip(rng.lognormal(np.log(9), 0.5, n), 1, 60)
@@ -195,12 +196,12 @@ def departure_countries(world: World, loading: np.ndarray) -> np.ndarray:
     """Country of the loading port/airport: the first two letters of a UN/LOCODE, or the
     airport's country for a 3-letter IATA code."""
     airport_country = {a: c for c, codes in cat.AIRPORTS.items() for a in codes}
-    lookup = {}
-    for code in np.unique(loading):
-        value = world.vocab.values[code]
-        country = value[:2] if len(value) == 5 else airport_country.get(value, "CN")
-        lookup[code] = world.vocab.code(country)
-    return np.vectorize(lookup.__getitem__, otypes=[np.int64])(loading) if len(loading) else loading
+    codes, inverse = np.unique(loading, return_inverse=True)
+    country = [
+        value[:2] if len(value) == 5 else airport_country.get(value, "CN")
+        for value in (world.vocab.values[c] for c in codes)
+    ]
+    return world.vocab.codes(country)[inverse] if len(loading) else loading
 
 
 def hs_and_description(
@@ -323,9 +324,12 @@ def fill_express_transport(world: World, rng: np.random.Generator, d: dict) -> N
     ferries = v.codes(cat.FERRY_NAMES)
     d["vessel"] = np.where(ferry, ferries[rng.integers(0, len(ferries), n)], -1)
     courier = d["carrier"] - CARRIER_OFFSET[EXPRESS]
-    prefix = np.array([cat.COURIER_FLIGHT_PREFIX[c.code] for c in cat.COURIERS])[courier]
+    prefix_of = [cat.COURIER_FLIGHT_PREFIX[c.code] for c in cat.COURIERS]
     number = origin * 37 % 900 + 100 + rng.integers(0, 3, n)
-    flights = v.codes([f"{a}{b}" for a, b in zip(prefix, number, strict=True)])
+    combos, inverse = np.unique(courier * 10_000 + number, return_inverse=True)
+    flights = v.codes([f"{prefix_of[c // 10_000]}{c % 10_000}" for c in combos])[
+        inverse
+    ]  # one code per courier and flight number, not per parcel
     d["flight"] = np.where(ferry, -1, flights)
     declared = d["declared"]
     d["arrival"] = declared + rng.uniform(2, 20, n) / 24

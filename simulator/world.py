@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from simulator import catalog as cat
 from simulator.config import SimConfig
@@ -59,7 +60,7 @@ class Pool:
     def add(self, values) -> np.ndarray:
         """Append ``values`` (duplicates allowed, each gets its own slot); return their indexes."""
         start = len(self.values)
-        self.values.extend(str(v) for v in values)
+        self.values.extend(np.asarray(values, dtype=object).astype(str).tolist())
         return np.arange(start, len(self.values), dtype=np.int64)
 
     def code(self, value: str) -> int:
@@ -219,39 +220,55 @@ def start_days(rng: np.random.Generator, n: int, days: int, new_share: float) ->
     return np.where(new, rng.uniform(0, days, n), -rng.uniform(1, 2000, n))
 
 
-def join(*parts) -> list[str]:
-    """Element-wise string concatenation of equal-length sequences (or scalars)."""
-    n = max(len(p) for p in parts if not isinstance(p, str))
-    cols = [[p] * n if isinstance(p, str) else list(p) for p in parts]
-    return ["".join(map(str, row)) for row in zip(*cols, strict=True)]
+def strcat(*parts) -> np.ndarray:
+    """Element-wise concatenation of string/number arrays and scalars (vectorised)."""
+    n = max(len(p) for p in parts if not isinstance(p, str | int))
+    out = pd.Series([""] * n, dtype="str")
+    for part in parts:
+        if isinstance(part, str | int):
+            out = out + str(part)
+        else:
+            arr = np.asarray(part)
+            series = (
+                pd.Series(arr).astype("str") if arr.dtype != object else pd.Series(arr, dtype="str")
+            )
+            out = out + series.to_numpy()
+    return out.to_numpy(dtype=object)
 
 
-def company_names(rng: np.random.Generator, countries: np.ndarray) -> list[str]:
+def _by_group(codes: np.ndarray, table: list[tuple[str, ...]], r: np.ndarray) -> np.ndarray:
+    """For each row, element ``int(r * len(option))`` of ``table[codes]`` (vectorised per
+    distinct code)."""
+    out = np.empty(len(codes), dtype=object)
+    for code in np.unique(codes):
+        mask = codes == code
+        options = np.asarray(table[code], dtype=object)
+        out[mask] = options[(r[mask] * len(options)).astype(np.int64)]
+    return out
+
+
+def company_names(rng: np.random.Generator, countries: np.ndarray) -> np.ndarray:
     n = len(countries)
     a = pick(rng, cat.COMPANY_WORDS_A, n)
     b = pick(rng, cat.COMPANY_WORDS_B, n)
-    out = []
     default = ("Co., Ltd.", "Ltd.", "Trading Co.")
-    for ai, bi, c, r in zip(a, b, countries, rng.random(n), strict=True):
-        suffixes = cat.COMPANY_SUFFIX.get(cat.COUNTRIES[c], default)
-        out.append(f"{ai} {bi} {suffixes[int(r * len(suffixes))]}")
-    return out
+    table = [cat.COMPANY_SUFFIX.get(c, default) for c in cat.COUNTRIES]
+    suffix = _by_group(np.asarray(countries, dtype=np.int64), table, rng.random(n))
+    return strcat(a, " ", b, " ", suffix)
 
 
-def person_names(rng: np.random.Generator, n: int) -> list[str]:
+def person_names(rng: np.random.Generator, n: int) -> np.ndarray:
     surnames, share = zip(*cat.KOREAN_SURNAMES, strict=True)
     s = pick(rng, surnames, n, share)
-    g1 = pick(rng, cat.KOREAN_SYLLABLES, n)
+    g1 = pick(rng, [x.capitalize() for x in cat.KOREAN_SYLLABLES], n)
     g2 = pick(rng, cat.KOREAN_SYLLABLES, n)
+    names = strcat(s, " ", g1, "-", g2)
     upper = rng.random(n) < 0.3
-    out = []
-    for si, a, b, u in zip(s, g1, g2, upper, strict=True):
-        name = f"{si} {a.capitalize()}-{b}"
-        out.append(name.upper() if u else name)
-    return out
+    names[upper] = pd.Series(names[upper], dtype="str").str.upper().to_numpy(dtype=object)
+    return names
 
 
-def korean_addresses(rng: np.random.Generator, n: int, business: bool) -> list[str]:
+def korean_addresses(rng: np.random.Generator, n: int, business: bool) -> np.ndarray:
     city_i = rng.choice(len(cat.KOREAN_CITIES), n, p=cat.KOREAN_CITY_SHARE)
     road = pick(rng, cat.ROAD_NAMES, n)
     number = rng.integers(1, 600, n)
@@ -259,39 +276,34 @@ def korean_addresses(rng: np.random.Generator, n: int, business: bool) -> list[s
     apt = rng.random(n) < (0.15 if business else 0.7)
     block = rng.integers(101, 120, n)
     unit = rng.integers(1, 25, n) * 100 + rng.integers(1, 8, n)
-    dist_r = rng.random(n)
-    out = []
-    for i in range(n):
-        city, districts = cat.KOREAN_CITIES[city_i[i]]
-        district = districts[int(dist_r[i] * len(districts))]
-        head = f"{number[i]}-{sub[i]} {road[i]}, {district}, {city}"
-        if apt[i]:
-            head = f"{head}, {block[i]}-{unit[i]}" if not business else f"{head}, {unit[i]}"
-        out.append(head)
-    return out
+    city = np.array([c for c, _ in cat.KOREAN_CITIES], dtype=object)[city_i]
+    district = _by_group(city_i, [d for _, d in cat.KOREAN_CITIES], rng.random(n))
+    head = strcat(number, "-", sub, " ", road, ", ", district, ", ", city)
+    tail = strcat(", ", unit) if business else strcat(", ", block, "-", unit)
+    return np.where(apt, strcat(head, tail), head)
 
 
-def korean_phones(rng: np.random.Generator, n: int, mobile_share: float) -> list[str]:
+def korean_phones(rng: np.random.Generator, n: int, mobile_share: float) -> np.ndarray:
     mobile = rng.random(n) < mobile_share
     intl = rng.random(n) < 0.5
     a = rng.integers(1000, 10000, n)
     b = rng.integers(1000, 10000, n)
     c = rng.integers(200, 1000, n)
     area = pick(rng, list(cat.AREA_CODES.values()), n)
-    out = []
-    for i in range(n):
-        if mobile[i]:
-            out.append(f"+82 10-{a[i]}-{b[i]}" if intl[i] else f"010-{a[i]}-{b[i]}")
-        else:
-            out.append(f"+82 {area[i]}-{c[i]}-{b[i]}" if intl[i] else f"0{area[i]}-{c[i]}-{b[i]}")
-    return out
+    prefix = np.where(
+        mobile,
+        np.where(intl, "+82 10-", "010-"),
+        strcat(np.where(intl, "+82 ", "0"), area, "-"),
+    )
+    middle = np.where(mobile, a, c)
+    return strcat(prefix, middle, "-", b)
 
 
-def new_pcccs(rng: np.random.Generator, n: int) -> list[str]:
+def new_pcccs(rng: np.random.Generator, n: int) -> np.ndarray:
     """Personal customs clearance codes: ``P`` followed by 12 digits."""
-    hi = rng.integers(10**5, 10**6, n)
-    lo = rng.integers(0, 10**6, n)
-    return [f"P{h:06d}{lo_:06d}" for h, lo_ in zip(hi, lo, strict=True)]
+    hi = pd.Series(rng.integers(10**5, 10**6, n)).astype("str")
+    lo = pd.Series(rng.integers(0, 10**6, n)).astype("str").str.zfill(6)
+    return ("P" + hi + lo).to_numpy(dtype=object)
 
 
 # --- building --------------------------------------------------------------------------------
