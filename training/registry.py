@@ -90,6 +90,21 @@ def model_requirements() -> list[str]:
     return [f"{dist}=={version(dist)}" for dist in ("mlflow", "lightgbm", "pandas", "numpy")]
 
 
+def model_signature(model: ScoringModel):
+    """Input: every feature, optional (a parcel has no container type; a new party has no
+    history) - categoricals as strings, the rest as doubles. Output: the calibrated risk."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema(
+        [
+            ColSpec("string" if name in model.categories else "double", name, required=False)
+            for name in model.feature_names
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double")]))
+
+
 def log_scoring_model(
     model: ScoringModel, example: pd.DataFrame, registered_model_name: str | None
 ) -> Any:
@@ -108,6 +123,7 @@ def log_scoring_model(
             python_model=str(PYFUNC_CODE),
             artifacts={"booster": str(booster_path), "meta": str(meta_path)},
             input_example=example,
+            signature=model_signature(model),
             registered_model_name=registered_model_name,
             pip_requirements=model_requirements(),
         )
