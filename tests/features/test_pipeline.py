@@ -279,3 +279,27 @@ def test_one_shipment_as_a_mapping_gives_the_same_row(world):
     assert_same_features(from_frame.reset_index(drop=True), from_mapping)
     with pytest.raises(ContractError, match="consignee_id"):
         state.features({k: v for k, v in record.items() if k != "consignee_id"})
+
+
+def test_bulk_history_equals_adding_one_chunk_at_a_time(world):
+    """``from_history`` groups timelines in bulk; it must hold exactly what adding the same
+    shipments in pieces (out of order, with repeats) holds."""
+    shipments, outcomes = world
+    past = shipments.iloc[:450]
+    bulk = OnlineFeatureState.from_history(pd.concat([past, past.iloc[:20]]), outcomes)
+    pieces = OnlineFeatureState()
+    shuffled = past.sample(frac=1, random_state=3)
+    for start in range(0, len(shuffled), 60):
+        pieces.add_shipments(shuffled.iloc[start : start + 60])
+    pieces.add_shipments(past.iloc[:20])
+    pieces.add_outcomes(outcomes)
+    probe = shipments.iloc[300:600]
+    assert_same_features(bulk.features(probe), pieces.features(probe))
+    assert len(bulk) == len(pieces) == 450
+    key = past["consignee_id"].iloc[0]
+    assert bulk.party_profile("consignee", key) == pieces.party_profile("consignee", key)
+
+    def norm(parties):  # the displayed spelling is the first one the state saw
+        return sorted((p["party_id"].casefold(), p["shared"], p["seizures"]) for p in parties)
+
+    assert norm(bulk.linked_parties(key)) == norm(pieces.linked_parties(key))
