@@ -115,6 +115,16 @@ def _odds(contribution: float) -> str:
     return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
 
 
+def _features(engine, frame: pd.DataFrame) -> pd.DataFrame:
+    """Features of stored shipments from the engine's history, each as of its declaration
+    (through the engine when it offers that, so committed updates are applied first)."""
+    features = getattr(engine, "features", None)
+    if callable(features):
+        return features(frame)
+    with engine._lock:  # the state is shared with scoring requests
+        return engine.state.features(frame)
+
+
 def _field_of(message: str, fields) -> str:
     """The form field a contract rule's message is about (frame-level rules name no column:
     "result_at must not be before inspected_at", "a clean result cannot name a drug")."""
@@ -579,8 +589,7 @@ class WorklistApp:
         from serving.explain import explain
 
         frame = validate_shipments(pd.DataFrame([record]))
-        with engine._lock:  # the state is shared with scoring requests
-            feats = state.features(frame)
+        feats = _features(engine, frame)
         item = explain(model.scoring, feats, top=6)[0]
         return item["reasons"], (
             "Computed on opening this page by model version "
@@ -596,6 +605,9 @@ class WorklistApp:
         if not hasattr(state, "party_profile"):
             return [], [], "This version of the feature state keeps no party profiles."
         parties = []
+        flush = getattr(engine, "flush", None)
+        if flush is not None:  # apply outcomes committed a moment ago before reading
+            flush()
         with engine._lock:
             for role, id_col, name_col in PARTY_FIELDS:
                 party_id = record.get(id_col)
