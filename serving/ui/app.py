@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 from pydantic import ValidationError
@@ -214,6 +214,8 @@ class WorklistApp:
         return request.scope.get("root_path", "").rstrip("/")
 
     def path(self, request: Request, name: str, query: dict | None = None, **params) -> str:
+        # shipment ids may hold any printable character ("/", "?", "#", spaces)
+        params = {k: quote(str(v), safe="") for k, v in params.items()}
         url = self.root(request) + str(self.app.url_path_for(name, **params))
         query = {k: v for k, v in (query or {}).items() if v not in (None, "", False)}
         return f"{url}?{urlencode(query)}" if query else url

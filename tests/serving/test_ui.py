@@ -529,3 +529,35 @@ def test_the_service_mounts_the_worklist(home):
         )
         # the API keeps its own key check
         assert c.post("/score", json={}).status_code == 401
+
+
+def test_shipment_ids_with_any_printable_character_link_and_record(client, engine):
+    odd = "BL 12/34#5?x&y=%"
+    record = make_shipment(
+        30_000,
+        shipment_id=odd,
+        declared_at=(dt.datetime.combine(DAY, dt.time(5)) - dt.timedelta(days=1)).isoformat(),
+        booked_at=None,
+        departed_at=None,
+        arrival_at=None,
+    )
+    engine.score([ShipmentIn(**record)], caller=GATE)
+    _sign_in(client, engine)
+    listing = client.get("/ui/worklist", params={"day": (DAY - dt.timedelta(days=1)).isoformat()})
+    link = re.search(r'<a href="(/ui/shipments/[^"]+)">', listing.text).group(1)
+    assert link == "/ui/shipments/BL%2012%2F34%235%3Fx%26y%3D%25?pick=model"
+    page = client.get(html.unescape(link))
+    assert page.status_code == 200 and f"Shipment {html.escape(odd)}" in page.text
+    form = {
+        "csrf": _csrf(page.text),
+        "result": "clean",
+        "method": "document",
+        "selected_by": "model",
+        "inspected_at": "2026-02-05T10:00",
+        "result_at": "2026-02-05T10:30",
+    }
+    action = re.search(r'action="(/ui/shipments/[^"]+/outcome)"', page.text).group(1)
+    r = client.post(html.unescape(action), data=form, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/ui/shipments/BL%2012%2F34%235%3Fx%26y%3D%25?recorded=1"
+    assert [o["result"] for o in engine.store.outcomes_for(odd)] == ["clean"]
