@@ -102,9 +102,12 @@ class Settings(BaseSettings):
 
     @property
     def embedded_tracking(self) -> bool:
-        return self.tracking_uri.startswith("sqlite:///") and not os.environ.get(
-            "MLFLOW_TRACKING_URI"
-        )
+        """Whether tracking is the embedded SQLite store under ``<home>/mlruns``.
+
+        Decided from the URI itself, not from the environment: ``mlflow.set_tracking_uri``
+        exports ``MLFLOW_TRACKING_URI``, so the variable alone says nothing about who set it.
+        """
+        return self.tracking_uri == f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
 
     @property
     def store(self) -> str:

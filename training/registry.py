@@ -26,21 +26,11 @@ from features.scoring import ScoringModel
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
-def is_embedded(settings) -> bool:
-    """Whether tracking is the embedded SQLite store under ``<home>/mlruns``.
-
-    Decided from the URI itself: ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``
-    into the environment, so after the first call ``settings.embedded_tracking`` (which looks
-    at that variable) would say no.
-    """
-    return settings.tracking_uri == f"sqlite:///{settings.mlruns_dir / 'mlflow.db'}"
-
-
 def configure(settings) -> str:
     """Point MLflow at the tracking URI in force; create the embedded home if needed."""
     import mlflow
 
-    if is_embedded(settings):
+    if settings.embedded_tracking:
         settings.ensure_home()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
@@ -59,7 +49,7 @@ def ensure_experiment(settings, name: str | None = None) -> str:
         if found.lifecycle_stage == "deleted":
             raise CargoriskError(f"experiment {name!r} is deleted; restore it or pick another")
         return found.experiment_id
-    location = settings.artifact_location if is_embedded(settings) else None
+    location = settings.artifact_location if settings.embedded_tracking else None
     return client.create_experiment(name, artifact_location=location)
 
 

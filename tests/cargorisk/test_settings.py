@@ -38,3 +38,13 @@ def test_frozen_and_strict(home):
         load_settings(capacity=2)
     with pytest.raises(pydantic.ValidationError, match="unknown_knob"):
         load_settings(unknown_knob=1)
+
+
+def test_embedded_tracking_survives_mlflow_exporting_the_uri(home, monkeypatch):
+    settings = load_settings()
+    assert settings.embedded_tracking
+    # mlflow.set_tracking_uri exports the variable; the same URI is still the embedded store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    assert settings.embedded_tracking
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert not settings.embedded_tracking
