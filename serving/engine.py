@@ -12,10 +12,12 @@ One scoring request, in order:
    training uses), without changing the state;
 3. the model scores them; the top-ranked get exact TreeSHAP reasons;
 4. the shipments and the scores served are committed to the store in one transaction;
-5. only then is the online state updated with the shipments, and the answer returned.
+5. the answer is returned; the committed shipments reach the online state right after (a
+   background thread applies them), and in any case before the next request computes features.
 
-So nothing is acknowledged before it is durable, and a request that fails at any step leaves
-both the store and the feature state as they were. A restart rebuilds the state from the store.
+So nothing is acknowledged before it is durable, a request that fails at any step leaves both
+the store and the feature state as they were, and a manifest's answer does not wait for the
+state update. A restart rebuilds the state from the store.
 """
 
 from __future__ import annotations
@@ -125,6 +127,12 @@ class ScoringEngine:
         self.settings = settings
         self.store = store or Store(settings.store)
         self._lock = threading.RLock()
+        # Committed shipments/outcomes not yet applied to the feature state, in commit order.
+        # Applied by a background thread right after the answer goes out, and in any case
+        # before the next request computes features (see :meth:`_apply_pending`).
+        self._pending: collections.deque[tuple[str, pd.DataFrame]] = collections.deque()
+        self._pending_signal = threading.Event()
+        self._applier: threading.Thread | None = None
         self.state = None
         self.state_error: str | None = None
         self.model_holder = ModelHolder(
@@ -170,7 +178,49 @@ class ScoringEngine:
         with self._lock:
             self.state = state
             self.state_error = None
+        if self._applier is None:
+            self._applier = threading.Thread(
+                target=self._apply_loop, name="feature-state", daemon=True
+            )
+            self._applier.start()
         log.info("feature state built from %d shipments, %d outcomes", len(ships), len(outs))
+
+    # -- feature state updates ------------------------------------------------------------
+    def _apply_pending(self) -> None:
+        """Apply committed updates to the feature state, oldest first. Caller holds the lock."""
+        while self._pending:
+            kind, frame = self._pending[0]
+            if kind == "shipments":
+                self.state.add_shipments(frame)
+            else:
+                self.state.add_outcomes(frame)
+            self._pending.popleft()
+
+    def _apply_loop(self) -> None:
+        while True:
+            self._pending_signal.wait()
+            self._pending_signal.clear()
+            try:
+                with self._lock:
+                    self._apply_pending()
+            except Exception:  # the next request retries; the store already has the data
+                log.exception("applying committed updates to the feature state failed")
+
+    def _defer(self, kind: str, frame: pd.DataFrame) -> None:
+        self._pending.append((kind, frame))
+        self._pending_signal.set()
+
+    def flush(self) -> None:
+        """Apply every committed shipment and outcome to the feature state now."""
+        with self._lock:
+            if self.state is not None:
+                self._apply_pending()
+
+    def features(self, shipments: pd.DataFrame) -> pd.DataFrame:
+        """Features of contract shipments as of now (all committed updates applied)."""
+        with self._lock:
+            self._apply_pending()
+            return self.state.features(shipments)
 
     def _reset_recent(self) -> None:
         model = self.model_holder.current
@@ -195,9 +245,7 @@ class ScoringEngine:
         latest = self.store.shipments_frame().tail(1)
         if latest.empty:
             return
-        with self._lock:
-            feats = self.state.features(latest)
-        probe_frame(scoring, feats)
+        probe_frame(scoring, self.features(latest))
 
     # -- status ----------------------------------------------------------------------------
     @property
@@ -254,6 +302,7 @@ class ScoringEngine:
         scorer = model.scorer
         threads = 1 if len(frame) <= 16 else 0
         with self._lock:
+            self._apply_pending()
             feats = self.state.features(frame)
             matrix = scorer.matrix(feats)
             n_explain = len(frame)
@@ -315,7 +364,7 @@ class ScoringEngine:
                 model_name=model.name,
                 model_version=model.version,
             )
-            self.state.add_shipments(frame)
+            self._defer("shipments", frame)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
@@ -362,7 +411,7 @@ class ScoringEngine:
             raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
         with self._lock:
             self.store.record_outcomes(frame, request_id=request_id, caller=caller)
-            self.state.add_outcomes(frame)
+            self._defer("outcomes", frame)
         for result in frame["result"]:
             self.metrics.outcomes.labels(result=str(result)).inc()
         return request_id, len(frame)

@@ -99,7 +99,7 @@ def test_batch_is_sorted_and_explains_the_top_share(engine):
 def test_bad_batches_change_nothing(engine):
     before = (engine.store.count("shipments"), engine.store.count("scores"))
     probe = shipments_frame([_ship(99)])
-    feats_before = engine.state.features(probe)
+    feats_before = engine.features(probe)
     with pytest.raises(RequestError, match="repeated"):
         engine.score([_ship(1), _ship(1)], caller=SYSTEM)
     with pytest.raises(RequestError, match="maximum batch") as info:
@@ -109,14 +109,14 @@ def test_bad_batches_change_nothing(engine):
     with pytest.raises(RequestError, match="departed_at must not be after arrival_at"):
         engine.score([_ship(2), bad], caller=SYSTEM)
     assert (engine.store.count("shipments"), engine.store.count("scores")) == before
-    pd.testing.assert_frame_equal(engine.state.features(probe), feats_before)
+    pd.testing.assert_frame_equal(engine.features(probe), feats_before)
 
 
 def test_outcomes_update_history_features_at_once(engine):
     first = _ship(1, consignee_id="CNS-WATCH")
     engine.score([first], caller=SYSTEM)
     later = shipments_frame([_ship(500, consignee_id="CNS-WATCH")])
-    before = engine.state.features(later)["consignee_seizures"].iloc[0]
+    before = engine.features(later)["consignee_seizures"].iloc[0]
     outcome = make_outcome(
         first.shipment_id,
         "seized",
@@ -125,7 +125,7 @@ def test_outcomes_update_history_features_at_once(engine):
     )
     _, n = engine.record_outcomes([OutcomeIn(**outcome)], caller=SYSTEM)
     assert n == 1
-    after = engine.state.features(later)["consignee_seizures"].iloc[0]
+    after = engine.features(later)["consignee_seizures"].iloc[0]
     assert (before if before == before else 0) + 1 == after
     view = engine.shipment_view(first.shipment_id)
     assert view["outcomes"][0]["result"] == "seized"
@@ -136,9 +136,9 @@ def test_rescoring_a_shipment_does_not_count_it_twice(engine):
     s = _ship(7, consignee_id="CNS-TWICE")
     probe = shipments_frame([_ship(900, consignee_id="CNS-TWICE")])
     engine.score([s], caller=SYSTEM)
-    once = engine.state.features(probe)["consignee_shipments_total"].iloc[0]
+    once = engine.features(probe)["consignee_shipments_total"].iloc[0]
     engine.score([s], caller=SYSTEM)
-    assert engine.state.features(probe)["consignee_shipments_total"].iloc[0] == once
+    assert engine.features(probe)["consignee_shipments_total"].iloc[0] == once
     assert engine.store.count("scores") == 2
 
 
