@@ -382,6 +382,7 @@ def test_shipment_page_reasons_history_and_outcome_through_the_engine(client, en
     event = next(e for e in engine.store.audit_events(5) if e["action"] == "outcomes")
     assert event["caller"] == "officer:Officer Kim" and top in event["detail"]
     # the online history knows it at once (same path as POST /outcomes)
+    getattr(engine, "flush", lambda: None)()  # the engine may apply it right after answering
     profile = engine.state.party_profile("consignee", engine.store.shipment(top)["consignee_id"])
     assert profile["inspections"] >= 1
     after = client.get(f"/ui/shipments/{top}?recorded=1").text
