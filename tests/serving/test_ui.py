@@ -359,6 +359,9 @@ def test_shipment_page_reasons_history_and_outcome_through_the_engine(client, en
     stored = engine.store.latest_score(top)["reasons"]
     assert reasons == [r["text"] for r in stored] and len(reasons) >= 3
     assert "Parties' history" in page and "consignee" in page
+    # every tiny-history consignee has the same phone: they are all linked
+    linked = re.search(r"<strong>([\d,]+)</strong> other consignees share a phone number", page)
+    assert linked and int(linked.group(1).replace(",", "")) > 10
     assert 'value="model" selected' in page  # selected_by prefilled from the plan
     assert "not inspected" in page
     form = {
