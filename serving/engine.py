@@ -301,69 +301,73 @@ class ScoringEngine:
         scoring = model.scoring
         scorer = model.scorer
         threads = 1 if len(frame) <= 16 else 0
+        # The feature state is shared: read it under the lock. Scoring, reasons and the
+        # durable commit run outside it, so concurrent requests overlap their fsync waits.
         with self._lock:
             self._apply_pending()
             feats = self.state.features(frame)
-            matrix = scorer.matrix(feats)
-            n_explain = len(frame)
-            if explain_share is not None:
-                n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
-            if n_explain == len(frame):
-                # Explaining everything: the contributions also give the raw scores.
-                contrib = scorer.booster.predict(matrix, pred_contrib=True, num_threads=threads)
-                raw = contrib.sum(axis=1)
-                order = np.argsort(-raw, kind="stable")
-                idx = order
-            else:
-                raw = scorer.booster.predict(matrix, raw_score=True, num_threads=threads)
-                order = np.argsort(-raw, kind="stable")
-                idx = order[:n_explain]
-                contrib = (
-                    scorer.booster.predict(matrix[idx], pred_contrib=True, num_threads=threads)
-                    if n_explain
-                    else None
-                )
-            scores = scoring.calibrate(raw)
-            bands = scoring.band(scores)
+        matrix = scorer.matrix(feats)
+        n_explain = len(frame)
+        if explain_share is not None:
+            n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
+        if n_explain == len(frame):
+            # Explaining everything: the contributions also give the raw scores.
+            contrib = scorer.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+            raw = contrib.sum(axis=1)
+            order = np.argsort(-raw, kind="stable")
+            idx = order
+        else:
+            raw = scorer.booster.predict(matrix, raw_score=True, num_threads=threads)
+            order = np.argsort(-raw, kind="stable")
+            idx = order[:n_explain]
+            contrib = (
+                scorer.booster.predict(matrix[idx], pred_contrib=True, num_threads=threads)
+                if n_explain
+                else None
+            )
+        scores = scoring.calibrate(raw)
+        bands = scoring.band(scores)
+        with self._lock:
             self._reset_recent()
             percentiles = self.recent.percentiles(scores)
-            explained: dict[int, dict] = {}
-            if n_explain:
-                # contrib rows follow idx (top rows only) or the frame (all rows)
-                items = reasons_from_contributions(
-                    scorer.names,
-                    contrib if n_explain < len(frame) else contrib[idx],
-                    feats.iloc[idx],
-                    top=top_reasons,
-                    all_contributions=all_contributions,
-                )
-                explained = dict(zip(idx.tolist(), items, strict=True))
-            results = []
-            for rank, i in enumerate(order.tolist(), start=1):
-                item = explained.get(i)
-                results.append(
-                    {
-                        "shipment_id": records[i]["shipment_id"],
-                        "score": float(scores[i]),
-                        "percentile": float(percentiles[i]),
-                        "band": str(bands[i]),
-                        "rank": rank,
-                        "model_name": model.name,
-                        "model_version": model.version,
-                        "reasons": None if item is None else item["reasons"],
-                        "contributions": None if item is None else item.get("contributions"),
-                        "raw_score": float(raw[i]),
-                        "base_value": None if item is None else item["base_value"],
-                    }
-                )
-            self.store.record_scoring(
-                records,
-                results,
-                request_id=request_id,
-                caller=caller,
-                model_name=model.name,
-                model_version=model.version,
+        explained: dict[int, dict] = {}
+        if n_explain:
+            # contrib rows follow idx (top rows only) or the frame (all rows)
+            items = reasons_from_contributions(
+                scorer.names,
+                contrib if n_explain < len(frame) else contrib[idx],
+                feats.iloc[idx],
+                top=top_reasons,
+                all_contributions=all_contributions,
             )
+            explained = dict(zip(idx.tolist(), items, strict=True))
+        results = []
+        for rank, i in enumerate(order.tolist(), start=1):
+            item = explained.get(i)
+            results.append(
+                {
+                    "shipment_id": records[i]["shipment_id"],
+                    "score": float(scores[i]),
+                    "percentile": float(percentiles[i]),
+                    "band": str(bands[i]),
+                    "rank": rank,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "reasons": None if item is None else item["reasons"],
+                    "contributions": None if item is None else item.get("contributions"),
+                    "raw_score": float(raw[i]),
+                    "base_value": None if item is None else item["base_value"],
+                }
+            )
+        self.store.record_scoring(
+            records,
+            results,
+            request_id=request_id,
+            caller=caller,
+            model_name=model.name,
+            model_version=model.version,
+        )
+        with self._lock:
             self._defer("shipments", frame)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
@@ -373,7 +377,9 @@ class ScoringEngine:
         return request_id, model, results
 
     def _check_frame(self, frame: pd.DataFrame) -> None:
-        dupes = frame["shipment_id"][frame["shipment_id"].duplicated()].unique().tolist()
+        dupes = []
+        if len(frame) > 1:
+            dupes = frame["shipment_id"][frame["shipment_id"].duplicated()].unique().tolist()
         if dupes:
             shown = ", ".join(map(str, dupes[:5]))
             raise RequestError(
@@ -409,8 +415,8 @@ class ScoringEngine:
             raise RequestError("; ".join(errors[:5]), ["outcomes"])
         if self.state is None:
             raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        self.store.record_outcomes(frame, request_id=request_id, caller=caller)
         with self._lock:
-            self.store.record_outcomes(frame, request_id=request_id, caller=caller)
             self._defer("outcomes", frame)
         for result in frame["result"]:
             self.metrics.outcomes.labels(result=str(result)).inc()

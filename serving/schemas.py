@@ -213,6 +213,8 @@ def frame_check_errors(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[
     for check in schema.checks:
         ok = check._check_fn(frame)
         if isinstance(ok, pd.Series):
+            if bool(ok.fillna(False).all()):
+                continue
             bad = frame.loc[~ok.fillna(False).astype(bool), "shipment_id"]
             for shipment_id in bad:
                 errors.append(f"shipment {shipment_id}: {check.error}")

@@ -94,6 +94,7 @@ def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = N
 @bentoml.service(
     name="cargorisk",
     workers=1,
+    threads=4,
     traffic={"timeout": 120, "max_concurrency": 256},
     logging={"access": {"enabled": False}},
 )
