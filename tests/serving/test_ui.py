@@ -565,3 +565,24 @@ def test_shipment_ids_with_any_printable_character_link_and_record(client, engin
     assert r.status_code == 303
     assert r.headers["location"] == "/ui/shipments/BL%2012%2F34%235%3Fx%26y%3D%25?recorded=1"
     assert [o["result"] for o in engine.store.outcomes_for(odd)] == ["clean"]
+
+
+def test_users_cli_creates_lists_and_disables_accounts(home, monkeypatch, capsys):
+    import io
+
+    from cargorisk.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["users", "create", "--username", "park", "--password-stdin"]) == 0
+    assert "created officer 'park'" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "create", "--username", "lee", "--password-stdin"]) == 2
+    assert "password: 10-1024 characters" in capsys.readouterr().err
+    assert main(["users", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "park" in listing and "lee" not in listing and "password" not in listing
+    store = Store(load_settings().store)
+    assert store.authenticate_user("park", "a long enough password") is not None
+    assert main(["users", "disable", "park"]) == 0
+    assert store.authenticate_user("park", "a long enough password") is None
+    assert main(["users", "disable", "park"]) == 2
