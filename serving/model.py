@@ -115,17 +115,17 @@ def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> Load
 
 @contextlib.contextmanager
 def _tracking(tracking_uri: str):
-    """Use ``tracking_uri`` for this load only: ``mlflow.set_tracking_uri`` is process-wide
-    (it even sets ``MLFLOW_TRACKING_URI``), and the service must not change it for others."""
-    import mlflow
+    """Use ``tracking_uri`` for this load only. ``mlflow.set_tracking_uri`` is process-wide
+    and also sets (or, given None, deletes) ``MLFLOW_TRACKING_URI`` in the environment, which
+    the settings read; so set MLflow's module value alone and put it back afterwards."""
     from mlflow.tracking._tracking_service import utils
 
     previous = utils._tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
+    utils._tracking_uri = tracking_uri
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        utils._tracking_uri = previous
 
 
 def _load_champion(tracking_uri: str, name: str, alias: str) -> LoadedModel:

@@ -88,3 +88,13 @@ def test_fast_scorer_matches_the_scoring_model(world):
         rtol=0,
         atol=1e-12,
     )
+
+
+def test_loading_leaves_the_tracking_environment_alone(home, monkeypatch):
+    """A load must not change MLFLOW_TRACKING_URI: the settings read it at every reload."""
+    import os
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'other.db'}")
+    with pytest.raises(ModelLoadError):
+        load_champion(f"sqlite:///{home / 'mlflow.db'}", "cargorisk-risk")
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'other.db'}"
