@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.contracts import DRUGS
 from simulator import catalog as cat
 from simulator.config import SCHEMES
 from simulator.trade import (
@@ -51,21 +52,7 @@ from simulator.world import (
 )
 
 SCHEME_CODE = {s: i for i, s in enumerate(SCHEMES)}
-DRUG_CODE = {
-    d: i
-    for i, d in enumerate(
-        (
-            "cocaine",
-            "heroin",
-            "methamphetamine",
-            "cannabis",
-            "mdma",
-            "ketamine",
-            "fentanyl",
-            "other",
-        )
-    )
-}
+DRUG_CODE = {d: i for i, d in enumerate(DRUGS)}
 SOURCE_COUNTRIES = ("EC", "CO", "PE", "BR")
 RIP_PORT_RISK = {
     "ECGYE": 3.0, "ECPBO": 2.0, "ECPSJ": 1.5, "COBUN": 3.0, "COCTG": 2.0, "COSMR": 2.5,
