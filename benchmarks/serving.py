@@ -13,8 +13,9 @@ Steps (all on loopback, every figure measured in this run):
 3. the real service (``cargorisk serve`` -> ``bentoml serve``) on a free port; the same
    number of single-shipment ``POST /score`` calls one after another over one keep-alive
    connection (p50/p99) - ratio to in-process;
-4. **sustained load**: an open-loop generator sends ``--rate`` requests/s for ``--duration``
-   seconds (bounded in-flight) and counts errors, p50/p99 and achieved rate;
+4. **sustained load**: an open-loop raw-socket generator (``loadgen.py``) sends ``--rate``
+   requests/s for ``--duration`` seconds over ``--in-flight`` keep-alive connections and
+   counts errors, p50/p99 (from each request's scheduled time) and the achieved rate;
 5. **batch**: a ``--batch``-shipment manifest to ``POST /score/batch``, end to end as the
    client sees it (JSON encode, HTTP, validation, scoring, reasons for the top share, store
    commit, JSON decode), three times.
@@ -184,48 +185,29 @@ def sequential_http(url: str, key: str, shipments: list[dict]) -> dict:
     return {"requests": len(lat), "errors": errors, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
 
 
-async def _sustained(
-    url: str, key: str, shipments: list[dict], rate: float, duration: float, max_in_flight: int
+def sustained(
+    url: str, key: str, shipments: list[dict], rate: float, duration: float, connections: int
 ) -> dict:
-    lat: list[float] = []
-    errors: list[str] = []
-    sem = asyncio.Semaphore(max_in_flight)
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    async with httpx.AsyncClient(
-        timeout=30, limits=limits, headers={"Authorization": f"Bearer {key}"}
-    ) as client:
+    """Open-loop load with the raw-socket generator (``benchmarks/loadgen.py``)."""
+    from benchmarks.loadgen import encode_post, run_load
 
-        async def one(s):
-            async with sem:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(f"{url}/score", json={"shipment": s})
-                    if r.status_code != 200:
-                        errors.append(f"{r.status_code}")
-                except httpx.HTTPError as exc:
-                    errors.append(type(exc).__name__)
-                lat.append(time.perf_counter() - t0)
-
-        tasks = []
-        start_t = time.perf_counter()
-        n = int(rate * duration)
-        for i in range(n):
-            due = start_t + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(shipments[i % len(shipments)])))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start_t
+    host, port = url.removeprefix("http://").split(":")
+    payloads = [
+        encode_post(host, int(port), "/score", {"shipment": s}, {"Authorization": f"Bearer {key}"})
+        for s in shipments
+    ]
+    res = asyncio.run(run_load(host, int(port), payloads, rate, duration, connections))
     return {
         "target_rate": rate,
         "duration_s": duration,
-        "requests": len(lat),
-        "errors": len(errors),
-        "error_kinds": sorted(set(errors))[:5],
-        "achieved_rate": len(lat) / elapsed,
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
+        "requests": res.sent,
+        "ok": res.ok,
+        "errors": len(res.errors),
+        "error_kinds": sorted(set(res.errors))[:5],
+        "achieved_rate": res.ok / res.elapsed,
+        "elapsed_s": res.elapsed,
+        "p50_ms": pct(res.latencies, 50),
+        "p99_ms": pct(res.latencies, 99),
     }
 
 
@@ -321,9 +303,7 @@ def main(argv=None) -> int:
         results["ratio_p50"] = results["http_single"]["p50_ms"] / results["in_process"]["p50_ms"]
         results["ratio_p99"] = results["http_single"]["p99_ms"] / results["in_process"]["p99_ms"]
         print("sustained ...", flush=True)
-        results["sustained"] = asyncio.run(
-            _sustained(url, key, load, args.rate, args.duration, args.in_flight)
-        )
+        results["sustained"] = sustained(url, key, load, args.rate, args.duration, args.in_flight)
         print("batch ...", flush=True)
         results["batch"] = batch_http(url, key, manifest)
     finally:
