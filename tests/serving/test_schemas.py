@@ -167,8 +167,6 @@ def test_small_and_large_frames_are_built_alike():
         for i in range(130)
     ]
     large = shipments_frame(records)
-    small = pd.concat(
-        [shipments_frame(records[i : i + 1]) for i in range(130)], ignore_index=True
-    )
+    small = pd.concat([shipments_frame(records[i : i + 1]) for i in range(130)], ignore_index=True)
     pd.testing.assert_frame_equal(small, large)
     pd.testing.assert_frame_equal(large, validate_shipments(large))
