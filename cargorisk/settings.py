@@ -7,8 +7,8 @@ variables, an optional YAML file named by ``CARGORISK_CONFIG``, and the defaults
 All state cargorisk writes lives under ``home`` (the current directory unless
 ``CARGORISK_HOME`` says otherwise): ``mlruns/`` (MLflow's SQLite database and artifacts),
 ``cargorisk.db`` (the serving store), ``ui-session.key`` (the worklist's cookie secret) and,
-after ``cargorisk quickstart``, ``data/`` and ``quickstart-keys.json``. Nothing is read at import time: call
-:func:`load_settings`.
+after ``cargorisk quickstart``, ``data/`` and ``quickstart-keys.json``. Nothing is read at
+import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
