@@ -42,7 +42,9 @@ def _run_cli(args: list[str]) -> None:
 
 
 def _split_world(world: Path, history: Path, today: Path) -> int:
-    """History = declared before the last day; today = declared on the last day."""
+    """History = declared before the last day; today = declared on the last day. The
+    simulator's hidden truth follows the history (training reads it only to measure true
+    recall; the service never sees it)."""
     import pandas as pd
 
     shipments = pd.read_parquet(world / "shipments.parquet")
@@ -55,6 +57,12 @@ def _split_world(world: Path, history: Path, today: Path) -> int:
     known = outcomes["shipment_id"].isin(shipments.loc[past, "shipment_id"])
     outcomes[known].to_parquet(history / "outcomes.parquet", index=False)
     shipments[~past].to_parquet(today / "shipments.parquet", index=False)
+    truth_file = world / "truth.parquet"
+    if truth_file.exists():  # evaluation only: lets training report true recall
+        truth = pd.read_parquet(truth_file)
+        truth[truth["shipment_id"].isin(shipments.loc[past, "shipment_id"])].to_parquet(
+            history / "truth.parquet", index=False
+        )
     return int((~past).sum())
 
 
@@ -135,6 +143,9 @@ def register(app: typer.Typer) -> None:
         days: int = typer.Option(120, help="Days of simulated history."),
         shipments_per_day: int = typer.Option(3000, help="Simulated shipments per day."),
         seed: int = typer.Option(7, help="Seed of the simulated world."),
+        prevalence: float = typer.Option(
+            None, help="Share of shipments carrying drugs (default: the simulator's)."
+        ),
         port: int = typer.Option(None, "--port", "-p", help="Port (default: settings.port)."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the service."),
     ) -> None:
@@ -152,19 +163,11 @@ def register(app: typer.Typer) -> None:
             _step(f"reusing the simulated world in {world}")
         else:
             _step(f"simulating {days} days x {shipments_per_day:,} shipments/day into {world}")
-            _run_cli(
-                [
-                    "simulate",
-                    "--out",
-                    str(world),
-                    "--days",
-                    str(days),
-                    "--shipments-per-day",
-                    str(shipments_per_day),
-                    "--seed",
-                    str(seed),
-                ]
-            )
+            args = ["simulate", "--out", str(world), "--days", str(days)]
+            args += ["--shipments-per-day", str(shipments_per_day), "--seed", str(seed)]
+            if prevalence is not None:
+                args += ["--prevalence", str(prevalence)]
+            _run_cli(args)
         if not (today / "shipments.parquet").exists():
             count = _split_world(world, history, today)
             _step(f"history in {history}; {count:,} arrivals declared today in {today}")

@@ -1,0 +1,46 @@
+"""The quickstart's data and model steps on a small world, run twice: the second run reuses
+the world, the champion and the officer key (serving itself is covered by tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from cargorisk.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+ARGS = ["quickstart", "--no-serve", "--days", "40", "--shipments-per-day", "800"]
+ARGS += ["--prevalence", "0.02", "--seed", "3"]
+
+
+def test_quickstart_builds_once_and_reuses(home, capsys):
+    assert main(ARGS) == 0
+    first = capsys.readouterr()
+    data = home / "data"
+    world = pd.read_parquet(data / "world" / "shipments.parquet")
+    history = pd.read_parquet(data / "history" / "shipments.parquet")
+    today = pd.read_parquet(data / "today" / "shipments.parquet")
+    last_day = world["declared_at"].max().normalize()
+    # history ends before today's arrivals; together they are the whole world, no overlap
+    assert history["declared_at"].max() < last_day <= today["declared_at"].min()
+    assert len(history) + len(today) == len(world)
+    assert not set(history["shipment_id"]) & set(today["shipment_id"])
+    truth = pd.read_parquet(data / "history" / "truth.parquet")
+    assert set(truth["shipment_id"]) == set(history["shipment_id"])
+    outcomes = pd.read_parquet(data / "history" / "outcomes.parquet")
+    assert outcomes["shipment_id"].isin(history["shipment_id"]).all()
+
+    keys = json.loads((home / "quickstart-keys.json").read_text())
+    assert (home / "quickstart-keys.json").stat().st_mode & 0o077 == 0
+    assert keys["officer"] in first.out
+    assert "promoting the new version to champion" in first.err
+
+    assert main(ARGS) == 0
+    second = capsys.readouterr()
+    assert "reusing the simulated world" in second.err
+    assert "reusing the champion" in second.err
+    assert "training" not in second.err
+    assert keys["officer"] in second.out
