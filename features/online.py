@@ -213,12 +213,22 @@ class OnlineFeatureState:
             self._shipments[sid] = _Shipment(when, outcome_keys[i], ports, node, consignee)
         self._now = int(t.max())
 
-    def add_shipments(self, shipments: pd.DataFrame) -> None:
-        """Remember declared shipments (once per ``shipment_id``; repeats are ignored)."""
+    @staticmethod
+    def prepare(shipments: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The normalised keys of contract ``shipments`` as the state uses them. The service
+        prepares a manifest once and passes the result to :meth:`features` and then to
+        :meth:`add_shipments` (``prepared=``), rather than normalising it twice."""
+        _check(shipments)
+        return prepare(shipments, tuple_keys=True)
+
+    def add_shipments(
+        self, shipments: pd.DataFrame, *, prepared: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Remember declared shipments (once per ``shipment_id``; repeats are ignored).
+        ``prepared``: :meth:`prepare` of these very ``shipments``, if already computed."""
         if len(shipments) == 0:
             return
-        _check(shipments)
-        p = prepare(shipments, tuple_keys=True)
+        p = prepared if prepared is not None else self.prepare(shipments)
         ids = [str(v) for v in shipments["shipment_id"].tolist()]
         t = p["t"].tolist()
         keys = {dim: p[dim].tolist() for dim in _KEY_DIMS}
@@ -348,9 +358,16 @@ class OnlineFeatureState:
             self._graph.add_seizure(record.node)
 
     # -- features --------------------------------------------------------------------------
-    def features(self, shipments: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
+    def features(
+        self,
+        shipments: pd.DataFrame | Mapping[str, Any],
+        *,
+        prepared: dict[str, np.ndarray] | None = None,
+    ) -> pd.DataFrame:
         """Feature rows of ``shipments`` (same columns as the training frame, same index),
         each as of its own ``declared_at``; the shipments are NOT added to the state.
+        ``prepared``: :meth:`prepare` of these very ``shipments`` (a frame), if already
+        computed.
 
         One shipment may also be passed as a mapping of contract field names to values (what
         an API body already is): it skips reading a one-row frame, the largest part of the
@@ -360,10 +377,12 @@ class OnlineFeatureState:
         if isinstance(shipments, Mapping):
             _check_mapping(shipments)
             index = pd.RangeIndex(1)
+        elif prepared is not None:
+            index = shipments.index
         else:
             _check(shipments)
             index = shipments.index
-        p = prepare(shipments, tuple_keys=True)
+        p = prepared if prepared is not None else prepare(shipments, tuple_keys=True)
         raw = self._raw(p)
         dates = p["t"].astype("datetime64[ns]")
         return feature_frame(feature_columns(p, raw), p["shipment_id"], dates, index)
