@@ -6,14 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -21,11 +15,13 @@ import pandas as pd
 from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.contracts import validate_outcomes, validate_shipments
 from features.scoring import ScoringModel
+from tests.processes import BIN, free_port, mlflow_server, start, stop, wait_http
 from tests.serving.conftest import make_shipment
+
+__all__ = ["BIN", "free_port", "mlflow_server", "start", "stop", "wait_http"]
 
 REPO = Path(__file__).resolve().parents[2]
 PYFUNC = REPO / "training" / "pyfunc_model.py"
-BIN = Path(sys.executable).parent
 
 
 def tiny_history(n: int = 600, seed: int = 0, days: int = 30):
@@ -184,97 +180,6 @@ def _register(scoring, tracking_uri, name, booster_path, meta_path, champion) ->
             name, "champion", version
         )
     return version
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            r = httpx.get(url, timeout=2)
-            if r.status_code == 200:
-                return
-            last = r.status_code
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout}s (last: {last})")
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    """Start a process in its own process group, output to ``log``."""
-    handle = open(log, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Stop a process started by :func:`start` and all its descendants.
-
-    BentoML's workers start their own sessions, so signalling the process group alone would
-    leave them running (holding the port and the store); they are found through psutil first.
-    """
-    import psutil
-
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    _, alive = psutil.wait_procs(children, timeout=timeout)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(alive, timeout=10)
-
-
-@contextlib.contextmanager
-def mlflow_server(root: Path):
-    """A real ``mlflow server`` (SQLite backend, proxied artifacts) on a free port."""
-    port = free_port()
-    root.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
-    env.pop("MLFLOW_TRACKING_URI")
-    proc = start(cmd, env, root / "mlflow-server.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
 
 
 def service_env(home: Path, tracking_uri: str, **settings) -> dict:

@@ -4,87 +4,22 @@ HTTP through ``MLFLOW_TRACKING_URI``: one with a SQLite backend, one with a Post
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cargorisk.cli import main
 from cargorisk.settings import load_settings
+from tests.processes import mlflow_server
 from training import registry
 
 from .world import write_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MLFLOW = Path(sys.executable).with_name("mlflow")
 FAST = "num_boost_round: 60\nearly_stopping_rounds: 15\nshap_sample: 100\nwaterfalls: 1\n"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def mlflow_server(root: Path, backend_uri: str):
-    root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(MLFLOW),
-            "server",
-            "--backend-store-uri",
-            backend_uri,
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not become healthy in 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _train_register_promote(home: Path, url: str, data: Path, monkeypatch, capsys) -> None:
