@@ -166,7 +166,7 @@ def map_coded(values: Any, fn: Callable[[Any], Any]) -> tuple[np.ndarray, np.nda
     series = pd.Series(values, copy=False)
     raw_codes, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=object)
-    mapped[:-1] = [fn(u) for u in uniques]
+    mapped[:-1] = [fn(u) for u in uniques.tolist()]  # plain values: iterating is slow
     mapped[-1] = fn(None)
     hashable = all(v is None or isinstance(v, str) for v in mapped)
     if not hashable:
@@ -184,7 +184,8 @@ def _object_array(items: list) -> np.ndarray:
 
 def join_keys(*arrays: Iterable[Any]) -> np.ndarray:
     """Element-wise :func:`join_key` over aligned object arrays (few rows: tuple keys)."""
-    return _object_array([join_key(*parts) for parts in zip(*arrays, strict=True)])
+    # ``None in parts`` is join_key's test done in C (keys are str or None)
+    return _object_array([None if None in parts else parts for parts in zip(*arrays, strict=True)])
 
 
 def key_codes(values: np.ndarray) -> np.ndarray:
