@@ -77,8 +77,16 @@ class RecentScores:
         return len(self._fifo)
 
     def extend(self, values) -> None:
+        values = np.asarray(values, dtype="float64").tolist()
+        if len(values) > 64:
+            # a manifest: re-sorting the window once beats thousands of insertions, each
+            # moving up to ``size`` list entries (0.2 s for 10,000 scores into 20,000)
+            self._fifo.extend(values)
+            while len(self._fifo) > self.size:
+                self._fifo.popleft()
+            self._sorted = sorted(self._fifo)
+            return
         for v in values:
-            v = float(v)
             self._fifo.append(v)
             bisect.insort(self._sorted, v)
             if len(self._fifo) > self.size:

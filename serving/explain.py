@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features import catalog
 from features.scoring import ScoringModel
 from serving.model import FastScorer
 
@@ -35,8 +36,6 @@ def _plain(value: Any) -> float | str | None:
 
 def reason_sentence(name: str, value: Any) -> str:
     """The catalog's sentence for one feature value (falls back to the description)."""
-    from features import catalog
-
     try:
         return catalog.reason_text(name, value)
     except Exception:

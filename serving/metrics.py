@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 _LOCK = threading.Lock()
 _METRICS: ServiceMetrics | None = None
 
@@ -28,10 +30,28 @@ class ServiceMetrics:
     reloads: Any
 
     def observe_scores(self, scores, bands) -> None:
-        for s in scores:
-            self.scores.observe(float(s))
-        for band in bands:
-            self.bands.labels(band=str(band)).inc()
+        observe_many(self.scores, scores)
+        values, counts = np.unique(np.asarray(bands, dtype=str), return_counts=True)
+        for band, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self.bands.labels(band=band).inc(count)
+
+
+def observe_many(histogram, values) -> None:
+    """``histogram.observe(v)`` for every ``v`` of ``values`` in one step per bucket rather
+    than one per value (a 10,000-shipment manifest: about 10,000 times fewer metric
+    updates; in multiprocess mode each is a write to a memory-mapped file).
+
+    prometheus_client has no bulk observe; this fills the same bucket and sum values its
+    ``observe`` does (a test compares the two on the pinned version)."""
+    values = np.asarray(values, dtype="float64")
+    if not len(values):
+        return
+    histogram._raise_if_not_observable()
+    bucket = np.searchsorted(np.asarray(histogram._upper_bounds), values, side="left")
+    counts = np.bincount(bucket, minlength=len(histogram._upper_bounds))
+    histogram._sum.inc(float(values.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        histogram._buckets[i].inc(int(counts[i]))
 
 
 def get_metrics() -> ServiceMetrics:

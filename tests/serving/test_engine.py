@@ -189,3 +189,16 @@ def test_recent_scores_percentiles():
     recent.extend([0.9])  # 0.1 drops out
     assert len(recent) == 4
     assert recent.percentiles(np.array([0.9])).tolist() == [100.0]
+
+
+def test_recent_scores_bulk_and_one_by_one_keep_the_same_window():
+    rng = np.random.default_rng(5)
+    one, bulk = RecentScores(500), RecentScores(500)
+    for chunk in (rng.uniform(size=n) for n in (300, 70, 1, 400, 3, 65)):
+        for v in chunk:
+            one.extend([v])
+        bulk.extend(chunk)
+        assert list(bulk._fifo) == list(one._fifo)
+        assert bulk._sorted == one._sorted == sorted(one._fifo)
+    probe = rng.uniform(size=50)
+    assert bulk.percentiles(probe).tolist() == one.percentiles(probe).tolist()
