@@ -24,7 +24,7 @@ shipment is added.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +73,9 @@ _MIRROR = {
 """Distinct-count pairs whose first time is the first shipment of a combination key the state
 already keeps (no second table for them)."""
 _MIRRORED_DIMS = frozenset(_MIRROR.values())
+
+_MERGE_FROM = 256
+"""Timeline length from which a manifest's late events are merged at once, not inserted."""
 
 _FOUND = "_found_timelines"
 """Key under which :meth:`OnlineFeatureState.features` leaves, in a prepared manifest, the
@@ -257,8 +260,9 @@ class OnlineFeatureState:
         keys = {dim: p[dim].tolist() for dim in _KEY_DIMS}
         times = [t[i] for i in rows]
 
-        # events earlier than ones a timeline already holds are merged in one pass per
-        # timeline at the end (a late insertion each costs a shift of the array)
+        # A late event (earlier than one its timeline already holds) is inserted in place in
+        # a short timeline; long timelines, and any with running sums (an insertion shifts
+        # every sum after it), get their late events merged in one pass at the end.
         late: dict[int, tuple[Timeline, list, list]] = {}
 
         # shipment counts; the first time of each combination before each row, for the
@@ -281,11 +285,14 @@ class OnlineFeatureState:
                     if firsts is not None and events:
                         firsts[j] = events[0]
                     events.append(when)
-                elif firsts is not None:  # its first time is needed row by row: add now
-                    firsts[j] = events[0]
-                    tl.add(when)
-                else:
-                    _defer(late, tl, when)
+                else:  # a late event (an equal time's place among equals does not matter)
+                    if firsts is not None:
+                        firsts[j] = events[0]
+                        insort(events, when)  # needed row by row
+                    elif len(events) < _MERGE_FROM:
+                        insort(events, when)
+                    else:
+                        _defer(late, tl, when)
 
         # distinct values: a (key, value) pair counts from its first time
         for pair in DISTINCT:
@@ -317,6 +324,8 @@ class OnlineFeatureState:
                 events = tl.times
                 if not events or when >= events[-1]:
                     events.append(when)
+                elif len(events) < _MERGE_FROM:
+                    insort(events, when)
                 else:
                     _defer(late, tl, when)
 
