@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contracts import validate_outcomes, validate_shipments
+from features.contracts import SHIPMENT_COLUMNS, validate_outcomes, validate_shipments
 from features.errors import CargoriskError
 from serving import schemas
 from serving.explain import TOP_REASONS, reasons_from_contributions
@@ -311,8 +311,9 @@ class ScoringEngine:
                 ["shipments"],
                 status=413,
             )
-        records = [s.model_dump() for s in shipments]
-        frame = schemas.records_frame(records)
+        # one list per contract column: for the frame and for the store (no per-row dicts)
+        columns = schemas.record_columns([s.model_dump() for s in shipments], SHIPMENT_COLUMNS)
+        frame = schemas.records_frame(columns)
         self._check_frame(frame)
         model = self._require_ready()
         scoring = model.scoring
@@ -362,11 +363,12 @@ class ScoringEngine:
             )
             explained = dict(zip(idx.tolist(), items, strict=True))
         results = []
+        ids = columns["shipment_id"]
         for rank, i in enumerate(order.tolist(), start=1):
             item = explained.get(i)
             results.append(
                 {
-                    "shipment_id": records[i]["shipment_id"],
+                    "shipment_id": ids[i],
                     "score": float(scores[i]),
                     "percentile": float(percentiles[i]),
                     "band": str(bands[i]),
@@ -380,7 +382,7 @@ class ScoringEngine:
                 }
             )
         self.store.record_scoring(
-            records,
+            columns,
             results,
             request_id=request_id,
             caller=caller,

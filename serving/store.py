@@ -246,6 +246,59 @@ def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]
     return out
 
 
+Rows = list[dict[str, Any]] | dict[str, list]
+"""Rows to write: one dict per row, or one list per column (same names, same length)."""
+
+
+_SQLITE_DATETIME = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+"""SQLAlchemy's default SQLite storage format of DATETIME columns."""
+
+
+class _DatetimeColumn:
+    """SQLAlchemy's SQLite DATETIME bind processor over a whole column: a naive datetime's
+    ``isoformat(" ", "microseconds")`` is the very text of SQLAlchemy's storage format (tested)
+    at a fifth of the cost of formatting its seven fields through a dict; anything else goes
+    through SQLAlchemy's own processor."""
+
+    def __init__(self, proc) -> None:
+        self.proc = proc
+
+    def convert(self, values: list) -> list:
+        proc, datetime = self.proc, dt.datetime
+        first = values[0]
+        if first is not None and all(v is first for v in values):
+            return [proc(first)] * len(values)
+        return [
+            None
+            if v is None
+            else v.isoformat(" ", "microseconds")
+            if type(v) is datetime and v.tzinfo is None
+            else proc(v)
+            for v in values
+        ]
+
+
+def _as_columns(rows: Rows) -> dict[str, list]:
+    if isinstance(rows, dict):
+        return rows
+    return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
+
+
+def _as_rows(rows: Rows) -> list[dict[str, Any]]:
+    if not isinstance(rows, dict):
+        return rows
+    names = list(rows)
+    return [dict(zip(names, values, strict=True)) for values in zip(*rows.values(), strict=True)]
+
+
+def _count(rows: Rows) -> int:
+    if isinstance(rows, dict):
+        return len(next(iter(rows.values()), ()))
+    return len(rows)
+
+
 class Store:
     """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
 
@@ -269,11 +322,12 @@ class Store:
         self.engine.dispose()
 
     # -- upserts ---------------------------------------------------------------------------
-    def _sqlite_bulk(self, conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+    def _sqlite_bulk(self, conn, table: sa.Table, rows: Rows, keys: list[str]) -> None:
         """SQLite fast path: one pre-rendered statement, values converted by SQLAlchemy's own
         bind processors (same stored format as the generic path), executemany on the driver.
         About 4x faster for a 10,000-shipment manifest than SQLAlchemy's executemany."""
-        names = list(rows[0])
+        columns = _as_columns(rows)
+        names = list(columns)
         cache_key = (table.name, tuple(names), tuple(keys))
         cached = self._bulk_sql.get(cache_key)
         if cached is None:
@@ -288,34 +342,43 @@ class Store:
                 )
                 sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
             dialect = self.engine.dialect
-            procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+            procs = []
+            for n in names:
+                impl = table.c[n].type.dialect_impl(dialect)
+                proc = impl.bind_processor(dialect)
+                if isinstance(impl, sa.DateTime) and impl._storage_format == _SQLITE_DATETIME:
+                    proc = _DatetimeColumn(proc)
+                procs.append(proc)
             cached = (sql, procs)
             self._bulk_sql[cache_key] = cached
         sql, procs = cached
         # Column by column (one list comprehension each, a value repeated in every row -
         # received_at, scored_at, the model - converted once), then zipped into row tuples:
         # about 3x faster than a generator per row for a 10,000-shipment manifest.
-        columns = []
+        converted = []
         for n, proc in zip(names, procs, strict=True):
-            values = [row[n] for row in rows]
-            if proc is not None:
+            values = columns[n]
+            if isinstance(proc, _DatetimeColumn):
+                values = proc.convert(values)
+            elif proc is not None:
                 first = values[0]
                 if first is not None and all(v is first for v in values):
                     values = [proc(first)] * len(values)
                 else:
                     values = [None if v is None else proc(v) for v in values]
-            columns.append(values)
-        params = list(zip(*columns, strict=True))
+            converted.append(values)
+        params = list(zip(*converted, strict=True))
         conn.exec_driver_sql(sql, params)
 
-    def _upsert(self, conn, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
-        if not rows:
+    def _upsert(self, conn, table: sa.Table, rows: Rows, keys: list[str]) -> None:
+        if not _count(rows):
             return
         if self.is_sqlite:
             self._sqlite_bulk(conn, table, rows, keys)
             return
         from sqlalchemy.dialects.postgresql import insert
 
+        rows = _as_rows(rows)
         stmt = insert(table)
         update_cols = {
             c.name: stmt.excluded[c.name]
@@ -332,7 +395,7 @@ class Store:
     # -- scoring ---------------------------------------------------------------------------
     def record_scoring(
         self,
-        shipments_frame: pd.DataFrame | list[dict[str, Any]],
+        shipments_frame: pd.DataFrame | list[dict[str, Any]] | dict[str, list],
         score_rows: list[dict[str, Any]],
         *,
         request_id: str,
@@ -341,39 +404,45 @@ class Store:
         model_version: str,
         at: dt.datetime | None = None,
     ) -> None:
-        """Store the scored shipments (a contract frame or validated API records) and the
-        scores served, in one durable transaction.
+        """Store the scored shipments (a contract frame, validated API records, or those
+        records' columns: name -> list of plain values) and the scores served, in one durable
+        transaction.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
         ``reasons`` (a list of dicts or None)."""
         at = at or utcnow()
         if isinstance(shipments_frame, pd.DataFrame):
-            ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
+            ship = _as_columns(_records(shipments_frame, SHIPMENT_COLUMNS))
+        elif isinstance(shipments_frame, dict):
+            ship = {n: shipments_frame[n] for n in SHIPMENT_COLUMNS}
         else:  # validated API records: already plain Python values
-            ship_rows = [{n: r[n] for n in SHIPMENT_COLUMNS} for r in shipments_frame]
-        for row in ship_rows:
-            row["received_at"] = at
-        audit = [
-            {
-                "request_id": request_id,
-                "scored_at": at,
-                "caller": caller.label,
-                "shipment_id": r["shipment_id"],
-                "model_name": model_name,
-                "model_version": model_version,
-                "score": float(r["score"]),
-                "percentile": None if r.get("percentile") is None else float(r["percentile"]),
-                "band": r["band"],
-                "reasons": None if r.get("reasons") is None else json.dumps(r["reasons"]),
-            }
-            for r in score_rows
-        ]
+            ship = {n: [r[n] for r in shipments_frame] for n in SHIPMENT_COLUMNS}
+        n = len(ship["shipment_id"])
+        ship["received_at"] = [at] * n
+        audit = {
+            "request_id": [request_id] * len(score_rows),
+            "scored_at": [at] * len(score_rows),
+            "caller": [caller.label] * len(score_rows),
+            "shipment_id": [r["shipment_id"] for r in score_rows],
+            "model_name": [model_name] * len(score_rows),
+            "model_version": [model_version] * len(score_rows),
+            "score": [float(r["score"]) for r in score_rows],
+            "percentile": [
+                None if r.get("percentile") is None else float(r["percentile"]) for r in score_rows
+            ],
+            "band": [r["band"] for r in score_rows],
+            "reasons": [
+                None if r.get("reasons") is None else json.dumps(r["reasons"]) for r in score_rows
+            ],
+        }
         with self.engine.begin() as conn:
-            self._upsert(conn, shipments, ship_rows, ["shipment_id"])
-            if self.is_sqlite:
+            self._upsert(conn, shipments, ship, ["shipment_id"])
+            if not score_rows:
+                pass
+            elif self.is_sqlite:
                 self._sqlite_bulk(conn, scores, audit, [])
             else:
-                conn.execute(scores.insert(), audit)
+                conn.execute(scores.insert(), _as_rows(audit))
 
     def record_outcomes(
         self, outcomes_frame: pd.DataFrame, *, request_id: str, caller: Caller

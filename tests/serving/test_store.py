@@ -113,3 +113,43 @@ def test_keys_are_stored_hashed_and_revocable(store):
 def test_unknown_role_is_refused(store):
     with pytest.raises(CargoriskError, match="role"):
         store.create_key("x", "superuser")
+
+
+def test_datetime_column_text_is_sqlalchemys_own():
+    """The column-wise SQLite datetime conversion writes exactly what SQLAlchemy would."""
+    import datetime as dt
+
+    from sqlalchemy.dialects import sqlite
+
+    from serving.store import _DatetimeColumn
+
+    proc = sa.DateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
+    values = [
+        dt.datetime(2026, 3, 1, 8, 0),
+        None,
+        dt.datetime(5, 1, 2, 3, 4, 5, 6),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC),  # aware: SQLAlchemy's own path
+        dt.date(2026, 3, 1),
+    ]
+    assert _DatetimeColumn(proc).convert(values) == [None if v is None else proc(v) for v in values]
+    same = dt.datetime(2026, 1, 1)
+    assert _DatetimeColumn(proc).convert([same] * 3) == [proc(same)] * 3
+
+
+def test_scoring_recorded_from_columns_equals_from_records(tmp_path):
+    from features.contracts import SHIPMENT_COLUMNS
+    from serving.schemas import record_columns
+
+    records = [ShipmentIn(**make_shipment(i)).model_dump() for i in range(4)]
+    scores = [{"shipment_id": r["shipment_id"], "score": 0.5, "band": "low"} for r in records]
+    stores = [Store(f"sqlite:///{tmp_path / name}.db") for name in ("rows", "columns")]
+    caller = Caller("t", "system")
+    for store, given in zip(stores, (records, record_columns(records, SHIPMENT_COLUMNS))):
+        store.record_scoring(given, scores, request_id="r", caller=caller, model_name="m",
+                             model_version="1")  # fmt: skip
+    rows, cols = (
+        s.shipments_frame().drop(columns=["received_at"], errors="ignore") for s in stores
+    )
+    pd.testing.assert_frame_equal(rows, cols)
+    assert len(rows) == 4
