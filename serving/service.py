@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import uuid
 from typing import Annotated, Any
@@ -47,6 +48,13 @@ from serving.store import Caller
 from serving.ui.app import ui_app
 
 log = logging.getLogger("cargorisk.serving")
+
+GIL_SWITCH_INTERVAL_S = 0.001
+"""How long a thread may hold the GIL while another waits (Python's default: 5 ms). After a
+manifest is answered, the feature-state thread adds it (~0.35 s of pure Python for 10,000
+shipments) while the event loop reads the next 12 MB request body: each socket read gives
+the GIL up and waits up to the interval to get it back. At 5 ms, back-to-back 10,000-shipment
+manifests took 1.95-2.31 s each; at 1 ms 1.62-1.78 s (benchmarks/README.md)."""
 
 HARD_MAX_BATCH = 200_000
 """Upper bound of any list in a request body (the configured ``max_batch`` is at most this)."""
@@ -105,6 +113,7 @@ class CargoRisk:
         from cargorisk.settings import load_settings
 
         self.settings = load_settings()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.engine = ScoringEngine(self.settings)
         self.auth = ApiKeyAuth(self.engine.store, enabled=self.settings.auth_enabled)
         # Building the feature state and loading the model can take a while: do it beside
