@@ -321,7 +321,11 @@ class ScoringEngine:
         threads = 1 if len(frame) <= 16 else 0
         from features.online import OnlineFeatureState
 
-        prepared = OnlineFeatureState.prepare(frame)  # once: for features and the addition
+        # once, for the features and for the addition to the state (one shipment: from its
+        # fields rather than the frame)
+        prepared = OnlineFeatureState.prepare(
+            frame if len(frame) > 1 else {name: values[0] for name, values in columns.items()}
+        )
         # The feature state is shared: read it under the lock. Scoring, reasons and the
         # durable commit run outside it, so concurrent requests overlap their fsync waits.
         with self._lock:

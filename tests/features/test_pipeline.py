@@ -303,3 +303,60 @@ def test_bulk_history_equals_adding_one_chunk_at_a_time(world):
         return sorted((p["party_id"].casefold(), p["shared"], p["seizures"]) for p in parties)
 
     assert norm(bulk.linked_parties(key)) == norm(pieces.linked_parties(key))
+
+
+# -- a manifest prepared once, its features, then its addition (the service's path) ----------
+def _record(row: pd.DataFrame) -> dict:
+    return {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
+
+
+def test_adding_shipments_prepared_from_fields_or_frames_gives_the_same_state(world):
+    shipments, outcomes = world
+    served = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
+    plain = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
+    for i in range(300, 360):  # one by one, each prepared from its fields
+        row = shipments.iloc[[i]]
+        p = OnlineFeatureState.prepare(_record(row))
+        served.features(row, prepared=p)
+        served.add_shipments(row, prepared=p)
+        plain.add_shipments(row)
+    chunk = shipments.iloc[360:450]  # a manifest, prepared from its frame
+    p = OnlineFeatureState.prepare(chunk)
+    served.features(chunk, prepared=p)
+    served.add_shipments(chunk, prepared=p)
+    plain.add_shipments(chunk)
+    probe = shipments.iloc[450:]
+    assert_same_features(served.features(probe), plain.features(probe))
+    assert len(served) == len(plain) == 450
+
+
+def test_timelines_found_by_features_stay_right_when_others_add_first(world):
+    """Two manifests read the state, the second is added first (it creates timelines for
+    keys both share), then the first: no key may end up with two timelines, and a manifest
+    prepared against another state must not use that state's timelines."""
+    shipments, outcomes = world
+    base = shipments.iloc[:300]
+    first = shipments.iloc[300:400].copy()
+    second = shipments.iloc[400:500].copy()
+    for frame in (first, second):  # brand-new parties both manifests share
+        frame.loc[frame.index[::3], "consignee_id"] = "NEW-CONSIGNEE"
+        frame.loc[frame.index[::4], "shipper_id"] = "NEW-SHIPPER"
+    state = OnlineFeatureState.from_history(base, outcomes)
+    p1, p2 = OnlineFeatureState.prepare(first), OnlineFeatureState.prepare(second)
+    state.features(first, prepared=p1)
+    state.features(second, prepared=p2)
+    state.add_shipments(second, prepared=p2)
+    state.add_shipments(first, prepared=p1)
+    other = OnlineFeatureState.from_history(base, outcomes)
+    other.add_shipments(second)
+    stale = OnlineFeatureState.prepare(first)
+    state.features(first, prepared=stale)  # found in `state`, used to add to `other`
+    other.add_shipments(first, prepared=stale)
+    expected = OnlineFeatureState.from_history(pd.concat([base, first, second]), outcomes)
+    probe = shipments.iloc[500:]
+    for got in (state, other):
+        assert_same_features(got.features(probe), expected.features(probe))
+        assert (
+            got.party_profile("consignee", "NEW-CONSIGNEE")["shipments"]
+            == (expected.party_profile("consignee", "NEW-CONSIGNEE")["shipments"])
+        )
