@@ -362,6 +362,8 @@ class OnlineFeatureState:
         idents = [(ident, keys[ident]) for ident in IDENTIFIERS]
         outcome_keys = [keys[d] for d in _OUTCOME_DIMS]
         raw_consignee = shipments["consignee_id"].tolist()
+        node_of = self._node
+        nodes_found, idents_found = found.get("nodes", (None, None))
         for i, when in zip(rows, times, strict=True):
             hs2 = hs2s[i]
             if hs2 is not None:
@@ -370,18 +372,38 @@ class OnlineFeatureState:
                     if when < words.get(wk, when + 1):
                         words[wk] = when
             consignee = consignees[i]
-            node = self._node("consignee", consignee)
-            graph.add_shipment(
-                node, tuple(self._node(d, v[i]) for d, v in idents), not is_party[node]
-            )
+            # nodes features() found are kept (a node's number never changes); -1 there
+            # means absent or new since, so look it up (and create it) here
+            node = nodes_found[i] if nodes_found is not None else -1
+            if node < 0:
+                node = node_of("consignee", consignee)
+            if idents_found is None:
+                nodes = tuple(node_of(d, v[i]) for d, v in idents)
+            else:
+                nodes = tuple(
+                    n if n >= 0 else node_of(d, v[i])
+                    for n, (d, v) in zip(idents_found[i], idents, strict=True)
+                )
+            graph.add_shipment(node, nodes, not is_party[node])
             is_party[node] = True
             if consignee not in self._display:
                 self._display[consignee] = " ".join(str(raw_consignee[i]).split())
+            mine = None
             for ident, values in idents:
                 value = values[i]
                 if value is not None:
-                    _link(links, (ident, value), consignee)
-                    _link(links, ("consignee", consignee), (ident, value))
+                    key = (ident, value)
+                    members = links.get(key)
+                    if members is None:
+                        links[key] = [consignee]
+                    elif consignee not in members:
+                        members.append(consignee)
+                    if mine is None:
+                        mine = links.get(("consignee", consignee))
+                        if mine is None:
+                            mine = links[("consignee", consignee)] = []
+                    if key not in mine:
+                        mine.append(key)
             record = _Shipment(when, tuple(k[i] for k in outcome_keys), ports[i], node, consignee)
             sid = ids[i]
             known[sid] = record
@@ -548,6 +570,9 @@ class OnlineFeatureState:
         nodes, is_party, graph = self._nodes, self._is_party, self._graph
         hs2_list, consignees = keys["hs2"], keys["consignee"]
         ident_keys = [(_IDENT_PREFIX[d], keys[d]) for d in IDENTIFIERS]
+        found_nodes: list[int] = []  # link-graph nodes (-1: none yet), for the addition
+        found_idents: list[tuple] = []
+        found["nodes"] = (found_nodes, found_idents)
         for i in range(n):
             t = t_list[i]
             prior = (seiz_global[i] + history.PRIOR_SEIZURES) / (
@@ -574,6 +599,8 @@ class OnlineFeatureState:
                 nodes.get(prefix + values[i], -1) if values[i] else -1
                 for prefix, values in ident_keys
             )
+            found_nodes.append(node)
+            found_idents.append(idents)
             known = node >= 0 and is_party[node]
             size, seized = graph.component(node, idents, known)
             net_size.append(size)
