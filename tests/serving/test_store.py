@@ -145,9 +145,11 @@ def test_scoring_recorded_from_columns_equals_from_records(tmp_path):
     scores = [{"shipment_id": r["shipment_id"], "score": 0.5, "band": "low"} for r in records]
     stores = [Store(f"sqlite:///{tmp_path / name}.db") for name in ("rows", "columns")]
     caller = Caller("t", "system")
-    for store, given in zip(stores, (records, record_columns(records, SHIPMENT_COLUMNS))):
-        store.record_scoring(given, scores, request_id="r", caller=caller, model_name="m",
-                             model_version="1")  # fmt: skip
+    given = (records, record_columns(records, SHIPMENT_COLUMNS))
+    for store, shipments in zip(stores, given, strict=True):
+        store.record_scoring(
+            shipments, scores, request_id="r", caller=caller, model_name="m", model_version="1"
+        )
     rows, cols = (
         s.shipments_frame().drop(columns=["received_at"], errors="ignore") for s in stores
     )
