@@ -47,8 +47,10 @@ def observe_many(histogram, values) -> None:
     if not len(values):
         return
     histogram._raise_if_not_observable()
-    bucket = np.searchsorted(np.asarray(histogram._upper_bounds), values, side="left")
-    counts = np.bincount(bucket, minlength=len(histogram._upper_bounds))
+    bounds = histogram._upper_bounds
+    bucket = np.searchsorted(np.asarray(bounds), values, side="left")
+    # NaN sorts past +Inf: like observe(), it lands in no bucket (and makes the sum NaN)
+    counts = np.bincount(bucket[bucket < len(bounds)], minlength=len(bounds))
     histogram._sum.inc(float(values.sum()))
     for i in np.flatnonzero(counts).tolist():
         histogram._buckets[i].inc(int(counts[i]))

@@ -31,3 +31,18 @@ def test_bulk_observe_equals_observing_one_by_one():
         assert got[name] == pytest.approx(value, rel=1e-12), name
     assert got['score_bucket{le="+Inf"}'] == len(values) == 5016
     assert got['score_bucket{le="0.001"}'] == np.sum(values <= 0.001)
+
+
+def test_bulk_observe_of_nan_fills_no_bucket_as_observe_does():
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    h_one = Histogram("score", "s", buckets=SCORE_BUCKETS, registry=one)
+    h_bulk = Histogram("score", "s", buckets=SCORE_BUCKETS, registry=bulk)
+    values = [0.2, float("nan"), 0.7]
+    for v in values:
+        h_one.observe(v)
+    observe_many(h_bulk, values)
+    expected, got = _samples(one), _samples(bulk)
+    assert {k: v for k, v in got.items() if "_sum" not in k} == {
+        k: v for k, v in expected.items() if "_sum" not in k
+    }
+    assert got['score_bucket{le="+Inf"}'] == 2
