@@ -289,14 +289,11 @@ class OnlineFeatureState:
                     if firsts is not None and events:
                         firsts[j] = events[0]
                     events.append(when)
-                else:  # a late event (an equal time's place among equals does not matter)
-                    if firsts is not None:
-                        firsts[j] = events[0]
-                        insort(events, when)  # needed row by row
-                    elif len(events) < _MERGE_FROM:
-                        insort(events, when)
-                    else:
-                        _defer(late, tl, when)
+                elif firsts is not None:  # late, and its first time is needed row by row
+                    firsts[j] = events[0]
+                    insort(events, when)
+                else:
+                    _late(late, tl, when)
 
         # distinct values: a (key, value) pair counts from its first time
         for pair in DISTINCT:
@@ -328,10 +325,8 @@ class OnlineFeatureState:
                 events = tl.times
                 if not events or when >= events[-1]:
                     events.append(when)
-                elif len(events) < _MERGE_FROM:
-                    insort(events, when)
                 else:
-                    _defer(late, tl, when)
+                    _late(late, tl, when)
 
         # values per kilogram (finite only), with running sums
         lvk = p["log_value_per_kg"][rows].tolist()
@@ -350,7 +345,7 @@ class OnlineFeatureState:
                 if not events or when >= events[-1]:
                     events.append(when)
                     tl.sums.append(tl.sums[-1] + value)
-                else:
+                else:  # shifting every running sum after it: always merged at the end
                     _defer(late, tl, when, value)
         for tl, when, values in late.values():  # events earlier than ones already held
             tl.add_many(when, values)
@@ -721,6 +716,15 @@ def _found_rows(found: list | None, rows: list[int]) -> list:
     if found is None:
         return [None] * len(rows)
     return [found[i] for i in rows]
+
+
+def _late(late: dict, timeline: Timeline, when: int) -> None:
+    """A late event of a timeline without sums (an equal time's place among equals does not
+    matter): in place if the timeline is short, else merged with the others at the end."""
+    if len(timeline.times) < _MERGE_FROM:
+        insort(timeline.times, when)
+    else:
+        _defer(late, timeline, when)
 
 
 def _defer(late: dict, timeline: Timeline, when: int, value: float = 0.0) -> None:

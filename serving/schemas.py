@@ -170,13 +170,14 @@ def record_columns(records: list[dict[str, Any]], columns) -> dict[str, list]:
     model hold their fields in the same order, so one ``zip`` transposes them in C."""
     columns = list(columns)
     if records and all(list(r) == columns for r in (records[0], records[-1])):
-        transposed = list(zip(*(r.values() for r in records), strict=True))
-        if len(transposed) == len(columns):
-            return {name: list(values) for name, values in zip(columns, transposed, strict=True)}
+        transposed = zip(*(r.values() for r in records), strict=True)
+        return {name: list(values) for name, values in zip(columns, transposed, strict=True)}
     return {name: [r.get(name) for r in records] for name in columns}
 
 
-def _frame(records: list[dict[str, Any]], schema: pa.DataFrameSchema, columns) -> pd.DataFrame:
+def _frame(
+    records: list[dict[str, Any]] | dict[str, list], schema: pa.DataFrameSchema, columns
+) -> pd.DataFrame:
     """Contract frame (contract dtypes) from validated records (or their columns, see
     :func:`record_columns`). Small requests take a numpy path (about 1 ms for one shipment
     instead of 7); large ones let pandas convert columns."""

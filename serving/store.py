@@ -225,12 +225,11 @@ class Caller:
         return f"{self.role}:{self.name}"
 
 
-def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
-    """Rows as plain Python values (None for missing) ready for the database driver."""
-    out = []
-    cols = list(columns)
-    converted = {}
-    for name in cols:
+def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict[str, list]:
+    """The frame's ``names`` columns as lists of plain Python values (None for missing),
+    ready for the database driver, plus ``constant`` columns (one value in every row)."""
+    out: dict[str, list] = {}
+    for name in names:
         series = frame[name]
         if pd.api.types.is_datetime64_any_dtype(series):
             values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
@@ -240,9 +239,9 @@ def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]
             values = [int(v) for v in series.to_numpy()]
         else:
             values = [None if v is None or v is pd.NA or v != v else str(v) for v in series]
-        converted[name] = values
-    for i in range(len(frame)):
-        out.append({name: converted[name][i] for name in cols})
+        out[name] = values
+    for name, value in constant.items():
+        out[name] = [value] * len(frame)
     return out
 
 
@@ -265,11 +264,11 @@ class _DatetimeColumn:
     def __init__(self, proc) -> None:
         self.proc = proc
 
+    def __call__(self, value: Any) -> Any:
+        return self.proc(value)
+
     def convert(self, values: list) -> list:
         proc, datetime = self.proc, dt.datetime
-        first = values[0]
-        if first is not None and all(v is first for v in values):
-            return [proc(first)] * len(values)
         return [
             None
             if v is None
@@ -358,12 +357,12 @@ class Store:
         converted = []
         for n, proc in zip(names, procs, strict=True):
             values = columns[n]
-            if isinstance(proc, _DatetimeColumn):
-                values = proc.convert(values)
-            elif proc is not None:
+            if proc is not None:
                 first = values[0]
                 if first is not None and all(v is first for v in values):
                     values = [proc(first)] * len(values)
+                elif isinstance(proc, _DatetimeColumn):
+                    values = proc.convert(values)
                 else:
                     values = [None if v is None else proc(v) for v in values]
             converted.append(values)
@@ -412,7 +411,7 @@ class Store:
         ``reasons`` (a list of dicts or None)."""
         at = at or utcnow()
         if isinstance(shipments_frame, pd.DataFrame):
-            ship = _as_columns(_records(shipments_frame, SHIPMENT_COLUMNS))
+            ship = _columns(shipments_frame, SHIPMENT_COLUMNS)
         elif isinstance(shipments_frame, dict):
             ship = {n: shipments_frame[n] for n in SHIPMENT_COLUMNS}
         else:  # validated API records: already plain Python values
@@ -437,11 +436,9 @@ class Store:
         }
         with self.engine.begin() as conn:
             self._upsert(conn, shipments, ship, ["shipment_id"])
-            if not score_rows:
-                pass
-            elif self.is_sqlite:
+            if score_rows and self.is_sqlite:
                 self._sqlite_bulk(conn, scores, audit, [])
-            else:
+            elif score_rows:
                 conn.execute(scores.insert(), _as_rows(audit))
 
     def record_outcomes(
@@ -449,10 +446,7 @@ class Store:
     ) -> None:
         """Store inspection results durably (a re-sent inspection replaces the earlier row)."""
         at = utcnow()
-        rows = _records(outcomes_frame, OUTCOME_COLUMNS)
-        for row in rows:
-            row["received_at"] = at
-            row["caller"] = caller.label
+        rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller=caller.label)
         with self.engine.begin() as conn:
             self._upsert(conn, outcomes, rows, ["shipment_id", "inspected_at"])
             conn.execute(
@@ -462,20 +456,15 @@ class Store:
                     "request_id": request_id,
                     "caller": caller.label,
                     "action": "outcomes",
-                    "detail": json.dumps({"shipment_ids": [r["shipment_id"] for r in rows]}),
+                    "detail": json.dumps({"shipment_ids": rows["shipment_id"]}),
                 },
             )
 
     def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
-        ship_rows = _records(shipments_frame, SHIPMENT_COLUMNS)
-        for row in ship_rows:
-            row["received_at"] = at
-        out_rows = _records(outcomes_frame, OUTCOME_COLUMNS)
-        for row in out_rows:
-            row["received_at"] = at
-            row["caller"] = "seed"
+        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at)
+        out_rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller="seed")
         with self.engine.begin() as conn:
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
             self._upsert(conn, outcomes, out_rows, ["shipment_id", "inspected_at"])
@@ -485,7 +474,9 @@ class Store:
                     "at": at,
                     "caller": "seed",
                     "action": "import_history",
-                    "detail": json.dumps({"shipments": len(ship_rows), "outcomes": len(out_rows)}),
+                    "detail": json.dumps(
+                        {"shipments": len(shipments_frame), "outcomes": len(outcomes_frame)}
+                    ),
                 },
             )
 
