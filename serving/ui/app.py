@@ -143,6 +143,14 @@ def _safe_next(target: str | None, root: str) -> str | None:
     return target
 
 
+class _Refused(Exception):
+    """A page refused before it starts (service starting, not signed in): its response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 class WorklistApp:
     """The worklist ASGI app; ``resolve`` returns the running scoring engine (or None while
     the service starts)."""
@@ -176,7 +184,10 @@ class WorklistApp:
             Route("/model/capacity-curve.png", self.capacity_curve, name="capacity_curve"),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
-        self.app = Starlette(routes=routes, exception_handlers={500: self._server_error})
+        self.app = Starlette(
+            routes=routes,
+            exception_handlers={500: self._server_error, _Refused: self._refused},
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -249,6 +260,21 @@ class WorklistApp:
         if caller is None or caller.role not in UI_ROLES:
             return None
         return session, caller
+
+    def officer(self, request: Request) -> tuple[Any, Session, Caller]:
+        """The engine and the signed-in officer of a page; otherwise the page is refused
+        (:class:`_Refused`): 503 while the service starts, the sign-in page without a valid
+        session."""
+        engine = self.engine()
+        if engine is None:
+            raise _Refused(self.unavailable(request))
+        who = self.signed_in(request, engine)
+        if who is None:
+            raise _Refused(self.to_login(request))
+        return engine, *who
+
+    async def _refused(self, request: Request, exc: Exception) -> Response:
+        return exc.response
 
     def to_login(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -377,13 +403,7 @@ class WorklistApp:
 
     # -- worklist --------------------------------------------------------------------------
     def worklist(self, request: Request) -> Response:
-        engine = self.engine()
-        if engine is None:
-            return self.unavailable(request)
-        who = self.signed_in(request, engine)
-        if who is None:
-            return self.to_login(request)
-        session, caller = who
+        engine, session, caller = self.officer(request)
         settings = engine.settings
         ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "worklist"}
         try:
@@ -494,13 +514,7 @@ class WorklistApp:
 
     # -- shipment --------------------------------------------------------------------------
     def shipment(self, request: Request) -> Response:
-        engine = self.engine()
-        if engine is None:
-            return self.unavailable(request)
-        who = self.signed_in(request, engine)
-        if who is None:
-            return self.to_login(request)
-        return self._shipment_page(request, engine, *who)
+        return self._shipment_page(request, *self.officer(request))
 
     def _shipment_page(
         self,
@@ -626,13 +640,7 @@ class WorklistApp:
         return parties, linked, None
 
     async def outcome(self, request: Request) -> Response:
-        engine = self.engine()
-        if engine is None:
-            return self.unavailable(request)
-        who = await run_in_threadpool(self.signed_in, request, engine)
-        if who is None:
-            return self.to_login(request)
-        session, caller = who
+        engine, session, caller = await run_in_threadpool(self.officer, request)
         form = await request.form()
         if not self.csrf_ok(session, form):
             return self.render(
@@ -693,13 +701,7 @@ class WorklistApp:
 
     # -- model -----------------------------------------------------------------------------
     def model(self, request: Request) -> Response:
-        engine = self.engine()
-        if engine is None:
-            return self.unavailable(request)
-        who = self.signed_in(request, engine)
-        if who is None:
-            return self.to_login(request)
-        session, caller = who
+        engine, session, caller = self.officer(request)
         current = engine.model_holder.current
         report = None
         if current is not None:
@@ -726,11 +728,7 @@ class WorklistApp:
         )
 
     def capacity_curve(self, request: Request) -> Response:
-        engine = self.engine()
-        if engine is None:
-            return self.unavailable(request)
-        if self.signed_in(request, engine) is None:
-            return self.to_login(request)
+        engine, _, _ = self.officer(request)
         current = engine.model_holder.current
         report = self.reports(engine).get(current.name, current.version) if current else None
         if report is None or report.capacity_curve_png is None:

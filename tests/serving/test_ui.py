@@ -248,8 +248,24 @@ def _csrf(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
+def test_pages_while_the_service_starts_answer_503():
+    host = Starlette(routes=[Mount("/ui", app=create_app(lambda: None))])
+    with TestClient(host, base_url="http://testserver") as starting:
+        for path in ("/ui/worklist", "/ui/shipments/T00001", "/ui/model", "/ui/login"):
+            r = starting.get(path, follow_redirects=False)
+            assert r.status_code == 503 and "starting" in r.text, path
+        r = starting.post("/ui/shipments/T00001/outcome", data={"result": "clean"})
+        assert r.status_code == 503
+
+
 def test_pages_without_a_session_redirect_to_sign_in(client):
-    for path in ("/ui/worklist", "/ui/shipments/T00001", "/ui/model", "/ui/"):
+    for path in (
+        "/ui/worklist",
+        "/ui/shipments/T00001",
+        "/ui/model",
+        "/ui/model/capacity-curve.png",
+        "/ui/",
+    ):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"].startswith("/ui/")
