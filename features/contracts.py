@@ -65,6 +65,16 @@ def _text(nullable: bool = True, **kwargs) -> object:
     )
 
 
+EARLIEST: Final = pd.Timestamp("1990-01-01")
+LATEST: Final = pd.Timestamp("2100-01-01")
+"""Range of every timestamp in the contract: no customs record falls outside it, and a
+date years away from it is a typo or an attack (pandas' nanosecond time ends in 2262)."""
+
+
+def _when(nullable: bool = False) -> object:
+    return pa.Field(nullable=nullable, ge=EARLIEST, le=LATEST)
+
+
 def _ident(nullable: bool = False) -> object:
     return pa.Field(nullable=nullable, str_matches=_ID)
 
@@ -75,12 +85,10 @@ class Shipments(pa.DataFrameModel):
     shipment_id: Series[str] = pa.Field(unique=True, str_matches=_ID)
     mode: Series[str] = pa.Field(isin=MODES)
 
-    declared_at: Series[pd.Timestamp] = pa.Field(
-        ge=pd.Timestamp("1990-01-01"), le=pd.Timestamp("2100-01-01")
-    )
-    booked_at: Series[pd.Timestamp] = pa.Field(nullable=True)
-    departed_at: Series[pd.Timestamp] = pa.Field(nullable=True)
-    arrival_at: Series[pd.Timestamp] = pa.Field(nullable=True)
+    declared_at: Series[pd.Timestamp] = _when()
+    booked_at: Series[pd.Timestamp] = _when(nullable=True)
+    departed_at: Series[pd.Timestamp] = _when(nullable=True)
+    arrival_at: Series[pd.Timestamp] = _when(nullable=True)
 
     shipper_id: Series[str] = _ident()
     consignee_id: Series[str] = _ident()
@@ -143,12 +151,8 @@ class Outcomes(pa.DataFrameModel):
     """One inspection and what it found. ``result_at`` is when the result became known."""
 
     shipment_id: Series[str] = pa.Field(str_matches=_ID)
-    inspected_at: Series[pd.Timestamp] = pa.Field(
-        ge=pd.Timestamp("1990-01-01"), le=pd.Timestamp("2100-01-01")
-    )
-    result_at: Series[pd.Timestamp] = pa.Field(
-        ge=pd.Timestamp("1990-01-01"), le=pd.Timestamp("2100-01-01")
-    )
+    inspected_at: Series[pd.Timestamp] = _when()
+    result_at: Series[pd.Timestamp] = _when()
     result: Series[str] = pa.Field(isin=RESULTS)
     drug: Series[str] = pa.Field(nullable=True, isin=DRUGS)
     quantity_kg: Series[float] = pa.Field(nullable=True, ge=0, le=1_000_000)

@@ -96,6 +96,10 @@ def test_offsets_are_converted_to_naive_utc():
         ({"goods_description": "bananas\x07"}, "goods_description"),
         ({"declared_at": "yesterday"}, "declared_at"),
         ({"declared_at": "1900-01-01T00:00:00"}, "declared_at"),
+        # found by the fuzz test: outside pandas' nanosecond range it used to wrap to 2089
+        # in the frame and crash the one-shipment path
+        ({"booked_at": "0335-08-23T15:41:34.3+16:38"}, "booked_at"),
+        ({"arrival_at": "9999-01-01T00:00:00"}, "arrival_at"),
         ({"container_type": "igloo"}, "container_type"),
         ({"unknown_field": 1}, "unknown_field"),
     ],
