@@ -5,8 +5,21 @@
 * **outcomes** - one row per inspection: what was found and, crucially, *when the result became
   known* (``result_at``). History features may only use outcomes known before a shipment's time.
 
-Timestamps are naive ``datetime64`` values in UTC. The route's transshipment ports are one string
-of port codes separated by ``|`` in travel order (``"PAPTY|ESALG"``), empty when direct.
+Timestamps are naive ``datetime64`` values in UTC. A source date without a time of day is a
+calendar day and is stored as midnight of that day (never shifted by a time zone). The route's
+transshipment ports are one string of port codes separated by ``|`` in travel order
+(``"PAPTY|ESALG"``), empty when direct.
+
+Only ``shipment_id``, ``declared_at`` and ``mode`` are required: real customs exports leave
+parties, weights and values blank, and a blank is information (a feature), never a reason to
+refuse a declaration. Physical values that are odd but real (0 kg, bulk cargo above 1,000 t, a
+declared value of 0) are accepted and flagged by features, not refused.
+
+**Attributes** are a customs service's own extra fields (customs office, import type, tax
+rate...), declared per source by the mapping (:class:`AttributeSpec`): in frames they are the
+columns ``attr.<name>`` (text for ``categorical``, float for ``numeric``), in the store and the
+API one ``attributes`` object. :class:`DatasetInfo` (the attribute schema and what a positive
+label means) travels with the data (``dataset.json``) and with every model trained on it.
 
 Every reader (ingest, simulator output, the API, the store export) validates through these
 schemas, so a frame that passed here can be trusted downstream.
@@ -14,13 +27,48 @@ schemas, so a frame that passed here can be trusted downstream.
 
 from __future__ import annotations
 
-from typing import Final
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing.pandas import Series
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MODES: Final = ("sea", "air", "express")
+from features.errors import ContractError
+
+MODES: Final = (
+    "sea",
+    "rail",
+    "road",
+    "air",
+    "post",
+    "express",
+    "inland_waterway",
+    "fixed_installation",
+    "other",
+)
+"""Transport modes as customs services code them (the WCO/EU mode-of-transport list: sea, rail,
+road, air, postal consignment, fixed transport installation, inland waterway, plus express
+courier and other)."""
+
+STREAM_OF_MODE: Final = {
+    "sea": "sea",
+    "inland_waterway": "sea",
+    "air": "air",
+    "express": "express",
+    "post": "express",
+    "rail": "land",
+    "road": "land",
+    "fixed_installation": "land",
+    "other": "other",
+}
+"""The stream a mode belongs to: streams are worked by different teams with their own
+capacity (containers and bulk, air cargo, small parcels by courier or post, land borders)."""
+STREAMS: Final = ("sea", "air", "express", "land", "other")
 CONTAINER_TYPES: Final = ("dry", "reefer", "open_top", "flat_rack", "tank")
 LOAD_TYPES: Final = ("fcl", "lcl")
 FREIGHT_TERMS: Final = ("prepaid", "collect")
@@ -59,6 +107,11 @@ _ID = r"^[^\x00-\x1f\x7f]{1,64}$"
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
+def stream_of(mode: Any) -> str | None:
+    """The stream of a transport mode (None when the mode is not one of :data:`MODES`)."""
+    return STREAM_OF_MODE.get(mode) if isinstance(mode, str) else None
+
+
 def _text(nullable: bool = True, **kwargs) -> object:
     return pa.Field(
         nullable=nullable, str_length={"max_value": MAX_TEXT}, str_matches=_TEXT, **kwargs
@@ -71,16 +124,27 @@ LATEST: Final = pd.Timestamp("2100-01-01")
 date years away from it is a typo or an attack (pandas' nanosecond time ends in 2262)."""
 
 
+MAX_WEIGHT_KG: Final = 1e9
+"""A million tonnes: above any ship; bulk cargo of thousands of tonnes is real and accepted."""
+MAX_VALUE: Final = 1e13
+"""Declared values in any currency (10^13 KRW is about 7 billion USD)."""
+MAX_PACKAGES: Final = 10_000_000
+BULK_KG: Final = 1_000_000.0
+"""Declared weights above 1,000 t are bulk cargo: real, but flagged as such by features."""
+
+
 def _when(nullable: bool = False) -> object:
     return pa.Field(nullable=nullable, ge=EARLIEST, le=LATEST)
 
 
-def _ident(nullable: bool = False) -> object:
+def _ident(nullable: bool = True) -> object:
     return pa.Field(nullable=nullable, str_matches=_ID)
 
 
 class Shipments(pa.DataFrameModel):
-    """One consignment as declared: parties, route, goods, transport references."""
+    """One consignment as declared: parties, route, goods, transport references.
+
+    Required: ``shipment_id``, ``declared_at``, ``mode``; every other field may be blank."""
 
     shipment_id: Series[str] = pa.Field(unique=True, str_matches=_ID)
     mode: Series[str] = pa.Field(isin=MODES)
@@ -92,43 +156,43 @@ class Shipments(pa.DataFrameModel):
 
     shipper_id: Series[str] = _ident()
     consignee_id: Series[str] = _ident()
-    notify_party_id: Series[str] = _ident(nullable=True)
-    forwarder_id: Series[str] = _ident(nullable=True)
-    declarant_id: Series[str] = _ident(nullable=True)
-    carrier_id: Series[str] = _ident(nullable=True)
+    notify_party_id: Series[str] = _ident()
+    forwarder_id: Series[str] = _ident()
+    declarant_id: Series[str] = _ident()
+    carrier_id: Series[str] = _ident()
     shipper_name: Series[str] = _text()
     consignee_name: Series[str] = _text()
     consignee_address: Series[str] = _text()
     consignee_phone: Series[str] = pa.Field(nullable=True, str_matches=r"^\+?[0-9 ()\-]{3,32}$")
 
-    origin_country: Series[str] = pa.Field(str_matches=_COUNTRY)
-    departure_country: Series[str] = pa.Field(str_matches=_COUNTRY)
+    origin_country: Series[str] = pa.Field(nullable=True, str_matches=_COUNTRY)
+    departure_country: Series[str] = pa.Field(nullable=True, str_matches=_COUNTRY)
     loading_port: Series[str] = pa.Field(nullable=True, str_matches=_PORT)
     transshipment_ports: Series[str] = pa.Field(nullable=True, str_matches=_PORTS)
-    discharge_port: Series[str] = pa.Field(str_matches=_PORT)
+    discharge_port: Series[str] = pa.Field(nullable=True, str_matches=_PORT)
 
-    hs_code: Series[str] = pa.Field(str_matches=_HS_CODE)
+    hs_code: Series[str] = pa.Field(nullable=True, str_matches=_HS_CODE)
     goods_description: Series[str] = _text()
-    packages: Series[int] = pa.Field(ge=1, le=1_000_000)
-    gross_weight_kg: Series[float] = pa.Field(gt=0, le=1_000_000)
-    declared_value: Series[float] = pa.Field(ge=0, le=1e10)
-    currency: Series[str] = pa.Field(str_matches=_CURRENCY)
-    declared_value_usd: Series[float] = pa.Field(ge=0, le=1e10)
+    packages: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0, le=MAX_PACKAGES)
+    gross_weight_kg: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_WEIGHT_KG)
+    declared_value: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_VALUE)
+    currency: Series[str] = pa.Field(nullable=True, str_matches=_CURRENCY)
+    declared_value_usd: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_VALUE)
     freight_terms: Series[str] = pa.Field(nullable=True, isin=FREIGHT_TERMS)
     payment_method: Series[str] = pa.Field(nullable=True, isin=PAYMENT_METHODS)
 
-    bill_of_lading: Series[str] = _ident(nullable=True)
+    bill_of_lading: Series[str] = _ident()
     container_id: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z]{4}[0-9]{7}$")
     container_type: Series[str] = pa.Field(nullable=True, isin=CONTAINER_TYPES)
     load_type: Series[str] = pa.Field(nullable=True, isin=LOAD_TYPES)
     vessel: Series[str] = _text()
-    voyage: Series[str] = _ident(nullable=True)
+    voyage: Series[str] = _ident()
 
-    air_waybill: Series[str] = _ident(nullable=True)
+    air_waybill: Series[str] = _ident()
     flight: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{2,3}[0-9]{1,5}[A-Z]?$")
 
     platform: Series[str] = _text()
-    order_ref: Series[str] = _ident(nullable=True)
+    order_ref: Series[str] = _ident()
     recipient_customs_code: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{6,20}$")
 
     class Config:
@@ -181,11 +245,170 @@ OUTCOME_COLUMNS: Final = tuple(Outcomes.to_schema().columns)
 REQUIRED_SHIPMENT_COLUMNS: Final = tuple(
     name for name, col in Shipments.to_schema().columns.items() if not col.nullable
 )
+REQUIRED_OUTCOME_COLUMNS: Final = tuple(
+    name for name, col in Outcomes.to_schema().columns.items() if not col.nullable
+)
 TIMESTAMP_SHIPMENT_COLUMNS: Final = ("declared_at", "booked_at", "departed_at", "arrival_at")
+
+Kind = Literal["datetime", "int", "float", "str"]
+
+
+def column_kind(column: pa.Column) -> Kind:
+    """The kind of one contract column - how every reader, writer and API body treats it."""
+    text = str(column.dtype).lower()
+    if text.startswith("datetime64"):
+        return "datetime"
+    if text.startswith("int"):
+        return "int"
+    if text.startswith("float"):
+        return "float"
+    return "str"
+
+
+SHIPMENT_KINDS: Final[dict[str, Kind]] = {
+    n: column_kind(c) for n, c in Shipments.to_schema().columns.items()
+}
+OUTCOME_KINDS: Final[dict[str, Kind]] = {
+    n: column_kind(c) for n, c in Outcomes.to_schema().columns.items()
+}
+
+
+# -- attributes: a customs service's own fields ---------------------------------------------
+ATTRIBUTE_PREFIX: Final = "attr."
+ATTRIBUTE_NAME: Final = r"^[a-z][a-z0-9_]{0,47}$"
+ATTRIBUTE_KINDS: Final = ("categorical", "numeric")
+MAX_ATTRIBUTES: Final = 64
+MAX_ATTRIBUTE_TEXT: Final = 200
+_ATTRIBUTE_NAME_RE: Final = re.compile(ATTRIBUTE_NAME)
+_ATTRIBUTE_TEXT_RE: Final = re.compile(r"^[^\x00-\x1f\x7f]*$")
+
+
+class AttributeSpec(BaseModel):
+    """One attribute of a source: ``categorical`` (a code: customs office, import type) or
+    ``numeric`` (a number: tax rate). ``label`` is how an officer reads its name ("import
+    type"); by default the name with spaces for underscores."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["categorical", "numeric"]
+    label: str | None = Field(default=None, max_length=80)
+    description: str | None = Field(default=None, max_length=500)
+
+    def wording(self, name: str) -> str:
+        return self.label or name.replace("_", " ")
+
+
+class LabelMeaning(BaseModel):
+    """What a positive label means for a dataset and every model trained on it: ``name`` of
+    the target ("narcotics seizure", "duty fraud") and ``positive``, the noun for one positive
+    result in reasons ("seizure", "fraud finding")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(default="narcotics seizure", min_length=1, max_length=80)
+    positive: str = Field(default="seizure", min_length=1, max_length=40)
+
+
+class DatasetInfo(BaseModel):
+    """What travels with a data directory (``dataset.json``) and with every model trained on
+    it: the attribute schema and the meaning of the label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: LabelMeaning = Field(default_factory=LabelMeaning)
+    attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _names(cls, attributes: dict[str, AttributeSpec]) -> dict[str, AttributeSpec]:
+        bad = [n for n in attributes if not _ATTRIBUTE_NAME_RE.match(n)]
+        if bad:
+            raise ValueError(
+                f"attribute name {bad[0]!r} must be lower-case letters, digits and _ "
+                "(starting with a letter, at most 48 characters)"
+            )
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise ValueError(f"at most {MAX_ATTRIBUTES} attributes, got {len(attributes)}")
+        return attributes
+
+
+def attribute_column(name: str) -> str:
+    """The frame column of an attribute."""
+    return ATTRIBUTE_PREFIX + name
+
+
+def attribute_columns(frame: pd.DataFrame) -> list[str]:
+    """The attribute columns of a frame, in the frame's order."""
+    return [c for c in frame.columns if isinstance(c, str) and c.startswith(ATTRIBUTE_PREFIX)]
+
+
+def check_attribute_value(name: str, spec: AttributeSpec, value: Any) -> str | float | None:
+    """One attribute value as the contract keeps it (text for categorical, float for numeric,
+    None for missing); :class:`ContractError` naming the attribute when it cannot be."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if spec.kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ContractError(f"attributes.{name}: must be a number, got {value!r}")
+        number = float(value)
+        if not math.isfinite(number) or abs(number) > 1e15:
+            raise ContractError(f"attributes.{name}: must be a finite number, got {value!r}")
+        return number
+    if isinstance(value, bool) or not isinstance(value, (str, int, np.integer)):
+        raise ContractError(f"attributes.{name}: must be text (a code), got {value!r}")
+    text = str(value).strip()
+    if len(text) > MAX_ATTRIBUTE_TEXT or not _ATTRIBUTE_TEXT_RE.match(text):
+        raise ContractError(
+            f"attributes.{name}: at most {MAX_ATTRIBUTE_TEXT} characters without control characters"
+        )
+    return text or None
+
+
+def check_attributes(
+    values: Mapping[str, Any] | None, schema: Mapping[str, AttributeSpec]
+) -> dict[str, str | float | None]:
+    """One shipment's attributes checked against a schema: an attribute the schema does not
+    know is a :class:`ContractError` naming it; a missing one is simply missing."""
+    values = values or {}
+    unknown = [n for n in values if n not in schema]
+    if unknown:
+        known = ", ".join(schema) or "none"
+        raise ContractError(
+            f"attributes.{unknown[0]}: not an attribute of this model (known: {known})"
+        )
+    return {n: check_attribute_value(n, schema[n], values.get(n)) for n in schema}
+
+
+def attribute_frame(frame: pd.DataFrame, schema: Mapping[str, AttributeSpec]) -> pd.DataFrame:
+    """The ``attr.*`` columns of ``frame`` in the schema's order and kinds (text or float, absent
+    ones missing). A column the schema does not know is a :class:`ContractError`."""
+    present = attribute_columns(frame)
+    unknown = [c for c in present if c.removeprefix(ATTRIBUTE_PREFIX) not in schema]
+    if unknown:
+        raise ContractError(f"{unknown[0]}: not an attribute of the schema ({', '.join(schema)})")
+    out = {}
+    for name, spec in schema.items():
+        column = attribute_column(name)
+        if column not in frame.columns:
+            values = pd.Series(np.nan if spec.kind == "numeric" else None, index=frame.index)
+        else:
+            values = frame[column]
+        if spec.kind == "numeric":
+            number = pd.to_numeric(values, errors="coerce").astype("float64")
+            bad = values.notna() & number.isna()
+            if bad.any():
+                raise ContractError(f"{column}: not a number ({values[bad].iloc[0]!r})")
+            out[column] = number
+        else:
+            text = np.empty(len(values), dtype=object)
+            text[:] = [
+                None if v is None or v is pd.NA or v != v else (str(v).strip() or None)
+                for v in values.tolist()
+            ]
+            out[column] = pd.Series(text, index=frame.index, dtype=object)
+    return pd.DataFrame(out, index=frame.index)
 
 
 def conform(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Return ``frame`` with exactly ``columns`` in contract order, absent optional ones as nulls.
+    """Return ``frame`` with exactly ``columns`` in contract order, absent optional ones as nulls,
+    followed by its attribute columns (``attr.*``) if it has any.
 
     Sources rarely carry every optional field; this fills the gaps so validation can judge the
     rest. It never invents values for required fields (validation will name them instead).
@@ -193,14 +416,42 @@ def conform(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     out = frame.copy()
     for name in columns:
         if name not in out.columns:
-            out[name] = pd.NA
-    return out[list(columns)]
+            out[name] = _blank(_KINDS.get(name, "str"), len(out), out.index)
+    return out[[*columns, *attribute_columns(frame)]]
 
 
-def validate_shipments(frame: pd.DataFrame, *, lazy: bool = True) -> pd.DataFrame:
+_KINDS: Final[dict[str, Kind]] = {**OUTCOME_KINDS, **SHIPMENT_KINDS}
+_BLANK_DTYPES: Final = {
+    "datetime": "datetime64[ns]",
+    "int": "Int64",
+    "float": "float64",
+    "str": "object",
+}
+
+
+def _blank(kind: Kind, n: int, index: pd.Index) -> pd.Series:
+    """A column of ``n`` missing values of one contract kind."""
+    if kind == "str":
+        return pd.Series([None] * n, index=index, dtype=object)
+    return pd.Series(pd.NA if kind == "int" else np.nan, index=index, dtype=_BLANK_DTYPES[kind])
+
+
+def validate_shipments(
+    frame: pd.DataFrame,
+    *,
+    lazy: bool = True,
+    attributes: Mapping[str, AttributeSpec] | None = None,
+) -> pd.DataFrame:
     """Validate (and coerce) a shipments frame; raises ``pandera.errors.SchemaErrors`` naming
-    every failing field and row when ``lazy``."""
-    return Shipments.validate(conform(frame, SHIPMENT_COLUMNS), lazy=lazy)
+    every failing field and row when ``lazy``. Attribute columns (``attr.*``) are kept after the
+    contract columns, checked against ``attributes`` when given (:func:`attribute_frame`)."""
+    frame = conform(frame, SHIPMENT_COLUMNS)
+    core = Shipments.validate(frame[list(SHIPMENT_COLUMNS)], lazy=lazy)
+    extra = attribute_columns(frame)
+    if attributes is None and not extra:
+        return core
+    attrs = attribute_frame(frame, attributes) if attributes is not None else frame[extra]
+    return pd.concat([core, attrs.set_axis(core.index)], axis=1)
 
 
 def validate_outcomes(frame: pd.DataFrame, *, lazy: bool = True) -> pd.DataFrame:

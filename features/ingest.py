@@ -34,7 +34,16 @@ import pandas as pd
 import pandera.errors
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
-from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    OUTCOME_KINDS,
+    REQUIRED_OUTCOME_COLUMNS,
+    REQUIRED_SHIPMENT_COLUMNS,
+    SHIPMENT_COLUMNS,
+    SHIPMENT_KINDS,
+    Outcomes,
+    Shipments,
+)
 
 UNITS_TO_KG: Final = {"kg": 1.0, "t": 1000.0, "g": 0.001, "lb": 0.45359237}
 """Weight units a source may use for ``*_kg`` fields, with their size in kilograms."""
@@ -49,30 +58,8 @@ ROW_FIELD: Final = "(row)"
 _MAX_SHOWN: Final = 200
 
 
-def _kinds(model: type) -> dict[str, str]:
-    """Contract field -> 'datetime' | 'int' | 'float' | 'str', read from the pandera schema."""
-    out = {}
-    for name, column in model.to_schema().columns.items():
-        dtype = str(column.dtype)
-        if "datetime" in dtype:
-            out[name] = "datetime"
-        elif "int" in dtype:
-            out[name] = "int"
-        elif "float" in dtype:
-            out[name] = "float"
-        else:
-            out[name] = "str"
-    return out
-
-
-SHIPMENT_KINDS: Final = _kinds(Shipments)
-OUTCOME_KINDS: Final = _kinds(Outcomes)
-_REQUIRED_SHIPMENT: Final = tuple(
-    n for n, c in Shipments.to_schema().columns.items() if not c.nullable
-)
-_REQUIRED_OUTCOME: Final = tuple(
-    n for n, c in Outcomes.to_schema().columns.items() if not c.nullable and n != "shipment_id"
-)
+_REQUIRED_SHIPMENT: Final = REQUIRED_SHIPMENT_COLUMNS
+_REQUIRED_OUTCOME: Final = tuple(n for n in REQUIRED_OUTCOME_COLUMNS if n != "shipment_id")
 _SHIPMENTS_SCHEMA: Final = Shipments.to_schema()
 _OUTCOMES_SCHEMA: Final = Outcomes.to_schema()
 _UNIQUE_SHIPMENT: Final = tuple(n for n, c in Shipments.to_schema().columns.items() if c.unique)

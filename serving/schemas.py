@@ -23,7 +23,13 @@ from pyarrow import ArrowException, large_string
 from pyarrow import array as pa_array
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    SHIPMENT_COLUMNS,
+    Outcomes,
+    Shipments,
+    column_kind,
+)
 
 
 def _exclusive_bounds(prop: dict[str, Any]) -> None:
@@ -64,15 +70,11 @@ _CONFIG = ConfigDict(
 )
 
 
-def _python_type(dtype: Any) -> type:
-    text = str(dtype)
-    if text.startswith("datetime64"):
-        return dt.datetime
-    if text.startswith("int"):
-        return int
-    if text.startswith("float"):
-        return float
-    return str
+_PYTHON_TYPES = {"datetime": dt.datetime, "int": int, "float": float, "str": str}
+
+
+def _python_type(column: pa.Column) -> type:
+    return _PYTHON_TYPES[column_kind(column)]
 
 
 def _bound(value: Any) -> Any:
@@ -82,7 +84,7 @@ def _bound(value: Any) -> Any:
 def field_spec(column: pa.Column) -> tuple[Any, Any]:
     """The pydantic (annotation, FieldInfo) of one contract column: same type, nullability,
     pattern, maximum length, allowed values and range as the pandera column."""
-    base: Any = _python_type(column.dtype)
+    base: Any = _python_type(column)
     kwargs: dict[str, Any] = {}
     for check in column.checks:
         stats = check.statistics or {}
@@ -126,9 +128,7 @@ def _naive_utc(value: Any) -> Any:
 
 def _model_from_contract(name: str, schema: pa.DataFrameSchema, doc: str) -> type[BaseModel]:
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
-    timestamp_fields = [
-        n for n, c in schema.columns.items() if _python_type(c.dtype) is dt.datetime
-    ]
+    timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
     validators = {}
     if timestamp_fields:
         validators["_iso"] = field_validator(*timestamp_fields, mode="before")(
@@ -186,7 +186,7 @@ def _frame(
     data: dict[str, Any] = {}
     for name in columns:
         values = by_column[name]
-        kind = _python_type(schema.columns[name].dtype)
+        kind = _python_type(schema.columns[name])
         if kind is dt.datetime:
             if small:
                 data[name] = np.array(
@@ -198,7 +198,7 @@ def _frame(
                     pd.Series(values, dtype="object"), errors="raise"
                 ).astype("datetime64[ns]")
         elif kind is int:
-            data[name] = np.array(values, dtype="int64")
+            data[name] = pd.array(values, dtype="Int64")
         elif kind is float:
             data[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         else:

@@ -37,27 +37,30 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from features.contracts import OUTCOME_COLUMNS, SHIPMENT_COLUMNS, Outcomes, Shipments
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    SHIPMENT_COLUMNS,
+    Outcomes,
+    Shipments,
+    column_kind,
+)
 from features.errors import CargoriskError
 
 ROLES = ("system", "officer", "admin")
 KEY_PREFIX = "crk_"
 
 
-def _sql_type(dtype: Any) -> sa.types.TypeEngine:
-    text = str(dtype)
-    if text.startswith("datetime64"):
-        return sa.DateTime()
-    if text.startswith("int"):
-        return sa.BigInteger()
-    if text.startswith("float"):
-        return sa.Float()
-    return sa.Text()
+_SQL_TYPES = {
+    "datetime": sa.DateTime,
+    "int": sa.BigInteger,
+    "float": sa.Float,
+    "str": sa.Text,
+}
 
 
 def _contract_columns(schema) -> list[sa.Column]:
     return [
-        sa.Column(name, _sql_type(col.dtype), nullable=bool(col.nullable))
+        sa.Column(name, _SQL_TYPES[column_kind(col)](), nullable=bool(col.nullable))
         for name, col in schema.columns.items()
     ]
 
@@ -236,7 +239,7 @@ def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict
         elif pd.api.types.is_float_dtype(series):
             values = [None if np.isnan(v) else float(v) for v in series.to_numpy()]
         elif pd.api.types.is_integer_dtype(series):
-            values = [int(v) for v in series.to_numpy()]
+            values = [None if pd.isna(v) else int(v) for v in series.to_numpy(dtype=object)]
         else:
             values = [None if v is None or v is pd.NA or v != v else str(v) for v in series]
         out[name] = values
@@ -837,13 +840,13 @@ class Store:
 def _as_contract(frame: pd.DataFrame, schema, columns) -> pd.DataFrame:
     out = {}
     for name in columns:
-        dtype = str(schema.columns[name].dtype)
+        kind = column_kind(schema.columns[name])
         series = frame[name]
-        if dtype.startswith("datetime64"):
+        if kind == "datetime":
             out[name] = pd.to_datetime(series).astype("datetime64[ns]")
-        elif dtype.startswith("int"):
-            out[name] = series.astype("int64")
-        elif dtype.startswith("float"):
+        elif kind == "int":
+            out[name] = series.astype("Int64")
+        elif kind == "float":
             out[name] = series.astype("float64")
         else:
             out[name] = series.astype(schema.columns[name].dtype.type)

@@ -241,7 +241,7 @@ def test_optional_columns_may_be_absent_and_no_outcomes_is_fine(world):
     assert len(state.features(slim.iloc[[20]])) == 1
 
 
-@pytest.mark.parametrize("column", ["consignee_id", "declared_at", "hs_code"])
+@pytest.mark.parametrize("column", ["shipment_id", "declared_at", "mode"])
 def test_missing_required_column_is_named(world, column):
     shipments, outcomes = world
     with pytest.raises(ContractError, match=column):
@@ -277,8 +277,8 @@ def test_one_shipment_as_a_mapping_gives_the_same_row(world):
     record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
     from_mapping = state.features(record)
     assert_same_features(from_frame.reset_index(drop=True), from_mapping)
-    with pytest.raises(ContractError, match="consignee_id"):
-        state.features({k: v for k, v in record.items() if k != "consignee_id"})
+    with pytest.raises(ContractError, match="mode"):
+        state.features({k: v for k, v in record.items() if k != "mode"})
 
 
 def test_bulk_history_equals_adding_one_chunk_at_a_time(world):

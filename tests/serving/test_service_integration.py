@@ -202,8 +202,8 @@ BAD_SCORE_BODIES = [
     ("not an object", b"[1, 2, 3]", None),
     (
         "missing field",
-        {"shipment": {k: v for k, v in _ship(1).items() if k != "hs_code"}},
-        "hs_code",
+        {"shipment": {k: v for k, v in _ship(1).items() if k != "mode"}},
+        "mode",
     ),
     ("wrong type", {"shipment": _ship(1, packages="twelve")}, "packages"),
     ("out of range", {"shipment": _ship(1, gross_weight_kg=-5)}, "gross_weight_kg"),

@@ -107,7 +107,7 @@ def test_scope_and_view_filters():
     ("params", "field"),
     [
         ({"day": "2026-13-01"}, "day"),
-        ({"mode": "rail"}, "mode"),
+        ({"mode": "truck"}, "mode"),
         ({"band": "extreme"}, "band"),
         ({"port": "NOT A PORT"}, "port"),
         ({"transport": "x" * 65}, "transport"),

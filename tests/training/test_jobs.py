@@ -211,7 +211,7 @@ def small():
         ("no_positive", "no inspection found narcotics"),
         ("no_inspection", "no shipment has an inspection outcome"),
         ("single_day", "1 day(s)"),
-        ("missing_column", "lacks required column(s): consignee_id"),
+        ("missing_column", "lacks required column(s): mode"),
         ("missing_table", "no outcomes table"),
         ("bad_value", "origin_country"),
         ("not_a_dir", "not a directory"),
@@ -228,7 +228,7 @@ def test_bad_input_is_one_clear_error(home, tmp_path, small, capsys, case, messa
     elif case == "single_day":
         s = s.assign(declared_at=pd.Timestamp("2026-03-05 10:00"), arrival_at=pd.NaT)
     elif case == "missing_column":
-        s = s.drop(columns=["consignee_id"])
+        s = s.drop(columns=["mode"])
     elif case == "missing_table":
         o = None
     elif case == "bad_value":
