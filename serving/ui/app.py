@@ -177,8 +177,8 @@ class WorklistApp:
         env.globals["BANDS"] = wl.BANDS
         env.globals["MODES"] = MODES
         env.globals["may"] = may
-        self._signer: CookieSigner | None = None
-        self._reports: ModelReports | None = None
+        self._signer: tuple[tuple, CookieSigner] | None = None
+        self._reports: tuple[str, ModelReports] | None = None
         routes = [
             Route("/", self.index, name="index"),
             Route("/login", self.login_page, name="login", methods=["GET"]),
@@ -223,16 +223,13 @@ class WorklistApp:
         return self.resolve()
 
     def signer(self, engine) -> CookieSigner:
-        if self._signer is None:
-            settings = engine.settings
-            configured = getattr(settings, "ui_secret", None)
-            self._signer = CookieSigner(
-                load_secret(
-                    settings.home,
-                    configured.get_secret_value() if configured is not None else None,
-                )
-            )
-        return self._signer
+        """The cookie signer of the engine's settings (read once per home and secret)."""
+        settings = engine.settings
+        configured = getattr(settings, "ui_secret", None)
+        text = configured.get_secret_value() if configured is not None else None
+        if self._signer is None or self._signer[0] != (settings.home, text):
+            self._signer = ((settings.home, text), CookieSigner(load_secret(settings.home, text)))
+        return self._signer[1]
 
     @staticmethod
     def session_limits(engine) -> dict[str, dt.timedelta]:
@@ -252,9 +249,10 @@ class WorklistApp:
         )
 
     def reports(self, engine) -> ModelReports:
-        if self._reports is None:
-            self._reports = ModelReports(engine.settings.tracking_uri)
-        return self._reports
+        uri = engine.settings.tracking_uri
+        if self._reports is None or self._reports[0] != uri:
+            self._reports = (uri, ModelReports(uri))
+        return self._reports[1]
 
     @staticmethod
     def root(request: Request) -> str:
