@@ -24,7 +24,7 @@ from serving.ui import worklist as wl
 from serving.ui.app import create_app
 from serving.ui.session import COOKIE, CookieSigner, SignInThrottle
 from tests.serving.conftest import make_shipment
-from tests.serving.helpers import tiny_history, train_tiny_model
+from tests.serving.helpers import service_app, tiny_history, train_tiny_model
 
 pytest.importorskip("features.online", reason="online feature state not available yet")
 
@@ -543,9 +543,7 @@ def test_unknown_shipment_is_a_404_page(client, engine):
 
 
 def test_the_service_mounts_the_worklist(home):
-    from serving.service import CargoRisk
-
-    with TestClient(CargoRisk.to_asgi()) as c:
+    with TestClient(service_app()) as c:
         r = c.get("/ui/login")
         assert r.status_code == 200 and "Sign in" in r.text
         assert (
