@@ -461,8 +461,8 @@ def _blank(value: Any) -> float:
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """``numerator / denominator``, NaN where the denominator is 0 or missing: a declared
     weight or package count of 0 is real (and flagged on its own), but not a divisor."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+    out = np.full(len(numerator), np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def small_parcel(mode: np.ndarray) -> np.ndarray:
@@ -479,6 +479,11 @@ def de_minimis_margins(value, value_usd, currency, mode) -> np.ndarray:
     (0 = right at it), for aligned arrays; NaN outside the express stream (express courier and
     post) or for values above every threshold. The declaration currency's own thresholds apply
     when it has any, else the USD value is judged against :data:`DE_MINIMIS_USD`."""
+    return _margins(value, value_usd, currency, small_parcel(mode))
+
+
+def _margins(value, value_usd, currency, parcel: np.ndarray) -> np.ndarray:
+    """:func:`de_minimis_margins` with the express-stream mask already known."""
     value = np.asarray(value, dtype="float64")
     value_usd = np.asarray(value_usd, dtype="float64")
     currency = np.asarray(currency, dtype=object)
@@ -495,7 +500,7 @@ def de_minimis_margins(value, value_usd, currency, mode) -> np.ndarray:
     for limit in DE_MINIMIS_USD:
         ok = ~own & (value_usd <= limit)
         best[ok] = np.minimum(best[ok], (limit - value_usd[ok]) / limit)
-    best[np.isinf(best) | ~small_parcel(mode)] = np.nan
+    best[np.isinf(best) | ~parcel] = np.nan
     return best
 
 
@@ -504,9 +509,11 @@ def de_minimis_margin(value: float, value_usd: float, currency: str | None, mode
     return float(de_minimis_margins([value], [value_usd], [currency], [mode])[0])
 
 
-def _flag(condition: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """1 / 0 where ``known``, NaN where the field it judges was not declared."""
-    return np.where(known, condition.astype("float64"), np.nan)
+def _flag(condition: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """1 / 0, NaN where the field it judges was not declared (``blank``)."""
+    out = condition.astype("float64")
+    out[blank] = np.nan
+    return out
 
 
 def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -530,35 +537,38 @@ def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out["declaration_lead_days"] = (p["arrival_at"] - p["t"]) / NS_PER_DAY
     out["generic_description"] = p["generic"]
     parcel = small_parcel(p["mode"])
-    margins = de_minimis_margins(p["declared_value"], value, p["currency"], p["mode"])
+    margins = _margins(p["declared_value"], value, p["currency"], parcel)
     out["de_minimis_margin"] = margins
     near = (margins <= NEAR_DE_MINIMIS).astype("float64")
     near[~parcel] = np.nan
     out["near_de_minimis"] = near
 
-    weighed = ~np.isnan(weight)
-    out["weight_zero"] = _flag(weight == 0, weighed)
-    out["weight_bulk"] = _flag(weight > BULK_KG, weighed)
+    blank_weight = np.isnan(weight)
+    out["weight_zero"] = _flag(weight == 0, blank_weight)
+    out["weight_bulk"] = _flag(weight > BULK_KG, blank_weight)
     # the value in the declaration currency, else in USD when only that was given
-    declared = np.where(np.isnan(p["declared_value"]), value, p["declared_value"])
-    valued = ~np.isnan(declared)
-    out["value_zero"] = _flag(declared == 0, valued)
-    blank = {
-        "shipper": pd.isna(p["shipper"]),
-        "consignee": pd.isna(p["consignee"]),
-        "origin": pd.isna(p["origin"]),
-        "departure": pd.isna(p["departure"]),
-        "hs": pd.isna(p["hs"]),
-        "goods_description": p["description_blank"] > 0,
-        "packages": np.isnan(packages),
-        "gross_weight_kg": ~weighed,
-        "value": ~valued,
-    }
-    out["shipper_not_declared"] = blank["shipper"].astype("float64")
-    out["consignee_not_declared"] = blank["consignee"].astype("float64")
-    out["undeclared_share"] = sum(blank[f].astype("float64") for f in CORE_FIELDS) / len(
-        CORE_FIELDS
+    declared = p["declared_value"]
+    blank_value = np.isnan(declared)
+    if blank_value.any():
+        declared = np.where(blank_value, value, declared)
+        blank_value = np.isnan(declared)
+    out["value_zero"] = _flag(declared == 0, blank_value)
+    no_shipper = np.equal(p["shipper"], None)
+    no_consignee = np.equal(p["consignee"], None)
+    out["shipper_not_declared"] = no_shipper.astype("float64")
+    out["consignee_not_declared"] = no_consignee.astype("float64")
+    blanks = (  # the CORE_FIELDS
+        no_shipper.astype("float64")
+        + no_consignee
+        + np.equal(p["origin"], None)
+        + np.equal(p["departure"], None)
+        + np.equal(p["hs"], None)
+        + p["description_blank"]
+        + np.isnan(packages)
+        + blank_weight
+        + blank_value
     )
+    out["undeclared_share"] = blanks / len(CORE_FIELDS)
     return out
 
 
