@@ -250,13 +250,13 @@ def feature_frame(
     attrs = tuple((attribute_column(n), s.kind) for n, s in (attributes or {}).items())
     columns, objects, numeric, obj_place, num_place, date_place = _layout(attrs)
     n = len(ids)
-    obj = np.empty((len(obj_place), n), dtype=object)
-    obj[0] = ids
-    for j, name in enumerate(objects, start=1):
-        obj[j] = cols[name]
-    num = np.empty((len(num_place), n), dtype="float64")
-    for j, name in enumerate(numeric):
-        num[j] = cols[name]
+    # one concatenation per block (feature by feature, each n long), not a row copy each
+    obj = np.concatenate(
+        [np.asarray(ids, dtype=object), *(cols[name] for name in objects)], dtype=object
+    ).reshape(len(obj_place), n)
+    num = np.concatenate([cols[name] for name in numeric], dtype="float64").reshape(
+        len(num_place), n
+    )
     dates = np.asarray(declared_at, dtype="datetime64[ns]").reshape(1, n)
     if not isinstance(index, pd.Index):
         index = pd.Index(index)
