@@ -27,6 +27,8 @@ from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from simulator.core import SimulatedWorld
 from simulator.messy import ATTRIBUTES, CRITICAL_KG, EXPORT_MODES, OFFICES, OTHER_MODE
@@ -34,6 +36,7 @@ from simulator.output import TRUTH_COLUMNS, check_out_dir
 
 CHUNK_ROWS: Final = 100_000
 DATE_FORMAT: Final = "%Y-%m-%d"
+"""How the export writes dates (Arrow's date text is exactly this)."""
 TIMEZONE: Final = "Asia/Seoul"
 
 CONTAINER_CODES: Final = {
@@ -73,17 +76,26 @@ def _coded(column: str, codes: dict[str, str]) -> Callable[[pd.DataFrame], pd.Se
     return lambda c: c[column].map(codes)
 
 
+def _as_text(values: pd.Series, arrow_type: pa.DataType | None = None) -> pd.Series:
+    """Arrow's text of each value: dates as YYYY-MM-DD, whole numbers without a decimal point,
+    other numbers in the shortest form that reads back as the same float; blank stays blank."""
+    array = pa.Array.from_pandas(values)
+    if arrow_type is not None:
+        array = array.cast(arrow_type)
+    text = array.cast(pa.string()).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    return text.astype("str").set_axis(values.index)
+
+
 def _date(column: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda c: c[column].dt.strftime(DATE_FORMAT)
+    return lambda c: _as_text(c[column], pa.date32())
 
 
 def _number(column: str) -> Callable[[pd.DataFrame], pd.Series]:
-    """Shortest text that reads back as the same float, blank for missing."""
-    return lambda c: c[column].map(lambda x: repr(float(x)), na_action="ignore")
+    return lambda c: _as_text(c[column])
 
 
 def _count(column: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda c: c[column].astype("Int64").astype("str").where(c[column].notna())
+    return lambda c: _as_text(c[column], pa.int64())
 
 
 def _where_mode(column: str, modes: tuple[str, ...]) -> Callable[[pd.DataFrame], pd.Series]:
@@ -194,6 +206,8 @@ COLUMNS: Final = (
 """Every column of ``declarations.csv``, in order, and the contract field or attribute
 (``attr:<name>``) it feeds."""
 
+CSV_SCHEMA: Final = pa.schema([(col.name, pa.string()) for col in COLUMNS])
+
 LABELS: Final = {
     "Fraud": ("narcotics seizure", "seizure"),
     "Critical Fraud": ("critical narcotics seizure", "critical seizure"),
@@ -219,11 +233,11 @@ def labels(world: SimulatedWorld) -> pd.DataFrame:
     return known.reindex(ids).set_axis(world.shipments.index)
 
 
-def render_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
+def render_chunk(chunk: pd.DataFrame) -> pa.Table:
     """The export's columns for a chunk of the messy world (with its label columns), as text;
     missing values stay missing (written as empty fields)."""
-    out = {col.name: col.render(chunk) for col in COLUMNS}
-    return pd.DataFrame(out, index=chunk.index).astype(object)
+    out = {col.name: col.render(chunk).astype("str") for col in COLUMNS}
+    return pa.Table.from_pandas(pd.DataFrame(out), schema=CSV_SCHEMA, preserve_index=False)
 
 
 def write_export(out: Path, world: SimulatedWorld) -> dict[str, Path]:
@@ -237,11 +251,12 @@ def write_export(out: Path, world: SimulatedWorld) -> dict[str, Path]:
     target = out / "declarations.csv"
     partial = out / ".declarations.csv.partial"
     shipments, tags = world.shipments, labels(world)
-    with open(partial, "w", encoding="utf-8", newline="") as handle:
-        for start in range(0, max(len(shipments), 1), CHUNK_ROWS):
+    # Arrow writes UTF-8, quotes every text value (as many exports do) and leaves blanks empty
+    with pacsv.CSVWriter(partial, CSV_SCHEMA) as writer:
+        for start in range(0, len(shipments), CHUNK_ROWS):
             chunk = shipments.iloc[start : start + CHUNK_ROWS]
             chunk = pd.concat([chunk, tags.iloc[start : start + CHUNK_ROWS]], axis=1)
-            render_chunk(chunk).to_csv(handle, index=False, header=start == 0, na_rep="")
+            writer.write_table(render_chunk(chunk))
     os.replace(partial, target)
     paths["declarations"] = target
     for name, label in (("mapping", "Fraud"), ("mapping_critical", "Critical Fraud")):

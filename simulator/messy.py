@@ -59,7 +59,7 @@ RAIL_EUROPE_LCL_SHARE: Final = 0.3
 OTHER_AIR_SHARE: Final = 0.015
 BULK_HEADINGS: Final = ("1201", "7210", "4703")
 """Soybeans, flat-rolled steel and wood pulp: some importers bring them as vessel loads."""
-BULK_IMPORTER_SHARE: Final = 0.2
+BULK_IMPORTER_SHARE: Final = 0.15
 BULK_T: Final = (1_500.0, 60_000.0)
 BLANK_SELLER_SHARE: Final = 0.045
 """Share of the other declarations that leave the seller id empty."""
