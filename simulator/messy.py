@@ -16,7 +16,8 @@ is the model here) has:
   and pulp declare whole vessel loads above 1,000 t (about 0.3 %);
 * **free-of-charge gifts** declared with a value of 0;
 * **6-digit HS codes** and **calendar dates** (the Korean date of declaration, booking,
-  departure and arrival, no time of day);
+  departure and arrival, no time of day); a direct route is an empty field, as blank as an
+  undeclared one;
 * the service's **own attributes** (customs office, process type, import type and use, duty
   payment type, tax rate and type, origin certificate, manifest amendments, bonded warehouse,
   declaration channel). Some carry risk signal because they are correlated with the hidden
@@ -213,6 +214,8 @@ def make_messy(
     for col in ("declared_value", "declared_value_usd"):
         s[col] = s[col].where(~free, 0.0)
     s["hs_code"] = hs.str[:6]
+    # a direct route is an empty field in a CSV, which reads as "not declared"
+    s["transshipment_ports"] = s["transshipment_ports"].mask(s["transshipment_ports"] == "")
     for col in ("declared_at", "booked_at", "departed_at", "arrival_at"):
         s[col] = (s[col] + KST).dt.floor("D")
 
