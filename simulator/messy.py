@@ -177,7 +177,6 @@ def make_messy(
     n = len(s)
     illicit = truth["illicit"].to_numpy()
     scheme = truth["scheme"].to_numpy()
-    # smugglers' own cargo (rip-on/rip-off loads travel in honest exporters' containers)
     # traits of a trade relationship (shipper, consignee), of an importer, and of one row
     n_parties = len(world.parties)
     shipper_u, consignee_u = rng.random((3, n_parties)), rng.random((3, n_parties))
@@ -233,8 +232,10 @@ def _bulk(s: pd.DataFrame, bulk: np.ndarray, rng: np.random.Generator) -> None:
     s["gross_weight_kg"] = np.where(bulk, np.round(tonnes * 1000), s["gross_weight_kg"])
     whole = s["currency"].isin(["JPY", "KRW", "VND", "IDR", "CLP", "COP", "LAK", "XOF"])
     value = s["declared_value"].to_numpy() * factor
-    s["declared_value"] = np.where(whole, np.round(value), np.round(value, 2))
-    s["declared_value_usd"] = np.round(s["declared_value_usd"].to_numpy() * factor, 2)
+    value = np.where(whole, np.round(value), np.round(value, 2))
+    s["declared_value"] = np.where(bulk, value, s["declared_value"])
+    usd = np.round(s["declared_value_usd"].to_numpy() * factor, 2)
+    s["declared_value_usd"] = np.where(bulk, usd, s["declared_value_usd"])
     for col in ("container_id", "container_type", "load_type"):
         s[col] = s[col].where(~bulk, None)
     s["packages"] = s["packages"].astype("Int64").mask(bulk)
