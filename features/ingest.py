@@ -1091,6 +1091,55 @@ def _blanked(issues: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _outcome_failures(
+    outcomes: pd.DataFrame, declared_at: pd.Series, read: pd.DataFrame
+) -> pd.DataFrame:
+    """The outcomes contract's failures (never fatal: the outcome is left out, the shipment is
+    still scored), under ``outcome.<field>``."""
+    if outcomes.empty:
+        return _no_issues()
+    found = _schema_failures(Outcomes, outcomes.reset_index(drop=True), list(OUTCOME_COLUMNS))
+    found["pos"] = outcomes.index.to_numpy()[found["pos"].to_numpy()]
+    # the outcome's shipment_id is the shipment's own, judged there already
+    found = found[found["field"] != "shipment_id"]
+    found["field"] = [
+        ", ".join(OUTCOME_PREFIX + f for f in str(fields).split(", ")) for fields in found["field"]
+    ]
+    # outcome dates derived from a missing or unreadable declaration date fail only as a
+    # consequence: the declaration date's own failure is the reason worth reading
+    no_date = np.flatnonzero(declared_at.isna().to_numpy())
+    found = found[~found["pos"].isin(no_date)]
+    return _without_parsed(found, read).assign(fatal=False)
+
+
+def _repeats(shipments: pd.DataFrame, bad: np.ndarray, seen_ids: AbstractSet[str]) -> pd.DataFrame:
+    """Rows repeating a unique field (the contract's ``unique`` flag: ``shipment_id``) of an
+    accepted row, earlier in the chunk or in ``seen_ids``: the first accepted occurrence wins."""
+    found = _Issues()
+    for name in _UNIQUE_SHIPMENT:
+        ids = shipments[name]
+        repeat = ids.notna() & ~pd.Series(bad) & ids.where(~bad).duplicated(keep="first")
+        earlier = np.fromiter(
+            map(seen_ids.__contains__, ids.to_numpy(dtype=object)), dtype=bool, count=len(ids)
+        )
+        dup = (repeat.to_numpy() | earlier) & ids.notna().to_numpy() & ~bad
+        found.add(dup, name, "repeats an earlier accepted row (first one kept)", ids, fatal=True)
+    return found.frame()
+
+
+def _blank(shipments: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
+    """``shipments`` with the values named by (non-fatal) ``issues`` left blank; values that
+    could not be read are blank already, this blanks those the contract refused."""
+    out = shipments.copy()
+    for field, positions in issues.groupby("field", sort=False)["pos"]:
+        mask = np.zeros(len(out), dtype=bool)
+        mask[positions.to_numpy()] = True
+        for name in str(field).split(", "):
+            if name in out.columns:
+                out[name] = out[name].mask(mask)
+    return out
+
+
 def ingest_chunk(
     chunk: pd.DataFrame,
     mapping: Mapping,
@@ -1134,50 +1183,19 @@ def ingest_chunk(
     if labelled:
         declared_at = shipments["declared_at"]
         outcomes = _outcome_frame(cells, mapping, shipments["shipment_id"], declared_at, issues)
-        if len(outcomes):
-            found = _schema_failures(
-                Outcomes, outcomes.reset_index(drop=True), list(OUTCOME_COLUMNS)
-            )
-            found["pos"] = outcomes.index.to_numpy()[found["pos"].to_numpy()]
-            found["field"] = [
-                ", ".join(OUTCOME_PREFIX + f for f in str(fields).split(", "))
-                for fields in found["field"]
-            ]
-            # outcome dates derived from a missing or unreadable declaration date fail only as
-            # a consequence: the declaration date's own failure is the reason worth reading
-            no_date = np.flatnonzero(declared_at.isna().to_numpy())
-            found = found[~found["pos"].isin(no_date)]
-            issues.extend(_without_parsed(found, issues.frame()).assign(fatal=False))
+        issues.extend(_outcome_failures(outcomes, declared_at, issues.frame()))
 
     problems = issues.frame()
     bad = np.zeros(n, dtype=bool)
     bad[problems.loc[problems["fatal"], "pos"].to_numpy()] = True
-    # uniqueness (from the contract's `unique` flag): first accepted occurrence wins
-    for name in _UNIQUE_SHIPMENT:
-        ids = shipments[name]
-        repeat = ids.notna() & ~pd.Series(bad) & ids.where(~bad).duplicated(keep="first")
-        earlier = np.fromiter(
-            map(seen_ids.__contains__, ids.to_numpy(dtype=object)), dtype=bool, count=n
-        )
-        dup = (repeat.to_numpy() | earlier) & ids.notna().to_numpy() & ~bad
-        if dup.any():
-            extra = _Issues()
-            extra.add(
-                dup, name, "repeats an earlier accepted row (first one kept)", ids, fatal=True
-            )
-            problems = pd.concat([problems, extra.frame()], ignore_index=True)
-            bad |= dup
+    repeats = _repeats(shipments, bad, seen_ids)
+    problems = pd.concat([problems, repeats], ignore_index=True)
+    bad[repeats["pos"].to_numpy()] = True
 
     in_bad_row = bad[problems["pos"].to_numpy()]
     kept_issues = problems[~in_bad_row]
     good = ~bad
-    # optional values the contract refused are blanked; read failures are blank already
-    for field, positions in kept_issues.groupby("field", sort=False)["pos"]:
-        names = [f for f in str(field).split(", ") if f in shipments.columns]
-        for name in names:
-            mask = np.zeros(n, dtype=bool)
-            mask[positions.to_numpy()] = True
-            shipments[name] = shipments[name].mask(mask)
+    shipments = _blank(shipments, kept_issues)
     # These rows passed every check above; only the contract's dtypes remain to be applied
     # (a full second validation would double the cost of a chunk for no new information).
     accepted = _SHIPMENTS_SCHEMA.coerce_dtype(shipments.loc[good].reset_index(drop=True))
@@ -1193,7 +1211,8 @@ def ingest_chunk(
     return ChunkResult(
         shipments=accepted,
         outcomes=outcome_rows,
-        quarantine=_quarantine(problems[in_bad_row], chunk, rows),
+        # a rejected row lists what rejected it; its optional problems would only be blanked
+        quarantine=_quarantine(problems[in_bad_row & problems["fatal"].to_numpy()], chunk, rows),
         blanked=_blanked(kept_issues, rows),
         rows=n,
         rejected=int(bad.sum()),
