@@ -961,3 +961,35 @@ def test_a_blank_required_field_quarantines(field):
     result = run(source({column: ""}))
     assert result.rejected == 1 and result.shipments.empty
     assert result.quarantine["field"].tolist() == [field]
+
+
+# -- the documentation stays true ------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_mapping_option_is_in_the_mapping_reference():
+    from features.ingest import AttributeMap, FieldMap, OutcomeMap, WhenRule
+
+    reference = (ROOT / "docs" / "ingest.md").read_text(encoding="utf-8")
+    options = {
+        *Mapping.model_fields,
+        *FieldMap.model_fields,
+        *AttributeMap.model_fields,
+        *WhenRule.model_fields,
+        *LabelMeaning.model_fields,
+    } - set(OutcomeMap.model_fields)
+    undocumented = sorted(o for o in options if f"`{o}" not in reference)
+    assert not undocumented
+
+
+def test_the_readme_mapping_example_is_the_example_mapping():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### A mapping file", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    shown = load_mapping(yaml.safe_load(block))
+    example = load_mapping(
+        yaml.safe_load((ROOT / "examples" / "kcs_mapping.yaml").read_text(encoding="utf-8"))
+    )
+    for name, spec in shown.shipments.items():
+        assert example.shipments[name] == spec, name
+    assert shown.currency_rates_usd.items() <= example.currency_rates_usd.items()
+    assert shown.outcomes == example.outcomes
