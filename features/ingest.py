@@ -37,7 +37,6 @@ import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
@@ -339,13 +338,18 @@ class OutcomeMap(BaseModel):
         return {"fields": data} if isinstance(data, dict) and "fields" not in data else data
 
 
-@cache
-def _coercing_column(section: str, name: str) -> Any:
-    """The contract's column ``name`` as a schema that coerces one value before checking it."""
-    schema = _SHIPMENTS_SCHEMA if section == "shipments" else _OUTCOMES_SCHEMA
-    column = copy.deepcopy(schema.columns[name])
+def _coercing(column: Any) -> Any:
+    """A contract column as a schema that coerces one value before checking it."""
+    column = copy.deepcopy(column)
     column.coerce = True
     return column
+
+
+_COERCING: Final = {
+    section: {name: _coercing(column) for name, column in schema.columns.items()}
+    for section, schema in (("shipments", _SHIPMENTS_SCHEMA), ("outcomes", _OUTCOMES_SCHEMA))
+}
+"""Each contract column, checking a value written in a mapping (a default, a rule's value)."""
 
 
 def _contract_problem(section: str, name: str, kind: str, value: Any) -> str | None:
@@ -359,7 +363,7 @@ def _contract_problem(section: str, name: str, kind: str, value: Any) -> str | N
     else:
         value = str(value)
     try:
-        _coercing_column(section, name).validate(pd.DataFrame({name: [value]}), lazy=True)
+        _COERCING[section][name].validate(pd.DataFrame({name: [value]}), lazy=True)
     except pandera.errors.SchemaErrors as exc:
         return f"{value!r} {_reason(str(exc.failure_cases['check'].iloc[0]))}"
     except pandera.errors.SchemaError as exc:
