@@ -27,6 +27,13 @@ from tests.security.conftest import bearer
 from tests.serving.conftest import make_shipment
 
 
+def _run(coroutine):
+    """Run a coroutine to its end on a fresh event loop of its own thread (a test before may
+    leave a loop running in this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 # -- body size ---------------------------------------------------------------------------------
 def _edge_app(policy: EdgePolicy):
     """The edge over an app that reads the whole body and says how much it got."""
@@ -58,7 +65,7 @@ def _call(edge, headers: list, chunks: list[bytes]):
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/score", "headers": headers}
-    asyncio.run(edge(scope, receive, send))
+    _run(edge(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), len(received)
 
 
@@ -109,10 +116,12 @@ def test_big_bodies_on_the_real_service_are_refused_at_once_and_cost_no_memory(l
         b"POST /score/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Authorization: Bearer " + key.encode() + b"\r\nContent-Length: 71000000\r\n\r\n"
     )
+    times = []
     for _ in range(5):
         answer, seconds = _raw(url, head, b'{"shipments": [' + b" " * 60_000)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert seconds < 1.0
+        times.append(seconds)
+    assert max(times) < 1.0, times
     # a chunked body past the limit (2 MiB here) is cut as it streams
     chunked = head.replace(b"Content-Length: 71000000", b"Transfer-Encoding: chunked")
     parts = [b'{"shipments": [', *[b" " * 65536] * 40]  # 2.5 MiB
@@ -120,6 +129,7 @@ def test_big_bodies_on_the_real_service_are_refused_at_once_and_cost_no_memory(l
     answer, _ = _raw(url, chunked, stream)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     growth = (worker.memory_info().rss - rss_before) / 2**20
+    print(f"413 after {max(times) * 1000:.0f} ms at most; worker RSS grew {growth:.1f} MiB")
     assert growth < 30, f"worker grew {growth:.0f} MiB"
     # a body under the limit is served as before
     r = httpx.post(
@@ -165,7 +175,7 @@ def test_past_the_limit_requests_are_answered_503_at_once():
         done = await asyncio.gather(*slow)
         return refused, probe, done, edge.in_progress
 
-    refused, probe, done, in_progress = asyncio.run(scenario())
+    refused, probe, done, in_progress = _run(scenario())
     assert refused[0] == 503 and refused[1][b"retry-after"] == b"1"
     assert probe[0] == 200 and [d[0] for d in done] == [200, 200] and in_progress == 0
 
