@@ -6,6 +6,8 @@ real Chromium loads nothing from another origin on any page."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import re
 from urllib.parse import urlsplit
@@ -76,15 +78,28 @@ def test_chromium_loads_nothing_from_outside_on_any_page(live):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     url = live["url"]
     origin = urlsplit(url).netloc
+    seen, blocked, violations = _in_own_thread(_browse(url))
+    outside = [u for u in seen if urlsplit(u).scheme != "data" and urlsplit(u).netloc != origin]
+    assert not outside, outside
+    assert len(seen) > 10
+    assert blocked == "blocked"
+    assert not [v for v in violations if "googletagmanager" not in v], violations
+
+
+async def _browse(url: str) -> tuple[list[str], str, list[str]]:
+    """Open every kind of page as an officer would; the URLs requested, whether a script on
+    the origin could fetch from another origin, and the CSP violations reported. Playwright's
+    async API on a loop of its own: the browser tests may hold the sync API's loop in this
+    thread."""
+    from playwright.async_api import async_playwright
+
     requests: list[str] = []
     violations: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context().new_page()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context()).new_page()
         page.on("request", lambda req: requests.append(req.url))
         page.on(
             "console",
@@ -92,25 +107,26 @@ def test_chromium_loads_nothing_from_outside_on_any_page(live):
                 violations.append(msg.text) if "Content Security Policy" in msg.text else None
             ),
         )
-        page.goto(f"{url}/")
-        page.wait_for_selector("#swagger-ui .info", timeout=30_000)  # the explorer drew
-        assert "cargorisk" in page.content()
-        page.goto(f"{url}/ui/login")
-        page.get_by_label("User name").fill("kim")
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(re.compile(r".*/ui/worklist.*"))
-        page.goto(f"{url}/ui/shipments/H000005")
-        page.goto(f"{url}/ui/model")
+        await page.goto(f"{url}/")
+        await page.wait_for_selector("#swagger-ui .info", timeout=30_000)  # the explorer drew
+        assert "cargorisk" in await page.content()
+        await page.goto(f"{url}/ui/login")
+        await page.get_by_label("User name").fill("kim")
+        await page.get_by_label("Password", exact=True).fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await page.wait_for_url(re.compile(r".*/ui/worklist.*"))
+        await page.goto(f"{url}/ui/shipments/H000005")
+        await page.goto(f"{url}/ui/model")
         seen = list(requests)
         # a script on the origin cannot reach another origin either
-        blocked = page.evaluate(
+        blocked = await page.evaluate(
             "() => fetch('https://www.googletagmanager.com/gtm.js').then(() => 'loaded', "
             "() => 'blocked')"
         )
-        browser.close()
-    outside = [u for u in seen if urlsplit(u).scheme != "data" and urlsplit(u).netloc != origin]
-    assert not outside, outside
-    assert len(seen) > 10
-    assert blocked == "blocked"
-    assert not [v for v in violations if "googletagmanager" not in v], violations
+        await browser.close()
+    return seen, blocked, violations
+
+
+def _in_own_thread(coroutine):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
