@@ -208,7 +208,7 @@ def small():
     ("case", "message"),
     [
         ("empty", "shipments table is empty"),
-        ("no_positive", "no inspection found narcotics"),
+        ("no_positive", "no inspection ended in a seizure"),
         ("no_inspection", "no shipment has an inspection outcome"),
         ("single_day", "1 day(s)"),
         ("missing_column", "lacks required column(s): mode"),

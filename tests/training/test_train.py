@@ -82,7 +82,7 @@ def test_no_positive_in_training_period_is_a_clear_error():
     y = y.copy()
     split = temporal_split(features["declared_at"], test_days=6)
     y[split.train] = 0
-    with pytest.raises(CargoriskError, match="training period has 0 seizures"):
+    with pytest.raises(CargoriskError, match="training period has 0 positive labels"):
         _fit(features=features, y=y)
 
 
