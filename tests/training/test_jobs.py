@@ -16,11 +16,15 @@ from training import registry
 
 from .world import make_world, write_world
 
+# The tiny world's periods hold a handful of seizures: these configs let family selection run
+# on them and keep the gate strict (its little-evidence path has its own tests).
 FAST = """
-num_boost_round: 80
+num_boost_round: 300
 early_stopping_rounds: 20
 shap_sample: 150
 waterfalls: 1
+selection_min_positives: 1
+gate: {min_seizures: 1}
 """
 WEAK = """
 lightgbm: {num_leaves: 2, learning_rate: 0.001, min_data_in_leaf: 200}
@@ -28,6 +32,8 @@ num_boost_round: 1
 early_stopping_rounds: 1
 shap_sample: 50
 waterfalls: 0
+select_families: false
+gate: {min_seizures: 1}
 """
 
 
@@ -56,22 +62,26 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
     # a weak model first: it cannot beat the rules baseline, so only --force promotes it
     code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(weak))
     assert code == 0 and "version 1" in out
+    assert "best round 1 is at the round cap" in out  # one round allowed: the cap decided
     code, out, err = _run(capsys, "promote", "--config", str(weak))
     assert code == 1 and "NOT promoted" in out and "rules baseline" in out
     code, _, err = _run(capsys, "promote", "--force")
     assert code == 2 and "--reason" in err
-    code, out, _ = _run(capsys, "promote", "--force", "--reason", "bootstrap the registry")
+    code, out, _ = _run(
+        capsys, "promote", "--force", "--reason", "bootstrap the registry", "--config", str(weak)
+    )
     assert code == 0 and "forced: bootstrap the registry" in out
 
     # a real model beats the weak champion on the candidate's test period
     code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(fast))
     assert code == 0 and "precision@1%" in out and "version 2" in out
-    code, out, _ = _run(capsys, "promote", "--version", "2")
+    assert "feature families" in out and "registered     " in out and "fits  " in out
+    code, out, _ = _run(capsys, "promote", "--version", "2", "--config", str(fast))
     assert code == 0 and "promoted version 2" in out and "champion" in out
 
     # the weak model again is refused against the strong champion
     _run(capsys, "train", "--data", str(data), "--config", str(weak))
-    code, out, _ = _run(capsys, "promote", "--version", "3")
+    code, out, _ = _run(capsys, "promote", "--version", "3", "--config", str(fast))
     assert code == 1 and "NOT promoted" in out
 
     settings = load_settings()
@@ -99,16 +109,40 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
         "rules_precision_at_1pct",
         "random_precision_at_1pct",
         "test_true_recall_at_5pct",
+        "valid_precision_at_5pct",
+        "valid_pr_auc",
+        "full_precision_at_5pct",
+        "valid_full_precision_at_5pct",
+        "full_true_recall_at_5pct",
     ):
         assert key in m, key
     assert m["random_lift_at_5pct"] == pytest.approx(1.0)
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id)}
+    kind = "full" if m["valid_full_precision_at_5pct"] == m["valid_precision_at_5pct"] else None
+    client = mlflow.MlflowClient()
+    tags = client.get_run(info.run_id).data.tags
+    assert tags["cargorisk.registered_kind"] in ("full", "raw_challenger")
+    assert kind is None or tags["cargorisk.registered_kind"] == kind
+    assert tags["cargorisk.label"] == "narcotics seizure"
+    assert tags["cargorisk.best_round_at_cap"] == "false"
+    if tags["cargorisk.registered_kind"] == "full":
+        assert m["test_precision_at_5pct"] == m["full_precision_at_5pct"]
+    artifacts = {a.path for a in client.list_artifacts(info.run_id)}
     assert {
         "capacity_curve.json",
         "model_card.md",
         "metrics.json",
         "feature_list.json",
+        "family_selection.json",
+        "family_selection.md",
     } <= artifacts
+    selection = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=info.run_id, artifact_path="family_selection.json"
+            )
+        ).read_text()
+    )
+    assert selection["kept"] and len(selection["fits"]) <= 2 * len(selection["decisions"])
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
     for name in (
         "capacity_curve",
@@ -122,6 +156,12 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
     assert model.metadata["test_metrics"]["test_precision_at_1pct"] == m["test_precision_at_1pct"]
     assert set(model.metadata["test_period"]) == {"from", "to"}
     assert model.metadata["label_policy"] == "drop"
+    assert model.metadata["kind"] == tags["cargorisk.registered_kind"]
+    assert model.metadata["families"] == selection["kept"] or model.metadata["kind"] != "full"
+    assert model.metadata["dataset"] == {
+        "label": {"name": "narcotics seizure", "positive": "seizure"},
+        "attributes": {},
+    }
 
     code, out, _ = _run(capsys, "models")
     assert code == 0 and "champion" in out and "refused" in out and "forced" in out
