@@ -280,3 +280,60 @@ def test_bad_input_is_one_clear_error(home, tmp_path, small, capsys, case, messa
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_duty_fraud_label_and_tuning_trials_as_nested_runs(home, tmp_path, configs, capsys):
+    fast, _ = configs
+    data = write_world(tmp_path / "fraud", days=40, per_day=150)
+    code, out, err = _run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--config",
+        str(fast),
+        "--label-name",
+        "duty fraud",
+        "--label-positive",
+        "fraud finding",
+        "--tune",
+        "10m",
+        "--tune-trials",
+        "3",
+    )
+    assert code == 0, err
+    assert "positive = fraud finding" in out and "fraud findings" in out
+    assert "tuning hyper-parameters" in err and "trial   2" in err
+    settings = load_settings()
+    registry.configure(settings)
+    info = registry.version_info(settings, 1)
+    client = mlflow.MlflowClient()
+    run = client.get_run(info.run_id)
+    assert run.data.tags["cargorisk.label"] == "duty fraud"
+    assert run.data.tags["cargorisk.label_positive"] == "fraud finding"
+    assert run.data.params["tune_trials"] == "3"
+    # every trial a nested run of the training run, with its parameters and validation metric
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{info.run_id}'",
+    )
+    assert len(children) == 3
+    for child in children:
+        assert child.data.tags["cargorisk.kind"] == "tuning_trial"
+        assert "lgb_learning_rate" in child.data.params
+        assert "valid_precision_at_5pct" in child.data.metrics
+    trials = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/tuning_trials.json")
+    assert len(trials["trials"]) == 3 and trials["budget_s"] == 600
+    card = mlflow.artifacts.load_text(f"runs:/{info.run_id}/model_card.md")
+    assert "fraud finding" in card and "duty fraud" in card
+    assert "narcotic" not in card.lower()
+    model = registry.load_scoring_model(f"models:/{settings.model_name}/1")
+    assert model.metadata["dataset"]["label"] == {
+        "name": "duty fraud",
+        "positive": "fraud finding",
+    }
+    # the registered full model carries the best trial's parameters
+    if model.metadata["kind"] == "full":
+        best = trials["trials"][trials["best"]]["params"]
+        assert float(run.data.params["lgb_num_leaves"]) == best["num_leaves"]
