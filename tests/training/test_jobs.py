@@ -13,6 +13,8 @@ import pytest
 from cargorisk.cli import main
 from cargorisk.settings import load_settings
 from training import registry
+from training.config import load_config
+from training.jobs import evaluate_job, promote_job, score_job
 
 from .world import make_world, write_world
 
@@ -337,3 +339,64 @@ def test_duty_fraud_label_and_tuning_trials_as_nested_runs(home, tmp_path, confi
     if model.metadata["kind"] == "full":
         best = trials["trials"][trials["best"]]["params"]
         assert float(run.data.params["lgb_num_leaves"]) == best["num_leaves"]
+
+
+def _register_subset_model(settings, data, families):
+    """Train a model on some families only and register it as ``train`` would (metadata, run
+    parameter ``data_dir``)."""
+    from training.candidates import feature_set
+    from training.dataset import build_dataset, load_tables
+    from training.split import temporal_split
+    from training.train import fit_model
+
+    tables = load_tables(data)
+    dataset = build_dataset(tables)
+    fs = feature_set(tables.info.attributes)
+    names = fs.of(families)
+    split = temporal_split(dataset.declared_at)
+    model, _ = fit_model(
+        dataset.features,
+        dataset.label,
+        split,
+        feature_names=names,
+        categorical=[n for n in names if n in fs.categorical],
+        config=load_config(None).model_copy(update={"num_boost_round": 200}),
+        seed=1,
+        capacity=settings.capacity,
+    )
+    model.metadata = {
+        "test_period": split.period("test"),
+        "training_window": split.period("train"),
+        "dataset": tables.info.model_dump(mode="json"),
+        "families": list(families),
+        "kind": "full",
+    }
+    registry.configure(settings)
+    experiment_id = registry.ensure_experiment(settings)
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_param("data_dir", str(data))
+        registry.log_scoring_model(
+            model, registry.input_example(model, dataset.features), settings.model_name
+        )
+    return model, names
+
+
+@pytest.mark.slow
+def test_evaluate_promote_score_with_a_model_on_some_families(home, data, tmp_path):
+    settings = load_settings()
+    model, names = _register_subset_model(settings, data, ["history", "change"])
+    from features.catalog import FEATURE_NAMES
+
+    assert names and set(names) < set(FEATURE_NAMES)  # a strict subset of the catalog
+    assert model.feature_names == names
+    result = evaluate_job(settings, f"models:/{settings.model_name}/1", data)
+    assert result["metrics"]["test_n_rows"] > 0
+    record = promote_job(settings, version=1)
+    assert record["promoted"] is True
+    ships = make_world(days=40, per_day=150)["shipments"]
+    inp = tmp_path / "last.parquet"
+    ships[ships["declared_at"] >= "2026-04-08"].to_parquet(inp)
+    out = score_job(settings, settings.model_uri, inp, tmp_path / "s.csv", history_dir=data)
+    assert out["scored"] > 0 and out["explained"] > 0
+    scored = pd.read_csv(tmp_path / "s.csv")
+    assert scored["reasons"].notna().any()
