@@ -247,6 +247,7 @@ def register(app: typer.Typer) -> None:
                 (
                     str(v.version),
                     ",".join(v.aliases) or "-",
+                    v.params.get("kind", "-"),
                     v.created.strftime("%Y-%m-%d %H:%M"),
                     v.params.get("test_from", "-")[:10],
                     _fmt(m.get(f"test_precision_at_{label}")),
@@ -262,6 +263,7 @@ def register(app: typer.Typer) -> None:
         header = (
             "version",
             "aliases",
+            "kind",
             "created",
             "test from",
             f"prec@{label[:-3]}%",

@@ -29,7 +29,13 @@ from training.baselines import rules_score
 from training.candidates import Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
 from training.dataset import Dataset, build_dataset, load_tables, validate_table
-from training.evaluate import model_metrics, period_curves, period_metrics, score_period
+from training.evaluate import (
+    PeriodScores,
+    model_metrics,
+    period_curves,
+    period_metrics,
+    score_period,
+)
 from training.metrics import (
     capacity_label,
     capacity_metrics,
@@ -147,6 +153,116 @@ def _candidate_rows(metrics: dict[str, float], capacity: float) -> list[tuple[st
     ]
 
 
+@dataclass
+class _Evaluation:
+    metrics: dict[str, float]
+    """Every metric of the run (registered, both candidates, baselines; validation and test)."""
+    test_metrics: dict[str, float]
+    """The registered model and the baselines on the test period (``test_/rules_/random_``)."""
+    scores: PeriodScores
+    """The registered model on the test period."""
+    curves: dict
+    others: dict[str, list[dict]]
+    """Capacity curve (labelled test rows) of the candidate that was not registered."""
+
+
+def _evaluate(fitted: Fitted, dataset: Dataset, split, num_threads: int) -> _Evaluation:
+    """Both candidates and the baselines on the validation and test periods: the registered
+    model as ``test_…`` / ``valid_…`` beside ``rules_…`` / ``random_…``, each candidate as
+    ``full_…`` / ``challenger_…`` and ``valid_full_…`` / ``valid_challenger_…``."""
+    rules = rules_score(dataset.shipments)
+    chosen = fitted.registered
+
+    def period(model: ScoringModel, mask: np.ndarray) -> PeriodScores:
+        return score_period(model, dataset, mask, rules, num_threads=num_threads)
+
+    scores = period(chosen.model, split.test)
+    metrics = period_metrics(scores)
+    test_metrics = dict(metrics)
+    metrics.update(model_metrics(period(chosen.model, split.valid), "valid"))
+    others = {}
+    for candidate, prefix in ((fitted.full, "full"), (fitted.challenger, "challenger")):
+        if candidate is None:
+            continue
+        test = scores if candidate is chosen else period(candidate.model, split.test)
+        if candidate is not chosen:
+            others[prefix] = period_curves(test)["labelled"]["test"]
+        metrics.update(model_metrics(test, prefix))
+        metrics.update(model_metrics(period(candidate.model, split.valid), f"valid_{prefix}"))
+    return _Evaluation(metrics, test_metrics, scores, period_curves(scores), others)
+
+
+def _log_fits(fitted: Fitted, capacity: float) -> None:
+    """The ablation table and the tuning trials, as run artifacts."""
+    import mlflow
+
+    if fitted.selection is not None:
+        mlflow.log_dict(fitted.selection.as_dict(capacity), "family_selection.json")
+        mlflow.log_text(fitted.selection.markdown(capacity), "family_selection.md")
+    if fitted.tuning is not None:
+        trials = [
+            {
+                "number": tr.number,
+                "params": tr.params,
+                "precision_at_capacity": tr.score.precision,
+                "pr_auc": tr.score.pr_auc,
+                "best_iteration": tr.best_iteration,
+                "seconds": tr.seconds,
+            }
+            for tr in fitted.tuning.trials
+        ]
+        mlflow.log_dict(
+            {
+                "budget_s": fitted.tuning.budget_s,
+                "elapsed_s": fitted.tuning.elapsed_s,
+                "best": fitted.tuning.best.number,
+                "trials": trials,
+            },
+            "tuning_trials.json",
+        )
+
+
+def _figures(
+    model: ScoringModel,
+    evaluation: _Evaluation,
+    test_rows: pd.DataFrame,
+    settings,
+    config: TrainConfig,
+    *,
+    positive: str,
+) -> list[tuple[str, Any]]:
+    """Every plot of the run (artifact path, figure), worded for the label's ``positive``."""
+    from training import report
+
+    others = {
+        {"full": "full model", "challenger": "raw-columns challenger"}[k] + " (not registered)": v
+        for k, v in evaluation.others.items()
+    }
+    curves = evaluation.curves
+    figures = [
+        (
+            "plots/capacity_curve.png",
+            report.capacity_plot(curves, settings.capacity, positive=positive, others=others),
+        ),
+        ("plots/cumulative_gains.png", report.gains_plot(curves["gains"], positive=positive)),
+        (
+            "plots/calibration.png",
+            report.calibration_plot(curves["reliability"], positive=positive),
+        ),
+        ("plots/feature_importance.png", report.importance_plot(model)),
+    ]
+    sample = test_rows.sample(n=min(config.shap_sample, len(test_rows)), random_state=settings.seed)
+    figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
+    top = np.argsort(-evaluation.scores.model_all, kind="stable")[: config.waterfalls]
+    top_rows = test_rows.iloc[top]
+    if len(top_rows):
+        for shipment_id, fig in report.shap_waterfall_plots(
+            model, top_rows, top_rows["shipment_id"].tolist()
+        ):
+            figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
+    return figures
+
+
 def train_job(
     settings,
     data_dir: str | Path,
@@ -252,34 +368,8 @@ def train_job(
 
         t = time.perf_counter()
         with _step(progress, "evaluating on the validation and test periods"):
-            rules = rules_score(dataset.shipments)
-            nt = config.num_threads
-            scores = score_period(model, dataset, split.test, rules, num_threads=nt)
-            metrics = period_metrics(scores)
-            test_metrics = dict(metrics)
-            metrics.update(
-                model_metrics(
-                    score_period(model, dataset, split.valid, rules, num_threads=nt), "valid"
-                )
-            )
-            curves = period_curves(scores)
-            others = {}
-            for candidate, prefix in ((fitted.full, "full"), (fitted.challenger, "challenger")):
-                if candidate is None:
-                    continue
-                if candidate is chosen:
-                    test_scores = scores
-                    metrics.update(model_metrics(scores, prefix))
-                else:
-                    test_scores = score_period(
-                        candidate.model, dataset, split.test, rules, num_threads=nt
-                    )
-                    metrics.update(model_metrics(test_scores, prefix))
-                    others[prefix] = period_curves(test_scores)["labelled"]["test"]
-                valid_scores = score_period(
-                    candidate.model, dataset, split.valid, rules, num_threads=nt
-                )
-                metrics.update(model_metrics(valid_scores, f"valid_{prefix}"))
+            evaluation = _evaluate(fitted, dataset, split, config.num_threads)
+        metrics, curves = evaluation.metrics, evaluation.curves
         timings["evaluate_s"] = time.perf_counter() - t
 
         row_counts = {
@@ -301,7 +391,7 @@ def train_job(
             "valid_period": split.period("valid"),
             "test_period": split.period("test"),
             "row_counts": row_counts,
-            "test_metrics": test_metrics,
+            "test_metrics": evaluation.test_metrics,
             "capacity": settings.capacity,
             "label_policy": settings.unlabelled_policy,
             "feature_catalog_version": fs.version,
@@ -375,69 +465,13 @@ def train_job(
                 },
                 "feature_list.json",
             )
-            if fitted.selection is not None:
-                mlflow.log_dict(
-                    fitted.selection.as_dict(settings.capacity), "family_selection.json"
-                )
-                mlflow.log_text(fitted.selection.markdown(settings.capacity), "family_selection.md")
-            if fitted.tuning is not None:
-                mlflow.log_dict(
-                    {
-                        "budget_s": fitted.tuning.budget_s,
-                        "elapsed_s": fitted.tuning.elapsed_s,
-                        "best": fitted.tuning.best.number,
-                        "trials": [
-                            {
-                                "number": tr.number,
-                                "params": tr.params,
-                                "precision_at_capacity": tr.score.precision,
-                                "pr_auc": tr.score.pr_auc,
-                                "best_iteration": tr.best_iteration,
-                                "seconds": tr.seconds,
-                            }
-                            for tr in fitted.tuning.trials
-                        ],
-                    },
-                    "tuning_trials.json",
-                )
+            _log_fits(fitted, settings.capacity)
             mlflow.log_dict(curves, "capacity_curve.json")
             mlflow.log_dict(metrics, "metrics.json")
-            other_names = {
-                "full": "full model (not registered)",
-                "challenger": "raw-columns challenger (not registered)",
-            }
-            figures = [
-                (
-                    "plots/capacity_curve.png",
-                    report.capacity_plot(
-                        curves,
-                        settings.capacity,
-                        positive=info.label.positive,
-                        others={other_names[k]: v for k, v in others.items()},
-                    ),
-                ),
-                (
-                    "plots/cumulative_gains.png",
-                    report.gains_plot(curves["gains"], positive=info.label.positive),
-                ),
-                (
-                    "plots/calibration.png",
-                    report.calibration_plot(curves["reliability"], positive=info.label.positive),
-                ),
-                ("plots/feature_importance.png", report.importance_plot(model)),
-            ]
             test_rows = dataset.features.loc[split.test]
-            sample = test_rows.sample(
-                n=min(config.shap_sample, len(test_rows)), random_state=settings.seed
+            figures = _figures(
+                model, evaluation, test_rows, settings, config, positive=info.label.positive
             )
-            figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
-            top = np.argsort(-scores.model_all, kind="stable")[: config.waterfalls]
-            top_rows = test_rows.iloc[top]
-            if len(top_rows):
-                for shipment_id, fig in report.shap_waterfall_plots(
-                    model, top_rows, top_rows["shipment_id"].tolist()
-                ):
-                    figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
             for path, fig in figures:
                 mlflow.log_figure(fig, path)
                 plt.close(fig)

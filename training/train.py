@@ -139,8 +139,6 @@ class FitData:
     x_valid: pd.DataFrame
     y_valid: np.ndarray
     categories: dict[str, list[str]]
-    valid_rows: np.ndarray
-    """Labelled validation rows, as a mask over the dataset."""
     scale_pos_weight: float
 
 
@@ -176,7 +174,6 @@ def prepare_fit(
         x_valid=encode(features.loc[valid_rows], feature_names, categories),
         y_valid=y_valid,
         categories=categories,
-        valid_rows=valid_rows,
         scale_pos_weight=_pos_weight(y_train, config.imbalance),
     )
 
