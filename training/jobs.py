@@ -292,6 +292,7 @@ def train_job(
     budget_s = parse_budget(tune) if tune is not None else None
     if tune_trials is not None and budget_s is None:
         raise CargoriskError("--tune-trials needs --tune BUDGET (e.g. --tune 10m)")
+    with_label(DatasetInfo(), label_name, label_positive)  # bad options fail before any work
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 

@@ -400,3 +400,12 @@ def test_evaluate_promote_score_with_a_model_on_some_families(home, data, tmp_pa
     assert out["scored"] > 0 and out["explained"] > 0
     scored = pd.read_csv(tmp_path / "s.csv")
     assert scored["reasons"].notna().any()
+
+
+def test_bad_tuning_options_are_one_clear_error(home, tmp_path, capsys):
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--tune", "10")
+    assert code == 2 and "--tune '10'" in err and "90s, 10m or 1h" in err
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--tune-trials", "3")
+    assert code == 2 and "--tune-trials needs --tune" in err
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--label-name", "")
+    assert code == 2 and "--label-name" in err
