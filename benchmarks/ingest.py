@@ -2,7 +2,9 @@
 
 Generates a CSV shaped like ``examples/kcs_declarations.csv`` (Korean-customs-style column
 names, transport codes 10/40/50, dd/mm/yyyy dates, tonnes, KRW/USD/CNY/EUR values, a seizure
-flag) with ~1 % deliberately broken rows, then runs the real ``cargorisk ingest`` with
+flag, a reefer flag and an express agent read through ``when``/``coalesce``, three attributes)
+with ~1 % deliberately broken rows (0.7 % quarantined, 0.3 % with a weight that is blanked),
+then runs the real ``cargorisk ingest`` with
 ``examples/kcs_mapping.yaml`` in a child process and reports wall time, rows/s and the child's
 peak RSS (``os.wait4`` rusage ``ru_maxrss`` of that child). As a baseline it times a plain
 ``pyarrow.csv.read_csv`` of the same file in this process, in the same run.
@@ -87,8 +89,15 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         "AWB_NO": np.where(mode == "40", np.char.add("180", np.char.zfill(str_idx, 8)), ""),
         "PCCC": np.where(mode == "50", np.char.add("P", np.char.zfill(str_idx, 12)), ""),
         "SEIZ_YN": label,
+        "RFGR_YN": np.where(mode == "10", rng.choice(np.array(["Y", "N"]), n, p=[0.3, 0.7]), ""),
+        "AGNT_ID": np.where(mode == "50", np.char.add("AG-", (idx % 50).astype(str)), ""),
+        "CSTM_OFFC_CD": rng.choice(np.array(["030", "040", "020", "050"]), n),
+        "IMPT_TYPE_CD": rng.choice(np.array(["11", "21", "31"]), n, p=[0.6, 0.3, 0.1]),
+        "TAX_RATE": rng.choice(np.array(["0", "8", "10", "30", ""]), n),
     }
-    # ~1 % broken rows, as real exports have: unknown mode codes, impossible dates, text weights
+    cols["BRKR_ID"] = np.where(mode == "50", "", cols["BRKR_ID"])  # express: the agent declares
+    # ~1 % broken rows, as real exports have: unknown mode codes and impossible dates
+    # (quarantined), text weights (blanked and reported)
     broken = rng.random(n)
     cols["TRNS_MODE_CD"] = np.where(broken < 0.004, "99", cols["TRNS_MODE_CD"])
     cols["DECL_DT"] = np.where((broken >= 0.004) & (broken < 0.007), "31/02/2025", cols["DECL_DT"])

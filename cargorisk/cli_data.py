@@ -27,9 +27,11 @@ def register(app: typer.Typer) -> None:
         delimiter: str = typer.Option(",", "--delimiter", help="CSV field delimiter."),
         encoding: str = typer.Option("utf-8", "--encoding", help="CSV text encoding."),
     ) -> None:
-        """Ingest a manifest/declaration file: valid rows to shipments.parquet (and
-        outcomes.parquet when a label column is mapped), rejected rows with reasons to
-        quarantine.csv."""
+        """Ingest a manifest/declaration file: scorable rows to shipments.parquet (with the
+        mapping's attributes), inspection results to outcomes.parquet when the file holds the
+        label column, the attribute schema and label meaning to dataset.json, rows that cannot
+        be scored to quarantine.csv and optional values left blank to blanked.csv, each with
+        its reason."""
         from cargorisk.ingestion import read_mapping, run_ingest
 
         if delimiter in ("\\t", "tab", "TAB"):

@@ -286,13 +286,16 @@ def register(app: typer.Typer) -> None:
             None, "--explain-top", help="Reasons for the top P % (default: setting)."
         ),
         mapping: Path | None = typer.Option(
-            None, "--mapping", help="Column mapping YAML for a file not in contract columns."
+            None,
+            "--mapping",
+            help="Ingest mapping YAML for a file in its own column names (labelled or not).",
         ),
         history: Path | None = typer.Option(
             None, "--history", help="Data directory with the entities' past shipments/outcomes."
         ),
     ) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked."""
+        from cargorisk.ingestion import read_mapping
         from cargorisk.settings import load_settings
         from training.jobs import score_job
         from training.registry import resolve_model_uri
@@ -306,7 +309,7 @@ def register(app: typer.Typer) -> None:
             input,
             output,
             explain_top=top,
-            mapping_path=mapping,
+            mapping=read_mapping(mapping) if mapping is not None else None,
             history_dir=history,
             progress=_progress,
         )

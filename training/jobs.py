@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from features.contracts import OUTCOME_COLUMNS, DatasetInfo, LabelMeaning
 from features.errors import CargoriskError
+from features.ingest import Mapping
 from features.scoring import ScoringModel
 from training import registry
 from training.baselines import rules_score
@@ -840,14 +841,16 @@ def score_job(
     output_path: str | Path,
     *,
     explain_top: float = 10.0,
-    mapping_path: str | Path | None = None,
+    mapping: Mapping | None = None,
     history_dir: str | Path | None = None,
     progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Score every shipment of a file; write shipment_id, score, band, rank and - for the top
-    ``explain_top`` % - the reasons. ``history_dir`` (contract tables) supplies the entities'
-    past so history and network features are as of each shipment's time; without it they are
-    computed from the file alone."""
+    ``explain_top`` % - the reasons. ``mapping`` (read by the caller, e.g. with
+    :func:`cargorisk.ingestion.read_mapping`) reads a file in a customs service's own column
+    names, labelled or not. ``history_dir`` (contract tables) supplies the entities' past so
+    history and network features are as of each shipment's time; without it they are computed
+    from the file alone."""
     from features.pipeline import build_training_frame
 
     if not 0 <= explain_top <= 100:
@@ -859,16 +862,9 @@ def score_job(
     model = registry.load_scoring_model(model_uri)
     raw = _read_any(input_path)
     rejected = 0
-    if mapping_path:
-        import yaml
-        from pydantic import ValidationError
+    if mapping is not None:
+        from features.ingest import ingest_chunk
 
-        from features.ingest import ingest_chunk, load_mapping
-
-        try:
-            mapping = load_mapping(yaml.safe_load(Path(mapping_path).read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError, ValidationError) as exc:
-            raise CargoriskError(f"--mapping {mapping_path}: {exc}") from None
         try:
             result = ingest_chunk(raw, mapping)
         except KeyError as exc:
@@ -878,6 +874,10 @@ def score_job(
             qpath = output_path.with_name(output_path.stem + ".rejected.csv")
             result.quarantine.to_csv(qpath, index=False)
             progress(f"{rejected} row(s) rejected; reasons in {qpath}")
+        if len(result.blanked):
+            bpath = output_path.with_name(output_path.stem + ".blanked.csv")
+            result.blanked.to_csv(bpath, index=False)
+            progress(f"{len(result.blanked)} value(s) left blank; reasons in {bpath}")
     else:
         shipments = validate_table("shipments", raw)
     if len(shipments) == 0:

@@ -231,6 +231,25 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
     if "rejected" in out:  # the example holds deliberately broken rows, kept with reasons
         assert (tmp_path / "kcs_scores.rejected.csv").is_file()
 
+    # the same (labelled) mapping scores a file without the label column
+    unlabelled = tmp_path / "kcs_unlabelled.csv"
+    kcs = pd.read_csv(examples / "kcs_declarations.csv", dtype=str, keep_default_na=False)
+    kcs.drop(columns="SEIZ_YN").to_csv(unlabelled, index=False)
+    code, out, err = _run(
+        capsys,
+        "score",
+        "--model",
+        "1",
+        "--input",
+        str(unlabelled),
+        "--mapping",
+        str(examples / "kcs_mapping.yaml"),
+        "--output",
+        str(tmp_path / "kcs_unlabelled_scores.csv"),
+    )
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "kcs_unlabelled_scores.csv")) == len(scored)
+
 
 def _write(tmp_path, shipments, outcomes):
     tmp_path.mkdir(parents=True, exist_ok=True)
