@@ -1,4 +1,5 @@
-"""``cargorisk simulate``: write a simulated customs world (shipments, outcomes, truth)."""
+"""``cargorisk simulate``: write a simulated customs world (shipments, outcomes, truth), and
+optionally the same world as a messy customs export (CSV + mapping)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def simulate(
-        out: Path = typer.Option(..., "--out", help="Directory to write the Parquet files to."),
+        out: Path | None = typer.Option(
+            None, "--out", help="Directory to write the contract Parquet files to."
+        ),
+        export: Path | None = typer.Option(
+            None,
+            "--export",
+            help="Directory to write a messy customs export to (declarations.csv, "
+            "mapping.yaml, mapping_critical.yaml, truth.parquet). With --out too, --out gets "
+            "the same messy world as contract tables (what ingest makes of the export).",
+        ),
         days: int = typer.Option(120, "--days", help="Length of the period in days."),
         seed: int = typer.Option(42, "--seed", help="Random seed; same seed, same files."),
         shipments_per_day: int = typer.Option(
@@ -47,6 +57,13 @@ def register(app: typer.Typer) -> None:
         random_share: float = typer.Option(
             0.10, "--random-share", help="Share of the capacity used for random inspections."
         ),
+        party_history: str = typer.Option(
+            "scheme",
+            "--party-history",
+            help="'scheme': smugglers use their schemes' own parties (history is a signal); "
+            "'random': illicit shipments use parties drawn like legitimate ones (no party is "
+            "persistently riskier).",
+        ),
         report: bool = typer.Option(
             False, "--report", help="Print prevalence and the legacy/random hit rates."
         ),
@@ -62,6 +79,8 @@ def register(app: typer.Typer) -> None:
         from simulator.output import check_out_dir, write_world
         from simulator.report import format_report, summarise
 
+        if out is None and export is None:
+            raise CargoriskError("out: give --out DIR, --export DIR or both")
         if end is None:
             end_ts = default_end()
         else:
@@ -80,11 +99,23 @@ def register(app: typer.Typer) -> None:
             drift=drift,
             inspection_capacity=inspection_capacity,
             random_share=random_share,
+            party_history=party_history,
+            messy=export is not None,
         )
-        check_out_dir(out)
+        for directory in (out, export):
+            if directory is not None:
+                check_out_dir(directory)
         started = time.perf_counter()
         world = run(config)
-        paths = write_world(out, world.shipments, world.outcomes, world.truth)
+        paths = {}
+        if out is not None:
+            info = world.info if config.messy else None
+            paths.update(write_world(out, world.shipments, world.outcomes, world.truth, info))
+        if export is not None:
+            from simulator.export import write_export
+
+            written = write_export(export, world)
+            paths.update({f"export {name}": path for name, path in written.items()})
         elapsed = time.perf_counter() - started
         typer.echo(
             f"simulated {len(world.shipments):,} shipments, {len(world.outcomes):,} known "
@@ -92,7 +123,7 @@ def register(app: typer.Typer) -> None:
             f"{config.start.date()} .. {config.end.date()} in {elapsed:.1f} s"
         )
         for name, path in paths.items():
-            typer.echo(f"  {name:10} {path}")
+            typer.echo(f"  {name:24} {path}")
         if report:
             typer.echo("")
             typer.echo(format_report(summarise(world)))

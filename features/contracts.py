@@ -397,13 +397,19 @@ def attribute_frame(frame: pd.DataFrame, schema: Mapping[str, AttributeSpec]) ->
                 raise ContractError(f"{column}: not a number ({values[bad].iloc[0]!r})")
             out[column] = number
         else:
-            text = np.empty(len(values), dtype=object)
-            text[:] = [
-                None if v is None or v is pd.NA or v != v else (str(v).strip() or None)
-                for v in values.tolist()
-            ]
-            out[column] = pd.Series(text, index=frame.index, dtype=object)
+            out[column] = _attribute_text(values)
     return pd.DataFrame(out, index=frame.index)
+
+
+def _attribute_text(values: pd.Series) -> pd.Series:
+    """Categorical attribute values as stripped Python strings, None for blank: worked out on
+    the distinct values (codes repeat), then spread back."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = [str(v).strip() or None for v in uniques.tolist()]
+    lookup = np.empty(len(text) + 1, dtype=object)
+    lookup[: len(text)] = text
+    lookup[-1] = None
+    return pd.Series(lookup[codes], index=values.index, dtype=object)
 
 
 def conform(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -45,6 +45,12 @@ DEFAULT_SCHEME_MIX: Final = {
 DEFAULT_MODE_MIX: Final = {"express": 0.70, "sea": 0.18, "air": 0.12}
 """Share of shipments by transport mode (count), before smuggling is added."""
 
+PARTY_HISTORIES: Final = ("scheme", "random")
+"""Who ships the illicit goods. ``scheme``: each scheme's own parties (front companies, hijacked
+identities, rings of senders and recipients), so a party's history is a risk signal.
+``random``: illicit shipments use parties drawn exactly like those of legitimate shipments,
+so no party is persistently riskier than another (see :mod:`simulator.random_history`)."""
+
 
 class SimConfigError(CargoriskError):
     """A simulator knob has a value the simulator cannot honour."""
@@ -69,6 +75,10 @@ class SimConfig:
     drift_at: float = 0.5
     inspection_capacity: float = 0.03
     random_share: float = 0.10
+    party_history: str = "scheme"
+    messy: bool = False
+    """Make the world look like a real customs export (blank seller ids, rail/road/post modes,
+    bulk cargo, calendar-day dates, the service's own attributes; :mod:`simulator.messy`)."""
 
     def __post_init__(self) -> None:
         _check(isinstance(self.days, int) and 7 <= self.days <= 3660, "days", "7..3660")
@@ -86,6 +96,12 @@ class SimConfig:
             "0.001..0.5",
         )
         _check(_finite(self.random_share) and 0 <= self.random_share <= 1, "random_share", "0..1")
+        if self.party_history not in PARTY_HISTORIES:
+            raise SimConfigError(
+                f"party_history: expected one of {', '.join(PARTY_HISTORIES)}, "
+                f"got {self.party_history!r}"
+            )
+        _check(isinstance(self.messy, bool), "messy", "True or False")
         unknown = set(self.scheme_mix) - set(SCHEMES)
         if unknown:
             raise SimConfigError(

@@ -20,6 +20,7 @@ from features.contracts import (
     FREIGHT_TERMS,
     LOAD_TYPES,
     PAYMENT_METHODS,
+    DatasetInfo,
     validate_outcomes,
     validate_shipments,
 )
@@ -196,10 +197,12 @@ def _series(values) -> pd.Series:
 
 
 def validate_world(
-    shipments: pd.DataFrame, outcomes: pd.DataFrame
+    shipments: pd.DataFrame, outcomes: pd.DataFrame, info: DatasetInfo | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run both tables through the contract, exactly as ingestion does."""
-    return validate_shipments(shipments), validate_outcomes(outcomes)
+    """Run both tables through the contract, exactly as ingestion does (the ``attr.*``
+    columns against ``info``'s attribute schema when given)."""
+    attributes = None if info is None else info.attributes
+    return validate_shipments(shipments, attributes=attributes), validate_outcomes(outcomes)
 
 
 def check_out_dir(out: Path) -> Path:
@@ -215,10 +218,15 @@ def check_out_dir(out: Path) -> Path:
 
 
 def write_world(
-    out: Path, shipments: pd.DataFrame, outcomes: pd.DataFrame, truth: pd.DataFrame
+    out: Path,
+    shipments: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    truth: pd.DataFrame,
+    info: DatasetInfo | None = None,
 ) -> dict[str, Path]:
-    """Write the three Parquet files into ``out``. Each file is written next to its target and
-    renamed into place, so an interrupted run never leaves a half-written table."""
+    """Write the three Parquet files into ``out``, and ``dataset.json`` when ``info`` is given
+    (a world with attributes). Each file is written next to its target and renamed into place,
+    so an interrupted run never leaves a half-written table."""
     out = check_out_dir(out)
     frames = {
         "shipments": shipments,
@@ -232,4 +240,10 @@ def write_world(
         frame.to_parquet(partial, index=False)
         os.replace(partial, path)
         paths[name] = path
+    if info is not None:
+        path = out / "dataset.json"
+        partial = out / ".dataset.json.partial"
+        partial.write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+        paths["dataset"] = path
     return paths

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.contracts import MODES
 from simulator.config import MODE_NAMES, SCHEMES
 from simulator.core import SimulatedWorld
 
@@ -47,7 +48,7 @@ def summarise(world: SimulatedWorld) -> dict:
             "illicit": int(illicit[mode == m].sum()),
             "prevalence": float(illicit[mode == m].mean()) if (mode == m).any() else 0.0,
         }
-        for m in MODE_NAMES
+        for m in [m for m in MODES if (mode == m).any()] or list(MODE_NAMES)
     }
     chosen, score = f["chosen"], f["score"]
     scheme = t["scheme"].to_numpy()

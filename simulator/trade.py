@@ -299,6 +299,19 @@ def express_items(world: World, rng: np.random.Generator, category: np.ndarray):
     return hs, desc, usd, kg
 
 
+def express_flights(
+    world: World, rng: np.random.Generator, carrier: np.ndarray, origin: np.ndarray
+) -> np.ndarray:
+    """The courier's flight of each parcel (vocab index): the courier's flight prefix and one of
+    three flight numbers per origin country, so a flight code always matches its courier."""
+    courier = carrier - CARRIER_OFFSET[EXPRESS]
+    prefix_of = [cat.COURIER_FLIGHT_PREFIX[c.code] for c in cat.COURIERS]
+    number = origin * 37 % 900 + 100 + rng.integers(0, 3, len(carrier))
+    combos, inverse = np.unique(courier * 10_000 + number, return_inverse=True)
+    # one code per courier and flight number, not per parcel
+    return world.vocab.codes([f"{prefix_of[c // 10_000]}{c % 10_000}" for c in combos])[inverse]
+
+
 def fill_express_transport(world: World, rng: np.random.Generator, d: dict) -> None:
     """Route, times, currency and payment of express parcels (in place, on a fresh draft)."""
     n = len(d["mode"])
@@ -323,13 +336,7 @@ def fill_express_transport(world: World, rng: np.random.Generator, d: dict) -> N
     )
     ferries = v.codes(cat.FERRY_NAMES)
     d["vessel"] = np.where(ferry, ferries[rng.integers(0, len(ferries), n)], -1)
-    courier = d["carrier"] - CARRIER_OFFSET[EXPRESS]
-    prefix_of = [cat.COURIER_FLIGHT_PREFIX[c.code] for c in cat.COURIERS]
-    number = origin * 37 % 900 + 100 + rng.integers(0, 3, n)
-    combos, inverse = np.unique(courier * 10_000 + number, return_inverse=True)
-    flights = v.codes([f"{prefix_of[c // 10_000]}{c % 10_000}" for c in combos])[
-        inverse
-    ]  # one code per courier and flight number, not per parcel
+    flights = express_flights(world, rng, d["carrier"], origin)
     d["flight"] = np.where(ferry, -1, flights)
     declared = d["declared"]
     d["arrival"] = declared + rng.uniform(2, 20, n) / 24
