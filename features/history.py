@@ -435,8 +435,8 @@ def change_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
         out["consignee_forwarder_share"] = np.where(
             basis > 0, raw["n:consignee_forwarder"] / basis, np.nan
         )
-    pair = raw["n:shipper_consignee"]
-    out["shipper_consignee_new_pair"] = (pair == 0).astype("float64")
+    pair = raw["n:shipper_consignee"]  # NaN when either party is not declared
+    out["shipper_consignee_new_pair"] = np.where(np.isnan(pair), np.nan, pair == 0)
     out["shipper_consignee_shipments"] = pair
     return out
 

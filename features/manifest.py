@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from features.contracts import PORT_SEPARATOR
+from features.contracts import BULK_KG, PORT_SEPARATOR, STREAM_OF_MODE
 from features.errors import ContractError
 
 NS_PER_DAY: Final = 86_400 * 10**9
@@ -77,6 +77,25 @@ DE_MINIMIS_USD: Final = (150.0, 800.0)
 
 NEAR_DE_MINIMIS: Final = 0.15
 """A declared value within this share below a threshold counts as *near* it."""
+
+SMALL_PARCEL_MODES: Final = tuple(m for m, s in STREAM_OF_MODE.items() if s == "express")
+"""Modes of the express stream (express courier and post): the small parcels de-minimis
+thresholds apply to."""
+
+CORE_FIELDS: Final = (
+    "shipper",
+    "consignee",
+    "origin",
+    "departure",
+    "hs",
+    "goods_description",
+    "packages",
+    "gross_weight_kg",
+    "value",
+)
+"""The core optional fields of a declaration whose blank share is a feature
+(``undeclared_share``): the two parties, origin and departure country, HS code, goods
+description, packages, gross weight and declared value (in any currency)."""
 
 _TOKEN = re.compile(r"[a-z]+")
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -364,9 +383,13 @@ def prepare(
         ("freight_terms", "freight_terms"),
         ("payment_method", "payment_method"),
         ("platform", "platform"),
+        ("discharge_port", "discharge_port"),
+        ("carrier", "carrier_id"),
     ):
         p[key] = _apply(_values(s, col), norm_text, p, key)
-    p["currency"] = _apply(_values(s, "currency"), _upper)
+    currency = _values(s, "currency")
+    p["currency"] = _apply(currency, _upper)
+    p["raw_currency"] = _apply(currency, norm_text)
     p["phone"] = _apply(_values(s, "consignee_phone"), norm_phone, p, "phone")
     p["address"] = _apply(_values(s, "consignee_address"), norm_address, p, "address")
     p["ports"] = _apply(_values(s, "transshipment_ports"), port_list)
@@ -374,6 +397,7 @@ def prepare(
     description = _values(s, "goods_description")
     p["tokens"] = _apply(description, description_tokens)
     p["generic"] = _apply(description, generic_description).astype("float64")
+    p["description_blank"] = _apply(description, _blank).astype("float64")
     derive_keys(p, tuple_keys=tuple_keys)
     return p
 
@@ -425,17 +449,41 @@ def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
                 codes_of(p, ident) >= 0, codes_of(p, "consignee"), -1
             )
     p["global"] = np.full(n, "all", dtype=object) if tuples else np.zeros(n, dtype="int64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vpk = p["declared_value_usd"] / p["gross_weight_kg"]
-    p["log_value_per_kg"] = np.log1p(vpk)
+    p["log_value_per_kg"] = np.log1p(_ratio(p["declared_value_usd"], p["gross_weight_kg"]))
 
 
 # -- row-only manifest features -------------------------------------------------------------
+def _blank(value: Any) -> float:
+    """1 for a text field left blank (missing, empty or only spaces), else 0."""
+    return float(norm_text(value) is None)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, NaN where the denominator is 0 or missing: a declared
+    weight or package count of 0 is real (and flagged on its own), but not a divisor."""
+    out = np.full(len(numerator), np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
+
+
+def small_parcel(mode: np.ndarray) -> np.ndarray:
+    """Whether each (normalised) mode is in the express stream (express courier or post)."""
+    mode = np.asarray(mode, dtype=object)
+    out = np.zeros(len(mode), dtype=bool)
+    for m in SMALL_PARCEL_MODES:
+        out |= mode == m
+    return out
+
+
 def de_minimis_margins(value, value_usd, currency, mode) -> np.ndarray:
     """Relative distance below the nearest de-minimis threshold at or above the declared value
-    (0 = right at it), for aligned arrays; NaN for non-express shipments or values above every
-    threshold. The declaration currency's own thresholds apply when it has any, else the USD
-    value is judged against :data:`DE_MINIMIS_USD`."""
+    (0 = right at it), for aligned arrays; NaN outside the express stream (express courier and
+    post) or for values above every threshold. The declaration currency's own thresholds apply
+    when it has any, else the USD value is judged against :data:`DE_MINIMIS_USD`."""
+    return _margins(value, value_usd, currency, small_parcel(mode))
+
+
+def _margins(value, value_usd, currency, parcel: np.ndarray) -> np.ndarray:
+    """:func:`de_minimis_margins` with the express-stream mask already known."""
     value = np.asarray(value, dtype="float64")
     value_usd = np.asarray(value_usd, dtype="float64")
     currency = np.asarray(currency, dtype=object)
@@ -452,7 +500,7 @@ def de_minimis_margins(value, value_usd, currency, mode) -> np.ndarray:
     for limit in DE_MINIMIS_USD:
         ok = ~own & (value_usd <= limit)
         best[ok] = np.minimum(best[ok], (limit - value_usd[ok]) / limit)
-    best[np.isinf(best) | (np.asarray(mode, dtype=object) != "express")] = np.nan
+    best[np.isinf(best) | ~parcel] = np.nan
     return best
 
 
@@ -461,28 +509,99 @@ def de_minimis_margin(value: float, value_usd: float, currency: str | None, mode
     return float(de_minimis_margins([value], [value_usd], [currency], [mode])[0])
 
 
+def _flag(condition: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """1 / 0, NaN where the field it judges was not declared (``blank``)."""
+    out = condition.astype("float64")
+    out[blank] = np.nan
+    return out
+
+
 def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Manifest features that need only the shipment itself, vectorised over prepared rows."""
+    """Manifest features that need only the shipment itself, vectorised over prepared rows.
+
+    A blank field is information, never an error: ratios are NaN when a part is missing (or
+    a divisor is 0), flags of a value are NaN when the value is not declared, and the blank
+    fields themselves are flagged (``shipper_not_declared``...) and counted
+    (``undeclared_share``)."""
     value = p["declared_value_usd"]
     weight = p["gross_weight_kg"]
     packages = p["packages"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = {
-            "value_per_kg": value / weight,
-            "value_per_package": value / packages,
-            "weight_per_package": weight / packages,
-        }
+    out = {
+        "value_per_kg": _ratio(value, weight),
+        "value_per_package": _ratio(value, packages),
+        "weight_per_package": _ratio(weight, packages),
+    }
     out["n_transshipments"] = p["n_ports"]
     out["booking_to_departure_days"] = (p["departed_at"] - p["booked_at"]) / NS_PER_DAY
     out["transit_days"] = (p["arrival_at"] - p["departed_at"]) / NS_PER_DAY
     out["declaration_lead_days"] = (p["arrival_at"] - p["t"]) / NS_PER_DAY
     out["generic_description"] = p["generic"]
-    margins = de_minimis_margins(p["declared_value"], value, p["currency"], p["mode"])
+    parcel = small_parcel(p["mode"])
+    margins = _margins(p["declared_value"], value, p["currency"], parcel)
     out["de_minimis_margin"] = margins
     near = (margins <= NEAR_DE_MINIMIS).astype("float64")
-    near[np.isnan(margins) & (p["mode"] == "express")] = 0.0
-    near[p["mode"] != "express"] = np.nan
+    near[~parcel] = np.nan
     out["near_de_minimis"] = near
+
+    blank_weight = np.isnan(weight)
+    out["weight_zero"] = _flag(weight == 0, blank_weight)
+    out["weight_bulk"] = _flag(weight > BULK_KG, blank_weight)
+    # the value in the declaration currency, else in USD when only that was given
+    declared = p["declared_value"]
+    blank_value = np.isnan(declared)
+    if blank_value.any():
+        declared = np.where(blank_value, value, declared)
+        blank_value = np.isnan(declared)
+    out["value_zero"] = _flag(declared == 0, blank_value)
+    no_shipper = np.equal(p["shipper"], None)
+    no_consignee = np.equal(p["consignee"], None)
+    out["shipper_not_declared"] = no_shipper.astype("float64")
+    out["consignee_not_declared"] = no_consignee.astype("float64")
+    blanks = (  # the CORE_FIELDS
+        no_shipper.astype("float64")
+        + no_consignee
+        + np.equal(p["origin"], None)
+        + np.equal(p["departure"], None)
+        + np.equal(p["hs"], None)
+        + p["description_blank"]
+        + np.isnan(packages)
+        + blank_weight
+        + blank_value
+    )
+    out["undeclared_share"] = blanks / len(CORE_FIELDS)
+    return out
+
+
+RAW_KEYS: Final = {
+    "mode": "mode",
+    "origin_country": "origin",
+    "departure_country": "departure",
+    "loading_port": "loading_port",
+    "discharge_port": "discharge_port",
+    "hs_code": "hs",
+    "currency": "raw_currency",
+    "freight_terms": "freight_terms",
+    "payment_method": "payment_method",
+    "container_type": "container_type",
+    "load_type": "load_type",
+    "platform": "platform",
+    "shipper_id": "shipper",
+    "consignee_id": "consignee",
+    "forwarder_id": "forwarder",
+    "declarant_id": "declarant",
+    "carrier_id": "carrier",
+}
+"""The prepared key (normalised with :func:`norm_text`) of each categorical raw field."""
+
+RAW_NUMBERS: Final = ("packages", "gross_weight_kg", "declared_value", "declared_value_usd")
+
+
+def raw_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The mapped fields as given (``raw_<field>``): categorical fields as normalised strings
+    (None when blank), numbers as declared (NaN when blank) - the raw-columns challenger's
+    view of a declaration, with no history and no rates."""
+    out = {f"raw_{field}": p[key] for field, key in RAW_KEYS.items()}
+    out.update({f"raw_{field}": p[field] for field in RAW_NUMBERS})
     return out
 
 

@@ -74,7 +74,10 @@ class LinkGraph:
 
     def add_shipment(self, consignee: int, identifiers: tuple[int, ...], new_party: bool) -> None:
         """Record one declaration: the consignee (a party the first time) linked to each of
-        its identifiers (``-1`` = not declared)."""
+        its identifiers (``-1`` = not declared). A shipment without a consignee (``-1``)
+        links nothing: there is no party to join its identifiers to."""
+        if consignee < 0:
+            return
         if new_party:
             root = self.find(consignee)
             self.parties[root] += 1
@@ -83,13 +86,18 @@ class LinkGraph:
                 self._union(consignee, node)
 
     def add_seizure(self, consignee: int) -> None:
-        """A seizure on one of the consignee's shipments became known."""
+        """A seizure on one of the consignee's shipments became known (none to count when no
+        consignee was declared)."""
+        if consignee < 0:
+            return
         self.own[consignee] += 1
         self.seizures[self.find(consignee)] += 1
 
     def component(self, consignee: int, identifiers: tuple[int, ...], known: bool):
         """(consignees, seizures among the others) of the network this shipment connects to,
-        without adding it: the union of the components of its consignee and identifiers."""
+        without adding it: the union of the components of its consignee and identifiers. A
+        shipment without a consignee (``-1``) counts as one new party."""
+        known = known and consignee >= 0
         roots = {self.find(n) for n in identifiers if n >= 0}
         if known:
             roots.add(self.find(consignee))
@@ -139,12 +147,14 @@ def offline_components(
         k = i
         while k < n and times[order[k]] == now:
             r = order[k]
-            size[r], seized[r] = graph.component(cons[r], ids[r], is_party[cons[r]])
+            c = cons[r]
+            size[r], seized[r] = graph.component(c, ids[r], c >= 0 and is_party[c])
             k += 1
         for r in order[i:k]:
             c = cons[r]
-            graph.add_shipment(c, ids[r], not is_party[c])
-            is_party[c] = True
+            if c >= 0:  # no consignee declared: nothing to link
+                graph.add_shipment(c, ids[r], not is_party[c])
+                is_party[c] = True
         i = k
     return {"net:size": size, "net:seizures": seized}
 

@@ -33,7 +33,7 @@ import pandas as pd
 
 from features import history
 from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
-from features.contracts import REQUIRED_SHIPMENT_COLUMNS
+from features.contracts import REQUIRED_SHIPMENT_COLUMNS, AttributeSpec
 from features.errors import ContractError
 from features.history import (
     COUNTERPARTY,
@@ -129,9 +129,14 @@ class _Shipment:
 
 class OnlineFeatureState:
     """In-memory history for scoring shipments one by one, with the same numbers as
-    :func:`features.pipeline.build_training_frame`."""
+    :func:`features.pipeline.build_training_frame`.
 
-    def __init__(self) -> None:
+    ``attributes``: the attribute schema of the model served (name -> spec); each feature row
+    ends with the ``attr.<name>`` columns of these attributes, as in the training frame.
+    Attributes have no history: they are read from the shipments scored."""
+
+    def __init__(self, attributes: Mapping[str, AttributeSpec] | None = None) -> None:
+        self.attributes: dict[str, AttributeSpec] = dict(attributes or {})
         self._ship = {dim: {} for dim in SHIPMENT_COUNTS}
         self._pair_first = {pair: {} for pair in DISTINCT}
         self._distinct = {pair: {} for pair in DISTINCT}
@@ -153,12 +158,19 @@ class OnlineFeatureState:
 
     # -- building --------------------------------------------------------------------------
     @classmethod
-    def from_history(cls, shipments: pd.DataFrame, outcomes: pd.DataFrame) -> OnlineFeatureState:
-        """A state holding ``shipments`` and their known ``outcomes`` (contract frames).
+    def from_history(
+        cls,
+        shipments: pd.DataFrame,
+        outcomes: pd.DataFrame,
+        *,
+        attributes: Mapping[str, AttributeSpec] | None = None,
+    ) -> OnlineFeatureState:
+        """A state holding ``shipments`` and their known ``outcomes`` (contract frames), giving
+        features with the ``attributes`` of this schema.
 
         Built in bulk (timelines grouped with numpy, one Python step per key rather than per
         shipment and key); the result is the same as adding the shipments one by one."""
-        state = cls()
+        state = cls(attributes=attributes)
         if len(shipments):
             state._bulk_add(shipments)
         state.add_outcomes(outcomes)
@@ -201,7 +213,7 @@ class OnlineFeatureState:
                         words[wk] = when
         # link graph, officer views and the per-shipment records for later outcomes
         keys = {d: p[d].tolist() for d in (*_OUTCOME_DIMS, "consignee", *IDENTIFIERS)}
-        raw_consignee = frame["consignee_id"].tolist()
+        raw_consignee = _column(frame, "consignee_id")
         ids = [str(v) for v in frame["shipment_id"].tolist()]
         graph, is_party, links = self._graph, self._is_party, self._links
         outcome_keys = list(zip(*(keys[d] for d in _OUTCOME_DIMS), strict=True))
@@ -211,6 +223,9 @@ class OnlineFeatureState:
             consignee = keys["consignee"][i]
             node = self._node("consignee", consignee)
             idents = tuple(self._node(d, keys[d][i]) for d in IDENTIFIERS)
+            self._shipments[sid] = _Shipment(when, outcome_keys[i], ports, node, consignee)
+            if consignee is None:  # no consignee declared: no party to link or remember
+                continue
             graph.add_shipment(node, idents, not is_party[node])
             is_party[node] = True
             if consignee not in self._display:
@@ -220,7 +235,6 @@ class OnlineFeatureState:
                 if value is not None:
                     _link(links, (ident, value), consignee)
                     _link(links, ("consignee", consignee), (ident, value))
-            self._shipments[sid] = _Shipment(when, outcome_keys[i], ports, node, consignee)
         self._now = int(t.max())
 
     @staticmethod
@@ -356,7 +370,7 @@ class OnlineFeatureState:
         consignees = keys["consignee"]
         idents = [(ident, keys[ident]) for ident in IDENTIFIERS]
         outcome_keys = [keys[d] for d in _OUTCOME_DIMS]
-        raw_consignee = shipments["consignee_id"].tolist()
+        raw_consignee = _column(shipments, "consignee_id")
         node_of = self._node
         nodes_found, idents_found = found.get("nodes", (None, None))
         for i, when in zip(rows, times, strict=True):
@@ -379,14 +393,15 @@ class OnlineFeatureState:
                     n if n >= 0 else node_of(d, v[i])
                     for n, (d, v) in zip(idents_found[i], idents, strict=True)
                 )
-            graph.add_shipment(node, nodes, not is_party[node])
-            is_party[node] = True
-            if consignee not in self._display:
-                self._display[consignee] = " ".join(str(raw_consignee[i]).split())
+            if consignee is not None:  # else: no party to link or remember
+                graph.add_shipment(node, nodes, not is_party[node])
+                is_party[node] = True
+                if consignee not in self._display:
+                    self._display[consignee] = " ".join(str(raw_consignee[i]).split())
             mine = None
             for ident, values in idents:
                 value = values[i]
-                if value is not None:
+                if value is not None and consignee is not None:
                     key = (ident, value)
                     members = links.get(key)
                     if members is None:
@@ -471,8 +486,10 @@ class OnlineFeatureState:
 
         One shipment may also be passed as a mapping of contract field names to values (what
         an API body already is): it skips reading a one-row frame, the largest part of the
-        cost of scoring a single shipment. The row then gets index 0."""
-        from features.pipeline import feature_columns, feature_frame
+        cost of scoring a single shipment. The row then gets index 0. Attributes of the
+        state's schema come from the ``attr.<name>`` columns of the frame (keys of the
+        mapping); an ``attr.*`` the schema does not know is a :class:`ContractError`."""
+        from features.pipeline import attribute_values, feature_columns, feature_frame
 
         if isinstance(shipments, Mapping):
             _check_mapping(shipments)
@@ -482,13 +499,17 @@ class OnlineFeatureState:
         else:
             _check(shipments)
             index = shipments.index
+        attrs = attribute_values(shipments, self.attributes) if self.attributes else None
         p = prepared if prepared is not None else prepare(shipments, tuple_keys=True)
         found: dict = {}
         raw = self._raw(p, found)
         if prepared is not None:  # the caller may add this very manifest next
             prepared[_FOUND] = (self, found)
         dates = p["t"].astype("datetime64[ns]")
-        return feature_frame(feature_columns(p, raw), p["shipment_id"], dates, index)
+        cols = feature_columns(p, raw)
+        if attrs:
+            cols.update(attrs)
+        return feature_frame(cols, p["shipment_id"], dates, index, self.attributes)
 
     def _raw(self, p: dict[str, Any], found: dict | None = None) -> dict[str, np.ndarray]:
         """Raw aggregates of prepared shipments, one column at a time: per key dimension the
@@ -749,6 +770,11 @@ def _timeline(table: dict, key: str) -> Timeline:
     if timeline is None:
         timeline = table[key] = Timeline()
     return timeline
+
+
+def _column(frame: pd.DataFrame, name: str) -> list:
+    """An optional contract column's values (all None when the frame does not have it)."""
+    return frame[name].tolist() if name in frame.columns else [None] * len(frame)
 
 
 def _check(shipments: pd.DataFrame) -> None:

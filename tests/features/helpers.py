@@ -10,13 +10,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.contracts import validate_outcomes, validate_shipments
+from features.contracts import AttributeSpec, validate_outcomes, validate_shipments
+
+ATTRIBUTES = {
+    "import_type": AttributeSpec(kind="categorical", label="import type"),
+    "tax_rate": AttributeSpec(kind="numeric"),
+    "office": AttributeSpec(kind="categorical", label="customs office"),
+}
+"""The attribute schema of :func:`random_world` with ``attributes=True``."""
 
 
 def random_world(
-    n: int, *, days: int = 30, seed: int = 0, start: str = "2026-01-01", validate: bool = True
+    n: int,
+    *,
+    days: int = 30,
+    seed: int = 0,
+    start: str = "2026-01-01",
+    validate: bool = True,
+    messy: bool = False,
+    attributes: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``n`` shipments over ``days`` days and outcomes for ~20 % of them."""
+    """``n`` shipments over ``days`` days and outcomes for ~20 % of them.
+
+    ``messy``: what real exports hold - every transport mode (rail, road, post...), blank
+    shipper and consignee ids, blank origin, HS code, description, packages, weight and value,
+    0-kg and bulk (> 1,000 t) weights, values of 0. ``attributes``: the ``attr.*`` columns of
+    :data:`ATTRIBUTES` (with blanks and stray spaces)."""
     rng = np.random.default_rng(seed)
     n_parties = max(5, n // 8)
 
@@ -129,19 +148,72 @@ def random_world(
             "selected_by": "rule",
         }
     )
+    if messy:
+        ship = _messy(ship, rng)
+    if attributes:
+        ship = ship.assign(
+            **{
+                "attr.import_type": _blanks(rng.choice(["B2", "A1", " C3 ", "b2"], n), rng, 0.1),
+                "attr.tax_rate": np.where(
+                    rng.random(n) < 0.15, np.nan, rng.choice([0.0, 8.0, 13.5], n)
+                ),
+                "attr.office": _blanks(rng.choice(["Busan", "Incheon", "Seoul"], n), rng, 0.3),
+            }
+        )
     if validate:
-        ship = validate_shipments(ship)
+        ship = validate_shipments(ship, attributes=ATTRIBUTES if attributes else None)
         out = validate_outcomes(out)
     return ship.reset_index(drop=True), out.reset_index(drop=True)
 
 
-def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None):
+def _blanks(values: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    out = values.astype(object)
+    out[rng.random(len(out)) < share] = None
+    return out
+
+
+def _messy(ship: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The blanks, modes and odd values of a real export (see :func:`random_world`)."""
+    n = len(ship)
+    out = ship.copy()
+    modes = np.array(["sea", "rail", "road", "air", "post", "express", "inland_waterway",
+                      "fixed_installation", "other"], dtype=object)  # fmt: skip
+    out["mode"] = rng.choice(modes, n, p=[0.25, 0.08, 0.1, 0.12, 0.15, 0.2, 0.03, 0.02, 0.05])
+    for col, share in (
+        ("shipper_id", 0.1),
+        ("consignee_id", 0.08),
+        ("origin_country", 0.05),
+        ("hs_code", 0.05),
+        ("declared_value", 0.05),
+        ("forwarder_id", 0.2),
+    ):
+        out[col] = _blanks(out[col].to_numpy(), rng, share)  # fmt: skip
+    out.loc[rng.random(n) < 0.05, "goods_description"] = "   "
+    out.loc[rng.random(n) < 0.02, "consignee_id"] = "  "  # spaces only: blank as well
+    out.loc[rng.random(n) < 0.03, "declared_value_usd"] = np.nan
+    weight = out["gross_weight_kg"].to_numpy().copy()
+    r = rng.random(n)
+    weight[r < 0.05] = 0.0
+    weight[(r >= 0.05) & (r < 0.08)] = rng.uniform(1.2e6, 5e7, ((r >= 0.05) & (r < 0.08)).sum())
+    weight[(r >= 0.08) & (r < 0.12)] = np.nan
+    out["gross_weight_kg"] = weight
+    zero = rng.random(n) < 0.03
+    out.loc[zero, ["declared_value", "declared_value_usd"]] = 0.0
+    packages = out["packages"].astype("Int64")
+    packages[rng.random(n) < 0.05] = pd.NA
+    packages[rng.random(n) < 0.02] = 0
+    out["packages"] = packages
+    return out
+
+
+def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None, attributes=None):
     """Feed an online state as serving would: shipments in declaration order, each scored
     before it is added, outcomes added once their ``result_at`` has passed. Returns the
-    online feature rows (in the order and index of ``shipments``) and the final state."""
+    online feature rows (in the order and index of ``shipments``) and the final state
+    (a new one with the ``attributes`` schema unless ``state`` is given)."""
     from features.pipeline import OnlineFeatureState
 
-    state = state if state is not None else OnlineFeatureState()
+    state = state if state is not None else OnlineFeatureState(attributes=attributes)
     s = shipments.sort_values("declared_at", kind="stable")
     o = outcomes.sort_values("result_at", kind="stable")
     result_at = o["result_at"].to_numpy(dtype="datetime64[ns]")
@@ -158,15 +230,17 @@ def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None):
 
 
 def assert_same_features(offline: pd.DataFrame, online: pd.DataFrame, *, rtol=1e-9, atol=1e-9):
-    """Every feature of every shipment equal (numbers to float tolerance)."""
-    from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
+    """Every feature (catalog and attributes) of every shipment equal (numbers to float
+    tolerance, text exactly)."""
+    from features.pipeline import KEY_COLUMNS
 
     assert list(offline.columns) == list(online.columns)
     assert offline["shipment_id"].tolist() == online["shipment_id"].tolist()
     problems = []
-    for name in FEATURE_NAMES:
+    for name in offline.columns[len(KEY_COLUMNS) :]:
         a, b = offline[name], online[name]
-        if name in CATEGORICAL_FEATURES:
+        assert (a.dtype == object) == (b.dtype == object), name
+        if a.dtype == object:
             left = a.astype(object).where(a.notna(), None).tolist()
             right = b.astype(object).where(b.notna(), None).tolist()
             if left != right:

@@ -96,3 +96,24 @@ def test_link_graph_merges_counts():
     g.add_shipment(1, (2,), False)
     assert g.component(1, (), True) == (2.0, 1.0)
     assert g.component(0, (), True) == (2.0, 0.0)
+
+
+def test_a_shipment_without_consignee_joins_no_network():
+    """A blank consignee is nobody: its identifiers link no party and a seizure on it lands in
+    no consignee's network (the one-hop count through its phone still sees the seizure)."""
+    shipments = make_shipments(
+        {"day": 0, "consignee_id": "A", "consignee_phone": "+1 111"},
+        {"day": 1, "consignee_id": None, "consignee_phone": "+1 999"},
+        {"day": 3, "consignee_id": "B", "consignee_phone": "+1 999"},
+        {"day": 4, "consignee_id": "  ", "consignee_phone": "+1 111"},
+        {"day": 5, "consignee_id": "A", "consignee_phone": "+1 111"},
+    )
+    outcomes = make_outcomes(("S2", 1.1, 2, "seized"), ("S4", 4.1, 4.2, "seized"))
+    f = both_ways(shipments, outcomes)
+    assert (f.loc["S2", "network_size"], f.loc["S2", "network_seizures"]) == (1, 0)
+    assert (f.loc["S3", "network_size"], f.loc["S3", "network_seizures"]) == (1, 0)
+    assert f.loc["S3", "phone_linked_seizures"] == 1
+    assert (f.loc["S5", "network_size"], f.loc["S5", "network_seizures"]) == (1, 0)
+    state = OnlineFeatureState.from_history(shipments, outcomes)
+    assert [p["party_id"] for p in state.linked_parties("A")] == []
+    assert state.party_profile("consignee", "A")["shipments"] == 2

@@ -10,7 +10,7 @@ from features.catalog import FEATURE_NAMES
 from features.contracts import OUTCOME_COLUMNS
 from features.errors import ContractError
 from features.pipeline import KEY_COLUMNS, OnlineFeatureState, build_training_frame
-from tests.features.helpers import assert_same_features, random_world, replay_online
+from tests.features.helpers import ATTRIBUTES, assert_same_features, random_world, replay_online
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +360,97 @@ def test_timelines_found_by_features_stay_right_when_others_add_first(world):
             got.party_profile("consignee", "NEW-CONSIGNEE")["shipments"]
             == (expected.party_profile("consignee", "NEW-CONSIGNEE")["shipments"])
         )
+
+
+# -- real exports: blank fields, odd values, every mode, attributes -----------------------------
+@pytest.fixture(scope="module")
+def messy_world():
+    shipments, outcomes = random_world(900, days=20, seed=21, messy=True, attributes=True)
+    # attributes as a source gives them: stray spaces, codes in any case (kept as declared)
+    spaced = shipments["attr.import_type"].map(lambda v: v if v is None else f"  {v} ")
+    return shipments.assign(**{"attr.import_type": spaced}), outcomes
+
+
+def test_online_replay_equals_offline_on_a_messy_world_with_attributes(messy_world):
+    shipments, outcomes = messy_world
+    assert shipments["shipper_id"].isna().any() and (shipments["gross_weight_kg"] == 0).any()
+    assert (shipments["gross_weight_kg"] > 1e6).any()
+    assert {"rail", "road", "post"} <= set(shipments["mode"])
+    offline = build_training_frame(shipments, outcomes, attributes=ATTRIBUTES)
+    online, _ = replay_online(shipments, outcomes, attributes=ATTRIBUTES)
+    assert_same_features(offline, online)
+    assert offline["weight_zero"].eq(1).any() and offline["weight_bulk"].eq(1).any()
+    assert offline["shipper_not_declared"].eq(1).any()
+    assert set(offline["attr.import_type"].dropna()) == {"B2", "A1", "C3", "b2"}
+    # history, then the rest one by one, with attributes
+    cut = shipments["declared_at"].quantile(0.6)
+    past = shipments[shipments["declared_at"] < cut]
+    known = outcomes[outcomes["result_at"] < cut]
+    warm = OnlineFeatureState.from_history(past, known, attributes=ATTRIBUTES)
+    new = shipments[shipments["declared_at"] >= cut]
+    rest, _ = replay_online(new, outcomes[outcomes["result_at"] >= cut], state=warm)
+    assert_same_features(offline.loc[new.index], rest)
+    # a manifest scored at once (the many-rows code paths) gives what each row alone gives
+    fresh = OnlineFeatureState.from_history(past, known, attributes=ATTRIBUTES)
+    batch = fresh.features(new)
+    assert len(new) > 64
+    one_by_one = pd.concat([fresh.features(new.iloc[[i]]) for i in range(len(new))])
+    assert_same_features(batch, one_by_one)
+
+
+def test_one_shipment_as_a_mapping_with_attribute_keys(messy_world):
+    shipments, outcomes = messy_world
+    state = OnlineFeatureState.from_history(shipments.iloc[:500], outcomes, attributes=ATTRIBUTES)
+    for i in (600, 601, 602, 650):
+        row = shipments.iloc[[i]]
+        record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
+        assert_same_features(state.features(row).reset_index(drop=True), state.features(record))
+    record = {k: (None if pd.isna(v) else v) for k, v in shipments.iloc[700].to_dict().items()}
+    partial = {k: v for k, v in record.items() if k != "attr.office"}  # missing: just missing
+    assert state.features(partial)["attr.office"].iloc[0] is None
+    with pytest.raises(ContractError, match=r"attr\.vat_code"):
+        state.features({**record, "attr.vat_code": "X"})
+    with pytest.raises(ContractError, match=r"attr\.tax_rate"):
+        state.features({**record, "attr.tax_rate": "eight"})
+
+
+def test_attribute_columns_follow_the_schema(messy_world):
+    shipments, outcomes = messy_world
+    part = shipments.iloc[:200]
+    plain = build_training_frame(part, outcomes)  # no schema: attr.* ignored as extra columns
+    assert list(plain.columns) == [*KEY_COLUMNS, *FEATURE_NAMES]
+    reordered = {n: ATTRIBUTES[n] for n in ("office", "tax_rate")}
+    with pytest.raises(ContractError, match=r"attr\.import_type"):
+        build_training_frame(part, outcomes, attributes=reordered)  # a column it does not know
+    frame = build_training_frame(
+        part.drop(columns=["attr.import_type"]), outcomes, attributes=reordered
+    )
+    assert list(frame.columns)[-2:] == ["attr.office", "attr.tax_rate"]
+    pd.testing.assert_frame_equal(frame[list(plain.columns)], plain)
+    absent = build_training_frame(
+        part.drop(columns=["attr.office"]), outcomes, attributes=ATTRIBUTES
+    )
+    assert absent["attr.office"].isna().all()
+    with pytest.raises(ContractError, match=r"attr\.tax_rate"):
+        build_training_frame(part.assign(**{"attr.tax_rate": "x"}), outcomes, attributes=ATTRIBUTES)
+    empty = build_training_frame(part.iloc[:0], outcomes, attributes=ATTRIBUTES)
+    assert list(empty.columns)[-3:] == ["attr.import_type", "attr.tax_rate", "attr.office"]
+
+
+def test_only_the_required_fields(world):
+    """Only id, time and mode declared: every feature is defined or missing, offline and
+    online alike, and nothing fails."""
+    shipments, outcomes = world
+    bare = shipments[["shipment_id", "declared_at", "mode"]]
+    offline = build_training_frame(bare, outcomes)
+    online, _ = replay_online(bare, outcomes)
+    assert_same_features(offline, online)
+    assert (offline["undeclared_share"] == 1).all()
+    assert (offline["shipper_not_declared"] == 1).all()
+    assert offline["consignee_shipments_total"].isna().all()
+    assert offline["network_seizures"].eq(0).all()
+    warm = OnlineFeatureState.from_history(bare.iloc[:300], outcomes)
+    record = {"shipment_id": "NEW-1", "declared_at": bare["declared_at"].max(), "mode": "post"}
+    row = warm.features(record)
+    assert row["mode"].iloc[0] == "post" and row["undeclared_share"].iloc[0] == 1
+    assert len(warm) == 300 and warm.linked_parties("C1") == []
