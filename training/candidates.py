@@ -75,10 +75,7 @@ def feature_set(attributes: Mapping[str, AttributeSpec] | None = None) -> Featur
     kinds = [catalog.feature(n).kind for n in names]
     version = getattr(catalog, "CATALOG_VERSION", None) or catalog_version(names, kinds)
     categorical = [n for n in names if n in set(catalog.CATEGORICAL_FEATURES)]
-    # TODO(issue 11): catalog.family_of lands with the new families; until then a feature's
-    # family is its catalog field
-    family_of = getattr(catalog, "family_of", None) or (lambda n: catalog.feature(n).family)
-    family = {n: family_of(n) for n in names}
+    family = {n: catalog.family_of(n) for n in names}
     for name, spec in attributes.items():
         column = attribute_column(name)
         names.append(column)

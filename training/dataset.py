@@ -246,7 +246,7 @@ def build_dataset(
             f"in outcomes; the label is {label.name}); a risk model needs positive labels"
         )
     progress(f"building features for {len(shipments):,} shipments")
-    features = build_training_frame(shipments, tables.outcomes)
+    features = build_training_frame(shipments, tables.outcomes, attributes=tables.info.attributes)
     if (
         len(features) != len(shipments)
         or not (features["shipment_id"].to_numpy() == shipments["shipment_id"].to_numpy()).all()

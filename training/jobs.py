@@ -816,8 +816,14 @@ def _read_any(path: Path) -> pd.DataFrame:
 
 def reasons_for(model: ScoringModel, features: pd.DataFrame, top: int = 3) -> list[str]:
     """Officer-readable reasons: the ``top`` features pushing each score up the most, as
-    catalog sentences with their contribution in log-odds."""
+    catalog sentences in the words of the model's label and attributes
+    (``metadata["dataset"]``), each with its contribution in log-odds."""
     from features import catalog
+
+    info = DatasetInfo.model_validate(model.metadata.get("dataset") or {})
+
+    def say(name: str, value) -> str:
+        return catalog.reason_text(name, value, label=info.label, attributes=info.attributes)
 
     contrib = model.contributions(features)[model.feature_names]
     out = []
@@ -827,8 +833,7 @@ def reasons_for(model: ScoringModel, features: pd.DataFrame, top: int = 3) -> li
         up = row[row > 0].sort_values(ascending=False).head(top)
         out.append(
             "; ".join(
-                f"{catalog.reason_text(name, values.iloc[i][name])} (+{size:.2f})"
-                for name, size in up.items()
+                f"{say(name, values.iloc[i][name])} (+{size:.2f})" for name, size in up.items()
             )
         )
     return out
@@ -893,8 +898,11 @@ def score_job(
             "outcomes", pd.DataFrame({c: pd.Series(dtype=object) for c in OUTCOME_COLUMNS})
         )
     all_shipments = all_shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
+    schema = DatasetInfo.model_validate(model.metadata.get("dataset") or {}).attributes
     with _step(progress, f"features for {len(shipments):,} shipments"):
-        frame = build_training_frame(all_shipments.reset_index(drop=True), outcomes)
+        frame = build_training_frame(
+            all_shipments.reset_index(drop=True), outcomes, attributes=schema
+        )
     frame = frame.set_index("shipment_id", drop=False).loc[shipments["shipment_id"]]
     frame = frame.reset_index(drop=True)
     score = model.predict(frame)
