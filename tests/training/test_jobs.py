@@ -428,3 +428,34 @@ def test_bad_tuning_options_are_one_clear_error(home, tmp_path, capsys):
     assert code == 2 and "--tune-trials needs --tune" in err
     code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--label-name", "")
     assert code == 2 and "--label-name" in err
+
+
+@pytest.mark.slow
+def test_attributes_through_train_evaluate_promote_score(home, tmp_path, configs, capsys):
+    fast, _ = configs
+    data = write_world(tmp_path / "attr", days=40, per_day=150, attributes=True)
+    code, out, err = _run(capsys, "train", "--data", str(data), "--config", str(fast))
+    assert code == 0, err
+    settings = load_settings()
+    registry.configure(settings)
+    info = registry.version_info(settings, 1)
+    m = info.metrics
+    assert "challenger_precision_at_5pct" in m and "valid_challenger_pr_auc" in m
+    model = registry.load_scoring_model(f"models:/{settings.model_name}/1")
+    assert list(model.metadata["dataset"]["attributes"]) == ["import_type", "office", "tax_rate"]
+    if model.metadata["kind"] == "raw_challenger":
+        assert "attr.import_type" in model.feature_names
+    # a model on the manifest and the attributes only, through every command
+    model, names = _register_subset_model(settings, data, ["manifest", "attributes"])
+    assert {"attr.import_type", "attr.office", "attr.tax_rate"} <= set(names)
+    assert model.categories["attr.import_type"] == ["A", "B", "C"]
+    uri = f"models:/{settings.model_name}/2"
+    assert evaluate_job(settings, uri, data)["metrics"]["test_n_rows"] > 0
+    assert promote_job(settings, version=2, force=True, reason="attributes test")["promoted"]
+    ships = make_world(days=40, per_day=150, attributes=True)["shipments"]
+    inp = tmp_path / "last.parquet"
+    ships[ships["declared_at"] >= "2026-04-08"].to_parquet(inp)
+    out = score_job(settings, uri, inp, tmp_path / "s.csv", history_dir=data, explain_top=100)
+    assert out["scored"] == int((ships["declared_at"] >= "2026-04-08").sum())
+    reasons = " ".join(pd.read_csv(tmp_path / "s.csv")["reasons"].dropna())
+    assert "import type" in reasons  # the attribute, worded from its spec
