@@ -74,14 +74,9 @@ def feature_set(attributes: Mapping[str, AttributeSpec] | None = None) -> Featur
     names = list(catalog.FEATURE_NAMES)
     kinds = [catalog.feature(n).kind for n in names]
     version = getattr(catalog, "CATALOG_VERSION", None) or catalog_version(names, kinds)
-    categorical = [n for n in names if n in set(catalog.CATEGORICAL_FEATURES)]
+    names += [attribute_column(name) for name in attributes]
+    categorical = [n for n in names if catalog.feature_kind(n, attributes) == "categorical"]
     family = {n: catalog.family_of(n) for n in names}
-    for name, spec in attributes.items():
-        column = attribute_column(name)
-        names.append(column)
-        family[column] = "attributes"
-        if spec.kind == "categorical":
-            categorical.append(column)
     return FeatureSet(names=names, categorical=categorical, family=family, version=str(version))
 
 
