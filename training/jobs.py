@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from features.contracts import OUTCOME_COLUMNS, DatasetInfo, LabelMeaning
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    DatasetInfo,
+    LabelMeaning,
+    attribute_column,
+    attribute_columns,
+)
 from features.errors import CargoriskError
 from features.ingest import Mapping
 from features.scoring import ScoringModel
@@ -899,6 +905,11 @@ def score_job(
         )
     all_shipments = all_shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
     schema = DatasetInfo.model_validate(model.metadata.get("dataset") or {}).attributes
+    known = {attribute_column(name) for name in schema}
+    unknown = [c for c in attribute_columns(all_shipments) if c not in known]
+    if unknown:  # the model was trained without them: they cannot move its scores
+        progress(f"not used by this model (not in its attribute schema): {', '.join(unknown)}")
+        all_shipments = all_shipments.drop(columns=unknown)
     with _step(progress, f"features for {len(shipments):,} shipments"):
         frame = build_training_frame(
             all_shipments.reset_index(drop=True), outcomes, attributes=schema

@@ -213,7 +213,7 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
     # a file in a customs service's own column names, through an ingest mapping
     examples = Path(__file__).resolve().parents[2] / "examples"
     out_csv = tmp_path / "kcs_scores.csv"
-    code, out, _ = _run(
+    code, out, err = _run(
         capsys,
         "score",
         "--model",
@@ -226,6 +226,8 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
         str(out_csv),
     )
     assert code == 0 and "scored" in out
+    # the mapping's attributes are not the model's (trained without any): said, not used
+    assert "not used by this model" in err and "attr.customs_office" in err
     scored = pd.read_csv(out_csv)
     assert len(scored) > 0 and scored["band"].isin(["high", "medium", "low"]).all()
     if "rejected" in out:  # the example holds deliberately broken rows, kept with reasons
