@@ -383,7 +383,7 @@ def train_job(
         row_counts = {
             "shipments": len(dataset.shipments),
             "inspected": int(dataset.inspected.sum()),
-            "positive": int(np.nansum(dataset.label == 1)),
+            "seized": int(np.nansum(dataset.label == 1)),  # positives; the name serving reads
             "train_labelled": chosen.info.n_train,
             "valid_labelled": chosen.info.n_valid,
             "test_labelled": int(test_labelled.sum()),
