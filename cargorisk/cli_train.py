@@ -35,11 +35,31 @@ def register(app: typer.Typer) -> None:
         test_days: int | None = typer.Option(None, help="Test = the last N days (validation N)."),
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters YAML."),
         no_register: bool = typer.Option(False, help="Log the run without registering."),
+        label_name: str | None = typer.Option(
+            None,
+            "--label-name",
+            help="What a positive label means (e.g. 'duty fraud'); default: dataset.json.",
+        ),
+        label_positive: str | None = typer.Option(
+            None,
+            "--label-positive",
+            help="Noun for one positive result (default '<label name> finding').",
+        ),
+        tune: str | None = typer.Option(
+            None, "--tune", help="Search hyper-parameters with Optuna for a time: 90s, 10m, 1h."
+        ),
+        tune_trials: int | None = typer.Option(
+            None, "--tune-trials", help="At most N tuning trials (reproducible searches)."
+        ),
     ) -> None:
-        """Train on DIR, measure against the baselines, log to MLflow, register a version."""
+        """Train on DIR, measure against the baselines, log to MLflow, register a version.
+
+        Every run fits the full model (feature families selected on validation) and a
+        raw-columns challenger; the better on validation is registered."""
         from cargorisk.settings import load_settings
         from training.jobs import train_job
-        from training.report import format_table, summary_rows
+        from training.metrics import capacity_label
+        from training.report import format_table, plural, summary_rows
 
         settings = load_settings()
         result = train_job(
@@ -51,19 +71,62 @@ def register(app: typer.Typer) -> None:
             test_days=test_days,
             config_path=config,
             register=not no_register,
+            label_name=label_name,
+            label_positive=label_positive,
+            tune=tune,
+            tune_trials=tune_trials,
             progress=_progress,
         )
         meta = result.model.metadata
+        m = result.metrics
+        positives = plural(meta["dataset"]["label"]["positive"])
         typer.echo("")
         typer.echo(
-            f"test period {meta['test_period']['from'][:10]} .. {meta['test_period']['to'][:10]}"
-            f"  labelled rows {int(result.metrics['test_n_rows']):,}"
-            f"  seizures {int(result.metrics['test_n_positive']):,}"
-            f"  base rate {result.metrics['test_base_rate']:.4f}"
+            f"label          {meta['dataset']['label']['name']} (positive = "
+            f"{meta['dataset']['label']['positive']})"
         )
         typer.echo(
-            format_table(summary_rows(result.metrics), ("metric", "model", "rules", "random"))
+            f"test period {meta['test_period']['from'][:10]} .. {meta['test_period']['to'][:10]}"
+            f"  labelled rows {int(m['test_n_rows']):,}"
+            f"  {positives} {int(m['test_n_positive']):,}"
+            f"  base rate {m['test_base_rate']:.4f}"
         )
+        typer.echo(format_table(summary_rows(m), ("metric", "model", "rules", "random")))
+        fitted = result.fitted
+        cap = capacity_label(settings.capacity)[:-3] + "%"
+        if fitted is not None:
+            typer.echo("")
+            rows = []
+            for who, prefix in (("full model", "full"), ("raw challenger", "challenger")):
+                key = f"{prefix}_precision_at_{capacity_label(settings.capacity)}"
+                if key in m:
+                    rows.append(
+                        (
+                            who,
+                            _fmt(m[f"valid_{key}"]),
+                            _fmt(m[f"valid_{prefix}_pr_auc"]),
+                            _fmt(m[key]),
+                            _fmt(m[f"{prefix}_pr_auc"]),
+                        )
+                    )
+            header = ("candidate", f"valid prec@{cap}", "valid PR-AUC", f"test prec@{cap}")
+            typer.echo(format_table(rows, (*header, "test PR-AUC")))
+            if fitted.selection is not None:
+                typer.echo("")
+                typer.echo(f"feature families (validation precision@{cap} / PR-AUC):")
+                typer.echo(
+                    format_table(fitted.selection.rows(), ("family", "with", "without", "decision"))
+                )
+            typer.echo("")
+            typer.echo(f"registered     {meta['kind']} (families {', '.join(meta['families'])})")
+            typer.echo(f"why            {fitted.why}")
+            tuned = f", {len(fitted.tuning.trials)} tuning trials" if fitted.tuning else ""
+            typer.echo(f"fits           {fitted.fits} LightGBM fits{tuned}")
+            if meta.get("best_round_at_cap"):
+                typer.echo(
+                    f"warning        best round {meta['best_iteration']} is at the round cap: "
+                    "early stopping did not act (raise num_boost_round)"
+                )
         typer.echo("")
         typer.echo(f"run id         {result.run_id}")
         version = result.model_version if result.model_version is not None else "not registered"
@@ -139,8 +202,13 @@ def register(app: typer.Typer) -> None:
         if "period" in record:
             typer.echo(
                 f"compared on {record['rows']:,} labelled shipments ({record['seizures']} "
-                f"seizures) of {record['period']['from'][:10]} .. {record['period']['to'][:10]}"
+                f"positive) of {record['period']['from'][:10]} .. {record['period']['to'][:10]}"
             )
+            if record.get("evidence") == "little":
+                typer.echo(
+                    f"evidence: little ({record['seizures']} positive < gate.min_seizures "
+                    f"{record['min_seizures']}): decided on intervals, not point estimates"
+                )
         if record.get("champion_in_sample"):
             typer.echo("note: the champion was trained on part of this period (in-sample)")
         typer.echo(f"gate: {record.get('gate_reason', record.get('reason'))}")
@@ -179,6 +247,7 @@ def register(app: typer.Typer) -> None:
                 (
                     str(v.version),
                     ",".join(v.aliases) or "-",
+                    v.params.get("kind", "-"),
                     v.created.strftime("%Y-%m-%d %H:%M"),
                     v.params.get("test_from", "-")[:10],
                     _fmt(m.get(f"test_precision_at_{label}")),
@@ -194,6 +263,7 @@ def register(app: typer.Typer) -> None:
         header = (
             "version",
             "aliases",
+            "kind",
             "created",
             "test from",
             f"prec@{label[:-3]}%",

@@ -16,11 +16,17 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "train.yaml"
 
 
 class GateConfig(BaseModel):
-    """The promotion gate (see :mod:`training.registry`)."""
+    """The promotion gate (see :func:`training.jobs.gate_decision`).
+
+    ``min_seizures``: below this many seizures among the labelled rows of the test period the
+    point estimates cannot tell two rankings apart; the gate then says so and decides on
+    intervals (``confidence``) instead of demanding a strict gain."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     min_gain: float = Field(default=0.0, ge=0)
     beat_rules: bool = True
+    min_seizures: int = Field(default=10, ge=0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
 
 class TrainConfig(BaseModel):
@@ -40,7 +46,7 @@ class TrainConfig(BaseModel):
             "max_cat_to_onehot": 8,
         }
     )
-    num_boost_round: int = Field(default=600, ge=1, le=100_000)
+    num_boost_round: int = Field(default=5000, ge=1, le=100_000)
     early_stopping_rounds: int = Field(default=50, ge=1)
     stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = "average_precision"
     imbalance: Literal["sqrt", "balanced", "none"] = "sqrt"
@@ -50,6 +56,13 @@ class TrainConfig(BaseModel):
     shap_sample: int = Field(default=2000, ge=10)
     waterfalls: int = Field(default=3, ge=0, le=20)
     gate: GateConfig = Field(default_factory=GateConfig)
+    select_families: bool = True
+    """Backward elimination of feature families on the validation period."""
+    selection_min_positives: int = Field(default=20, ge=1)
+    """Fewer positive labels than this in the validation period: selection would follow noise
+    (one hit moves precision at capacity by a whole step), so every family is kept."""
+    challenger: bool = True
+    """Fit the raw-columns challenger and register it when it is better on validation."""
 
 
 _RESERVED = {"objective", "seed", "deterministic", "num_threads", "verbosity"}

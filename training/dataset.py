@@ -1,12 +1,16 @@
 """From a data directory of contract tables to a labelled, time-ordered feature frame.
 
 A data directory holds ``shipments`` and ``outcomes`` (``.parquet`` or ``.csv``) in the
-contract's shape (simulated or ingested) and, for simulated worlds only, ``truth.parquet``
-(which shipments really carried narcotics). Truth is never a feature and never a training
-label: it is used only to measure *true* recall over all shipments.
+contract's shape (simulated or ingested), optionally ``dataset.json`` (a
+:class:`~features.contracts.DatasetInfo`: what a positive label means - narcotics seizure, duty
+fraud - and the schema of the source's own attributes; absent means narcotics and no
+attributes) and, for simulated worlds only, ``truth.parquet`` (which shipments really were
+positive). Truth is never a feature and never a training label: it is used only to measure
+*true* recall over all shipments.
 
 Labels come from inspections. A shipment is **positive** when any of its inspections ended in
-a seizure (results known by the end of the data), **negative** when it was inspected and every
+a ``seized`` result - whatever the label means for this data: a seizure, a fraud finding -
+(results known by the end of the data), **negative** when it was inspected and every
 inspection was clean, and **unlabelled** when it was never inspected. How unlabelled shipments
 enter training is ``settings.unlabelled_policy``:
 
@@ -18,16 +22,20 @@ enter training is ``settings.unlabelled_policy``:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
+from pydantic import ValidationError
 
 from features.contracts import (
     REQUIRED_SHIPMENT_COLUMNS,
+    AttributeSpec,
+    DatasetInfo,
     Outcomes,
     validate_outcomes,
     validate_shipments,
@@ -43,12 +51,14 @@ LABEL_POLICIES = ("drop", "clean")
 
 @dataclass(frozen=True)
 class Tables:
-    """The contract tables of one data directory (validated) and, if present, the truth."""
+    """The contract tables of one data directory (validated), what its labels mean and its
+    attribute schema (``info``) and, if present, the truth."""
 
     shipments: pd.DataFrame
     outcomes: pd.DataFrame
     truth: pd.DataFrame | None
     source: str
+    info: DatasetInfo = field(default_factory=DatasetInfo)
 
 
 @dataclass
@@ -66,6 +76,7 @@ class Dataset:
     inspected: np.ndarray
     illicit: np.ndarray | None
     policy: str
+    info: DatasetInfo = field(default_factory=DatasetInfo)
 
     @property
     def labelled(self) -> np.ndarray:
@@ -105,11 +116,17 @@ def _contract_error(table: str, exc: pa_errors.SchemaErrors) -> ContractError:
     return ContractError(f"{table} table breaks the contract - " + "; ".join(parts) + more)
 
 
-def validate_table(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+def validate_table(
+    table: str, frame: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
+) -> pd.DataFrame:
     """Validate one contract table; missing required columns and bad values become a
-    :class:`ContractError` naming the fields."""
+    :class:`ContractError` naming the fields. Shipments keep their ``attr.*`` columns, checked
+    against ``attributes`` when given."""
     if table == "shipments":
-        validate, required = validate_shipments, REQUIRED_SHIPMENT_COLUMNS
+        required = REQUIRED_SHIPMENT_COLUMNS
+
+        def validate(f: pd.DataFrame) -> pd.DataFrame:
+            return validate_shipments(f, attributes=attributes)
     else:
         validate, required = validate_outcomes, REQUIRED_OUTCOME_COLUMNS
     missing = [c for c in required if c not in frame.columns]
@@ -121,14 +138,38 @@ def validate_table(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         raise _contract_error(table, exc) from None
     except pa_errors.SchemaError as exc:
         raise ContractError(f"{table} table breaks the contract - {exc}") from None
+    except ContractError as exc:  # an attribute column the schema does not declare, a bad value
+        raise ContractError(
+            f"{table} table breaks the contract - {exc} (attributes are declared in dataset.json)"
+        ) from None
+
+
+def read_info(data_dir: Path) -> DatasetInfo:
+    """``data_dir/dataset.json`` (what the label means, the attribute schema); the default
+    (narcotics seizures, no attributes) when the file is absent."""
+    path = data_dir / "dataset.json"
+    if not path.is_file():
+        return DatasetInfo()
+    try:
+        return DatasetInfo.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CargoriskError(f"{path}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise CargoriskError(f"{path}: not valid JSON ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise CargoriskError(f"{path}: {where}: {first['msg']}") from None
 
 
 def load_tables(data_dir: str | Path) -> Tables:
-    """Read and validate the contract tables of ``data_dir`` (and ``truth.parquet`` if there)."""
+    """Read and validate the contract tables of ``data_dir`` (and ``dataset.json`` and
+    ``truth.parquet`` if there)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CargoriskError(f"--data {data_dir}: not a directory")
-    frames = {t: validate_table(t, _read(_find(data_dir, t))) for t in TABLES}
+    info = read_info(data_dir)
+    frames = {t: validate_table(t, _read(_find(data_dir, t)), info.attributes) for t in TABLES}
     truth = None
     truth_path = data_dir / "truth.parquet"
     if truth_path.is_file():
@@ -136,12 +177,12 @@ def load_tables(data_dir: str | Path) -> Tables:
         missing = {"shipment_id", "illicit"} - set(truth.columns)
         if missing:
             raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
-    return Tables(frames["shipments"], frames["outcomes"], truth, str(data_dir.resolve()))
+    return Tables(frames["shipments"], frames["outcomes"], truth, str(data_dir.resolve()), info)
 
 
 def inspection_labels(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
     """Per shipment (in ``shipments`` order): ``inspected`` and ``seized`` (any inspection
-    found narcotics). Outcomes of unknown shipments are ignored."""
+    ended in a positive result). Outcomes of unknown shipments are ignored."""
     ids = shipments["shipment_id"]
     seized_ids = outcomes.loc[outcomes["result"] == "seized", "shipment_id"]
     return pd.DataFrame(
@@ -154,7 +195,7 @@ def inspection_labels(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.Dat
 
 
 def training_label(labels: pd.DataFrame, policy: str) -> np.ndarray:
-    """1.0 seized, 0.0 clean, NaN unlabelled, according to the unlabelled policy."""
+    """1.0 positive (seized), 0.0 clean, NaN unlabelled, according to the unlabelled policy."""
     if policy not in LABEL_POLICIES:
         raise CargoriskError(f"unlabelled_policy must be one of {LABEL_POLICIES}, got {policy!r}")
     label = labels["seized"].to_numpy().astype(float)
@@ -184,7 +225,7 @@ def build_dataset(
     """Features as of each shipment's time, plus labels; shipments sorted by declaration time.
 
     Raises :class:`CargoriskError` for data a model cannot be trained on: no shipments, no
-    inspections, or no seizure at all.
+    inspections, or no positive label at all.
     """
     from features.pipeline import build_training_frame
 
@@ -199,12 +240,13 @@ def build_dataset(
             f"{tables.source}: no shipment has an inspection outcome; nothing to learn from"
         )
     if not labels["seized"].any():
+        label = tables.info.label
         raise CargoriskError(
-            f"{tables.source}: no inspection found narcotics (no 'seized' result in outcomes);"
-            " a risk model needs positive labels"
+            f"{tables.source}: no inspection ended in a {label.positive} (no 'seized' result "
+            f"in outcomes; the label is {label.name}); a risk model needs positive labels"
         )
     progress(f"building features for {len(shipments):,} shipments")
-    features = build_training_frame(shipments, tables.outcomes)
+    features = build_training_frame(shipments, tables.outcomes, attributes=tables.info.attributes)
     if (
         len(features) != len(shipments)
         or not (features["shipment_id"].to_numpy() == shipments["shipment_id"].to_numpy()).all()
@@ -217,4 +259,5 @@ def build_dataset(
         inspected=labels["inspected"].to_numpy(),
         illicit=truth_for(shipments, tables.truth),
         policy=policy,
+        info=tables.info,
     )

@@ -86,20 +86,39 @@ def score_period(
     )
 
 
+def model_metrics(
+    scores: PeriodScores, prefix: str, capacities: Sequence[float] = CAPACITIES
+) -> dict[str, float]:
+    """The model's metrics in ``scores``, named ``<prefix>_…``: capacity metrics on the
+    labelled rows (with ``brier``, ``n_rows``, ``n_positive``, ``base_rate``) and, when the
+    truth is known, ``<prefix>_true_recall_at_…`` / ``_true_precision_at_…`` over all rows."""
+    out = {
+        f"{prefix}_{key}": value
+        for key, value in capacity_metrics(
+            scores.y, scores.model, capacities, probability=scores.model
+        ).items()
+    }
+    if scores.illicit_all is not None and scores.illicit_all.sum() > 0:
+        true = capacity_metrics(scores.illicit_all, scores.model_all, capacities)
+        for share in capacities:
+            label = capacity_label(share)
+            out[f"{prefix}_true_recall_at_{label}"] = true[f"recall_at_{label}"]
+            out[f"{prefix}_true_precision_at_{label}"] = true[f"precision_at_{label}"]
+        out[f"{prefix}_true_n_illicit"] = true["n_positive"]
+        out[f"{prefix}_true_n_rows"] = true["n_rows"]
+    return out
+
+
 def period_metrics(
     scores: PeriodScores, capacities: Sequence[float] = CAPACITIES
 ) -> dict[str, float]:
     """Flat metric dict for the model (``test_…``) and both baselines on the same rows."""
-    out: dict[str, float] = {}
-    for who in WHO:
-        score = scores.score_of(who)
-        metrics = capacity_metrics(
-            scores.y, score, capacities, probability=score if who == "test" else None
-        )
+    out = model_metrics(scores, "test", capacities)
+    for who in ("rules", "random"):
+        metrics = capacity_metrics(scores.y, scores.score_of(who), capacities)
         for key, value in metrics.items():
-            if key in ("n_rows", "n_positive", "base_rate") and who != "test":
-                continue
-            out[f"{who}_{key}"] = value
+            if key not in ("n_rows", "n_positive", "base_rate"):
+                out[f"{who}_{key}"] = value
         if scores.illicit_all is not None and scores.illicit_all.sum() > 0:
             true = capacity_metrics(
                 scores.illicit_all, scores.score_of(who, labelled=False), capacities
@@ -108,9 +127,6 @@ def period_metrics(
                 label = capacity_label(share)
                 out[f"{who}_true_recall_at_{label}"] = true[f"recall_at_{label}"]
                 out[f"{who}_true_precision_at_{label}"] = true[f"precision_at_{label}"]
-            if who == "test":
-                out["test_true_n_illicit"] = true["n_positive"]
-                out["test_true_n_rows"] = true["n_rows"]
     return out
 
 

@@ -9,30 +9,50 @@ metadata ``test_period``) at the configured inspection capacity.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from features.contracts import OUTCOME_COLUMNS
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    DatasetInfo,
+    LabelMeaning,
+    attribute_column,
+    attribute_columns,
+)
 from features.errors import CargoriskError
 from features.ingest import Mapping
 from features.scoring import ScoringModel
 from training import registry
 from training.baselines import rules_score
+from training.candidates import Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
 from training.dataset import Dataset, build_dataset, load_tables, validate_table
-from training.evaluate import period_curves, period_metrics, score_period
-from training.metrics import capacity_label, capacity_metrics
+from training.evaluate import (
+    PeriodScores,
+    model_metrics,
+    period_curves,
+    period_metrics,
+    score_period,
+)
+from training.metrics import (
+    capacity_label,
+    capacity_metrics,
+    hits_at,
+    n_selected,
+    wilson_interval,
+)
 from training.split import temporal_split
-from training.train import fit_model
+from training.train import prepare_fit
+from training.tuning import parse_budget
 
 Progress = Callable[[str], None]
 
@@ -49,23 +69,6 @@ def _step(progress: Progress, what: str):
     progress(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
-def catalog_version(names: list[str], kinds: list[str]) -> str:
-    """A short fingerprint of the feature catalog (names and kinds, in order): two models with
-    the same fingerprint read the same feature rows."""
-    text = "\n".join(f"{n}:{k}" for n, k in zip(names, kinds, strict=True))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _catalog() -> tuple[list[str], list[str], str]:
-    from features import catalog
-
-    names = list(catalog.FEATURE_NAMES)
-    categorical = [n for n in names if n in set(catalog.CATEGORICAL_FEATURES)]
-    kinds = [catalog.feature(n).kind for n in names]
-    version = getattr(catalog, "CATALOG_VERSION", None) or catalog_version(names, kinds)
-    return names, categorical, str(version)
-
-
 # ------------------------------------------------------------------------------------------
 # train
 # ------------------------------------------------------------------------------------------
@@ -77,6 +80,194 @@ class TrainResult:
     metrics: dict[str, float]
     model: ScoringModel
     timings: dict[str, float] = field(default_factory=dict)
+    fitted: Fitted | None = None
+    """The candidates, the family selection and the tuning trials of the run."""
+
+
+def with_label(info: DatasetInfo, name: str | None, positive: str | None) -> DatasetInfo:
+    """``info`` with the label meaning given on the command line (``--label-name``,
+    ``--label-positive``). The positive noun defaults to ``"<name> finding"`` when only a name
+    is given."""
+    if name is None and positive is None:
+        return info
+    if name is not None and positive is None:
+        positive = f"{name.strip()} finding"
+        option = "--label-name (and the positive noun derived from it; give --label-positive)"
+    else:
+        option = "--label-positive"
+    try:
+        label = LabelMeaning(
+            name=(name if name is not None else info.label.name).strip(),
+            positive=positive.strip(),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "--label-name" if first["loc"][0] == "name" else option
+        raise CargoriskError(f"{where}: {first['msg']}") from None
+    return info.model_copy(update={"label": label})
+
+
+def _plural(noun: str) -> str:
+    return noun if noun.endswith("s") else noun + "s"
+
+
+def _log_trial(experiment_id: str, capacity: float):
+    """Each tuning trial as a nested MLflow run of the training run: its parameters and its
+    validation metric."""
+    import mlflow
+
+    label = capacity_label(capacity)
+
+    def log(trial) -> None:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"trial-{trial.number:03d}", nested=True
+        ):
+            mlflow.log_params({f"lgb_{k}": v for k, v in trial.params.items()})
+            values = {
+                f"valid_precision_at_{label}": trial.score.precision,
+                "valid_pr_auc": trial.score.pr_auc,
+                "best_iteration": float(trial.best_iteration),
+                "fit_seconds": trial.seconds,
+            }
+            mlflow.log_metrics({k: float(v) for k, v in values.items() if v == v})
+            mlflow.set_tags(
+                {
+                    "cargorisk.kind": "tuning_trial",
+                    "cargorisk.trial": str(trial.number),
+                    "cargorisk.best_round_at_cap": str(trial.at_cap).lower(),
+                }
+            )
+
+    return log
+
+
+def _candidate_rows(metrics: dict[str, float], capacity: float) -> list[tuple[str, ...]]:
+    """(candidate, validation precision@capacity / PR-AUC, test ...) for the console and the
+    model card."""
+    label = capacity_label(capacity)
+
+    def cell(prefix: str) -> str:
+        p = metrics.get(f"{prefix}_precision_at_{label}")
+        a = metrics.get(f"{prefix}_pr_auc")
+        if p is None:
+            return "-"
+        return f"{p:.4f} / {a:.4f}" if a == a else f"{p:.4f} / -"
+
+    return [
+        (who, cell(f"valid_{prefix}"), cell(prefix))
+        for who, prefix in (("full model", "full"), ("raw-columns challenger", "challenger"))
+        if f"{prefix}_precision_at_{label}" in metrics
+    ]
+
+
+@dataclass
+class _Evaluation:
+    metrics: dict[str, float]
+    """Every metric of the run (registered, both candidates, baselines; validation and test)."""
+    test_metrics: dict[str, float]
+    """The registered model and the baselines on the test period (``test_/rules_/random_``)."""
+    scores: PeriodScores
+    """The registered model on the test period."""
+    curves: dict
+    others: dict[str, list[dict]]
+    """Capacity curve (labelled test rows) of the candidate that was not registered."""
+
+
+def _evaluate(fitted: Fitted, dataset: Dataset, split, num_threads: int) -> _Evaluation:
+    """Both candidates and the baselines on the validation and test periods: the registered
+    model as ``test_…`` / ``valid_…`` beside ``rules_…`` / ``random_…``, each candidate as
+    ``full_…`` / ``challenger_…`` and ``valid_full_…`` / ``valid_challenger_…``."""
+    rules = rules_score(dataset.shipments)
+    chosen = fitted.registered
+
+    def period(model: ScoringModel, mask: np.ndarray) -> PeriodScores:
+        return score_period(model, dataset, mask, rules, num_threads=num_threads)
+
+    scores = period(chosen.model, split.test)
+    metrics = period_metrics(scores)
+    test_metrics = dict(metrics)
+    metrics.update(model_metrics(period(chosen.model, split.valid), "valid"))
+    others = {}
+    for candidate, prefix in ((fitted.full, "full"), (fitted.challenger, "challenger")):
+        if candidate is None:
+            continue
+        test = scores if candidate is chosen else period(candidate.model, split.test)
+        if candidate is not chosen:
+            others[prefix] = period_curves(test)["labelled"]["test"]
+        metrics.update(model_metrics(test, prefix))
+        metrics.update(model_metrics(period(candidate.model, split.valid), f"valid_{prefix}"))
+    return _Evaluation(metrics, test_metrics, scores, period_curves(scores), others)
+
+
+def _log_fits(fitted: Fitted, capacity: float) -> None:
+    """The ablation table and the tuning trials, as run artifacts."""
+    import mlflow
+
+    if fitted.selection is not None:
+        mlflow.log_dict(fitted.selection.as_dict(capacity), "family_selection.json")
+        mlflow.log_text(fitted.selection.markdown(capacity), "family_selection.md")
+    if fitted.tuning is not None:
+        trials = [
+            {
+                "number": tr.number,
+                "params": tr.params,
+                "precision_at_capacity": tr.score.precision,
+                "pr_auc": tr.score.pr_auc,
+                "best_iteration": tr.best_iteration,
+                "seconds": tr.seconds,
+            }
+            for tr in fitted.tuning.trials
+        ]
+        mlflow.log_dict(
+            {
+                "budget_s": fitted.tuning.budget_s,
+                "elapsed_s": fitted.tuning.elapsed_s,
+                "best": fitted.tuning.best.number,
+                "trials": trials,
+            },
+            "tuning_trials.json",
+        )
+
+
+def _figures(
+    model: ScoringModel,
+    evaluation: _Evaluation,
+    test_rows: pd.DataFrame,
+    settings,
+    config: TrainConfig,
+    *,
+    positive: str,
+) -> list[tuple[str, Any]]:
+    """Every plot of the run (artifact path, figure), worded for the label's ``positive``."""
+    from training import report
+
+    others = {
+        {"full": "full model", "challenger": "raw-columns challenger"}[k] + " (not registered)": v
+        for k, v in evaluation.others.items()
+    }
+    curves = evaluation.curves
+    figures = [
+        (
+            "plots/capacity_curve.png",
+            report.capacity_plot(curves, settings.capacity, positive=positive, others=others),
+        ),
+        ("plots/cumulative_gains.png", report.gains_plot(curves["gains"], positive=positive)),
+        (
+            "plots/calibration.png",
+            report.calibration_plot(curves["reliability"], positive=positive),
+        ),
+        ("plots/feature_importance.png", report.importance_plot(model)),
+    ]
+    sample = test_rows.sample(n=min(config.shap_sample, len(test_rows)), random_state=settings.seed)
+    figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
+    top = np.argsort(-evaluation.scores.model_all, kind="stable")[: config.waterfalls]
+    top_rows = test_rows.iloc[top]
+    if len(top_rows):
+        for shipment_id, fig in report.shap_waterfall_plots(
+            model, top_rows, top_rows["shipment_id"].tolist()
+        ):
+            figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
+    return figures
 
 
 def train_job(
@@ -90,22 +281,35 @@ def train_job(
     config: TrainConfig | None = None,
     config_path: str | Path | None = None,
     register: bool = True,
+    label_name: str | None = None,
+    label_positive: str | None = None,
+    tune: str | None = None,
+    tune_trials: int | None = None,
     progress: Progress = _quiet,
 ) -> TrainResult:
-    """Train, evaluate against the baselines, log everything to MLflow and register the model
-    as a new version of ``settings.model_name``."""
+    """Train the full model (families selected on validation, tuned if ``tune`` gives a time
+    budget such as ``"10m"``) and the raw-columns challenger, evaluate both against the
+    baselines, log everything to MLflow and register the better on validation as a new version
+    of ``settings.model_name``."""
     import mlflow
 
     from training import report
 
     config = config or load_config(config_path)
+    budget_s = parse_budget(tune) if tune is not None else None
+    if tune_trials is not None and budget_s is None:
+        raise CargoriskError("--tune-trials needs --tune BUDGET (e.g. --tune 10m)")
+    with_label(DatasetInfo(), label_name, label_positive)  # bad options fail before any work
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
     with _step(progress, f"reading {data_dir}"):
         tables = load_tables(data_dir)
+    tables = replace(tables, info=with_label(tables.info, label_name, label_positive))
+    info = tables.info
+    positives = _plural(info.label.positive)
     timings["read_s"] = time.perf_counter() - t0
-    names, categorical, version = _catalog()
+    fs = feature_set(info.attributes)
     t = time.perf_counter()
     with _step(progress, "features"):
         dataset = build_dataset(tables, settings.unlabelled_policy, progress=progress)
@@ -121,84 +325,129 @@ def train_job(
     test_labelled = split.test & dataset.labelled
     if dataset.label[test_labelled].sum() == 0:
         raise CargoriskError(
-            f"the test period ({split.test_from.date()} on) has no seizure among its "
-            f"{int(test_labelled.sum())} labelled shipments; nothing to measure - move "
+            f"the test period ({split.test_from.date()} on) has no {info.label.positive} among "
+            f"its {int(test_labelled.sum())} labelled shipments; nothing to measure - move "
             "--test-from earlier or give more --test-days"
         )
-    t = time.perf_counter()
-    with _step(progress, "training"):
-        model, info = fit_model(
-            dataset.features,
-            dataset.label,
-            split,
-            feature_names=names,
-            categorical=categorical,
-            config=config,
-            seed=settings.seed,
-            capacity=settings.capacity,
-            progress=progress,
-        )
-    timings["train_s"] = time.perf_counter() - t
+    data = prepare_fit(
+        dataset.features,
+        dataset.label,
+        split,
+        feature_names=fs.names,
+        categorical=fs.categorical,
+        config=config,
+    )
+    progress(
+        f"{len(data.y_train):,} labelled training shipments ({int(data.y_train.sum()):,} "
+        f"{positives}), {len(data.y_valid):,} labelled validation shipments "
+        f"({int(data.y_valid.sum()):,} {positives})"
+    )
 
-    t = time.perf_counter()
-    with _step(progress, "evaluating on the test period"):
-        rules = rules_score(dataset.shipments)
-        scores = score_period(model, dataset, split.test, rules, num_threads=config.num_threads)
-        metrics = period_metrics(scores)
-        curves = period_curves(scores)
-    timings["evaluate_s"] = time.perf_counter() - t
+    registry.configure(settings)
+    experiment_id = registry.ensure_experiment(settings, experiment)
+    import matplotlib.pyplot as plt
 
-    row_counts = {
-        "shipments": len(dataset.shipments),
-        "inspected": int(dataset.inspected.sum()),
-        "seized": int(np.nansum(dataset.label == 1)),
-        "train_labelled": info.n_train,
-        "valid_labelled": info.n_valid,
-        "test_labelled": int(test_labelled.sum()),
-        "test_shipments": int(split.test.sum()),
-    }
-    model.metadata = {
-        "training_window": split.period("train"),
-        "valid_period": split.period("valid"),
-        "test_period": split.period("test"),
-        "row_counts": row_counts,
-        "test_metrics": metrics,
-        "capacity": settings.capacity,
-        "label_policy": settings.unlabelled_policy,
-        "feature_catalog_version": version,
-        "data_source": tables.source,
-        "seed": settings.seed,
-        "best_iteration": info.best_iteration,
-        "trained_at": pd.Timestamp.now("UTC").isoformat(),
-    }
-    params = {
-        **{f"lgb_{k}": v for k, v in config.lightgbm.items()},
-        "num_boost_round": config.num_boost_round,
-        "early_stopping_rounds": config.early_stopping_rounds,
-        "stopping_metric": config.stopping_metric,
-        "imbalance": config.imbalance,
-        "scale_pos_weight": round(info.scale_pos_weight, 4),
-        "best_iteration": info.best_iteration,
-        "seed": settings.seed,
-        "capacity": settings.capacity,
-        "label_policy": settings.unlabelled_policy,
-        "data_dir": tables.source,
-        "train_from": split.period("train")["from"],
-        "valid_from": split.period("valid")["from"],
-        "test_from": split.period("test")["from"],
-        "test_to": split.period("test")["to"],
-        "n_features": len(names),
-        "feature_catalog_version": version,
-        **{f"rows_{k}": v for k, v in row_counts.items()},
-    }
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        t = time.perf_counter()
+        with _step(progress, "training"):
+            fitted = fit_candidates(
+                data,
+                dataset.features,
+                split,
+                fs,
+                config=config,
+                seed=settings.seed,
+                capacity=settings.capacity,
+                tune_budget_s=budget_s,
+                tune_trials=tune_trials,
+                on_trial=_log_trial(experiment_id, settings.capacity),
+                progress=progress,
+            )
+        timings["train_s"] = time.perf_counter() - t
+        chosen = fitted.registered
+        model = chosen.model
+        progress(f"registering the {chosen.kind.replace('_', ' ')} model: {fitted.why}")
+        if chosen.info.at_cap:
+            progress(
+                f"warning: the registered model's best round {chosen.info.best_iteration} is at "
+                f"the round cap (num_boost_round {config.num_boost_round}): early stopping did "
+                "not act; raise num_boost_round or the learning rate"
+            )
 
-    t = time.perf_counter()
-    with _step(progress, "logging to MLflow"):
-        registry.configure(settings)
-        experiment_id = registry.ensure_experiment(settings, experiment)
-        import matplotlib.pyplot as plt
+        t = time.perf_counter()
+        with _step(progress, "evaluating on the validation and test periods"):
+            evaluation = _evaluate(fitted, dataset, split, config.num_threads)
+        metrics, curves = evaluation.metrics, evaluation.curves
+        timings["evaluate_s"] = time.perf_counter() - t
 
-        with mlflow.start_run(experiment_id=experiment_id) as run:
+        row_counts = {
+            "shipments": len(dataset.shipments),
+            "inspected": int(dataset.inspected.sum()),
+            "seized": int(np.nansum(dataset.label == 1)),  # positives; the name serving reads
+            "train_labelled": chosen.info.n_train,
+            "valid_labelled": chosen.info.n_valid,
+            "test_labelled": int(test_labelled.sum()),
+            "test_shipments": int(split.test.sum()),
+        }
+        validation = {
+            c.kind: {"precision_at_capacity": c.valid.precision, "pr_auc": c.valid.pr_auc}
+            for c in (fitted.full, fitted.challenger)
+            if c is not None
+        }
+        model.metadata = {
+            "training_window": split.period("train"),
+            "valid_period": split.period("valid"),
+            "test_period": split.period("test"),
+            "row_counts": row_counts,
+            "test_metrics": evaluation.test_metrics,
+            "capacity": settings.capacity,
+            "label_policy": settings.unlabelled_policy,
+            "feature_catalog_version": fs.version,
+            "data_source": tables.source,
+            "seed": settings.seed,
+            "best_iteration": chosen.info.best_iteration,
+            "best_round_at_cap": chosen.info.at_cap,
+            "trained_at": pd.Timestamp.now("UTC").isoformat(),
+            "dataset": info.model_dump(mode="json"),
+            "families": list(chosen.families),
+            "kind": chosen.kind,
+            "registered_why": fitted.why,
+            "validation": validation,
+        }
+        lightgbm = {**config.lightgbm, **chosen.lightgbm}
+        params = {
+            **{f"lgb_{k}": v for k, v in lightgbm.items()},
+            "num_boost_round": config.num_boost_round,
+            "early_stopping_rounds": config.early_stopping_rounds,
+            "stopping_metric": config.stopping_metric,
+            "imbalance": config.imbalance,
+            "scale_pos_weight": round(chosen.info.scale_pos_weight, 4),
+            "best_iteration": chosen.info.best_iteration,
+            "seed": settings.seed,
+            "capacity": settings.capacity,
+            "label_policy": settings.unlabelled_policy,
+            "label_name": info.label.name,
+            "label_positive": info.label.positive,
+            "attributes": ",".join(info.attributes) or "-",
+            "data_dir": tables.source,
+            "train_from": split.period("train")["from"],
+            "valid_from": split.period("valid")["from"],
+            "test_from": split.period("test")["from"],
+            "test_to": split.period("test")["to"],
+            "n_features": len(chosen.feature_names),
+            "families": ",".join(chosen.families),
+            "kind": chosen.kind,
+            "select_families": config.select_families,
+            "challenger": config.challenger,
+            "fits": fitted.fits,
+            "tune_budget_s": budget_s if budget_s is not None else "-",
+            "tune_trials": len(fitted.tuning.trials) if fitted.tuning else 0,
+            "feature_catalog_version": fs.version,
+            **{f"rows_{k}": v for k, v in row_counts.items()},
+        }
+
+        t = time.perf_counter()
+        with _step(progress, "logging to MLflow"):
             mlflow.log_params(params)
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
             mlflow.set_tags(
@@ -206,42 +455,48 @@ def train_job(
                     "cargorisk.kind": "train",
                     "cargorisk.test_period": json.dumps(split.period("test")),
                     "cargorisk.beats_baselines": str(_beats(metrics)).lower(),
+                    "cargorisk.registered_kind": chosen.kind,
+                    "cargorisk.registered_why": fitted.why[:5000],
+                    "cargorisk.families": ",".join(chosen.families),
+                    "cargorisk.label": info.label.name,
+                    "cargorisk.label_positive": info.label.positive,
+                    "cargorisk.best_round_at_cap": str(chosen.info.at_cap).lower(),
+                    "cargorisk.fits": str(fitted.fits),
                 }
             )
-            mlflow.log_dict({"features": names, "categorical": categorical}, "feature_list.json")
+            mlflow.log_dict(
+                {
+                    "features": chosen.feature_names,
+                    "categorical": [n for n in chosen.feature_names if n in model.categories],
+                    "families": {n: fs.family[n] for n in chosen.feature_names},
+                    "kind": chosen.kind,
+                },
+                "feature_list.json",
+            )
+            _log_fits(fitted, settings.capacity)
             mlflow.log_dict(curves, "capacity_curve.json")
             mlflow.log_dict(metrics, "metrics.json")
-            figures = [
-                ("plots/capacity_curve.png", report.capacity_plot(curves, settings.capacity)),
-                ("plots/cumulative_gains.png", report.gains_plot(curves["gains"])),
-                ("plots/calibration.png", report.calibration_plot(curves["reliability"])),
-                ("plots/feature_importance.png", report.importance_plot(model)),
-            ]
             test_rows = dataset.features.loc[split.test]
-            sample = test_rows.sample(
-                n=min(config.shap_sample, len(test_rows)), random_state=settings.seed
+            figures = _figures(
+                model, evaluation, test_rows, settings, config, positive=info.label.positive
             )
-            figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
-            top = np.argsort(-scores.model_all, kind="stable")[: config.waterfalls]
-            top_rows = test_rows.iloc[top]
-            if len(top_rows):
-                for shipment_id, fig in report.shap_waterfall_plots(
-                    model, top_rows, top_rows["shipment_id"].tolist()
-                ):
-                    figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
             for path, fig in figures:
                 mlflow.log_figure(fig, path)
                 plt.close(fig)
             gain = model.booster.feature_importance(importance_type="gain")
-            top_features = [names[i] for i in np.argsort(-gain)[:5]]
+            top_features = [model.feature_names[i] for i in np.argsort(-gain)[:5]]
             mlflow.log_text(
                 report.model_card(
                     model_name=settings.model_name,
                     metadata=model.metadata,
                     metrics=metrics,
                     params=params,
-                    feature_names=names,
+                    feature_names=model.feature_names,
                     top_features=top_features,
+                    candidates=_candidate_rows(metrics, settings.capacity),
+                    selection=(
+                        fitted.selection.markdown(settings.capacity) if fitted.selection else None
+                    ),
                 ),
                 "model_card.md",
             )
@@ -250,7 +505,7 @@ def train_job(
                 registry.input_example(model, test_rows),
                 settings.model_name if register else None,
             )
-    timings["log_s"] = time.perf_counter() - t
+        timings["log_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     version_number = getattr(model_info, "registered_model_version", None)
     return TrainResult(
@@ -260,6 +515,7 @@ def train_job(
         metrics=metrics,
         model=model,
         timings=timings,
+        fitted=fitted,
     )
 
 
@@ -323,45 +579,112 @@ def evaluate_job(
 # ------------------------------------------------------------------------------------------
 # promote (the quality gate)
 # ------------------------------------------------------------------------------------------
-def gate_metrics(y: np.ndarray, score: np.ndarray, capacity: float) -> dict[str, float]:
+def gate_metrics(
+    y: np.ndarray, score: np.ndarray, capacity: float, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Precision and recall at capacity, PR-AUC, and the Wilson interval of the precision
+    (hits among the ``selected`` shipments the capacity inspects)."""
     m = capacity_metrics(y, score, [capacity])
     label = capacity_label(capacity)
+    selected = n_selected(len(y), capacity)
+    hits = hits_at(y, score, selected) if len(y) else 0.0
+    low, high = wilson_interval(hits, selected, confidence)
     return {
         "precision_at_capacity": m[f"precision_at_{label}"],
         "recall_at_capacity": m[f"recall_at_{label}"],
         "pr_auc": m["pr_auc"],
+        "selected": selected,
+        "hits": hits,
+        "precision_interval": [low, high],
     }
 
 
+def _with_interval(m: dict[str, Any]) -> str:
+    low, high = m["precision_interval"]
+    return f"{m['precision_at_capacity']:.4f} ({low:.4f}..{high:.4f})"
+
+
+def _key(m: dict[str, Any]) -> tuple[float, float]:
+    """Precision at capacity, then PR-AUC; NaN (no positive to rank) below every value."""
+    return tuple(v if v == v else -1.0 for v in (m["precision_at_capacity"], m["pr_auc"]))
+
+
 def gate_decision(
-    candidate: dict[str, float],
-    champion: dict[str, float] | None,
-    rules: dict[str, float],
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    rules: dict[str, Any],
     config: TrainConfig,
+    *,
+    positives: int | None = None,
+    positive: str = "seizure",
 ) -> tuple[bool, str]:
-    """The gate itself: pass when the candidate's precision at capacity exceeds the champion's
-    by more than ``gate.min_gain`` (or ties it with a higher PR-AUC), and - if
-    ``gate.beat_rules`` - exceeds the rules baseline's. Returns (passed, reason)."""
+    """The gate itself. Returns (passed, reason).
+
+    With evidence (``positives`` - positive labels among the compared rows - at least
+    ``gate.min_seizures``, or not given): pass when the candidate's precision at capacity
+    exceeds the champion's by more than ``gate.min_gain`` (or ties it with a higher PR-AUC),
+    and - if ``gate.beat_rules`` - exceeds the rules baseline's.
+
+    With too little evidence, point estimates cannot tell two rankings apart (one hit moves
+    precision at 5 % of 150 rows by 0.125), so the gate says so and compares Wilson intervals
+    (``gate.confidence``) of precision at capacity: the candidate is refused when it is
+    clearly worse (its interval lies below the other's precision); the first model of a
+    registry then goes through, stated as such; against a champion, the candidate must not be
+    below it on the point estimates (precision, then PR-AUC), and with no positive at all
+    there is nothing to compare and the champion stays.
+    """
+    gate = config.gate
     cp = candidate["precision_at_capacity"]
-    if config.gate.beat_rules and not cp > rules["precision_at_capacity"]:
+    if positives is None or positives >= gate.min_seizures:
+        if gate.beat_rules and not cp > rules["precision_at_capacity"]:
+            return False, (
+                f"candidate precision at capacity {cp:.4f} does not beat the rules baseline "
+                f"({rules['precision_at_capacity']:.4f})"
+            )
+        if champion is None:
+            return True, "no champion yet; candidate beats the rules baseline"
+        hp = champion["precision_at_capacity"]
+        gain = cp - hp
+        if gain > gate.min_gain:
+            return True, f"precision at capacity {cp:.4f} vs champion {hp:.4f} (+{gain:.4f})"
+        if gain == 0 and gate.min_gain == 0 and candidate["pr_auc"] > champion["pr_auc"]:
+            return True, (
+                f"precision at capacity tied ({cp:.4f}); PR-AUC {candidate['pr_auc']:.4f} vs "
+                f"{champion['pr_auc']:.4f}"
+            )
         return False, (
-            f"candidate precision at capacity {cp:.4f} does not beat the rules baseline "
-            f"({rules['precision_at_capacity']:.4f})"
+            f"candidate precision at capacity {cp:.4f} does not beat champion {hp:.4f} "
+            f"by more than {gate.min_gain:g}"
         )
+
+    noun = positive if positives == 1 else _plural(positive)
+    little = (
+        f"too little evidence to compare: {positives} {noun} among the labelled test "
+        f"shipments (gate.min_seizures {gate.min_seizures}); precision at capacity with "
+        f"{gate.confidence:.0%} Wilson intervals: candidate {_with_interval(candidate)}, "
+        f"rules {_with_interval(rules)}"
+    )
+    high = candidate["precision_interval"][1]
+    if gate.beat_rules and high < rules["precision_at_capacity"]:
+        return False, f"{little}; the candidate is clearly below the rules baseline"
     if champion is None:
-        return True, "no champion yet; candidate beats the rules baseline"
-    hp = champion["precision_at_capacity"]
-    gain = cp - hp
-    if gain > config.gate.min_gain:
-        return True, f"precision at capacity {cp:.4f} vs champion {hp:.4f} (+{gain:.4f})"
-    if gain == 0 and config.gate.min_gain == 0 and candidate["pr_auc"] > champion["pr_auc"]:
         return True, (
-            f"precision at capacity tied ({cp:.4f}); PR-AUC {candidate['pr_auc']:.4f} vs "
-            f"{champion['pr_auc']:.4f}"
+            f"{little}; first model of this registry: promoted without a measured gain "
+            "(compare again when more inspection results are known)"
+        )
+    little += f", champion {_with_interval(champion)}"
+    if positives == 0:
+        return False, f"{little}; nothing to compare the champion with: it stays"
+    if high < champion["precision_at_capacity"]:
+        return False, f"{little}; the candidate is clearly below the champion"
+    if _key(candidate) >= _key(champion):
+        return True, (
+            f"{little}; the candidate is not below the champion (precision at capacity, then "
+            f"PR-AUC {candidate['pr_auc']:.4f} vs {champion['pr_auc']:.4f})"
         )
     return False, (
-        f"candidate precision at capacity {cp:.4f} does not beat champion {hp:.4f} "
-        f"by more than {config.gate.min_gain:g}"
+        f"{little}; the candidate is below the champion's point estimate and nothing shows it "
+        "is better: the champion stays"
     )
 
 
@@ -414,12 +737,20 @@ def promote_job(
         mask = _period_mask(dataset, period["from"], period["to"])
         labelled = mask & dataset.labelled
         y = dataset.label[labelled]
-        if y.sum() == 0:
-            raise CargoriskError(f"the test period {period} has no seizure to compare on")
+        if len(y) == 0:
+            raise CargoriskError(f"the test period {period} has no labelled shipment to compare on")
         rules_all = rules_score(dataset.shipments)
         features = dataset.features.loc[labelled]
-        cand_m = gate_metrics(y, candidate.predict(features), settings.capacity)
-        rules_m = gate_metrics(y, rules_all[labelled], settings.capacity)
+        confidence = config.gate.confidence
+        try:
+            cand_scores = candidate.predict(features)
+        except KeyError as exc:
+            raise CargoriskError(
+                f"version {version} cannot score the feature rows of {source} ({exc.args[0]}); "
+                "is this the data it was trained on?"
+            ) from None
+        cand_m = gate_metrics(y, cand_scores, settings.capacity, confidence)
+        rules_m = gate_metrics(y, rules_all[labelled], settings.capacity, confidence)
         champ_m = None
         if champ_version is not None:
             champion = registry.load_scoring_model(settings.model_uri)
@@ -430,17 +761,29 @@ def promote_job(
                     f"champion version {champ_version} cannot score today's feature rows "
                     f"({exc.args[0]}); compare by hand and use --force --reason"
                 ) from None
-            champ_m = gate_metrics(y, champ_scores, settings.capacity)
+            champ_m = gate_metrics(y, champ_scores, settings.capacity, confidence)
             champ_train_to = champion.metadata.get("training_window", {}).get("to")
             record["champion_in_sample"] = bool(
                 champ_train_to and pd.Timestamp(champ_train_to) > pd.Timestamp(period["from"])
             )
-        passed, why = gate_decision(cand_m, champ_m, rules_m, config)
+        positives = int(y.sum())
+        passed, why = gate_decision(
+            cand_m,
+            champ_m,
+            rules_m,
+            config,
+            positives=positives,
+            positive=candidate.metadata.get("dataset", {})
+            .get("label", {})
+            .get("positive", dataset.info.label.positive),
+        )
         record.update(
             period=period,
             data_dir=str(source),
             rows=int(labelled.sum()),
-            seizures=int(y.sum()),
+            seizures=positives,
+            evidence="enough" if positives >= config.gate.min_seizures else "little",
+            min_seizures=config.gate.min_seizures,
             candidate_metrics=cand_m,
             champion_metrics=champ_m,
             rules_metrics=rules_m,
@@ -479,8 +822,14 @@ def _read_any(path: Path) -> pd.DataFrame:
 
 def reasons_for(model: ScoringModel, features: pd.DataFrame, top: int = 3) -> list[str]:
     """Officer-readable reasons: the ``top`` features pushing each score up the most, as
-    catalog sentences with their contribution in log-odds."""
+    catalog sentences in the words of the model's label and attributes
+    (``metadata["dataset"]``), each with its contribution in log-odds."""
     from features import catalog
+
+    info = DatasetInfo.model_validate(model.metadata.get("dataset") or {})
+
+    def say(name: str, value) -> str:
+        return catalog.reason_text(name, value, label=info.label, attributes=info.attributes)
 
     contrib = model.contributions(features)[model.feature_names]
     out = []
@@ -490,8 +839,7 @@ def reasons_for(model: ScoringModel, features: pd.DataFrame, top: int = 3) -> li
         up = row[row > 0].sort_values(ascending=False).head(top)
         out.append(
             "; ".join(
-                f"{catalog.reason_text(name, values.iloc[i][name])} (+{size:.2f})"
-                for name, size in up.items()
+                f"{say(name, values.iloc[i][name])} (+{size:.2f})" for name, size in up.items()
             )
         )
     return out
@@ -556,8 +904,16 @@ def score_job(
             "outcomes", pd.DataFrame({c: pd.Series(dtype=object) for c in OUTCOME_COLUMNS})
         )
     all_shipments = all_shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
+    schema = DatasetInfo.model_validate(model.metadata.get("dataset") or {}).attributes
+    known = {attribute_column(name) for name in schema}
+    unknown = [c for c in attribute_columns(all_shipments) if c not in known]
+    if unknown:  # the model was trained without them: they cannot move its scores
+        progress(f"not used by this model (not in its attribute schema): {', '.join(unknown)}")
+        all_shipments = all_shipments.drop(columns=unknown)
     with _step(progress, f"features for {len(shipments):,} shipments"):
-        frame = build_training_frame(all_shipments.reset_index(drop=True), outcomes)
+        frame = build_training_frame(
+            all_shipments.reset_index(drop=True), outcomes, attributes=schema
+        )
     frame = frame.set_index("shipment_id", drop=False).loc[shipments["shipment_id"]]
     frame = frame.reset_index(drop=True)
     score = model.predict(frame)

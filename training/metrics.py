@@ -206,3 +206,19 @@ def capacity_curve(
             }
         )
     return out
+
+
+def wilson_interval(hits: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``hits / n`` (e.g. precision at capacity: hits
+    among the ``n`` inspected). Honest for small ``n`` and for 0 or ``n`` hits, where the
+    normal approximation collapses to a point. ``hits`` may be fractional (tie-shared hits)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = min(max(hits / n, 0.0), 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -13,14 +13,20 @@ import pytest
 from cargorisk.cli import main
 from cargorisk.settings import load_settings
 from training import registry
+from training.config import load_config
+from training.jobs import evaluate_job, promote_job, score_job
 
 from .world import make_world, write_world
 
+# The tiny world's periods hold a handful of seizures: these configs let family selection run
+# on them and keep the gate strict (its little-evidence path has its own tests).
 FAST = """
-num_boost_round: 80
+num_boost_round: 300
 early_stopping_rounds: 20
 shap_sample: 150
 waterfalls: 1
+selection_min_positives: 1
+gate: {min_seizures: 1}
 """
 WEAK = """
 lightgbm: {num_leaves: 2, learning_rate: 0.001, min_data_in_leaf: 200}
@@ -28,6 +34,8 @@ num_boost_round: 1
 early_stopping_rounds: 1
 shap_sample: 50
 waterfalls: 0
+select_families: false
+gate: {min_seizures: 1}
 """
 
 
@@ -56,22 +64,26 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
     # a weak model first: it cannot beat the rules baseline, so only --force promotes it
     code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(weak))
     assert code == 0 and "version 1" in out
+    assert "best round 1 is at the round cap" in out  # one round allowed: the cap decided
     code, out, err = _run(capsys, "promote", "--config", str(weak))
     assert code == 1 and "NOT promoted" in out and "rules baseline" in out
     code, _, err = _run(capsys, "promote", "--force")
     assert code == 2 and "--reason" in err
-    code, out, _ = _run(capsys, "promote", "--force", "--reason", "bootstrap the registry")
+    code, out, _ = _run(
+        capsys, "promote", "--force", "--reason", "bootstrap the registry", "--config", str(weak)
+    )
     assert code == 0 and "forced: bootstrap the registry" in out
 
     # a real model beats the weak champion on the candidate's test period
     code, out, _ = _run(capsys, "train", "--data", str(data), "--config", str(fast))
     assert code == 0 and "precision@1%" in out and "version 2" in out
-    code, out, _ = _run(capsys, "promote", "--version", "2")
+    assert "feature families" in out and "registered     " in out and "fits  " in out
+    code, out, _ = _run(capsys, "promote", "--version", "2", "--config", str(fast))
     assert code == 0 and "promoted version 2" in out and "champion" in out
 
     # the weak model again is refused against the strong champion
     _run(capsys, "train", "--data", str(data), "--config", str(weak))
-    code, out, _ = _run(capsys, "promote", "--version", "3")
+    code, out, _ = _run(capsys, "promote", "--version", "3", "--config", str(fast))
     assert code == 1 and "NOT promoted" in out
 
     settings = load_settings()
@@ -99,16 +111,40 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
         "rules_precision_at_1pct",
         "random_precision_at_1pct",
         "test_true_recall_at_5pct",
+        "valid_precision_at_5pct",
+        "valid_pr_auc",
+        "full_precision_at_5pct",
+        "valid_full_precision_at_5pct",
+        "full_true_recall_at_5pct",
     ):
         assert key in m, key
     assert m["random_lift_at_5pct"] == pytest.approx(1.0)
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id)}
+    kind = "full" if m["valid_full_precision_at_5pct"] == m["valid_precision_at_5pct"] else None
+    client = mlflow.MlflowClient()
+    tags = client.get_run(info.run_id).data.tags
+    assert tags["cargorisk.registered_kind"] in ("full", "raw_challenger")
+    assert kind is None or tags["cargorisk.registered_kind"] == kind
+    assert tags["cargorisk.label"] == "narcotics seizure"
+    assert tags["cargorisk.best_round_at_cap"] == "false"
+    if tags["cargorisk.registered_kind"] == "full":
+        assert m["test_precision_at_5pct"] == m["full_precision_at_5pct"]
+    artifacts = {a.path for a in client.list_artifacts(info.run_id)}
     assert {
         "capacity_curve.json",
         "model_card.md",
         "metrics.json",
         "feature_list.json",
+        "family_selection.json",
+        "family_selection.md",
     } <= artifacts
+    selection = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=info.run_id, artifact_path="family_selection.json"
+            )
+        ).read_text()
+    )
+    assert selection["kept"] and len(selection["fits"]) <= 2 * len(selection["decisions"])
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(info.run_id, "plots")}
     for name in (
         "capacity_curve",
@@ -122,6 +158,12 @@ def test_train_logs_everything_and_the_gate_guards_the_champion(home, data, conf
     assert model.metadata["test_metrics"]["test_precision_at_1pct"] == m["test_precision_at_1pct"]
     assert set(model.metadata["test_period"]) == {"from", "to"}
     assert model.metadata["label_policy"] == "drop"
+    assert model.metadata["kind"] == tags["cargorisk.registered_kind"]
+    assert model.metadata["families"] == selection["kept"] or model.metadata["kind"] != "full"
+    assert model.metadata["dataset"] == {
+        "label": {"name": "narcotics seizure", "positive": "seizure"},
+        "attributes": {},
+    }
 
     code, out, _ = _run(capsys, "models")
     assert code == 0 and "champion" in out and "refused" in out and "forced" in out
@@ -171,7 +213,7 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
     # a file in a customs service's own column names, through an ingest mapping
     examples = Path(__file__).resolve().parents[2] / "examples"
     out_csv = tmp_path / "kcs_scores.csv"
-    code, out, _ = _run(
+    code, out, err = _run(
         capsys,
         "score",
         "--model",
@@ -184,6 +226,8 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
         str(out_csv),
     )
     assert code == 0 and "scored" in out
+    # the mapping's attributes are not the model's (trained without any): said, not used
+    assert "not used by this model" in err and "attr.customs_office" in err
     scored = pd.read_csv(out_csv)
     assert len(scored) > 0 and scored["band"].isin(["high", "medium", "low"]).all()
     if "rejected" in out:  # the example holds deliberately broken rows, kept with reasons
@@ -227,7 +271,7 @@ def small():
     ("case", "message"),
     [
         ("empty", "shipments table is empty"),
-        ("no_positive", "no inspection found narcotics"),
+        ("no_positive", "no inspection ended in a seizure"),
         ("no_inspection", "no shipment has an inspection outcome"),
         ("single_day", "1 day(s)"),
         ("missing_column", "lacks required column(s): mode"),
@@ -259,3 +303,161 @@ def test_bad_input_is_one_clear_error(home, tmp_path, small, capsys, case, messa
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_duty_fraud_label_and_tuning_trials_as_nested_runs(home, tmp_path, configs, capsys):
+    fast, _ = configs
+    data = write_world(tmp_path / "fraud", days=40, per_day=150)
+    code, out, err = _run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--config",
+        str(fast),
+        "--label-name",
+        "duty fraud",
+        "--label-positive",
+        "fraud finding",
+        "--tune",
+        "10m",
+        "--tune-trials",
+        "3",
+    )
+    assert code == 0, err
+    assert "positive = fraud finding" in out and "fraud findings" in out
+    assert "tuning hyper-parameters" in err and "trial   2" in err
+    settings = load_settings()
+    registry.configure(settings)
+    info = registry.version_info(settings, 1)
+    client = mlflow.MlflowClient()
+    run = client.get_run(info.run_id)
+    assert run.data.tags["cargorisk.label"] == "duty fraud"
+    assert run.data.tags["cargorisk.label_positive"] == "fraud finding"
+    assert run.data.params["tune_trials"] == "3"
+    # every trial a nested run of the training run, with its parameters and validation metric
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{info.run_id}'",
+    )
+    assert len(children) == 3
+    for child in children:
+        assert child.data.tags["cargorisk.kind"] == "tuning_trial"
+        assert "lgb_learning_rate" in child.data.params
+        assert "valid_precision_at_5pct" in child.data.metrics
+    trials = mlflow.artifacts.load_dict(f"runs:/{info.run_id}/tuning_trials.json")
+    assert len(trials["trials"]) == 3 and trials["budget_s"] == 600
+    card = mlflow.artifacts.load_text(f"runs:/{info.run_id}/model_card.md")
+    assert "fraud finding" in card and "duty fraud" in card
+    assert "narcotic" not in card.lower()
+    model = registry.load_scoring_model(f"models:/{settings.model_name}/1")
+    assert model.metadata["dataset"]["label"] == {
+        "name": "duty fraud",
+        "positive": "fraud finding",
+    }
+    # the registered full model carries the best trial's parameters
+    if model.metadata["kind"] == "full":
+        best = trials["trials"][trials["best"]]["params"]
+        assert float(run.data.params["lgb_num_leaves"]) == best["num_leaves"]
+
+
+def _register_subset_model(settings, data, families):
+    """Train a model on some families only and register it as ``train`` would (metadata, run
+    parameter ``data_dir``)."""
+    from training.candidates import feature_set
+    from training.dataset import build_dataset, load_tables
+    from training.split import temporal_split
+    from training.train import fit_model
+
+    tables = load_tables(data)
+    dataset = build_dataset(tables)
+    fs = feature_set(tables.info.attributes)
+    names = fs.of(families)
+    split = temporal_split(dataset.declared_at)
+    model, _ = fit_model(
+        dataset.features,
+        dataset.label,
+        split,
+        feature_names=names,
+        categorical=[n for n in names if n in fs.categorical],
+        config=load_config(None).model_copy(update={"num_boost_round": 200}),
+        seed=1,
+        capacity=settings.capacity,
+    )
+    model.metadata = {
+        "test_period": split.period("test"),
+        "training_window": split.period("train"),
+        "dataset": tables.info.model_dump(mode="json"),
+        "families": list(families),
+        "kind": "full",
+    }
+    registry.configure(settings)
+    experiment_id = registry.ensure_experiment(settings)
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_param("data_dir", str(data))
+        registry.log_scoring_model(
+            model, registry.input_example(model, dataset.features), settings.model_name
+        )
+    return model, names
+
+
+@pytest.mark.slow
+def test_evaluate_promote_score_with_a_model_on_some_families(home, data, tmp_path):
+    settings = load_settings()
+    model, names = _register_subset_model(settings, data, ["history", "change"])
+    from features.catalog import FEATURE_NAMES
+
+    assert names and set(names) < set(FEATURE_NAMES)  # a strict subset of the catalog
+    assert model.feature_names == names
+    result = evaluate_job(settings, f"models:/{settings.model_name}/1", data)
+    assert result["metrics"]["test_n_rows"] > 0
+    record = promote_job(settings, version=1)
+    assert record["promoted"] is True
+    ships = make_world(days=40, per_day=150)["shipments"]
+    inp = tmp_path / "last.parquet"
+    ships[ships["declared_at"] >= "2026-04-08"].to_parquet(inp)
+    out = score_job(settings, settings.model_uri, inp, tmp_path / "s.csv", history_dir=data)
+    assert out["scored"] > 0 and out["explained"] > 0
+    scored = pd.read_csv(tmp_path / "s.csv")
+    assert scored["reasons"].notna().any()
+
+
+def test_bad_tuning_options_are_one_clear_error(home, tmp_path, capsys):
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--tune", "10")
+    assert code == 2 and "--tune '10'" in err and "90s, 10m or 1h" in err
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--tune-trials", "3")
+    assert code == 2 and "--tune-trials needs --tune" in err
+    code, _, err = _run(capsys, "train", "--data", str(tmp_path), "--label-name", "")
+    assert code == 2 and "--label-name" in err
+
+
+@pytest.mark.slow
+def test_attributes_through_train_evaluate_promote_score(home, tmp_path, configs, capsys):
+    fast, _ = configs
+    data = write_world(tmp_path / "attr", days=40, per_day=150, attributes=True)
+    code, out, err = _run(capsys, "train", "--data", str(data), "--config", str(fast))
+    assert code == 0, err
+    settings = load_settings()
+    registry.configure(settings)
+    info = registry.version_info(settings, 1)
+    m = info.metrics
+    assert "challenger_precision_at_5pct" in m and "valid_challenger_pr_auc" in m
+    model = registry.load_scoring_model(f"models:/{settings.model_name}/1")
+    assert list(model.metadata["dataset"]["attributes"]) == ["import_type", "office", "tax_rate"]
+    if model.metadata["kind"] == "raw_challenger":
+        assert "attr.import_type" in model.feature_names
+    # a model on the manifest and the attributes only, through every command
+    model, names = _register_subset_model(settings, data, ["manifest", "attributes"])
+    assert {"attr.import_type", "attr.office", "attr.tax_rate"} <= set(names)
+    assert model.categories["attr.import_type"] == ["A", "B", "C"]
+    uri = f"models:/{settings.model_name}/2"
+    assert evaluate_job(settings, uri, data)["metrics"]["test_n_rows"] > 0
+    assert promote_job(settings, version=2, force=True, reason="attributes test")["promoted"]
+    ships = make_world(days=40, per_day=150, attributes=True)["shipments"]
+    inp = tmp_path / "last.parquet"
+    ships[ships["declared_at"] >= "2026-04-08"].to_parquet(inp)
+    out = score_job(settings, uri, inp, tmp_path / "s.csv", history_dir=data, explain_top=100)
+    assert out["scored"] == int((ships["declared_at"] >= "2026-04-08").sum())
+    reasons = " ".join(pd.read_csv(tmp_path / "s.csv")["reasons"].dropna())
+    assert "import type" in reasons  # the attribute, worded from its spec

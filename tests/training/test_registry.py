@@ -101,3 +101,61 @@ def test_gate_refuses_worse_and_accepts_better():
     # a minimum gain
     strict = TrainConfig(gate=GateConfig(min_gain=0.02))
     assert gate_decision(_m(0.26), _m(0.25), _m(0.1), strict)[0] is False
+
+
+def _g(p, interval, auc=0.5):
+    return {**_m(p, auc), "precision_interval": list(interval)}
+
+
+def test_wilson_interval():
+    from training.metrics import wilson_interval
+
+    low, high = wilson_interval(0, 8)
+    assert low == 0 and high == pytest.approx(0.3244, abs=1e-3)
+    low, high = wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-3), pytest.approx(0.7634, abs=1e-3))
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    narrow = wilson_interval(500, 1000)
+    assert narrow[1] - narrow[0] < 0.07
+
+
+def test_gate_with_little_evidence_says_so_and_uses_intervals():
+    config = TrainConfig()  # gate.min_seizures 10
+    rules = _g(0.0, (0.0, 0.32))
+    # the quickstart case: 1 seizure, everybody at precision 0 - a first model goes through
+    passed, why = gate_decision(_g(0.0, (0.0, 0.32)), None, rules, config, positives=1)
+    assert passed and "too little evidence" in why and "1 seizure " in why
+    assert "first model of this registry" in why
+    # ... unless it is clearly below the rules baseline
+    passed, why = gate_decision(
+        _g(0.0, (0.0, 0.30)), None, _g(0.5, (0.2, 0.8)), config, positives=4
+    )
+    assert not passed and "clearly below the rules baseline" in why
+    # against a champion: not below it on the point estimates passes, below it stays out
+    champion = _g(0.125, (0.02, 0.47), auc=0.3)
+    ok = gate_decision(_g(0.125, (0.02, 0.47), 0.4), champion, rules, config, positives=3)
+    assert ok[0] and "not below the champion" in ok[1]
+    refused = gate_decision(_g(0.0, (0.0, 0.32)), champion, rules, config, positives=3)
+    assert not refused[0] and "champion stays" in refused[1]
+    clearly = gate_decision(_g(0.0, (0.0, 0.1)), _g(0.5, (0.2, 0.8)), rules, config, positives=5)
+    assert not clearly[0] and "clearly below the champion" in clearly[1]
+    # no positive at all: nothing to compare a champion with
+    none = gate_decision(_g(0.0, (0.0, 0.32)), champion, rules, config, positives=0)
+    assert not none[0] and "nothing to compare" in none[1]
+    # the label's own noun
+    _, why = gate_decision(rules, None, rules, config, positives=2, positive="fraud finding")
+    assert "2 fraud findings" in why
+
+
+def test_gate_stays_strict_with_evidence():
+    config = TrainConfig()
+    rules = _g(0.10, (0.05, 0.2))
+    passed, why = gate_decision(_g(0.10, (0.05, 0.2)), None, rules, config, positives=10)
+    assert not passed and "does not beat the rules baseline" in why
+    passed, _ = gate_decision(
+        _g(0.24, (0.1, 0.4)), _g(0.25, (0.1, 0.4)), rules, config, positives=40
+    )
+    assert not passed
+    lenient = TrainConfig(gate=GateConfig(min_seizures=100))
+    passed, why = gate_decision(_g(0.10, (0.05, 0.2)), None, rules, lenient, positives=40)
+    assert passed and "gate.min_seizures 100" in why

@@ -82,7 +82,7 @@ def test_no_positive_in_training_period_is_a_clear_error():
     y = y.copy()
     split = temporal_split(features["declared_at"], test_days=6)
     y[split.train] = 0
-    with pytest.raises(CargoriskError, match="training period has 0 seizures"):
+    with pytest.raises(CargoriskError, match="training period has 0 positive labels"):
         _fit(features=features, y=y)
 
 
@@ -101,3 +101,38 @@ def test_bad_config_names_the_key(tmp_path):
     path.write_text("learning_rate: 0.1\n")
     with pytest.raises(CargoriskError, match="learning_rate"):
         load_config(path)
+
+
+def test_round_cap_is_reported_when_early_stopping_never_acts():
+    from training.train import fit_booster, prepare_fit
+
+    features, y = frame()
+    split = temporal_split(features["declared_at"], test_days=6)
+    capped = TrainConfig(num_boost_round=5, early_stopping_rounds=50)
+    data = prepare_fit(
+        features, y, split, feature_names=NAMES, categorical=CATEGORICAL, config=capped
+    )
+    _, info = fit_booster(data, NAMES, config=capped, seed=1)
+    assert info.at_cap and info.best_iteration <= 5
+    # a generous cap: early stopping decides long before it
+    _, info = fit_booster(
+        data, NAMES, config=CONFIG.model_copy(update={"num_boost_round": 5000}), seed=1
+    )
+    assert not info.at_cap and info.best_iteration < 5000 - CONFIG.early_stopping_rounds
+    lines = []
+    fit_model(
+        features,
+        y,
+        split,
+        feature_names=NAMES,
+        categorical=CATEGORICAL,
+        config=capped,
+        seed=1,
+        capacity=0.05,
+        progress=lines.append,
+    )
+    assert any("at the round cap" in line for line in lines)
+
+
+def test_default_round_cap_is_a_safety_net():
+    assert TrainConfig().num_boost_round == 5000

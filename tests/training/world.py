@@ -5,6 +5,12 @@ times from cocaine source countries in reefers or with fruit/flowers as cover, a
 illicit ones. Inspections: a legacy rule share (high-risk origin) plus a random share; an
 inspection of an illicit shipment finds the drugs with probability 0.8; results are known three
 days after arrival. Truth is written beside the tables, like the simulator does.
+
+``history_signal=False`` makes a world in which party history carries no signal: no front
+companies, every consignee drawn from the same pool whatever the shipment carries, and the
+risk only in the manifest (a reefer from a source country). ``attributes=True`` adds a
+customs service's own fields (``dataset.json``): ``import_type`` (categorical, with signal),
+``office`` (categorical, none) and ``tax_rate`` (numeric, none).
 """
 
 from __future__ import annotations
@@ -14,17 +20,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.contracts import AttributeSpec, DatasetInfo, LabelMeaning
+
 RISKY = ["EC", "CO", "PE"]
 SAFE = ["DE", "CN", "US", "FR", "JP", "TR"]
 
 
-def make_world(days: int = 40, per_day: int = 150, seed: int = 0) -> dict[str, pd.DataFrame]:
+ATTRIBUTES = {
+    "import_type": AttributeSpec(kind="categorical", label="import type"),
+    "office": AttributeSpec(kind="categorical", label="customs office"),
+    "tax_rate": AttributeSpec(kind="numeric", label="tax rate"),
+}
+
+
+def make_world(
+    days: int = 40,
+    per_day: int = 150,
+    seed: int = 0,
+    *,
+    history_signal: bool = True,
+    attributes: bool = False,
+) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     n = days * per_day
     start = pd.Timestamp("2026-03-02")
     declared = start + pd.to_timedelta(np.sort(rng.integers(0, days * 86_400, n)), unit="s")
     established = np.array([f"C{i:04d}" for i in range(120)])
     front = rng.random(n) < 0.06
+    if not history_signal:
+        front[:] = False
     # front companies: each used for 1-3 shipments, created on the fly
     front_ids = np.array([f"F{i:05d}" for i in rng.integers(0, int(front.sum() / 2) + 1, n)])
     weights = 1 / np.arange(1, len(established) + 1)
@@ -41,6 +65,12 @@ def make_world(days: int = 40, per_day: int = 150, seed: int = 0) -> dict[str, p
         rng.choice(["8471300000", "6204620000", "9403600000", "3926909700"], n),
     )
     illicit = front & (rng.random(n) < 0.5) | (~front & (rng.random(n) < 0.002))
+    if not history_signal:
+        # the risk is in the manifest only: a reefer from a source country, whoever imports it
+        origin = rng.choice(SAFE + RISKY, n)
+        illicit = (np.isin(origin, RISKY) & reefer & (rng.random(n) < 0.5)) | (
+            rng.random(n) < 0.002
+        )
     value = np.round(rng.lognormal(9, 1, n), 2)
     shipments = pd.DataFrame(
         {
@@ -103,11 +133,28 @@ def make_world(days: int = 40, per_day: int = 150, seed: int = 0) -> dict[str, p
             "scheme": np.where(illicit, "front_company", None),
         }
     )
+    if attributes:
+        # import type C is where illicit shipments hide; the office and the tax rate say nothing
+        usual = rng.choice(["A", "B", "C"], n, p=[0.6, 0.35, 0.05])
+        shipments["attr.import_type"] = np.where(
+            illicit & (rng.random(n) < 0.7), "C", usual
+        ).astype(object)
+        shipments["attr.office"] = rng.choice(["Busan", "Incheon", "Seoul"], n).astype(object)
+        shipments["attr.tax_rate"] = np.round(rng.uniform(0, 0.2, n), 3)
+        shipments.loc[rng.random(n) < 0.05, "attr.office"] = None
     return {"shipments": shipments, "outcomes": outcomes, "truth": truth}
 
 
-def write_world(out: Path, **kwargs) -> Path:
+def world_info(attributes: bool = False, label: LabelMeaning | None = None) -> DatasetInfo:
+    """The ``dataset.json`` of a world."""
+    return DatasetInfo(label=label or LabelMeaning(), attributes=ATTRIBUTES if attributes else {})
+
+
+def write_world(out: Path, *, label: LabelMeaning | None = None, **kwargs) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in make_world(**kwargs).items():
         frame.to_parquet(out / f"{name}.parquet", index=False)
+    if kwargs.get("attributes") or label is not None:
+        info = world_info(kwargs.get("attributes", False), label)
+        (out / "dataset.json").write_text(info.model_dump_json(indent=1), encoding="utf-8")
     return out
