@@ -79,7 +79,12 @@ def register(app: typer.Typer) -> None:
             help="Worker processes (default: settings.workers). Each worker keeps its own "
             "online feature state; use 1 unless you accept per-worker history.",
         ),
-        host: str = typer.Option("0.0.0.0", "--host", help="Interface to listen on."),
+        host: str = typer.Option(
+            None,
+            "--host",
+            help="Interface to listen on (default: settings.host, 127.0.0.1; in a container "
+            "0.0.0.0, so the published port reaches it).",
+        ),
     ) -> None:
         """Start the risk-scoring service (bentoml serve serving.service:CargoRisk)."""
         import signal
@@ -90,10 +95,14 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         port = port or settings.port
         workers = workers or settings.workers
+        host = host or settings.host
         if not 1 <= port <= 65535:
             raise CargoriskError(f"--port: {port} is not a TCP port")
         if not 1 <= workers <= 16:
             raise CargoriskError(f"--workers: {workers} not in 1..16")
+        from serving.edge import preflight
+
+        preflight(settings)  # refuse here, before BentoML starts (and retries) a worker
         cmd = bentoml_command(port, host)
         typer.echo(f"serving {settings.model_uri} on http://{host}:{port} ({workers} worker(s))")
         proc = subprocess.Popen(cmd, env=serve_env(workers))

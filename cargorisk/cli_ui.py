@@ -1,4 +1,5 @@
-"""CLI commands of the worklist UI: ``users create|list|disable`` (worklist sign-in accounts).
+"""CLI commands of the worklist UI: ``users create|list|disable|sessions|sign-out`` (worklist
+sign-in accounts and their sessions).
 
 Officers can also sign in to the worklist with an officer API key (``cargorisk keys create
 --role officer``); accounts give them a user name and a password instead. Passwords are stored
@@ -62,7 +63,30 @@ def register(app: typer.Typer) -> None:
     def users_disable(
         username: str = typer.Argument(..., help="The account's user name."),
     ) -> None:
-        """Disable an account; its open sessions stop working at their next request."""
+        """Disable an account; its open sessions end at once."""
         if not _store().disable_user(username):
             raise CargoriskError(f"username: no active account {username!r}")
         typer.echo(f"disabled {username!r}")
+
+    @users.command("sessions")
+    def users_sessions() -> None:
+        """List open worklist sessions (who, from where, since when, last used)."""
+        rows = _store().open_sessions()
+        typer.echo(f"{'id':>5}  {'who':30} {'client':16} {'since':19}  last used")
+        for r in rows:
+            since = r["created_at"].isoformat(sep=" ", timespec="seconds")
+            seen = r["last_seen_at"].isoformat(sep=" ", timespec="seconds")
+            who, client = r["caller"][:30], r["client"] or ""
+            typer.echo(f"{r['id']:>5}  {who:30} {client:16} {since:19}  {seen}")
+
+    @users.command("sign-out")
+    def users_sign_out(
+        username: str = typer.Argument(None, help="End this account's sessions."),
+        everyone: bool = typer.Option(False, "--all", help="End every open session."),
+    ) -> None:
+        """End worklist sessions at once (one account's, or with --all everyone's, API-key
+        sessions included); they must sign in again."""
+        if (username is None) == (not everyone):
+            raise CargoriskError("sign-out: name one account or give --all")
+        count = _store().end_sessions(username if not everyone else None)
+        typer.echo(f"ended {count} session(s)")

@@ -7,19 +7,27 @@ variables, an optional YAML file named by ``CARGORISK_CONFIG``, and the defaults
 All state cargorisk writes lives under ``home`` (the current directory unless
 ``CARGORISK_HOME`` says otherwise): ``mlruns/`` (MLflow's SQLite database and artifacts),
 ``cargorisk.db`` (the serving store), ``ui-session.key`` (the worklist's cookie secret) and,
-after ``cargorisk quickstart``, ``data/`` and ``quickstart-keys.json``. Nothing is read at
-import time: call :func:`load_settings`.
+after ``cargorisk quickstart``, ``data/`` and ``quickstart-keys.json``. What cargorisk creates
+there is private to its user: folders 0700, files 0600 (they hold password hashes, names,
+phone numbers and addresses). Nothing is read at import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class Settings(BaseSettings):
@@ -63,12 +71,92 @@ class Settings(BaseSettings):
     explain_top_share: float = Field(default=0.1, ge=0, le=1)
     recent_scores_window: int = Field(default=20_000, ge=100)
     port: int = Field(default=3000, ge=1, le=65535)
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface `cargorisk serve` listens on: loopback unless told otherwise "
+        "(0.0.0.0 in a container, where the port mapping is the boundary).",
+    )
     workers: int = Field(default=1, ge=1, le=16)
+
+    # -- the service's edge: what it accepts before any work ------------------------------
+    max_body_mb: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Largest request body (MiB): refused with 413 from Content-Length before "
+        "it is read; a body without Content-Length is cut when it passes the limit. A "
+        "20,000-shipment manifest is about 25 MiB.",
+    )
+    max_concurrent_requests: int = Field(
+        default=16,
+        ge=1,
+        le=10_000,
+        description="Requests one worker process works on at once; more are answered 503 "
+        "with Retry-After at once instead of queueing (probes excepted).",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; comma-separated in the environment. None by "
+        "default: the client address is the connection's.",
+    )
+    metrics_require_key: bool = Field(
+        default=True,
+        description="/metrics (seizure counts among them) needs an API key of role monitor "
+        "or admin.",
+    )
+    api_explorer: bool = Field(
+        default=False,
+        description="Serve BentoML's API explorer (Swagger UI, from local files only) at /. "
+        "Off by default: a developer tool sharing the worklist's origin.",
+    )
+
+    # -- worklist sessions and sign-in ----------------------------------------------------
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description="The worklist's cookie-signing secret as base64 (standard or URL-safe, "
+        "padding optional) of at least 32 random bytes, e.g. `openssl rand -base64 32`. "
+        "Default: created once in <home>/ui-session.key.",
+    )
+    ui_session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A session unused this long ends."
+    )
+    ui_session_max_minutes: int = Field(
+        default=8 * 60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="A session ends this long after sign-in, however busy (one shift).",
+    )
+    sign_in_max_failures: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins within sign_in_window_minutes after which a client "
+        "address, and separately an account name, is refused (429) until they age out.",
+    )
+    sign_in_window_minutes: int = Field(default=5, ge=1, le=24 * 60)
 
     @field_validator("home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from exc
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -119,7 +207,37 @@ class Settings(BaseSettings):
         return f"models:/{self.model_name}@{self.champion_alias}"
 
     def ensure_home(self) -> None:
-        self.mlruns_dir.mkdir(parents=True, exist_ok=True)
+        """Create ``mlruns/`` (0700) and, for embedded tracking, its database file (0600)
+        before MLflow does, so neither is readable by other users of the machine."""
+        private_dir(self.mlruns_dir)
+        if self.embedded_tracking:
+            private_file(self.mlruns_dir / "mlflow.db")
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents with mode 0700 (an existing folder is left as
+    it is: it may be the current directory, or shared on purpose)."""
+    path = Path(path)
+    missing = []
+    for parent in (path, *path.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=0o700)
+            folder.chmod(0o700)  # mkdir's mode is cut by the umask; be exact
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create an empty file (0600) if none exists, so a library that opens it later (SQLite,
+    MLflow) writes into a file only its owner can read. An existing file is left alone."""
+    path = Path(path)
+    private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

@@ -1,16 +1,27 @@
-"""Who may call what: API keys with roles, checked by an ASGI middleware.
+"""Who may do what: one authority table for the API and the worklist, and API keys checked by
+an ASGI middleware.
 
 Roles:
 
 * ``system`` - inspection systems: score shipments, post outcomes;
-* ``officer`` - targeting officers: score, read shipments, post outcomes;
-* ``admin`` - operators: reload the model, manage keys.
+* ``officer`` - targeting officers: score, read shipments, post outcomes, use the worklist;
+* ``admin`` - operators: reload the model, see its status, manage keys; may sign in to the
+  worklist to see the model page, but neither reads shipments nor records outcomes there,
+  because the API refuses them both (separation of duties: who runs the service does not
+  target or report inspections);
+* ``monitor`` - a metrics scraper (Prometheus): ``/metrics`` only.
+
+:data:`PERMISSIONS` says which roles may perform each action; the API routes (:data:`RULES`)
+and the worklist pages (:mod:`serving.ui.app`) both name their action and ask
+:func:`may`, so a role the API refuses cannot do the same through the UI (a test holds both
+surfaces to the table).
 
 A key is presented as ``Authorization: Bearer <key>`` (or ``X-API-Key: <key>``). No key or an
-unknown/revoked key gets 401; a valid key whose role may not use the route gets 403. Probes,
-metrics and the API description stay open, and the worklist UI (``/ui``) runs its own
-sign-in. Keys are stored as SHA-256 digests only (see :mod:`serving.store`); lookups are cached
-for a few seconds, so a revoked key stops working within :attr:`ApiKeyAuth.ttl` seconds.
+unknown/revoked key gets 401; a valid key whose role may not use the route gets 403. Probes and
+the API description stay open; ``/metrics`` needs a monitor or admin key unless the setting
+``metrics_require_key`` is off; the worklist UI (``/ui``) runs its own sign-in. Keys are stored
+as SHA-256 digests only (see :mod:`serving.store`); lookups are cached for a few seconds, so a
+revoked key stops working within :attr:`ApiKeyAuth.ttl` seconds.
 """
 
 from __future__ import annotations
@@ -23,18 +34,40 @@ from dataclasses import dataclass, field
 
 from serving.store import Caller, Store, hash_key
 
-OPEN_PATHS = frozenset(
-    {"/", "/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/docs.json", "/docs"}
-)
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "score": frozenset({"system", "officer"}),
+    "record_outcomes": frozenset({"system", "officer"}),
+    "read_shipments": frozenset({"officer"}),
+    "operate": frozenset({"admin"}),
+    "read_metrics": frozenset({"monitor", "admin"}),
+    "view_model": frozenset({"officer", "admin"}),
+    "sign_in_to_worklist": frozenset({"officer", "admin"}),
+}
+"""The one authority table: action -> roles that may perform it, on every surface.
+``view_model`` (the worklist's model page) and ``sign_in_to_worklist`` exist only in the UI;
+``sign_in_to_worklist`` keeps machine roles (system, monitor) out of the people's pages."""
+
+
+def may(role: str | None, action: str) -> bool:
+    """Whether ``role`` may perform ``action`` (an unknown action is refused)."""
+    return role is not None and role in PERMISSIONS.get(action, frozenset())
+
+
+OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/schema.json", "/docs.json"})
 OPEN_PREFIXES = ("/static_content/", "/assets/", "/ui")
+METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True)
 class Rule:
     method: str
     path: str
-    roles: frozenset[str]
+    action: str
     prefix: bool = False
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return PERMISSIONS[self.action]
 
     def matches(self, method: str, path: str) -> bool:
         if method != self.method:
@@ -43,13 +76,15 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("POST", "/score", frozenset({"system", "officer"})),
-    Rule("POST", "/score/batch", frozenset({"system", "officer"})),
-    Rule("POST", "/outcomes", frozenset({"system", "officer"})),
-    Rule("GET", "/shipments/", frozenset({"officer"}), prefix=True),
-    Rule("POST", "/admin/", frozenset({"admin"}), prefix=True),
-    Rule("GET", "/admin/", frozenset({"admin"}), prefix=True),
+    Rule("POST", "/score", "score"),
+    Rule("POST", "/score/batch", "score"),
+    Rule("POST", "/outcomes", "record_outcomes"),
+    Rule("GET", "/shipments/", "read_shipments", prefix=True),
+    Rule("POST", "/admin/", "operate", prefix=True),
+    Rule("GET", "/admin/", "operate", prefix=True),
+    Rule("GET", METRICS_PATH, "read_metrics"),
 )
+"""API routes and the action each performs."""
 
 
 @dataclass
@@ -60,6 +95,7 @@ class ApiKeyAuth:
     enabled: bool = True
     ttl: float = 5.0
     rules: tuple[Rule, ...] = RULES
+    metrics_require_key: bool = True
     _cache: dict[str, tuple[Caller | None, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,8 +116,9 @@ class ApiKeyAuth:
             self._cache[digest] = (caller, now + self.ttl)
         return caller
 
-    @staticmethod
-    def is_open(path: str) -> bool:
+    def is_open(self, path: str) -> bool:
+        if path == METRICS_PATH:
+            return not self.metrics_require_key
         return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
     def allowed_roles(self, method: str, path: str) -> frozenset[str] | None:
@@ -120,7 +157,13 @@ class AuthMiddleware:
         path = scope.get("path", "")
         method = scope.get("method", "GET")
         auth = self.resolver()
-        if auth is None or ApiKeyAuth.is_open(path):
+        if auth is None:  # no service instance (yet): only what is open anyway gets through
+            if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+                await self.app(scope, receive, send)
+            else:
+                await _reject(send, 503, "the service is starting", [])
+            return
+        if auth.is_open(path):
             await self.app(scope, receive, send)
             return
         if not auth.enabled:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import datetime as dt
 import gc
 import logging
 import threading
@@ -43,6 +44,10 @@ from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champio
 from serving.store import Caller, Store
 
 log = logging.getLogger("cargorisk.serving")
+
+CLOCK_SKEW = pd.Timedelta(minutes=5)
+"""How far ahead of this machine's clock another system's clock may run: an inspection or a
+result later than now plus this is refused as not having happened yet."""
 
 
 class RequestError(CargoriskError):
@@ -172,8 +177,10 @@ class ScoringEngine:
         except Exception as exc:
             self.state_error = f"{type(exc).__name__}: {exc}"
             log.exception("feature state could not be built")
+        log.info("start-up: loading the model %s", getattr(self.settings, "model_uri", ""))
+        step = time.perf_counter()
         _, message = self.model_holder.load()
-        log.info("model: %s", message)
+        log.info("start-up: model: %s (%.1f s)", message, time.perf_counter() - step)
         self._reset_recent()
         # The feature state is millions of long-lived objects; a full garbage collection walks
         # them all (0.7 s with a 360k-shipment history), landing at random inside a request.
@@ -182,15 +189,33 @@ class ScoringEngine:
         gc.freeze()
 
     def build_state(self) -> None:
+        """Build the online feature state from the store, logging each step with its size and
+        duration (after a restart this is what /readyz waits for: ~30 s for 65k shipments)."""
         from features.pipeline import OnlineFeatureState
 
+        started = time.perf_counter()
         seed = getattr(self.settings, "serve_seed_data", None)
         if seed is not None and self.store.count("shipments") == 0:
+            log.info("start-up: seeding the empty store from %s", seed)
             ships, outs = read_contract_dir(Path(seed))
             self.store.import_history(ships, outs)
-            log.info("seeded the store with %d shipments, %d outcomes", len(ships), len(outs))
+            log.info(
+                "start-up: seeded the store with %d shipments, %d outcomes (%.1f s)",
+                len(ships),
+                len(outs),
+                time.perf_counter() - started,
+            )
+        step = time.perf_counter()
+        log.info("start-up: reading the history from the store")
         ships = self.store.shipments_frame()
         outs = self.store.outcomes_frame()
+        log.info(
+            "start-up: read %d shipments and %d outcomes (%.1f s); building the feature state",
+            len(ships),
+            len(outs),
+            time.perf_counter() - step,
+        )
+        step = time.perf_counter()
         state = OnlineFeatureState.from_history(ships, outs)
         with self._lock:
             self.state = state
@@ -200,7 +225,14 @@ class ScoringEngine:
                 target=self._apply_loop, name="feature-state", daemon=True
             )
             self._applier.start()
-        log.info("feature state built from %d shipments, %d outcomes", len(ships), len(outs))
+        log.info(
+            "start-up: feature state built from %d shipments, %d outcomes (%.1f s; %.1f s "
+            "since start-up began)",
+            len(ships),
+            len(outs),
+            time.perf_counter() - step,
+            time.perf_counter() - started,
+        )
 
     # -- feature state updates ------------------------------------------------------------
     def _apply_pending(self) -> None:
@@ -441,12 +473,49 @@ class ScoringEngine:
             raise RequestError("; ".join(errors[:5]), ["outcomes"])
         if self.state is None:
             raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        self._check_outcome_times(frame)
         self.store.record_outcomes(frame, request_id=request_id, caller=caller)
         with self._lock:
             self._defer("outcomes", frame)
         for result in frame["result"]:
             self.metrics.outcomes.labels(result=str(result)).inc()
         return request_id, len(frame)
+
+    def _check_outcome_times(self, frame: pd.DataFrame) -> None:
+        """Every outcome is about a stored shipment (else 404, as the worklist answers), was
+        inspected at or after the shipment's declaration and has not happened yet: neither
+        the inspection nor the result may lie in the future. Times are compared to the
+        minute, the precision of the worklist's form."""
+        declared = self.store.declared_at(frame["shipment_id"].tolist())
+        unknown = [sid for sid in dict.fromkeys(frame["shipment_id"]) if sid not in declared]
+        if unknown:
+            shown = ", ".join(repr(s) for s in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise NotFound(
+                f"shipment_id: no shipment {shown}{more} in the store; an outcome can only be "
+                "reported for a shipment the service has received",
+                ["outcomes", "shipment_id"],
+            )
+        now = pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        declared_at = pd.to_datetime(frame["shipment_id"].map(declared)).dt.floor("min")
+        early = (frame["inspected_at"] < declared_at).to_numpy()
+        if early.any():
+            i = int(np.argmax(early))
+            sid = frame["shipment_id"].iloc[i]
+            raise RequestError(
+                f"inspected_at: {frame['inspected_at'].iloc[i]} is before shipment {sid!r} "
+                f"was declared ({declared[sid]})",
+                ["outcomes", i, "inspected_at"],
+            )
+        for field in ("inspected_at", "result_at"):
+            future = (frame[field] > now + CLOCK_SKEW).fillna(False).to_numpy(dtype=bool)
+            if future.any():
+                i = int(np.argmax(future))
+                raise RequestError(
+                    f"{field}: {frame[field].iloc[i]} is in the future "
+                    f"(now {now:%Y-%m-%d %H:%M} UTC)",
+                    ["outcomes", i, field],
+                )
 
     # -- reads -----------------------------------------------------------------------------
     def shipment_view(self, shipment_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ service, the CLI and the worklist UI.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -107,15 +108,39 @@ def field_spec(column: pa.Column) -> tuple[Any, Any]:
             kwargs["lt"] = _bound(stats["max_value"])
         else:  # pragma: no cover - a new kind of contract check must be mapped here
             raise TypeError(f"contract check {check.name!r} on {column.name} has no API mapping")
+    if base is int:  # counts: integers only ("12", 12.0 and true are refused)
+        kwargs["strict"] = True
     if column.nullable:
         return base | None, Field(default=None, **kwargs)
     return base, Field(..., **kwargs)
 
 
-def _no_numbers(value: Any) -> Any:
-    """Timestamps come as ISO 8601 text; a bare number is ambiguous (seconds? days?)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?",
+    re.ASCII,
+)
+
+
+def _iso_text(value: Any) -> Any:
+    """Timestamps come as ISO 8601 text only. A number, or text of digits ("1795899152"),
+    is ambiguous (seconds? milliseconds? days?), and pydantic would read it as epoch
+    seconds: refused."""
+    if isinstance(value, str):
+        if not _ISO_8601.fullmatch(value.strip()):
+            raise ValueError(
+                f"timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z, not {value[:40]!r}"
+            )
+        return value
+    if isinstance(value, dt.datetime):  # built in Python (the worklist, tests)
+        return value
+    raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
+
+
+def _not_bool(value: Any) -> Any:
+    """A count or a measure is a number; JSON true/false is not (pydantic would take it
+    as 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not true/false")
     return value
 
 
@@ -129,10 +154,15 @@ def _naive_utc(value: Any) -> Any:
 def _model_from_contract(name: str, schema: pa.DataFrameSchema, doc: str) -> type[BaseModel]:
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
+    number_fields = [n for n, c in schema.columns.items() if _python_type(c) in (int, float)]
     validators = {}
+    if number_fields:
+        validators["_number"] = field_validator(*number_fields, mode="before")(
+            lambda cls, v: _not_bool(v)
+        )
     if timestamp_fields:
         validators["_iso"] = field_validator(*timestamp_fields, mode="before")(
-            lambda cls, v: _no_numbers(v)
+            lambda cls, v: v if v is None else _iso_text(v)
         )
         validators["_utc"] = field_validator(*timestamp_fields, mode="after")(
             lambda cls, v: _naive_utc(v)

@@ -10,11 +10,15 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
 * ``GET /shipments/{shipment_id}`` - latest score, reasons and outcomes of a shipment;
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
-* ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``,
-  the OpenAPI description at ``/docs.json`` and the API explorer at ``/``.
+* ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``
+  (monitor or admin key unless ``metrics_require_key`` is off), the OpenAPI description at
+  ``/docs.json`` and, with the setting ``api_explorer``, the API explorer at ``/``.
 
-All logic lives in :class:`serving.engine.ScoringEngine`; this module only translates HTTP.
-Settings are read when the service starts (``load_settings``), never at import time.
+Every request first meets :class:`serving.edge.Edge` (client address, body size, overload,
+security headers, one log line per refusal), then :class:`serving.auth.AuthMiddleware` (API
+keys and roles). All logic lives in :class:`serving.engine.ScoringEngine`; this module only
+translates HTTP. Settings are read when the service starts (``load_settings``), never at import
+time.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from serving.auth import ApiKeyAuth, AuthMiddleware
+from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy, preflight
 from serving.engine import NotReady, RequestError, ScoringEngine
 from serving.schemas import (
     BatchResponse,
@@ -59,7 +64,10 @@ manifests took 1.95-2.31 s each; at 1 ms 1.62-1.78 s (benchmarks/README.md)."""
 HARD_MAX_BATCH = 200_000
 """Upper bound of any list in a request body (the configured ``max_batch`` is at most this)."""
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")
+"""A request id a caller may choose (``X-Request-ID``); it is kept under the caller's own
+namespace (:func:`_request_id`)."""
+
 
 http = FastAPI(
     title="cargorisk",
@@ -79,9 +87,23 @@ def _current_auth() -> ApiKeyAuth | None:
         return None
 
 
+def _current_edge() -> EdgePolicy | None:
+    from _bentoml_sdk.service import get_current_service
+
+    try:
+        return get_current_service().edge
+    except Exception:
+        return None
+
+
 def _request_id(ctx: bentoml.Context) -> str:
+    """The id of a request: ``<caller tag>:<X-Request-ID>`` (or a fresh one), e.g.
+    ``k12:gate7-000001`` for API key 12. Ids are unique per caller by construction: a caller
+    cannot make its request look like another caller's in the audit trail by reusing that
+    caller's id."""
     given = ctx.request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    own = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return f"{_caller(ctx).tag}:{own}"
 
 
 def _caller(ctx: bentoml.Context) -> Caller:
@@ -92,9 +114,40 @@ def _caller(ctx: bentoml.Context) -> Caller:
 
 def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = None):
     ctx.response.status_code = status
+    headers = {"retry-after": "5"} if status == 503 else None
     return JSONResponse(
-        {"error": message, "detail": [{"loc": loc or [], "msg": message}]}, status_code=status
+        {"error": message, "detail": [{"loc": loc or [], "msg": message}]},
+        status_code=status,
+        headers=headers,
     )
+
+
+class _ClientErrorTracebacks(logging.Filter):
+    """Drops BentoML's ERROR-with-traceback records of requests it answers 4xx (a body that
+    fails validation is the client's mistake, not the service's); :class:`serving.edge.Edge`
+    logs those in one WARNING line. Errors answered 5xx keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bentoml.exceptions import BentoMLException
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            return False
+        if isinstance(exc, BentoMLException):
+            return int(exc.error_code) >= 500
+        return True
+
+
+def _configure_logging() -> None:
+    """Our INFO lines (start-up progress) reach BentoML's log handler, whose root level is
+    WARNING; BentoML's tracebacks of 4xx answers do not."""
+    ours = logging.getLogger("cargorisk")
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.INFO)
+    logger = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, _ClientErrorTracebacks) for f in logger.filters):
+        logger.addFilter(_ClientErrorTracebacks())
 
 
 @bentoml.asgi_app(http, path="/")
@@ -105,6 +158,7 @@ def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = N
     threads=4,
     traffic={"timeout": 120, "max_concurrency": 256},
     logging={"access": {"enabled": False}},
+    envs=[{"name": "FORWARDED_ALLOW_IPS", "value": UVICORN_PROXIES}],
 )
 class CargoRisk:
     """Narcotics risk scoring of shipments with reasons, audit trail and outcomes."""
@@ -113,9 +167,27 @@ class CargoRisk:
         from cargorisk.settings import load_settings
 
         self.settings = load_settings()
+        _configure_logging()
+        preflight(self.settings)  # a short signing secret or a trusting uvicorn: no start
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        if self.settings.embedded_tracking:
+            self.settings.ensure_home()  # mlruns/ 0700 before MLflow creates it 0755
+        self.edge = EdgePolicy.from_settings(self.settings)
         self.engine = ScoringEngine(self.settings)
-        self.auth = ApiKeyAuth(self.engine.store, enabled=self.settings.auth_enabled)
+        self.auth = ApiKeyAuth(
+            self.engine.store,
+            enabled=self.settings.auth_enabled,
+            metrics_require_key=self.settings.metrics_require_key,
+        )
+        log.info(
+            "start-up: edge: body limit %d MiB, %d concurrent requests, trusted proxies %s, "
+            "API explorer %s, /metrics %s",
+            self.settings.max_body_mb,
+            self.settings.max_concurrent_requests,
+            ", ".join(self.settings.trusted_proxies) or "none",
+            "on" if self.settings.api_explorer else "off",
+            "needs a key" if self.settings.metrics_require_key else "open",
+        )
         # Building the feature state and loading the model can take a while: do it beside
         # the server so /livez answers at once and /readyz turns green when done.
         self._starter = threading.Thread(target=self.engine.start, name="start", daemon=True)
@@ -229,4 +301,5 @@ class CargoRisk:
         return self.engine.status()
 
 
+CargoRisk.add_asgi_middleware(Edge, resolve=_current_edge)
 CargoRisk.add_asgi_middleware(AuthMiddleware, resolver=_current_auth)

@@ -11,7 +11,13 @@ Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
 * ``audit_events`` - other actions (outcomes posted, model reloads, key changes, UI actions);
 * ``api_keys`` - API keys, stored only as SHA-256 digests (keys are 256-bit random tokens, so
   a fast digest is enough; the key itself is shown once, at creation);
-* ``users`` - worklist sign-in accounts (password hashes), used by the UI.
+* ``users`` - worklist sign-in accounts (password hashes), used by the UI;
+* ``ui_sessions`` - worklist sessions, server-side: the SHA-256 of the cookie's random token,
+  who, the CSRF token, when it started and was last used, when and why it ended. Signing out,
+  disabling the account or revoking the key ends a session at once (``ended_at``);
+* ``sign_in_failures`` - failed worklist sign-ins (client address, account name tried) of the
+  last minutes, counted by every worker to refuse guessing; pruned as they age out (the audit
+  trail keeps every attempt).
 
 Nothing acknowledged may be lost: every write is one transaction committed before the caller
 answers. SQLite runs in WAL mode with ``synchronous=FULL`` so a commit survives power loss
@@ -46,7 +52,8 @@ from features.contracts import (
 )
 from features.errors import CargoriskError
 
-ROLES = ("system", "officer", "admin")
+ROLES = ("system", "officer", "admin", "monitor")
+"""API-key roles; what each may do is :data:`serving.auth.PERMISSIONS`."""
 KEY_PREFIX = "crk_"
 
 
@@ -142,6 +149,36 @@ users = sa.Table(
 )
 
 
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("key_id", sa.Integer),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("client", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime),
+    sa.Column("end_reason", sa.String(32)),
+)
+sa.Index("ix_ui_sessions_user_id", ui_sessions.c.user_id)
+sa.Index("ix_ui_sessions_key_id", ui_sessions.c.key_id)
+
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(200)),
+)
+sa.Index("ix_sign_in_failures_client", sign_in_failures.c.client, sign_in_failures.c.at)
+sa.Index("ix_sign_in_failures_account", sign_in_failures.c.account, sign_in_failures.c.at)
+
+
 def utcnow() -> dt.datetime:
     """Now, as the naive UTC timestamp the contract uses."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -227,6 +264,27 @@ class Caller:
     def label(self) -> str:
         return f"{self.role}:{self.name}"
 
+    @property
+    def tag(self) -> str:
+        """A short name no other caller has (``k12`` for API key 12, ``u3`` for account 3):
+        the namespace of the request ids this caller may choose."""
+        if self.key_id is not None:
+            return f"k{self.key_id}"
+        if self.user_id is not None:
+            return f"u{self.user_id}"
+        return "anon"
+
+
+@dataclass(frozen=True)
+class UiSession:
+    """A worklist session as the store holds it (the token itself is never stored)."""
+
+    id: int
+    caller: Caller
+    csrf: str
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+
 
 def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict[str, list]:
     """The frame's ``names`` columns as lists of plain Python values (None for missing),
@@ -308,9 +366,13 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            path = url.split(":///", 1)[-1]
+            path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+                # database file's mode
+                from cargorisk.settings import private_file
+
+                private_file(Path(path))
             self.engine: Engine = sa.create_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False}
             )
@@ -540,6 +602,21 @@ class Store:
             )
         return None if row is None else dict(row)
 
+    def declared_at(self, shipment_ids: Iterable[str]) -> dict[str, dt.datetime]:
+        """When each of the stored shipments among ``shipment_ids`` was declared (the
+        declaration in force); ids the store does not hold are absent."""
+        ids = list(dict.fromkeys(shipment_ids))
+        out: dict[str, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 5_000):  # under every driver's parameter limit
+                rows = conn.execute(
+                    sa.select(shipments.c.shipment_id, shipments.c.declared_at).where(
+                        shipments.c.shipment_id.in_(ids[start : start + 5_000])
+                    )
+                )
+                out.update({r.shipment_id: r.declared_at for r in rows})
+        return out
+
     def latest_score(self, shipment_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
@@ -641,23 +718,27 @@ class Store:
         cond = sa.or_(api_keys.c.name == ident, api_keys.c.prefix == ident)
         if ident.isdigit():
             cond = sa.or_(cond, api_keys.c.id == int(ident))
+        now = utcnow()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                api_keys.update()
-                .where(cond, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
-            if result.rowcount:
+            ids = list(
                 conn.execute(
-                    audit_events.insert(),
-                    {
-                        "at": utcnow(),
-                        "caller": "cli",
-                        "action": "key_revoked",
-                        "detail": json.dumps({"key": ident, "count": result.rowcount}),
-                    },
-                )
-            return int(result.rowcount)
+                    sa.select(api_keys.c.id).where(cond, api_keys.c.revoked_at.is_(None))
+                ).scalars()
+            )
+            if not ids:
+                return 0
+            conn.execute(api_keys.update().where(api_keys.c.id.in_(ids)).values(revoked_at=now))
+            ended = self._end_sessions(conn, ui_sessions.c.key_id.in_(ids), "key revoked", now)
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": now,
+                    "caller": "cli",
+                    "action": "key_revoked",
+                    "detail": json.dumps({"key": ident, "count": len(ids), "sessions": ended}),
+                },
+            )
+            return len(ids)
 
     def lookup_key(self, key: str) -> Caller | None:
         """The caller a presented key belongs to, or None if unknown or revoked."""
@@ -731,24 +812,30 @@ class Store:
             return [dict(r) for r in rows]
 
     def disable_user(self, username: str) -> int:
-        """Disable an account (its sessions stop working at their next request)."""
+        """Disable an account and end its open sessions, in one transaction."""
+        now = utcnow()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                users.update()
-                .where(users.c.username == username, users.c.disabled_at.is_(None))
-                .values(disabled_at=utcnow())
-            )
-            if result.rowcount:
+            ids = list(
                 conn.execute(
-                    audit_events.insert(),
-                    {
-                        "at": utcnow(),
-                        "caller": "cli",
-                        "action": "user_disabled",
-                        "detail": json.dumps({"username": username}),
-                    },
-                )
-            return int(result.rowcount)
+                    sa.select(users.c.id).where(
+                        users.c.username == username, users.c.disabled_at.is_(None)
+                    )
+                ).scalars()
+            )
+            if not ids:
+                return 0
+            conn.execute(users.update().where(users.c.id.in_(ids)).values(disabled_at=now))
+            ended = self._end_sessions(conn, ui_sessions.c.user_id.in_(ids), "user disabled", now)
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": now,
+                    "caller": "cli",
+                    "action": "user_disabled",
+                    "detail": json.dumps({"username": username, "sessions": ended}),
+                },
+            )
+            return len(ids)
 
     def active_caller(self, *, key_id: int | None = None, user_id: int | None = None):
         """The caller behind a still-valid API key or account id (None once revoked or
@@ -769,6 +856,180 @@ class Store:
                 ).first()
                 return None if row is None else Caller(row.username, row.role, user_id=row.id)
         return None
+
+    # -- worklist sessions ----------------------------------------------------------------
+    def create_session(self, caller: Caller, client: str | None) -> tuple[str, UiSession]:
+        """Open a worklist session for an account or an API key (``caller.user_id`` or
+        ``caller.key_id``); returns the session token (256 random bits, for the cookie; only
+        its SHA-256 is stored) and the session."""
+        if (caller.user_id is None) == (caller.key_id is None):
+            raise CargoriskError("session: exactly one of an account or an API key signs in")
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                ui_sessions.insert(),
+                {
+                    "token_hash": hash_key(token),
+                    "user_id": caller.user_id,
+                    "key_id": caller.key_id,
+                    "caller": caller.label,
+                    "csrf": csrf,
+                    "client": (client or "")[:64] or None,
+                    "created_at": now,
+                    "last_seen_at": now,
+                },
+            )
+        return token, UiSession(int(result.inserted_primary_key[0]), caller, csrf, now, now)
+
+    SESSION_TOUCH = dt.timedelta(seconds=30)
+    """A session's last use is written at most this often (each write is an fsync)."""
+
+    def session(
+        self,
+        token: str,
+        *,
+        idle: dt.timedelta,
+        lifetime: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> UiSession | None:
+        """The open session of a cookie token, with its account or key still active; None
+        if unknown, ended, idle for ``idle``, older than ``lifetime``, or its account is
+        disabled or key revoked. An expired session is ended (with the reason) on the way."""
+        now = now or utcnow()
+        query = (
+            sa.select(
+                ui_sessions,
+                users.c.username,
+                users.c.role.label("user_role"),
+                users.c.disabled_at,
+                api_keys.c.name.label("key_name"),
+                api_keys.c.role.label("key_role"),
+                api_keys.c.revoked_at,
+            )
+            .select_from(
+                ui_sessions.outerjoin(users, users.c.id == ui_sessions.c.user_id).outerjoin(
+                    api_keys, api_keys.c.id == ui_sessions.c.key_id
+                )
+            )
+            .where(ui_sessions.c.token_hash == hash_key(token), ui_sessions.c.ended_at.is_(None))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        if row.user_id is not None:
+            caller = Caller(row.username, row.user_role, user_id=row.user_id)
+            gone = row.username is None or row.disabled_at is not None
+        else:
+            caller = Caller(row.key_name, row.key_role, key_id=row.key_id)
+            gone = row.key_name is None or row.revoked_at is not None
+        reason = None
+        if gone:
+            reason = "user disabled" if row.user_id is not None else "key revoked"
+        elif now - row.created_at >= lifetime:
+            reason = "expired"
+        elif now - row.last_seen_at >= idle:
+            reason = "idle"
+        if reason is not None:
+            with self.engine.begin() as conn:
+                self._end_sessions(conn, ui_sessions.c.id == row.id, reason, now)
+            return None
+        last_seen = row.last_seen_at
+        if now - last_seen >= self.SESSION_TOUCH:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    ui_sessions.update()
+                    .where(ui_sessions.c.id == row.id, ui_sessions.c.ended_at.is_(None))
+                    .values(last_seen_at=now)
+                )
+            last_seen = now
+        return UiSession(row.id, caller, row.csrf, row.created_at, last_seen)
+
+    def end_session(self, session_id: int, reason: str = "signed out") -> int:
+        """End one session (sign-out); returns 1 if it was open."""
+        with self.engine.begin() as conn:
+            return self._end_sessions(conn, ui_sessions.c.id == session_id, reason, utcnow())
+
+    def end_sessions(self, username: str | None = None, reason: str = "ended by operator") -> int:
+        """End every open session (or those of one account); returns how many."""
+        cond = ui_sessions.c.ended_at.is_(None)
+        if username is not None:
+            cond = ui_sessions.c.user_id.in_(
+                sa.select(users.c.id).where(users.c.username == username)
+            )
+        now = utcnow()
+        with self.engine.begin() as conn:
+            ended = self._end_sessions(conn, cond, reason, now)
+            conn.execute(
+                audit_events.insert(),
+                {
+                    "at": now,
+                    "caller": "cli",
+                    "action": "ui_sessions_ended",
+                    "detail": json.dumps({"username": username, "count": ended}),
+                },
+            )
+            return ended
+
+    @staticmethod
+    def _end_sessions(conn, cond, reason: str, now: dt.datetime) -> int:
+        result = conn.execute(
+            ui_sessions.update()
+            .where(cond, ui_sessions.c.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason)
+        )
+        return int(result.rowcount)
+
+    def open_sessions(self) -> list[dict[str, Any]]:
+        """Open sessions (who, from where, since when, last used) - never their tokens."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    ui_sessions.c.id,
+                    ui_sessions.c.caller,
+                    ui_sessions.c.client,
+                    ui_sessions.c.created_at,
+                    ui_sessions.c.last_seen_at,
+                )
+                .where(ui_sessions.c.ended_at.is_(None))
+                .order_by(ui_sessions.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    # -- sign-in throttling ----------------------------------------------------------------
+    def record_sign_in_failure(self, client: str, account: str | None) -> None:
+        """Count a failed worklist sign-in from ``client`` naming ``account`` (None for API
+        keys); rows older than a day are pruned on the way."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                sign_in_failures.insert(),
+                {"at": now, "client": client[:64], "account": (account or None) and account[:200]},
+            )
+            conn.execute(
+                sign_in_failures.delete().where(sign_in_failures.c.at < now - dt.timedelta(days=1))
+            )
+
+    def sign_in_failures(self, client: str, account: str | None, since: dt.datetime):
+        """Failed sign-ins since ``since`` from ``client`` and naming ``account``."""
+        count = sa.select(sa.func.count()).select_from(sign_in_failures)
+        with self.engine.connect() as conn:
+            by_client = conn.execute(
+                count.where(
+                    sign_in_failures.c.client == client[:64], sign_in_failures.c.at >= since
+                )
+            ).scalar()
+            by_account = 0
+            if account:
+                by_account = conn.execute(
+                    count.where(
+                        sign_in_failures.c.account == account[:200],
+                        sign_in_failures.c.at >= since,
+                    )
+                ).scalar()
+        return int(by_client or 0), int(by_account or 0)
 
     # -- worklist queries ------------------------------------------------------------------
     def declared_between(

@@ -13,10 +13,13 @@ Pages (Jinja2 templates, a little CSS, one small script; no JavaScript build):
 * ``/ui/model`` - the champion in service, its test metrics beside the baselines and its
   capacity curve.
 
-Every page needs a session (:mod:`serving.ui.session`); every sign-in (refused ones too),
-sign-out, page view and outcome is written to the store's audit trail with the officer's
-identity. The app gets the running :class:`~serving.engine.ScoringEngine` from a resolver, so
-the BentoML service, the tests and any other ASGI host can mount it.
+Every page needs a session (:mod:`serving.ui.session`, held in the store) and names the action
+it performs in the authority table the API uses (:data:`serving.auth.PERMISSIONS`): the
+worklist and shipment pages read shipments (officers), the outcome form records outcomes
+(officers), the model page is for officers and admins. Every sign-in (refused ones too, with
+the client address), sign-out, page view and outcome is written to the store's audit trail
+with the officer's identity. The app gets the running :class:`~serving.engine.ScoringEngine`
+from a resolver, so the BentoML service, the tests and any other ASGI host can mount it.
 """
 
 from __future__ import annotations
@@ -40,17 +43,25 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from features.contracts import DRUGS, INSPECTION_METHODS, MODES, SELECTED_BY
-from serving.store import Caller
+from features.contracts import DRUGS, EARLIEST, INSPECTION_METHODS, LATEST, MODES, SELECTED_BY
+from serving.auth import may
+from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
+from serving.store import Caller, UiSession
 from serving.ui import worklist as wl
 from serving.ui.model_info import WHO, ModelReports
-from serving.ui.session import COOKIE, FailedSignIns, Session, SessionCodec, load_secret
+from serving.ui.session import (
+    COOKIE,
+    SIGN_IN_COOKIE,
+    SIGN_IN_MAX_AGE,
+    CookieSigner,
+    SignInThrottle,
+    load_secret,
+    new_nonce,
+)
 
 log = logging.getLogger("cargorisk.serving")
 
 HERE = Path(__file__).resolve().parent
-UI_ROLES = frozenset({"officer", "admin"})
-"""Roles that may use the worklist (``system`` keys are for inspection systems only)."""
 
 BELOW_PAGE = 50
 """Rows shown below the cut line at first (more on request)."""
@@ -74,13 +85,14 @@ MANIFEST_GROUPS = (
                "currency", "declared_value_usd", "freight_terms", "payment_method",
                "container_id", "container_type", "load_type")),
 )  # fmt: skip
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "same-origin",
-    "cache-control": "no-store",
+SECURITY_HEADERS = {**EDGE_HEADERS, "cache-control": "no-store"}
+"""The service's security headers (the same when the worklist is mounted elsewhere) and no
+caching: pages hold shipments, parties and the session's CSRF token."""
+
+ACTION_WORDS = {
+    "read_shipments": "read shipments",
+    "record_outcomes": "record inspection outcomes",
+    "view_model": "see the model page",
 }
 
 
@@ -164,9 +176,9 @@ class WorklistApp:
         env.filters["odds"] = _odds
         env.globals["BANDS"] = wl.BANDS
         env.globals["MODES"] = MODES
-        self.failures = FailedSignIns()
-        self._codec: SessionCodec | None = None
-        self._reports: ModelReports | None = None
+        env.globals["may"] = may
+        self._signer: tuple[tuple, CookieSigner] | None = None
+        self._reports: tuple[str, ModelReports] | None = None
         routes = [
             Route("/", self.index, name="index"),
             Route("/login", self.login_page, name="login", methods=["GET"]),
@@ -210,15 +222,37 @@ class WorklistApp:
     def engine(self):
         return self.resolve()
 
-    def codec(self, engine) -> SessionCodec:
-        if self._codec is None:
-            self._codec = SessionCodec(load_secret(engine.settings.home))
-        return self._codec
+    def signer(self, engine) -> CookieSigner:
+        """The cookie signer of the engine's settings (read once per home and secret)."""
+        settings = engine.settings
+        configured = getattr(settings, "ui_secret", None)
+        text = configured.get_secret_value() if configured is not None else None
+        if self._signer is None or self._signer[0] != (settings.home, text):
+            self._signer = ((settings.home, text), CookieSigner(load_secret(settings.home, text)))
+        return self._signer[1]
+
+    @staticmethod
+    def session_limits(engine) -> dict[str, dt.timedelta]:
+        settings = engine.settings
+        return {
+            "idle": dt.timedelta(minutes=getattr(settings, "ui_session_idle_minutes", 30)),
+            "lifetime": dt.timedelta(minutes=getattr(settings, "ui_session_max_minutes", 480)),
+        }
+
+    @staticmethod
+    def throttle(engine) -> SignInThrottle:
+        settings = engine.settings
+        return SignInThrottle(
+            engine.store,
+            getattr(settings, "sign_in_max_failures", 10),
+            getattr(settings, "sign_in_window_minutes", 5),
+        )
 
     def reports(self, engine) -> ModelReports:
-        if self._reports is None:
-            self._reports = ModelReports(engine.settings.tracking_uri)
-        return self._reports
+        uri = engine.settings.tracking_uri
+        if self._reports is None or self._reports[0] != uri:
+            self._reports = (uri, ModelReports(uri))
+        return self._reports[1]
 
     @staticmethod
     def root(request: Request) -> str:
@@ -247,31 +281,44 @@ class WorklistApp:
             message="The scoring service is starting; try again in a few seconds.",
         )
 
-    def signed_in(self, request: Request, engine) -> tuple[Session, Caller] | None:
-        """The session and the officer behind it, if the cookie is valid and the account or
-        key is still active and allowed on the worklist."""
-        session = self.codec(engine).loads(request.cookies.get(COOKIE))
-        if session is None:
+    def signed_in(self, request: Request, engine) -> tuple[UiSession, Caller] | None:
+        """The open session of the request's cookie and who holds it - if the cookie is
+        genuine, the store holds the session open (not signed out, idle or expired) and the
+        account or key is still active and may use the worklist."""
+        token = self.signer(engine).unsign(request.cookies.get(COOKIE))
+        if token is None:
             return None
-        if session.kind == "key":
-            caller = engine.store.active_caller(key_id=session.ident)
-        else:
-            caller = engine.store.active_caller(user_id=session.ident)
-        if caller is None or caller.role not in UI_ROLES:
+        session = engine.store.session(token, **self.session_limits(engine))
+        if session is None or not may(session.caller.role, "sign_in_to_worklist"):
             return None
-        return session, caller
+        return session, session.caller
 
-    def officer(self, request: Request) -> tuple[Any, Session, Caller]:
-        """The engine and the signed-in officer of a page; otherwise the page is refused
-        (:class:`_Refused`): 503 while the service starts, the sign-in page without a valid
-        session."""
+    def officer(self, request: Request, action: str) -> tuple[Any, UiSession, Caller]:
+        """The engine and the signed-in officer of a page performing ``action``; otherwise
+        the page is refused (:class:`_Refused`): 503 while the service starts, the sign-in
+        page without a valid session, 403 when the role may not perform the action (the
+        same table as the API's)."""
         engine = self.engine()
         if engine is None:
             raise _Refused(self.unavailable(request))
         who = self.signed_in(request, engine)
         if who is None:
             raise _Refused(self.to_login(request))
-        return engine, *who
+        session, caller = who
+        if not may(caller.role, action):
+            raise _Refused(
+                self.render(
+                    request,
+                    "error.html",
+                    403,
+                    title="Not allowed",
+                    message=f"Your role ({caller.role}) may not "
+                    f"{ACTION_WORDS.get(action, action)}, here or through the API.",
+                    session=session,
+                    caller=caller,
+                )
+            )
+        return engine, session, caller
 
     async def _refused(self, request: Request, exc: Exception) -> Response:
         return exc.response
@@ -279,14 +326,22 @@ class WorklistApp:
     def to_login(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(self.path(request, "login", {"next": target}), 303)
-        response.delete_cookie(COOKIE, path=self.root(request) or "/")
+        response.delete_cookie(COOKIE, path=self.cookie_path(request))
         return response
 
-    def csrf_ok(self, session: Session, form) -> bool:
+    def csrf_ok(self, session: UiSession, form) -> bool:
         import hmac
 
         given = str(form.get("csrf") or "")
         return bool(given) and hmac.compare_digest(given, session.csrf)
+
+    def cookie_path(self, request: Request) -> str:
+        return self.root(request) or "/"
+
+    def landing(self, request: Request, caller: Caller) -> str:
+        """Where a signed-in user goes by default: the worklist, or for roles that may not
+        read shipments (admin) the model page."""
+        return self.path(request, "worklist" if may(caller.role, "read_shipments") else "model")
 
     async def _server_error(self, request: Request, exc: Exception) -> Response:
         ref = uuid.uuid4().hex[:12]
@@ -302,22 +357,56 @@ class WorklistApp:
 
     # -- sign-in ---------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
-        return RedirectResponse(self.path(request, "worklist"), 303)
+        engine = self.engine()
+        if engine is None:
+            return self.unavailable(request)
+        who = await run_in_threadpool(self.signed_in, request, engine)
+        if who is None:
+            return RedirectResponse(self.path(request, "worklist"), 303)
+        return RedirectResponse(self.landing(request, who[1]), 303)
+
+    def sign_in_page(
+        self, request: Request, engine, status: int = 200, nonce: str | None = None, **context
+    ) -> Response:
+        """The sign-in page with a CSRF token bound to the browser's sign-in cookie (kept if
+        it has one, so two open sign-in tabs both work)."""
+        given = request.cookies.get(SIGN_IN_COOKIE) or ""
+        nonce = nonce or (given if 16 <= len(given) <= 64 and given.isascii() else new_nonce())
+        context.setdefault("next", "")
+        context.setdefault("signed_out", False)
+        context.setdefault("error", None)
+        context.setdefault("method", "password")
+        context.setdefault("username", "")
+        response = self.render(
+            request,
+            "login.html",
+            status,
+            csrf=self.signer(engine).sign_in_csrf(nonce),
+            **context,
+        )
+        response.set_cookie(
+            SIGN_IN_COOKIE,
+            nonce,
+            max_age=SIGN_IN_MAX_AGE,
+            path=self.cookie_path(request),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
 
     async def login_page(self, request: Request) -> Response:
         engine = self.engine()
         if engine is None:
             return self.unavailable(request)
-        if await run_in_threadpool(self.signed_in, request, engine):
-            return RedirectResponse(self.path(request, "worklist"), 303)
-        return self.render(
+        who = await run_in_threadpool(self.signed_in, request, engine)
+        if who:
+            return RedirectResponse(self.landing(request, who[1]), 303)
+        return self.sign_in_page(
             request,
-            "login.html",
+            engine,
             next=_safe_next(request.query_params.get("next"), self.root(request)) or "",
             signed_out=request.query_params.get("signed_out") == "1",
-            error=None,
-            method="password",
-            username="",
         )
 
     async def login(self, request: Request) -> Response:
@@ -331,19 +420,37 @@ class WorklistApp:
         client = request.client.host if request.client else "unknown"
 
         def refuse(message: str, status: int = 401) -> Response:
-            return self.render(
+            return self.sign_in_page(
                 request,
-                "login.html",
+                engine,
                 status,
                 next=target or "",
-                signed_out=False,
                 error=message,
                 method=method,
                 username=username,
             )
 
-        if self.failures.blocked(client):
-            return refuse("Too many failed sign-ins from this computer; wait 5 minutes.", 429)
+        signer = self.signer(engine)
+        if not signer.sign_in_ok(request.cookies.get(SIGN_IN_COOKIE), str(form.get("csrf") or "")):
+            return self.sign_in_page(
+                request,
+                engine,
+                403,
+                nonce=new_nonce(),
+                next=target or "",
+                error="The sign-in form expired or did not come from this page; try again.",
+                method=method,
+                username=username,
+            )
+        account = username if method == "password" else None
+        throttle = self.throttle(engine)
+        blocked = await run_in_threadpool(throttle.refusal, client, account)
+        if blocked:
+            detail = {"method": method, "client": client, "reason": "throttled"}
+            if account:
+                detail["username"] = account
+            await run_in_threadpool(engine.store.audit, "ui_sign_in_refused", "anonymous", detail)
+            return refuse(blocked, 429)
         if method == "key":
             key = str(form.get("api_key") or "").strip()
             caller = (
@@ -351,7 +458,6 @@ class WorklistApp:
                 if 0 < len(key) <= 200
                 else None
             )
-            kind, ident = "key", caller.key_id if caller else None
             refused = "Unknown or revoked API key, or not an officer's key."
         else:
             password = str(form.get("password") or "")
@@ -360,50 +466,69 @@ class WorklistApp:
                 if username and 0 < len(password) <= 1024
                 else None
             )
-            kind, ident = "user", caller.user_id if caller else None
             refused = "Wrong user name or password."
-        if caller is None or caller.role not in UI_ROLES or ident is None:
-            self.failures.fail(client)
+        if caller is None or not may(caller.role, "sign_in_to_worklist"):
+            await run_in_threadpool(throttle.fail, client, account)
             detail = {"method": method, "client": client}
-            if method == "password":
-                detail["username"] = username
+            if account:
+                detail["username"] = account
             if caller is not None:
                 detail["role"] = caller.role
             await run_in_threadpool(engine.store.audit, "ui_sign_in_refused", "anonymous", detail)
             return refuse(refused)
-        self.failures.clear(client)
-        codec = self.codec(engine)
-        session = codec.new(kind, ident, caller.name)
+        token, session = await run_in_threadpool(engine.store.create_session, caller, client)
         await run_in_threadpool(
-            engine.store.audit, "ui_sign_in", caller, {"method": method, "client": client}
+            engine.store.audit,
+            "ui_sign_in",
+            caller,
+            {"method": method, "client": client, "session": session.id},
         )
-        response = RedirectResponse(target or self.path(request, "worklist"), 303)
+        response = RedirectResponse(target or self.landing(request, caller), 303)
         response.set_cookie(
             COOKIE,
-            codec.dumps(session),
-            max_age=codec.max_age,
-            path=self.root(request) or "/",
+            signer.sign(token),
+            max_age=int(self.session_limits(engine)["lifetime"].total_seconds()),
+            path=self.cookie_path(request),
             httponly=True,
             samesite="lax",
             secure=request.url.scheme == "https",
         )
+        response.delete_cookie(SIGN_IN_COOKIE, path=self.cookie_path(request))
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Sign out: the session ends in the store (the cookie is worthless from now on, on
+        every worker). The form's CSRF token is required, so another site cannot sign an
+        officer out; without a session there is nothing to end."""
         engine = self.engine()
         if engine is None:
             return self.unavailable(request)
         who = await run_in_threadpool(self.signed_in, request, engine)
         form = await request.form()
-        if who is not None and self.csrf_ok(who[0], form):
-            await run_in_threadpool(engine.store.audit, "ui_sign_out", who[1])
+        if who is not None:
+            session, caller = who
+            if not self.csrf_ok(session, form):
+                return self.render(
+                    request,
+                    "error.html",
+                    403,
+                    title="Form expired",
+                    message="This sign-out form was not issued to your session; reload the "
+                    "page and try again.",
+                    session=session,
+                    caller=caller,
+                )
+            await run_in_threadpool(engine.store.end_session, session.id, "signed out")
+            await run_in_threadpool(
+                engine.store.audit, "ui_sign_out", caller, {"session": session.id}
+            )
         response = RedirectResponse(self.path(request, "login", {"signed_out": "1"}), 303)
-        response.delete_cookie(COOKIE, path=self.root(request) or "/")
+        response.delete_cookie(COOKIE, path=self.cookie_path(request))
         return response
 
     # -- worklist --------------------------------------------------------------------------
     def worklist(self, request: Request) -> Response:
-        engine, session, caller = self.officer(request)
+        engine, session, caller = self.officer(request, "read_shipments")
         settings = engine.settings
         ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "worklist"}
         try:
@@ -415,6 +540,15 @@ class WorklistApp:
             )  # fmt: skip
         store = engine.store
         day = filters.day
+        if day is not None and not EARLIEST.date() <= day < LATEST.date():
+            message = (
+                f"day: {day.isoformat()} is outside the dates shipments can have "
+                f"({EARLIEST.date().isoformat()} to {(LATEST.date() - dt.timedelta(days=1))})"
+            )
+            return self.render(
+                request, "worklist.html", 400, error=message, filters=wl.Filters(), day=None,
+                **ctx,
+            )  # fmt: skip
         if day is None:
             latest = store.declared_between()
             day = latest.date() if latest is not None else None
@@ -514,13 +648,13 @@ class WorklistApp:
 
     # -- shipment --------------------------------------------------------------------------
     def shipment(self, request: Request) -> Response:
-        return self._shipment_page(request, *self.officer(request))
+        return self._shipment_page(request, *self.officer(request, "read_shipments"))
 
     def _shipment_page(
         self,
         request: Request,
         engine,
-        session: Session,
+        session: UiSession,
         caller: Caller,
         *,
         form: dict | None = None,
@@ -640,7 +774,7 @@ class WorklistApp:
         return parties, linked, None
 
     async def outcome(self, request: Request) -> Response:
-        engine, session, caller = await run_in_threadpool(self.officer, request)
+        engine, session, caller = await run_in_threadpool(self.officer, request, "record_outcomes")
         form = await request.form()
         if not self.csrf_ok(session, form):
             return self.render(
@@ -661,15 +795,18 @@ class WorklistApp:
         )
 
     def _record_outcome(self, request, engine, session, caller, shipment_id, given) -> Response:
-        from serving.engine import NotReady, RequestError
+        from serving.engine import NotFound, NotReady, RequestError
         from serving.schemas import OutcomeIn
 
-        if engine.store.shipment(shipment_id) is None:
+        def not_found() -> Response:
             return self.render(
                 request, "error.html", 404, title="No such shipment",
                 message=f"The store holds no shipment {shipment_id!r}.",
                 session=session, caller=caller,
             )  # fmt: skip
+
+        if engine.store.shipment(shipment_id) is None:
+            return not_found()
         data: dict[str, Any] = {"shipment_id": shipment_id}
         for key, value in given.items():
             data[key] = value or None
@@ -689,6 +826,8 @@ class WorklistApp:
                 engine.record_outcomes([outcome], caller=caller)
             except NotReady as exc:
                 errors.append({"field": "form", "message": f"Not recorded: {exc}"})
+            except NotFound:  # the same answer as POST /outcomes
+                return not_found()
             except RequestError as exc:
                 field = _field_of(str(exc), given)
                 errors.append({"field": field, "message": f"Not recorded: {exc}"})
@@ -701,7 +840,7 @@ class WorklistApp:
 
     # -- model -----------------------------------------------------------------------------
     def model(self, request: Request) -> Response:
-        engine, session, caller = self.officer(request)
+        engine, session, caller = self.officer(request, "view_model")
         current = engine.model_holder.current
         report = None
         if current is not None:
@@ -728,7 +867,7 @@ class WorklistApp:
         )
 
     def capacity_curve(self, request: Request) -> Response:
-        engine, _, _ = self.officer(request)
+        engine, _, _ = self.officer(request, "view_model")
         current = engine.model_holder.current
         report = self.reports(engine).get(current.name, current.version) if current else None
         if report is None or report.capacity_curve_png is None:

@@ -1,147 +1,211 @@
-"""Signed session cookies of the worklist, and the secret that signs them.
+"""Worklist sessions: the signing secret, the cookies, and the sign-in throttle.
 
-A session is a small JSON payload (who signed in - by account or by officer API key, never the
-key itself -, a CSRF token and when) followed by its HMAC-SHA256 signature, in an HttpOnly,
-SameSite=Strict cookie scoped to ``/ui``. Nothing is kept server-side, so every worker of the
-service accepts it; the account or key it names is re-checked against the store on every
-request, so disabling an account or revoking a key ends its sessions at once.
+**Sessions live in the store** (``ui_sessions``, :meth:`serving.store.Store.session`). The
+cookie ``cargorisk_session`` carries only a random 256-bit token, signed with the secret
+(``<token>.<HMAC-SHA256>``); the store keeps the token's SHA-256, who signed in (an account or
+an officer API key, never the key itself), the CSRF token of the session's forms, and when it
+started and was last used. Every request looks the session up, so signing out, disabling the
+account (``cargorisk users disable``) or revoking the key (``cargorisk keys revoke``) ends it
+at once, on every worker; a session also ends after ``ui_session_idle_minutes`` without use
+and ``ui_session_max_minutes`` after sign-in.
 
-The signing secret is 32 random bytes created once in ``<home>/ui-session.key`` (mode 0600)
-and shared by all workers; deleting the file signs everyone out.
+The cookie is ``HttpOnly; SameSite=Lax; Path=/ui`` (``Secure`` over HTTPS). Lax rather than
+Strict: a link to a shipment from another internal system (a ticket, an e-mail) opens it
+without a second sign-in, while cross-site POSTs - every action of the worklist is a POST -
+carry no cookie, and each form carries the session's CSRF token besides. The sign-in form has
+its own CSRF token, bound to a short-lived ``SameSite=Strict`` cookie (:data:`SIGN_IN_COOKIE`),
+so another site cannot sign a browser in under an account of its choosing.
+
+**The secret** is at least 32 random bytes: ``CARGORISK_UI_SECRET`` (base64) or
+``<home>/ui-session.key``, created once - written to a temporary file, fsynced and linked into
+place, mode 0600, so a crash never leaves a short or empty key and two workers starting at
+once agree on one. A shorter secret is refused: the service does not start and says why.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
-import json
+import logging
 import os
 import secrets
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from features.errors import CargoriskError
+
+log = logging.getLogger("cargorisk.serving")
+
 COOKIE = "cargorisk_session"
-MAX_AGE = 8 * 3600
-"""A session lasts one shift (seconds)."""
+SIGN_IN_COOKIE = "cargorisk_sign_in"
+SIGN_IN_MAX_AGE = 3600
+"""The sign-in form's token lasts an hour (then the page is reloaded)."""
 
 SECRET_FILE = "ui-session.key"
+MIN_SECRET_BYTES = 32
 
 
-def load_secret(home: Path) -> bytes:
-    """The signing secret under ``home``, created (0600) on first use."""
-    path = Path(home) / SECRET_FILE
-    with contextlib.suppress(FileNotFoundError):
-        data = path.read_bytes()
-        if len(data) >= 32:
-            return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(32)
+class SecretError(CargoriskError):
+    """The signing secret is missing, malformed or too short to trust."""
+
+
+def decode_secret(text: str) -> bytes:
+    """``CARGORISK_UI_SECRET``: base64, standard or URL-safe alphabet, padding optional."""
+    cleaned = "".join(text.split())
+    cleaned += "=" * (-len(cleaned) % 4)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker won the race: use its secret
-        time.sleep(0.05)
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
+        if "-" in cleaned or "_" in cleaned:
+            return base64.urlsafe_b64decode(cleaned.encode("ascii"))
+        return base64.b64decode(cleaned.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise SecretError(
+            "ui_secret (CARGORISK_UI_SECRET): not base64; give at least 32 random bytes as "
+            "base64, e.g. the output of `openssl rand -base64 32`"
+        ) from exc
+
+
+def load_secret(home: Path, configured: str | None = None) -> bytes:
+    """The worklist's signing secret: ``configured`` (base64, from ``CARGORISK_UI_SECRET``)
+    or ``<home>/ui-session.key``, created on first use. Raises :class:`SecretError` for a
+    secret shorter than 32 bytes, naming where it came from and what to do."""
+    if configured is not None:
+        secret = decode_secret(configured)
+        if len(secret) < MIN_SECRET_BYTES:
+            raise SecretError(
+                f"ui_secret (CARGORISK_UI_SECRET): {len(secret)} bytes; the worklist's "
+                f"signing secret needs at least {MIN_SECRET_BYTES} random bytes "
+                "(`openssl rand -base64 32`)"
+            )
+        return secret
+    path = Path(home) / SECRET_FILE
+    if not path.exists():
+        _create_secret(path)
+    secret = path.read_bytes()
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SecretError(
+            f"{path}: {len(secret)} bytes; the worklist's signing secret needs at least "
+            f"{MIN_SECRET_BYTES} random bytes. Delete the file to have a new one created at "
+            "the next start (open sessions end), or set CARGORISK_UI_SECRET"
+        )
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s is readable by others (mode %o); chmod 600 it", path, mode)
     return secret
 
 
-@dataclass(frozen=True)
-class Session:
-    """Who is signed in: ``kind`` is ``user`` (account) or ``key`` (officer API key)."""
+def _create_secret(path: Path) -> None:
+    """Write 32 fresh random bytes to ``path`` atomically (0600): a temporary file, fsynced,
+    then hard-linked to the final name, which fails if another process got there first (its
+    secret is kept, so all workers sign alike). The folder is fsynced so the name survives a
+    crash too."""
+    from cargorisk.settings import private_dir
 
-    kind: str
-    ident: int
-    name: str
-    csrf: str
-    issued: int
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(MIN_SECRET_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another worker won the race: use its secret
+    except OSError:  # a file system without hard links: rename (no other writer expected)
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    log.info("created the worklist's signing secret %s (0600)", path)
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class CookieSigner:
+    """Signs the session token for the cookie, and makes the sign-in form's CSRF token."""
 
-
-class SessionCodec:
-    """Encodes sessions into signed cookie values and back."""
-
-    def __init__(self, secret: bytes, max_age: int = MAX_AGE) -> None:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise SecretError(
+                f"signing secret of {len(secret)} bytes; at least {MIN_SECRET_BYTES} needed"
+            )
         self._secret = secret
-        self.max_age = max_age
 
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode("ascii"), hashlib.sha256).digest())
+    def _mac(self, purpose: str, text: str) -> str:
+        message = f"{purpose}:{text}".encode()
+        return _b64(hmac.new(self._secret, message, hashlib.sha256).digest())
 
-    def new(self, kind: str, ident: int, name: str) -> Session:
-        return Session(kind, int(ident), name, secrets.token_urlsafe(24), int(time.time()))
+    def sign(self, token: str) -> str:
+        """The cookie value of a session token."""
+        return f"{token}.{self._mac('session', token)}"
 
-    def dumps(self, session: Session) -> str:
-        payload = {
-            "k": session.kind,
-            "i": session.ident,
-            "n": session.name,
-            "c": session.csrf,
-            "t": session.issued,
-        }
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
-        return f"{body}.{self._sign(body)}"
-
-    def loads(self, value: str | None) -> Session | None:
-        """The session in a cookie value; None if absent, tampered with or expired."""
-        if not value or len(value) > 4096 or "." not in value:
+    def unsign(self, value: str | None) -> str | None:
+        """The session token of a cookie value; None if absent, malformed or tampered with."""
+        if not value or len(value) > 200 or value.count(".") != 1:
             return None
-        body, signature = value.rsplit(".", 1)
+        token, signature = value.split(".")
         try:
-            expected = self._sign(body)
+            expected = self._mac("session", token)
         except UnicodeEncodeError:
             return None
-        if not hmac.compare_digest(expected, signature):
-            return None
+        return token if hmac.compare_digest(expected, signature) else None
+
+    def sign_in_csrf(self, nonce: str) -> str:
+        """The CSRF token of the sign-in form shown to the browser holding ``nonce`` (in
+        :data:`SIGN_IN_COOKIE`): only this service can make it."""
+        return self._mac("sign-in", nonce)
+
+    def sign_in_ok(self, nonce: str | None, given: str | None) -> bool:
+        if not nonce or not given or len(nonce) > 100 or len(given) > 100:
+            return False
         try:
-            data = json.loads(_unb64(body))
-            session = Session(
-                str(data["k"]), int(data["i"]), str(data["n"]), str(data["c"]), int(data["t"])
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-        if session.kind not in ("user", "key"):
-            return None
-        if not 0 <= time.time() - session.issued <= self.max_age:
-            return None
-        return session
+            return hmac.compare_digest(self.sign_in_csrf(nonce), given)
+        except UnicodeEncodeError:
+            return False
 
 
-class FailedSignIns:
-    """Refuses sign-in from a client after too many failures in a short time (slows down
-    password and key guessing; in memory, per worker)."""
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
 
-    def __init__(self, limit: int = 10, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
 
-    def _recent(self, client: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(client, []) if now - t < self.window]
-        if times:
-            self._failures[client] = times
-        else:
-            self._failures.pop(client, None)
-        return times
+class SignInThrottle:
+    """Refuses sign-in after too many failures, counted in the store (so every worker and a
+    restart see them) separately per client address and per account name. A success clears
+    nothing: failures only age out of the window, so an insider signing in to their own
+    account does not reset the count of guesses at someone else's, and guessing from many
+    addresses still runs into the account's count. (The price: someone who knows a user name
+    can keep that account refused for a while; the audit trail shows from where.)"""
 
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client, time.monotonic())) >= self.limit
+    def __init__(self, store, max_failures: int = 10, window_minutes: int = 5) -> None:
+        self.store = store
+        self.max_failures = max_failures
+        self.window = dt.timedelta(minutes=window_minutes)
 
-    def fail(self, client: str) -> None:
-        now = time.monotonic()
-        self._failures[client] = [*self._recent(client, now), now]
-        if len(self._failures) > 10_000:
-            self._failures.clear()
+    def refusal(self, client: str, account: str | None) -> str | None:
+        """Why a sign-in from ``client`` naming ``account`` is refused now, or None."""
+        from serving.store import utcnow
 
-    def clear(self, client: str) -> None:
-        self._failures.pop(client, None)
+        by_client, by_account = self.store.sign_in_failures(
+            client, account, since=utcnow() - self.window
+        )
+        minutes = int(self.window.total_seconds() // 60)
+        if by_client >= self.max_failures:
+            return f"Too many failed sign-ins from this computer; wait {minutes} minutes."
+        if by_account >= self.max_failures:
+            return f"Too many failed sign-ins for this account; wait {minutes} minutes."
+        return None
+
+    def fail(self, client: str, account: str | None) -> None:
+        self.store.record_sign_in_failure(client, account)

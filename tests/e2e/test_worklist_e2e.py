@@ -65,8 +65,10 @@ def test_officer_works_the_top_shipment_end_to_end(page, service, world):
     page.get_by_label("Quantity (kg)").fill("18.4")
     page.get_by_label("Method").select_option("x-ray")
     assert page.get_by_label("Selected by").input_value() == "model"
-    page.get_by_label("Inspected at (UTC)").fill("2026-11-24T09:30")
-    page.get_by_label("Result known at (UTC)").fill("2026-11-24T14:00")
+    # after the declaration (shipments of the last day are declared up to 23:59) and not
+    # in the future
+    page.get_by_label("Inspected at (UTC)").fill("2026-11-24T23:59")
+    page.get_by_label("Result known at (UTC)").fill("2026-11-25T14:00")
     page.get_by_role("button", name="Record result").click()
     page.wait_for_url(re.compile(r".*\?recorded=1$"))
     assert page.locator("#inspection-status").inner_text() == "inspected · seized"

@@ -4,6 +4,7 @@ training registers models, and real ``mlflow server`` / ``bentoml serve`` proces
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -180,6 +181,16 @@ def _register(scoring, tracking_uri, name, booster_path, meta_path, champion) ->
             name, "champion", version
         )
     return version
+
+
+@functools.cache
+def service_app():
+    """``CargoRisk.to_asgi()``, once per process: BentoML registers its Prometheus metrics when
+    the app is first called, and a second app would register them again (an error). Each test
+    client's lifespan starts a fresh service instance on it, with the settings of the moment."""
+    from serving.service import CargoRisk
+
+    return CargoRisk.to_asgi()
 
 
 def service_env(home: Path, tracking_uri: str, **settings) -> dict:

@@ -1,4 +1,5 @@
-"""API keys and roles: 401 without a valid key, 403 for the wrong role, probes open."""
+"""API keys and roles: 401 without a valid key, 403 for the wrong role, probes open, metrics
+behind a monitor or admin key (unless the setting says otherwise)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from serving.auth import ApiKeyAuth, AuthMiddleware
-from serving.store import Store
+from serving.store import ROLES, Store
 
 
 async def _echo(request):
@@ -38,7 +39,7 @@ def setup(tmp_path):
     auth = ApiKeyAuth(store, ttl=0.0)
     app = Starlette(routes=ROUTES)
     app.add_middleware(AuthMiddleware, resolver=lambda: auth)
-    keys = {role: store.create_key(f"{role}-1", role) for role in ("system", "officer", "admin")}
+    keys = {role: store.create_key(f"{role}-1", role) for role in ROLES}
     yield TestClient(app), keys, store, auth
     store.close()
 
@@ -50,11 +51,13 @@ CALLS = [
     ("GET", "/shipments/S1"),
     ("POST", "/admin/reload"),
     ("GET", "/admin/status"),
+    ("GET", "/metrics"),
 ]
 ALLOWED = {
     "system": {"/score", "/score/batch", "/outcomes"},
     "officer": {"/score", "/score/batch", "/outcomes", "/shipments/S1"},
-    "admin": {"/admin/reload", "/admin/status"},
+    "admin": {"/admin/reload", "/admin/status", "/metrics"},
+    "monitor": {"/metrics"},
 }
 
 
@@ -80,10 +83,17 @@ def test_x_api_key_header_works(setup):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"])
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json", "/schema.json"])
 def test_probes_and_docs_stay_open(setup, path):
     client, *_ = setup
     assert client.get(path).status_code == 200
+
+
+def test_metrics_can_be_opened_by_the_setting(setup):
+    client, _, _, auth = setup
+    assert client.get("/metrics").status_code == 401
+    auth.metrics_require_key = False
+    assert client.get("/metrics").status_code == 200
 
 
 def test_revoked_key_is_refused(setup):

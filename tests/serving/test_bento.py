@@ -70,6 +70,9 @@ def test_the_built_bento_serves_the_worklist_and_scores(tmp_path):
     templates = {p.name for p in (src / "serving/ui/templates").glob("*.html")}
     assert {"base.html", "login.html", "worklist.html", "shipment.html"} <= templates
     assert {p.name for p in (src / "serving/ui/static").iterdir()} >= {"app.css", "app.js"}
+    assert {"index.html", "explorer.html", "explorer.js"} <= {
+        p.name for p in (src / "serving").iterdir()
+    }
     assert not (src / "tests").exists()
     requirements = (bento.parent / "env/python/requirements.txt").read_text()
     assert "lightgbm==" in requirements and ">=" not in requirements
@@ -116,6 +119,7 @@ def test_the_built_bento_serves_the_worklist_and_scores(tmp_path):
             page = httpx.get(f"{url}/ui/login", timeout=30)
             assert page.status_code == 200 and "<form" in page.text
             assert httpx.get(f"{url}/ui/static/app.css", timeout=30).status_code == 200
+            assert "/docs.json" in httpx.get(f"{url}/", timeout=30).text  # the plain page
             scored = httpx.post(
                 f"{url}/score",
                 json={"shipment": make_shipment(1)},

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 
 import pandas as pd
@@ -42,6 +43,10 @@ def test_export_then_train_on_what_the_service_saw(home, tmp_path, monkeypatch):
         "1",
         "--shipments-per-day",
         "800",
+        # ending ten days ago: the "new traffic" below and its inspections (two and three days
+        # after the period) must not lie in the future, which the service refuses
+        "--end",
+        (dt.date.today() - dt.timedelta(days=10)).isoformat(),
         env=env,
     )
     ships = pd.read_parquet(world / "shipments.parquet")

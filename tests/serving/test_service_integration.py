@@ -5,6 +5,7 @@ OpenAPI fuzzing (zero 5xx)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -109,8 +110,8 @@ def test_probes_metrics_and_docs_are_open(live):
         "/admin/reload",
     ):
         assert path in spec["paths"], path
-    metrics = httpx.get(f"{url}/metrics")
-    assert metrics.status_code == 200
+    assert httpx.get(f"{url}/metrics").status_code == 401  # needs a monitor or admin key
+    assert httpx.get(f"{url}/metrics", headers=_h(live, "admin")).status_code == 200
 
 
 def test_score_one_shipment(live):
@@ -121,13 +122,15 @@ def test_score_one_shipment(live):
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["request_id"] == "gate7-000001" == r.headers["x-request-id"]
+    # the caller's id, in the caller's own namespace (k<key id>:...)
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert re.fullmatch(r"k\d+:gate7-000001", body["request_id"])
     assert body["model_name"] == MODEL and body["model_version"] == live["version"]
     assert body["band"] in ("high", "medium", "low") and 0 < body["percentile"] <= 100
     assert 1 <= len(body["reasons"]) <= 5 and all(x["text"] for x in body["reasons"])
     total = body["base_value"] + sum(body["contributions"].values())
     assert total == pytest.approx(body["raw_score"], abs=1e-9)
-    metrics = httpx.get(f"{live['url']}/metrics").text
+    metrics = httpx.get(f"{live['url']}/metrics", headers=_h(live, "admin")).text
     assert "cargorisk_score_bucket" in metrics and "cargorisk_band_shipments_total" in metrics
     assert "cargorisk_scoring_seconds_bucket" in metrics
 

@@ -22,9 +22,9 @@ from serving.schemas import ShipmentIn
 from serving.store import Caller, Store, hash_password, verify_password
 from serving.ui import worklist as wl
 from serving.ui.app import create_app
-from serving.ui.session import COOKIE, FailedSignIns, SessionCodec
+from serving.ui.session import COOKIE, CookieSigner, SignInThrottle
 from tests.serving.conftest import make_shipment
-from tests.serving.helpers import tiny_history, train_tiny_model
+from tests.serving.helpers import service_app, tiny_history, train_tiny_model
 
 pytest.importorskip("features.online", reason="online feature state not available yet")
 
@@ -122,31 +122,32 @@ def test_bad_filters_name_the_field(params, field):
 
 # -- sessions and passwords ----------------------------------------------------------------
 def test_session_cookie_round_trip_and_tampering():
-    codec = SessionCodec(b"k" * 32)
-    session = codec.new("user", 3, "kim")
-    value = codec.dumps(session)
-    assert codec.loads(value) == session
-    _, sig = value.rsplit(".", 1)
-    forged = json.dumps({"k": "user", "i": 1, "n": "admin", "c": "x", "t": session.issued})
-    import base64
+    signer = CookieSigner(b"k" * 32)
+    value = signer.sign("token-1")
+    assert signer.unsign(value) == "token-1"
+    _, sig = value.split(".")
+    assert signer.unsign(f"token-2.{sig}") is None  # a signature belongs to one token
+    assert signer.unsign(value[:-2] + "AA") is None
+    assert CookieSigner(b"j" * 32).unsign(value) is None  # another secret
+    assert signer.unsign("") is None and signer.unsign("garbage") is None
+    assert signer.unsign(None) is None and signer.unsign("a.b.c") is None
+    csrf = signer.sign_in_csrf("nonce-1")
+    assert signer.sign_in_ok("nonce-1", csrf) and not signer.sign_in_ok("nonce-2", csrf)
+    assert csrf != signer.sign("nonce-1").split(".")[1]  # one purpose per signature
+    with pytest.raises(Exception, match="32"):
+        CookieSigner(b"short")
 
-    forged_body = base64.urlsafe_b64encode(forged.encode()).rstrip(b"=").decode()
-    assert codec.loads(f"{forged_body}.{sig}") is None
-    assert codec.loads(value[:-2] + "AA") is None
-    assert SessionCodec(b"j" * 32).loads(value) is None  # another secret
-    assert codec.loads("") is None and codec.loads("garbage") is None
-    expired = SessionCodec(b"k" * 32, max_age=-1)
-    assert expired.loads(value) is None
 
-
-def test_failed_sign_ins_block_after_the_limit():
-    guard = FailedSignIns(limit=3, window=60)
+def test_failed_sign_ins_block_after_the_limit(home):
+    store = Store(load_settings().store)
+    guard = SignInThrottle(store, max_failures=3, window_minutes=5)
     for _ in range(3):
-        assert not guard.blocked("10.0.0.1")
-        guard.fail("10.0.0.1")
-    assert guard.blocked("10.0.0.1") and not guard.blocked("10.0.0.2")
-    guard.clear("10.0.0.1")
-    assert not guard.blocked("10.0.0.1")
+        assert guard.refusal("10.0.0.1", "kim") is None
+        guard.fail("10.0.0.1", "kim")
+    assert "this computer" in guard.refusal("10.0.0.1", None)
+    assert guard.refusal("10.0.0.2", None) is None
+    assert "this account" in guard.refusal("10.0.0.2", "kim")  # from anywhere
+    assert guard.refusal("10.0.0.2", "lee") is None
 
 
 def test_password_hashes_are_salted_and_verified(home):
@@ -237,15 +238,21 @@ def _officer_key(engine, role="officer", name="Officer Kim") -> str:
     return engine.store.create_key(name, role)
 
 
-def _sign_in(client, engine, key=None):
-    key = key or _officer_key(engine)
-    r = client.post("/ui/login", data={"method": "key", "api_key": key}, follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return r
-
-
 def _csrf(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def _login(client, data: dict, **kwargs):
+    """POST the sign-in form as a browser does: after loading the page (its CSRF token)."""
+    page = client.get("/ui/login")
+    return client.post("/ui/login", data={"csrf": _csrf(page.text), **data}, **kwargs)
+
+
+def _sign_in(client, engine, key=None):
+    key = key or _officer_key(engine)
+    r = _login(client, {"method": "key", "api_key": key}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r
 
 
 def test_pages_while_the_service_starts_answer_503():
@@ -279,15 +286,13 @@ def test_pages_without_a_session_redirect_to_sign_in(client):
 
 def test_wrong_keys_and_passwords_are_refused_and_audited(client, engine):
     before = len(engine.store.audit_events(10_000))
-    r = client.post("/ui/login", data={"method": "key", "api_key": "crk_wrong"})
+    r = _login(client, {"method": "key", "api_key": "crk_wrong"})
     assert r.status_code == 401 and "Unknown or revoked API key" in r.text
     system_key = _officer_key(engine, role="system", name="gate-9")
-    r = client.post("/ui/login", data={"method": "key", "api_key": system_key})
+    r = _login(client, {"method": "key", "api_key": system_key})
     assert r.status_code == 401  # inspection systems' keys do not open the worklist
     engine.store.create_user("choi", "correct horse battery")
-    r = client.post(
-        "/ui/login", data={"method": "password", "username": "choi", "password": "wrong one!!"}
-    )
+    r = _login(client, {"method": "password", "username": "choi", "password": "wrong one!!"})
     assert r.status_code == 401 and "Wrong user name or password" in r.text
     assert COOKIE not in client.cookies
     new = engine.store.audit_events(10_000)[: len(engine.store.audit_events(10_000)) - before]
@@ -304,6 +309,7 @@ def test_sign_in_sets_a_safe_cookie_and_is_audited(client, engine):
     assert cookie.startswith(f"{COOKIE}=")
     low = cookie.lower()
     assert "httponly" in low and "samesite=lax" in low and "path=/ui" in low
+    assert "max-age=28800" in low  # the absolute lifetime (ui_session_max_minutes)
     assert "crk_" not in cookie  # the key itself never travels in the cookie
     event = engine.store.audit_events(1)[0]
     assert (event["action"], event["caller"]) == ("ui_sign_in", "officer:Officer Kim")
@@ -312,12 +318,12 @@ def test_sign_in_sets_a_safe_cookie_and_is_audited(client, engine):
 def test_sign_in_with_a_password_follows_next_but_never_off_site(client, engine):
     engine.store.create_user("lee", "correct horse battery", role="admin")
     form = {"method": "password", "username": "lee", "password": "correct horse battery"}
-    r = client.post("/ui/login", data={**form, "next": "/ui/model"}, follow_redirects=False)
+    r = _login(client, {**form, "next": "/ui/model"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/model"
     client.cookies.clear()
     for evil in ("//evil.example/ui/", "https://evil.example/", "/elsewhere"):
-        r = client.post("/ui/login", data={**form, "next": evil}, follow_redirects=False)
-        assert r.headers["location"] == "/ui/worklist"
+        r = _login(client, {**form, "next": evil}, follow_redirects=False)
+        assert r.headers["location"] == "/ui/model"  # an admin's landing page
         client.cookies.clear()
 
 
@@ -537,9 +543,7 @@ def test_unknown_shipment_is_a_404_page(client, engine):
 
 
 def test_the_service_mounts_the_worklist(home):
-    from serving.service import CargoRisk
-
-    with TestClient(CargoRisk.to_asgi()) as c:
+    with TestClient(service_app()) as c:
         r = c.get("/ui/login")
         assert r.status_code == 200 and "Sign in" in r.text
         assert (
