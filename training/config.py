@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     )
     num_boost_round: int = Field(default=5000, ge=1, le=100_000)
     early_stopping_rounds: int = Field(default=50, ge=1)
-    stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = "average_precision"
+    stopping_metric: Literal["average_precision", "auc", "binary_logloss"] = "binary_logloss"
     imbalance: Literal["sqrt", "balanced", "none"] = "sqrt"
     num_threads: int = Field(default=1, ge=1, le=64)
     test_share: float = Field(default=0.2, gt=0, lt=0.5)
