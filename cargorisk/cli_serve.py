@@ -57,6 +57,39 @@ def _store():
     return Store(load_settings().store)
 
 
+def _export_info(ships) -> tuple:
+    """What the exported data means (dataset.json): the label and attribute schema of the
+    champion that scored it, plus the kind of any stored attribute the champion does not
+    know (numbers -> numeric, text -> categorical). Without a reachable champion the label is
+    the default and every attribute's kind is read from the data; the caller is told which."""
+    import pandas as pd
+
+    from cargorisk.settings import load_settings
+    from features.contracts import (
+        ATTRIBUTE_PREFIX,
+        AttributeSpec,
+        DatasetInfo,
+        attribute_columns,
+    )
+
+    settings = load_settings()
+    try:
+        from serving.model import load_champion
+
+        info = load_champion(settings.tracking_uri, settings.model_name).scoring.dataset
+        source = f"from the champion of {settings.model_name}"
+    except Exception as exc:  # no registry, no champion: the data alone
+        info = DatasetInfo()
+        source = f"no champion to read them from ({type(exc).__name__}): kinds read from the data"
+    attributes = dict(info.attributes)
+    for column in attribute_columns(ships):
+        name = column.removeprefix(ATTRIBUTE_PREFIX)
+        if name not in attributes:
+            numeric = pd.api.types.is_numeric_dtype(ships[column])
+            attributes[name] = AttributeSpec(kind="numeric" if numeric else "categorical")
+    return info.model_copy(update={"attributes": attributes}), source
+
+
 def _parse_date(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -163,7 +196,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write the stored shipments and their outcomes as contract tables
-        (shipments.parquet, outcomes.parquet) for `cargorisk train --data DIR`."""
+        (shipments.parquet with the shipments' attributes, outcomes.parquet, dataset.json) for
+        `cargorisk train --data DIR`."""
         from features.contracts import validate_outcomes, validate_shipments
 
         store = _store()
@@ -175,9 +209,12 @@ def register(app: typer.Typer) -> None:
             )
         outs = store.outcomes_frame()
         outs = outs[outs["shipment_id"].isin(set(ships["shipment_id"]))].reset_index(drop=True)
-        ships = validate_shipments(ships)
+        info, source = _export_info(ships)
+        ships = validate_shipments(ships, attributes=info.attributes)
         outs = validate_outcomes(outs)
         out.mkdir(parents=True, exist_ok=True)
         ships.to_parquet(out / "shipments.parquet", index=False)
         outs.to_parquet(out / "outcomes.parquet", index=False)
+        (out / "dataset.json").write_text(info.model_dump_json(indent=2), encoding="utf-8")
         typer.echo(f"exported {len(ships)} shipments and {len(outs)} outcomes to {out}")
+        typer.echo(f"label {info.label.name!r}, {len(info.attributes)} attribute(s) ({source})")

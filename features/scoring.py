@@ -19,6 +19,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.contracts import AttributeSpec, DatasetInfo
+
 BANDS = ("high", "medium", "low")
 BIAS = "base_value"
 
@@ -32,6 +34,20 @@ class ScoringModel:
     thresholds: dict[str, float] = field(default_factory=dict)
     """Calibrated score at or above which a shipment is ``high`` / ``medium``."""
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    # -- what the model was trained on ------------------------------------------------------
+    @property
+    def dataset(self) -> DatasetInfo:
+        """What a positive meant and which attributes the training data carried
+        (``metadata["dataset"]``; a model without it was trained on narcotics seizures and
+        no attributes)."""
+        return DatasetInfo.model_validate(self.metadata.get("dataset") or {})
+
+    @property
+    def attributes(self) -> dict[str, AttributeSpec]:
+        """The attribute schema this model scores with: every attribute of its training
+        data (whether or not a family selection kept the attribute features)."""
+        return dict(self.dataset.attributes)
 
     # -- input ---------------------------------------------------------------------------
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import dataclasses
 import datetime as dt
 import gc
+import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -36,8 +39,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contracts import SHIPMENT_COLUMNS, validate_outcomes, validate_shipments
-from features.errors import CargoriskError
+from features.contracts import (
+    ATTRIBUTE_PREFIX,
+    SHIPMENT_COLUMNS,
+    AttributeSpec,
+    LabelMeaning,
+    attribute_column,
+    attribute_columns,
+    check_attributes,
+    validate_outcomes,
+    validate_shipments,
+)
+from features.errors import CargoriskError, ContractError
 from serving import schemas
 from serving.explain import TOP_REASONS, reasons_from_contributions
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
@@ -66,6 +79,47 @@ class NotReady(CargoriskError):
 class NotFound(RequestError):
     def __init__(self, message: str, loc: list[str | int] | None = None):
         super().__init__(message, loc, status=404)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShipmentAttributes:
+    """The attributes of a request's shipments, checked against the served model's schema:
+    ``columns`` = ``attr.<name>`` -> one value per shipment (text or None / float or NaN), for
+    the feature frame; ``stored`` = one JSON object (or None) per shipment, for the store."""
+
+    columns: dict[str, list]
+    stored: list[str | None]
+
+
+def shipment_attributes(
+    given: list[dict[str, Any] | None], schema: dict[str, AttributeSpec], *, batch: bool
+) -> ShipmentAttributes:
+    """Check each shipment's ``attributes`` against the model's schema: an attribute the
+    model does not know, or a value of the wrong kind, is a 400 naming it; a missing one is
+    missing. Shipments without attributes cost nothing."""
+    n = len(given)
+    columns = {
+        attribute_column(name): [math.nan] * n if spec.kind == "numeric" else [None] * n
+        for name, spec in schema.items()
+    }
+    stored: list[str | None] = [None] * n
+    for i, values in enumerate(given):
+        if not values:
+            continue
+        try:
+            checked = check_attributes(values, schema)
+        except ContractError as exc:
+            name = str(exc).split(":", 1)[0].removeprefix("attributes.")
+            loc: list[str | int] = ["shipments", i] if batch else ["shipment"]
+            raise RequestError(str(exc), [*loc, "attributes", name]) from None
+        kept = {}
+        for name, value in checked.items():
+            if value is None:
+                continue
+            columns[attribute_column(name)][i] = value
+            kept[name] = value
+        stored[i] = json.dumps(kept, sort_keys=True) if kept else None
+    return ShipmentAttributes(columns, stored)
 
 
 class RecentScores:
@@ -141,6 +195,8 @@ class ScoringEngine:
         self.settings = settings
         self.store = store or Store(settings.store)
         self._lock = threading.RLock()
+        self._schemas: dict[str, dict[str, AttributeSpec]] = {}
+        self._labels: dict[str, LabelMeaning] = {}
         # Committed shipments/outcomes not yet applied to the feature state, in commit order.
         # Applied by a background thread right after the answer goes out, and in any case
         # before the next request computes features (see :meth:`_apply_pending`).
@@ -265,11 +321,31 @@ class ScoringEngine:
             if self.state is not None:
                 self._apply_pending()
 
-    def features(self, shipments: pd.DataFrame) -> pd.DataFrame:
-        """Features of contract shipments as of now (all committed updates applied)."""
+    def features(
+        self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
+    ) -> pd.DataFrame:
+        """Features of contract shipments as of now (all committed updates applied), with the
+        attribute features of ``attributes`` (default: the served model's schema). Stored
+        attributes that schema does not know are left out, as a model ignores data it was
+        not trained on."""
+        if attributes is None:
+            model = self.model_holder.current
+            attributes = {} if model is None else self._attribute_schema(model)
+        extra = [
+            c
+            for c in attribute_columns(shipments)
+            if c.removeprefix(ATTRIBUTE_PREFIX) not in attributes
+        ]
+        if extra:
+            shipments = shipments.drop(columns=extra)
         with self._lock:
             self._apply_pending()
-            return self.state.features(shipments)
+            previous = self.state.attributes
+            self.state.attributes = attributes
+            try:
+                return self.state.features(shipments)
+            finally:
+                self.state.attributes = previous
 
     def _reset_recent(self) -> None:
         model = self.model_holder.current
@@ -284,7 +360,9 @@ class ScoringEngine:
         explain a real stored shipment."""
         from features.catalog import FEATURE_NAMES
 
-        unknown = [n for n in scoring.feature_names if n not in set(FEATURE_NAMES)]
+        schema = scoring.attributes
+        produced = {*FEATURE_NAMES, *(attribute_column(n) for n in schema)}
+        unknown = [n for n in scoring.feature_names if n not in produced]
         if unknown:
             raise ModelLoadError(
                 f"model needs features the pipeline does not produce: {', '.join(unknown[:5])}"
@@ -294,7 +372,7 @@ class ScoringEngine:
         latest = self.store.shipments_frame().tail(1)
         if latest.empty:
             return
-        probe_frame(scoring, self.features(latest))
+        probe_frame(scoring, self.features(latest, attributes=schema))
 
     # -- status ----------------------------------------------------------------------------
     @property
@@ -312,6 +390,20 @@ class ScoringEngine:
             "feature_state": self.state is not None,
             "feature_state_error": self.state_error,
         }
+
+    def _attribute_schema(self, model: LoadedModel) -> dict[str, AttributeSpec]:
+        """The attribute schema of the served model (parsed once per model version)."""
+        cached = self._schemas.get(model.version)
+        if cached is None:
+            cached = self._schemas[model.version] = model.scoring.attributes
+        return cached
+
+    def _label(self, model: LoadedModel) -> LabelMeaning:
+        """What a positive means for the served model."""
+        cached = self._labels.get(model.version)
+        if cached is None:
+            cached = self._labels[model.version] = model.scoring.dataset.label
+        return cached
 
     def _require_ready(self) -> LoadedModel:
         if self.state is None:
@@ -344,12 +436,20 @@ class ScoringEngine:
                 status=413,
             )
         # one list per contract column: for the frame and for the store (no per-row dicts)
-        columns = schemas.record_columns([s.model_dump() for s in shipments], SHIPMENT_COLUMNS)
+        records = [s.model_dump() for s in shipments]
+        given = [r.pop("attributes", None) for r in records]
+        columns = schemas.record_columns(records, SHIPMENT_COLUMNS)
         frame = schemas.records_frame(columns)
         self._check_frame(frame)
         model = self._require_ready()
         scoring = model.scoring
         scorer = model.scorer
+        schema = self._attribute_schema(model)
+        attributes = shipment_attributes(given, schema, batch=len(shipments) > 1)
+        if schema:
+            for name, values in attributes.columns.items():
+                frame[name] = values
+        columns["attributes"] = attributes.stored
         threads = 1 if len(frame) <= 16 else 0
         from features.online import OnlineFeatureState
 
@@ -362,6 +462,7 @@ class ScoringEngine:
         # durable commit run outside it, so concurrent requests overlap their fsync waits.
         with self._lock:
             self._apply_pending()
+            self.state.attributes = schema
             feats = self.state.features(frame, prepared=prepared)
         matrix = scorer.matrix(feats)
         n_explain = len(frame)
@@ -396,6 +497,8 @@ class ScoringEngine:
                 feats.iloc[idx],
                 top=top_reasons,
                 all_contributions=all_contributions,
+                label=self._label(model),
+                attributes=schema,
             )
             explained = dict(zip(idx.tolist(), items, strict=True))
         results = []

@@ -10,12 +10,14 @@ shipment's own feature value, e.g. "consignee first seen 3 days ago".
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features import catalog
+from features.contracts import AttributeSpec, LabelMeaning
 from features.scoring import ScoringModel
 from serving.model import FastScorer
 
@@ -34,10 +36,17 @@ def _plain(value: Any) -> float | str | None:
     return str(value)
 
 
-def reason_sentence(name: str, value: Any) -> str:
-    """The catalog's sentence for one feature value (falls back to the description)."""
+def reason_sentence(
+    name: str,
+    value: Any,
+    *,
+    label: LabelMeaning | None = None,
+    attributes: Mapping[str, AttributeSpec] | None = None,
+) -> str:
+    """The catalog's sentence for one feature value, in the words of the model's label and
+    attributes (falls back to the description)."""
     try:
-        return catalog.reason_text(name, value)
+        return catalog.reason_text(name, value, label=label, attributes=attributes)
     except Exception:
         try:
             return f"{catalog.feature(name).description}: {value}"
@@ -57,8 +66,15 @@ def explain(
     scorer = model if isinstance(model, FastScorer) else FastScorer(model)
     threads = 1 if len(features) <= 16 else 0
     contrib = scorer.contributions(features, num_threads=threads)
+    info = scorer.scoring.dataset
     return reasons_from_contributions(
-        scorer.names, contrib, features, top=top, all_contributions=all_contributions
+        scorer.names,
+        contrib,
+        features,
+        top=top,
+        all_contributions=all_contributions,
+        label=info.label,
+        attributes=info.attributes,
     )
 
 
@@ -69,8 +85,11 @@ def reasons_from_contributions(
     *,
     top: int = TOP_REASONS,
     all_contributions: bool = False,
+    label: LabelMeaning | None = None,
+    attributes: Mapping[str, AttributeSpec] | None = None,
 ) -> list[dict[str, Any]]:
-    """Turn TreeSHAP rows (one column per feature, then the base value) into reasons."""
+    """Turn TreeSHAP rows (one column per feature, then the base value) into reasons, worded
+    for the model's label and attributes."""
     values = contrib[:, :-1]
     base = contrib[:, -1]
     raw = contrib.sum(axis=1)
@@ -88,7 +107,7 @@ def reasons_from_contributions(
             reasons.append(
                 {
                     "feature": name,
-                    "text": reason_sentence(name, value),
+                    "text": reason_sentence(name, value, label=label, attributes=attributes),
                     "value": value,
                     "contribution": c,
                     "direction": "raises" if c > 0 else "lowers",

@@ -15,16 +15,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pyarrow import ArrowException, large_string
 from pyarrow import array as pa_array
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from features.contracts import (
+    ATTRIBUTE_NAME,
+    MAX_ATTRIBUTE_TEXT,
+    MAX_ATTRIBUTES,
     OUTCOME_COLUMNS,
     SHIPMENT_COLUMNS,
     Outcomes,
@@ -151,8 +163,34 @@ def _naive_utc(value: Any) -> Any:
     return value
 
 
-def _model_from_contract(name: str, schema: pa.DataFrameSchema, doc: str) -> type[BaseModel]:
+AttributeName = Annotated[str, StringConstraints(pattern=ATTRIBUTE_NAME)]
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    | StrictInt
+    | StrictFloat
+    | None
+)
+ATTRIBUTES_FIELD: Any = (
+    dict[AttributeName, AttributeValue] | None,
+    Field(
+        default=None,
+        max_length=MAX_ATTRIBUTES,
+        description=(
+            "The customs service's own fields (customs office, import type, tax rate...), "
+            "as the model was trained with them: a code as text, a number as a number. An "
+            "attribute the model does not know is refused naming it; a missing one is missing."
+        ),
+    ),
+)
+"""A shipment's ``attributes`` object: names and value types are checked here, the names
+and kinds against the model being served by the engine (:func:`shipment_attributes`)."""
+
+
+def _model_from_contract(
+    name: str, schema: pa.DataFrameSchema, doc: str, **extra: Any
+) -> type[BaseModel]:
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
+    fields.update(extra)
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
     number_fields = [n for n, c in schema.columns.items() if _python_type(c) in (int, float)]
     validators = {}
@@ -179,7 +217,8 @@ ShipmentIn = _model_from_contract(
     SHIPMENTS_SCHEMA,
     "One consignment as declared (bill of lading, air waybill or express parcel): parties, "
     "route, goods and transport references. Fields and rules are those of the shipments "
-    "contract.",
+    "contract; `attributes` carries the customs service's own fields.",
+    attributes=ATTRIBUTES_FIELD,
 )
 OutcomeIn = _model_from_contract(
     "Outcome",

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 from collections.abc import Iterable
@@ -44,10 +45,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from features.contracts import (
+    ATTRIBUTE_PREFIX,
     OUTCOME_COLUMNS,
     SHIPMENT_COLUMNS,
     Outcomes,
     Shipments,
+    attribute_column,
+    attribute_columns,
     column_kind,
 )
 from features.errors import CargoriskError
@@ -82,9 +86,12 @@ shipments = sa.Table(
         c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
         for c in _contract_columns(Shipments.to_schema())
     ],
+    sa.Column("attributes", sa.Text),
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
 )
+"""``attributes``: the shipment's own attributes of its customs service as one JSON object
+(name -> text or number), null when it has none; frames carry them as ``attr.<name>``."""
 sa.Index("ix_shipments_declared_at", shipments.c.declared_at)
 
 scores = sa.Table(
@@ -380,6 +387,7 @@ class Store:
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
     def close(self) -> None:
@@ -469,18 +477,26 @@ class Store:
         at: dt.datetime | None = None,
     ) -> None:
         """Store the scored shipments (a contract frame, validated API records, or those
-        records' columns: name -> list of plain values) and the scores served, in one durable
-        transaction.
+        records' columns: name -> list of plain values, plus ``attributes``: one JSON object or
+        None per shipment) and the scores served, in one durable transaction.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
         ``reasons`` (a list of dicts or None)."""
         at = at or utcnow()
         if isinstance(shipments_frame, pd.DataFrame):
             ship = _columns(shipments_frame, SHIPMENT_COLUMNS)
+            ship["attributes"] = attributes_json(shipments_frame)
         elif isinstance(shipments_frame, dict):
             ship = {n: shipments_frame[n] for n in SHIPMENT_COLUMNS}
+            ship["attributes"] = shipments_frame.get("attributes") or [None] * len(
+                ship["shipment_id"]
+            )
         else:  # validated API records: already plain Python values
             ship = {n: [r[n] for r in shipments_frame] for n in SHIPMENT_COLUMNS}
+            ship["attributes"] = [
+                json.dumps(r["attributes"], sort_keys=True) if r.get("attributes") else None
+                for r in shipments_frame
+            ]
         n = len(ship["shipment_id"])
         ship["received_at"] = [at] * n
         audit = {
@@ -529,6 +545,7 @@ class Store:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
         ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at)
+        ship_rows["attributes"] = attributes_json(shipments_frame)
         out_rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller="seed")
         with self.engine.begin() as conn:
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
@@ -564,13 +581,19 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
     def shipments_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Stored shipments as a contract frame (declared at or after ``since``)."""
-        query = sa.select(*[shipments.c[n] for n in SHIPMENT_COLUMNS]).order_by(shipments.c.seq)
+        """Stored shipments as a contract frame (declared at or after ``since``), followed by
+        their attributes as ``attr.<name>`` columns when any shipment has some."""
+        query = sa.select(
+            *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
+        ).order_by(shipments.c.seq)
         if since is not None:
             query = query.where(shipments.c.declared_at >= since)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
-        return _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
+        out = _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
+        if frame["attributes"].notna().any():
+            out = pd.concat([out, attributes_frame(frame["attributes"], out.index)], axis=1)
+        return out
 
     def outcomes_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """Stored outcomes as a contract frame (inspected at or after ``since``)."""
@@ -593,14 +616,18 @@ class Store:
         with self.engine.connect() as conn:
             row = (
                 conn.execute(
-                    sa.select(*[shipments.c[n] for n in SHIPMENT_COLUMNS]).where(
-                        shipments.c.shipment_id == shipment_id
-                    )
+                    sa.select(
+                        *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
+                    ).where(shipments.c.shipment_id == shipment_id)
                 )
                 .mappings()
                 .first()
             )
-        return None if row is None else dict(row)
+        if row is None:
+            return None
+        record = dict(row)
+        record["attributes"] = json.loads(record["attributes"]) if record["attributes"] else {}
+        return record
 
     def declared_at(self, shipment_ids: Iterable[str]) -> dict[str, dt.datetime]:
         """When each of the stored shipments among ``shipment_ids`` was declared (the
@@ -1096,6 +1123,67 @@ class Store:
         frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype("float64")
         frame["has_reasons"] = frame["has_reasons"].fillna(False).astype(bool)
         return frame
+
+
+ADDED_COLUMNS = {"shipments": ("attributes",)}
+"""Nullable columns added to tables after stores were first created: a store made by an
+earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), so a second
+quickstart on an old home keeps its history."""
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name in present:
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {kind}'))
+
+
+def attributes_json(frame: pd.DataFrame) -> list[str | None]:
+    """The ``attr.*`` columns of a frame as one JSON object per row (None without any)."""
+    names = attribute_columns(frame)
+    if not names:
+        return [None] * len(frame)
+    keys = [c.removeprefix(ATTRIBUTE_PREFIX) for c in names]
+    columns = [frame[c].tolist() for c in names]
+    out: list[str | None] = []
+    for values in zip(*columns, strict=True):
+        item = {k: _plain(v) for k, v in zip(keys, values, strict=True) if not _blank(v)}
+        out.append(json.dumps(item, sort_keys=True) if item else None)
+    return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return value
+
+
+def attributes_frame(values: Iterable[str | None], index: pd.Index) -> pd.DataFrame:
+    """Stored attribute objects back as ``attr.<name>`` columns (text or float as stored;
+    absent where a shipment lacks one)."""
+    parsed = [json.loads(v) if isinstance(v, str) and v else {} for v in values]
+    names = sorted({k for item in parsed for k in item})
+    data = {}
+    for name in names:
+        column = [item.get(name) for item in parsed]
+        numeric = all(v is None or isinstance(v, (int, float)) for v in column)
+        data[attribute_column(name)] = (
+            pd.Series(column, index=index, dtype="float64")
+            if numeric
+            else pd.Series(column, index=index, dtype=object)
+        )
+    return pd.DataFrame(data, index=index)
 
 
 def _as_contract(frame: pd.DataFrame, schema, columns) -> pd.DataFrame:

@@ -43,7 +43,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from features.contracts import DRUGS, EARLIEST, INSPECTION_METHODS, LATEST, MODES, SELECTED_BY
+from features.contracts import (
+    DRUGS,
+    EARLIEST,
+    INSPECTION_METHODS,
+    LATEST,
+    MODES,
+    SELECTED_BY,
+    DatasetInfo,
+    LabelMeaning,
+    attribute_column,
+)
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
 from serving.store import Caller, UiSession
@@ -85,6 +95,25 @@ MANIFEST_GROUPS = (
                "currency", "declared_value_usd", "freight_terms", "payment_method",
                "container_id", "container_type", "load_type")),
 )  # fmt: skip
+ALWAYS_SHOWN = frozenset(
+    {
+        "shipper_id",
+        "consignee_id",
+        "declarant_id",
+        "origin_country",
+        "departure_country",
+        "loading_port",
+        "discharge_port",
+        "hs_code",
+        "goods_description",
+        "packages",
+        "gross_weight_kg",
+        "declared_value",
+        "currency",
+    }
+)
+"""Fields shown even when blank ("not declared"): what a targeting officer expects every
+declaration to state, so a blank is visible. Transport references show only when given."""
 SECURITY_HEADERS = {**EDGE_HEADERS, "cache-control": "no-store"}
 """The service's security headers (the same when the worklist is mounted elsewhere) and no
 caching: pages hold shipments, parties and the session's CSRF token."""
@@ -176,6 +205,7 @@ class WorklistApp:
         env.filters["odds"] = _odds
         env.globals["BANDS"] = wl.BANDS
         env.globals["MODES"] = MODES
+        env.globals["STREAM_WORDS"] = wl.STREAM_WORDS
         env.globals["may"] = may
         self._signer: tuple[tuple, CookieSigner] | None = None
         self._reports: tuple[str, ModelReports] | None = None
@@ -559,13 +589,13 @@ class WorklistApp:
         start = dt.datetime.combine(day, dt.time())
         end = start + dt.timedelta(days=1)
         frame = store.worklist(start, end)
-        in_mode = frame if not filters.mode else frame[frame["mode"] == filters.mode]
-        ports = sorted(p for p in in_mode["discharge_port"].dropna().unique().tolist())
+        in_scope = wl.scope(frame, wl.Filters(stream=filters.stream, mode=filters.mode))
+        ports = sorted(p for p in in_scope["discharge_port"].dropna().unique().tolist())
         planned, summary = wl.plan(
             wl.scope(frame, filters),
             capacity=settings.capacity,
             exploration_share=settings.exploration_share,
-            seed=wl.exploration_seed(day, filters.mode, filters.port, settings.seed),
+            seed=wl.exploration_seed(day, filters.scope_key, filters.port, settings.seed),
         )
         visible = wl.view(planned, filters)
         try:
@@ -582,6 +612,7 @@ class WorklistApp:
         after = store.declared_between(start=end, last=False)
         query = {
             "day": day.isoformat(),
+            "stream": filters.stream,
             "mode": filters.mode,
             "port": filters.port,
             "transport": filters.transport,
@@ -692,8 +723,25 @@ class WorklistApp:
         if errors is None:
             store.audit("ui_shipment_viewed", caller, {"shipment_id": shipment_id})
         groups = [
-            (title, [(name, _fmt(record.get(name))) for name in names if _fmt(record.get(name))])
+            (
+                title,
+                [
+                    (name, _fmt(record.get(name)))
+                    for name in names
+                    if name in ALWAYS_SHOWN or _fmt(record.get(name))
+                ],
+            )
             for title, names in MANIFEST_GROUPS
+        ]
+        info = self._dataset(engine)
+        attributes = [
+            (
+                info.attributes[name].wording(name)
+                if name in info.attributes
+                else name.replace("_", " "),
+                _fmt(value),
+            )
+            for name, value in sorted((record.get("attributes") or {}).items())
         ]
         scale = max((abs(r["contribution"]) for r in reasons), default=1.0) or 1.0
         return self.render(
@@ -702,6 +750,9 @@ class WorklistApp:
             status,
             record=record,
             groups=groups,
+            attributes=attributes,
+            label=info.label,
+            narcotics=info.label == LabelMeaning(),
             latest=latest,
             outcomes=outcomes,
             reasons=reasons,
@@ -722,6 +773,13 @@ class WorklistApp:
         )
 
     @staticmethod
+    def _dataset(engine) -> DatasetInfo:
+        """What the served model's positives mean and its attributes (the default narcotics
+        meaning when no model is loaded)."""
+        model = engine.model_holder.current
+        return DatasetInfo() if model is None else model.scoring.dataset
+
+    @staticmethod
     def _reasons(engine, record: dict, latest: dict | None) -> tuple[list[dict], str]:
         """The reasons to draw: those served with the latest score (what the audit trail
         holds) or, when the shipment ranked below the explained share of its manifest,
@@ -738,7 +796,10 @@ class WorklistApp:
         from features.contracts import validate_shipments
         from serving.explain import explain
 
-        frame = validate_shipments(pd.DataFrame([record]))
+        attributes = record.get("attributes") or {}
+        row = {k: v for k, v in record.items() if k != "attributes"}
+        row.update({attribute_column(k): v for k, v in attributes.items()})
+        frame = validate_shipments(pd.DataFrame([row]))
         feats = _features(engine, frame)
         item = explain(model.scoring, feats, top=6)[0]
         return item["reasons"], (
@@ -849,9 +910,14 @@ class WorklistApp:
             "ui_model_viewed", caller, {"version": current.version if current else None}
         )
         meta = current.scoring.metadata if current is not None else {}
+        info = current.scoring.dataset if current is not None else DatasetInfo()
         return self.render(
             request,
             "model.html",
+            label=info.label,
+            attributes=[(spec.wording(name), spec.kind) for name, spec in info.attributes.items()],
+            kind=meta.get("kind", "full"),
+            families=meta.get("families") or [],
             session=session,
             caller=caller,
             active="model",

@@ -26,8 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.contracts import MODES
+from features.contracts import MODES, STREAM_OF_MODE, STREAMS
 from features.errors import CargoriskError
+
+STREAM_WORDS = {
+    "sea": "sea (containers, bulk, inland waterway)",
+    "air": "air cargo",
+    "express": "express and post (parcels)",
+    "land": "land (rail, road, pipelines)",
+    "other": "other",
+}
+"""How the worklist names each stream (contracts.STREAMS): one team, one capacity."""
 
 BANDS = ("high", "medium", "low")
 
@@ -42,11 +51,12 @@ class FilterError(CargoriskError):
 
 @dataclass(frozen=True)
 class Filters:
-    """What the officer asked to see. ``mode`` and ``port`` set the *scope* the capacity
-    applies to (a team works one stream at one port); ``band``, ``transport`` and
-    ``uninspected`` only hide rows of the plan."""
+    """What the officer asked to see. ``stream`` (or a single ``mode``) and ``port`` set the
+    *scope* the capacity applies to (a team works one stream at one port); ``band``,
+    ``transport`` and ``uninspected`` only hide rows of the plan."""
 
     day: dt.date | None = None
+    stream: str = ""
     mode: str = ""
     port: str = ""
     transport: str = ""
@@ -70,9 +80,14 @@ class Filters:
                 day = dt.date.fromisoformat(raw_day)
             except ValueError:
                 raise FilterError("day", f"not a date (YYYY-MM-DD): {raw_day!r}") from None
+        stream = text("stream")
+        if stream and stream not in STREAMS:
+            raise FilterError("stream", f"one of {', '.join(STREAMS)}")
         mode = text("mode")
         if mode and mode not in MODES:
             raise FilterError("mode", f"one of {', '.join(MODES)}")
+        if stream and mode and STREAM_OF_MODE[mode] != stream:
+            raise FilterError("mode", f"{mode} is not in the {stream} stream")
         band = text("band")
         if band and band not in BANDS:
             raise FilterError("band", f"one of {', '.join(BANDS)}")
@@ -81,12 +96,26 @@ class Filters:
             raise FilterError("port", "a port or airport code of 3-5 letters or digits")
         return cls(
             day=day,
+            stream=stream,
             mode=mode,
             port=port,
             transport=text("transport"),
             band=band,
             uninspected=(params.get("uninspected") or "") in ("1", "on", "true"),
         )
+
+    @property
+    def scope_key(self) -> str:
+        """The scope as text: the stream and/or mode the team works (a mode alone keeps the
+        key it always had, so existing picks stay put)."""
+        return f"{self.stream}:{self.mode}" if self.stream else self.mode
+
+    @property
+    def scope_words(self) -> str:
+        """The scope as an officer reads it."""
+        if self.mode:
+            return self.mode
+        return STREAM_WORDS[self.stream] if self.stream else "all streams"
 
 
 @dataclass(frozen=True)
@@ -112,14 +141,18 @@ def capacity_counts(n_scored: int, capacity: float, exploration_share: float) ->
 
 
 def exploration_seed(day: dt.date, mode: str, port: str, seed: int) -> int:
-    """A stable random seed for one scope (same day, stream and port -> same picks)."""
+    """A stable random seed for one scope (same day, stream or mode and port -> same picks).
+    ``mode`` is the scope key of :class:`Filters` (a mode, or ``stream:mode``)."""
     text = f"{day.isoformat()}|{mode}|{port}|{seed}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def scope(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    """The shipments of the team's scope (mode, port of discharge / arrival airport)."""
+    """The shipments of the team's scope (stream or mode, port of discharge / arrival
+    airport)."""
     keep = pd.Series(True, index=frame.index)
+    if filters.stream:
+        keep &= frame["mode"].map(STREAM_OF_MODE) == filters.stream
     if filters.mode:
         keep &= frame["mode"] == filters.mode
     if filters.port:

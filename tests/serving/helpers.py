@@ -91,28 +91,68 @@ def tiny_history(n: int = 600, seed: int = 0, days: int = 30):
     return validate_shipments(ships), validate_outcomes(pd.DataFrame(outs))
 
 
-def train_tiny_model(ships: pd.DataFrame, outs: pd.DataFrame, seed: int = 0) -> ScoringModel:
-    """A small LightGBM on the real feature pipeline, packed as a ScoringModel."""
+ATTRIBUTES = {
+    "import_type": {"kind": "categorical", "label": "import type"},
+    "tax_rate": {"kind": "numeric", "label": "tax rate"},
+}
+"""The attribute schema of :func:`with_attributes` (a customs service's own fields)."""
+
+
+def with_attributes(ships: pd.DataFrame, outs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``ships`` with two attributes: an import type that is "B2" on most shipments later
+    seized (a strong signal a model picks up), and a tax rate that carries none."""
+    rng = np.random.default_rng(seed)
+    seized = ships["shipment_id"].isin(outs.loc[outs["result"] == "seized", "shipment_id"])
+    share = np.where(seized.to_numpy(), 0.9, 0.05)
+    import_type = np.where(rng.random(len(ships)) < share, "B2", "A1")
+    return ships.assign(
+        **{
+            "attr.import_type": import_type.astype(object),
+            "attr.tax_rate": rng.choice([0.0, 8.0, 13.0], len(ships)),
+        }
+    )
+
+
+def train_tiny_model(
+    ships: pd.DataFrame,
+    outs: pd.DataFrame,
+    seed: int = 0,
+    *,
+    attributes: dict | None = None,
+    label: dict | None = None,
+) -> ScoringModel:
+    """A small LightGBM on the real feature pipeline, packed as a ScoringModel; with an
+    attribute schema (e.g. :data:`ATTRIBUTES`) and a label meaning when given."""
+    from features.contracts import DatasetInfo, attribute_column
     from features.pipeline import build_training_frame
 
-    frame = build_training_frame(ships, outs)
+    info = DatasetInfo.model_validate({"attributes": attributes or {}, "label": label or {}})
+    frame = build_training_frame(ships, outs, attributes=info.attributes or None)
+    attr_names = [attribute_column(n) for n in info.attributes]
+    attr_categorical = [
+        attribute_column(n) for n, spec in info.attributes.items() if spec.kind == "categorical"
+    ]
     labels = outs.drop_duplicates("shipment_id").set_index("shipment_id")["result"]
     y = frame["shipment_id"].map(labels)
     keep = y.notna().to_numpy()
+    categorical = [*CATEGORICAL_FEATURES, *attr_categorical]
     categories = {
-        c: sorted(frame.loc[keep, c].dropna().astype(str).unique().tolist())
-        for c in CATEGORICAL_FEATURES
+        c: sorted(frame.loc[keep, c].dropna().astype(str).unique().tolist()) for c in categorical
     }
     model = ScoringModel(
         booster=None,  # set below
-        feature_names=list(FEATURE_NAMES),
+        feature_names=[*FEATURE_NAMES, *attr_names],
         categories=categories,
         thresholds={},
-        metadata={"trained_on": len(frame), "purpose": "serving tests"},
+        metadata={
+            "trained_on": len(frame),
+            "purpose": "serving tests",
+            "dataset": info.model_dump(),
+        },
     )
     x = model.prepare(frame.loc[keep])
     target = (y[keep] == "seized").astype(int).to_numpy()
-    data = lgb.Dataset(x, target, categorical_feature=list(CATEGORICAL_FEATURES))
+    data = lgb.Dataset(x, target, categorical_feature=categorical)
     params = {
         "objective": "binary",
         "num_leaves": 8,

@@ -36,7 +36,10 @@ from tests.serving.conftest import make_outcome, make_shipment
 )
 def test_fields_agree_with_contract_one_by_one(model, schema, columns):
     contract = schema.to_schema().columns
-    assert tuple(model.model_fields) == columns
+    # every contract field, in contract order; a shipment also carries its service's own
+    # attributes (checked against the served model's schema, see test_attributes.py)
+    extra = ("attributes",) if model is ShipmentIn else ()
+    assert tuple(model.model_fields) == (*columns, *extra)
     for name, column in contract.items():
         field = model.model_fields[name]
         assert field.is_required() == (not column.nullable), name
