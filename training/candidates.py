@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 
 from features.contracts import AttributeSpec, attribute_column
@@ -157,6 +158,27 @@ def fit_candidates(
             fitted[key] = Candidate(kind, families, names, booster, info, valid)
         return fitted[key]
 
+    extra_fits = 0
+
+    def averaged(families: tuple[str, ...]) -> ValidScore:
+        """The validation score of a family set averaged over ``selection_seeds`` fits (the
+        first is the one kept if the set is chosen)."""
+        nonlocal extra_fits
+        scores = [fit(families).valid]
+        names = fs.of(families)
+        for extra in range(1, config.selection_seeds):
+            booster, _ = fit_booster(data, names, config=config, seed=seed + extra)
+            scores.append(score_on_validation(booster, data, names, capacity))
+            extra_fits += 1
+        if len(scores) == 1:
+            return scores[0]
+        score = ValidScore(
+            float(np.nanmean([s.precision for s in scores])),
+            float(np.nanmean([s.pr_auc for s in scores])),
+        )
+        progress(f"       mean of {len(scores)} fits: validation {score.text(capacity)}")
+        return score
+
     present = fs.present(SELECTABLE)
     if not present:
         raise ValueError("the feature set has none of the full model's families")
@@ -171,9 +193,7 @@ def fit_candidates(
         )
     if config.select_families and len(present) > 1 and enough:
         progress(f"selecting feature families on validation among {', '.join(present)}")
-        selection = select_families(
-            present, lambda families: fit(families).valid, progress=progress
-        )
+        selection = select_families(present, averaged, progress=progress)
         full = fit(selection.kept)
     else:
         full = fit(present)
@@ -228,7 +248,7 @@ def fit_candidates(
                 capacity=capacity,
                 num_threads=config.num_threads,
             )
-    fits = len(fitted) + (len(tuning.trials) if tuning else 0)
+    fits = len(fitted) + extra_fits + (len(tuning.trials) if tuning else 0)
     return Fitted(
         full=full,
         challenger=challenger,

@@ -61,6 +61,10 @@ class TrainConfig(BaseModel):
     selection_min_positives: int = Field(default=20, ge=1)
     """Fewer positive labels than this in the validation period: selection would follow noise
     (one hit moves precision at capacity by a whole step), so every family is kept."""
+    selection_seeds: int = Field(default=3, ge=1, le=10)
+    """Fits (model seeds) averaged for each family set during selection: two fits of the same
+    features differ by bagging and feature sampling about as much as a family's effect, so a
+    decision on one fit follows that noise."""
     challenger: bool = True
     """Fit the raw-columns challenger and register it when it is better on validation."""
 

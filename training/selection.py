@@ -1,15 +1,17 @@
 """Which feature families a model keeps: backward elimination on the validation period.
 
 A feature family (manifest, rates, history, change, network, attributes; see
-``features.catalog.FAMILIES``) is kept only if taking it away makes the validation metric
-worse - precision at the inspection capacity among labelled validation shipments, ties broken
-by validation average precision (:class:`training.train.ValidScore`). On data where, say,
-party history carries no signal, its features can only add noise; this is how a run notices.
+``features.catalog.FAMILIES``) is kept only if it earns its place: it is dropped when taking it
+away leaves validation no worse on *both* measures - precision at the inspection capacity among
+labelled validation shipments and validation average precision
+(:meth:`training.train.ValidScore.no_worse_than`). On data where, say, party history carries no
+signal, its features only add noise and both measures say so; one hit more or less among a
+few dozen validation positives (precision alone) does not decide.
 
 The search is bounded, each step one LightGBM fit:
 
 1. fit all families, then all families minus each one in turn (``1 + k`` fits for ``k``
-   families). A family whose removal makes validation worse is kept.
+   families). A family whose removal makes validation worse on either measure is kept.
 2. The others are candidates for removal. Starting from all families, try removing them one
    after another, the one whose removal helped most first; a removal is taken when validation
    is not worse without the family (the first candidate's fit is already known from step 1).
@@ -59,8 +61,9 @@ class Selection:
 
         return {
             "capacity": capacity,
-            "metric": "precision at capacity among labelled validation shipments, "
-            "ties broken by validation average precision",
+            "metric": "precision at capacity among labelled validation shipments and "
+            "validation average precision: a family is dropped when validation is no worse "
+            "on both without it",
             "kept": list(self.kept),
             "dropped": [d.family for d in self.decisions if not d.kept],
             "score": score(self.score),
@@ -103,7 +106,8 @@ class Selection:
             *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.rows()),
         ]
         return (
-            "Validation period; a family stays only if removing it makes validation worse.\n\n"
+            "Validation period; a family is dropped only when validation is no worse without it "
+            "on both measures.\n\n"
             + "\n".join(lines)
             + f"\n\nKept: {', '.join(self.kept)}. Fits: {len(self.fits)}.\n"
         )
@@ -141,7 +145,7 @@ def select_families(
     decisions: dict[str, Decision] = {}
     candidates = []
     for f in families:
-        if without[f].key >= every.key:
+        if without[f].no_worse_than(every):
             candidates.append(f)
         else:
             decisions[f] = Decision(f, families, every, without[f], kept=True)
@@ -157,7 +161,7 @@ def select_families(
             continue
         rest = [g for g in current if g != f]
         rest_score = score_of(rest)
-        drop = rest_score.key >= current_score.key
+        drop = rest_score.no_worse_than(current_score)
         decisions[f] = Decision(f, tuple(current), current_score, rest_score, kept=not drop)
         if drop:
             progress(f"  dropping family {f}: validation not worse without it")

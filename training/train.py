@@ -65,6 +65,14 @@ class ValidScore:
         ranks below every real value)."""
         return (_or_low(self.precision), _or_low(self.pr_auc))
 
+    def no_worse_than(self, other: ValidScore) -> bool:
+        """At least as good on *both* measures. One more hit among a few dozen validation
+        positives moves precision at capacity by a step while the ranking as a whole (average
+        precision) may get worse: a family is judged on both, so noise in one alone does not
+        decide."""
+        mine, theirs = self.key, other.key
+        return mine[0] >= theirs[0] and mine[1] >= theirs[1]
+
     def text(self, capacity: float) -> str:
         return f"precision@{capacity:.0%} {self.precision:.4f}, PR-AUC {self.pr_auc:.4f}"
 
