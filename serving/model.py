@@ -115,24 +115,30 @@ def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> Load
 
 @contextlib.contextmanager
 def _tracking(tracking_uri: str):
-    """Use ``tracking_uri`` for this load only. ``mlflow.set_tracking_uri`` is process-wide
-    and also sets (or, given None, deletes) ``MLFLOW_TRACKING_URI`` in the environment, which
-    the settings read; so set MLflow's module value alone and put it back afterwards."""
+    """Use ``tracking_uri`` for tracking and the registry for this load only.
+    ``mlflow.set_tracking_uri`` is process-wide and also sets (or, given None, deletes)
+    ``MLFLOW_TRACKING_URI`` in the environment, which the settings read; so set MLflow's module
+    values alone and put them back afterwards. The registry is pinned too: a registry URI set
+    earlier in the process (or ``MLFLOW_REGISTRY_URI`` inherited from a parent) must never make
+    the service load another registry's champion."""
+    from mlflow.tracking._model_registry import utils as registry
     from mlflow.tracking._tracking_service import utils
 
-    previous = utils._tracking_uri
+    previous, previous_registry = utils._tracking_uri, registry._registry_uri
     utils._tracking_uri = tracking_uri
+    registry._registry_uri = tracking_uri
     try:
         yield
     finally:
         utils._tracking_uri = previous
+        registry._registry_uri = previous_registry
 
 
 def _load_champion(tracking_uri: str, name: str, alias: str) -> LoadedModel:
     import mlflow
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, alias)
     except Exception as exc:

@@ -8,7 +8,6 @@ on, so the gate must say so and let the first model of the registry through."""
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 import pytest
@@ -20,28 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ARGS = ["quickstart", "--no-serve", "--days", "40", "--shipments-per-day", "800"]
 
 
-@pytest.fixture
-def restore_mlflow_tracking():
-    """The quickstart runs in-process, and MLflow's tracking and registry URIs are process-wide
-    (and exported as ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``, which served
-    subprocesses inherit): put them back so later tests see their own stores."""
-    import mlflow.tracking._model_registry.utils as registry
-    import mlflow.tracking._tracking_service.utils as tracking
-
-    uri, registry_uri = tracking._tracking_uri, registry._registry_uri
-    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    env = {name: os.environ.get(name) for name in variables}
-    yield
-    tracking._tracking_uri = uri
-    registry._registry_uri = registry_uri
-    for name, value in env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def test_quickstart_builds_once_and_reuses(home, capsys, restore_mlflow_tracking):
+def test_quickstart_builds_once_and_reuses(home, capsys):
     assert main(ARGS) == 0
     first = capsys.readouterr()
     data = home / "data"

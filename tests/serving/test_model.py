@@ -98,3 +98,18 @@ def test_loading_leaves_the_tracking_environment_alone(home, monkeypatch):
     with pytest.raises(ModelLoadError):
         load_champion(f"sqlite:///{home / 'mlflow.db'}", "cargorisk-risk")
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'other.db'}"
+
+
+@pytest.mark.slow
+def test_a_registry_set_elsewhere_in_the_process_is_not_used(home, world):
+    """Training in the same process (or an inherited MLFLOW_REGISTRY_URI) points MLflow's
+    process-wide registry elsewhere: the service still loads only from its own tracking URI."""
+    import mlflow.tracking._model_registry.utils as registry
+
+    *_, model = world
+    other = f"sqlite:///{home / 'other.db'}"
+    register_model(model, other, "cargorisk-risk", home / "art")
+    registry._registry_uri = other  # what mlflow.set_registry_uri(other) leaves behind
+    with pytest.raises(ModelLoadError, match="no model cargorisk-risk@champion"):
+        load_champion(f"sqlite:///{home / 'mine.db'}", "cargorisk-risk")
+    assert registry._registry_uri == other
