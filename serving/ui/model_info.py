@@ -98,7 +98,7 @@ class ModelReports:
 
         report = ModelReport(name=name, version=version)
         try:
-            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             run_id = client.get_model_version(name, version).run_id
             report.run_id = run_id
             if not run_id:
