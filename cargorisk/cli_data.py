@@ -32,12 +32,14 @@ def register(app: typer.Typer) -> None:
         label column, the attribute schema and label meaning to dataset.json, rows that cannot
         be scored to quarantine.csv and optional values left blank to blanked.csv, each with
         its reason."""
-        from cargorisk.ingestion import read_mapping, run_ingest
+        from cargorisk.ingestion import delimiter_option, read_mapping, run_ingest
 
-        if delimiter in ("\\t", "tab", "TAB"):
-            delimiter = "\t"
         summary = run_ingest(
-            source, read_mapping(mapping), out, delimiter=delimiter, encoding=encoding
+            source,
+            read_mapping(mapping),
+            out,
+            delimiter=delimiter_option(delimiter),
+            encoding=encoding,
         )
         for line in summary.lines():
             typer.echo(line)

@@ -6,6 +6,7 @@ Heavy libraries (pandas, LightGBM, MLflow) are imported inside the command bodie
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import typer
@@ -293,9 +294,12 @@ def register(app: typer.Typer) -> None:
         history: Path | None = typer.Option(
             None, "--history", help="Data directory with the entities' past shipments/outcomes."
         ),
+        delimiter: str = typer.Option(",", "--delimiter", help="CSV delimiter (with --mapping)."),
+        encoding: str = typer.Option("utf-8", "--encoding", help="CSV encoding (with --mapping)."),
     ) -> None:
-        """Batch-score a file of shipments, with reasons for the top-ranked."""
-        from cargorisk.ingestion import read_mapping
+        """Batch-score a file of shipments, with reasons for the top-ranked. With --mapping the
+        file is read exactly as `cargorisk ingest` reads it (same mapping, delimiter, encoding;
+        rows that cannot be scored are set aside in <output>.rejected.csv with their reasons)."""
         from cargorisk.settings import load_settings
         from training.jobs import score_job
         from training.registry import resolve_model_uri
@@ -303,23 +307,57 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         uri = resolve_model_uri(settings, model)
         top = 100 * settings.explain_top_share if explain_top is None else explain_top
-        result = score_job(
-            settings,
-            uri,
-            input,
-            output,
-            explain_top=top,
-            mapping=read_mapping(mapping) if mapping is not None else None,
-            history_dir=history,
-            progress=_progress,
-        )
+        with tempfile.TemporaryDirectory(prefix="cargorisk-score-") as tmp:
+            rejected = 0
+            if mapping is not None:
+                input, rejected = _ingest_for_scoring(
+                    input, mapping, output, Path(tmp), delimiter, encoding
+                )
+            result = score_job(
+                settings,
+                uri,
+                input,
+                output,
+                explain_top=top,
+                history_dir=history,
+                progress=_progress,
+            )
         typer.echo(
             f"scored {result['scored']:,} shipments with {uri} -> {result['output']} "
             f"(high {result['high']}, medium {result['medium']}, reasons for {result['explained']}"
-            f"{', rejected ' + str(result['rejected']) if result['rejected'] else ''})"
+            f"{', rejected ' + str(rejected) if rejected else ''})"
         )
         if not result["history"]:
             typer.echo(
                 "note: no --history given; history and network features see only this file",
                 err=True,
             )
+
+
+def _ingest_for_scoring(
+    source: Path, mapping: Path, output: Path, work: Path, delimiter: str, encoding: str
+) -> tuple[Path, int]:
+    """Read ``source`` in its own column names through the ingest path into ``work``; set the
+    rows that cannot be scored and the values left blank aside next to ``output``. Returns the
+    contract file to score and the number of rows set aside."""
+    import shutil
+
+    from cargorisk.ingestion import delimiter_option, read_mapping, run_ingest
+
+    summary = run_ingest(
+        source,
+        read_mapping(mapping),
+        work,
+        delimiter=delimiter_option(delimiter),
+        encoding=encoding,
+    )
+    counts = {"quarantine": summary.quarantined, "blanked": sum(summary.blanked.values())}
+    words = {"quarantine": "row(s) set aside", "blanked": "value(s) left blank"}
+    for kind, suffix in (("quarantine", "rejected"), ("blanked", "blanked")):
+        target = output.with_name(f"{output.stem}.{suffix}.csv")
+        if counts[kind]:
+            shutil.copyfile(summary.outputs[kind], target)
+            _progress(f"{counts[kind]:,} {words[kind]}; reasons in {target}")
+        else:
+            target.unlink(missing_ok=True)
+    return Path(summary.outputs["shipments"]), summary.quarantined

@@ -407,6 +407,11 @@ class _Outputs:
             tmp.unlink(missing_ok=True)
 
 
+def delimiter_option(text: str) -> str:
+    """The ``--delimiter`` value as typed: ``\\t``, ``tab`` or ``TAB`` mean a tab."""
+    return "\t" if text in ("\\t", "tab", "TAB") else text
+
+
 def run_ingest(
     source: Path,
     mapping: Mapping,

@@ -83,3 +83,26 @@ def test_messy_export_ingests_trains_and_scores_every_row(home, tmp_path, capsys
     assert len(scored) == len(unlabelled) > 0
     assert set(scored["shipment_id"]) == set(unlabelled["Declaration ID"])
     assert scored["score"].between(0, 1).all()
+
+    # the same arrivals as a Korean export really comes: cp949, ';'-delimited, one row cut
+    # short by the exporting system - read exactly as ingest reads it, the broken row set aside
+    korean = tmp_path / "arrivals-cp949.csv"
+    text = unlabelled.to_csv(index=False, sep=";").splitlines()
+    broken_id = unlabelled["Declaration ID"].iloc[1]
+    text[2] = ";".join(text[2].split(";")[:4])  # data row 2: four fields instead of all
+    korean.write_bytes(("\n".join(text) + "\n").encode("cp949"))
+    scores_kr = tmp_path / "scores-cp949.csv"
+    code = main(
+        [
+            "score", "--input", str(korean), "--output", str(scores_kr), "--mapping",
+            str(mapping), "--history", str(data), "--encoding", "cp949", "--delimiter", ";",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    scored_kr = pd.read_csv(scores_kr, dtype={"shipment_id": str})
+    assert set(scored_kr["shipment_id"]) == set(unlabelled["Declaration ID"]) - {broken_id}
+    rejected = pd.read_csv(tmp_path / "scores-cp949.rejected.csv")
+    assert rejected["source_row"].tolist() == [2]
+    assert "fields where the header has" in rejected["reason"].iloc[0]
+    merged = scored.merge(scored_kr, on="shipment_id", suffixes=("", "_kr"))
+    assert (merged["score"] - merged["score_kr"]).abs().max() < 1e-9  # same rows, same scores
