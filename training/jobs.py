@@ -29,7 +29,6 @@ from features.contracts import (
     attribute_columns,
 )
 from features.errors import CargoriskError
-from features.ingest import Mapping
 from features.scoring import ScoringModel
 from training import registry
 from training.baselines import rules_score
@@ -852,14 +851,13 @@ def score_job(
     output_path: str | Path,
     *,
     explain_top: float = 10.0,
-    mapping: Mapping | None = None,
     history_dir: str | Path | None = None,
     progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Score every shipment of a file; write shipment_id, score, band, rank and - for the top
-    ``explain_top`` % - the reasons. ``mapping`` (read by the caller, e.g. with
-    :func:`cargorisk.ingestion.read_mapping`) reads a file in a customs service's own column
-    names, labelled or not. ``history_dir`` (contract tables) supplies the entities' past so
+    ``explain_top`` % - the reasons. The file holds contract columns (a file in a customs
+    service's own column names is ingested first: ``cargorisk score --mapping`` does that).
+    ``history_dir`` (contract tables) supplies the entities' past so
     history and network features are as of each shipment's time; without it they are computed
     from the file alone."""
     from features.pipeline import build_training_frame
@@ -872,25 +870,7 @@ def score_job(
     registry.configure(settings)
     model = registry.load_scoring_model(model_uri)
     raw = _read_any(input_path)
-    rejected = 0
-    if mapping is not None:
-        from features.ingest import ingest_chunk
-
-        try:
-            result = ingest_chunk(raw, mapping)
-        except KeyError as exc:
-            raise CargoriskError(f"--input {input_path}: {exc.args[0]}") from None
-        shipments, rejected = result.shipments, result.rejected
-        if len(result.quarantine):
-            qpath = output_path.with_name(output_path.stem + ".rejected.csv")
-            result.quarantine.to_csv(qpath, index=False)
-            progress(f"{rejected} row(s) rejected; reasons in {qpath}")
-        if len(result.blanked):
-            bpath = output_path.with_name(output_path.stem + ".blanked.csv")
-            result.blanked.to_csv(bpath, index=False)
-            progress(f"{len(result.blanked)} value(s) left blank; reasons in {bpath}")
-    else:
-        shipments = validate_table("shipments", raw)
+    shipments = validate_table("shipments", raw)
     if len(shipments) == 0:
         raise CargoriskError(f"--input {input_path}: no shipment to score")
     if history_dir:
@@ -941,7 +921,6 @@ def score_job(
         out.to_csv(output_path, index=False)
     return {
         "scored": len(out),
-        "rejected": rejected,
         "explained": n_explain,
         "high": int((out["band"] == "high").sum()),
         "medium": int((out["band"] == "medium").sum()),
