@@ -17,8 +17,10 @@ components cannot be taken back to an earlier time.
 
 Adding is idempotent: a shipment is counted once per ``shipment_id`` (re-scoring never counts
 it twice; the first version added wins) and an inspection once per ``(shipment_id,
-inspected_at)``. An outcome whose shipment is not in the state yet is kept and applied when the
-shipment is added.
+inspected_at)``: a later, different report of the same inspection (a correction) replaces the
+earlier one's effect, so the report in force counts, as when the state is rebuilt from the
+reports in force. An outcome whose shipment is not in the state yet is kept and applied when
+the shipment is added.
 """
 
 from __future__ import annotations
@@ -152,8 +154,10 @@ class OnlineFeatureState:
         self._links: dict[tuple[str, str], list] = {}
         self._display: dict[str, str] = {}
         self._shipments: dict[str, _Shipment] = {}
-        self._outcomes: set[tuple[str, int]] = set()
-        self._pending: dict[str, list[tuple[int, bool]]] = {}
+        # report in force of each inspection: (shipment id, inspected at) -> (result at, seized)
+        self._outcomes: dict[tuple[str, int], tuple[int, bool]] = {}
+        # reports of shipments not added yet: shipment id -> inspected at -> (result at, seized)
+        self._pending: dict[str, dict[int, tuple[int, bool]]] = {}
         self._now = None
 
     # -- building --------------------------------------------------------------------------
@@ -417,7 +421,7 @@ class OnlineFeatureState:
             record = _Shipment(when, tuple(k[i] for k in outcome_keys), ports[i], node, consignee)
             sid = ids[i]
             known[sid] = record
-            for result_at, seized in self._pending.pop(sid, ()):
+            for result_at, seized in self._pending.pop(sid, {}).values():
                 self._apply_outcome(record, result_at, seized)
         latest = max(times)
         if self._now is None or latest > self._now:
@@ -435,7 +439,9 @@ class OnlineFeatureState:
         return node
 
     def add_outcomes(self, outcomes: pd.DataFrame) -> None:
-        """Remember inspection results (once per ``(shipment_id, inspected_at)``)."""
+        """Remember inspection reports, one in force per ``(shipment_id, inspected_at)``: an
+        identical report again changes nothing; a different one (a correction) takes the
+        place of the earlier one."""
         if outcomes is None or len(outcomes) == 0:
             return
         missing = [
@@ -448,29 +454,47 @@ class OnlineFeatureState:
         result_at = _ns_list(outcomes["result_at"], "result_at")
         seized = [str(r).casefold() == "seized" for r in outcomes["result"].tolist()]
         for sid, at, known, hit in zip(ids, inspected, result_at, seized, strict=True):
-            if (sid, at) in self._outcomes:
+            report = (known, hit)
+            old = self._outcomes.get((sid, at))
+            if old == report:
                 continue
-            self._outcomes.add((sid, at))
+            self._outcomes[(sid, at)] = report
             record = self._shipments.get(sid)
             if record is None:
-                self._pending.setdefault(sid, []).append((known, hit))
-            else:
-                self._apply_outcome(record, known, hit)
+                self._pending.setdefault(sid, {})[at] = report
+                continue
+            if old is not None:
+                self._apply_outcome(record, *old, undo=True)
+            self._apply_outcome(record, known, hit)
 
-    def _apply_outcome(self, record: _Shipment, result_at: int, seized: bool) -> None:
+    def _apply_outcome(
+        self, record: _Shipment, result_at: int, seized: bool, *, undo: bool = False
+    ) -> None:
+        """Count one report on the shipment's keys (``undo``: take back a report counted
+        before, which a correction replaces)."""
         known = max(result_at, record.t)
+
+        def count(table: dict, key) -> None:
+            if undo:
+                table[key].remove(known)
+            else:
+                _timeline(table, key).add(known)
+
         for dim, key in zip(_OUTCOME_DIMS, record.keys, strict=True):
             if key is None:
                 continue
-            _timeline(self._insp[dim], key).add(known)
+            count(self._insp[dim], key)
             if seized:
-                _timeline(self._seiz[dim], key).add(known)
+                count(self._seiz[dim], key)
         for port in record.ports:
-            _timeline(self._port_insp, port).add(known)
+            count(self._port_insp, port)
             if seized:
-                _timeline(self._port_seiz, port).add(known)
+                count(self._port_seiz, port)
         if seized:
-            self._graph.add_seizure(record.node)
+            if undo:
+                self._graph.remove_seizure(record.node)
+            else:
+                self._graph.add_seizure(record.node)
 
     # -- features --------------------------------------------------------------------------
     def features(

@@ -52,9 +52,10 @@ from features.contracts import (
 )
 from features.errors import CargoriskError, ContractError
 from serving import schemas
+from serving.auth import may
 from serving.explain import TOP_REASONS, reasons_from_contributions
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
-from serving.store import Caller, Store
+from serving.store import Caller, RecordedReports, ReportConflict, Store
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -74,6 +75,16 @@ class RequestError(CargoriskError):
 
 class NotReady(CargoriskError):
     """The service has no model or no feature state yet."""
+
+
+class Conflict(RequestError):
+    """409: reports differing from the report in force of their inspection, sent without
+    ``correction``; ``existing`` holds those reports in force (with revision and author)."""
+
+    def __init__(self, exc: ReportConflict):
+        loc: list[str | int] = ["outcomes", exc.conflicts[0][0]] if exc.conflicts else []
+        super().__init__(str(exc), loc, status=409)
+        self.existing = [dict(old) for _, old, _ in exc.conflicts]
 
 
 class NotFound(RequestError):
@@ -554,7 +565,20 @@ class ScoringEngine:
     def record_outcomes(
         self, outcomes: list, *, caller: Caller, request_id: str | None = None
     ) -> tuple[str, int]:
-        """Store inspection results and apply them to the online history at once."""
+        """Store inspection reports and apply them to the online history; returns the
+        request id and how many were accepted (see :meth:`record_reports`)."""
+        request_id, _ = self.record_reports(outcomes, caller=caller, request_id=request_id)
+        return request_id, len(outcomes)
+
+    def record_reports(
+        self, outcomes: list, *, caller: Caller, request_id: str | None = None
+    ) -> tuple[str, RecordedReports]:
+        """Store inspection reports (validated ``schemas.OutcomeIn``) and apply the new ones
+        to the online history. A report that differs from the one in force for the same
+        inspection is a correction: refused (:class:`Conflict`, 409, naming the report in
+        force) unless it carries ``correction`` with a reason and the caller may correct
+        (``correct_outcomes`` in :data:`serving.auth.PERMISSIONS`; else 403). An identical
+        re-send stores nothing. Nothing of a refused request is stored."""
         request_id = request_id or uuid.uuid4().hex
         if not outcomes:
             raise RequestError("outcomes: at least one outcome is required", ["outcomes"])
@@ -577,12 +601,34 @@ class ScoringEngine:
         if self.state is None:
             raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
         self._check_outcome_times(frame)
-        self.store.record_outcomes(frame, request_id=request_id, caller=caller)
-        with self._lock:
-            self._defer("outcomes", frame)
-        for result in frame["result"]:
-            self.metrics.outcomes.labels(result=str(result)).inc()
-        return request_id, len(frame)
+        reasons = schemas.correction_reasons(outcomes)
+        allowed = may(caller.role, "correct_outcomes")
+        try:
+            recorded = self.store.record_outcomes(
+                frame,
+                request_id=request_id,
+                caller=caller,
+                corrections=reasons,
+                may_correct=allowed,
+            )
+        except ReportConflict as exc:
+            asked = [c for c in exc.conflicts if c[2]]
+            if asked and not allowed:
+                i = asked[0][0]
+                raise RequestError(
+                    f"outcomes[{i}].correction: the role {caller.role!r} may not correct an "
+                    "inspection report (officers may)",
+                    ["outcomes", i, "correction"],
+                    status=403,
+                ) from None
+            raise Conflict(exc) from None
+        if recorded.stored:
+            stored = frame.iloc[recorded.stored].reset_index(drop=True)
+            with self._lock:
+                self._defer("outcomes", stored)
+            for result in stored["result"]:
+                self.metrics.outcomes.labels(result=str(result)).inc()
+        return request_id, recorded
 
     def _check_outcome_times(self, frame: pd.DataFrame) -> None:
         """Every outcome is about a stored shipment (else 404, as the worklist answers), was
@@ -647,6 +693,7 @@ class ScoringEngine:
                 )
             },
             "outcomes": self.store.outcomes_for(shipment_id),
+            "reports": self.store.outcome_reports(shipment_id),
         }
 
     # -- reload ----------------------------------------------------------------------------

@@ -220,10 +220,41 @@ ShipmentIn = _model_from_contract(
     "contract; `attributes` carries the customs service's own fields.",
     attributes=ATTRIBUTES_FIELD,
 )
+
+
+class CorrectionIn(BaseModel):
+    """Why a report replaces the one already in force for the same inspection."""
+
+    model_config = _CONFIG
+    reason: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=3, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$"
+        ),
+    ] = Field(description="Why the earlier report was wrong (kept with both reports).")
+
+
+CORRECTION_FIELD: Any = (
+    CorrectionIn | None,
+    Field(
+        default=None,
+        description=(
+            "Set only to correct a report already recorded for the same inspection "
+            "(shipment_id, inspected_at) with another result: an officer's correction, with "
+            "the reason. Without it, a report that differs from the one on record is refused "
+            "with 409 naming that report; an identical re-send is accepted and changes nothing."
+        ),
+    ),
+)
+"""An outcome's ``correction`` object: not a contract column (a frame of outcomes holds the
+reports in force; corrections live in the store's report history)."""
+
 OutcomeIn = _model_from_contract(
     "Outcome",
     OUTCOMES_SCHEMA,
-    "One inspection and what it found; result_at is when the result became known.",
+    "One inspection and what it found; result_at is when the result became known. A second, "
+    "different report of the same inspection is a correction (see `correction`).",
+    correction=CORRECTION_FIELD,
 )
 
 _PANDAS_DTYPES = {
@@ -299,8 +330,16 @@ def shipments_frame(shipments: list[BaseModel]) -> pd.DataFrame:
 
 
 def outcomes_frame(outcomes: list[BaseModel]) -> pd.DataFrame:
-    """Validated API outcomes as a contract frame."""
-    return _frame([o.model_dump() for o in outcomes], OUTCOMES_SCHEMA, OUTCOME_COLUMNS)
+    """Validated API outcomes as a contract frame (their ``correction`` is not a column: see
+    :func:`correction_reasons`)."""
+    return _frame(
+        [o.model_dump(exclude={"correction"}) for o in outcomes], OUTCOMES_SCHEMA, OUTCOME_COLUMNS
+    )
+
+
+def correction_reasons(outcomes: list[BaseModel]) -> list[str | None]:
+    """The correction reason of each validated outcome (None: not declared a correction)."""
+    return [None if o.correction is None else o.correction.reason for o in outcomes]
 
 
 def frame_check_errors(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[str]:
@@ -379,7 +418,36 @@ class BatchResponse(_Response):
 
 class OutcomesAck(_Response):
     request_id: str
-    accepted: int = Field(description="Outcomes stored and applied to the online history.")
+    accepted: int = Field(
+        description="Outcomes accepted: new reports, corrections and identical re-sends."
+    )
+    recorded: int = Field(
+        default=0, description="New reports stored (corrections included) and applied."
+    )
+    corrections: int = Field(default=0, description="Of those, corrections of a report.")
+    unchanged: int = Field(
+        default=0, description="Identical re-sends of a report on record: nothing stored."
+    )
+
+
+class OutcomeReport(_Response):
+    """One report of an inspection as the store keeps it: the outcome's fields, which report
+    of that inspection it is (1 = the first; higher = a correction), who sent it and when."""
+
+    shipment_id: str
+    inspected_at: dt.datetime
+    result_at: dt.datetime
+    result: str
+    drug: str | None
+    quantity_kg: float | None
+    method: str
+    selected_by: str
+    revision: int
+    received_at: dt.datetime
+    caller: str
+    request_id: str | None = None
+    correction_reason: str | None = None
+    in_force: bool = True
 
 
 class ScoreRecord(_Response):
@@ -398,7 +466,14 @@ class ShipmentView(_Response):
 
     shipment: dict[str, Any]
     latest_score: ScoreRecord | None
-    outcomes: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]] = Field(
+        description="The report in force of each inspection, by inspection time."
+    )
+    reports: list[OutcomeReport] = Field(
+        default_factory=list,
+        description="Every report of its inspections: first reports and corrections (with "
+        "reason, author and time), including those a correction replaced.",
+    )
 
 
 class ReloadResponse(_Response):
@@ -417,3 +492,12 @@ class ErrorDetail(_Response):
 class ErrorBody(_Response):
     error: str
     detail: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ConflictBody(_Response):
+    """409: a report that differs from the one on record for the same inspection, sent
+    without ``correction``; ``existing`` is the report in force."""
+
+    error: str
+    detail: list[ErrorDetail] = Field(default_factory=list)
+    existing: list[OutcomeReport] = Field(default_factory=list)

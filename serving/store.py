@@ -6,8 +6,10 @@ Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
   when a shipment is re-scored), with when it was first received;
 * ``scores`` - the audit trail of every score served: request id, time, caller, shipment id,
   model name and version, score, percentile, band and the reasons given;
-* ``outcomes`` - every inspection result received (the outcome contract), one row per
-  shipment and inspection time (a re-sent result corrects the earlier one);
+* ``outcome_reports`` - every inspection report received (the outcome contract), append-only:
+  the first report of an inspection (shipment id, inspection time) is revision 1, a correction
+  the next revision with its reason; the latest revision is the report in force. A store made
+  before this held one overwritten row per inspection in ``outcomes``: it is migrated on open;
 * ``audit_events`` - other actions (outcomes posted, model reloads, key changes, UI actions);
 * ``api_keys`` - API keys, stored only as SHA-256 digests (keys are 256-bit random tokens, so
   a fast digest is enough; the key itself is shown once, at creation);
@@ -110,16 +112,41 @@ scores = sa.Table(
     sa.Column("reasons", sa.Text),
 )
 
-outcomes = sa.Table(
-    "outcomes",
+outcome_reports = sa.Table(
+    "outcome_reports",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     *_contract_columns(Outcomes.to_schema()),
+    sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("caller", sa.Text, nullable=False),
-    sa.UniqueConstraint("shipment_id", "inspected_at", name="uq_outcomes_inspection"),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("correction_reason", sa.Text),
+    sa.UniqueConstraint(
+        "shipment_id", "inspected_at", "revision", name="uq_outcome_reports_revision"
+    ),
 )
-sa.Index("ix_outcomes_shipment_id", outcomes.c.shipment_id)
+"""Every report of every inspection, never updated: ``revision`` 1 is the first report of an
+inspection (``shipment_id``, ``inspected_at``), 2, 3... its corrections, each with the reason
+given. The report in force is the latest revision (:func:`_reports_in_force`). The unique
+revision makes two reports of one inspection arriving at once collide instead of both
+becoming revision 2."""
+sa.Index(
+    "ix_outcome_reports_inspection", outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+)
+
+REPORT_FIELDS = (*OUTCOME_COLUMNS, "revision", "received_at", "caller", "request_id",
+                 "correction_reason")  # fmt: skip
+"""What the store (and the audit trail) keeps of each report."""
+
+
+def _reports_in_force():
+    """Reports in force: the latest revision of each inspection."""
+    latest = sa.select(sa.func.max(outcome_reports.c.seq)).group_by(
+        outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+    )
+    return outcome_reports.c.seq.in_(latest)
+
 
 audit_events = sa.Table(
     "audit_events",
@@ -293,6 +320,47 @@ class UiSession:
     last_seen_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class RecordedReports:
+    """What :meth:`Store.record_outcomes` did with each outcome of a request (row numbers):
+    ``stored`` as new reports (first reports and ``corrected`` ones) or ``unchanged``
+    (identical to the report in force: nothing stored)."""
+
+    stored: list[int]
+    corrected: list[int]
+    unchanged: list[int]
+
+
+class ReportConflict(CargoriskError):
+    """Reports that differ from the report in force of their inspection and may not replace
+    it: ``conflicts`` holds (row number, report in force, whether a correction was asked)."""
+
+    def __init__(self, conflicts: list[tuple[int, dict, bool]], message: str | None = None):
+        self.conflicts = conflicts
+        if message is None:
+            i, old, _ = conflicts[0]
+            message = (
+                f"outcomes[{i}]: inspection of shipment {old['shipment_id']!r} at "
+                f"{old['inspected_at']} already has a report ({old['result']}, revision "
+                f"{old['revision']}, from {old['caller']} at {old['received_at']}); a different "
+                "report of the same inspection is a correction: send it with "
+                '"correction": {"reason": "..."} (officers only)'
+            )
+        super().__init__(message)
+
+
+def _same_report(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two reports of an inspection say the same in every contract field."""
+    for name in OUTCOME_COLUMNS:
+        a, b = old.get(name), new.get(name)
+        if isinstance(a, float) and isinstance(b, float):
+            if not (a == b or (math.isnan(a) and math.isnan(b))):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
 def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict[str, list]:
     """The frame's ``names`` columns as lists of plain Python values (None for missing),
     ready for the database driver, plus ``constant`` columns (one value in every row)."""
@@ -388,6 +456,7 @@ class Store:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
+        _migrate_outcomes(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
     def close(self) -> None:
@@ -523,33 +592,132 @@ class Store:
                 conn.execute(scores.insert(), _as_rows(audit))
 
     def record_outcomes(
-        self, outcomes_frame: pd.DataFrame, *, request_id: str, caller: Caller
-    ) -> None:
-        """Store inspection results durably (a re-sent inspection replaces the earlier row)."""
+        self,
+        outcomes_frame: pd.DataFrame,
+        *,
+        request_id: str,
+        caller: Caller,
+        corrections: list[str | None] | None = None,
+        may_correct: bool = False,
+    ) -> RecordedReports:
+        """Store inspection reports, append-only, in one durable transaction, by these rules
+        per inspection (``shipment_id``, ``inspected_at``):
+
+        * no report yet: stored as revision 1;
+        * the same report as the one in force (every field equal): nothing stored (a re-send);
+        * a different report: a correction, stored as the next revision with its reason only
+          when ``corrections`` gives a reason for that row and ``may_correct``; otherwise
+          :class:`ReportConflict` naming the report in force, and nothing of the request is
+          stored.
+
+        Every report received (stored or re-sent) goes to the audit trail with all its fields.
+        """
         at = utcnow()
-        rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller=caller.label)
-        with self.engine.begin() as conn:
-            self._upsert(conn, outcomes, rows, ["shipment_id", "inspected_at"])
-            conn.execute(
-                audit_events.insert(),
-                {
-                    "at": at,
-                    "request_id": request_id,
-                    "caller": caller.label,
-                    "action": "outcomes",
-                    "detail": json.dumps({"shipment_ids": rows["shipment_id"]}),
-                },
-            )
+        n = len(outcomes_frame)
+        reasons = list(corrections) if corrections is not None else [None] * n
+        rows = _as_rows(_columns(outcomes_frame, OUTCOME_COLUMNS))
+        try:
+            with self.engine.begin() as conn:
+                current = self._current_reports(conn, rows)
+                new, unchanged, corrected, conflicts = [], [], [], []
+                for i, (row, reason) in enumerate(zip(rows, reasons, strict=True)):
+                    old = current.get((row["shipment_id"], row["inspected_at"]))
+                    if old is None:
+                        revision = 1
+                    elif _same_report(old, row):
+                        unchanged.append(i)
+                        continue
+                    elif reason is None or not may_correct:
+                        conflicts.append((i, old, reason is not None))
+                        continue
+                    else:
+                        revision = old["revision"] + 1
+                        corrected.append(i)
+                    new.append(
+                        {
+                            **row,
+                            "revision": revision,
+                            "received_at": at,
+                            "caller": caller.label,
+                            "request_id": request_id,
+                            "correction_reason": reason if old is not None else None,
+                        }
+                    )
+                if conflicts:
+                    raise ReportConflict(conflicts)
+                if new:
+                    conn.execute(outcome_reports.insert(), new)
+                conn.execute(
+                    audit_events.insert(),
+                    {
+                        "at": at,
+                        "request_id": request_id,
+                        "caller": caller.label,
+                        "action": "outcomes",
+                        "detail": json.dumps(
+                            {
+                                "reports": new,
+                                "unchanged": [rows[i] for i in unchanged],
+                                "replaced": [
+                                    current[(rows[i]["shipment_id"], rows[i]["inspected_at"])]
+                                    for i in corrected
+                                ],
+                            },
+                            default=str,
+                        ),
+                    },
+                )
+        except sa.exc.IntegrityError as exc:  # another report of the inspection came first
+            if "revision" not in str(exc).lower():
+                raise
+            raise ReportConflict(
+                [],
+                message="another report of the same inspection was "
+                "stored at the same moment; read it and send again",
+            ) from None
+        stored = [i for i in range(n) if i not in set(unchanged)]
+        return RecordedReports(stored=stored, corrected=corrected, unchanged=unchanged)
+
+    @staticmethod
+    def _current_reports(conn, rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+        """The report in force of each inspection among ``rows`` (by shipment id and
+        inspection time), with its revision."""
+        ids = list(dict.fromkeys(r["shipment_id"] for r in rows))
+        wanted = {(r["shipment_id"], r["inspected_at"]) for r in rows}
+        out: dict[tuple, dict[str, Any]] = {}
+        for start in range(0, len(ids), 5_000):  # under every driver's parameter limit
+            found = conn.execute(
+                sa.select(*[outcome_reports.c[n] for n in REPORT_FIELDS])
+                .where(outcome_reports.c.shipment_id.in_(ids[start : start + 5_000]))
+                .order_by(outcome_reports.c.seq)
+            ).mappings()
+            for r in found:
+                key = (r["shipment_id"], r["inspected_at"])
+                if key in wanted:
+                    out[key] = dict(r)  # later revisions overwrite earlier ones
+        return out
 
     def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
         ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at)
         ship_rows["attributes"] = attributes_json(shipments_frame)
-        out_rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller="seed")
+        outs = outcomes_frame.drop_duplicates(list(OUTCOME_COLUMNS))
+        # a seed holding two different reports of one inspection: both kept, the later row
+        # in force (as if the second had been sent as a correction)
+        revision = outs.groupby(["shipment_id", "inspected_at"]).cumcount() + 1
+        out_rows = _columns(outs, OUTCOME_COLUMNS, received_at=at, caller="seed", request_id=None)
+        out_rows["revision"] = [int(r) for r in revision]
+        out_rows["correction_reason"] = [
+            None if r == 1 else "re-reported in the seed data" for r in out_rows["revision"]
+        ]
         with self.engine.begin() as conn:
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
-            self._upsert(conn, outcomes, out_rows, ["shipment_id", "inspected_at"])
+            if out_rows["shipment_id"]:
+                if self.is_sqlite:
+                    self._sqlite_bulk(conn, outcome_reports, out_rows, [])
+                else:
+                    conn.execute(outcome_reports.insert(), _as_rows(out_rows))
             conn.execute(
                 audit_events.insert(),
                 {
@@ -596,21 +764,47 @@ class Store:
         return out
 
     def outcomes_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Stored outcomes as a contract frame (inspected at or after ``since``)."""
-        query = sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS]).order_by(outcomes.c.seq)
+        """The reports in force (one per inspection, the latest correction) as a contract
+        frame (inspected at or after ``since``), in the order they were received."""
+        query = (
+            sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
+            .where(_reports_in_force())
+            .order_by(outcome_reports.c.seq)
+        )
         if since is not None:
-            query = query.where(outcomes.c.inspected_at >= since)
+            query = query.where(outcome_reports.c.inspected_at >= since)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
         return _as_contract(frame, Outcomes.to_schema(), OUTCOME_COLUMNS)
 
-    def count(self, table: str) -> int:
+    def outcome_reports(self, shipment_id: str) -> list[dict[str, Any]]:
+        """Every report of a shipment's inspections (corrections and the reports they
+        replaced), oldest first, each with ``in_force``."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(metadata.tables[table])
-                ).scalar()
-            )
+            rows = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(*[outcome_reports.c[n] for n in REPORT_FIELDS])
+                    .where(outcome_reports.c.shipment_id == shipment_id)
+                    .order_by(outcome_reports.c.inspected_at, outcome_reports.c.seq)
+                ).mappings()
+            ]
+        latest = {}
+        for r in rows:
+            latest[r["inspected_at"]] = r["revision"]
+        for r in rows:
+            r["in_force"] = latest[r["inspected_at"]] == r["revision"]
+        return rows
+
+    def count(self, table: str) -> int:
+        """Rows of a table; ``outcomes``: inspections (reports in force)."""
+        query = sa.select(sa.func.count())
+        if table == "outcomes":
+            query = query.select_from(outcome_reports).where(_reports_in_force())
+        else:
+            query = query.select_from(metadata.tables[table])
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar())
 
     def shipment(self, shipment_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -669,11 +863,13 @@ class Store:
             return [dict(r) for r in rows]
 
     def outcomes_for(self, shipment_id: str) -> list[dict[str, Any]]:
+        """The reports in force of a shipment's inspections (contract fields), by inspection
+        time."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS])
-                .where(outcomes.c.shipment_id == shipment_id)
-                .order_by(outcomes.c.inspected_at)
+                sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
+                .where(outcome_reports.c.shipment_id == shipment_id, _reports_in_force())
+                .order_by(outcome_reports.c.inspected_at)
             ).mappings()
             return [dict(r) for r in rows]
 
@@ -1100,9 +1296,11 @@ class Store:
         ship_q = sa.select(*[shipments.c[n] for n in WORKLIST_COLUMNS]).where(
             shipments.c.declared_at >= start, shipments.c.declared_at < end
         )
-        out_q = sa.select(outcomes.c.shipment_id, outcomes.c.inspected_at, outcomes.c.result).where(
-            outcomes.c.shipment_id.in_(day)
-        )
+        out_q = sa.select(
+            outcome_reports.c.shipment_id,
+            outcome_reports.c.inspected_at,
+            outcome_reports.c.result,
+        ).where(outcome_reports.c.shipment_id.in_(day), _reports_in_force())
         with self.engine.connect() as conn:
             ships = pd.read_sql(ship_q, conn)
             scored = pd.read_sql(score_q, conn)
@@ -1129,6 +1327,24 @@ ADDED_COLUMNS = {"shipments": ("attributes",)}
 """Nullable columns added to tables after stores were first created: a store made by an
 earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), so a second
 quickstart on an old home keeps its history."""
+
+
+def _migrate_outcomes(engine: Engine) -> None:
+    """A store made before outcome reports were append-only holds one row per inspection in
+    ``outcomes`` (the last report sent, earlier ones overwritten): those rows become revision
+    1 of their inspections in ``outcome_reports`` and the old table goes, in one
+    transaction."""
+    if not sa.inspect(engine).has_table("outcomes"):
+        return
+    names = ", ".join(f'"{c}"' for c in OUTCOME_COLUMNS)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO outcome_reports ({names}, revision, received_at, caller) "
+                f"SELECT {names}, 1, received_at, caller FROM outcomes ORDER BY seq"
+            )
+        )
+        conn.execute(sa.text("DROP TABLE outcomes"))
 
 
 def _add_missing_columns(engine: Engine) -> None:

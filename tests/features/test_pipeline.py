@@ -454,3 +454,33 @@ def test_only_the_required_fields(world):
     row = warm.features(record)
     assert row["mode"].iloc[0] == "post" and row["undeclared_share"].iloc[0] == 1
     assert len(warm) == 300 and warm.linked_parties("C1") == []
+
+
+def test_a_corrected_report_counts_as_the_report_in_force(world):
+    """Finding 5 (outcomes): the state counted the first report of an inspection and ignored a
+    correction; rebuilt from the reports in force it counted the correction. Now a different
+    report of the same inspection replaces the earlier one's effect, so both agree."""
+    shipments, outcomes = world
+    seized = outcomes[outcomes["result"] == "seized"].head(5)
+    clean = outcomes[outcomes["result"] == "clean"].head(5)
+    assert len(seized) and len(clean)
+    flipped = pd.concat(
+        [
+            seized.assign(result="clean", drug=None, quantity_kg=np.nan),
+            clean.assign(result="seized", drug="cocaine", quantity_kg=3.0),
+        ]
+    )
+    later = flipped.assign(result_at=flipped["result_at"] + pd.Timedelta(days=2))
+    in_force = pd.concat([outcomes.drop(flipped.index), later])
+
+    live = OnlineFeatureState.from_history(shipments, outcomes)
+    live.add_outcomes(later)  # corrections arrive after the first reports
+    live.add_outcomes(later)  # and are re-sent: nothing changes
+    rebuilt = OnlineFeatureState.from_history(shipments, in_force)
+    probe = shipments.assign(
+        declared_at=shipments["declared_at"].max() + pd.Timedelta(days=30),
+        shipment_id=[f"P{i}" for i in range(len(shipments))],
+    )
+    pd.testing.assert_frame_equal(live.features(probe), rebuilt.features(probe))
+    before = OnlineFeatureState.from_history(shipments, outcomes).features(probe)
+    assert not before["consignee_seizures"].equals(live.features(probe)["consignee_seizures"])

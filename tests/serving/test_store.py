@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from features.contracts import validate_outcomes, validate_shipments
 from features.errors import CargoriskError
 from serving.schemas import OutcomeIn, ShipmentIn, outcomes_frame, shipments_frame
-from serving.store import Caller, Store, hash_key
+from serving.store import Caller, ReportConflict, Store, hash_key
 from tests.serving.conftest import make_outcome, make_shipment
 
 CALLER = Caller("gate-7", "system", 1)
@@ -78,14 +78,63 @@ def test_rescoring_keeps_one_shipment_record_and_every_score(store):
     assert store.latest_score("S0000001")["band"] == "high"
 
 
-def test_outcomes_round_trip_and_resent_inspection_replaces(store):
+def test_outcome_reports_are_appended_and_the_latest_is_in_force(store):
     first = outcomes_frame([OutcomeIn(**make_outcome("S1", "clean"))])
     store.record_outcomes(first, request_id="o1", caller=CALLER)
+    again = store.record_outcomes(first, request_id="o1b", caller=CALLER)
+    assert again.unchanged == [0] and again.stored == []
     corrected = outcomes_frame([OutcomeIn(**make_outcome("S1", "seized"))])
-    store.record_outcomes(corrected, request_id="o2", caller=CALLER)
+    with pytest.raises(ReportConflict, match="already has a report") as refused:
+        store.record_outcomes(corrected, request_id="o2", caller=CALLER)
+    assert refused.value.conflicts[0][1]["result"] == "clean"
+    with pytest.raises(ReportConflict):  # a reason without the authority
+        store.record_outcomes(corrected, request_id="o2", caller=CALLER, corrections=["seen again"])
+    done = store.record_outcomes(
+        corrected, request_id="o3", caller=CALLER, corrections=["lab"], may_correct=True
+    )
+    assert done.corrected == [0]
     back = store.outcomes_frame()
     pd.testing.assert_frame_equal(back, validate_outcomes(back))
-    assert back["result"].tolist() == ["seized"]
+    assert back["result"].tolist() == ["seized"] and store.count("outcomes") == 1
+    reports = store.outcome_reports("S1")
+    assert [(r["revision"], r["result"], r["in_force"]) for r in reports] == [
+        (1, "clean", False),
+        (2, "seized", True),
+    ]
+    assert reports[1]["correction_reason"] == "lab" and reports[1]["request_id"] == "o3"
+
+
+def test_a_store_with_overwritten_outcomes_is_migrated_to_reports(tmp_path):
+    """Stores made before reports were append-only hold one row per inspection in
+    ``outcomes``: on open they become revision 1 of their inspections."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE outcomes (seq INTEGER PRIMARY KEY, shipment_id TEXT, "
+                "inspected_at DATETIME, result_at DATETIME, result TEXT, drug TEXT, "
+                "quantity_kg FLOAT, method TEXT, selected_by TEXT, received_at DATETIME, "
+                "caller TEXT, UNIQUE (shipment_id, inspected_at))"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO outcomes VALUES (1, 'S1', '2026-03-02 10:00:00.000000', "
+                "'2026-03-04 10:00:00.000000', 'seized', 'cocaine', 12.5, 'physical', "
+                "'model', '2026-03-04 11:00:00.000000', 'officer:kim')"
+            )
+        )
+    old.dispose()
+    store = Store(url)
+    try:
+        [report] = store.outcome_reports("S1")
+        assert report["revision"] == 1 and report["result"] == "seized"
+        assert report["caller"] == "officer:kim"
+        assert not sa.inspect(store.engine).has_table("outcomes")
+        assert Store(url).count("outcomes") == 1  # opening again migrates nothing twice
+    finally:
+        store.close()
 
 
 def test_failed_transaction_leaves_nothing(store):
