@@ -129,6 +129,7 @@ MAX_WEIGHT_KG: Final = 1e9
 MAX_VALUE: Final = 1e13
 """Declared values in any currency (10^13 KRW is about 7 billion USD)."""
 MAX_PACKAGES: Final = 10_000_000
+MAX_AMENDMENTS: Final = 10_000
 BULK_KG: Final = 1_000_000.0
 """Declared weights above 1,000 t are bulk cargo: real, but flagged as such by features."""
 
@@ -195,6 +196,12 @@ class Shipments(pa.DataFrameModel):
     order_ref: Series[str] = _ident()
     recipient_customs_code: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{6,20}$")
 
+    amendments: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0, le=MAX_AMENDMENTS)
+    """How many times this declaration had been amended in its parties, goods, route or
+    weight (:data:`AMENDMENT_FIELDS`) after it was first scored, when this version of it was
+    received: kept by the scoring service's store; blank when the source does not say (not
+    sent by API callers: the service counts it)."""
+
     class Config:
         strict = True
         coerce = True
@@ -241,6 +248,65 @@ class Outcomes(pa.DataFrameModel):
 
 
 SHIPMENT_COLUMNS: Final = tuple(Shipments.to_schema().columns)
+RECORDED_SHIPMENT_COLUMNS: Final = ("amendments",)
+"""Contract columns a system of record keeps about a declaration, not declared by the trader:
+API bodies do not carry them (the scoring service counts them)."""
+DECLARED_SHIPMENT_COLUMNS: Final = tuple(
+    c for c in SHIPMENT_COLUMNS if c not in RECORDED_SHIPMENT_COLUMNS
+)
+"""What a declaration states: every contract column a trader or an API caller declares."""
+
+AMENDMENT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "parties": (
+        "shipper_id",
+        "shipper_name",
+        "consignee_id",
+        "consignee_name",
+        "consignee_address",
+        "consignee_phone",
+        "notify_party_id",
+        "forwarder_id",
+        "declarant_id",
+        "recipient_customs_code",
+    ),
+    "goods": ("hs_code", "goods_description", "packages"),
+    "route": (
+        "origin_country",
+        "departure_country",
+        "loading_port",
+        "transshipment_ports",
+        "discharge_port",
+    ),
+    "weight": ("gross_weight_kg",),
+}
+"""Fields whose change after a first score counts as an amendment of substance (a risk
+signal: a declaration re-written once a score was seen), by what they describe."""
+
+
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The declared fields (and ``attributes``) whose value differs between two versions of
+    one declaration, in contract order. Blank values (None, NaN, NA) are equal to each other;
+    text is compared as given."""
+
+    def blank(value: Any) -> bool:
+        return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+    out = []
+    for name in (*DECLARED_SHIPMENT_COLUMNS, "attributes"):
+        a, b = old.get(name), new.get(name)
+        if blank(a) and blank(b):
+            continue
+        if blank(a) or blank(b) or a != b:
+            out.append(name)
+    return out
+
+
+def substantive(changed: list[str]) -> list[str]:
+    """Which of :data:`AMENDMENT_FIELDS`' groups (parties, goods, route, weight) the changed
+    fields touch."""
+    return [group for group, names in AMENDMENT_FIELDS.items() if set(names) & set(changed)]
+
+
 OUTCOME_COLUMNS: Final = tuple(Outcomes.to_schema().columns)
 REQUIRED_SHIPMENT_COLUMNS: Final = tuple(
     name for name, col in Shipments.to_schema().columns.items() if not col.nullable

@@ -365,7 +365,13 @@ def prepare(
     )
     for col in ("booked_at", "departed_at", "arrival_at"):
         p[col] = _times_ns(_values(s, col))
-    for col in ("declared_value", "declared_value_usd", "gross_weight_kg", "packages"):
+    for col in (
+        "declared_value",
+        "declared_value_usd",
+        "gross_weight_kg",
+        "packages",
+        "amendments",
+    ):
         p[col] = _numbers(_values(s, col))
     for key, col in (
         ("shipper", "shipper_id"),

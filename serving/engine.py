@@ -41,7 +41,6 @@ import pandas as pd
 
 from features.contracts import (
     ATTRIBUTE_PREFIX,
-    SHIPMENT_COLUMNS,
     AttributeSpec,
     LabelMeaning,
     attribute_column,
@@ -58,6 +57,8 @@ from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champio
 from serving.store import Caller, RecordedReports, ReportConflict, Store
 
 log = logging.getLogger("cargorisk.serving")
+
+_VERSION_FIELDS = ("version", "received_at", "caller", "request_id", "changed", "amendments")
 
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 """How far ahead of this machine's clock another system's clock may run: an inspection or a
@@ -274,7 +275,7 @@ class ScoringEngine:
             )
         step = time.perf_counter()
         log.info("start-up: reading the history from the store")
-        ships = self.store.shipments_frame()
+        ships = self.store.history_frame()
         outs = self.store.outcomes_frame()
         log.info(
             "start-up: read %d shipments and %d outcomes (%.1f s); building the feature state",
@@ -449,7 +450,7 @@ class ScoringEngine:
         # one list per contract column: for the frame and for the store (no per-row dicts)
         records = [s.model_dump() for s in shipments]
         given = [r.pop("attributes", None) for r in records]
-        columns = schemas.record_columns(records, SHIPMENT_COLUMNS)
+        columns = schemas.declared_columns(records)
         frame = schemas.records_frame(columns)
         self._check_frame(frame)
         model = self._require_ready()
@@ -457,10 +458,16 @@ class ScoringEngine:
         scorer = model.scorer
         schema = self._attribute_schema(model)
         attributes = shipment_attributes(given, schema, batch=len(shipments) > 1)
+        columns["attributes"] = attributes.stored
+        # a shipment id declared before: an amendment (or a re-send); its amendment count is
+        # one of its features
+        plan = self.store.plan_versions(columns)
+        amended = [p.amendments for p in plan]
+        columns["amendments"] = amended
+        frame["amendments"] = pd.array(amended, dtype="Int64")
         if schema:
             for name, values in attributes.columns.items():
                 frame[name] = values
-        columns["attributes"] = attributes.stored
         threads = 1 if len(frame) <= 16 else 0
         from features.online import OnlineFeatureState
 
@@ -531,7 +538,7 @@ class ScoringEngine:
                     "base_value": None if item is None else item["base_value"],
                 }
             )
-        self.store.record_scoring(
+        versions = self.store.record_scoring(
             columns,
             results,
             request_id=request_id,
@@ -539,8 +546,17 @@ class ScoringEngine:
             model_name=model.name,
             model_version=model.version,
         )
+        for item in results:
+            item["shipment_version"] = versions[item["shipment_id"]].version
+        # The history counts each shipment as first declared: only first versions join the
+        # feature state (a rebuild reads the same, Store.history_frame), whatever the order in
+        # which concurrent requests reach this point.
+        first = [i for i, sid in enumerate(ids) if versions[sid].version == 1 and versions[sid].new]
         with self._lock:
-            self._defer("shipments", frame, prepared)
+            if len(first) == len(frame):
+                self._defer("shipments", frame, prepared)
+            elif first:
+                self._defer("shipments", frame.iloc[first])
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
@@ -690,10 +706,15 @@ class ScoringEngine:
                     "percentile",
                     "band",
                     "reasons",
+                    "shipment_version",
                 )
             },
             "outcomes": self.store.outcomes_for(shipment_id),
             "reports": self.store.outcome_reports(shipment_id),
+            "versions": [
+                {k: v[k] for k in _VERSION_FIELDS}
+                for v in self.store.shipment_versions(shipment_id)
+            ],
         }
 
     # -- reload ----------------------------------------------------------------------------

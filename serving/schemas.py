@@ -35,9 +35,11 @@ from pydantic import (
 
 from features.contracts import (
     ATTRIBUTE_NAME,
+    DECLARED_SHIPMENT_COLUMNS,
     MAX_ATTRIBUTE_TEXT,
     MAX_ATTRIBUTES,
     OUTCOME_COLUMNS,
+    RECORDED_SHIPMENT_COLUMNS,
     SHIPMENT_COLUMNS,
     Outcomes,
     Shipments,
@@ -187,8 +189,14 @@ and kinds against the model being served by the engine (:func:`shipment_attribut
 
 
 def _model_from_contract(
-    name: str, schema: pa.DataFrameSchema, doc: str, **extra: Any
+    name: str,
+    schema: pa.DataFrameSchema,
+    doc: str,
+    *,
+    exclude: tuple[str, ...] = (),
+    **extra: Any,
 ) -> type[BaseModel]:
+    schema = schema.remove_columns(list(exclude)) if exclude else schema
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
     fields.update(extra)
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
@@ -217,7 +225,9 @@ ShipmentIn = _model_from_contract(
     SHIPMENTS_SCHEMA,
     "One consignment as declared (bill of lading, air waybill or express parcel): parties, "
     "route, goods and transport references. Fields and rules are those of the shipments "
-    "contract; `attributes` carries the customs service's own fields.",
+    "contract; `attributes` carries the customs service's own fields. Declaring a "
+    "shipment_id again is an amendment: every version is kept and the latest is in force.",
+    exclude=RECORDED_SHIPMENT_COLUMNS,
     attributes=ATTRIBUTES_FIELD,
 )
 
@@ -325,8 +335,18 @@ def records_frame(records: list[dict[str, Any]] | dict[str, list]) -> pd.DataFra
 
 
 def shipments_frame(shipments: list[BaseModel]) -> pd.DataFrame:
-    """Validated API shipments as a contract frame (contract column order and dtypes)."""
-    return _frame([s.model_dump() for s in shipments], SHIPMENTS_SCHEMA, SHIPMENT_COLUMNS)
+    """Validated API shipments as a contract frame (contract column order and dtypes; the
+    columns the store records, such as ``amendments``, blank)."""
+    return records_frame(declared_columns([s.model_dump() for s in shipments]))
+
+
+def declared_columns(records: list[dict[str, Any]]) -> dict[str, list]:
+    """Validated shipment records (``model_dump()``) as one list per contract column: the
+    declared ones from the records, the recorded ones (``amendments``) blank."""
+    columns = record_columns(records, DECLARED_SHIPMENT_COLUMNS)
+    for name in RECORDED_SHIPMENT_COLUMNS:
+        columns[name] = [None] * len(records)
+    return columns
 
 
 def outcomes_frame(outcomes: list[BaseModel]) -> pd.DataFrame:
@@ -393,6 +413,11 @@ class ScoreResult(_Response):
         description="Risk band from thresholds tied to the inspection capacity."
     )
     rank: int | None = Field(default=None, description="1 = riskiest in this manifest.")
+    shipment_version: int | None = Field(
+        default=None,
+        description="Version of the declaration scored: 1 as first declared; a shipment_id "
+        "declared again with other content is an amendment, the next version.",
+    )
     model_name: str
     model_version: str
     reasons: list[Reason] | None = Field(
@@ -450,11 +475,27 @@ class OutcomeReport(_Response):
     in_force: bool = True
 
 
+class DeclarationVersion(_Response):
+    """One version of a declaration: who sent it, when, and which fields it changed."""
+
+    version: int
+    received_at: dt.datetime
+    caller: str
+    request_id: str | None = None
+    changed: list[str] = Field(description="Fields that differ from the version before.")
+    amendments: int | None = Field(
+        default=None,
+        description="Amendments of parties, goods, route or weight after a first score, "
+        "counted up to this version.",
+    )
+
+
 class ScoreRecord(_Response):
     request_id: str
     scored_at: dt.datetime
     caller: str
     model_version: str
+    shipment_version: int | None = None
     score: float
     percentile: float | None
     band: str
@@ -473,6 +514,10 @@ class ShipmentView(_Response):
         default_factory=list,
         description="Every report of its inspections: first reports and corrections (with "
         "reason, author and time), including those a correction replaced.",
+    )
+    versions: list[DeclarationVersion] = Field(
+        default_factory=list,
+        description="Every version of the declaration, oldest first; the last is in force.",
     )
 
 

@@ -54,7 +54,9 @@ from features.contracts import (
     Shipments,
     attribute_column,
     attribute_columns,
+    changed_fields,
     column_kind,
+    substantive,
 )
 from features.errors import CargoriskError
 
@@ -90,11 +92,38 @@ shipments = sa.Table(
     ],
     sa.Column("attributes", sa.Text),
     sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("version", sa.Integer),
     sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
 )
-"""``attributes``: the shipment's own attributes of its customs service as one JSON object
-(name -> text or number), null when it has none; frames carry them as ``attr.<name>``."""
+"""The declaration in force of each shipment (its latest version in ``shipment_versions``,
+``version``), kept for fast reads: the worklist, the shipment page, the export.
+``attributes``: the shipment's own attributes of its customs service as one JSON object
+(name -> text or number), null when it has none; frames carry them as ``attr.<name>``.
+``received_at``: when the shipment was first received."""
 sa.Index("ix_shipments_declared_at", shipments.c.declared_at)
+
+shipment_versions = sa.Table(
+    "shipment_versions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *[
+        c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
+        for c in _contract_columns(Shipments.to_schema())
+    ],
+    sa.Column("attributes", sa.Text),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("changed", sa.Text),
+    sa.UniqueConstraint("shipment_id", "version", name="uq_shipment_versions_version"),
+)
+"""Every version of every declaration, never updated: version 1 as first received, then each
+amendment (the same ``shipment_id`` declared again with other content) with who sent it,
+when, and ``changed`` (a JSON list of the fields that differ from the version before). An
+identical re-send is not a version. ``amendments`` (a contract column) counts the versions
+that changed parties, goods, route or weight after the shipment had been scored."""
+sa.Index("ix_shipment_versions_shipment_id", shipment_versions.c.shipment_id)
 
 scores = sa.Table(
     "scores",
@@ -110,7 +139,10 @@ scores = sa.Table(
     sa.Column("percentile", sa.Float),
     sa.Column("band", sa.String(16), nullable=False),
     sa.Column("reasons", sa.Text),
+    sa.Column("shipment_version", sa.Integer),
 )
+"""``shipment_version``: the version of the declaration the score was computed from (null for
+scores stored before versions were kept)."""
 
 outcome_reports = sa.Table(
     "outcome_reports",
@@ -321,6 +353,18 @@ class UiSession:
 
 
 @dataclass(frozen=True)
+class ShipmentVersion:
+    """A declaration's version as stored (or about to be): its number, whether this request
+    made it (``new``; False for an identical re-send), the fields it changed from the version
+    before, and the amendment count in force with it."""
+
+    version: int
+    new: bool
+    changed: tuple[str, ...]
+    amendments: int
+
+
+@dataclass(frozen=True)
 class RecordedReports:
     """What :meth:`Store.record_outcomes` did with each outcome of a request (row numbers):
     ``stored`` as new reports (first reports and ``corrected`` ones) or ``unchanged``
@@ -456,6 +500,7 @@ class Store:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
+        _migrate_versions(self.engine)
         _migrate_outcomes(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
@@ -544,10 +589,16 @@ class Store:
         model_name: str,
         model_version: str,
         at: dt.datetime | None = None,
-    ) -> None:
+    ) -> dict[str, ShipmentVersion]:
         """Store the scored shipments (a contract frame, validated API records, or those
         records' columns: name -> list of plain values, plus ``attributes``: one JSON object or
-        None per shipment) and the scores served, in one durable transaction.
+        None per shipment) and the scores served, in one durable transaction; returns the
+        version of each shipment the scores rest on.
+
+        A shipment id not stored yet becomes version 1; one stored with other content becomes
+        its next version (an amendment: ``amendments`` counted anew, see
+        :meth:`plan_versions`), in force from now on; an identical re-send stores no version.
+        Each score row records the version it was computed from.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
         ``reasons`` (a list of dicts or None)."""
@@ -561,13 +612,11 @@ class Store:
                 ship["shipment_id"]
             )
         else:  # validated API records: already plain Python values
-            ship = {n: [r[n] for r in shipments_frame] for n in SHIPMENT_COLUMNS}
+            ship = {n: [r.get(n) for r in shipments_frame] for n in SHIPMENT_COLUMNS}
             ship["attributes"] = [
                 json.dumps(r["attributes"], sort_keys=True) if r.get("attributes") else None
                 for r in shipments_frame
             ]
-        n = len(ship["shipment_id"])
-        ship["received_at"] = [at] * n
         audit = {
             "request_id": [request_id] * len(score_rows),
             "scored_at": [at] * len(score_rows),
@@ -584,12 +633,114 @@ class Store:
                 None if r.get("reasons") is None else json.dumps(r["reasons"]) for r in score_rows
             ],
         }
-        with self.engine.begin() as conn:
-            self._upsert(conn, shipments, ship, ["shipment_id"])
-            if score_rows and self.is_sqlite:
-                self._sqlite_bulk(conn, scores, audit, [])
-            elif score_rows:
-                conn.execute(scores.insert(), _as_rows(audit))
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    versions = self._store_versions(conn, ship, at, caller.label, request_id)
+                    audit["shipment_version"] = [
+                        versions[sid].version if sid in versions else None
+                        for sid in audit["shipment_id"]
+                    ]
+                    if score_rows and self.is_sqlite:
+                        self._sqlite_bulk(conn, scores, audit, [])
+                    elif score_rows:
+                        conn.execute(scores.insert(), _as_rows(audit))
+                return versions
+            except sa.exc.IntegrityError as exc:
+                # another request stored a version of one of these shipments at the same
+                # moment: read again and number after it
+                text = str(exc).lower()
+                if attempt == 2 or not ("version" in text or "shipment_id" in text):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def plan_versions(self, ship: dict[str, list], conn=None) -> list[ShipmentVersion]:
+        """What storing these shipments (contract columns and ``attributes``, one list each)
+        would do to each, read from the store now: a new shipment (version 1, no amendment),
+        an identical re-send (``new`` False: the version in force), or an amendment (the next
+        version, with the fields ``changed``). ``amendments`` counts, for the version in
+        force after this, the versions whose parties, goods, route or weight changed after
+        the shipment had been scored (:func:`features.contracts.substantive`)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.plan_versions(ship, own)
+        ids = ship["shipment_id"]
+        current = self._current_shipments(conn, ids)
+        scored = self._scored_ids(conn, list(current)) if current else set()
+        plan: list[ShipmentVersion] = []
+        names = (*SHIPMENT_COLUMNS, "attributes")
+        for i, sid in enumerate(ids):
+            old = current.get(sid)
+            if old is None:
+                plan.append(ShipmentVersion(1, True, (), 0))
+                continue
+            row = {n: ship[n][i] for n in names}
+            changed = tuple(changed_fields(old, row))
+            before = int(old["amendments"] or 0)
+            if not changed:
+                plan.append(ShipmentVersion(int(old["version"] or 1), False, (), before))
+                continue
+            counted = sid in scored and bool(substantive(list(changed)))
+            plan.append(
+                ShipmentVersion(int(old["version"] or 1) + 1, True, changed, before + counted)
+            )
+        return plan
+
+    def _store_versions(
+        self, conn, ship: dict[str, list], at: dt.datetime, caller: str, request_id: str
+    ) -> dict[str, ShipmentVersion]:
+        """Within ``conn``'s transaction: append the new versions among ``ship`` and make them
+        the declarations in force."""
+        plan = self.plan_versions(ship, conn)
+        rows = [i for i, p in enumerate(plan) if p.new]
+        if rows:
+            names = (*SHIPMENT_COLUMNS, "attributes")
+            if len(rows) == len(plan):
+                current = {n: list(ship[n]) for n in names}
+            else:
+                current = {n: [ship[n][i] for i in rows] for n in names}
+            current["amendments"] = [plan[i].amendments for i in rows]
+            current["version"] = [plan[i].version for i in rows]
+            current["received_at"] = [at] * len(rows)
+            versions = {
+                **current,
+                "caller": [caller] * len(rows),
+                "request_id": [request_id] * len(rows),
+                "changed": [json.dumps(plan[i].changed) if plan[i].changed else None for i in rows],
+            }
+            if self.is_sqlite:
+                self._sqlite_bulk(conn, shipment_versions, versions, [])
+            else:
+                conn.execute(shipment_versions.insert(), _as_rows(versions))
+            self._upsert(conn, shipments, current, ["shipment_id"])
+        return dict(zip(ship["shipment_id"], plan, strict=True))
+
+    @staticmethod
+    def _current_shipments(conn, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The declarations in force of the stored shipments among ``ids`` (contract columns,
+        ``attributes``, ``version``)."""
+        wanted = list(dict.fromkeys(ids))
+        cols = [shipments.c[n] for n in (*SHIPMENT_COLUMNS, "attributes", "version")]
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 5_000):  # under every driver's parameter limit
+            rows = conn.execute(
+                sa.select(*cols).where(shipments.c.shipment_id.in_(wanted[start : start + 5_000]))
+            ).mappings()
+            out.update({r["shipment_id"]: dict(r) for r in rows})
+        return out
+
+    @staticmethod
+    def _scored_ids(conn, ids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for start in range(0, len(ids), 5_000):
+            out.update(
+                conn.execute(
+                    sa.select(scores.c.shipment_id)
+                    .where(scores.c.shipment_id.in_(ids[start : start + 5_000]))
+                    .distinct()
+                ).scalars()
+            )
+        return out
 
     def record_outcomes(
         self,
@@ -700,8 +851,9 @@ class Store:
     def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
-        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at)
+        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at, version=1)
         ship_rows["attributes"] = attributes_json(shipments_frame)
+        version_rows = {**ship_rows, "caller": ["seed"] * len(shipments_frame)}
         outs = outcomes_frame.drop_duplicates(list(OUTCOME_COLUMNS))
         # a seed holding two different reports of one inspection: both kept, the later row
         # in force (as if the second had been sent as a correction)
@@ -712,6 +864,11 @@ class Store:
             None if r == 1 else "re-reported in the seed data" for r in out_rows["revision"]
         ]
         with self.engine.begin() as conn:
+            if ship_rows["shipment_id"]:
+                if self.is_sqlite:
+                    self._sqlite_bulk(conn, shipment_versions, version_rows, [])
+                else:
+                    conn.execute(shipment_versions.insert(), _as_rows(version_rows))
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
             if out_rows["shipment_id"]:
                 if self.is_sqlite:
@@ -749,19 +906,51 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
     def shipments_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Stored shipments as a contract frame (declared at or after ``since``), followed by
-        their attributes as ``attr.<name>`` columns when any shipment has some."""
-        query = sa.select(
-            *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
-        ).order_by(shipments.c.seq)
-        if since is not None:
-            query = query.where(shipments.c.declared_at >= since)
+        """Stored shipments, each as its declaration in force, as a contract frame (declared
+        at or after ``since``), followed by their attributes as ``attr.<name>`` columns when
+        any shipment has some."""
+        cond = shipments.c.declared_at >= since if since is not None else None
+        return self._shipments_frame(shipments, cond)
+
+    def _shipments_frame(self, table: sa.Table, cond=None) -> pd.DataFrame:
+        query = sa.select(*[table.c[n] for n in SHIPMENT_COLUMNS], table.c.attributes).order_by(
+            table.c.seq
+        )
+        if cond is not None:
+            query = query.where(cond)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
         out = _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
         if frame["attributes"].notna().any():
             out = pd.concat([out, attributes_frame(frame["attributes"], out.index)], axis=1)
         return out
+
+    def history_frame(self) -> pd.DataFrame:
+        """Every shipment as first declared (version 1), as a contract frame with its
+        attributes, in the order received: what the history features count (an amendment
+        does not move a shipment in the history of others; see docs/serving.md)."""
+        return self._shipments_frame(shipment_versions, shipment_versions.c.version == 1)
+
+    def shipment_versions(self, shipment_id: str) -> list[dict[str, Any]]:
+        """Every version of a declaration, oldest first: its fields, ``version``,
+        ``received_at``, ``caller``, ``request_id`` and ``changed`` (fields that differ from
+        the version before; empty for version 1)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(shipment_versions)
+                .where(shipment_versions.c.shipment_id == shipment_id)
+                .order_by(shipment_versions.c.version)
+            ).mappings()
+            out = []
+            for r in rows:
+                record = dict(r)
+                record.pop("seq", None)
+                record["changed"] = json.loads(record["changed"]) if record["changed"] else []
+                record["attributes"] = (
+                    json.loads(record["attributes"]) if record["attributes"] else {}
+                )
+                out.append(record)
+            return out
 
     def outcomes_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
         """The reports in force (one per inspection, the latest correction) as a contract
@@ -807,11 +996,14 @@ class Store:
             return int(conn.execute(query).scalar())
 
     def shipment(self, shipment_id: str) -> dict[str, Any] | None:
+        """The declaration in force of a shipment (with ``attributes`` and ``version``)."""
         with self.engine.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(
-                        *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
+                        *[shipments.c[n] for n in SHIPMENT_COLUMNS],
+                        shipments.c.attributes,
+                        shipments.c.version,
                     ).where(shipments.c.shipment_id == shipment_id)
                 )
                 .mappings()
@@ -1323,10 +1515,32 @@ class Store:
         return frame
 
 
-ADDED_COLUMNS = {"shipments": ("attributes",)}
+ADDED_COLUMNS = {
+    "shipments": ("attributes", "amendments", "version"),
+    "scores": ("shipment_version",),
+}
 """Nullable columns added to tables after stores were first created: a store made by an
 earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), so a second
 quickstart on an old home keeps its history."""
+
+
+def _migrate_versions(engine: Engine) -> None:
+    """A store made before declarations had versions holds only the latest declaration of
+    each shipment: it becomes version 1 (the earlier ones were overwritten and are gone)."""
+    with engine.begin() as conn:
+        if conn.execute(sa.select(shipment_versions.c.seq).limit(1)).first() is not None:
+            return
+        if conn.execute(sa.select(shipments.c.seq).limit(1)).first() is None:
+            return
+        names = ", ".join(f'"{c}"' for c in (*SHIPMENT_COLUMNS, "attributes", "received_at"))
+        conn.execute(
+            sa.text(
+                f"INSERT INTO shipment_versions ({names}, version, caller) "
+                f"SELECT {names}, 1, 'stored before versions were kept' FROM shipments "
+                "ORDER BY seq"
+            )
+        )
+        conn.execute(shipments.update().where(shipments.c.version.is_(None)).values(version=1))
 
 
 def _migrate_outcomes(engine: Engine) -> None:

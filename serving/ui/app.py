@@ -25,6 +25,7 @@ from a resolver, so the BentoML service, the tests and any other ASGI host can m
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 import uuid
@@ -173,6 +174,30 @@ def _field_of(message: str, fields) -> str:
         if name in message:
             return name
     return "drug" if "drug" in message else "form"
+
+
+def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
+    """The amendments of a declaration for the page, newest first: version, when, by whom,
+    and each changed field with its value before and after."""
+    out = []
+    for before, after in itertools.pairwise(versions):
+        out.append(
+            {
+                "version": after["version"],
+                "received_at": after["received_at"],
+                "caller": after["caller"],
+                "counted": (after["amendments"] or 0) > (before["amendments"] or 0),
+                "changes": [
+                    (
+                        name,
+                        _fmt(before.get(name)) if name != "attributes" else "",
+                        _fmt(after.get(name)) if name != "attributes" else "",
+                    )
+                    for name in after["changed"]
+                ],
+            }
+        )
+    return out[::-1]
 
 
 def _report_words(report: dict) -> str:
@@ -718,6 +743,7 @@ class WorklistApp:
         latest = store.latest_score(shipment_id)
         outcomes = store.outcomes_for(shipment_id)
         reports = store.outcome_reports(shipment_id)
+        amendments = _amendments(store.shipment_versions(shipment_id))
         reasons, reasons_note = self._reasons(engine, record, latest)
         parties, linked, history_note = self._parties(engine, record)
         pick = request.query_params.get("pick", "")
@@ -769,6 +795,7 @@ class WorklistApp:
             outcomes=outcomes,
             reports=reports,
             corrected=any(r["revision"] > 1 for r in reports),
+            amendments=amendments,
             reasons=reasons,
             reasons_note=reasons_note,
             scale=scale,

@@ -28,6 +28,9 @@ def test_online_replay_equals_offline_on_random_world(world, frame):
     online, state = replay_online(*world)
     assert_same_features(frame, online)
     assert len(state) == len(world[0])
+    # the amendment count is the contract column, the same both ways (NaN when unknown)
+    amended = frame["declaration_amendments"]
+    assert amended.max() == 2 and amended.isna().any() and (amended == 0).any()
 
 
 @pytest.mark.slow

@@ -46,8 +46,9 @@ def test_scored_shipments_round_trip_as_contract_records(store):
         model_version="4",
     )
     back = store.shipments_frame()
-    pd.testing.assert_frame_equal(back, frame)
-    pd.testing.assert_frame_equal(validate_shipments(back), frame)
+    counted = frame.assign(amendments=pd.array([0, 0, 0], dtype="Int64"))  # none yet
+    pd.testing.assert_frame_equal(back, counted)
+    pd.testing.assert_frame_equal(validate_shipments(back), counted)
     latest = store.latest_score("S0000001")
     assert latest["request_id"] == "r1" and latest["caller"] == "system:gate-7"
     assert latest["model_version"] == "4" and latest["reasons"] == []
@@ -76,6 +77,17 @@ def test_rescoring_keeps_one_shipment_record_and_every_score(store):
     assert store.count("shipments") == 1 and store.count("scores") == 3
     assert store.shipment("S0000001")["packages"] == 7
     assert store.latest_score("S0000001")["band"] == "high"
+    # the re-send stored no version; the amendment is version 2, in force, and counted: it
+    # changed the goods after a score
+    versions = store.shipment_versions("S0000001")
+    assert [(v["version"], v["changed"], v["amendments"]) for v in versions] == [
+        (1, [], 0),
+        (2, ["packages"], 1),
+    ]
+    assert versions[0]["packages"] != 7 and versions[1]["caller"] == CALLER.label
+    assert store.shipment("S0000001")["version"] == 2
+    assert store.latest_score("S0000001")["shipment_version"] == 2
+    assert store.history_frame()["packages"].tolist() == [versions[0]["packages"]]
 
 
 def test_outcome_reports_are_appended_and_the_latest_is_in_force(store):
@@ -204,3 +216,25 @@ def test_scoring_recorded_from_columns_equals_from_records(tmp_path):
     )
     pd.testing.assert_frame_equal(rows, cols)
     assert len(rows) == 4
+
+
+def test_a_store_without_versions_is_migrated_to_version_one(tmp_path):
+    """Stores made before declarations had versions hold the latest declaration only: on open
+    it becomes version 1 (new columns added, nothing lost)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url)
+    frame = shipments_frame([ShipmentIn(**make_shipment(i)) for i in range(2)])
+    store.record_scoring(
+        frame, _score_rows(frame), request_id="r", caller=CALLER, model_name="m", model_version="1"
+    )
+    with store.engine.begin() as conn:  # what an earlier version's store looked like
+        conn.execute(sa.text("DELETE FROM shipment_versions"))
+        conn.execute(sa.text("UPDATE shipments SET version = NULL, amendments = NULL"))
+    store.close()
+    again = Store(url)
+    try:
+        assert [v["version"] for v in again.shipment_versions("S0000001")] == [1]
+        assert again.shipment("S0000001")["version"] == 1
+        assert len(again.history_frame()) == 2
+    finally:
+        again.close()
