@@ -196,7 +196,7 @@ class Shipments(pa.DataFrameModel):
     order_ref: Series[str] = _ident()
     recipient_customs_code: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{6,20}$")
 
-    amendments: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0, le=MAX_AMENDMENTS)
+    amendments_after_score: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0, le=MAX_AMENDMENTS)
     """How many times this declaration had been amended in its parties, goods, route or
     weight (:data:`AMENDMENT_FIELDS`) after it was first scored, when this version of it was
     received: kept by the scoring service's store; blank when the source does not say (not
@@ -248,7 +248,7 @@ class Outcomes(pa.DataFrameModel):
 
 
 SHIPMENT_COLUMNS: Final = tuple(Shipments.to_schema().columns)
-RECORDED_SHIPMENT_COLUMNS: Final = ("amendments",)
+RECORDED_SHIPMENT_COLUMNS: Final = ("amendments_after_score",)
 """Contract columns a system of record keeps about a declaration, not declared by the trader:
 API bodies do not carry them (the scoring service counts them)."""
 DECLARED_SHIPMENT_COLUMNS: Final = tuple(

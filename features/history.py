@@ -441,7 +441,7 @@ def change_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
     out["shipper_consignee_shipments"] = pair
     # the declaration's own record: re-written in its parties, goods, route or weight after
     # it was scored (counted by the store as each version arrives; NaN when unknown)
-    out["declaration_amendments"] = p["amendments"]
+    out["declaration_amendments"] = p["amendments_after_score"]
     return out
 
 

@@ -370,7 +370,7 @@ def prepare(
         "declared_value_usd",
         "gross_weight_kg",
         "packages",
-        "amendments",
+        "amendments_after_score",
     ):
         p[col] = _numbers(_values(s, col))
     for key, col in (

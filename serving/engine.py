@@ -58,7 +58,14 @@ from serving.store import Caller, RecordedReports, ReportConflict, Store
 
 log = logging.getLogger("cargorisk.serving")
 
-_VERSION_FIELDS = ("version", "received_at", "caller", "request_id", "changed", "amendments")
+_VERSION_FIELDS = (
+    "version",
+    "received_at",
+    "caller",
+    "request_id",
+    "changed",
+    "amendments_after_score",
+)
 
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 """How far ahead of this machine's clock another system's clock may run: an inspection or a
@@ -463,8 +470,8 @@ class ScoringEngine:
         # one of its features
         plan = self.store.plan_versions(columns)
         amended = [p.amendments for p in plan]
-        columns["amendments"] = amended
-        frame["amendments"] = pd.array(amended, dtype="Int64")
+        columns["amendments_after_score"] = amended
+        frame["amendments_after_score"] = pd.array(amended, dtype="Int64")
         if schema:
             for name, values in attributes.columns.items():
                 frame[name] = values

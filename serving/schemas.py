@@ -336,13 +336,13 @@ def records_frame(records: list[dict[str, Any]] | dict[str, list]) -> pd.DataFra
 
 def shipments_frame(shipments: list[BaseModel]) -> pd.DataFrame:
     """Validated API shipments as a contract frame (contract column order and dtypes; the
-    columns the store records, such as ``amendments``, blank)."""
+    columns the store records, such as ``amendments_after_score``, blank)."""
     return records_frame(declared_columns([s.model_dump() for s in shipments]))
 
 
 def declared_columns(records: list[dict[str, Any]]) -> dict[str, list]:
     """Validated shipment records (``model_dump()``) as one list per contract column: the
-    declared ones from the records, the recorded ones (``amendments``) blank."""
+    declared ones from the records, the recorded ones (``amendments_after_score``) blank."""
     columns = record_columns(records, DECLARED_SHIPMENT_COLUMNS)
     for name in RECORDED_SHIPMENT_COLUMNS:
         columns[name] = [None] * len(records)
@@ -483,7 +483,7 @@ class DeclarationVersion(_Response):
     caller: str
     request_id: str | None = None
     changed: list[str] = Field(description="Fields that differ from the version before.")
-    amendments: int | None = Field(
+    amendments_after_score: int | None = Field(
         default=None,
         description="Amendments of parties, goods, route or weight after a first score, "
         "counted up to this version.",

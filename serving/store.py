@@ -121,8 +121,8 @@ shipment_versions = sa.Table(
 """Every version of every declaration, never updated: version 1 as first received, then each
 amendment (the same ``shipment_id`` declared again with other content) with who sent it,
 when, and ``changed`` (a JSON list of the fields that differ from the version before). An
-identical re-send is not a version. ``amendments`` (a contract column) counts the versions
-that changed parties, goods, route or weight after the shipment had been scored."""
+identical re-send is not a version. ``amendments_after_score`` (a contract column) counts the
+versions that changed parties, goods, route or weight after the shipment had been scored."""
 sa.Index("ix_shipment_versions_shipment_id", shipment_versions.c.shipment_id)
 
 scores = sa.Table(
@@ -596,7 +596,7 @@ class Store:
         version of each shipment the scores rest on.
 
         A shipment id not stored yet becomes version 1; one stored with other content becomes
-        its next version (an amendment: ``amendments`` counted anew, see
+        its next version (an amendment: ``amendments_after_score`` counted anew, see
         :meth:`plan_versions`), in force from now on; an identical re-send stores no version.
         Each score row records the version it was computed from.
 
@@ -658,7 +658,7 @@ class Store:
         """What storing these shipments (contract columns and ``attributes``, one list each)
         would do to each, read from the store now: a new shipment (version 1, no amendment),
         an identical re-send (``new`` False: the version in force), or an amendment (the next
-        version, with the fields ``changed``). ``amendments`` counts, for the version in
+        version, with the fields ``changed``). ``amendments_after_score`` counts, for the version in
         force after this, the versions whose parties, goods, route or weight changed after
         the shipment had been scored (:func:`features.contracts.substantive`)."""
         if conn is None:
@@ -676,7 +676,7 @@ class Store:
                 continue
             row = {n: ship[n][i] for n in names}
             changed = tuple(changed_fields(old, row))
-            before = int(old["amendments"] or 0)
+            before = int(old["amendments_after_score"] or 0)
             if not changed:
                 plan.append(ShipmentVersion(int(old["version"] or 1), False, (), before))
                 continue
@@ -699,7 +699,7 @@ class Store:
                 current = {n: list(ship[n]) for n in names}
             else:
                 current = {n: [ship[n][i] for i in rows] for n in names}
-            current["amendments"] = [plan[i].amendments for i in rows]
+            current["amendments_after_score"] = [plan[i].amendments for i in rows]
             current["version"] = [plan[i].version for i in rows]
             current["received_at"] = [at] * len(rows)
             versions = {
@@ -1516,7 +1516,7 @@ class Store:
 
 
 ADDED_COLUMNS = {
-    "shipments": ("attributes", "amendments", "version"),
+    "shipments": ("attributes", "amendments_after_score", "version"),
     "scores": ("shipment_version",),
 }
 """Nullable columns added to tables after stores were first created: a store made by an

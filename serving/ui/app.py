@@ -186,7 +186,8 @@ def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
                 "version": after["version"],
                 "received_at": after["received_at"],
                 "caller": after["caller"],
-                "counted": (after["amendments"] or 0) > (before["amendments"] or 0),
+                "counted": (after["amendments_after_score"] or 0)
+                > (before["amendments_after_score"] or 0),
                 "changes": [
                     (
                         name,

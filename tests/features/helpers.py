@@ -133,7 +133,7 @@ def random_world(
     )
     # a few declarations amended after scoring, some unknown (not drawn from rng: the other
     # columns stay as they were)
-    ship["amendments"] = pd.array(
+    ship["amendments_after_score"] = pd.array(
         [None if i % 5 == 0 else int(i % 11 == 3) + int(i % 23 == 5) for i in range(n)],
         dtype="Int64",
     )

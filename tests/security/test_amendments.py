@@ -48,7 +48,10 @@ def test_a_redeclaration_is_an_amendment_and_the_first_declaration_is_kept(servi
     assert first["goods_description"] == "COCAINE HIDDEN IN BANANAS"
     assert first["consignee_id"] == "CNS-A" and first["caller"] == "system:system-sec"
     assert set(second["changed"]) == {"declared_at", "consignee_id", "goods_description"}
-    assert (first["amendments"], second["amendments"]) == (0, 1)  # changed after a score
+    assert (first["amendments_after_score"], second["amendments_after_score"]) == (
+        0,
+        1,
+    )  # changed after a score
 
     # the latest is in force: the record, the worklist day, the score rows name their version
     assert store.shipment("AMEND-1")["goods_description"] == "FRESH BANANAS"

@@ -230,4 +230,6 @@ def test_an_amendment_is_a_version_and_its_count_a_feature_of_the_score(engine):
     assert engine.features(probe_b)["consignee_shipments_total"].iloc[0] == 0
     stored = engine.store.shipments_frame()
     row = stored[stored["shipment_id"] == first.shipment_id]
-    assert row["consignee_id"].tolist() == ["CNS-AMEND-B"] and row["amendments"].tolist() == [1]
+    assert row["consignee_id"].tolist() == ["CNS-AMEND-B"] and row[
+        "amendments_after_score"
+    ].tolist() == [1]

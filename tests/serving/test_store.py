@@ -46,7 +46,7 @@ def test_scored_shipments_round_trip_as_contract_records(store):
         model_version="4",
     )
     back = store.shipments_frame()
-    counted = frame.assign(amendments=pd.array([0, 0, 0], dtype="Int64"))  # none yet
+    counted = frame.assign(amendments_after_score=pd.array([0, 0, 0], dtype="Int64"))  # none yet
     pd.testing.assert_frame_equal(back, counted)
     pd.testing.assert_frame_equal(validate_shipments(back), counted)
     latest = store.latest_score("S0000001")
@@ -80,7 +80,7 @@ def test_rescoring_keeps_one_shipment_record_and_every_score(store):
     # the re-send stored no version; the amendment is version 2, in force, and counted: it
     # changed the goods after a score
     versions = store.shipment_versions("S0000001")
-    assert [(v["version"], v["changed"], v["amendments"]) for v in versions] == [
+    assert [(v["version"], v["changed"], v["amendments_after_score"]) for v in versions] == [
         (1, [], 0),
         (2, ["packages"], 1),
     ]
@@ -229,7 +229,7 @@ def test_a_store_without_versions_is_migrated_to_version_one(tmp_path):
     )
     with store.engine.begin() as conn:  # what an earlier version's store looked like
         conn.execute(sa.text("DELETE FROM shipment_versions"))
-        conn.execute(sa.text("UPDATE shipments SET version = NULL, amendments = NULL"))
+        conn.execute(sa.text("UPDATE shipments SET version = NULL, amendments_after_score = NULL"))
     store.close()
     again = Store(url)
     try:
