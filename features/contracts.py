@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -105,6 +106,78 @@ _PORT = r"^[A-Z0-9]{3,5}$"
 _PORTS = r"^([A-Z0-9]{3,5}(\|[A-Z0-9]{3,5})*)?$"
 _ID = r"^[^\x00-\x1f\x7f]{1,64}$"
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+IDENTIFIER_FIELDS: Final = (
+    "shipment_id",
+    "shipper_id",
+    "consignee_id",
+    "notify_party_id",
+    "forwarder_id",
+    "declarant_id",
+    "carrier_id",
+    "bill_of_lading",
+    "voyage",
+    "air_waybill",
+    "order_ref",
+    "recipient_customs_code",
+    "container_id",
+)
+"""Fields that name a shipment, a party or a transport document: normalised by
+:func:`normal_identifier` (control and format characters refused)."""
+NAME_FIELDS: Final = (
+    "shipper_name",
+    "consignee_name",
+    "consignee_address",
+    "goods_description",
+    "vessel",
+    "platform",
+)
+"""Free-text fields naming parties, places and goods: normalised by :func:`normal_text`."""
+
+_NOT_IN_IDS: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories an identifier may not hold: controls (NUL, NEL...), format characters
+(zero-width spaces and joiners, bidi embeddings and overrides, the BOM, the soft hyphen),
+lone surrogates and line/paragraph separators. Each makes a look-alike of another id."""
+
+
+def normal_text(value: str) -> str:
+    """Text as the house keeps and compares it: Unicode NFKC (full-width letters and digits,
+    ligatures and other compatibility forms become their plain form: "ＡＢＣ１" -> "ABC1"),
+    then the format characters removed (zero-width spaces and joiners, bidi controls, the BOM,
+    the soft hyphen), which show nothing yet make two equal-looking texts differ. The one
+    normalisation of ingest, the API and the features; case and spacing are left to each key
+    (:func:`features.manifest.norm_text`). ASCII text is returned as it is."""
+    if value.isascii():
+        return value
+    text = unicodedata.normalize("NFKC", value)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an identifier (None if it can): the first control, format or
+    separator character it holds, by code point and name."""
+    if value.isascii():
+        bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127), None)
+    else:
+        text = unicodedata.normalize("NFKC", value)
+        bad = next((ch for ch in text if unicodedata.category(ch) in _NOT_IN_IDS), None)
+    if bad is None:
+        return None
+    name = unicodedata.name(bad, "control character")
+    return (
+        f"holds U+{ord(bad):04X} ({name}): control and format characters are not allowed "
+        "in identifiers"
+    )
+
+
+def normal_identifier(value: str) -> str:
+    """An identifier as kept: :func:`normal_text` of it, or :class:`ContractError` saying
+    which invisible character it holds."""
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise ContractError(problem)
+    return normal_text(value)
 
 
 def stream_of(mode: Any) -> str | None:

@@ -46,6 +46,7 @@ from features.contracts import (
     attribute_column,
     attribute_columns,
     check_attributes,
+    normal_identifier,
     validate_outcomes,
     validate_shipments,
 )
@@ -691,7 +692,19 @@ class ScoringEngine:
 
     # -- reads -----------------------------------------------------------------------------
     def shipment_view(self, shipment_id: str) -> dict[str, Any]:
-        """The stored declaration, latest score (with reasons) and outcomes of a shipment."""
+        """The stored declaration, latest score (with reasons) and outcomes of a shipment.
+        ``shipment_id`` is normalised as when it was declared (a full-width form finds it); one
+        holding a control or format character is a 400."""
+        try:
+            shipment_id = normal_identifier(shipment_id)
+        except ContractError as exc:
+            raise RequestError(f"shipment_id: {exc}", ["path", "shipment_id"]) from None
+        if len(shipment_id) > 64:
+            raise NotFound(
+                f"shipment_id: no shipment {shipment_id[:64]!r}... in the store (ids have at "
+                "most 64 characters)",
+                ["path", "shipment_id"],
+            )
         shipment = self.store.shipment(shipment_id)
         if shipment is None:
             raise NotFound(

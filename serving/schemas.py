@@ -36,15 +36,20 @@ from pydantic import (
 from features.contracts import (
     ATTRIBUTE_NAME,
     DECLARED_SHIPMENT_COLUMNS,
+    IDENTIFIER_FIELDS,
     MAX_ATTRIBUTE_TEXT,
     MAX_ATTRIBUTES,
+    NAME_FIELDS,
     OUTCOME_COLUMNS,
     RECORDED_SHIPMENT_COLUMNS,
     SHIPMENT_COLUMNS,
     Outcomes,
     Shipments,
     column_kind,
+    normal_identifier,
+    normal_text,
 )
+from features.errors import ContractError
 
 
 def _exclusive_bounds(prop: dict[str, Any]) -> None:
@@ -150,6 +155,18 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
 
 
+def _identifier(value: Any) -> Any:
+    """Identifiers are normalised once, here as in ingest and the features
+    (:func:`features.contracts.normal_identifier`): "ＡＢＣ１" is "ABC1"; one holding a
+    control or format character (zero-width, bidi override, BOM, NEL) is refused, naming it."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return normal_identifier(value)
+    except ContractError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _not_bool(value: Any) -> Any:
     """A count or a measure is a number; JSON true/false is not (pydantic would take it
     as 1/0)."""
@@ -199,9 +216,19 @@ def _model_from_contract(
     schema = schema.remove_columns(list(exclude)) if exclude else schema
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
     fields.update(extra)
+    identifier_fields = [n for n in IDENTIFIER_FIELDS if n in schema.columns]
+    name_fields = [n for n in NAME_FIELDS if n in schema.columns]
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
     number_fields = [n for n, c in schema.columns.items() if _python_type(c) in (int, float)]
     validators = {}
+    if identifier_fields:
+        validators["_identifier"] = field_validator(*identifier_fields, mode="before")(
+            lambda cls, v: _identifier(v)
+        )
+    if name_fields:
+        validators["_name"] = field_validator(*name_fields, mode="before")(
+            lambda cls, v: normal_text(v) if isinstance(v, str) else v
+        )
     if number_fields:
         validators["_number"] = field_validator(*number_fields, mode="before")(
             lambda cls, v: _not_bool(v)

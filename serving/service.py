@@ -301,17 +301,17 @@ class CargoRisk:
             ctx.response.status_code = 409
         return ReloadResponse(**result)
 
-    @http.get("/shipments/{shipment_id}", response_model=ShipmentView)
-    def get_shipment(self, shipment_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
-        """The latest score, reasons and any inspection outcome of a shipment."""
-        from serving.engine import NotFound
-
+    @http.get("/shipments/{shipment_id:path}", response_model=ShipmentView)
+    def get_shipment(self, shipment_id: Annotated[str, Path(min_length=1, max_length=256)]) -> Any:
+        """The declaration in force, its versions, the latest score and reasons, and the
+        inspection reports of a shipment. Any accepted id is reachable, "/" included: quote
+        the id in the path (``a%2Fb``); it is normalised as when it was declared."""
         try:
             return self.engine.shipment_view(shipment_id)
-        except NotFound as exc:
+        except RequestError as exc:
             return JSONResponse(
                 {"error": str(exc), "detail": [{"loc": exc.loc, "msg": str(exc)}]},
-                status_code=404,
+                status_code=exc.status,
             )
 
     @http.get("/admin/status")

@@ -54,6 +54,7 @@ from features.contracts import (
     DatasetInfo,
     LabelMeaning,
     attribute_column,
+    normal_text,
 )
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
@@ -728,7 +729,7 @@ class WorklistApp:
         errors: list[dict] | None = None,
         status: int = 200,
     ) -> Response:
-        shipment_id = request.path_params["shipment_id"]
+        shipment_id = normal_text(request.path_params["shipment_id"])
         store = engine.store
         record = store.shipment(shipment_id)
         ctx = {"session": session, "caller": caller, "active": "worklist"}
@@ -889,7 +890,7 @@ class WorklistApp:
                 session=session,
                 caller=caller,
             )
-        shipment_id = request.path_params["shipment_id"]
+        shipment_id = normal_text(request.path_params["shipment_id"])
         fields = ("inspected_at", "result_at", "result", "drug", "quantity_kg", "method",
                   "selected_by")  # fmt: skip
         given = {f: str(form.get(f) or "").strip()[:64] for f in fields}
