@@ -29,9 +29,12 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from features.contracts import (
     ATTRIBUTE_NAME,
@@ -46,10 +49,9 @@ from features.contracts import (
     Outcomes,
     Shipments,
     column_kind,
-    normal_identifier,
+    identifier_problem,
     normal_text,
 )
-from features.errors import ContractError
 
 
 def _exclusive_bounds(prop: dict[str, Any]) -> None:
@@ -155,16 +157,42 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
 
 
-def _identifier(value: Any) -> Any:
-    """Identifiers are normalised once, here as in ingest and the features
-    (:func:`features.contracts.normal_identifier`): "ＡＢＣ１" is "ABC1"; one holding a
-    control or format character (zero-width, bidi override, BOM, NEL) is refused, naming it."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return normal_identifier(value)
-    except ContractError as exc:
-        raise ValueError(str(exc)) from None
+def _normaliser(identifiers: tuple[str, ...], names: tuple[str, ...]):
+    """A model's before-validator normalising its identifier and name fields once, as ingest
+    and the features do (:func:`features.contracts.normal_identifier` / ``normal_text``):
+    "ＡＢＣ１" is "ABC1"; an identifier holding a control or format character (zero-width,
+    bidi override, BOM, NEL) is refused, the error naming the field and the character. One
+    call per record, not per field: ASCII text (nearly all of it) is only looked at."""
+
+    def normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = None
+        errors = []
+        for fields, is_id in ((identifiers, True), (names, False)):
+            for name in fields:
+                value = data.get(name)
+                if value.__class__ is not str or value.isascii():
+                    continue
+                problem = identifier_problem(value) if is_id else None
+                if problem is not None:
+                    errors.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "identifier", "{problem}", {"problem": problem}
+                            ),
+                            loc=(name,),
+                            input=value,
+                        )
+                    )
+                    continue
+                out = dict(data) if out is None else out
+                out[name] = normal_text(value)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data if out is None else out
+
+    return normalise
 
 
 def _not_bool(value: Any) -> Any:
@@ -221,13 +249,9 @@ def _model_from_contract(
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
     number_fields = [n for n, c in schema.columns.items() if _python_type(c) in (int, float)]
     validators = {}
-    if identifier_fields:
-        validators["_identifier"] = field_validator(*identifier_fields, mode="before")(
-            lambda cls, v: _identifier(v)
-        )
-    if name_fields:
-        validators["_name"] = field_validator(*name_fields, mode="before")(
-            lambda cls, v: normal_text(v) if isinstance(v, str) else v
+    if identifier_fields or name_fields:
+        validators["_normal_text"] = model_validator(mode="before")(
+            _normaliser(tuple(identifier_fields), tuple(name_fields))
         )
     if number_fields:
         validators["_number"] = field_validator(*number_fields, mode="before")(
