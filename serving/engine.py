@@ -221,7 +221,7 @@ class ScoringEngine:
         # Applied by a background thread right after the answer goes out, and in any case
         # before the next request computes features (see :meth:`_apply_pending`).
         # Shipments carry their prepared keys (computed once for features and the addition).
-        self._pending: collections.deque[tuple[str, pd.DataFrame, dict | None]] = (
+        self._pending: collections.deque[tuple[str, pd.DataFrame, dict | list | None]] = (
             collections.deque()
         )
         self._pending_signal = threading.Event()
@@ -284,6 +284,7 @@ class ScoringEngine:
         step = time.perf_counter()
         log.info("start-up: reading the history from the store")
         ships = self.store.history_frame()
+        amended = self.store.amended_frame()
         outs = self.store.outcomes_frame()
         log.info(
             "start-up: read %d shipments and %d outcomes (%.1f s); building the feature state",
@@ -292,7 +293,7 @@ class ScoringEngine:
             time.perf_counter() - step,
         )
         step = time.perf_counter()
-        state = OnlineFeatureState.from_history(ships, outs)
+        state = OnlineFeatureState.from_history(ships, outs, amended=amended)
         with self._lock:
             self.state = state
             self.state_error = None
@@ -317,6 +318,8 @@ class ScoringEngine:
             kind, frame, prepared = self._pending[0]
             if kind == "shipments":
                 self.state.add_shipments(frame, prepared=prepared)
+            elif kind == "amendments":  # ``prepared`` holds their version numbers
+                self.state.amend_shipments(frame, prepared)
             else:
                 self.state.add_outcomes(frame)
             self._pending.popleft()
@@ -331,7 +334,7 @@ class ScoringEngine:
             except Exception:  # the next request retries; the store already has the data
                 log.exception("applying committed updates to the feature state failed")
 
-    def _defer(self, kind: str, frame: pd.DataFrame, prepared: dict | None = None) -> None:
+    def _defer(self, kind: str, frame: pd.DataFrame, prepared: dict | list | None = None) -> None:
         self._pending.append((kind, frame, prepared))
         self._pending_signal.set()
 
@@ -556,15 +559,21 @@ class ScoringEngine:
         )
         for item in results:
             item["shipment_version"] = versions[item["shipment_id"]].version
-        # The history counts each shipment as first declared: only first versions join the
-        # feature state (a rebuild reads the same, Store.history_frame), whatever the order in
-        # which concurrent requests reach this point.
-        first = [i for i, sid in enumerate(ids) if versions[sid].version == 1 and versions[sid].new]
+        # The history counts each shipment's declaration as first received (first versions
+        # join the feature state, as Store.history_frame gives them to a rebuild); an
+        # amendment moves the shipment's inspections to the declaration in force (versions
+        # are numbered, so concurrent requests may reach the state in any order).
+        made = [versions[sid] for sid in ids]
+        first = [i for i, v in enumerate(made) if v.new and v.version == 1]
+        amended = [i for i, v in enumerate(made) if v.new and v.version > 1]
         with self._lock:
             if len(first) == len(frame):
                 self._defer("shipments", frame, prepared)
             elif first:
                 self._defer("shipments", frame.iloc[first])
+            if amended:
+                numbers = [made[i].version for i in amended]
+                self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(

@@ -928,8 +928,20 @@ class Store:
     def history_frame(self) -> pd.DataFrame:
         """Every shipment as first declared (version 1), as a contract frame with its
         attributes, in the order received: what the history features count (an amendment
-        does not move a shipment in the history of others; see docs/serving.md)."""
+        moves a shipment's inspections, not its declaration, in the history of others; see
+        :meth:`amended_frame` and docs/serving.md)."""
         return self._shipments_frame(shipment_versions, shipment_versions.c.version == 1)
+
+    def amended_frame(self) -> tuple[pd.DataFrame, list[int]]:
+        """The declarations in force of amended shipments (version 2 and up) as a contract
+        frame, and their version numbers: what their inspections count against."""
+        cond = shipments.c.version > 1
+        frame = self._shipments_frame(shipments, cond)
+        with self.engine.connect() as conn:
+            versions = conn.execute(
+                sa.select(shipments.c.version).where(cond).order_by(shipments.c.seq)
+            ).scalars()
+            return frame, [int(v) for v in versions]
 
     def shipment_versions(self, shipment_id: str) -> list[dict[str, Any]]:
         """Every version of a declaration, oldest first: its fields, ``version``,

@@ -60,6 +60,19 @@ def _report(shipment_id: str, result: str, inspected: int, known: int, **kw) -> 
     return OutcomeIn(**record)
 
 
+def _parties(engine: ScoringEngine) -> pd.DataFrame:
+    """Features of a shipment of each consignee of the test, declared after everything."""
+    frame = engine.store.shipments_frame().tail(5)
+    names = ["CNS-A", "CNS-B", "CNS-C", "CNS-D", "CNS-E"]
+    probe = frame.assign(
+        shipment_id=[f"PARTY-{n}" for n in names],
+        consignee_id=names,
+        declared_at=frame["declared_at"].max() + pd.Timedelta(days=400),
+    )
+    engine.flush()
+    return engine.features(probe).set_index("shipment_id")
+
+
 def _every_feature(engine: ScoringEngine) -> pd.DataFrame:
     """Every stored shipment's features as of its own declaration, and as of a moment after
     everything (the same shipments declared again a year later under new ids): every count
@@ -127,7 +140,12 @@ def test_features_are_the_same_before_and_after_a_restart(home, world, tmp_path)
             [_report("R00030", "seized", 45, 52, drug="heroin", correction={"reason": "lab"})],
             caller=OFFICER,
         )
+        # seized first, amended to another consignee afterwards (twice)
+        engine.record_outcomes([_report("R00031", "seized", 42, 43)], caller=SYSTEM)
+        engine.score([_ship(31, 41, consignee_id="CNS-D")], caller=SYSTEM)
+        engine.score([_ship(31, 41, consignee_id="CNS-E", packages=3)], caller=SYSTEM)
         before = _every_feature(engine)
+        parties_before = _parties(engine)
         reports = engine.store.outcome_reports("R00021")
         assert [r["result"] for r in reports] == ["seized", "clean"]
         assert engine.store.shipment("R00020")["consignee_id"] == "CNS-B"
@@ -137,10 +155,24 @@ def test_features_are_the_same_before_and_after_a_restart(home, world, tmp_path)
     restarted = _engine(settings, model)
     try:
         after = _every_feature(restarted)
+        parties_after = _parties(restarted)
     finally:
         restarted.store.close()
     assert len(before) == 2 * (len(ships) + 16)
     pd.testing.assert_frame_equal(before, after)
+    pd.testing.assert_frame_equal(parties_before, parties_after)
+    # the finding's case: declared for CNS-A, amended to CNS-B, seized: the seizure is on
+    # CNS-B (in force), the declaration still counts for CNS-A; R00031 (seized, then amended
+    # via CNS-D to CNS-E) puts its seizure on CNS-E
+    seizures = parties_before["consignee_seizures"].to_dict()
+    assert seizures == {
+        "PARTY-CNS-A": 0.0,
+        "PARTY-CNS-B": 2.0,  # R00020, and R00030 (declared for CNS-B)
+        "PARTY-CNS-C": 0.0,
+        "PARTY-CNS-D": 0.0,
+        "PARTY-CNS-E": 1.0,
+    }
+    assert parties_before.loc["PARTY-CNS-A", "consignee_shipments_total"] == 2.0
     own = before.set_index("shipment_id")
     assert own.loc["R00020", "declaration_amendments"] == 1  # its own score: version in force
     assert own.loc["R00021", "declaration_amendments"] == 1
