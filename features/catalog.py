@@ -63,7 +63,8 @@ FAMILIES: Final = ("manifest", "rates", "history", "change", "network", "attribu
 * ``rates``: the declaration compared with earlier traffic of its places and commodities
   (smoothed seizure rates, recent seizures, rarity, usual value per kg, usual wording);
 * ``history``: each party's own earlier shipments, inspections and seizures;
-* ``change``: an established consignee declaring something new (hijacked identities);
+* ``change``: an established consignee declaring something new (hijacked identities), and a
+  declaration amended in substance after it was scored;
 * ``network``: consignees linked by shared phones, addresses and recipient codes;
 * ``attributes``: the customs service's own fields (``attr.<name>``), one feature each;
 * ``raw``: the mapped fields as given (``raw_<field>``), for the raw-columns challenger.
@@ -297,6 +298,12 @@ def _change() -> list[Feature]:
                 "Earlier shipments between this shipper and this consignee",
                 "{value:.0f} earlier shipment(s) between this shipper and consignee", "down",
                 "shipper or consignee not declared"),
+        Feature("declaration_amendments", c, "numeric",
+                "Times the declaration was amended in its parties, goods, route or weight "
+                "after it was first scored",
+                "declaration amended {value:.0f} time(s) in parties, goods, route or weight "
+                "after it was scored", "up",
+                "no amendment record"),
     ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -107,6 +108,78 @@ _ID = r"^[^\x00-\x1f\x7f]{1,64}$"
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
+IDENTIFIER_FIELDS: Final = (
+    "shipment_id",
+    "shipper_id",
+    "consignee_id",
+    "notify_party_id",
+    "forwarder_id",
+    "declarant_id",
+    "carrier_id",
+    "bill_of_lading",
+    "voyage",
+    "air_waybill",
+    "order_ref",
+    "recipient_customs_code",
+    "container_id",
+)
+"""Fields that name a shipment, a party or a transport document: normalised by
+:func:`normal_identifier` (control and format characters refused)."""
+NAME_FIELDS: Final = (
+    "shipper_name",
+    "consignee_name",
+    "consignee_address",
+    "goods_description",
+    "vessel",
+    "platform",
+)
+"""Free-text fields naming parties, places and goods: normalised by :func:`normal_text`."""
+
+_NOT_IN_IDS: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories an identifier may not hold: controls (NUL, NEL...), format characters
+(zero-width spaces and joiners, bidi embeddings and overrides, the BOM, the soft hyphen),
+lone surrogates and line/paragraph separators. Each makes a look-alike of another id."""
+
+
+def normal_text(value: str) -> str:
+    """Text as the house keeps and compares it: Unicode NFKC (full-width letters and digits,
+    ligatures and other compatibility forms become their plain form: "ＡＢＣ１" -> "ABC1"),
+    then the format characters removed (zero-width spaces and joiners, bidi controls, the BOM,
+    the soft hyphen), which show nothing yet make two equal-looking texts differ. The one
+    normalisation of ingest, the API and the features; case and spacing are left to each key
+    (:func:`features.manifest.norm_text`). ASCII text is returned as it is."""
+    if value.isascii():
+        return value
+    text = unicodedata.normalize("NFKC", value)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an identifier (None if it can): the first control, format or
+    separator character it holds, by code point and name."""
+    if value.isascii():
+        bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127), None)
+    else:
+        text = unicodedata.normalize("NFKC", value)
+        bad = next((ch for ch in text if unicodedata.category(ch) in _NOT_IN_IDS), None)
+    if bad is None:
+        return None
+    name = unicodedata.name(bad, "control character")
+    return (
+        f"holds U+{ord(bad):04X} ({name}): control and format characters are not allowed "
+        "in identifiers"
+    )
+
+
+def normal_identifier(value: str) -> str:
+    """An identifier as kept: :func:`normal_text` of it, or :class:`ContractError` saying
+    which invisible character it holds."""
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise ContractError(problem)
+    return normal_text(value)
+
+
 def stream_of(mode: Any) -> str | None:
     """The stream of a transport mode (None when the mode is not one of :data:`MODES`)."""
     return STREAM_OF_MODE.get(mode) if isinstance(mode, str) else None
@@ -129,6 +202,7 @@ MAX_WEIGHT_KG: Final = 1e9
 MAX_VALUE: Final = 1e13
 """Declared values in any currency (10^13 KRW is about 7 billion USD)."""
 MAX_PACKAGES: Final = 10_000_000
+MAX_AMENDMENTS: Final = 10_000
 BULK_KG: Final = 1_000_000.0
 """Declared weights above 1,000 t are bulk cargo: real, but flagged as such by features."""
 
@@ -195,6 +269,12 @@ class Shipments(pa.DataFrameModel):
     order_ref: Series[str] = _ident()
     recipient_customs_code: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{6,20}$")
 
+    amendments_after_score: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0, le=MAX_AMENDMENTS)
+    """How many times this declaration had been amended in its parties, goods, route or
+    weight (:data:`AMENDMENT_FIELDS`) after it was first scored, when this version of it was
+    received: kept by the scoring service's store; blank when the source does not say (not
+    sent by API callers: the service counts it)."""
+
     class Config:
         strict = True
         coerce = True
@@ -241,6 +321,65 @@ class Outcomes(pa.DataFrameModel):
 
 
 SHIPMENT_COLUMNS: Final = tuple(Shipments.to_schema().columns)
+RECORDED_SHIPMENT_COLUMNS: Final = ("amendments_after_score",)
+"""Contract columns a system of record keeps about a declaration, not declared by the trader:
+API bodies do not carry them (the scoring service counts them)."""
+DECLARED_SHIPMENT_COLUMNS: Final = tuple(
+    c for c in SHIPMENT_COLUMNS if c not in RECORDED_SHIPMENT_COLUMNS
+)
+"""What a declaration states: every contract column a trader or an API caller declares."""
+
+AMENDMENT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "parties": (
+        "shipper_id",
+        "shipper_name",
+        "consignee_id",
+        "consignee_name",
+        "consignee_address",
+        "consignee_phone",
+        "notify_party_id",
+        "forwarder_id",
+        "declarant_id",
+        "recipient_customs_code",
+    ),
+    "goods": ("hs_code", "goods_description", "packages"),
+    "route": (
+        "origin_country",
+        "departure_country",
+        "loading_port",
+        "transshipment_ports",
+        "discharge_port",
+    ),
+    "weight": ("gross_weight_kg",),
+}
+"""Fields whose change after a first score counts as an amendment of substance (a risk
+signal: a declaration re-written once a score was seen), by what they describe."""
+
+
+def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The declared fields (and ``attributes``) whose value differs between two versions of
+    one declaration, in contract order. Blank values (None, NaN, NA) are equal to each other;
+    text is compared as given."""
+
+    def blank(value: Any) -> bool:
+        return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+    out = []
+    for name in (*DECLARED_SHIPMENT_COLUMNS, "attributes"):
+        a, b = old.get(name), new.get(name)
+        if blank(a) and blank(b):
+            continue
+        if blank(a) or blank(b) or a != b:
+            out.append(name)
+    return out
+
+
+def substantive(changed: list[str]) -> list[str]:
+    """Which of :data:`AMENDMENT_FIELDS`' groups (parties, goods, route, weight) the changed
+    fields touch."""
+    return [group for group, names in AMENDMENT_FIELDS.items() if set(names) & set(changed)]
+
+
 OUTCOME_COLUMNS: Final = tuple(Outcomes.to_schema().columns)
 REQUIRED_SHIPMENT_COLUMNS: Final = tuple(
     name for name, col in Shipments.to_schema().columns.items() if not col.nullable

@@ -421,7 +421,8 @@ def _new_flag(pair_count: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 def change_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:
     """Signs of a hijacked identity: an established consignee with a new phone, address or
-    forwarder, and first shipments between a shipper and a consignee."""
+    forwarder, and first shipments between a shipper and a consignee; and a declaration
+    amended in substance after it was scored."""
     out: dict[str, np.ndarray] = {}
     out["consignee_phone_new"] = _new_flag(raw["n:consignee_phone"], raw["n:consignee_if_phone"])
     out["consignee_address_new"] = _new_flag(
@@ -438,6 +439,9 @@ def change_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
     pair = raw["n:shipper_consignee"]  # NaN when either party is not declared
     out["shipper_consignee_new_pair"] = np.where(np.isnan(pair), np.nan, pair == 0)
     out["shipper_consignee_shipments"] = pair
+    # the declaration's own record: re-written in its parties, goods, route or weight after
+    # it was scored (counted by the store as each version arrives; NaN when unknown)
+    out["declaration_amendments"] = p["amendments_after_score"]
     return out
 
 

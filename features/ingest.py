@@ -34,7 +34,7 @@ import ast
 import copy
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
@@ -46,7 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validato
 
 from features.contracts import (
     ATTRIBUTE_NAME,
+    IDENTIFIER_FIELDS,
     MAX_ATTRIBUTES,
+    NAME_FIELDS,
     OUTCOME_COLUMNS,
     OUTCOME_KINDS,
     REQUIRED_OUTCOME_COLUMNS,
@@ -61,6 +63,8 @@ from features.contracts import (
     attribute_column,
     attribute_frame,
     check_attribute_value,
+    identifier_problem,
+    normal_text,
 )
 from features.errors import ContractError
 
@@ -877,11 +881,48 @@ def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Data
                 fatal=False,
             )
             columns["declared_value_usd"] = value * rate
+    for name in IDENTIFIER_FIELDS:
+        if name in columns:
+            columns[name] = _identifiers(name, columns[name], issues)
+    for name in NAME_FIELDS:
+        if name in columns:
+            columns[name] = _normal(columns[name], normal_text)
     frame = pd.DataFrame(columns, index=pd.RangeIndex(cells.n))
     for name in SHIPMENT_COLUMNS:
         if name not in frame.columns:
             frame[name] = _empty(kinds[name], cells.n)
     return frame[list(SHIPMENT_COLUMNS)]
+
+
+def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
+    """Text values through ``normalise`` (once per distinct non-ASCII value; ASCII text is
+    left as it is, so a plain export costs one vectorised check)."""
+    text = values.dropna()
+    if text.empty:
+        return values
+    wide = text[~text.astype("str").str.isascii()]
+    if wide.empty:
+        return values
+    mapped = {v: normalise(v) for v in wide.unique()}
+    return values.mask(values.isin(list(mapped)), values.map(mapped))
+
+
+def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
+    """Identifiers normalised as the API and the features normalise them
+    (:func:`features.contracts.normal_identifier`); one holding a control or format character
+    (zero-width, bidi override, BOM, NEL) rejects its row, the reason naming the character."""
+    text = values.dropna()
+    if text.empty:
+        return values
+    wide = text[~text.astype("str").str.isascii()].unique()
+    problems = {v: identifier_problem(v) for v in wide}
+    refused = [v for v, p in problems.items() if p is not None]
+    for value in refused:
+        issues.add(
+            (values == value).fillna(False).to_numpy(), name, problems[value], values, fatal=True
+        )
+    values = values.mask(values.isin(refused))
+    return _normal(values, normal_text)
 
 
 def _attribute_values(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.DataFrame:

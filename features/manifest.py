@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from features.contracts import BULK_KG, PORT_SEPARATOR, STREAM_OF_MODE
+from features.contracts import BULK_KG, PORT_SEPARATOR, STREAM_OF_MODE, normal_text
 from features.errors import ContractError
 
 NS_PER_DAY: Final = 86_400 * 10**9
@@ -118,10 +118,13 @@ def is_missing(value: Any) -> bool:
 
 
 def norm_text(value: Any) -> str | None:
-    """An identifier or name as a key: case-folded, whitespace collapsed; empty -> missing."""
+    """An identifier or name as a key: the house's text normalisation
+    (:func:`features.contracts.normal_text`: NFKC, no zero-width or bidi characters), then
+    case-folded, whitespace collapsed; empty -> missing: "ＣＮＳ１" and "CNS\u200b1" are the
+    party "CNS1"."""
     if not isinstance(value, str) and is_missing(value):
         return None
-    text = " ".join(str(value).split()).casefold()
+    text = " ".join(normal_text(str(value)).split()).casefold()
     return text or None
 
 
@@ -129,7 +132,7 @@ def norm_phone(value: Any) -> str | None:
     """A phone number as a key: its digits only (spaces, dashes, brackets and '+' dropped)."""
     if not isinstance(value, str) and is_missing(value):
         return None
-    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    digits = "".join(ch for ch in normal_text(str(value)) if ch.isdigit())
     return digits or None
 
 
@@ -137,7 +140,7 @@ def norm_address(value: Any) -> str | None:
     """An address as a key: case-folded, punctuation dropped, whitespace collapsed."""
     if not isinstance(value, str) and is_missing(value):
         return None
-    text = _NON_ALNUM.sub(" ", str(value).casefold()).strip()
+    text = _NON_ALNUM.sub(" ", normal_text(str(value)).casefold()).strip()
     return " ".join(text.split()) or None
 
 
@@ -145,7 +148,8 @@ def description_tokens(value: Any) -> tuple[str, ...]:
     """The first meaningful words of a goods description (lower case, letters only)."""
     if not isinstance(value, str) and is_missing(value):
         return ()
-    words = [w for w in _TOKEN.findall(str(value).casefold()) if len(w) >= 3 and w not in _STOP]
+    text = normal_text(str(value)).casefold()
+    words = [w for w in _TOKEN.findall(text) if len(w) >= 3 and w not in _STOP]
     return tuple(dict.fromkeys(words[:MAX_TOKENS]))
 
 
@@ -365,7 +369,13 @@ def prepare(
     )
     for col in ("booked_at", "departed_at", "arrival_at"):
         p[col] = _times_ns(_values(s, col))
-    for col in ("declared_value", "declared_value_usd", "gross_weight_kg", "packages"):
+    for col in (
+        "declared_value",
+        "declared_value_usd",
+        "gross_weight_kg",
+        "packages",
+        "amendments_after_score",
+    ):
         p[col] = _numbers(_values(s, col))
     for key, col in (
         ("shipper", "shipper_id"),

@@ -93,6 +93,14 @@ class LinkGraph:
         self.own[consignee] += 1
         self.seizures[self.find(consignee)] += 1
 
+    def remove_seizure(self, consignee: int) -> None:
+        """A seizure counted by :meth:`add_seizure` was corrected away (the inspection's
+        report in force is now another one)."""
+        if consignee < 0:
+            return
+        self.own[consignee] -= 1
+        self.seizures[self.find(consignee)] -= 1
+
     def component(self, consignee: int, identifiers: tuple[int, ...], known: bool):
         """(consignees, seizures among the others) of the network this shipment connects to,
         without adding it: the union of the components of its consignee and identifiers. A

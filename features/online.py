@@ -16,9 +16,12 @@ keeps full timelines); only the two whole-network features (``network_size``,
 components cannot be taken back to an earlier time.
 
 Adding is idempotent: a shipment is counted once per ``shipment_id`` (re-scoring never counts
-it twice; the first version added wins) and an inspection once per ``(shipment_id,
-inspected_at)``. An outcome whose shipment is not in the state yet is kept and applied when the
-shipment is added.
+it twice; the first version added wins; an amendment, :meth:`OnlineFeatureState.amend_shipments`,
+moves only where its inspections count) and an inspection once per ``(shipment_id,
+inspected_at)``: a later, different report of the same inspection (a correction) replaces the
+earlier one's effect, so the report in force counts, as when the state is rebuilt from the
+reports in force. An outcome whose shipment is not in the state yet is kept and applied when
+the shipment is added.
 """
 
 from __future__ import annotations
@@ -115,9 +118,11 @@ _RAW_NAMES = (
 
 
 class _Shipment:
-    """What the state remembers of one added shipment, to attribute its outcomes later."""
+    """What the state remembers of one added shipment, to attribute its outcomes later:
+    ``t`` its place in the history (as first declared), and the keys, ports and consignee of
+    the declaration in force (``version``; amendments replace them)."""
 
-    __slots__ = ("consignee", "keys", "node", "ports", "t")
+    __slots__ = ("consignee", "keys", "node", "ports", "t", "version")
 
     def __init__(self, t: int, keys: tuple, ports: tuple, node: int, consignee: str | None):
         self.t = t
@@ -125,6 +130,7 @@ class _Shipment:
         self.ports = ports
         self.node = node
         self.consignee = consignee
+        self.version = 1
 
 
 class OnlineFeatureState:
@@ -152,8 +158,11 @@ class OnlineFeatureState:
         self._links: dict[tuple[str, str], list] = {}
         self._display: dict[str, str] = {}
         self._shipments: dict[str, _Shipment] = {}
-        self._outcomes: set[tuple[str, int]] = set()
-        self._pending: dict[str, list[tuple[int, bool]]] = {}
+        # report in force of each inspection: shipment id -> inspected at -> (result at,
+        # seized); counted once the shipment is added
+        self._outcomes: dict[str, dict[int, tuple[int, bool]]] = {}
+        # declarations in force of amended shipments not added yet: shipment id -> amendment
+        self._later: dict[str, tuple] = {}
         self._now = None
 
     # -- building --------------------------------------------------------------------------
@@ -164,15 +173,20 @@ class OnlineFeatureState:
         outcomes: pd.DataFrame,
         *,
         attributes: Mapping[str, AttributeSpec] | None = None,
+        amended: tuple[pd.DataFrame, list[int]] | None = None,
     ) -> OnlineFeatureState:
-        """A state holding ``shipments`` and their known ``outcomes`` (contract frames), giving
-        features with the ``attributes`` of this schema.
+        """A state holding ``shipments`` (as first declared) and their known ``outcomes``
+        (contract frames), giving features with the ``attributes`` of this schema.
+        ``amended``: the declarations in force of amended shipments and their version numbers
+        (see :meth:`amend_shipments`).
 
         Built in bulk (timelines grouped with numpy, one Python step per key rather than per
         shipment and key); the result is the same as adding the shipments one by one."""
         state = cls(attributes=attributes)
         if len(shipments):
             state._bulk_add(shipments)
+        if amended is not None:
+            state.amend_shipments(*amended)
         state.add_outcomes(outcomes)
         return state
 
@@ -417,7 +431,10 @@ class OnlineFeatureState:
             record = _Shipment(when, tuple(k[i] for k in outcome_keys), ports[i], node, consignee)
             sid = ids[i]
             known[sid] = record
-            for result_at, seized in self._pending.pop(sid, ()):
+            held = self._later.pop(sid, None)
+            if held is not None:  # amended before its first version reached the state
+                self._amend(sid, record, held, counted=False)
+            for result_at, seized in self._outcomes.get(sid, {}).values():
                 self._apply_outcome(record, result_at, seized)
         latest = max(times)
         if self._now is None or latest > self._now:
@@ -435,7 +452,9 @@ class OnlineFeatureState:
         return node
 
     def add_outcomes(self, outcomes: pd.DataFrame) -> None:
-        """Remember inspection results (once per ``(shipment_id, inspected_at)``)."""
+        """Remember inspection reports, one in force per ``(shipment_id, inspected_at)``: an
+        identical report again changes nothing; a different one (a correction) takes the
+        place of the earlier one."""
         if outcomes is None or len(outcomes) == 0:
             return
         missing = [
@@ -448,29 +467,96 @@ class OnlineFeatureState:
         result_at = _ns_list(outcomes["result_at"], "result_at")
         seized = [str(r).casefold() == "seized" for r in outcomes["result"].tolist()]
         for sid, at, known, hit in zip(ids, inspected, result_at, seized, strict=True):
-            if (sid, at) in self._outcomes:
+            report = (known, hit)
+            reports = self._outcomes.get(sid)
+            if reports is None:
+                reports = self._outcomes[sid] = {}
+            old = reports.get(at)
+            if old == report:
                 continue
-            self._outcomes.add((sid, at))
+            reports[at] = report
+            record = self._shipments.get(sid)
+            if record is None:  # counted when the shipment is added
+                continue
+            if old is not None:
+                self._apply_outcome(record, *old, undo=True)
+            self._apply_outcome(record, known, hit)
+
+    def amend_shipments(self, shipments: pd.DataFrame, versions: list[int]) -> None:
+        """Take the declarations now in force of amended shipments (contract rows; their
+        ``versions``, 2 and up): a shipment's inspections count against the parties, places
+        and goods in force, so a seizure moves from the consignee first declared to the one
+        the shipment was amended to. Its place in the history of other shipments stays as
+        first declared (its time, and its declaration in the counts, first-seen times,
+        distinct values and links: those cannot be taken back). An older version than the one
+        held changes nothing, so amendments may arrive in any order."""
+        if len(shipments) == 0:
+            return
+        p = prepare(shipments, tuple_keys=True)
+        ids = [str(v) for v in shipments["shipment_id"].tolist()]
+        keys = [p[d].tolist() for d in _OUTCOME_DIMS]
+        consignees = p["consignee"].tolist()
+        ports = p["ports"].tolist()
+        for i, sid in enumerate(ids):
+            amendment = (
+                int(versions[i]),
+                tuple(k[i] for k in keys),
+                ports[i],
+                consignees[i],
+            )
             record = self._shipments.get(sid)
             if record is None:
-                self._pending.setdefault(sid, []).append((known, hit))
-            else:
-                self._apply_outcome(record, known, hit)
+                held = self._later.get(sid)
+                if held is None or held[0] < amendment[0]:
+                    self._later[sid] = amendment
+                continue
+            self._amend(sid, record, amendment, counted=True)
 
-    def _apply_outcome(self, record: _Shipment, result_at: int, seized: bool) -> None:
+    def _amend(self, sid: str, record: _Shipment, amendment: tuple, *, counted: bool) -> None:
+        """Put an amendment in force on a shipment's record, moving the reports already
+        counted on it (``counted``) from the old keys to the new ones."""
+        version, keys, ports, consignee = amendment
+        if version <= record.version:
+            return
+        reports = list(self._outcomes.get(sid, {}).values()) if counted else []
+        for result_at, seized in reports:
+            self._apply_outcome(record, result_at, seized, undo=True)
+        record.version = version
+        record.keys = keys
+        record.ports = ports
+        record.consignee = consignee
+        record.node = self._node("consignee", consignee)
+        for result_at, seized in reports:
+            self._apply_outcome(record, result_at, seized)
+
+    def _apply_outcome(
+        self, record: _Shipment, result_at: int, seized: bool, *, undo: bool = False
+    ) -> None:
+        """Count one report on the shipment's keys (``undo``: take back a report counted
+        before, which a correction replaces)."""
         known = max(result_at, record.t)
+
+        def count(table: dict, key) -> None:
+            if undo:
+                table[key].remove(known)
+            else:
+                _timeline(table, key).add(known)
+
         for dim, key in zip(_OUTCOME_DIMS, record.keys, strict=True):
             if key is None:
                 continue
-            _timeline(self._insp[dim], key).add(known)
+            count(self._insp[dim], key)
             if seized:
-                _timeline(self._seiz[dim], key).add(known)
+                count(self._seiz[dim], key)
         for port in record.ports:
-            _timeline(self._port_insp, port).add(known)
+            count(self._port_insp, port)
             if seized:
-                _timeline(self._port_seiz, port).add(known)
+                count(self._port_seiz, port)
         if seized:
-            self._graph.add_seizure(record.node)
+            if undo:
+                self._graph.remove_seizure(record.node)
+            else:
+                self._graph.add_seizure(record.node)
 
     # -- features --------------------------------------------------------------------------
     def features(

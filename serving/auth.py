@@ -37,6 +37,7 @@ from serving.store import Caller, Store, hash_key
 PERMISSIONS: dict[str, frozenset[str]] = {
     "score": frozenset({"system", "officer"}),
     "record_outcomes": frozenset({"system", "officer"}),
+    "correct_outcomes": frozenset({"officer"}),
     "read_shipments": frozenset({"officer"}),
     "operate": frozenset({"admin"}),
     "read_metrics": frozenset({"monitor", "admin"}),
@@ -44,6 +45,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sign_in_to_worklist": frozenset({"officer", "admin"}),
 }
 """The one authority table: action -> roles that may perform it, on every surface.
+``correct_outcomes`` (replacing the report in force of an inspection by a different one, with
+a reason) is asked by ``POST /outcomes`` and the outcome form on top of ``record_outcomes``:
+a person answers for a correction, so a system key may not make one, and an admin, who
+records no outcomes, corrects none either.
 ``view_model`` (the worklist's model page) and ``sign_in_to_worklist`` exist only in the UI;
 ``sign_in_to_worklist`` keeps machine roles (system, monitor) out of the people's pages."""
 

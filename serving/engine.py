@@ -41,22 +41,32 @@ import pandas as pd
 
 from features.contracts import (
     ATTRIBUTE_PREFIX,
-    SHIPMENT_COLUMNS,
     AttributeSpec,
     LabelMeaning,
     attribute_column,
     attribute_columns,
     check_attributes,
+    normal_identifier,
     validate_outcomes,
     validate_shipments,
 )
 from features.errors import CargoriskError, ContractError
 from serving import schemas
+from serving.auth import may
 from serving.explain import TOP_REASONS, reasons_from_contributions
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
-from serving.store import Caller, Store
+from serving.store import Caller, RecordedReports, ReportConflict, Store
 
 log = logging.getLogger("cargorisk.serving")
+
+_VERSION_FIELDS = (
+    "version",
+    "received_at",
+    "caller",
+    "request_id",
+    "changed",
+    "amendments_after_score",
+)
 
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 """How far ahead of this machine's clock another system's clock may run: an inspection or a
@@ -74,6 +84,16 @@ class RequestError(CargoriskError):
 
 class NotReady(CargoriskError):
     """The service has no model or no feature state yet."""
+
+
+class Conflict(RequestError):
+    """409: reports differing from the report in force of their inspection, sent without
+    ``correction``; ``existing`` holds those reports in force (with revision and author)."""
+
+    def __init__(self, exc: ReportConflict):
+        loc: list[str | int] = ["outcomes", exc.conflicts[0][0]] if exc.conflicts else []
+        super().__init__(str(exc), loc, status=409)
+        self.existing = [dict(old) for _, old, _ in exc.conflicts]
 
 
 class NotFound(RequestError):
@@ -201,7 +221,7 @@ class ScoringEngine:
         # Applied by a background thread right after the answer goes out, and in any case
         # before the next request computes features (see :meth:`_apply_pending`).
         # Shipments carry their prepared keys (computed once for features and the addition).
-        self._pending: collections.deque[tuple[str, pd.DataFrame, dict | None]] = (
+        self._pending: collections.deque[tuple[str, pd.DataFrame, dict | list | None]] = (
             collections.deque()
         )
         self._pending_signal = threading.Event()
@@ -263,7 +283,8 @@ class ScoringEngine:
             )
         step = time.perf_counter()
         log.info("start-up: reading the history from the store")
-        ships = self.store.shipments_frame()
+        ships = self.store.history_frame()
+        amended = self.store.amended_frame()
         outs = self.store.outcomes_frame()
         log.info(
             "start-up: read %d shipments and %d outcomes (%.1f s); building the feature state",
@@ -272,7 +293,7 @@ class ScoringEngine:
             time.perf_counter() - step,
         )
         step = time.perf_counter()
-        state = OnlineFeatureState.from_history(ships, outs)
+        state = OnlineFeatureState.from_history(ships, outs, amended=amended)
         with self._lock:
             self.state = state
             self.state_error = None
@@ -297,6 +318,8 @@ class ScoringEngine:
             kind, frame, prepared = self._pending[0]
             if kind == "shipments":
                 self.state.add_shipments(frame, prepared=prepared)
+            elif kind == "amendments":  # ``prepared`` holds their version numbers
+                self.state.amend_shipments(frame, prepared)
             else:
                 self.state.add_outcomes(frame)
             self._pending.popleft()
@@ -311,7 +334,7 @@ class ScoringEngine:
             except Exception:  # the next request retries; the store already has the data
                 log.exception("applying committed updates to the feature state failed")
 
-    def _defer(self, kind: str, frame: pd.DataFrame, prepared: dict | None = None) -> None:
+    def _defer(self, kind: str, frame: pd.DataFrame, prepared: dict | list | None = None) -> None:
         self._pending.append((kind, frame, prepared))
         self._pending_signal.set()
 
@@ -438,7 +461,7 @@ class ScoringEngine:
         # one list per contract column: for the frame and for the store (no per-row dicts)
         records = [s.model_dump() for s in shipments]
         given = [r.pop("attributes", None) for r in records]
-        columns = schemas.record_columns(records, SHIPMENT_COLUMNS)
+        columns = schemas.declared_columns(records)
         frame = schemas.records_frame(columns)
         self._check_frame(frame)
         model = self._require_ready()
@@ -446,10 +469,16 @@ class ScoringEngine:
         scorer = model.scorer
         schema = self._attribute_schema(model)
         attributes = shipment_attributes(given, schema, batch=len(shipments) > 1)
+        columns["attributes"] = attributes.stored
+        # a shipment id declared before: an amendment (or a re-send); its amendment count is
+        # one of its features
+        plan = self.store.plan_versions(columns)
+        amended = [p.amendments for p in plan]
+        columns["amendments_after_score"] = amended
+        frame["amendments_after_score"] = pd.array(amended, dtype="Int64")
         if schema:
             for name, values in attributes.columns.items():
                 frame[name] = values
-        columns["attributes"] = attributes.stored
         threads = 1 if len(frame) <= 16 else 0
         from features.online import OnlineFeatureState
 
@@ -520,7 +549,7 @@ class ScoringEngine:
                     "base_value": None if item is None else item["base_value"],
                 }
             )
-        self.store.record_scoring(
+        versions = self.store.record_scoring(
             columns,
             results,
             request_id=request_id,
@@ -528,8 +557,23 @@ class ScoringEngine:
             model_name=model.name,
             model_version=model.version,
         )
+        for item in results:
+            item["shipment_version"] = versions[item["shipment_id"]].version
+        # The history counts each shipment's declaration as first received (first versions
+        # join the feature state, as Store.history_frame gives them to a rebuild); an
+        # amendment moves the shipment's inspections to the declaration in force (versions
+        # are numbered, so concurrent requests may reach the state in any order).
+        made = [versions[sid] for sid in ids]
+        first = [i for i, v in enumerate(made) if v.new and v.version == 1]
+        amended = [i for i, v in enumerate(made) if v.new and v.version > 1]
         with self._lock:
-            self._defer("shipments", frame, prepared)
+            if len(first) == len(frame):
+                self._defer("shipments", frame, prepared)
+            elif first:
+                self._defer("shipments", frame.iloc[first])
+            if amended:
+                numbers = [made[i].version for i in amended]
+                self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
@@ -554,7 +598,20 @@ class ScoringEngine:
     def record_outcomes(
         self, outcomes: list, *, caller: Caller, request_id: str | None = None
     ) -> tuple[str, int]:
-        """Store inspection results and apply them to the online history at once."""
+        """Store inspection reports and apply them to the online history; returns the
+        request id and how many were accepted (see :meth:`record_reports`)."""
+        request_id, _ = self.record_reports(outcomes, caller=caller, request_id=request_id)
+        return request_id, len(outcomes)
+
+    def record_reports(
+        self, outcomes: list, *, caller: Caller, request_id: str | None = None
+    ) -> tuple[str, RecordedReports]:
+        """Store inspection reports (validated ``schemas.OutcomeIn``) and apply the new ones
+        to the online history. A report that differs from the one in force for the same
+        inspection is a correction: refused (:class:`Conflict`, 409, naming the report in
+        force) unless it carries ``correction`` with a reason and the caller may correct
+        (``correct_outcomes`` in :data:`serving.auth.PERMISSIONS`; else 403). An identical
+        re-send stores nothing. Nothing of a refused request is stored."""
         request_id = request_id or uuid.uuid4().hex
         if not outcomes:
             raise RequestError("outcomes: at least one outcome is required", ["outcomes"])
@@ -577,12 +634,34 @@ class ScoringEngine:
         if self.state is None:
             raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
         self._check_outcome_times(frame)
-        self.store.record_outcomes(frame, request_id=request_id, caller=caller)
-        with self._lock:
-            self._defer("outcomes", frame)
-        for result in frame["result"]:
-            self.metrics.outcomes.labels(result=str(result)).inc()
-        return request_id, len(frame)
+        reasons = schemas.correction_reasons(outcomes)
+        allowed = may(caller.role, "correct_outcomes")
+        try:
+            recorded = self.store.record_outcomes(
+                frame,
+                request_id=request_id,
+                caller=caller,
+                corrections=reasons,
+                may_correct=allowed,
+            )
+        except ReportConflict as exc:
+            asked = [c for c in exc.conflicts if c[2]]
+            if asked and not allowed:
+                i = asked[0][0]
+                raise RequestError(
+                    f"outcomes[{i}].correction: the role {caller.role!r} may not correct an "
+                    "inspection report (officers may)",
+                    ["outcomes", i, "correction"],
+                    status=403,
+                ) from None
+            raise Conflict(exc) from None
+        if recorded.stored:
+            stored = frame.iloc[recorded.stored].reset_index(drop=True)
+            with self._lock:
+                self._defer("outcomes", stored)
+            for result in stored["result"]:
+                self.metrics.outcomes.labels(result=str(result)).inc()
+        return request_id, recorded
 
     def _check_outcome_times(self, frame: pd.DataFrame) -> None:
         """Every outcome is about a stored shipment (else 404, as the worklist answers), was
@@ -622,7 +701,19 @@ class ScoringEngine:
 
     # -- reads -----------------------------------------------------------------------------
     def shipment_view(self, shipment_id: str) -> dict[str, Any]:
-        """The stored declaration, latest score (with reasons) and outcomes of a shipment."""
+        """The stored declaration, latest score (with reasons) and outcomes of a shipment.
+        ``shipment_id`` is normalised as when it was declared (a full-width form finds it); one
+        holding a control or format character is a 400."""
+        try:
+            shipment_id = normal_identifier(shipment_id)
+        except ContractError as exc:
+            raise RequestError(f"shipment_id: {exc}", ["path", "shipment_id"]) from None
+        if len(shipment_id) > 64:
+            raise NotFound(
+                f"shipment_id: no shipment {shipment_id[:64]!r}... in the store (ids have at "
+                "most 64 characters)",
+                ["path", "shipment_id"],
+            )
         shipment = self.store.shipment(shipment_id)
         if shipment is None:
             raise NotFound(
@@ -644,9 +735,15 @@ class ScoringEngine:
                     "percentile",
                     "band",
                     "reasons",
+                    "shipment_version",
                 )
             },
             "outcomes": self.store.outcomes_for(shipment_id),
+            "reports": self.store.outcome_reports(shipment_id),
+            "versions": [
+                {k: v[k] for k in _VERSION_FIELDS}
+                for v in self.store.shipment_versions(shipment_id)
+            ],
         }
 
     # -- reload ----------------------------------------------------------------------------

@@ -29,19 +29,28 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from features.contracts import (
     ATTRIBUTE_NAME,
+    DECLARED_SHIPMENT_COLUMNS,
+    IDENTIFIER_FIELDS,
     MAX_ATTRIBUTE_TEXT,
     MAX_ATTRIBUTES,
+    NAME_FIELDS,
     OUTCOME_COLUMNS,
+    RECORDED_SHIPMENT_COLUMNS,
     SHIPMENT_COLUMNS,
     Outcomes,
     Shipments,
     column_kind,
+    identifier_problem,
+    normal_text,
 )
 
 
@@ -148,6 +157,44 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("timestamps must be ISO 8601 text, e.g. 2026-03-01T08:00:00Z")
 
 
+def _normaliser(identifiers: tuple[str, ...], names: tuple[str, ...]):
+    """A model's before-validator normalising its identifier and name fields once, as ingest
+    and the features do (:func:`features.contracts.normal_identifier` / ``normal_text``):
+    "ＡＢＣ１" is "ABC1"; an identifier holding a control or format character (zero-width,
+    bidi override, BOM, NEL) is refused, the error naming the field and the character. One
+    call per record, not per field: ASCII text (nearly all of it) is only looked at."""
+
+    def normalise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = None
+        errors = []
+        for fields, is_id in ((identifiers, True), (names, False)):
+            for name in fields:
+                value = data.get(name)
+                if value.__class__ is not str or value.isascii():
+                    continue
+                problem = identifier_problem(value) if is_id else None
+                if problem is not None:
+                    errors.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "identifier", "{problem}", {"problem": problem}
+                            ),
+                            loc=(name,),
+                            input=value,
+                        )
+                    )
+                    continue
+                out = dict(data) if out is None else out
+                out[name] = normal_text(value)
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data if out is None else out
+
+    return normalise
+
+
 def _not_bool(value: Any) -> Any:
     """A count or a measure is a number; JSON true/false is not (pydantic would take it
     as 1/0)."""
@@ -187,13 +234,25 @@ and kinds against the model being served by the engine (:func:`shipment_attribut
 
 
 def _model_from_contract(
-    name: str, schema: pa.DataFrameSchema, doc: str, **extra: Any
+    name: str,
+    schema: pa.DataFrameSchema,
+    doc: str,
+    *,
+    exclude: tuple[str, ...] = (),
+    **extra: Any,
 ) -> type[BaseModel]:
+    schema = schema.remove_columns(list(exclude)) if exclude else schema
     fields = {col_name: field_spec(col) for col_name, col in schema.columns.items()}
     fields.update(extra)
+    identifier_fields = [n for n in IDENTIFIER_FIELDS if n in schema.columns]
+    name_fields = [n for n in NAME_FIELDS if n in schema.columns]
     timestamp_fields = [n for n, c in schema.columns.items() if _python_type(c) is dt.datetime]
     number_fields = [n for n, c in schema.columns.items() if _python_type(c) in (int, float)]
     validators = {}
+    if identifier_fields or name_fields:
+        validators["_normal_text"] = model_validator(mode="before")(
+            _normaliser(tuple(identifier_fields), tuple(name_fields))
+        )
     if number_fields:
         validators["_number"] = field_validator(*number_fields, mode="before")(
             lambda cls, v: _not_bool(v)
@@ -217,13 +276,46 @@ ShipmentIn = _model_from_contract(
     SHIPMENTS_SCHEMA,
     "One consignment as declared (bill of lading, air waybill or express parcel): parties, "
     "route, goods and transport references. Fields and rules are those of the shipments "
-    "contract; `attributes` carries the customs service's own fields.",
+    "contract; `attributes` carries the customs service's own fields. Declaring a "
+    "shipment_id again is an amendment: every version is kept and the latest is in force.",
+    exclude=RECORDED_SHIPMENT_COLUMNS,
     attributes=ATTRIBUTES_FIELD,
 )
+
+
+class CorrectionIn(BaseModel):
+    """Why a report replaces the one already in force for the same inspection."""
+
+    model_config = _CONFIG
+    reason: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=3, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$"
+        ),
+    ] = Field(description="Why the earlier report was wrong (kept with both reports).")
+
+
+CORRECTION_FIELD: Any = (
+    CorrectionIn | None,
+    Field(
+        default=None,
+        description=(
+            "Set only to correct a report already recorded for the same inspection "
+            "(shipment_id, inspected_at) with another result: an officer's correction, with "
+            "the reason. Without it, a report that differs from the one on record is refused "
+            "with 409 naming that report; an identical re-send is accepted and changes nothing."
+        ),
+    ),
+)
+"""An outcome's ``correction`` object: not a contract column (a frame of outcomes holds the
+reports in force; corrections live in the store's report history)."""
+
 OutcomeIn = _model_from_contract(
     "Outcome",
     OUTCOMES_SCHEMA,
-    "One inspection and what it found; result_at is when the result became known.",
+    "One inspection and what it found; result_at is when the result became known. A second, "
+    "different report of the same inspection is a correction (see `correction`).",
+    correction=CORRECTION_FIELD,
 )
 
 _PANDAS_DTYPES = {
@@ -294,13 +386,31 @@ def records_frame(records: list[dict[str, Any]] | dict[str, list]) -> pd.DataFra
 
 
 def shipments_frame(shipments: list[BaseModel]) -> pd.DataFrame:
-    """Validated API shipments as a contract frame (contract column order and dtypes)."""
-    return _frame([s.model_dump() for s in shipments], SHIPMENTS_SCHEMA, SHIPMENT_COLUMNS)
+    """Validated API shipments as a contract frame (contract column order and dtypes; the
+    columns the store records, such as ``amendments_after_score``, blank)."""
+    return records_frame(declared_columns([s.model_dump() for s in shipments]))
+
+
+def declared_columns(records: list[dict[str, Any]]) -> dict[str, list]:
+    """Validated shipment records (``model_dump()``) as one list per contract column: the
+    declared ones from the records, the recorded ones (``amendments_after_score``) blank."""
+    columns = record_columns(records, DECLARED_SHIPMENT_COLUMNS)
+    for name in RECORDED_SHIPMENT_COLUMNS:
+        columns[name] = [None] * len(records)
+    return columns
 
 
 def outcomes_frame(outcomes: list[BaseModel]) -> pd.DataFrame:
-    """Validated API outcomes as a contract frame."""
-    return _frame([o.model_dump() for o in outcomes], OUTCOMES_SCHEMA, OUTCOME_COLUMNS)
+    """Validated API outcomes as a contract frame (their ``correction`` is not a column: see
+    :func:`correction_reasons`)."""
+    return _frame(
+        [o.model_dump(exclude={"correction"}) for o in outcomes], OUTCOMES_SCHEMA, OUTCOME_COLUMNS
+    )
+
+
+def correction_reasons(outcomes: list[BaseModel]) -> list[str | None]:
+    """The correction reason of each validated outcome (None: not declared a correction)."""
+    return [None if o.correction is None else o.correction.reason for o in outcomes]
 
 
 def frame_check_errors(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[str]:
@@ -354,6 +464,11 @@ class ScoreResult(_Response):
         description="Risk band from thresholds tied to the inspection capacity."
     )
     rank: int | None = Field(default=None, description="1 = riskiest in this manifest.")
+    shipment_version: int | None = Field(
+        default=None,
+        description="Version of the declaration scored: 1 as first declared; a shipment_id "
+        "declared again with other content is an amendment, the next version.",
+    )
     model_name: str
     model_version: str
     reasons: list[Reason] | None = Field(
@@ -379,7 +494,51 @@ class BatchResponse(_Response):
 
 class OutcomesAck(_Response):
     request_id: str
-    accepted: int = Field(description="Outcomes stored and applied to the online history.")
+    accepted: int = Field(
+        description="Outcomes accepted: new reports, corrections and identical re-sends."
+    )
+    recorded: int = Field(
+        default=0, description="New reports stored (corrections included) and applied."
+    )
+    corrections: int = Field(default=0, description="Of those, corrections of a report.")
+    unchanged: int = Field(
+        default=0, description="Identical re-sends of a report on record: nothing stored."
+    )
+
+
+class OutcomeReport(_Response):
+    """One report of an inspection as the store keeps it: the outcome's fields, which report
+    of that inspection it is (1 = the first; higher = a correction), who sent it and when."""
+
+    shipment_id: str
+    inspected_at: dt.datetime
+    result_at: dt.datetime
+    result: str
+    drug: str | None
+    quantity_kg: float | None
+    method: str
+    selected_by: str
+    revision: int
+    received_at: dt.datetime
+    caller: str
+    request_id: str | None = None
+    correction_reason: str | None = None
+    in_force: bool = True
+
+
+class DeclarationVersion(_Response):
+    """One version of a declaration: who sent it, when, and which fields it changed."""
+
+    version: int
+    received_at: dt.datetime
+    caller: str
+    request_id: str | None = None
+    changed: list[str] = Field(description="Fields that differ from the version before.")
+    amendments_after_score: int | None = Field(
+        default=None,
+        description="Amendments of parties, goods, route or weight after a first score, "
+        "counted up to this version.",
+    )
 
 
 class ScoreRecord(_Response):
@@ -387,6 +546,7 @@ class ScoreRecord(_Response):
     scored_at: dt.datetime
     caller: str
     model_version: str
+    shipment_version: int | None = None
     score: float
     percentile: float | None
     band: str
@@ -398,7 +558,18 @@ class ShipmentView(_Response):
 
     shipment: dict[str, Any]
     latest_score: ScoreRecord | None
-    outcomes: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]] = Field(
+        description="The report in force of each inspection, by inspection time."
+    )
+    reports: list[OutcomeReport] = Field(
+        default_factory=list,
+        description="Every report of its inspections: first reports and corrections (with "
+        "reason, author and time), including those a correction replaced.",
+    )
+    versions: list[DeclarationVersion] = Field(
+        default_factory=list,
+        description="Every version of the declaration, oldest first; the last is in force.",
+    )
 
 
 class ReloadResponse(_Response):
@@ -417,3 +588,12 @@ class ErrorDetail(_Response):
 class ErrorBody(_Response):
     error: str
     detail: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ConflictBody(_Response):
+    """409: a report that differs from the one on record for the same inspection, sent
+    without ``correction``; ``existing`` is the report in force."""
+
+    error: str
+    detail: list[ErrorDetail] = Field(default_factory=list)
+    existing: list[OutcomeReport] = Field(default_factory=list)

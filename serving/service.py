@@ -38,11 +38,13 @@ from starlette.responses import JSONResponse
 
 from serving.auth import ApiKeyAuth, AuthMiddleware
 from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy, preflight
-from serving.engine import NotReady, RequestError, ScoringEngine
+from serving.engine import Conflict, NotReady, RequestError, ScoringEngine
 from serving.schemas import (
     BatchResponse,
+    ConflictBody,
     ErrorBody,
     OutcomeIn,
+    OutcomeReport,
     OutcomesAck,
     ReloadResponse,
     ScoreResponse,
@@ -259,18 +261,35 @@ class CargoRisk:
         outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=HARD_MAX_BATCH)],
         ctx: bentoml.Context = None,
     ) -> OutcomesAck:
-        """Record inspection results; they update the history features at once and are
-        stored for retraining."""
+        """Record inspection reports; they update the history features at once and are
+        stored for retraining. A report that differs from the one on record for the same
+        inspection (shipment_id, inspected_at) is refused with 409 naming that report,
+        unless it is sent as a correction (``correction: {"reason": ...}``, officers only);
+        an identical re-send changes nothing."""
         try:
-            request_id, accepted = self.engine.record_outcomes(
+            request_id, recorded = self.engine.record_reports(
                 outcomes, caller=_caller(ctx), request_id=_request_id(ctx)
             )
         except NotReady as exc:
             return _error(ctx, 503, str(exc))
+        except Conflict as exc:
+            ctx.response.status_code = 409
+            body = ConflictBody(
+                error=str(exc),
+                detail=[{"loc": exc.loc, "msg": str(exc)}],
+                existing=[OutcomeReport(**r) for r in exc.existing],
+            )
+            return JSONResponse(body.model_dump(mode="json"), status_code=409)
         except RequestError as exc:
             return _error(ctx, exc.status, str(exc), exc.loc)
         ctx.response.metadata["x-request-id"] = request_id
-        return OutcomesAck(request_id=request_id, accepted=accepted)
+        return OutcomesAck(
+            request_id=request_id,
+            accepted=len(outcomes),
+            recorded=len(recorded.stored),
+            corrections=len(recorded.corrected),
+            unchanged=len(recorded.unchanged),
+        )
 
     @bentoml.api(route="/admin/reload")
     async def reload(self, ctx: bentoml.Context = None) -> ReloadResponse:
@@ -282,17 +301,17 @@ class CargoRisk:
             ctx.response.status_code = 409
         return ReloadResponse(**result)
 
-    @http.get("/shipments/{shipment_id}", response_model=ShipmentView)
-    def get_shipment(self, shipment_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Any:
-        """The latest score, reasons and any inspection outcome of a shipment."""
-        from serving.engine import NotFound
-
+    @http.get("/shipments/{shipment_id:path}", response_model=ShipmentView)
+    def get_shipment(self, shipment_id: Annotated[str, Path(min_length=1, max_length=256)]) -> Any:
+        """The declaration in force, its versions, the latest score and reasons, and the
+        inspection reports of a shipment. Any accepted id is reachable, "/" included: quote
+        the id in the path (``a%2Fb``); it is normalised as when it was declared."""
         try:
             return self.engine.shipment_view(shipment_id)
-        except NotFound as exc:
+        except RequestError as exc:
             return JSONResponse(
                 {"error": str(exc), "detail": [{"loc": exc.loc, "msg": str(exc)}]},
-                status_code=404,
+                status_code=exc.status,
             )
 
     @http.get("/admin/status")

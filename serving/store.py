@@ -6,8 +6,10 @@ Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
   when a shipment is re-scored), with when it was first received;
 * ``scores`` - the audit trail of every score served: request id, time, caller, shipment id,
   model name and version, score, percentile, band and the reasons given;
-* ``outcomes`` - every inspection result received (the outcome contract), one row per
-  shipment and inspection time (a re-sent result corrects the earlier one);
+* ``outcome_reports`` - every inspection report received (the outcome contract), append-only:
+  the first report of an inspection (shipment id, inspection time) is revision 1, a correction
+  the next revision with its reason; the latest revision is the report in force. A store made
+  before this held one overwritten row per inspection in ``outcomes``: it is migrated on open;
 * ``audit_events`` - other actions (outcomes posted, model reloads, key changes, UI actions);
 * ``api_keys`` - API keys, stored only as SHA-256 digests (keys are 256-bit random tokens, so
   a fast digest is enough; the key itself is shown once, at creation);
@@ -52,7 +54,9 @@ from features.contracts import (
     Shipments,
     attribute_column,
     attribute_columns,
+    changed_fields,
     column_kind,
+    substantive,
 )
 from features.errors import CargoriskError
 
@@ -88,11 +92,38 @@ shipments = sa.Table(
     ],
     sa.Column("attributes", sa.Text),
     sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("version", sa.Integer),
     sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
 )
-"""``attributes``: the shipment's own attributes of its customs service as one JSON object
-(name -> text or number), null when it has none; frames carry them as ``attr.<name>``."""
+"""The declaration in force of each shipment (its latest version in ``shipment_versions``,
+``version``), kept for fast reads: the worklist, the shipment page, the export.
+``attributes``: the shipment's own attributes of its customs service as one JSON object
+(name -> text or number), null when it has none; frames carry them as ``attr.<name>``.
+``received_at``: when the shipment was first received."""
 sa.Index("ix_shipments_declared_at", shipments.c.declared_at)
+
+shipment_versions = sa.Table(
+    "shipment_versions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *[
+        c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
+        for c in _contract_columns(Shipments.to_schema())
+    ],
+    sa.Column("attributes", sa.Text),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("changed", sa.Text),
+    sa.UniqueConstraint("shipment_id", "version", name="uq_shipment_versions_version"),
+)
+"""Every version of every declaration, never updated: version 1 as first received, then each
+amendment (the same ``shipment_id`` declared again with other content) with who sent it,
+when, and ``changed`` (a JSON list of the fields that differ from the version before). An
+identical re-send is not a version. ``amendments_after_score`` (a contract column) counts the
+versions that changed parties, goods, route or weight after the shipment had been scored."""
+sa.Index("ix_shipment_versions_shipment_id", shipment_versions.c.shipment_id)
 
 scores = sa.Table(
     "scores",
@@ -108,18 +139,46 @@ scores = sa.Table(
     sa.Column("percentile", sa.Float),
     sa.Column("band", sa.String(16), nullable=False),
     sa.Column("reasons", sa.Text),
+    sa.Column("shipment_version", sa.Integer),
 )
+"""``shipment_version``: the version of the declaration the score was computed from (null for
+scores stored before versions were kept)."""
 
-outcomes = sa.Table(
-    "outcomes",
+outcome_reports = sa.Table(
+    "outcome_reports",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     *_contract_columns(Outcomes.to_schema()),
+    sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("caller", sa.Text, nullable=False),
-    sa.UniqueConstraint("shipment_id", "inspected_at", name="uq_outcomes_inspection"),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("correction_reason", sa.Text),
+    sa.UniqueConstraint(
+        "shipment_id", "inspected_at", "revision", name="uq_outcome_reports_revision"
+    ),
 )
-sa.Index("ix_outcomes_shipment_id", outcomes.c.shipment_id)
+"""Every report of every inspection, never updated: ``revision`` 1 is the first report of an
+inspection (``shipment_id``, ``inspected_at``), 2, 3... its corrections, each with the reason
+given. The report in force is the latest revision (:func:`_reports_in_force`). The unique
+revision makes two reports of one inspection arriving at once collide instead of both
+becoming revision 2."""
+sa.Index(
+    "ix_outcome_reports_inspection", outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+)
+
+REPORT_FIELDS = (*OUTCOME_COLUMNS, "revision", "received_at", "caller", "request_id",
+                 "correction_reason")  # fmt: skip
+"""What the store (and the audit trail) keeps of each report."""
+
+
+def _reports_in_force():
+    """Reports in force: the latest revision of each inspection."""
+    latest = sa.select(sa.func.max(outcome_reports.c.seq)).group_by(
+        outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+    )
+    return outcome_reports.c.seq.in_(latest)
+
 
 audit_events = sa.Table(
     "audit_events",
@@ -293,6 +352,59 @@ class UiSession:
     last_seen_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class ShipmentVersion:
+    """A declaration's version as stored (or about to be): its number, whether this request
+    made it (``new``; False for an identical re-send), the fields it changed from the version
+    before, and the amendment count in force with it."""
+
+    version: int
+    new: bool
+    changed: tuple[str, ...]
+    amendments: int
+
+
+@dataclass(frozen=True)
+class RecordedReports:
+    """What :meth:`Store.record_outcomes` did with each outcome of a request (row numbers):
+    ``stored`` as new reports (first reports and ``corrected`` ones) or ``unchanged``
+    (identical to the report in force: nothing stored)."""
+
+    stored: list[int]
+    corrected: list[int]
+    unchanged: list[int]
+
+
+class ReportConflict(CargoriskError):
+    """Reports that differ from the report in force of their inspection and may not replace
+    it: ``conflicts`` holds (row number, report in force, whether a correction was asked)."""
+
+    def __init__(self, conflicts: list[tuple[int, dict, bool]], message: str | None = None):
+        self.conflicts = conflicts
+        if message is None:
+            i, old, _ = conflicts[0]
+            message = (
+                f"outcomes[{i}]: inspection of shipment {old['shipment_id']!r} at "
+                f"{old['inspected_at']} already has a report ({old['result']}, revision "
+                f"{old['revision']}, from {old['caller']} at {old['received_at']}); a different "
+                "report of the same inspection is a correction: send it with "
+                '"correction": {"reason": "..."} (officers only)'
+            )
+        super().__init__(message)
+
+
+def _same_report(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two reports of an inspection say the same in every contract field."""
+    for name in OUTCOME_COLUMNS:
+        a, b = old.get(name), new.get(name)
+        if isinstance(a, float) and isinstance(b, float):
+            if not (a == b or (math.isnan(a) and math.isnan(b))):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
 def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict[str, list]:
     """The frame's ``names`` columns as lists of plain Python values (None for missing),
     ready for the database driver, plus ``constant`` columns (one value in every row)."""
@@ -388,6 +500,8 @@ class Store:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
+        _migrate_versions(self.engine)
+        _migrate_outcomes(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
     def close(self) -> None:
@@ -475,10 +589,16 @@ class Store:
         model_name: str,
         model_version: str,
         at: dt.datetime | None = None,
-    ) -> None:
+    ) -> dict[str, ShipmentVersion]:
         """Store the scored shipments (a contract frame, validated API records, or those
         records' columns: name -> list of plain values, plus ``attributes``: one JSON object or
-        None per shipment) and the scores served, in one durable transaction.
+        None per shipment) and the scores served, in one durable transaction; returns the
+        version of each shipment the scores rest on.
+
+        A shipment id not stored yet becomes version 1; one stored with other content becomes
+        its next version (an amendment: ``amendments_after_score`` counted anew, see
+        :meth:`plan_versions`), in force from now on; an identical re-send stores no version.
+        Each score row records the version it was computed from.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
         ``reasons`` (a list of dicts or None)."""
@@ -492,13 +612,11 @@ class Store:
                 ship["shipment_id"]
             )
         else:  # validated API records: already plain Python values
-            ship = {n: [r[n] for r in shipments_frame] for n in SHIPMENT_COLUMNS}
+            ship = {n: [r.get(n) for r in shipments_frame] for n in SHIPMENT_COLUMNS}
             ship["attributes"] = [
                 json.dumps(r["attributes"], sort_keys=True) if r.get("attributes") else None
                 for r in shipments_frame
             ]
-        n = len(ship["shipment_id"])
-        ship["received_at"] = [at] * n
         audit = {
             "request_id": [request_id] * len(score_rows),
             "scored_at": [at] * len(score_rows),
@@ -515,41 +633,248 @@ class Store:
                 None if r.get("reasons") is None else json.dumps(r["reasons"]) for r in score_rows
             ],
         }
-        with self.engine.begin() as conn:
-            self._upsert(conn, shipments, ship, ["shipment_id"])
-            if score_rows and self.is_sqlite:
-                self._sqlite_bulk(conn, scores, audit, [])
-            elif score_rows:
-                conn.execute(scores.insert(), _as_rows(audit))
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    versions = self._store_versions(conn, ship, at, caller.label, request_id)
+                    audit["shipment_version"] = [
+                        versions[sid].version if sid in versions else None
+                        for sid in audit["shipment_id"]
+                    ]
+                    if score_rows and self.is_sqlite:
+                        self._sqlite_bulk(conn, scores, audit, [])
+                    elif score_rows:
+                        conn.execute(scores.insert(), _as_rows(audit))
+                return versions
+            except sa.exc.IntegrityError as exc:
+                # another request stored a version of one of these shipments at the same
+                # moment: read again and number after it
+                text = str(exc).lower()
+                if attempt == 2 or not ("version" in text or "shipment_id" in text):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def plan_versions(self, ship: dict[str, list], conn=None) -> list[ShipmentVersion]:
+        """What storing these shipments (contract columns and ``attributes``, one list each)
+        would do to each, read from the store now: a new shipment (version 1, no amendment),
+        an identical re-send (``new`` False: the version in force), or an amendment (the next
+        version, with the fields ``changed``). ``amendments_after_score`` counts, for the version in
+        force after this, the versions whose parties, goods, route or weight changed after
+        the shipment had been scored (:func:`features.contracts.substantive`)."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.plan_versions(ship, own)
+        ids = ship["shipment_id"]
+        current = self._current_shipments(conn, ids)
+        scored = self._scored_ids(conn, list(current)) if current else set()
+        plan: list[ShipmentVersion] = []
+        names = (*SHIPMENT_COLUMNS, "attributes")
+        for i, sid in enumerate(ids):
+            old = current.get(sid)
+            if old is None:
+                plan.append(ShipmentVersion(1, True, (), 0))
+                continue
+            row = {n: ship[n][i] for n in names}
+            changed = tuple(changed_fields(old, row))
+            before = int(old["amendments_after_score"] or 0)
+            if not changed:
+                plan.append(ShipmentVersion(int(old["version"] or 1), False, (), before))
+                continue
+            counted = sid in scored and bool(substantive(list(changed)))
+            plan.append(
+                ShipmentVersion(int(old["version"] or 1) + 1, True, changed, before + counted)
+            )
+        return plan
+
+    def _store_versions(
+        self, conn, ship: dict[str, list], at: dt.datetime, caller: str, request_id: str
+    ) -> dict[str, ShipmentVersion]:
+        """Within ``conn``'s transaction: append the new versions among ``ship`` and make them
+        the declarations in force."""
+        plan = self.plan_versions(ship, conn)
+        rows = [i for i, p in enumerate(plan) if p.new]
+        if rows:
+            names = (*SHIPMENT_COLUMNS, "attributes")
+            if len(rows) == len(plan):
+                current = {n: list(ship[n]) for n in names}
+            else:
+                current = {n: [ship[n][i] for i in rows] for n in names}
+            current["amendments_after_score"] = [plan[i].amendments for i in rows]
+            current["version"] = [plan[i].version for i in rows]
+            current["received_at"] = [at] * len(rows)
+            versions = {
+                **current,
+                "caller": [caller] * len(rows),
+                "request_id": [request_id] * len(rows),
+                "changed": [json.dumps(plan[i].changed) if plan[i].changed else None for i in rows],
+            }
+            if self.is_sqlite:
+                self._sqlite_bulk(conn, shipment_versions, versions, [])
+            else:
+                conn.execute(shipment_versions.insert(), _as_rows(versions))
+            self._upsert(conn, shipments, current, ["shipment_id"])
+        return dict(zip(ship["shipment_id"], plan, strict=True))
+
+    @staticmethod
+    def _current_shipments(conn, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The declarations in force of the stored shipments among ``ids`` (contract columns,
+        ``attributes``, ``version``)."""
+        wanted = list(dict.fromkeys(ids))
+        cols = [shipments.c[n] for n in (*SHIPMENT_COLUMNS, "attributes", "version")]
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 5_000):  # under every driver's parameter limit
+            rows = conn.execute(
+                sa.select(*cols).where(shipments.c.shipment_id.in_(wanted[start : start + 5_000]))
+            ).mappings()
+            out.update({r["shipment_id"]: dict(r) for r in rows})
+        return out
+
+    @staticmethod
+    def _scored_ids(conn, ids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for start in range(0, len(ids), 5_000):
+            out.update(
+                conn.execute(
+                    sa.select(scores.c.shipment_id)
+                    .where(scores.c.shipment_id.in_(ids[start : start + 5_000]))
+                    .distinct()
+                ).scalars()
+            )
+        return out
 
     def record_outcomes(
-        self, outcomes_frame: pd.DataFrame, *, request_id: str, caller: Caller
-    ) -> None:
-        """Store inspection results durably (a re-sent inspection replaces the earlier row)."""
+        self,
+        outcomes_frame: pd.DataFrame,
+        *,
+        request_id: str,
+        caller: Caller,
+        corrections: list[str | None] | None = None,
+        may_correct: bool = False,
+    ) -> RecordedReports:
+        """Store inspection reports, append-only, in one durable transaction, by these rules
+        per inspection (``shipment_id``, ``inspected_at``):
+
+        * no report yet: stored as revision 1;
+        * the same report as the one in force (every field equal): nothing stored (a re-send);
+        * a different report: a correction, stored as the next revision with its reason only
+          when ``corrections`` gives a reason for that row and ``may_correct``; otherwise
+          :class:`ReportConflict` naming the report in force, and nothing of the request is
+          stored.
+
+        Every report received (stored or re-sent) goes to the audit trail with all its fields.
+        """
         at = utcnow()
-        rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller=caller.label)
-        with self.engine.begin() as conn:
-            self._upsert(conn, outcomes, rows, ["shipment_id", "inspected_at"])
-            conn.execute(
-                audit_events.insert(),
-                {
-                    "at": at,
-                    "request_id": request_id,
-                    "caller": caller.label,
-                    "action": "outcomes",
-                    "detail": json.dumps({"shipment_ids": rows["shipment_id"]}),
-                },
-            )
+        n = len(outcomes_frame)
+        reasons = list(corrections) if corrections is not None else [None] * n
+        rows = _as_rows(_columns(outcomes_frame, OUTCOME_COLUMNS))
+        try:
+            with self.engine.begin() as conn:
+                current = self._current_reports(conn, rows)
+                new, unchanged, corrected, conflicts = [], [], [], []
+                for i, (row, reason) in enumerate(zip(rows, reasons, strict=True)):
+                    old = current.get((row["shipment_id"], row["inspected_at"]))
+                    if old is None:
+                        revision = 1
+                    elif _same_report(old, row):
+                        unchanged.append(i)
+                        continue
+                    elif reason is None or not may_correct:
+                        conflicts.append((i, old, reason is not None))
+                        continue
+                    else:
+                        revision = old["revision"] + 1
+                        corrected.append(i)
+                    new.append(
+                        {
+                            **row,
+                            "revision": revision,
+                            "received_at": at,
+                            "caller": caller.label,
+                            "request_id": request_id,
+                            "correction_reason": reason if old is not None else None,
+                        }
+                    )
+                if conflicts:
+                    raise ReportConflict(conflicts)
+                if new:
+                    conn.execute(outcome_reports.insert(), new)
+                conn.execute(
+                    audit_events.insert(),
+                    {
+                        "at": at,
+                        "request_id": request_id,
+                        "caller": caller.label,
+                        "action": "outcomes",
+                        "detail": json.dumps(
+                            {
+                                "reports": new,
+                                "unchanged": [rows[i] for i in unchanged],
+                                "replaced": [
+                                    current[(rows[i]["shipment_id"], rows[i]["inspected_at"])]
+                                    for i in corrected
+                                ],
+                            },
+                            default=str,
+                        ),
+                    },
+                )
+        except sa.exc.IntegrityError as exc:  # another report of the inspection came first
+            if "revision" not in str(exc).lower():
+                raise
+            raise ReportConflict(
+                [],
+                message="another report of the same inspection was "
+                "stored at the same moment; read it and send again",
+            ) from None
+        stored = [i for i in range(n) if i not in set(unchanged)]
+        return RecordedReports(stored=stored, corrected=corrected, unchanged=unchanged)
+
+    @staticmethod
+    def _current_reports(conn, rows: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+        """The report in force of each inspection among ``rows`` (by shipment id and
+        inspection time), with its revision."""
+        ids = list(dict.fromkeys(r["shipment_id"] for r in rows))
+        wanted = {(r["shipment_id"], r["inspected_at"]) for r in rows}
+        out: dict[tuple, dict[str, Any]] = {}
+        for start in range(0, len(ids), 5_000):  # under every driver's parameter limit
+            found = conn.execute(
+                sa.select(*[outcome_reports.c[n] for n in REPORT_FIELDS])
+                .where(outcome_reports.c.shipment_id.in_(ids[start : start + 5_000]))
+                .order_by(outcome_reports.c.seq)
+            ).mappings()
+            for r in found:
+                key = (r["shipment_id"], r["inspected_at"])
+                if key in wanted:
+                    out[key] = dict(r)  # later revisions overwrite earlier ones
+        return out
 
     def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
-        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at)
+        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at, version=1)
         ship_rows["attributes"] = attributes_json(shipments_frame)
-        out_rows = _columns(outcomes_frame, OUTCOME_COLUMNS, received_at=at, caller="seed")
+        version_rows = {**ship_rows, "caller": ["seed"] * len(shipments_frame)}
+        outs = outcomes_frame.drop_duplicates(list(OUTCOME_COLUMNS))
+        # a seed holding two different reports of one inspection: both kept, the later row
+        # in force (as if the second had been sent as a correction)
+        revision = outs.groupby(["shipment_id", "inspected_at"]).cumcount() + 1
+        out_rows = _columns(outs, OUTCOME_COLUMNS, received_at=at, caller="seed", request_id=None)
+        out_rows["revision"] = [int(r) for r in revision]
+        out_rows["correction_reason"] = [
+            None if r == 1 else "re-reported in the seed data" for r in out_rows["revision"]
+        ]
         with self.engine.begin() as conn:
+            if ship_rows["shipment_id"]:
+                if self.is_sqlite:
+                    self._sqlite_bulk(conn, shipment_versions, version_rows, [])
+                else:
+                    conn.execute(shipment_versions.insert(), _as_rows(version_rows))
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
-            self._upsert(conn, outcomes, out_rows, ["shipment_id", "inspected_at"])
+            if out_rows["shipment_id"]:
+                if self.is_sqlite:
+                    self._sqlite_bulk(conn, outcome_reports, out_rows, [])
+                else:
+                    conn.execute(outcome_reports.insert(), _as_rows(out_rows))
             conn.execute(
                 audit_events.insert(),
                 {
@@ -581,13 +906,18 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
     def shipments_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Stored shipments as a contract frame (declared at or after ``since``), followed by
-        their attributes as ``attr.<name>`` columns when any shipment has some."""
-        query = sa.select(
-            *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
-        ).order_by(shipments.c.seq)
-        if since is not None:
-            query = query.where(shipments.c.declared_at >= since)
+        """Stored shipments, each as its declaration in force, as a contract frame (declared
+        at or after ``since``), followed by their attributes as ``attr.<name>`` columns when
+        any shipment has some."""
+        cond = shipments.c.declared_at >= since if since is not None else None
+        return self._shipments_frame(shipments, cond)
+
+    def _shipments_frame(self, table: sa.Table, cond=None) -> pd.DataFrame:
+        query = sa.select(*[table.c[n] for n in SHIPMENT_COLUMNS], table.c.attributes).order_by(
+            table.c.seq
+        )
+        if cond is not None:
+            query = query.where(cond)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
         out = _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
@@ -595,29 +925,97 @@ class Store:
             out = pd.concat([out, attributes_frame(frame["attributes"], out.index)], axis=1)
         return out
 
+    def history_frame(self) -> pd.DataFrame:
+        """Every shipment as first declared (version 1), as a contract frame with its
+        attributes, in the order received: what the history features count (an amendment
+        moves a shipment's inspections, not its declaration, in the history of others; see
+        :meth:`amended_frame` and docs/serving.md)."""
+        return self._shipments_frame(shipment_versions, shipment_versions.c.version == 1)
+
+    def amended_frame(self) -> tuple[pd.DataFrame, list[int]]:
+        """The declarations in force of amended shipments (version 2 and up) as a contract
+        frame, and their version numbers: what their inspections count against."""
+        cond = shipments.c.version > 1
+        frame = self._shipments_frame(shipments, cond)
+        with self.engine.connect() as conn:
+            versions = conn.execute(
+                sa.select(shipments.c.version).where(cond).order_by(shipments.c.seq)
+            ).scalars()
+            return frame, [int(v) for v in versions]
+
+    def shipment_versions(self, shipment_id: str) -> list[dict[str, Any]]:
+        """Every version of a declaration, oldest first: its fields, ``version``,
+        ``received_at``, ``caller``, ``request_id`` and ``changed`` (fields that differ from
+        the version before; empty for version 1)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(shipment_versions)
+                .where(shipment_versions.c.shipment_id == shipment_id)
+                .order_by(shipment_versions.c.version)
+            ).mappings()
+            out = []
+            for r in rows:
+                record = dict(r)
+                record.pop("seq", None)
+                record["changed"] = json.loads(record["changed"]) if record["changed"] else []
+                record["attributes"] = (
+                    json.loads(record["attributes"]) if record["attributes"] else {}
+                )
+                out.append(record)
+            return out
+
     def outcomes_frame(self, since: dt.datetime | None = None) -> pd.DataFrame:
-        """Stored outcomes as a contract frame (inspected at or after ``since``)."""
-        query = sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS]).order_by(outcomes.c.seq)
+        """The reports in force (one per inspection, the latest correction) as a contract
+        frame (inspected at or after ``since``), in the order they were received."""
+        query = (
+            sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
+            .where(_reports_in_force())
+            .order_by(outcome_reports.c.seq)
+        )
         if since is not None:
-            query = query.where(outcomes.c.inspected_at >= since)
+            query = query.where(outcome_reports.c.inspected_at >= since)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
         return _as_contract(frame, Outcomes.to_schema(), OUTCOME_COLUMNS)
 
-    def count(self, table: str) -> int:
+    def outcome_reports(self, shipment_id: str) -> list[dict[str, Any]]:
+        """Every report of a shipment's inspections (corrections and the reports they
+        replaced), oldest first, each with ``in_force``."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(metadata.tables[table])
-                ).scalar()
-            )
+            rows = [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(*[outcome_reports.c[n] for n in REPORT_FIELDS])
+                    .where(outcome_reports.c.shipment_id == shipment_id)
+                    .order_by(outcome_reports.c.inspected_at, outcome_reports.c.seq)
+                ).mappings()
+            ]
+        latest = {}
+        for r in rows:
+            latest[r["inspected_at"]] = r["revision"]
+        for r in rows:
+            r["in_force"] = latest[r["inspected_at"]] == r["revision"]
+        return rows
+
+    def count(self, table: str) -> int:
+        """Rows of a table; ``outcomes``: inspections (reports in force)."""
+        query = sa.select(sa.func.count())
+        if table == "outcomes":
+            query = query.select_from(outcome_reports).where(_reports_in_force())
+        else:
+            query = query.select_from(metadata.tables[table])
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar())
 
     def shipment(self, shipment_id: str) -> dict[str, Any] | None:
+        """The declaration in force of a shipment (with ``attributes`` and ``version``)."""
         with self.engine.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(
-                        *[shipments.c[n] for n in SHIPMENT_COLUMNS], shipments.c.attributes
+                        *[shipments.c[n] for n in SHIPMENT_COLUMNS],
+                        shipments.c.attributes,
+                        shipments.c.version,
                     ).where(shipments.c.shipment_id == shipment_id)
                 )
                 .mappings()
@@ -669,11 +1067,13 @@ class Store:
             return [dict(r) for r in rows]
 
     def outcomes_for(self, shipment_id: str) -> list[dict[str, Any]]:
+        """The reports in force of a shipment's inspections (contract fields), by inspection
+        time."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(*[outcomes.c[n] for n in OUTCOME_COLUMNS])
-                .where(outcomes.c.shipment_id == shipment_id)
-                .order_by(outcomes.c.inspected_at)
+                sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
+                .where(outcome_reports.c.shipment_id == shipment_id, _reports_in_force())
+                .order_by(outcome_reports.c.inspected_at)
             ).mappings()
             return [dict(r) for r in rows]
 
@@ -1100,9 +1500,11 @@ class Store:
         ship_q = sa.select(*[shipments.c[n] for n in WORKLIST_COLUMNS]).where(
             shipments.c.declared_at >= start, shipments.c.declared_at < end
         )
-        out_q = sa.select(outcomes.c.shipment_id, outcomes.c.inspected_at, outcomes.c.result).where(
-            outcomes.c.shipment_id.in_(day)
-        )
+        out_q = sa.select(
+            outcome_reports.c.shipment_id,
+            outcome_reports.c.inspected_at,
+            outcome_reports.c.result,
+        ).where(outcome_reports.c.shipment_id.in_(day), _reports_in_force())
         with self.engine.connect() as conn:
             ships = pd.read_sql(ship_q, conn)
             scored = pd.read_sql(score_q, conn)
@@ -1125,10 +1527,50 @@ class Store:
         return frame
 
 
-ADDED_COLUMNS = {"shipments": ("attributes",)}
+ADDED_COLUMNS = {
+    "shipments": ("attributes", "amendments_after_score", "version"),
+    "scores": ("shipment_version",),
+}
 """Nullable columns added to tables after stores were first created: a store made by an
 earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), so a second
 quickstart on an old home keeps its history."""
+
+
+def _migrate_versions(engine: Engine) -> None:
+    """A store made before declarations had versions holds only the latest declaration of
+    each shipment: it becomes version 1 (the earlier ones were overwritten and are gone)."""
+    with engine.begin() as conn:
+        if conn.execute(sa.select(shipment_versions.c.seq).limit(1)).first() is not None:
+            return
+        if conn.execute(sa.select(shipments.c.seq).limit(1)).first() is None:
+            return
+        names = ", ".join(f'"{c}"' for c in (*SHIPMENT_COLUMNS, "attributes", "received_at"))
+        conn.execute(
+            sa.text(
+                f"INSERT INTO shipment_versions ({names}, version, caller) "
+                f"SELECT {names}, 1, 'stored before versions were kept' FROM shipments "
+                "ORDER BY seq"
+            )
+        )
+        conn.execute(shipments.update().where(shipments.c.version.is_(None)).values(version=1))
+
+
+def _migrate_outcomes(engine: Engine) -> None:
+    """A store made before outcome reports were append-only holds one row per inspection in
+    ``outcomes`` (the last report sent, earlier ones overwritten): those rows become revision
+    1 of their inspections in ``outcome_reports`` and the old table goes, in one
+    transaction."""
+    if not sa.inspect(engine).has_table("outcomes"):
+        return
+    names = ", ".join(f'"{c}"' for c in OUTCOME_COLUMNS)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO outcome_reports ({names}, revision, received_at, caller) "
+                f"SELECT {names}, 1, received_at, caller FROM outcomes ORDER BY seq"
+            )
+        )
+        conn.execute(sa.text("DROP TABLE outcomes"))
 
 
 def _add_missing_columns(engine: Engine) -> None:

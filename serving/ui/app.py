@@ -25,6 +25,7 @@ from a resolver, so the BentoML service, the tests and any other ASGI host can m
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 import uuid
@@ -53,6 +54,7 @@ from features.contracts import (
     DatasetInfo,
     LabelMeaning,
     attribute_column,
+    normal_text,
 )
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
@@ -173,6 +175,41 @@ def _field_of(message: str, fields) -> str:
         if name in message:
             return name
     return "drug" if "drug" in message else "form"
+
+
+def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
+    """The amendments of a declaration for the page, newest first: version, when, by whom,
+    and each changed field with its value before and after."""
+    out = []
+    for before, after in itertools.pairwise(versions):
+        out.append(
+            {
+                "version": after["version"],
+                "received_at": after["received_at"],
+                "caller": after["caller"],
+                "counted": (after["amendments_after_score"] or 0)
+                > (before["amendments_after_score"] or 0),
+                "changes": [
+                    (
+                        name,
+                        _fmt(before.get(name)) if name != "attributes" else "",
+                        _fmt(after.get(name)) if name != "attributes" else "",
+                    )
+                    for name in after["changed"]
+                ],
+            }
+        )
+    return out[::-1]
+
+
+def _report_words(report: dict) -> str:
+    """An inspection report in a few words: "seized, cocaine, 40 kg" or "clean"."""
+    words = [str(report["result"])]
+    if report.get("drug"):
+        words.append(str(report["drug"]))
+    if report.get("quantity_kg") is not None and report["quantity_kg"] == report["quantity_kg"]:
+        words.append(f"{report['quantity_kg']:g} kg")
+    return ", ".join(words)
 
 
 def _safe_next(target: str | None, root: str) -> str | None:
@@ -692,7 +729,7 @@ class WorklistApp:
         errors: list[dict] | None = None,
         status: int = 200,
     ) -> Response:
-        shipment_id = request.path_params["shipment_id"]
+        shipment_id = normal_text(request.path_params["shipment_id"])
         store = engine.store
         record = store.shipment(shipment_id)
         ctx = {"session": session, "caller": caller, "active": "worklist"}
@@ -707,6 +744,8 @@ class WorklistApp:
             )
         latest = store.latest_score(shipment_id)
         outcomes = store.outcomes_for(shipment_id)
+        reports = store.outcome_reports(shipment_id)
+        amendments = _amendments(store.shipment_versions(shipment_id))
         reasons, reasons_note = self._reasons(engine, record, latest)
         parties, linked, history_note = self._parties(engine, record)
         pick = request.query_params.get("pick", "")
@@ -719,6 +758,7 @@ class WorklistApp:
             "quantity_kg": "",
             "method": "physical",
             "selected_by": pick if pick in ("model", "random") else "officer",
+            "correction_reason": "",
         }
         if errors is None:
             store.audit("ui_shipment_viewed", caller, {"shipment_id": shipment_id})
@@ -755,6 +795,9 @@ class WorklistApp:
             narcotics=info.label == LabelMeaning(),
             latest=latest,
             outcomes=outcomes,
+            reports=reports,
+            corrected=any(r["revision"] > 1 for r in reports),
+            amendments=amendments,
             reasons=reasons,
             reasons_note=reasons_note,
             scale=scale,
@@ -847,16 +890,17 @@ class WorklistApp:
                 session=session,
                 caller=caller,
             )
-        shipment_id = request.path_params["shipment_id"]
+        shipment_id = normal_text(request.path_params["shipment_id"])
         fields = ("inspected_at", "result_at", "result", "drug", "quantity_kg", "method",
                   "selected_by")  # fmt: skip
         given = {f: str(form.get(f) or "").strip()[:64] for f in fields}
+        given["correction_reason"] = str(form.get("correction_reason") or "").strip()[:600]
         return await run_in_threadpool(
             self._record_outcome, request, engine, session, caller, shipment_id, given
         )
 
     def _record_outcome(self, request, engine, session, caller, shipment_id, given) -> Response:
-        from serving.engine import NotFound, NotReady, RequestError
+        from serving.engine import Conflict, NotFound, NotReady, RequestError
         from serving.schemas import OutcomeIn
 
         def not_found() -> Response:
@@ -870,16 +914,22 @@ class WorklistApp:
             return not_found()
         data: dict[str, Any] = {"shipment_id": shipment_id}
         for key, value in given.items():
-            data[key] = value or None
+            if key != "correction_reason":
+                data[key] = value or None
+        if given["correction_reason"]:
+            data["correction"] = {"reason": given["correction_reason"]}
         if data["result"] == "clean":  # the form hides these for clean results
             data["drug"] = data["drug"] if given["drug"] else None
             data["quantity_kg"] = data["quantity_kg"] if given["quantity_kg"] else None
         errors = []
+        status = 400
         try:
             outcome = OutcomeIn(**data)
         except ValidationError as exc:
             for err in exc.errors():
                 field = str(err["loc"][0]) if err["loc"] else "form"
+                if field == "correction":
+                    field = "correction_reason"
                 errors.append({"field": field, "message": f"{_label(field)}: {err['msg']}"})
             outcome = None
         if outcome is not None:
@@ -889,12 +939,31 @@ class WorklistApp:
                 errors.append({"field": "form", "message": f"Not recorded: {exc}"})
             except NotFound:  # the same answer as POST /outcomes
                 return not_found()
+            except Conflict as exc:  # the same answer as POST /outcomes: 409
+                status = 409
+                old = exc.existing[0] if exc.existing else None
+                message = (
+                    "Not recorded: this inspection already has a report"
+                    if old is None
+                    else "Not recorded: the inspection of "
+                    f"{_fmt(old['inspected_at'])} UTC already has a report "
+                    f"({_report_words(old)}, revision {old['revision']}, recorded by "
+                    f"{old['caller']} on {_fmt(old['received_at'])} UTC)"
+                )
+                errors.append(
+                    {
+                        "field": "correction_reason",
+                        "message": f"{message}. To correct it, give the reason for the "
+                        "correction; both reports are kept.",
+                    }
+                )
             except RequestError as exc:
+                status = exc.status if exc.status in (403,) else 400
                 field = _field_of(str(exc), given)
                 errors.append({"field": field, "message": f"Not recorded: {exc}"})
         if errors:
             return self._shipment_page(
-                request, engine, session, caller, form=given, errors=errors, status=400
+                request, engine, session, caller, form=given, errors=errors, status=status
             )
         target = self.path(request, "shipment", {"recorded": "1"}, shipment_id=shipment_id)
         return RedirectResponse(target, 303)

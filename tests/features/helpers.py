@@ -131,6 +131,12 @@ def random_world(
             ),
         }
     )
+    # a few declarations amended after scoring, some unknown (not drawn from rng: the other
+    # columns stay as they were)
+    ship["amendments_after_score"] = pd.array(
+        [None if i % 5 == 0 else int(i % 11 == 3) + int(i % 23 == 5) for i in range(n)],
+        dtype="Int64",
+    )
     inspected = rng.random(n) < 0.2
     idx = np.flatnonzero(inspected)
     insp_at = declared[idx] + pd.to_timedelta(rng.integers(0, 3 * 86_400, len(idx)), unit="s")

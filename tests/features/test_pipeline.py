@@ -28,6 +28,9 @@ def test_online_replay_equals_offline_on_random_world(world, frame):
     online, state = replay_online(*world)
     assert_same_features(frame, online)
     assert len(state) == len(world[0])
+    # the amendment count is the contract column, the same both ways (NaN when unknown)
+    amended = frame["declaration_amendments"]
+    assert amended.max() == 2 and amended.isna().any() and (amended == 0).any()
 
 
 @pytest.mark.slow
@@ -454,3 +457,76 @@ def test_only_the_required_fields(world):
     row = warm.features(record)
     assert row["mode"].iloc[0] == "post" and row["undeclared_share"].iloc[0] == 1
     assert len(warm) == 300 and warm.linked_parties("C1") == []
+
+
+def test_a_corrected_report_counts_as_the_report_in_force(world):
+    """Finding 5 (outcomes): the state counted the first report of an inspection and ignored a
+    correction; rebuilt from the reports in force it counted the correction. Now a different
+    report of the same inspection replaces the earlier one's effect, so both agree."""
+    shipments, outcomes = world
+    seized = outcomes[outcomes["result"] == "seized"].head(5)
+    clean = outcomes[outcomes["result"] == "clean"].head(5)
+    assert len(seized) and len(clean)
+    flipped = pd.concat(
+        [
+            seized.assign(result="clean", drug=None, quantity_kg=np.nan),
+            clean.assign(result="seized", drug="cocaine", quantity_kg=3.0),
+        ]
+    )
+    later = flipped.assign(result_at=flipped["result_at"] + pd.Timedelta(days=2))
+    in_force = pd.concat([outcomes.drop(flipped.index), later])
+
+    live = OnlineFeatureState.from_history(shipments, outcomes)
+    live.add_outcomes(later)  # corrections arrive after the first reports
+    live.add_outcomes(later)  # and are re-sent: nothing changes
+    rebuilt = OnlineFeatureState.from_history(shipments, in_force)
+    probe = shipments.assign(
+        declared_at=shipments["declared_at"].max() + pd.Timedelta(days=30),
+        shipment_id=[f"P{i}" for i in range(len(shipments))],
+    )
+    pd.testing.assert_frame_equal(live.features(probe), rebuilt.features(probe))
+    before = OnlineFeatureState.from_history(shipments, outcomes).features(probe)
+    assert not before["consignee_seizures"].equals(live.features(probe)["consignee_seizures"])
+
+
+def test_an_amendment_moves_the_inspections_not_the_declaration(world):
+    """A shipment amended to another consignee keeps its place in the history as first
+    declared, while its seizure counts on the consignee in force - whether the amendment
+    comes before the result or after it, before its first version reached the state or out of
+    order - exactly as a state rebuilt from the first versions, the versions in force and the
+    reports."""
+    shipments, outcomes = world
+    first = shipments.iloc[[10, 11, 12]].assign(consignee_id=["CNS-A", "CNS-A", "CNS-A"])
+    history = pd.concat([shipments.drop(first.index), first])
+    seized = outcomes.iloc[:3].assign(
+        shipment_id=first["shipment_id"].to_numpy(),
+        inspected_at=first["declared_at"].to_numpy() + pd.Timedelta(hours=1),
+        result_at=first["declared_at"].to_numpy() + pd.Timedelta(hours=2),
+        result="seized",
+        drug="cocaine",
+        quantity_kg=1.0,
+    )
+    v2 = first.assign(consignee_id="CNS-B", origin_country="CO")
+    v3 = first.iloc[[2]].assign(consignee_id="CNS-C")
+    in_force = pd.concat([v2.iloc[:2], v3])
+
+    live = OnlineFeatureState.from_history(shipments.drop(first.index), outcomes)
+    live.amend_shipments(v2.iloc[[0]], [2])  # amended before its first version arrived
+    live.add_shipments(first)
+    live.add_outcomes(seized.iloc[[0, 2]])
+    live.amend_shipments(v2.iloc[[1]], [2])  # amended after ...
+    live.add_outcomes(seized.iloc[[1]])  # ... and seized after
+    live.amend_shipments(v3, [3])  # seized, then amended twice, the later first
+    live.amend_shipments(v2.iloc[[2]], [2])
+    rebuilt = OnlineFeatureState.from_history(
+        history, pd.concat([outcomes, seized]), amended=(in_force, [2, 2, 3])
+    )
+    probe = first.assign(
+        shipment_id=["PA", "PB", "PC"],
+        consignee_id=["CNS-A", "CNS-B", "CNS-C"],
+        declared_at=shipments["declared_at"].max() + pd.Timedelta(days=60),
+    )
+    got = live.features(probe)
+    pd.testing.assert_frame_equal(got, rebuilt.features(probe))
+    assert got["consignee_seizures"].tolist() == [0.0, 2.0, 1.0]
+    assert got["consignee_shipments_total"].tolist() == [3.0, 0.0, 0.0]

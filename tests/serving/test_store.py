@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from features.contracts import validate_outcomes, validate_shipments
 from features.errors import CargoriskError
 from serving.schemas import OutcomeIn, ShipmentIn, outcomes_frame, shipments_frame
-from serving.store import Caller, Store, hash_key
+from serving.store import Caller, ReportConflict, Store, hash_key
 from tests.serving.conftest import make_outcome, make_shipment
 
 CALLER = Caller("gate-7", "system", 1)
@@ -46,8 +46,9 @@ def test_scored_shipments_round_trip_as_contract_records(store):
         model_version="4",
     )
     back = store.shipments_frame()
-    pd.testing.assert_frame_equal(back, frame)
-    pd.testing.assert_frame_equal(validate_shipments(back), frame)
+    counted = frame.assign(amendments_after_score=pd.array([0, 0, 0], dtype="Int64"))  # none yet
+    pd.testing.assert_frame_equal(back, counted)
+    pd.testing.assert_frame_equal(validate_shipments(back), counted)
     latest = store.latest_score("S0000001")
     assert latest["request_id"] == "r1" and latest["caller"] == "system:gate-7"
     assert latest["model_version"] == "4" and latest["reasons"] == []
@@ -76,16 +77,76 @@ def test_rescoring_keeps_one_shipment_record_and_every_score(store):
     assert store.count("shipments") == 1 and store.count("scores") == 3
     assert store.shipment("S0000001")["packages"] == 7
     assert store.latest_score("S0000001")["band"] == "high"
+    # the re-send stored no version; the amendment is version 2, in force, and counted: it
+    # changed the goods after a score
+    versions = store.shipment_versions("S0000001")
+    assert [(v["version"], v["changed"], v["amendments_after_score"]) for v in versions] == [
+        (1, [], 0),
+        (2, ["packages"], 1),
+    ]
+    assert versions[0]["packages"] != 7 and versions[1]["caller"] == CALLER.label
+    assert store.shipment("S0000001")["version"] == 2
+    assert store.latest_score("S0000001")["shipment_version"] == 2
+    assert store.history_frame()["packages"].tolist() == [versions[0]["packages"]]
 
 
-def test_outcomes_round_trip_and_resent_inspection_replaces(store):
+def test_outcome_reports_are_appended_and_the_latest_is_in_force(store):
     first = outcomes_frame([OutcomeIn(**make_outcome("S1", "clean"))])
     store.record_outcomes(first, request_id="o1", caller=CALLER)
+    again = store.record_outcomes(first, request_id="o1b", caller=CALLER)
+    assert again.unchanged == [0] and again.stored == []
     corrected = outcomes_frame([OutcomeIn(**make_outcome("S1", "seized"))])
-    store.record_outcomes(corrected, request_id="o2", caller=CALLER)
+    with pytest.raises(ReportConflict, match="already has a report") as refused:
+        store.record_outcomes(corrected, request_id="o2", caller=CALLER)
+    assert refused.value.conflicts[0][1]["result"] == "clean"
+    with pytest.raises(ReportConflict):  # a reason without the authority
+        store.record_outcomes(corrected, request_id="o2", caller=CALLER, corrections=["seen again"])
+    done = store.record_outcomes(
+        corrected, request_id="o3", caller=CALLER, corrections=["lab"], may_correct=True
+    )
+    assert done.corrected == [0]
     back = store.outcomes_frame()
     pd.testing.assert_frame_equal(back, validate_outcomes(back))
-    assert back["result"].tolist() == ["seized"]
+    assert back["result"].tolist() == ["seized"] and store.count("outcomes") == 1
+    reports = store.outcome_reports("S1")
+    assert [(r["revision"], r["result"], r["in_force"]) for r in reports] == [
+        (1, "clean", False),
+        (2, "seized", True),
+    ]
+    assert reports[1]["correction_reason"] == "lab" and reports[1]["request_id"] == "o3"
+
+
+def test_a_store_with_overwritten_outcomes_is_migrated_to_reports(tmp_path):
+    """Stores made before reports were append-only hold one row per inspection in
+    ``outcomes``: on open they become revision 1 of their inspections."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE outcomes (seq INTEGER PRIMARY KEY, shipment_id TEXT, "
+                "inspected_at DATETIME, result_at DATETIME, result TEXT, drug TEXT, "
+                "quantity_kg FLOAT, method TEXT, selected_by TEXT, received_at DATETIME, "
+                "caller TEXT, UNIQUE (shipment_id, inspected_at))"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO outcomes VALUES (1, 'S1', '2026-03-02 10:00:00.000000', "
+                "'2026-03-04 10:00:00.000000', 'seized', 'cocaine', 12.5, 'physical', "
+                "'model', '2026-03-04 11:00:00.000000', 'officer:kim')"
+            )
+        )
+    old.dispose()
+    store = Store(url)
+    try:
+        [report] = store.outcome_reports("S1")
+        assert report["revision"] == 1 and report["result"] == "seized"
+        assert report["caller"] == "officer:kim"
+        assert not sa.inspect(store.engine).has_table("outcomes")
+        assert Store(url).count("outcomes") == 1  # opening again migrates nothing twice
+    finally:
+        store.close()
 
 
 def test_failed_transaction_leaves_nothing(store):
@@ -155,3 +216,25 @@ def test_scoring_recorded_from_columns_equals_from_records(tmp_path):
     )
     pd.testing.assert_frame_equal(rows, cols)
     assert len(rows) == 4
+
+
+def test_a_store_without_versions_is_migrated_to_version_one(tmp_path):
+    """Stores made before declarations had versions hold the latest declaration only: on open
+    it becomes version 1 (new columns added, nothing lost)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url)
+    frame = shipments_frame([ShipmentIn(**make_shipment(i)) for i in range(2)])
+    store.record_scoring(
+        frame, _score_rows(frame), request_id="r", caller=CALLER, model_name="m", model_version="1"
+    )
+    with store.engine.begin() as conn:  # what an earlier version's store looked like
+        conn.execute(sa.text("DELETE FROM shipment_versions"))
+        conn.execute(sa.text("UPDATE shipments SET version = NULL, amendments_after_score = NULL"))
+    store.close()
+    again = Store(url)
+    try:
+        assert [v["version"] for v in again.shipment_versions("S0000001")] == [1]
+        assert again.shipment("S0000001")["version"] == 1
+        assert len(again.history_frame()) == 2
+    finally:
+        again.close()
