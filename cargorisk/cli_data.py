@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         label column, the attribute schema and label meaning to dataset.json, rows that cannot
         be scored to quarantine.csv and optional values left blank to blanked.csv, each with
         its reason."""
-        from cargorisk.ingestion import read_mapping, run_ingest
+        from cargorisk.ingestion import run_ingest
+        from features.ingest import read_mapping
 
         if delimiter in ("\\t", "tab", "TAB"):
             delimiter = "\t"
