@@ -111,7 +111,7 @@ def child_online(folder: str, n_new: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from features.pipeline import OnlineFeatureState
+    from features.online import OnlineFeatureState
 
     shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
     outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")

@@ -44,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from cargorisk.cli import main as cli
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from training.jobs import train_job
 
     rows = []

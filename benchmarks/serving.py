@@ -113,9 +113,8 @@ def request_shipments(world: Path, n: int, prefix: str, seed: int = 0) -> list[d
 def in_process(home: Path, world: Path, shipments: list[dict]) -> dict:
     """The endpoint's scoring function, called directly, on its own copy of the store."""
     os.environ["CARGORISK_HOME"] = str(home)
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from serving.engine import ScoringEngine
-    from serving.explain import reasons_from_contributions
     from serving.schemas import ShipmentIn, shipments_frame
     from serving.store import Caller
 
@@ -130,8 +129,7 @@ def in_process(home: Path, world: Path, shipments: list[dict]) -> dict:
     for m in models[:20]:  # warm-up
         engine.score([m], caller=caller)
     total, validate, feats_t, model_t, explain_t, slow_t = [], [], [], [], [], []
-    loaded = engine.model_holder.get()
-    scoring, scorer = loaded.scoring, loaded.scorer
+    scoring = engine.model_holder.get().scoring
     for s, m in zip(shipments[20:], models[20:], strict=True):
         t0 = time.perf_counter()
         ShipmentIn(**s)
@@ -144,12 +142,12 @@ def in_process(home: Path, world: Path, shipments: list[dict]) -> dict:
         t3 = time.perf_counter()
         f = engine.features(frame)
         t4 = time.perf_counter()
-        contrib = scorer.booster.predict(scorer.matrix(f), pred_contrib=True, num_threads=1)
+        contrib = scoring.contributions(scoring.matrix(f), num_threads=1)
         t5 = time.perf_counter()
-        reasons_from_contributions(scorer.names, contrib, f)
+        scoring.explain(f, contributions=contrib)
         t6 = time.perf_counter()
-        scoring.predict(f, num_threads=1)
-        scoring.contributions(f, num_threads=1)
+        scoring.score(f, num_threads=1)
+        scoring.explain(f)
         t7 = time.perf_counter()
         feats_t.append(t4 - t3)
         model_t.append(t5 - t4)
@@ -164,9 +162,9 @@ def in_process(home: Path, world: Path, shipments: list[dict]) -> dict:
         "parts_p50_ms": {
             "validate_body": pct(validate, 50),
             "features": pct(feats_t, 50),
-            "model_and_treeshap_fast_path": pct(model_t, 50),
+            "model_and_treeshap": pct(model_t, 50),
             "reason_sentences": pct(explain_t, 50),
-            "same_via_ScoringModel_dataframe_path": pct(slow_t, 50),
+            "ScoringModel_score_then_explain": pct(slow_t, 50),
         },
         "trees": n_trees,
     }

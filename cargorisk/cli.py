@@ -1,9 +1,10 @@
 """The ``cargorisk`` command line: one console script, one typer app.
 
-Each area registers its own commands (``cli_data``: ingest; ``cli_simulate``: simulate;
-``cli_train``: train, evaluate, promote, models, score; ``cli_serve``: serve, keys, export,
-quickstart). Heavy
-libraries are imported inside the commands so ``cargorisk --help`` stays instant.
+Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
+``cli_simulate``: simulate; ``cli_train``: train, evaluate, promote, models, score;
+``cli_serve``: serve, keys, export; ``cli_ui``: users. None of them imports this module
+(quickstart runs the other commands through the app it is registered on). Heavy libraries are
+imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def build_app() -> typer.Typer:
     @app.command()
     def info() -> None:
         """Show the settings in force: home, tracking URI, store, model."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
 
         settings = load_settings()
         for key, value in {

@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         label column, the attribute schema and label meaning to dataset.json, rows that cannot
         be scored to quarantine.csv and optional values left blank to blanked.csv, each with
         its reason."""
-        from cargorisk.ingestion import delimiter_option, read_mapping, run_ingest
+        from cargorisk.ingestion import delimiter_option, run_ingest
+        from features.ingest import read_mapping
 
         summary = run_ingest(
             source,

@@ -33,11 +33,11 @@ def _step(message: str) -> None:
     typer.secho(f"==> {message}", fg=typer.colors.CYAN, err=True)
 
 
-def _run_cli(args: list[str]) -> None:
-    from cargorisk.cli import main
-
-    status = main(args)
-    if status != 0:
+def _run_cli(app: typer.Typer, args: list[str]) -> None:
+    """Run another command of the same CLI (``app``, the one ``quickstart`` is registered on)
+    in this process; its errors propagate, a non-zero exit becomes a :class:`CargoriskError`."""
+    status = app(args=args, prog_name="cargorisk", standalone_mode=False)
+    if isinstance(status, int) and status != 0:
         raise CargoriskError(f"'cargorisk {' '.join(args)}' failed (exit {status})")
 
 
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         """Simulate a world, train and promote a model, create an officer key and serve the
         API and the worklist. A second run reuses what exists."""
         from cargorisk.cli_serve import bentoml_command, serve_env
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
 
         settings = load_settings()
         settings.ensure_home()
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
             args += ["--shipments-per-day", str(shipments_per_day), "--seed", str(seed)]
             if prevalence is not None:
                 args += ["--prevalence", str(prevalence)]
-            _run_cli(args)
+            _run_cli(app, args)
         if not (today / "shipments.parquet").exists():
             count = _split_world(world, history, today)
             _step(f"history in {history}; {count:,} arrivals declared today in {today}")
@@ -176,9 +176,9 @@ def register(app: typer.Typer) -> None:
             _step(f"reusing the champion {settings.model_uri}")
         else:
             _step("training on the history (features, LightGBM, MLflow)")
-            _run_cli(["train", "--data", str(history)])
+            _run_cli(app, ["train", "--data", str(history)])
             _step("promoting the new version to champion")
-            _run_cli(["promote"])
+            _run_cli(app, ["promote"])
 
         keys = _keys(settings)
         port = port or settings.port

@@ -51,7 +51,7 @@ def serve_env(workers: int) -> dict[str, str]:
 
 
 def _store():
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from serving.store import Store
 
     return Store(load_settings().store)
@@ -64,7 +64,7 @@ def _export_info(ships) -> tuple:
     the default and every attribute's kind is read from the data; the caller is told which."""
     import pandas as pd
 
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from features.contracts import (
         ATTRIBUTE_PREFIX,
         AttributeSpec,
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         import signal
         import subprocess
 
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
 
         settings = load_settings()
         port = port or settings.port
@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
             raise CargoriskError(f"--port: {port} is not a TCP port")
         if not 1 <= workers <= 16:
             raise CargoriskError(f"--workers: {workers} not in 1..16")
-        from serving.edge import preflight
+        from serving.preflight import preflight
 
         preflight(settings)  # refuse here, before BentoML starts (and retries) a worker
         cmd = bentoml_command(port, host)
@@ -199,6 +199,7 @@ def register(app: typer.Typer) -> None:
         (shipments.parquet with the shipments' attributes, outcomes.parquet, dataset.json) for
         `cargorisk train --data DIR`."""
         from features.contracts import validate_outcomes, validate_shipments
+        from features.tables import write_contract_dir
 
         store = _store()
         start = _parse_date(since)
@@ -212,9 +213,6 @@ def register(app: typer.Typer) -> None:
         info, source = _export_info(ships)
         ships = validate_shipments(ships, attributes=info.attributes)
         outs = validate_outcomes(outs)
-        out.mkdir(parents=True, exist_ok=True)
-        ships.to_parquet(out / "shipments.parquet", index=False)
-        outs.to_parquet(out / "outcomes.parquet", index=False)
-        (out / "dataset.json").write_text(info.model_dump_json(indent=2), encoding="utf-8")
+        write_contract_dir(out, ships, outs, info)
         typer.echo(f"exported {len(ships)} shipments and {len(outs)} outcomes to {out}")
         typer.echo(f"label {info.label.name!r}, {len(info.attributes)} attribute(s) ({source})")

@@ -57,9 +57,9 @@ def register(app: typer.Typer) -> None:
 
         Every run fits the full model (feature families selected on validation) and a
         raw-columns challenger; the better on validation is registered."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
+        from features.registry_contract import capacity_metric
         from training.jobs import train_job
-        from training.metrics import capacity_label
         from training.report import format_table, plural, summary_rows
 
         settings = load_settings()
@@ -94,12 +94,12 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(format_table(summary_rows(m), ("metric", "model", "rules", "random")))
         fitted = result.fitted
-        cap = capacity_label(settings.capacity)[:-3] + "%"
+        cap = f"{settings.capacity * 100:g}%"
         if fitted is not None:
             typer.echo("")
             rows = []
             for who, prefix in (("full model", "full"), ("raw challenger", "challenger")):
-                key = f"{prefix}_precision_at_{capacity_label(settings.capacity)}"
+                key = capacity_metric("precision", settings.capacity, prefix)
                 if key in m:
                     rows.append(
                         (
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     ) -> None:
         """Score a registered model on any data and print the metrics beside the baselines."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
         from training.jobs import evaluate_job
         from training.registry import resolve_model_uri
         from training.report import format_table, summary_rows
@@ -179,7 +179,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
         from training.jobs import promote_job
 
         settings = load_settings()
@@ -225,15 +225,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List registered versions with their aliases and test metrics."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
+        from features import registry_contract as rc
         from training import registry
-        from training.metrics import capacity_label
         from training.report import format_table
 
         settings = load_settings()
         registry.configure(settings)
         versions = registry.list_versions(settings)
-        label = capacity_label(settings.capacity)
+        cap = settings.capacity
         if as_json:
             typer.echo(json.dumps([v.__dict__ for v in versions], indent=1, default=str))
             return
@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
         rows = []
         for v in versions:
             m = v.metrics
-            gate = json.loads(v.tags["gate"]) if "gate" in v.tags else {}
+            gate = json.loads(v.tags[rc.VERSION_TAG_GATE]) if rc.VERSION_TAG_GATE in v.tags else {}
             rows.append(
                 (
                     str(v.version),
@@ -251,11 +251,11 @@ def register(app: typer.Typer) -> None:
                     v.params.get("kind", "-"),
                     v.created.strftime("%Y-%m-%d %H:%M"),
                     v.params.get("test_from", "-")[:10],
-                    _fmt(m.get(f"test_precision_at_{label}")),
-                    _fmt(m.get(f"rules_precision_at_{label}")),
-                    _fmt(m.get("test_lift_at_1pct")),
+                    _fmt(m.get(rc.capacity_metric("precision", cap, "test"))),
+                    _fmt(m.get(rc.capacity_metric("precision", cap, "rules"))),
+                    _fmt(m.get(rc.capacity_metric("lift", 0.01, "test"))),
                     _fmt(m.get("test_pr_auc")),
-                    _fmt(m.get(f"test_true_recall_at_{label}")),
+                    _fmt(m.get(rc.capacity_metric("true_recall", cap, "test"))),
                     "forced"
                     if gate.get("forced")
                     else ("passed" if gate.get("gate_passed") else ("refused" if gate else "-")),
@@ -267,11 +267,11 @@ def register(app: typer.Typer) -> None:
             "kind",
             "created",
             "test from",
-            f"prec@{label[:-3]}%",
-            f"rules@{label[:-3]}%",
+            f"prec@{cap * 100:g}%",
+            f"rules@{cap * 100:g}%",
             "lift@1%",
             "PR-AUC",
-            f"true rec@{label[:-3]}%",
+            f"true rec@{cap * 100:g}%",
             "gate",
         )
         typer.echo(format_table(rows, header))
@@ -300,7 +300,7 @@ def register(app: typer.Typer) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked. With --mapping the
         file is read exactly as `cargorisk ingest` reads it (same mapping, delimiter, encoding;
         rows that cannot be scored are set aside in <output>.rejected.csv with their reasons)."""
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
         from training.jobs import score_job
         from training.registry import resolve_model_uri
 
@@ -342,7 +342,8 @@ def _ingest_for_scoring(
     contract file to score and the number of rows set aside."""
     import shutil
 
-    from cargorisk.ingestion import delimiter_option, read_mapping, run_ingest
+    from cargorisk.ingestion import delimiter_option, run_ingest
+    from features.ingest import read_mapping
 
     summary = run_ingest(
         source,

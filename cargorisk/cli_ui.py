@@ -16,7 +16,7 @@ from features.errors import CargoriskError
 
 
 def _store():
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from serving.store import Store
 
     return Store(load_settings().store)

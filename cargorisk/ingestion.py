@@ -34,8 +34,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pydantic
-import yaml
 
 from features.contracts import attribute_column
 from features.errors import CargoriskError
@@ -48,7 +46,6 @@ from features.ingest import (
     empty_outcomes,
     empty_shipments,
     ingest_chunk,
-    load_mapping,
     reason_counts,
 )
 
@@ -118,42 +115,6 @@ class IngestSummary:
         out += [f"{name:13} {path}" for name, path in self.outputs.items()]
         out.append(f"took {self.seconds:.1f} s")
         return out
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as the mapping file's path: ``shipments.mode.when[0]``."""
-    out = ""
-    for part in loc:
-        if part == "fields":  # OutcomeMap's internal wrapper, not a key of the file
-            continue
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def read_mapping(path: Path) -> Mapping:
-    """Load and validate a mapping YAML; any problem is one :class:`IngestError` line naming
-    the option, e.g. ``shipments.mode.when[0]: give exactly one condition ...``."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise IngestError(f"mapping {path}: cannot read ({exc.strerror})") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise IngestError(f"mapping {path}: not valid YAML ({first})") from exc
-    try:
-        return load_mapping(data)
-    except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = _where(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "is not a known mapping option"
-            problems.append(f"{where}: {message}" if where else message)
-        raise IngestError(f"mapping {path}: " + "; ".join(problems)) from exc
 
 
 def _is_parquet(path: Path) -> bool:

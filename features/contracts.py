@@ -30,13 +30,17 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import pandera.errors as pa_errors
 import pandera.pandas as pa
 from pandera.typing.pandas import Series
+from pyarrow import ArrowException, large_string
+from pyarrow import array as pa_array
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.errors import ContractError
@@ -185,7 +189,7 @@ def stream_of(mode: Any) -> str | None:
     return STREAM_OF_MODE.get(mode) if isinstance(mode, str) else None
 
 
-def _text(nullable: bool = True, **kwargs) -> object:
+def _text(nullable: bool = True, **kwargs: Any) -> Any:
     return pa.Field(
         nullable=nullable, str_length={"max_value": MAX_TEXT}, str_matches=_TEXT, **kwargs
     )
@@ -207,12 +211,37 @@ BULK_KG: Final = 1_000_000.0
 """Declared weights above 1,000 t are bulk cargo: real, but flagged as such by features."""
 
 
-def _when(nullable: bool = False) -> object:
+def _when(nullable: bool = False) -> Any:
     return pa.Field(nullable=nullable, ge=EARLIEST, le=LATEST)
 
 
-def _ident(nullable: bool = True) -> object:
+def _ident(nullable: bool = True) -> Any:
     return pa.Field(nullable=nullable, str_matches=_ID)
+
+
+# -- rules across fields of one row (plain functions: pandera runs them in validation, the API
+# runs them directly on its small frames - the same code, no pandera machinery) --------------
+_DEPARTURE_RULE: Final = "departed_at must not be after arrival_at"
+_BOOKING_RULE: Final = "booked_at must not be after departed_at"
+_RESULT_RULE: Final = "result_at must not be before inspected_at"
+_CLEAN_RULE: Final = "a clean result cannot name a drug or a quantity"
+
+
+def departure_before_arrival(df: pd.DataFrame) -> pd.Series:
+    return ~(df["departed_at"] > df["arrival_at"]).fillna(False)
+
+
+def booking_before_departure(df: pd.DataFrame) -> pd.Series:
+    return ~(df["booked_at"] > df["departed_at"]).fillna(False)
+
+
+def result_after_inspection(df: pd.DataFrame) -> pd.Series:
+    return df["result_at"] >= df["inspected_at"]
+
+
+def clean_has_no_drug(df: pd.DataFrame) -> pd.Series:
+    clean = df["result"] == "clean"
+    return ~(clean & (df["drug"].notna() | (df["quantity_kg"].fillna(0) > 0)))
 
 
 class Shipments(pa.DataFrameModel):
@@ -280,15 +309,15 @@ class Shipments(pa.DataFrameModel):
         coerce = True
         ordered = False
 
-    @pa.dataframe_check(error="departed_at must not be after arrival_at")
+    @pa.dataframe_check(error=_DEPARTURE_RULE)
     @classmethod
-    def departure_before_arrival(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~(df["departed_at"] > df["arrival_at"]).fillna(False)
+    def departure_before_arrival(cls, df: pd.DataFrame) -> pd.Series:
+        return departure_before_arrival(df)
 
-    @pa.dataframe_check(error="booked_at must not be after departed_at")
+    @pa.dataframe_check(error=_BOOKING_RULE)
     @classmethod
-    def booking_before_departure(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~(df["booked_at"] > df["departed_at"]).fillna(False)
+    def booking_before_departure(cls, df: pd.DataFrame) -> pd.Series:
+        return booking_before_departure(df)
 
 
 class Outcomes(pa.DataFrameModel):
@@ -308,16 +337,15 @@ class Outcomes(pa.DataFrameModel):
         coerce = True
         ordered = False
 
-    @pa.dataframe_check(error="result_at must not be before inspected_at")
+    @pa.dataframe_check(error=_RESULT_RULE)
     @classmethod
-    def result_after_inspection(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["result_at"] >= df["inspected_at"]
+    def result_after_inspection(cls, df: pd.DataFrame) -> pd.Series:
+        return result_after_inspection(df)
 
-    @pa.dataframe_check(error="a clean result cannot name a drug or a quantity")
+    @pa.dataframe_check(error=_CLEAN_RULE)
     @classmethod
-    def clean_has_no_drug(cls, df: pd.DataFrame) -> Series[bool]:
-        clean = df["result"] == "clean"
-        return ~(clean & (df["drug"].notna() | (df["quantity_kg"].fillna(0) > 0)))
+    def clean_has_no_drug(cls, df: pd.DataFrame) -> pd.Series:
+        return clean_has_no_drug(df)
 
 
 SHIPMENT_COLUMNS: Final = tuple(Shipments.to_schema().columns)
@@ -566,19 +594,13 @@ def conform(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 _KINDS: Final[dict[str, Kind]] = {**OUTCOME_KINDS, **SHIPMENT_KINDS}
-_BLANK_DTYPES: Final = {
-    "datetime": "datetime64[ns]",
-    "int": "Int64",
-    "float": "float64",
-    "str": "object",
-}
 
 
 def _blank(kind: Kind, n: int, index: pd.Index) -> pd.Series:
     """A column of ``n`` missing values of one contract kind."""
     if kind == "str":
         return pd.Series([None] * n, index=index, dtype=object)
-    return pd.Series(pd.NA if kind == "int" else np.nan, index=index, dtype=_BLANK_DTYPES[kind])
+    return pd.Series(pd.NA if kind == "int" else np.nan, index=index, dtype=_PANDAS_DTYPES[kind])
 
 
 def validate_shipments(
@@ -609,3 +631,198 @@ def split_ports(value: str | None) -> list[str]:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return []
     return [p for p in str(value).split(PORT_SEPARATOR) if p]
+
+
+# -- the tables by name --------------------------------------------------------------------
+Table = Literal["shipments", "outcomes"]
+TABLES: Final[tuple[Table, ...]] = ("shipments", "outcomes")
+SCHEMAS: Final[dict[str, pa.DataFrameSchema]] = {
+    "shipments": Shipments.to_schema(),
+    "outcomes": Outcomes.to_schema(),
+}
+COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "shipments": SHIPMENT_COLUMNS,
+    "outcomes": OUTCOME_COLUMNS,
+}
+REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "shipments": REQUIRED_SHIPMENT_COLUMNS,
+    "outcomes": REQUIRED_OUTCOME_COLUMNS,
+}
+FRAME_RULES: Final[dict[str, tuple[tuple[Callable[[pd.DataFrame], pd.Series], str], ...]]] = {
+    "shipments": (
+        (departure_before_arrival, _DEPARTURE_RULE),
+        (booking_before_departure, _BOOKING_RULE),
+    ),
+    "outcomes": (
+        (result_after_inspection, _RESULT_RULE),
+        (clean_has_no_drug, _CLEAN_RULE),
+    ),
+}
+"""Each table's rules across fields of one row, with their messages."""
+
+
+def missing_required(table: str, columns: Iterable[str]) -> list[str]:
+    """The required columns of ``table`` absent from ``columns``, in contract order."""
+    present = set(columns)
+    return [c for c in REQUIRED_COLUMNS[table] if c not in present]
+
+
+def frame_rule_errors(table: str, frame: pd.DataFrame) -> list[str]:
+    """Messages of the rules across fields (:data:`FRAME_RULES`) that rows of ``frame`` (a
+    contract frame of ``table``) break, each naming the row's shipment id."""
+    errors = []
+    for rule, message in FRAME_RULES[table]:
+        ok = rule(frame).fillna(False).astype(bool)
+        if bool(ok.all()):
+            continue
+        for shipment_id in frame.loc[~ok, "shipment_id"]:
+            errors.append(f"shipment {shipment_id}: {message}")
+    return errors
+
+
+# -- validation failures in words ------------------------------------------------------------
+@dataclass(frozen=True)
+class Failure:
+    """One way a frame breaks the contract: the ``column`` (None for a rule across fields),
+    the ``check`` that failed as pandera names it, how many ``rows`` and one ``example``."""
+
+    column: str | None
+    check: str
+    rows: int
+    example: Any
+
+
+def failures(exc: pa_errors.SchemaErrors | pa_errors.SchemaError) -> list[Failure]:
+    """The failures of a pandera validation error, grouped by column and check, in the order
+    pandera found them."""
+    if isinstance(exc, pa_errors.SchemaError):
+        column = getattr(exc.schema, "name", None)
+        example = None if exc.failure_cases is None else exc.failure_cases
+        if isinstance(example, pd.DataFrame) and "failure_case" in example:
+            example = example["failure_case"].iloc[0] if len(example) else None
+        return [Failure(column if isinstance(column, str) else None, str(exc.check), 1, example)]
+    cases = exc.failure_cases
+    out = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        name = column if isinstance(column, str) and column not in SCHEMAS else None
+        out.append(Failure(name, str(check), len(group), group["failure_case"].iloc[0]))
+    return out
+
+
+def describe_failures(
+    table: str, exc: pa_errors.SchemaErrors | pa_errors.SchemaError, *, limit: int = 5
+) -> str:
+    """One line naming the fields of ``table`` that break the contract, e.g. ``shipments
+    table breaks the contract - hs_code: str_matches('^[0-9]{2,10}$') (3 rows, e.g. 'x')``."""
+    found = failures(exc)
+    parts = [
+        f"{f.column or 'row'}: {f.check} ({f.rows} rows, e.g. {f.example!r})" for f in found[:limit]
+    ]
+    more = " ..." if len(found) > limit else ""
+    return f"{table} table breaks the contract - " + "; ".join(parts) + more
+
+
+# -- frames <-> columns ------------------------------------------------------------------------
+_PANDAS_DTYPES: Final[dict[Kind, str]] = {
+    "datetime": "datetime64[ns]",
+    "int": "Int64",
+    "float": "float64",
+    "str": "object",
+}
+
+
+def record_columns(records: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, list[Any]]:
+    """Records (one dict per row, e.g. validated API bodies' ``model_dump()``) turned into one
+    list per column. Records of one model hold their fields in the same order, so one ``zip``
+    transposes them in C."""
+    names = list(columns)
+    if records and all(list(r) == names for r in (records[0], records[-1])):
+        transposed = zip(*(r.values() for r in records), strict=True)
+        return {name: list(values) for name, values in zip(names, transposed, strict=True)}
+    return {name: [r.get(name) for r in records] for name in names}
+
+
+def columns_frame(table: str, rows: list[dict[str, Any]] | Mapping[str, list[Any]]) -> pd.DataFrame:
+    """A contract frame of ``table`` (contract column order and dtypes) from already
+    validated rows: one dict per row or one list per column. Small inputs take a numpy path
+    (about 1 ms for one shipment instead of 7); large ones let pandas convert columns."""
+    columns = COLUMNS[table]
+    schema = SCHEMAS[table]
+    by_column = rows if isinstance(rows, Mapping) else record_columns(rows, columns)
+    small = len(by_column[columns[0]]) <= 64
+    data: dict[str, Any] = {}
+    for name in columns:
+        values = by_column[name]
+        kind = column_kind(schema.columns[name])
+        if kind == "datetime":
+            if small:
+                data[name] = np.array(
+                    [np.datetime64("NaT") if v is None else v for v in values],
+                    dtype="datetime64[ns]",
+                )
+            else:
+                data[name] = pd.to_datetime(
+                    pd.Series(values, dtype="object"), errors="raise"
+                ).astype("datetime64[ns]")
+        elif kind == "int":
+            data[name] = pd.array(values, dtype="Int64")
+        elif kind == "float":
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        else:
+            data[name] = _strings(values, schema.columns[name].dtype.type)
+    return pd.DataFrame(data, copy=False)
+
+
+def _strings(values: list[Any], dtype: Any) -> Any:
+    """A string column of the contract's dtype. Validated values are str or None, so when
+    the dtype is Arrow-backed the Arrow array is built directly (0.005 ms a column instead of
+    0.013 for one shipment: pandas' own path re-checks every value)."""
+    if getattr(dtype, "storage", None) == "pyarrow":
+        try:
+            return pd.arrays.ArrowStringArray(pa_array(values, type=large_string()), dtype=dtype)
+        except (TypeError, ValueError, ArrowException):
+            pass
+    return pd.array(values, dtype=dtype)
+
+
+def frame_columns(
+    frame: pd.DataFrame, names: Iterable[str], **constant: Any
+) -> dict[str, list[Any]]:
+    """The frame's ``names`` columns as lists of plain Python values (None for missing) -
+    what a database driver or a JSON body takes - plus ``constant`` columns (one value in
+    every row)."""
+    out: dict[str, list[Any]] = {}
+    for name in names:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
+        elif pd.api.types.is_float_dtype(series):
+            values = [None if np.isnan(v) else float(v) for v in series.to_numpy()]
+        elif pd.api.types.is_integer_dtype(series):
+            values = [None if pd.isna(v) else int(v) for v in series.to_numpy(dtype=object)]
+        else:
+            values = [None if v is None or v is pd.NA or v != v else str(v) for v in series]
+        out[name] = values
+    for name, value in constant.items():
+        out[name] = [value] * len(frame)
+    return out
+
+
+def as_contract(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s contract columns of ``table`` in contract order, each cast to its contract
+    dtype (e.g. rows read back from a database)."""
+    columns = COLUMNS[table]
+    schema = SCHEMAS[table]
+    out = {}
+    for name in columns:
+        kind = column_kind(schema.columns[name])
+        series = frame[name]
+        if kind == "datetime":
+            out[name] = pd.to_datetime(series).astype("datetime64[ns]")
+        elif kind == "int":
+            out[name] = series.astype("Int64")
+        elif kind == "float":
+            out[name] = series.astype("float64")
+        else:
+            out[name] = series.astype(schema.columns[name].dtype.type)
+    return pd.DataFrame(out, columns=list(columns))

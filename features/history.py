@@ -194,6 +194,8 @@ class Queries:
 
     def total(self, events: EventIndex) -> np.ndarray:
         """Sum of the events' weights before each query's rank."""
+        if events.cum is None:
+            raise ValueError("these events carry no weights to sum")
         lo, hi = self._bounds(events)
         return self._scatter(events.cum[hi] - events.cum[lo])
 
@@ -333,11 +335,14 @@ class Timeline:
         instead of one insertion (and one shift of the running sums) each."""
         if not times:
             return
+        weights: list[float] = [] if values is None else values
+        if self.sums is not None and len(weights) != len(times):
+            raise ValueError("a timeline with sums needs one value per added time")
         if not self.times or times[0] >= self.times[-1]:
             self.times.extend(times)
             if self.sums is not None:
                 sums, total = self.sums, self.sums[-1]
-                for value in values:
+                for value in weights:
                     total += value
                     sums.append(total)
             return
@@ -347,7 +352,7 @@ class Timeline:
         merged = np.insert(old, pos, times)
         if self.sums is not None:
             steps = np.diff(np.frombuffer(self.sums, dtype="float64"))
-            running = np.cumsum(np.insert(steps, pos, values))
+            running = np.cumsum(np.insert(steps, pos, weights))
             sums = array("d", [0.0])
             sums.frombytes(running.tobytes())
             self.sums = sums
@@ -368,6 +373,8 @@ class Timeline:
         return bisect_left(self.times, before) - bisect_left(self.times, since)
 
     def total(self, before: int) -> float:
+        if self.sums is None:
+            raise ValueError("this timeline keeps no sums")
         return self.sums[bisect_left(self.times, before)]
 
     def first(self) -> int | None:

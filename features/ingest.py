@@ -37,12 +37,23 @@ import re
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import pandas as pd
 import pandera.errors
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
+import pandera.pandas as pa
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from features.contracts import (
     ATTRIBUTE_NAME,
@@ -57,6 +68,7 @@ from features.contracts import (
     SHIPMENT_KINDS,
     AttributeSpec,
     DatasetInfo,
+    Kind,
     LabelMeaning,
     Outcomes,
     Shipments,
@@ -66,7 +78,7 @@ from features.contracts import (
     identifier_problem,
     normal_text,
 )
-from features.errors import ContractError
+from features.errors import CargoriskError, ContractError
 
 UNITS_TO_KG: Final = {"kg": 1.0, "t": 1000.0, "g": 0.001, "lb": 0.45359237}
 """Weight units a source may use for ``*_kg`` fields, with their size in kilograms."""
@@ -315,8 +327,9 @@ class AttributeMap(_ValueSpec):
     (the shared options of :class:`_ValueSpec`), its ``kind`` and how an officer reads it."""
 
     kind: Literal["categorical", "numeric"]
-    label: str | None = AttributeSpec.model_fields["label"]
-    description: str | None = AttributeSpec.model_fields["description"]
+    # the contract's own fields (same bounds), reused rather than re-declared
+    label: str | None = AttributeSpec.model_fields["label"]  # type: ignore[assignment]
+    description: str | None = AttributeSpec.model_fields["description"]  # type: ignore[assignment]
 
     @property
     def spec(self) -> AttributeSpec:
@@ -375,7 +388,7 @@ def _contract_problem(section: str, name: str, kind: str, value: Any) -> str | N
     return None
 
 
-def _check_field(section: str, name: str, spec: FieldMap, kinds: dict[str, str]) -> None:
+def _check_field(section: str, name: str, spec: FieldMap, kinds: dict[str, Kind]) -> None:
     """Refuse options that do not fit a contract field's kind, and mapping values (``when``,
     ``default``, value-map targets) the contract would refuse; errors name the option."""
     if name not in kinds:
@@ -500,8 +513,8 @@ class Mapping(BaseModel):
             )
         if len(self.attributes) > MAX_ATTRIBUTES:
             raise ValueError(f"attributes: at most {MAX_ATTRIBUTES}, got {len(self.attributes)}")
-        for name, spec in self.attributes.items():
-            _check_attribute(name, spec)
+        for name, attribute in self.attributes.items():
+            _check_attribute(name, attribute)
         if self.outcomes is not None:
             fields = self.outcomes.fields
             kinds = {k: v for k, v in OUTCOME_KINDS.items() if k != "shipment_id"}
@@ -568,6 +581,46 @@ class Mapping(BaseModel):
             label=self.label or LabelMeaning(),
             attributes={name: spec.spec for name, spec in self.attributes.items()},
         )
+
+
+class MappingError(CargoriskError):
+    """A mapping file that cannot be read or does not describe a valid mapping."""
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the mapping file's path: ``shipments.mode.when[0]``."""
+    out = ""
+    for part in loc:
+        if part == "fields":  # OutcomeMap's internal wrapper, not a key of the file
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def read_mapping(path: str | Path) -> Mapping:
+    """Load and validate a mapping YAML; any problem is one :class:`MappingError` line naming
+    the option, e.g. ``shipments.mode.when[0]: give exactly one condition ...``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MappingError(f"mapping {path}: cannot read ({exc.strerror})") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MappingError(f"mapping {path}: not valid YAML ({first})") from exc
+    try:
+        return load_mapping(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = _where(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "is not a known mapping option"
+            problems.append(f"{where}: {message}" if where else message)
+        raise MappingError(f"mapping {path}: " + "; ".join(problems)) from exc
 
 
 def load_mapping(data: Any) -> Mapping:
@@ -916,12 +969,10 @@ def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
         return values
     wide = text[~text.astype("str").str.isascii()].unique()
     problems = {v: identifier_problem(v) for v in wide}
-    refused = [v for v, p in problems.items() if p is not None]
-    for value in refused:
-        issues.add(
-            (values == value).fillna(False).to_numpy(), name, problems[value], values, fatal=True
-        )
-    values = values.mask(values.isin(refused))
+    refused = {v: p for v, p in problems.items() if p is not None}
+    for value, problem in refused.items():
+        issues.add((values == value).fillna(False).to_numpy(), name, problem, values, fatal=True)
+    values = values.mask(values.isin(list(refused)))
     return _normal(values, normal_text)
 
 
@@ -1028,7 +1079,9 @@ def _reason(check: str) -> str:
     return check
 
 
-def _schema_failures(model: type, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _schema_failures(
+    model: type[pa.DataFrameModel], frame: pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
     """Validate ``frame`` with the contract; failures as (pos, field, reason, value) rows."""
     try:
         model.validate(frame, lazy=True)
@@ -1265,7 +1318,7 @@ def ingest_chunk(
     )
 
 
-def _empty_frame(kinds: dict[str, str]) -> pd.DataFrame:
+def _empty_frame(kinds: dict[str, Kind]) -> pd.DataFrame:
     return pd.DataFrame({name: _empty(kind, 0) for name, kind in kinds.items()})
 
 

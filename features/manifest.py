@@ -412,6 +412,11 @@ def prepare(
     return p
 
 
+def _is_none(values: np.ndarray) -> np.ndarray:
+    """Which values of an object array are None (element-wise, in C)."""
+    return np.equal(values, None)  # type: ignore[call-overload]  # stubs refuse None
+
+
 def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
     """Add the combination keys to prepared columns (in place on the dict, not on any frame).
 
@@ -422,12 +427,7 @@ def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
     tuples = tuple_keys or n <= SMALL
     for digits in (2, 4, 6):
         p[f"hs{digits}"] = hs_prefix(hs, digits) if n <= SMALL else _hs_prefix_coded(p, digits)
-    if tuples:
-        combine = join_keys
-    else:
-
-        def combine(*arrays: np.ndarray, optional=None) -> np.ndarray:
-            return combine_codes(*arrays, optional=optional)
+    combine: Callable[..., np.ndarray] = join_keys if tuples else combine_codes
 
     if tuples:
 
@@ -453,7 +453,9 @@ def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
     p["consignee_recipient"] = combine(part("consignee"), part("recipient"))
     for ident in ("phone", "address", "forwarder"):
         if tuples:
-            p[f"consignee_if_{ident}"] = np.where(pd.notna(p[ident]), p["consignee"], None)
+            p[f"consignee_if_{ident}"] = np.where(  # type: ignore[call-overload]
+                pd.notna(p[ident]), p["consignee"], None
+            )  # numpy's stubs refuse None; an object array takes it
         else:
             p[f"consignee_if_{ident}"] = np.where(
                 codes_of(p, ident) >= 0, codes_of(p, "consignee"), -1
@@ -563,16 +565,16 @@ def row_features(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         declared = np.where(blank_value, value, declared)
         blank_value = np.isnan(declared)
     out["value_zero"] = _flag(declared == 0, blank_value)
-    no_shipper = np.equal(p["shipper"], None)
-    no_consignee = np.equal(p["consignee"], None)
+    no_shipper = _is_none(p["shipper"])
+    no_consignee = _is_none(p["consignee"])
     out["shipper_not_declared"] = no_shipper.astype("float64")
     out["consignee_not_declared"] = no_consignee.astype("float64")
     blanks = (  # the CORE_FIELDS
         no_shipper.astype("float64")
         + no_consignee
-        + np.equal(p["origin"], None)
-        + np.equal(p["departure"], None)
-        + np.equal(p["hs"], None)
+        + _is_none(p["origin"])
+        + _is_none(p["departure"])
+        + _is_none(p["hs"])
         + p["description_blank"]
         + np.isnan(packages)
         + blank_weight

@@ -3,8 +3,8 @@
 It holds, per key (party, place, commodity, identifier, combination), the sorted times of
 earlier declarations and of known inspection results, and answers the same point-in-time
 questions as the offline pipeline with binary search, then finishes the numbers with the same
-functions (:func:`features.pipeline.finish`). A parity test replays a simulated month through
-both and compares every feature of every shipment.
+functions (:func:`features.pipeline.feature_columns` and ``feature_frame``). A parity test
+replays a simulated month through both and compares every feature of every shipment.
 
 Time semantics of :meth:`OnlineFeatureState.features`: each shipment is described as of its own
 ``declared_at`` using what was added to the state before: earlier declarations and results
@@ -51,6 +51,7 @@ from features.history import (
 )
 from features.manifest import NS_PER_DAY, norm_text, prepare
 from features.network import IDENTIFIERS, LinkGraph
+from features.pipeline import attribute_values, feature_columns, feature_frame
 
 _NAN = math.nan
 _OUTCOME_DIMS = tuple(OUTCOME_COUNTS)
@@ -143,12 +144,12 @@ class OnlineFeatureState:
 
     def __init__(self, attributes: Mapping[str, AttributeSpec] | None = None) -> None:
         self.attributes: dict[str, AttributeSpec] = dict(attributes or {})
-        self._ship = {dim: {} for dim in SHIPMENT_COUNTS}
-        self._pair_first = {pair: {} for pair in DISTINCT}
-        self._distinct = {pair: {} for pair in DISTINCT}
-        self._values = {dim: {} for dim in VALUE_MEANS}
-        self._insp = {dim: {} for dim in OUTCOME_COUNTS}
-        self._seiz = {dim: {} for dim in OUTCOME_COUNTS}
+        self._ship: dict[str, dict[Any, Timeline]] = {dim: {} for dim in SHIPMENT_COUNTS}
+        self._pair_first: dict[Any, dict[Any, int]] = {pair: {} for pair in DISTINCT}
+        self._distinct: dict[Any, dict[Any, Timeline]] = {pair: {} for pair in DISTINCT}
+        self._values: dict[str, dict[Any, Timeline]] = {dim: {} for dim in VALUE_MEANS}
+        self._insp: dict[str, dict[Any, Timeline]] = {dim: {} for dim in OUTCOME_COUNTS}
+        self._seiz: dict[str, dict[Any, Timeline]] = {dim: {} for dim in OUTCOME_COUNTS}
         self._port_insp: dict[str, Timeline] = {}
         self._port_seiz: dict[str, Timeline] = {}
         self._words: dict[str, int] = {}
@@ -163,7 +164,7 @@ class OnlineFeatureState:
         self._outcomes: dict[str, dict[int, tuple[int, bool]]] = {}
         # declarations in force of amended shipments not added yet: shipment id -> amendment
         self._later: dict[str, tuple] = {}
-        self._now = None
+        self._now: int | None = None
 
     # -- building --------------------------------------------------------------------------
     @classmethod
@@ -299,7 +300,7 @@ class OnlineFeatureState:
 
         # shipment counts; the first time of each combination before each row, for the
         # distinct counts mirrored on it
-        first_before: dict[str, list] = {}
+        first_before: dict[str, list[Any] | None] = {}
         for dim in SHIPMENT_COUNTS:
             column = [keys[dim][i] for i in rows]
             tls = _found_rows(found.get(("ship", dim)), rows)
@@ -330,7 +331,7 @@ class OnlineFeatureState:
             tls = _found_rows(found.get(("distinct", pair)), rows)
             mirror = _MIRROR.get(pair)
             mirrored = first_before[mirror] if mirror is not None else None
-            firsts = self._pair_first[pair]
+            pair_firsts = self._pair_first[pair]
             table = self._distinct[pair]
             for j, (key, value, tl, when) in enumerate(zip(lefts, rights, tls, times, strict=True)):
                 if key is None or value is None:
@@ -340,10 +341,10 @@ class OnlineFeatureState:
                     if old is not None and old <= when:
                         continue
                 else:
-                    old = firsts.get((key, value))
+                    old = pair_firsts.get((key, value))
                     if old is not None and old <= when:
                         continue
-                    firsts[(key, value)] = when
+                    pair_firsts[(key, value)] = when
                 if tl is None:
                     tl = table.get(key)
                     if tl is None:
@@ -563,7 +564,7 @@ class OnlineFeatureState:
         self,
         shipments: pd.DataFrame | Mapping[str, Any],
         *,
-        prepared: dict[str, np.ndarray] | None = None,
+        prepared: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         """Feature rows of ``shipments`` (same columns as the training frame, same index),
         each as of its own ``declared_at``; the shipments are NOT added to the state.
@@ -575,8 +576,6 @@ class OnlineFeatureState:
         cost of scoring a single shipment. The row then gets index 0. Attributes of the
         state's schema come from the ``attr.<name>`` columns of the frame (keys of the
         mapping); an ``attr.*`` the schema does not know is a :class:`ContractError`."""
-        from features.pipeline import attribute_values, feature_columns, feature_frame
-
         if isinstance(shipments, Mapping):
             _check_mapping(shipments)
             index = pd.RangeIndex(1)
@@ -682,14 +681,16 @@ class OnlineFeatureState:
             )
             best = nan
             for port in ports_list[i]:
-                insp = port_insp.get(port)
-                seiz = port_seiz.get(port)
-                rate = smoothed_rate(
-                    float(seiz.count(t)) if seiz else 0.0,
-                    float(insp.count(t)) if insp else 0.0,
-                    prior,
+                port_inspections = port_insp.get(port)
+                port_seizures = port_seiz.get(port)
+                rate = float(
+                    smoothed_rate(
+                        float(port_seizures.count(t)) if port_seizures else 0.0,
+                        float(port_inspections.count(t)) if port_inspections else 0.0,
+                        prior,
+                    )
                 )
-                best = rate if math.isnan(best) else max(best, rate)
+                best = rate if math.isnan(best) or rate > best else best
             max_rate.append(best)
             hs2 = hs2_list[i]
             tokens = tokens_list[i] if hs2 is not None else ()
@@ -799,7 +800,7 @@ def _group_timelines(keys: np.ndarray, times: np.ndarray, values=None) -> dict:
     for code, a, b in zip(codes[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
         timeline = Timeline(with_sums=values is not None)
         timeline.times.frombytes(times[a:b].tobytes())
-        if values is not None:
+        if values is not None and timeline.sums is not None:
             timeline.sums.frombytes(np.cumsum(values[a:b]).tobytes())
         out[uniques[code]] = timeline
     return out

@@ -1,7 +1,8 @@
 """The feature pipeline: one feature row per shipment, as of the moment it was declared.
 
 :func:`build_training_frame` is the offline (training) path. The online (serving) path is
-:class:`OnlineFeatureState`, re-exported here from :mod:`features.online`; both compute the same
+:class:`features.online.OnlineFeatureState` (which imports this module, never the other way
+round); both compute the same
 raw point-in-time aggregates (see :mod:`features.history`) and finish them with the same
 functions, and a parity test replays a simulated month both ways.
 
@@ -28,12 +29,12 @@ from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.contracts import (
     ATTRIBUTE_PREFIX,
     OUTCOME_COLUMNS,
-    REQUIRED_SHIPMENT_COLUMNS,
     SHIPMENT_COLUMNS,
     AttributeSpec,
     attribute_column,
     attribute_frame,
     conform,
+    missing_required,
 )
 from features.errors import ContractError
 
@@ -44,8 +45,6 @@ AttributeSchema = Mapping[str, AttributeSpec]
 KEY_COLUMNS = ("shipment_id", "declared_at")
 """Columns of a feature frame before the features: which shipment, and its point in time."""
 
-_REQUIRED_OUTCOME_COLUMNS = ("shipment_id", "inspected_at", "result_at", "result")
-
 
 def check_shipments(shipments: pd.DataFrame) -> pd.DataFrame:
     """The shipments frame with every contract column (absent optional ones as nulls).
@@ -53,7 +52,7 @@ def check_shipments(shipments: pd.DataFrame) -> pd.DataFrame:
     Raises :class:`ContractError` naming missing required columns, missing declaration times
     or repeated shipment ids. Full validation is the reader's job (``features.contracts``).
     """
-    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in shipments.columns]
+    missing = missing_required("shipments", shipments.columns)
     if missing:
         raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
     frame = conform(shipments, SHIPMENT_COLUMNS)
@@ -69,7 +68,7 @@ def check_outcomes(outcomes: pd.DataFrame | None) -> pd.DataFrame:
     """The outcomes frame with every contract column; ``ContractError`` naming missing ones."""
     if outcomes is None:
         return conform(pd.DataFrame(columns=list(OUTCOME_COLUMNS)), OUTCOME_COLUMNS)
-    missing = [c for c in _REQUIRED_OUTCOME_COLUMNS if c not in outcomes.columns]
+    missing = missing_required("outcomes", outcomes.columns)
     if missing:
         raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
     frame = conform(outcomes, OUTCOME_COLUMNS)
@@ -189,11 +188,10 @@ def attribute_values(
     if isinstance(shipments, Mapping) or len(shipments) <= manifest.SMALL:
         # value by value (one shipment: no pandas on the serving path)
         _unknown_attributes(shipments.keys(), schema)
-        one = isinstance(shipments, Mapping)
         out = {}
         for name, spec in schema.items():
             column = attribute_column(name)
-            if one:
+            if isinstance(shipments, Mapping):
                 values = [shipments.get(column)]
             elif column in shipments.columns:
                 values = shipments[column].tolist()
@@ -295,14 +293,3 @@ def build_training_frame(
     cols = feature_columns(p, raw)
     cols.update(attrs)
     return feature_frame(cols, ids, declared, index=s.index, attributes=attributes)
-
-
-from features.online import OnlineFeatureState  # noqa: E402  (re-export; online uses this module)
-
-__all__ = [
-    "KEY_COLUMNS",
-    "AttributeSchema",
-    "OnlineFeatureState",
-    "attribute_values",
-    "build_training_frame",
-]

@@ -86,36 +86,9 @@ X-Forwarded-For; reverse proxies are named in the setting ``trusted_proxies`` an
 here instead."""
 
 
-def preflight(settings) -> None:
-    """What must hold before the service may start, checked by ``cargorisk serve`` before it
-    starts BentoML and again by the service itself (under a bare ``bentoml serve`` a failed
-    start is retried by BentoML's process manager and the reason logged each time):
-
-    * the worklist's signing secret is at least 32 bytes (created if missing);
-    * uvicorn was not told to believe X-Forwarded-For from some address
-      (``FORWARDED_ALLOW_IPS``): it would rewrite client addresses before :class:`Edge`
-      sees the connection.
-
-    Raises :class:`features.errors.CargoriskError` saying what is wrong and what to do."""
-    import os
-
-    from features.errors import CargoriskError
-    from serving.ui.session import load_secret
-
-    value = os.environ.get("FORWARDED_ALLOW_IPS")
-    if value is not None and value.strip() != UVICORN_PROXIES:
-        raise CargoriskError(
-            f"FORWARDED_ALLOW_IPS={value!r}: uvicorn would take client addresses from "
-            "X-Forwarded-For itself; unset it and name reverse proxies in the setting "
-            "trusted_proxies (CARGORISK_TRUSTED_PROXIES)"
-        )
-    secret = settings.ui_secret
-    load_secret(settings.home, secret.get_secret_value() if secret is not None else None)
-
-
 @dataclass(frozen=True)
 class EdgePolicy:
-    """The edge settings in force (see :class:`cargorisk.settings.Settings`)."""
+    """The edge settings in force (see :class:`common.settings.Settings`)."""
 
     max_body_bytes: int = 64 * 2**20
     max_concurrent: int = 16

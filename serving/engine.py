@@ -33,8 +33,7 @@ import math
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -46,16 +45,20 @@ from features.contracts import (
     attribute_column,
     attribute_columns,
     check_attributes,
+    columns_frame,
+    frame_rule_errors,
     normal_identifier,
-    validate_outcomes,
-    validate_shipments,
 )
 from features.errors import CargoriskError, ContractError
+from features.scoring import TOP_REASONS
+from features.tables import read_contract_dir
 from serving import schemas
 from serving.auth import may
-from serving.explain import TOP_REASONS, reasons_from_contributions
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
 from serving.store import Caller, RecordedReports, ReportConflict, Store
+
+if TYPE_CHECKING:
+    from features.online import OnlineFeatureState
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -71,6 +74,16 @@ _VERSION_FIELDS = (
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 """How far ahead of this machine's clock another system's clock may run: an inspection or a
 result later than now plus this is refused as not having happened yet."""
+
+
+PARTY_FIELDS = (
+    ("shipper", "shipper_id", "shipper_name"),
+    ("consignee", "consignee_id", "consignee_name"),
+    ("forwarder", "forwarder_id", None),
+    ("declarant", "declarant_id", None),
+    ("recipient", "recipient_customs_code", None),
+)
+"""The parties of a shipment with a history: (role, id field, name field or None)."""
 
 
 class RequestError(CargoriskError):
@@ -107,7 +120,7 @@ class ShipmentAttributes:
     ``columns`` = ``attr.<name>`` -> one value per shipment (text or None / float or NaN), for
     the feature frame; ``stored`` = one JSON object (or None) per shipment, for the store."""
 
-    columns: dict[str, list]
+    columns: dict[str, list[Any]]
     stored: list[str | None]
 
 
@@ -118,7 +131,7 @@ def shipment_attributes(
     model does not know, or a value of the wrong kind, is a 400 naming it; a missing one is
     missing. Shipments without attributes cost nothing."""
     n = len(given)
-    columns = {
+    columns: dict[str, list[Any]] = {
         attribute_column(name): [math.nan] * n if spec.kind == "numeric" else [None] * n
         for name, spec in schema.items()
     }
@@ -178,30 +191,6 @@ class RecentScores:
         return 100.0 * np.searchsorted(reference, values, side="right") / len(reference)
 
 
-def read_contract_dir(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read ``shipments`` and ``outcomes`` tables (Parquet or CSV) from a directory and
-    validate them against the contract."""
-    path = Path(path)
-
-    def read(stem: str) -> pd.DataFrame:
-        for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
-            candidate = path / f"{stem}{suffix}"
-            if candidate.exists():
-                return reader(candidate)
-        raise CargoriskError(f"{path}: no {stem}.parquet or {stem}.csv")
-
-    if not path.is_dir():
-        raise CargoriskError(f"seed data {path}: not a directory")
-    try:
-        ships = validate_shipments(read("shipments"))
-        outs = validate_outcomes(read("outcomes"))
-    except CargoriskError:
-        raise
-    except Exception as exc:
-        raise CargoriskError(f"seed data {path}: {str(exc).splitlines()[0]}") from exc
-    return ships, outs
-
-
 class ScoringEngine:
     """Everything the scoring service does, callable in-process."""
 
@@ -226,7 +215,7 @@ class ScoringEngine:
         )
         self._pending_signal = threading.Event()
         self._applier: threading.Thread | None = None
-        self.state = None
+        self.state: OnlineFeatureState | None = None
         self.state_error: str | None = None
         self.model_holder = ModelHolder(
             model_loader
@@ -267,13 +256,14 @@ class ScoringEngine:
     def build_state(self) -> None:
         """Build the online feature state from the store, logging each step with its size and
         duration (after a restart this is what /readyz waits for: ~30 s for 65k shipments)."""
-        from features.pipeline import OnlineFeatureState
+        from features.online import OnlineFeatureState
 
         started = time.perf_counter()
         seed = getattr(self.settings, "serve_seed_data", None)
         if seed is not None and self.store.count("shipments") == 0:
             log.info("start-up: seeding the empty store from %s", seed)
-            ships, outs = read_contract_dir(Path(seed))
+            seed_tables = read_contract_dir(seed, what="seed data", keep_undeclared=True)
+            ships, outs = seed_tables.shipments, seed_tables.outcomes
             self.store.import_history(ships, outs)
             log.info(
                 "start-up: seeded the store with %d shipments, %d outcomes (%.1f s)",
@@ -312,16 +302,22 @@ class ScoringEngine:
         )
 
     # -- feature state updates ------------------------------------------------------------
+    def _built_state(self) -> OnlineFeatureState:
+        """The feature state; :class:`NotReady` while it is being built."""
+        if self.state is None:
+            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        return self.state
+
     def _apply_pending(self) -> None:
         """Apply committed updates to the feature state, oldest first. Caller holds the lock."""
         while self._pending:
             kind, frame, prepared = self._pending[0]
-            if kind == "shipments":
-                self.state.add_shipments(frame, prepared=prepared)
+            if kind == "shipments":  # ``prepared``: the keys computed while storing, or None
+                self._built_state().add_shipments(frame, prepared=cast(dict | None, prepared))
             elif kind == "amendments":  # ``prepared`` holds their version numbers
-                self.state.amend_shipments(frame, prepared)
+                self._built_state().amend_shipments(frame, cast(list, prepared))
             else:
-                self.state.add_outcomes(frame)
+                self._built_state().add_outcomes(frame)
             self._pending.popleft()
 
     def _apply_loop(self) -> None:
@@ -344,6 +340,26 @@ class ScoringEngine:
             if self.state is not None:
                 self._apply_pending()
 
+    def parties(self, record: dict) -> tuple[list[dict], list[dict]] | None:
+        """The history of a stored shipment's parties (one profile per party it names, with
+        the party's name from the record) and the consignees linked to its consignee; None
+        while the history is not loaded. Outcomes committed a moment ago are applied first."""
+        if self.state is None:
+            return None
+        self.flush()
+        parties = []
+        with self._lock:
+            for role, id_col, name_col in PARTY_FIELDS:
+                party_id = record.get(id_col)
+                if not party_id:
+                    continue
+                profile = self.state.party_profile(role, party_id)
+                profile["name"] = record.get(name_col) if name_col else None
+                parties.append(profile)
+            consignee = record.get("consignee_id")
+            linked = self.state.linked_parties(consignee) if consignee else []
+        return parties, linked
+
     def features(
         self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
     ) -> pd.DataFrame:
@@ -363,12 +379,13 @@ class ScoringEngine:
             shipments = shipments.drop(columns=extra)
         with self._lock:
             self._apply_pending()
-            previous = self.state.attributes
-            self.state.attributes = attributes
+            state = self._built_state()
+            previous = state.attributes
+            state.attributes = attributes
             try:
-                return self.state.features(shipments)
+                return state.features(shipments)
             finally:
-                self.state.attributes = previous
+                state.attributes = previous
 
     def _reset_recent(self) -> None:
         model = self.model_holder.current
@@ -462,11 +479,10 @@ class ScoringEngine:
         records = [s.model_dump() for s in shipments]
         given = [r.pop("attributes", None) for r in records]
         columns = schemas.declared_columns(records)
-        frame = schemas.records_frame(columns)
+        frame = columns_frame("shipments", columns)
         self._check_frame(frame)
         model = self._require_ready()
         scoring = model.scoring
-        scorer = model.scorer
         schema = self._attribute_schema(model)
         attributes = shipment_attributes(given, schema, batch=len(shipments) > 1)
         columns["attributes"] = attributes.stored
@@ -491,39 +507,36 @@ class ScoringEngine:
         # durable commit run outside it, so concurrent requests overlap their fsync waits.
         with self._lock:
             self._apply_pending()
-            self.state.attributes = schema
-            feats = self.state.features(frame, prepared=prepared)
-        matrix = scorer.matrix(feats)
+            state = self._built_state()
+            state.attributes = schema
+            feats = state.features(frame, prepared=prepared)
+        matrix = scoring.matrix(feats)
         n_explain = len(frame)
         if explain_share is not None:
             n_explain = min(len(frame), int(np.ceil(explain_share * len(frame))))
+        contrib: np.ndarray | None
         if n_explain == len(frame):
             # Explaining everything: the contributions also give the raw scores.
-            contrib = scorer.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+            contrib = scoring.contributions(matrix, num_threads=threads)
             raw = contrib.sum(axis=1)
             order = np.argsort(-raw, kind="stable")
             idx = order
         else:
-            raw = scorer.booster.predict(matrix, raw_score=True, num_threads=threads)
+            raw = scoring.raw_score(matrix, num_threads=threads)
             order = np.argsort(-raw, kind="stable")
             idx = order[:n_explain]
-            contrib = (
-                scorer.booster.predict(matrix[idx], pred_contrib=True, num_threads=threads)
-                if n_explain
-                else None
-            )
+            contrib = scoring.contributions(matrix[idx], num_threads=threads) if n_explain else None
         scores = scoring.calibrate(raw)
         bands = scoring.band(scores)
         with self._lock:
             self._reset_recent()
             percentiles = self.recent.percentiles(scores)
         explained: dict[int, dict] = {}
-        if n_explain:
+        if n_explain and contrib is not None:
             # contrib rows follow idx (top rows only) or the frame (all rows)
-            items = reasons_from_contributions(
-                scorer.names,
-                contrib if n_explain < len(frame) else contrib[idx],
+            items = scoring.explain(
                 feats.iloc[idx],
+                contributions=contrib if n_explain < len(frame) else contrib[idx],
                 top=top_reasons,
                 all_contributions=all_contributions,
                 label=self._label(model),
@@ -590,7 +603,7 @@ class ScoringEngine:
             raise RequestError(
                 f"shipments: shipment_id repeated in one request: {shown}", ["shipment_id"]
             )
-        errors = schemas.frame_check_errors(frame, schemas.SHIPMENTS_SCHEMA)
+        errors = frame_rule_errors("shipments", frame)
         if errors:
             raise RequestError("; ".join(errors[:5]), ["shipments"])
 
@@ -628,7 +641,7 @@ class ScoringEngine:
                 "outcomes: the same inspection (shipment_id, inspected_at) appears twice",
                 ["outcomes"],
             )
-        errors = schemas.frame_check_errors(frame, schemas.OUTCOMES_SCHEMA)
+        errors = frame_rule_errors("outcomes", frame)
         if errors:
             raise RequestError("; ".join(errors[:5]), ["outcomes"])
         if self.state is None:

@@ -37,8 +37,9 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from serving.auth import ApiKeyAuth, AuthMiddleware
-from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy, preflight
+from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy
 from serving.engine import Conflict, NotReady, RequestError, ScoringEngine
+from serving.preflight import preflight
 from serving.schemas import (
     BatchResponse,
     ConflictBody,
@@ -52,7 +53,7 @@ from serving.schemas import (
     ShipmentView,
 )
 from serving.store import Caller
-from serving.ui.app import ui_app
+from serving.ui.app import create_app
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -80,22 +81,33 @@ http = FastAPI(
 )
 
 
-def _current_auth() -> ApiKeyAuth | None:
-    from _bentoml_sdk.service import get_current_service
+_RUNNING: dict[str, CargoRisk] = {}
+"""The service instance of this process under ``"service"`` (BentoML makes one per worker
+process), set when its ``__init__`` has built the engine, the edge and the key check."""
 
-    try:
-        return get_current_service().auth
-    except Exception:
-        return None
+
+def current_service() -> CargoRisk | None:
+    """The service instance of this process; None while it starts."""
+    return _RUNNING.get("service")
+
+
+def _current_auth() -> ApiKeyAuth | None:
+    service = current_service()
+    return None if service is None else service.auth
 
 
 def _current_edge() -> EdgePolicy | None:
-    from _bentoml_sdk.service import get_current_service
+    service = current_service()
+    return None if service is None else service.edge
 
-    try:
-        return get_current_service().edge
-    except Exception:
-        return None
+
+def _current_engine() -> ScoringEngine | None:
+    service = current_service()
+    return None if service is None else service.engine
+
+
+ui_app = create_app(_current_engine)
+"""The worklist app the service mounts at ``/ui``."""
 
 
 def _request_id(ctx: bentoml.Context) -> str:
@@ -112,6 +124,11 @@ def _caller(ctx: bentoml.Context) -> Caller:
     state = ctx.request.scope.get("state") or {}
     caller = state.get("caller")
     return caller if isinstance(caller, Caller) else Caller("anonymous", "none")
+
+
+def _json(body: dict, status: int):
+    """A JSON answer other than the route's declared response model (e.g. a 409 body)."""
+    return JSONResponse(body, status_code=status)
 
 
 def _error(ctx: bentoml.Context, status: int, message: str, loc: list | None = None):
@@ -166,7 +183,7 @@ class CargoRisk:
     """Narcotics risk scoring of shipments with reasons, audit trail and outcomes."""
 
     def __init__(self) -> None:
-        from cargorisk.settings import load_settings
+        from common.settings import load_settings
 
         self.settings = load_settings()
         _configure_logging()
@@ -190,6 +207,7 @@ class CargoRisk:
             "on" if self.settings.api_explorer else "off",
             "needs a key" if self.settings.metrics_require_key else "open",
         )
+        _RUNNING["service"] = self
         # Building the feature state and loading the model can take a while: do it beside
         # the server so /livez answers at once and /readyz turns green when done.
         self._starter = threading.Thread(target=self.engine.start, name="start", daemon=True)
@@ -201,9 +219,9 @@ class CargoRisk:
     @bentoml.api(route="/score")
     def score(
         self,
-        shipment: ShipmentIn,
+        shipment: ShipmentIn,  # type: ignore[valid-type]  # generated from the contract
         all_contributions: bool = False,
-        ctx: bentoml.Context = None,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # BentoML injects it
     ) -> ScoreResponse:
         """Score one shipment: calibrated risk, percentile in recent traffic, band at the
         inspection capacity, model version and the top reasons (exact SHAP)."""
@@ -225,10 +243,13 @@ class CargoRisk:
     @bentoml.api(route="/score/batch")
     def score_batch(
         self,
-        shipments: Annotated[list[ShipmentIn], Field(min_length=1, max_length=HARD_MAX_BATCH)],
+        shipments: Annotated[
+            list[ShipmentIn],  # type: ignore[valid-type]  # generated from the contract
+            Field(min_length=1, max_length=HARD_MAX_BATCH),
+        ],
         explain_top_share: Annotated[float | None, Field(ge=0, le=1)] = None,
         all_contributions: bool = False,
-        ctx: bentoml.Context = None,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # BentoML injects it
     ) -> BatchResponse:
         """Score a manifest (a vessel, a flight, a day of parcels), riskiest first; reasons
         for the top ``explain_top_share`` (default from settings)."""
@@ -258,8 +279,11 @@ class CargoRisk:
     @bentoml.api(route="/outcomes")
     def outcomes(
         self,
-        outcomes: Annotated[list[OutcomeIn], Field(min_length=1, max_length=HARD_MAX_BATCH)],
-        ctx: bentoml.Context = None,
+        outcomes: Annotated[
+            list[OutcomeIn],  # type: ignore[valid-type]  # generated from the contract
+            Field(min_length=1, max_length=HARD_MAX_BATCH),
+        ],
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # BentoML injects it
     ) -> OutcomesAck:
         """Record inspection reports; they update the history features at once and are
         stored for retraining. A report that differs from the one on record for the same
@@ -279,7 +303,7 @@ class CargoRisk:
                 detail=[{"loc": exc.loc, "msg": str(exc)}],
                 existing=[OutcomeReport(**r) for r in exc.existing],
             )
-            return JSONResponse(body.model_dump(mode="json"), status_code=409)
+            return _json(body.model_dump(mode="json"), 409)
         except RequestError as exc:
             return _error(ctx, exc.status, str(exc), exc.loc)
         ctx.response.metadata["x-request-id"] = request_id
@@ -292,7 +316,10 @@ class CargoRisk:
         )
 
     @bentoml.api(route="/admin/reload")
-    async def reload(self, ctx: bentoml.Context = None) -> ReloadResponse:
+    async def reload(
+        self,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # BentoML injects it
+    ) -> ReloadResponse:
         """Load the current champion from the registry beside the serving model; swap only
         if it loads and scores. Requests keep being served meanwhile."""
         caller = _caller(ctx)
@@ -320,5 +347,6 @@ class CargoRisk:
         return self.engine.status()
 
 
-CargoRisk.add_asgi_middleware(Edge, resolve=_current_edge)
-CargoRisk.add_asgi_middleware(AuthMiddleware, resolver=_current_auth)
+# add_asgi_middleware is added by @bentoml.service, which mypy cannot see
+CargoRisk.add_asgi_middleware(Edge, resolve=_current_edge)  # type: ignore[attr-defined]
+CargoRisk.add_asgi_middleware(AuthMiddleware, resolver=_current_auth)  # type: ignore[attr-defined]

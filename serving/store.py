@@ -52,10 +52,12 @@ from features.contracts import (
     SHIPMENT_COLUMNS,
     Outcomes,
     Shipments,
+    as_contract,
     attribute_column,
     attribute_columns,
     changed_fields,
     column_kind,
+    frame_columns,
     substantive,
 )
 from features.errors import CargoriskError
@@ -405,24 +407,7 @@ def _same_report(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return True
 
 
-def _columns(frame: pd.DataFrame, names: Iterable[str], **constant: Any) -> dict[str, list]:
-    """The frame's ``names`` columns as lists of plain Python values (None for missing),
-    ready for the database driver, plus ``constant`` columns (one value in every row)."""
-    out: dict[str, list] = {}
-    for name in names:
-        series = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
-        elif pd.api.types.is_float_dtype(series):
-            values = [None if np.isnan(v) else float(v) for v in series.to_numpy()]
-        elif pd.api.types.is_integer_dtype(series):
-            values = [None if pd.isna(v) else int(v) for v in series.to_numpy(dtype=object)]
-        else:
-            values = [None if v is None or v is pd.NA or v != v else str(v) for v in series]
-        out[name] = values
-    for name, value in constant.items():
-        out[name] = [value] * len(frame)
-    return out
+_columns = frame_columns  # the contract's frame -> columns conversion
 
 
 Rows = list[dict[str, Any]] | dict[str, list]
@@ -465,6 +450,14 @@ def _as_columns(rows: Rows) -> dict[str, list]:
     return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
 
 
+def _inserted_id(result: Any) -> int:
+    """The primary key an INSERT created."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise CargoriskError("the database returned no id for the new row")
+    return int(key[0])
+
+
 def _as_rows(rows: Rows) -> list[dict[str, Any]]:
     if not isinstance(rows, dict):
         return rows
@@ -489,7 +482,7 @@ class Store:
             if path and path != ":memory:":
                 # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
                 # database file's mode
-                from cargorisk.settings import private_file
+                from common.settings import private_file
 
                 private_file(Path(path))
             self.engine: Engine = sa.create_engine(
@@ -532,7 +525,9 @@ class Store:
             for n in names:
                 impl = table.c[n].type.dialect_impl(dialect)
                 proc = impl.bind_processor(dialect)
-                if isinstance(impl, sa.DateTime) and impl._storage_format == _SQLITE_DATETIME:
+                if (
+                    isinstance(impl, sa.DateTime) and impl._storage_format == _SQLITE_DATETIME  # type: ignore[attr-defined]
+                ):
                     proc = _DatetimeColumn(proc)
                 procs.append(proc)
             cached = (sql, procs)
@@ -617,7 +612,7 @@ class Store:
                 json.dumps(r["attributes"], sort_keys=True) if r.get("attributes") else None
                 for r in shipments_frame
             ]
-        audit = {
+        audit: dict[str, list[Any]] = {
             "request_id": [request_id] * len(score_rows),
             "scored_at": [at] * len(score_rows),
             "caller": [caller.label] * len(score_rows),
@@ -920,7 +915,7 @@ class Store:
             query = query.where(cond)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
-        out = _as_contract(frame, Shipments.to_schema(), SHIPMENT_COLUMNS)
+        out = as_contract("shipments", frame)
         if frame["attributes"].notna().any():
             out = pd.concat([out, attributes_frame(frame["attributes"], out.index)], axis=1)
         return out
@@ -976,7 +971,7 @@ class Store:
             query = query.where(outcome_reports.c.inspected_at >= since)
         with self.engine.connect() as conn:
             frame = pd.read_sql(query, conn)
-        return _as_contract(frame, Outcomes.to_schema(), OUTCOME_COLUMNS)
+        return as_contract("outcomes", frame)
 
     def outcome_reports(self, shipment_id: str) -> list[dict[str, Any]]:
         """Every report of a shipment's inspections (corrections and the reports they
@@ -1005,7 +1000,7 @@ class Store:
         else:
             query = query.select_from(metadata.tables[table])
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar())
+            return int(conn.execute(query).scalar() or 0)
 
     def shipment(self, shipment_id: str) -> dict[str, Any] | None:
         """The declaration in force of a shipment (with ``attributes`` and ``version``)."""
@@ -1208,7 +1203,7 @@ class Store:
                     "detail": json.dumps({"username": username, "role": role}),
                 },
             )
-            return int(result.inserted_primary_key[0])
+            return _inserted_id(result)
 
     def authenticate_user(self, username: str, password: str) -> Caller | None:
         """The caller of an active account whose password matches, else None. Unknown names
@@ -1308,7 +1303,7 @@ class Store:
                     "last_seen_at": now,
                 },
             )
-        return token, UiSession(int(result.inserted_primary_key[0]), caller, csrf, now, now)
+        return token, UiSession(_inserted_id(result), caller, csrf, now, now)
 
     SESSION_TOUCH = dt.timedelta(seconds=30)
     """A session's last use is written at most this often (each write is an fsync)."""
@@ -1448,7 +1443,7 @@ class Store:
                     sign_in_failures.c.client == client[:64], sign_in_failures.c.at >= since
                 )
             ).scalar()
-            by_account = 0
+            by_account: int | None = 0
             if account:
                 by_account = conn.execute(
                     count.where(
@@ -1626,22 +1621,6 @@ def attributes_frame(values: Iterable[str | None], index: pd.Index) -> pd.DataFr
             else pd.Series(column, index=index, dtype=object)
         )
     return pd.DataFrame(data, index=index)
-
-
-def _as_contract(frame: pd.DataFrame, schema, columns) -> pd.DataFrame:
-    out = {}
-    for name in columns:
-        kind = column_kind(schema.columns[name])
-        series = frame[name]
-        if kind == "datetime":
-            out[name] = pd.to_datetime(series).astype("datetime64[ns]")
-        elif kind == "int":
-            out[name] = series.astype("Int64")
-        elif kind == "float":
-            out[name] = series.astype("float64")
-        else:
-            out[name] = series.astype(schema.columns[name].dtype.type)
-    return pd.DataFrame(out, columns=list(columns))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

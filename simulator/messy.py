@@ -306,7 +306,9 @@ def _attributes(
     fta = np.isin(origin, list(FTA_PARTNERS))
     cert_u = np.where(schemed_cargo, rng.random(n), pair_u[1])
     certificate = np.where(schemed_cargo, cert_u < 0.2, cert_u < 0.75) & fta
-    origin_certificate = np.where(parcel, None, np.where(certificate, "Y", "N"))
+    origin_certificate = np.where(  # type: ignore[call-overload]  # stubs refuse None
+        parcel, None, np.where(certificate, "Y", "N")
+    )
     concession = ~certificate & (pair_u[2] < 0.2)
     tax_type = np.where(
         parcel,

@@ -398,7 +398,7 @@ def build_lanes(
     mode: str,
     rng: np.random.Generator,
     parties: Parties,
-    pools: tuple[Pool, Pool, Pool, Pool],
+    pools: tuple[Parties, Pool, Pool, Pool],
     ports: Pool,
     forwarders: np.ndarray,
     forwarder_weight: np.ndarray,
@@ -461,7 +461,7 @@ def build_lanes(
             hubs, w = zip(*cat.SEA_HUBS[region], strict=True)
             route[mask] = ports.codes(pick(rng, hubs, int(mask.sum()), w))
         discharge = ports.codes(pick(rng, cat.KOREAN_SEA_PORTS, n_lanes, cat.KOREAN_SEA_PORT_SHARE))
-        carriers = cat.SEA_CARRIERS
+        carriers: tuple[cat.Carrier, ...] = cat.SEA_CARRIERS
         container = np.array(
             [_container_index(cat.COMMODITIES[c].container) for c in commodity], dtype=np.int64
         )
@@ -556,7 +556,7 @@ def _container_index(kind: str) -> int:
 def build_express(
     rng: np.random.Generator,
     parties: Parties,
-    pools: tuple[Pool, Pool, Pool, Pool],
+    pools: tuple[Parties, Pool, Pool, Pool],
     codes: Pool,
     ports: Pool,
     expected: float,

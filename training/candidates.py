@@ -74,7 +74,7 @@ def feature_set(attributes: Mapping[str, AttributeSpec] | None = None) -> Featur
     attributes = dict(attributes or {})
     names = list(catalog.FEATURE_NAMES)
     kinds = [catalog.feature(n).kind for n in names]
-    version = getattr(catalog, "CATALOG_VERSION", None) or catalog_version(names, kinds)
+    version = catalog_version(names, kinds)
     names += [attribute_column(name) for name in attributes]
     categorical = [n for n in names if catalog.feature_kind(n, attributes) == "categorical"]
     family = {n: catalog.family_of(n) for n in names}
@@ -94,6 +94,13 @@ class Candidate:
     lightgbm: dict = field(default_factory=dict)
     """Hyper-parameters that differ from the configuration (tuning)."""
     model: ScoringModel | None = None
+
+    @property
+    def scoring(self) -> ScoringModel:
+        """The calibrated model (:func:`fit_candidates` finishes every candidate it returns)."""
+        if self.model is None:
+            raise RuntimeError(f"the {self.kind} candidate was never finished")
+        return self.model
 
 
 @dataclass

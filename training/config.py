@@ -1,6 +1,6 @@
 """Training hyper-parameters: ``config/train.yaml`` (defaults below mirror it), overridable with
 ``cargorisk train --config FILE``. Settings that the service also needs (capacity, seed, label
-policy, model name) live in :mod:`cargorisk.settings`, not here."""
+policy, model name) live in :mod:`common.settings`, not here."""
 
 from __future__ import annotations
 

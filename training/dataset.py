@@ -22,30 +22,17 @@ enter training is ``settings.unlabelled_policy``:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.errors as pa_errors
-from pydantic import ValidationError
 
-from features.contracts import (
-    REQUIRED_SHIPMENT_COLUMNS,
-    AttributeSpec,
-    DatasetInfo,
-    Outcomes,
-    validate_outcomes,
-    validate_shipments,
-)
-from features.errors import CargoriskError, ContractError
+from features.contracts import DatasetInfo
+from features.errors import CargoriskError
+from features.tables import read_contract_dir, read_frame
 
-TABLES = ("shipments", "outcomes")
-REQUIRED_OUTCOME_COLUMNS = tuple(
-    name for name, col in Outcomes.to_schema().columns.items() if not col.nullable
-)
 LABEL_POLICIES = ("drop", "clean")
 
 
@@ -87,97 +74,18 @@ class Dataset:
         return self.shipments["declared_at"]
 
 
-def _find(data_dir: Path, table: str) -> Path:
-    for suffix in (".parquet", ".csv"):
-        path = data_dir / f"{table}{suffix}"
-        if path.is_file():
-            return path
-    raise CargoriskError(f"{data_dir}: no {table} table (expected {table}.parquet or {table}.csv)")
-
-
-def _read(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as exc:  # unreadable file: corrupt parquet, bad CSV
-        raise CargoriskError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
-
-
-def _contract_error(table: str, exc: pa_errors.SchemaErrors) -> ContractError:
-    cases = exc.failure_cases
-    parts = []
-    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        example = group["failure_case"].iloc[0]
-        parts.append(f"{column}: {check} ({len(group)} rows, e.g. {example!r})")
-        if len(parts) == 5:
-            break
-    more = "" if len(parts) < 5 else " ..."
-    return ContractError(f"{table} table breaks the contract - " + "; ".join(parts) + more)
-
-
-def validate_table(
-    table: str, frame: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
-) -> pd.DataFrame:
-    """Validate one contract table; missing required columns and bad values become a
-    :class:`ContractError` naming the fields. Shipments keep their ``attr.*`` columns, checked
-    against ``attributes`` when given."""
-    if table == "shipments":
-        required = REQUIRED_SHIPMENT_COLUMNS
-
-        def validate(f: pd.DataFrame) -> pd.DataFrame:
-            return validate_shipments(f, attributes=attributes)
-    else:
-        validate, required = validate_outcomes, REQUIRED_OUTCOME_COLUMNS
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ContractError(f"{table} table lacks required column(s): {', '.join(missing)}")
-    try:
-        return validate(frame)
-    except pa_errors.SchemaErrors as exc:
-        raise _contract_error(table, exc) from None
-    except pa_errors.SchemaError as exc:
-        raise ContractError(f"{table} table breaks the contract - {exc}") from None
-    except ContractError as exc:  # an attribute column the schema does not declare, a bad value
-        raise ContractError(
-            f"{table} table breaks the contract - {exc} (attributes are declared in dataset.json)"
-        ) from None
-
-
-def read_info(data_dir: Path) -> DatasetInfo:
-    """``data_dir/dataset.json`` (what the label means, the attribute schema); the default
-    (narcotics seizures, no attributes) when the file is absent."""
-    path = data_dir / "dataset.json"
-    if not path.is_file():
-        return DatasetInfo()
-    try:
-        return DatasetInfo.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CargoriskError(f"{path}: cannot read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise CargoriskError(f"{path}: not valid JSON ({exc})") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise CargoriskError(f"{path}: {where}: {first['msg']}") from None
-
-
 def load_tables(data_dir: str | Path) -> Tables:
-    """Read and validate the contract tables of ``data_dir`` (and ``dataset.json`` and
-    ``truth.parquet`` if there)."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise CargoriskError(f"--data {data_dir}: not a directory")
-    info = read_info(data_dir)
-    frames = {t: validate_table(t, _read(_find(data_dir, t)), info.attributes) for t in TABLES}
+    """Read and validate the contract tables of ``data_dir``
+    (:func:`features.tables.read_contract_dir`) and ``truth.parquet`` if there."""
+    tables = read_contract_dir(data_dir, what="--data")
     truth = None
-    truth_path = data_dir / "truth.parquet"
+    truth_path = Path(data_dir) / "truth.parquet"
     if truth_path.is_file():
-        truth = _read(truth_path)
+        truth = read_frame(truth_path)
         missing = {"shipment_id", "illicit"} - set(truth.columns)
         if missing:
             raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
-    return Tables(frames["shipments"], frames["outcomes"], truth, str(data_dir.resolve()), info)
+    return Tables(tables.shipments, tables.outcomes, truth, tables.source, tables.info)
 
 
 def inspection_labels(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:

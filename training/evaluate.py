@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
 from training.baselines import random_score
 from training.dataset import Dataset
 from training.metrics import (
     CAPACITIES,
     capacity_curve,
-    capacity_label,
     capacity_metrics,
     reliability_curve,
 )
@@ -80,7 +80,7 @@ def score_period(
         mask=mask,
         labelled=~np.isnan(label),
         y=label[~np.isnan(label)],
-        model_all=model.predict(dataset.features.loc[mask], num_threads=num_threads),
+        model_all=model.score(dataset.features.loc[mask], num_threads=num_threads),
         rules_all=np.asarray(rules)[mask],
         illicit_all=None if dataset.illicit is None else dataset.illicit[mask].astype(float),
     )
@@ -101,9 +101,10 @@ def model_metrics(
     if scores.illicit_all is not None and scores.illicit_all.sum() > 0:
         true = capacity_metrics(scores.illicit_all, scores.model_all, capacities)
         for share in capacities:
-            label = capacity_label(share)
-            out[f"{prefix}_true_recall_at_{label}"] = true[f"recall_at_{label}"]
-            out[f"{prefix}_true_precision_at_{label}"] = true[f"precision_at_{label}"]
+            for kind in ("recall", "precision"):
+                out[capacity_metric(f"true_{kind}", share, prefix)] = true[
+                    capacity_metric(kind, share)
+                ]
         out[f"{prefix}_true_n_illicit"] = true["n_positive"]
         out[f"{prefix}_true_n_rows"] = true["n_rows"]
     return out
@@ -124,9 +125,10 @@ def period_metrics(
                 scores.illicit_all, scores.score_of(who, labelled=False), capacities
             )
             for share in capacities:
-                label = capacity_label(share)
-                out[f"{who}_true_recall_at_{label}"] = true[f"recall_at_{label}"]
-                out[f"{who}_true_precision_at_{label}"] = true[f"precision_at_{label}"]
+                for kind in ("recall", "precision"):
+                    out[capacity_metric(f"true_{kind}", share, who)] = true[
+                        capacity_metric(kind, share)
+                    ]
     return out
 
 
@@ -148,11 +150,10 @@ def period_curves(scores: PeriodScores) -> dict:
 def beats_baselines(metrics: dict[str, float], capacities: Sequence[float] = CAPACITIES) -> bool:
     """Whether the model's precision is above both baselines' at every capacity."""
     for share in capacities:
-        label = capacity_label(share)
-        model = metrics[f"test_precision_at_{label}"]
+        model = metrics[capacity_metric("precision", share, "test")]
         if not (
-            model > metrics[f"rules_precision_at_{label}"]
-            and model > metrics[f"random_precision_at_{label}"]
+            model > metrics[capacity_metric("precision", share, "rules")]
+            and model > metrics[capacity_metric("precision", share, "random")]
         ):
             return False
     return True

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from features import registry_contract as rc
 from features.contracts import (
     OUTCOME_COLUMNS,
     DatasetInfo,
@@ -29,12 +30,14 @@ from features.contracts import (
     attribute_columns,
 )
 from features.errors import CargoriskError
+from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
+from features.tables import read_frame, validate_table
 from training import registry
 from training.baselines import rules_score
 from training.candidates import Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
-from training.dataset import Dataset, build_dataset, load_tables, validate_table
+from training.dataset import Dataset, build_dataset, load_tables
 from training.evaluate import (
     PeriodScores,
     model_metrics,
@@ -43,7 +46,6 @@ from training.evaluate import (
     score_period,
 )
 from training.metrics import (
-    capacity_label,
     capacity_metrics,
     hits_at,
     n_selected,
@@ -97,7 +99,7 @@ def with_label(info: DatasetInfo, name: str | None, positive: str | None) -> Dat
     try:
         label = LabelMeaning(
             name=(name if name is not None else info.label.name).strip(),
-            positive=positive.strip(),
+            positive=(positive or "").strip(),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -115,15 +117,13 @@ def _log_trial(experiment_id: str, capacity: float):
     validation metric."""
     import mlflow
 
-    label = capacity_label(capacity)
-
     def log(trial) -> None:
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"trial-{trial.number:03d}", nested=True
         ):
             mlflow.log_params({f"lgb_{k}": v for k, v in trial.params.items()})
             values = {
-                f"valid_precision_at_{label}": trial.score.precision,
+                capacity_metric("precision", capacity, "valid"): trial.score.precision,
                 "valid_pr_auc": trial.score.pr_auc,
                 "best_iteration": float(trial.best_iteration),
                 "fit_seconds": trial.seconds,
@@ -131,9 +131,9 @@ def _log_trial(experiment_id: str, capacity: float):
             mlflow.log_metrics({k: float(v) for k, v in values.items() if v == v})
             mlflow.set_tags(
                 {
-                    "cargorisk.kind": "tuning_trial",
-                    "cargorisk.trial": str(trial.number),
-                    "cargorisk.best_round_at_cap": str(trial.at_cap).lower(),
+                    rc.TAG_KIND: "tuning_trial",
+                    rc.TAG_TRIAL: str(trial.number),
+                    rc.TAG_BEST_ROUND_AT_CAP: str(trial.at_cap).lower(),
                 }
             )
 
@@ -143,10 +143,9 @@ def _log_trial(experiment_id: str, capacity: float):
 def _candidate_rows(metrics: dict[str, float], capacity: float) -> list[tuple[str, ...]]:
     """(candidate, validation precision@capacity / PR-AUC, test ...) for the console and the
     model card."""
-    label = capacity_label(capacity)
 
     def cell(prefix: str) -> str:
-        p = metrics.get(f"{prefix}_precision_at_{label}")
+        p = metrics.get(capacity_metric("precision", capacity, prefix))
         a = metrics.get(f"{prefix}_pr_auc")
         if p is None:
             return "-"
@@ -155,7 +154,7 @@ def _candidate_rows(metrics: dict[str, float], capacity: float) -> list[tuple[st
     return [
         (who, cell(f"valid_{prefix}"), cell(prefix))
         for who, prefix in (("full model", "full"), ("raw-columns challenger", "challenger"))
-        if f"{prefix}_precision_at_{label}" in metrics
+        if capacity_metric("precision", capacity, prefix) in metrics
     ]
 
 
@@ -182,19 +181,19 @@ def _evaluate(fitted: Fitted, dataset: Dataset, split, num_threads: int) -> _Eva
     def period(model: ScoringModel, mask: np.ndarray) -> PeriodScores:
         return score_period(model, dataset, mask, rules, num_threads=num_threads)
 
-    scores = period(chosen.model, split.test)
+    scores = period(chosen.scoring, split.test)
     metrics = period_metrics(scores)
     test_metrics = dict(metrics)
-    metrics.update(model_metrics(period(chosen.model, split.valid), "valid"))
+    metrics.update(model_metrics(period(chosen.scoring, split.valid), "valid"))
     others = {}
     for candidate, prefix in ((fitted.full, "full"), (fitted.challenger, "challenger")):
         if candidate is None:
             continue
-        test = scores if candidate is chosen else period(candidate.model, split.test)
+        test = scores if candidate is chosen else period(candidate.scoring, split.test)
         if candidate is not chosen:
             others[prefix] = period_curves(test)["labelled"]["test"]
         metrics.update(model_metrics(test, prefix))
-        metrics.update(model_metrics(period(candidate.model, split.valid), f"valid_{prefix}"))
+        metrics.update(model_metrics(period(candidate.scoring, split.valid), f"valid_{prefix}"))
     return _Evaluation(metrics, test_metrics, scores, period_curves(scores), others)
 
 
@@ -203,8 +202,8 @@ def _log_fits(fitted: Fitted, capacity: float) -> None:
     import mlflow
 
     if fitted.selection is not None:
-        mlflow.log_dict(fitted.selection.as_dict(capacity), "family_selection.json")
-        mlflow.log_text(fitted.selection.markdown(capacity), "family_selection.md")
+        mlflow.log_dict(fitted.selection.as_dict(capacity), rc.FAMILY_SELECTION_DATA)
+        mlflow.log_text(fitted.selection.markdown(capacity), rc.FAMILY_SELECTION_TEXT)
     if fitted.tuning is not None:
         trials = [
             {
@@ -247,25 +246,25 @@ def _figures(
     curves = evaluation.curves
     figures = [
         (
-            "plots/capacity_curve.png",
+            rc.CAPACITY_CURVE_PLOT,
             report.capacity_plot(curves, settings.capacity, positive=positive, others=others),
         ),
-        ("plots/cumulative_gains.png", report.gains_plot(curves["gains"], positive=positive)),
+        (rc.GAINS_PLOT, report.gains_plot(curves["gains"], positive=positive)),
         (
-            "plots/calibration.png",
+            rc.CALIBRATION_PLOT,
             report.calibration_plot(curves["reliability"], positive=positive),
         ),
-        ("plots/feature_importance.png", report.importance_plot(model)),
+        (rc.IMPORTANCE_PLOT, report.importance_plot(model)),
     ]
     sample = test_rows.sample(n=min(config.shap_sample, len(test_rows)), random_state=settings.seed)
-    figures.append(("plots/shap_summary.png", report.shap_summary_plot(model, sample)))
+    figures.append((rc.SHAP_SUMMARY_PLOT, report.shap_summary_plot(model, sample)))
     top = np.argsort(-evaluation.scores.model_all, kind="stable")[: config.waterfalls]
     top_rows = test_rows.iloc[top]
     if len(top_rows):
         for shipment_id, fig in report.shap_waterfall_plots(
             model, top_rows, top_rows["shipment_id"].tolist()
         ):
-            figures.append((f"plots/shap_waterfall_{shipment_id}.png", fig))
+            figures.append((rc.shap_waterfall_plot(shipment_id), fig))
     return figures
 
 
@@ -364,7 +363,7 @@ def train_job(
             )
         timings["train_s"] = time.perf_counter() - t
         chosen = fitted.registered
-        model = chosen.model
+        model = chosen.scoring
         progress(f"registering the {chosen.kind.replace('_', ' ')} model: {fitted.why}")
         if chosen.info.at_cap:
             progress(
@@ -451,16 +450,16 @@ def train_job(
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
             mlflow.set_tags(
                 {
-                    "cargorisk.kind": "train",
-                    "cargorisk.test_period": json.dumps(split.period("test")),
-                    "cargorisk.beats_baselines": str(_beats(metrics)).lower(),
-                    "cargorisk.registered_kind": chosen.kind,
-                    "cargorisk.registered_why": fitted.why[:5000],
-                    "cargorisk.families": ",".join(chosen.families),
-                    "cargorisk.label": info.label.name,
-                    "cargorisk.label_positive": info.label.positive,
-                    "cargorisk.best_round_at_cap": str(chosen.info.at_cap).lower(),
-                    "cargorisk.fits": str(fitted.fits),
+                    rc.TAG_KIND: "train",
+                    rc.TAG_TEST_PERIOD: json.dumps(split.period("test")),
+                    rc.TAG_BEATS_BASELINES: str(_beats(metrics)).lower(),
+                    rc.TAG_REGISTERED_KIND: chosen.kind,
+                    rc.TAG_REGISTERED_WHY: fitted.why[:5000],
+                    rc.TAG_FAMILIES: ",".join(chosen.families),
+                    rc.TAG_LABEL: info.label.name,
+                    rc.TAG_LABEL_POSITIVE: info.label.positive,
+                    rc.TAG_BEST_ROUND_AT_CAP: str(chosen.info.at_cap).lower(),
+                    rc.TAG_FITS: str(fitted.fits),
                 }
             )
             mlflow.log_dict(
@@ -473,8 +472,8 @@ def train_job(
                 "feature_list.json",
             )
             _log_fits(fitted, settings.capacity)
-            mlflow.log_dict(curves, "capacity_curve.json")
-            mlflow.log_dict(metrics, "metrics.json")
+            mlflow.log_dict(curves, rc.CAPACITY_CURVE_DATA)
+            mlflow.log_dict(metrics, rc.METRICS_DATA)
             test_rows = dataset.features.loc[split.test]
             figures = _figures(
                 model, evaluation, test_rows, settings, config, positive=info.label.positive
@@ -501,7 +500,7 @@ def train_job(
             )
             model_info = registry.log_scoring_model(
                 model,
-                registry.input_example(model, test_rows),
+                model.input_example(test_rows),
                 settings.model_name if register else None,
             )
         timings["log_s"] = time.perf_counter() - t
@@ -584,13 +583,12 @@ def gate_metrics(
     """Precision and recall at capacity, PR-AUC, and the Wilson interval of the precision
     (hits among the ``selected`` shipments the capacity inspects)."""
     m = capacity_metrics(y, score, [capacity])
-    label = capacity_label(capacity)
     selected = n_selected(len(y), capacity)
     hits = hits_at(y, score, selected) if len(y) else 0.0
     low, high = wilson_interval(hits, selected, confidence)
     return {
-        "precision_at_capacity": m[f"precision_at_{label}"],
-        "recall_at_capacity": m[f"recall_at_{label}"],
+        "precision_at_capacity": m[capacity_metric("precision", capacity)],
+        "recall_at_capacity": m[capacity_metric("recall", capacity)],
         "pr_auc": m["pr_auc"],
         "selected": selected,
         "hits": hits,
@@ -605,7 +603,8 @@ def _with_interval(m: dict[str, Any]) -> str:
 
 def _key(m: dict[str, Any]) -> tuple[float, float]:
     """Precision at capacity, then PR-AUC; NaN (no positive to rank) below every value."""
-    return tuple(v if v == v else -1.0 for v in (m["precision_at_capacity"], m["pr_auc"]))
+    precision, pr_auc = m["precision_at_capacity"], m["pr_auc"]
+    return (precision if precision == precision else -1.0, pr_auc if pr_auc == pr_auc else -1.0)
 
 
 def gate_decision(
@@ -742,7 +741,7 @@ def promote_job(
         features = dataset.features.loc[labelled]
         confidence = config.gate.confidence
         try:
-            cand_scores = candidate.predict(features)
+            cand_scores = candidate.score(features)
         except KeyError as exc:
             raise CargoriskError(
                 f"version {version} cannot score the feature rows of {source} ({exc.args[0]}); "
@@ -754,7 +753,7 @@ def promote_job(
         if champ_version is not None:
             champion = registry.load_scoring_model(settings.model_uri)
             try:
-                champ_scores = champion.predict(features)
+                champ_scores = champion.score(features)
             except KeyError as exc:
                 raise CargoriskError(
                     f"champion version {champ_version} cannot score today's feature rows "
@@ -796,7 +795,7 @@ def promote_job(
     if passed or force:
         if force and not passed:
             record["forced"] = True
-            record["force_reason"] = reason.strip()
+            record["force_reason"] = (reason or "").strip()
         record["promoted"] = True
         record["measured"] = measured
         registry.set_champion(settings, version, record)
@@ -809,39 +808,14 @@ def promote_job(
 # ------------------------------------------------------------------------------------------
 # score (batch)
 # ------------------------------------------------------------------------------------------
-def _read_any(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise CargoriskError(f"--input {path}: no such file")
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    raise CargoriskError(f"--input {path}: expected a .csv or .parquet file")
-
-
-def reasons_for(model: ScoringModel, features: pd.DataFrame, top: int = 3) -> list[str]:
-    """Officer-readable reasons: the ``top`` features pushing each score up the most, as
-    catalog sentences in the words of the model's label and attributes
-    (``metadata["dataset"]``), each with its contribution in log-odds."""
-    from features import catalog
-
-    info = DatasetInfo.model_validate(model.metadata.get("dataset") or {})
-
-    def say(name: str, value) -> str:
-        return catalog.reason_text(name, value, label=info.label, attributes=info.attributes)
-
-    contrib = model.contributions(features)[model.feature_names]
-    out = []
-    values = features[model.feature_names]
-    for i in range(len(contrib)):
-        row = contrib.iloc[i]
-        up = row[row > 0].sort_values(ascending=False).head(top)
-        out.append(
-            "; ".join(
-                f"{say(name, values.iloc[i][name])} (+{size:.2f})" for name, size in up.items()
-            )
-        )
-    return out
+def reasons_for(model: ScoringModel, features: pd.DataFrame) -> list[str]:
+    """Each row's reasons as one line of the output file: the reasons every other view shows
+    (:meth:`ScoringModel.explain` - same features, order and words), each with its
+    contribution in log-odds, separated by "; "."""
+    return [
+        "; ".join(f"{r['text']} ({r['contribution']:+.2f})" for r in item["reasons"])
+        for item in model.explain(features)
+    ]
 
 
 def score_job(
@@ -869,7 +843,7 @@ def score_job(
         raise CargoriskError(f"--output {output_path}: expected a .csv or .parquet file")
     registry.configure(settings)
     model = registry.load_scoring_model(model_uri)
-    raw = _read_any(input_path)
+    raw = read_frame(input_path, what="--input")
     shipments = validate_table("shipments", raw)
     if len(shipments) == 0:
         raise CargoriskError(f"--input {input_path}: no shipment to score")
@@ -884,7 +858,7 @@ def score_job(
             "outcomes", pd.DataFrame({c: pd.Series(dtype=object) for c in OUTCOME_COLUMNS})
         )
     all_shipments = all_shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
-    schema = DatasetInfo.model_validate(model.metadata.get("dataset") or {}).attributes
+    schema = model.attributes
     known = {attribute_column(name) for name in schema}
     unknown = [c for c in attribute_columns(all_shipments) if c not in known]
     if unknown:  # the model was trained without them: they cannot move its scores
@@ -896,7 +870,7 @@ def score_job(
         )
     frame = frame.set_index("shipment_id", drop=False).loc[shipments["shipment_id"]]
     frame = frame.reset_index(drop=True)
-    score = model.predict(frame)
+    score = model.score(frame)
     order = np.argsort(-score, kind="stable")
     rank = np.empty(len(score), dtype=int)
     rank[order] = np.arange(1, len(score) + 1)

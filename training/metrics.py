@@ -20,17 +20,13 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from features.registry_contract import capacity_metric
 
 CAPACITIES: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10)
 """Inspection capacities reported everywhere (share of shipments inspected)."""
-
-
-def capacity_label(share: float) -> str:
-    """``0.01`` -> ``"1pct"`` (used in metric names: ``precision_at_1pct``)."""
-    pct = share * 100
-    text = f"{pct:.0f}" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}".replace(".", "p")
-    return f"{text}pct"
 
 
 def n_selected(n: int, share: float) -> int:
@@ -40,7 +36,7 @@ def n_selected(n: int, share: float) -> int:
     return max(1, min(n, math.ceil(share * n - 1e-9)))
 
 
-def _as_arrays(y_true: Sequence, score: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(y_true: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=float)
     s = np.asarray(score, dtype=float)
     if y.shape != s.shape or y.ndim != 1:
@@ -73,35 +69,35 @@ class _Ranking:
         return float(self.cum[n_above] + tied_hits * (k - n_above) / (n_upto - n_above))
 
 
-def hits_at(y_true: Sequence, score: Sequence, k: int) -> float:
+def hits_at(y_true: ArrayLike, score: ArrayLike, k: int) -> float:
     """Expected number of positives among the ``k`` highest scores (ties shared pro rata)."""
     y, s = _as_arrays(y_true, score)
     return _Ranking(y, s).hits(k)
 
 
-def precision_at(y_true: Sequence, score: Sequence, share: float) -> float:
+def precision_at(y_true: ArrayLike, score: ArrayLike, share: float) -> float:
     """Hit rate among the top ``share`` of rows by score."""
-    k = n_selected(len(y_true), share)
+    k = n_selected(np.size(y_true), share)
     return hits_at(y_true, score, k) / k if k else float("nan")
 
 
-def recall_at(y_true: Sequence, score: Sequence, share: float) -> float:
+def recall_at(y_true: ArrayLike, score: ArrayLike, share: float) -> float:
     """Share of all positives found in the top ``share`` of rows by score."""
     total = float(np.sum(np.asarray(y_true, dtype=float)))
     if total == 0:
         return float("nan")
-    return hits_at(y_true, score, n_selected(len(y_true), share)) / total
+    return hits_at(y_true, score, n_selected(np.size(y_true), share)) / total
 
 
-def lift_at(y_true: Sequence, score: Sequence, share: float) -> float:
+def lift_at(y_true: ArrayLike, score: ArrayLike, share: float) -> float:
     """precision@share divided by the base rate (1.0 = no better than random selection)."""
-    base = float(np.mean(np.asarray(y_true, dtype=float))) if len(y_true) else float("nan")
+    base = float(np.mean(np.asarray(y_true, dtype=float))) if np.size(y_true) else float("nan")
     if not base:
         return float("nan")
     return precision_at(y_true, score, share) / base
 
 
-def brier(y_true: Sequence, probability: Sequence) -> float:
+def brier(y_true: ArrayLike, probability: ArrayLike) -> float:
     """Mean squared error of probabilities (lower is better; only meaningful for calibrated
     scores)."""
     y, p = _as_arrays(y_true, probability)
@@ -109,7 +105,7 @@ def brier(y_true: Sequence, probability: Sequence) -> float:
 
 
 def reliability_curve(
-    y_true: Sequence, probability: Sequence, bins: int = 10
+    y_true: ArrayLike, probability: ArrayLike, bins: int = 10
 ) -> list[dict[str, float]]:
     """Predicted vs observed seizure rate per quantile bin of the predicted probability.
 
@@ -134,11 +130,11 @@ def reliability_curve(
 
 
 def capacity_metrics(
-    y_true: Sequence,
-    score: Sequence,
+    y_true: ArrayLike,
+    score: ArrayLike,
     capacities: Iterable[float] = CAPACITIES,
     *,
-    probability: Sequence | None = None,
+    probability: ArrayLike | None = None,
 ) -> dict[str, float]:
     """All ranking metrics of one score on one set of labelled rows.
 
@@ -155,13 +151,14 @@ def capacity_metrics(
     ranking = _Ranking(y, s)
     total = float(y.sum())
     for share in capacities:
-        label = capacity_label(share)
         k = n_selected(len(y), share)
         hits = ranking.hits(k)
         precision = hits / k if k else float("nan")
-        out[f"precision_at_{label}"] = precision
-        out[f"recall_at_{label}"] = hits / total if total else float("nan")
-        out[f"lift_at_{label}"] = precision / out["base_rate"] if out["base_rate"] else float("nan")
+        out[capacity_metric("precision", share)] = precision
+        out[capacity_metric("recall", share)] = hits / total if total else float("nan")
+        out[capacity_metric("lift", share)] = (
+            precision / out["base_rate"] if out["base_rate"] else float("nan")
+        )
     both_classes = 0 < y.sum() < len(y)
     if both_classes and np.ptp(s) > 0:
         out["pr_auc"] = float(average_precision_score(y, s))
@@ -177,7 +174,7 @@ def capacity_metrics(
 
 
 def capacity_curve(
-    y_true: Sequence, score: Sequence, shares: Sequence[float] | None = None
+    y_true: ArrayLike, score: ArrayLike, shares: Sequence[float] | None = None
 ) -> list[dict[str, float]]:
     """Precision, recall and lift at each capacity share (the data behind the capacity plot and
     the cumulative-gains chart)."""

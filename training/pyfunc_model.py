@@ -17,11 +17,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from features.scoring import ScoringModel
 
 
-class CargoRiskModel(mlflow.pyfunc.PythonModel):
+class CargoRiskModel(PythonModel):
     """Feature rows in (categoricals as strings), calibrated risk probabilities out."""
 
     def load_context(self, context) -> None:

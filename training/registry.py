@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from features import registry_contract as rc
 from features.errors import CargoriskError
 from features.scoring import ScoringModel
 
@@ -51,23 +52,6 @@ def ensure_experiment(settings, name: str | None = None) -> str:
         return found.experiment_id
     location = settings.artifact_location if settings.embedded_tracking else None
     return client.create_experiment(name, artifact_location=location)
-
-
-def input_example(model: ScoringModel, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """A few feature rows as a caller sends them: categoricals as strings, numerics as float."""
-    sample = features[model.feature_names].head(rows)
-    out = {}
-    for name in model.feature_names:
-        col = sample[name]
-        if name in model.categories:
-            out[name] = (
-                col.astype("object")
-                .where(col.notna(), None)
-                .map(lambda v: None if v is None else str(v))
-            )
-        else:
-            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
-    return pd.DataFrame(out).reset_index(drop=True)
 
 
 def model_requirements() -> list[str]:
@@ -222,7 +206,9 @@ def set_champion(settings, version: int, record: dict[str, Any]) -> None:
     client = _client()
     previous = champion_version(settings)
     client.set_registered_model_alias(settings.model_name, settings.champion_alias, str(version))
-    client.set_model_version_tag(settings.model_name, str(version), "gate", json.dumps(record))
+    client.set_model_version_tag(
+        settings.model_name, str(version), rc.VERSION_TAG_GATE, json.dumps(record)
+    )
     client.set_model_version_tag(
         settings.model_name, str(version), "promoted_at", pd.Timestamp.now("UTC").isoformat()
     )
@@ -234,4 +220,6 @@ def set_champion(settings, version: int, record: dict[str, Any]) -> None:
 
 def record_refusal(settings, version: int, record: dict[str, Any]) -> None:
     """Keep the gate's refusal on the candidate version (tag ``gate``)."""
-    _client().set_model_version_tag(settings.model_name, str(version), "gate", json.dumps(record))
+    _client().set_model_version_tag(
+        settings.model_name, str(version), rc.VERSION_TAG_GATE, json.dumps(record)
+    )

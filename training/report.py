@@ -15,12 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
-from training.metrics import CAPACITIES, capacity_label
+from training.metrics import CAPACITIES
 
 NAMES = {"test": "model", "rules": "rules baseline", "random": "random selection"}
 COLORS = {"test": "#1f5fa8", "rules": "#d9822b", "random": "#888888"}
@@ -123,22 +123,12 @@ def importance_plot(model: ScoringModel, top: int = 25) -> Figure:
 def _explanation(model: ScoringModel, features: pd.DataFrame):
     import shap
 
-    contrib = model.contributions(features)
-    frame = model.prepare(features)
-    data = pd.DataFrame(
-        {
-            name: (
-                frame[name].cat.codes.replace(-1, np.nan)
-                if name in model.categories
-                else frame[name]
-            )
-            for name in model.feature_names
-        }
-    ).to_numpy(dtype=float)
+    matrix = model.matrix(features)  # categoricals as their codes, what the trees split on
+    contrib = model.contributions(matrix)
     return shap.Explanation(
-        values=contrib[model.feature_names].to_numpy(),
-        base_values=contrib["base_value"].to_numpy(),
-        data=data,
+        values=contrib[:, :-1],
+        base_values=contrib[:, -1],
+        data=matrix,
         feature_names=list(model.feature_names),
     )
 
@@ -175,9 +165,9 @@ def shap_waterfall_plots(
 
 def summary_rows(
     metrics: dict[str, float], capacities: Sequence[float] = CAPACITIES
-) -> list[tuple[str, str, str, str]]:
+) -> list[tuple[str, ...]]:
     """(metric, model, rules, random) rows for the console table and the model card."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
 
     def fmt(key: str) -> str:
         value = metrics.get(key)
@@ -185,13 +175,12 @@ def summary_rows(
 
     for kind in ("precision", "recall", "lift", "true_recall"):
         for share in capacities:
-            label = capacity_label(share)
-            if f"test_{kind}_at_{label}" not in metrics:
+            if capacity_metric(kind, share, "test") not in metrics:
                 continue
             rows.append(
                 (
-                    f"{kind}@{label[:-3]}%",
-                    *(fmt(f"{w}_{kind}_at_{label}") for w in ("test", "rules", "random")),
+                    f"{kind}@{share * 100:g}%",
+                    *(fmt(capacity_metric(kind, share, w)) for w in ("test", "rules", "random")),
                 )
             )
     for key in ("pr_auc", "roc_auc", "brier"):
@@ -200,7 +189,7 @@ def summary_rows(
     return rows
 
 
-def format_table(rows: list[tuple[str, ...]], header: Sequence[str]) -> str:
+def format_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [tuple(header), *rows]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]

@@ -30,9 +30,10 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from features.errors import CargoriskError
-from features.scoring import ScoringModel
+from features.registry_contract import capacity_metric
+from features.scoring import FeatureEncoder, ScoringModel
 from training.config import TrainConfig
-from training.metrics import capacity_label, capacity_metrics, n_selected
+from training.metrics import capacity_metrics, n_selected
 from training.split import TemporalSplit
 
 
@@ -85,7 +86,7 @@ def valid_score(y: np.ndarray, score: np.ndarray, capacity: float) -> ValidScore
     """:class:`ValidScore` of ``score`` (any monotone score: raw log-odds rank like the
     calibrated probability) on labels ``y``."""
     m = capacity_metrics(y, score, [capacity])
-    return ValidScore(m[f"precision_at_{capacity_label(capacity)}"], m["pr_auc"])
+    return ValidScore(m[capacity_metric("precision", capacity)], m["pr_auc"])
 
 
 def vocabularies(features: pd.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
@@ -100,10 +101,10 @@ def vocabularies(features: pd.DataFrame, categorical: Sequence[str]) -> dict[str
 def encode(
     features: pd.DataFrame, feature_names: Sequence[str], categories: dict[str, list[str]]
 ) -> pd.DataFrame:
-    """The model input frame, built by the very code serving uses
-    (:meth:`ScoringModel.prepare`), so training and scoring encode categories identically."""
-    shell = ScoringModel(booster=None, feature_names=list(feature_names), categories=categories)
-    return shell.prepare(features)
+    """The model input as a frame, by the very encoder every scorer uses
+    (:class:`features.scoring.FeatureEncoder`): training fits on the codes serving scores
+    with, so categories are encoded identically."""
+    return FeatureEncoder(feature_names, categories).frame(features)
 
 
 def platt(raw: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -257,7 +258,7 @@ def validation_score(
 ) -> ValidScore:
     """The booster's :class:`ValidScore` on the labelled validation rows it stopped on."""
     raw = booster.predict(data.x_valid[list(feature_names)], raw_score=True, num_threads=1)
-    return valid_score(data.y_valid, raw, capacity)
+    return valid_score(data.y_valid, np.asarray(raw, dtype="float64"), capacity)
 
 
 def finish_model(
@@ -276,9 +277,9 @@ def finish_model(
     names = list(feature_names)
     categories = {n: data.categories[n] for n in names if n in data.categories}
     model = ScoringModel(booster=booster, feature_names=names, categories=categories)
-    raw_valid = booster.predict(data.x_valid[names], raw_score=True, num_threads=num_threads)
+    raw_valid = model.raw_score(data.x_valid[names].to_numpy(), num_threads=num_threads)
     model.calibration = platt(raw_valid, data.y_valid)
-    all_valid = model.predict(features.loc[split.valid], num_threads=num_threads)
+    all_valid = model.score(features.loc[split.valid], num_threads=num_threads)
     model.thresholds = capacity_thresholds(all_valid, capacity)
     return model
 

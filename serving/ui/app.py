@@ -78,13 +78,6 @@ HERE = Path(__file__).resolve().parent
 BELOW_PAGE = 50
 """Rows shown below the cut line at first (more on request)."""
 
-PARTY_FIELDS = (
-    ("shipper", "shipper_id", "shipper_name"),
-    ("consignee", "consignee_id", "consignee_name"),
-    ("forwarder", "forwarder_id", None),
-    ("declarant", "declarant_id", None),
-    ("recipient", "recipient_customs_code", None),
-)
 MANIFEST_GROUPS = (
     ("Declaration", ("shipment_id", "mode", "declared_at", "booked_at", "departed_at",
                      "arrival_at", "bill_of_lading", "air_waybill", "order_ref")),
@@ -156,16 +149,6 @@ def _odds(contribution: float) -> str:
     if factor < 10:
         return f"{sign}{factor:.2f}"
     return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
-
-
-def _features(engine, frame: pd.DataFrame) -> pd.DataFrame:
-    """Features of stored shipments from the engine's history, each as of its declaration
-    (through the engine when it offers that, so committed updates are applied first)."""
-    features = getattr(engine, "features", None)
-    if callable(features):
-        return features(frame)
-    with engine._lock:  # the state is shared with scoring requests
-        return engine.state.features(frame)
 
 
 def _field_of(message: str, fields) -> str:
@@ -388,6 +371,8 @@ class WorklistApp:
         return engine, session, caller
 
     async def _refused(self, request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, _Refused):  # registered for _Refused only
+            raise exc
         return exc.response
 
     def to_login(self, request: Request) -> Response:
@@ -837,14 +822,13 @@ class WorklistApp:
         if model is None or state is None:
             return [], "No reasons: the model or the history is not loaded yet."
         from features.contracts import validate_shipments
-        from serving.explain import explain
 
         attributes = record.get("attributes") or {}
         row = {k: v for k, v in record.items() if k != "attributes"}
         row.update({attribute_column(k): v for k, v in attributes.items()})
         frame = validate_shipments(pd.DataFrame([row]))
-        feats = _features(engine, frame)
-        item = explain(model.scoring, feats, top=6)[0]
+        feats = engine.features(frame)
+        item = model.scoring.explain(feats)[0]
         return item["reasons"], (
             "Computed on opening this page by model version "
             f"{model.version}, from the history known at the shipment's declaration (it "
@@ -853,28 +837,10 @@ class WorklistApp:
 
     @staticmethod
     def _parties(engine, record: dict) -> tuple[list[dict], list[dict], str | None]:
-        state = engine.state
-        if state is None:
+        found = engine.parties(record)
+        if found is None:
             return [], [], "The history is not loaded yet."
-        if not hasattr(state, "party_profile"):
-            return [], [], "This version of the feature state keeps no party profiles."
-        parties = []
-        flush = getattr(engine, "flush", None)
-        if flush is not None:  # apply outcomes committed a moment ago before reading
-            flush()
-        with engine._lock:
-            for role, id_col, name_col in PARTY_FIELDS:
-                party_id = record.get(id_col)
-                if not party_id:
-                    continue
-                profile = state.party_profile(role, party_id)
-                profile["name"] = record.get(name_col) if name_col else None
-                parties.append(profile)
-            linked = (
-                state.linked_parties(record["consignee_id"])
-                if hasattr(state, "linked_parties") and record.get("consignee_id")
-                else []
-            )
+        parties, linked = found
         return parties, linked, None
 
     async def outcome(self, request: Request) -> Response:
@@ -1017,17 +983,3 @@ class WorklistApp:
 def create_app(resolve: Callable[[], Any]) -> WorklistApp:
     """The worklist ASGI app over the engine ``resolve()`` returns."""
     return WorklistApp(resolve)
-
-
-def _service_engine():
-    """The engine of the BentoML service this process runs (None while it starts)."""
-    from _bentoml_sdk.service import get_current_service
-
-    try:
-        return get_current_service().engine
-    except Exception:
-        return None
-
-
-ui_app = create_app(_service_engine)
-"""The app the BentoML service mounts at ``/ui``."""

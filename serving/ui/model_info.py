@@ -9,12 +9,17 @@ artifact. Reads are cached per model version (a reload to a new version reads ag
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from features.registry_contract import (
+    CAPACITY_CURVE_PLOT,
+    capacity_metric,
+    parse_capacity_metric,
+)
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -25,8 +30,6 @@ KINDS = (
     ("lift", "Lift (precision ÷ base rate)"),
     ("true_recall", "True recall over all traffic (simulated data only)"),
 )
-CURVE_ARTIFACT = "plots/capacity_curve.png"
-_LABEL = re.compile(r"^(?P<who>test|rules|random)_(?P<kind>[a-z_]+)_at_(?P<cap>[0-9p]+)pct$")
 
 
 @dataclass
@@ -43,22 +46,23 @@ class ModelReport:
 
     def table(self) -> list[dict[str, Any]]:
         """Rows (metric, capacity) with the model's and both baselines' values."""
-        caps: dict[str, set[str]] = {}
+        whos = tuple(who for who, _ in WHO)
+        caps: dict[str, set[float]] = {}
         for key in self.metrics:
-            m = _LABEL.match(key)
+            m = parse_capacity_metric(key, whos)
             if m:
-                caps.setdefault(m["kind"], set()).add(m["cap"])
+                caps.setdefault(m.kind, set()).add(m.share)
         rows = []
         for kind, label in KINDS:
-            for cap in sorted(caps.get(kind, ()), key=lambda c: float(c.replace("p", "."))):
-                values = {who: self.metrics.get(f"{who}_{kind}_at_{cap}pct") for who, _ in WHO}
+            for share in sorted(caps.get(kind, ())):
+                values = {who: self.metrics.get(capacity_metric(kind, share, who)) for who in whos}
                 if all(v is None for v in values.values()):
                     continue
                 rows.append(
                     {
                         "kind": kind,
                         "label": label,
-                        "capacity": cap.replace("p", ".") + " %",
+                        "capacity": f"{share * 100:g} %",
                         **values,
                     }
                 )
@@ -110,7 +114,7 @@ class ModelReports:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = download_artifacts(
                         run_id=run_id,
-                        artifact_path=CURVE_ARTIFACT,
+                        artifact_path=CAPACITY_CURVE_PLOT,
                         dst_path=tmp,
                         tracking_uri=self.tracking_uri,
                     )

@@ -101,7 +101,7 @@ def _create_secret(path: Path) -> None:
     then hard-linked to the final name, which fails if another process got there first (its
     secret is kept, so all workers sign alike). The folder is fsynced so the name survives a
     crash too."""
-    from cargorisk.settings import private_dir
+    from common.settings import private_dir
 
     private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

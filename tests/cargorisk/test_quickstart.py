@@ -42,7 +42,7 @@ def test_quickstart_builds_once_and_reuses(home, capsys):
     assert "promoting the new version to champion" in first.err
     assert "promoted version 1" in first.out
     # the gate says why it let a model through on so little evidence, and records it
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
     from training import registry
 
     settings = load_settings()

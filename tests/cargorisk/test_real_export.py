@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cargorisk.cli import main
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from training import registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 
 
 def test_defaults_live_under_home(home):

@@ -217,7 +217,7 @@ def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None, a
     before it is added, outcomes added once their ``result_at`` has passed. Returns the
     online feature rows (in the order and index of ``shipments``) and the final state
     (a new one with the ``attributes`` schema unless ``state`` is given)."""
-    from features.pipeline import OnlineFeatureState
+    from features.online import OnlineFeatureState
 
     state = state if state is not None else OnlineFeatureState(attributes=attributes)
     s = shipments.sort_values("declared_at", kind="stable")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from features.network import LinkGraph
-from features.pipeline import OnlineFeatureState
+from features.online import OnlineFeatureState
 from tests.features.helpers import both_ways, make_outcomes, make_shipments
 
 

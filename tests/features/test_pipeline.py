@@ -9,7 +9,8 @@ import pytest
 from features.catalog import FEATURE_NAMES
 from features.contracts import OUTCOME_COLUMNS
 from features.errors import ContractError
-from features.pipeline import KEY_COLUMNS, OnlineFeatureState, build_training_frame
+from features.online import OnlineFeatureState
+from features.pipeline import KEY_COLUMNS, build_training_frame
 from tests.features.helpers import ATTRIBUTES, assert_same_features, random_world, replay_online
 
 

@@ -71,7 +71,7 @@ def in_process(home: Path, registry, client=("10.1.1.1", 40000), **settings):
 
     One at a time: BentoML keeps the running service in a process-wide variable, which the
     edge, the key check and the worklist resolve on every request."""
-    from _bentoml_sdk.service import get_current_service
+    from serving.service import current_service
 
     env = settings_env(home, registry, **settings)
     with contextlib.ExitStack() as stack:
@@ -82,7 +82,7 @@ def in_process(home: Path, registry, client=("10.1.1.1", 40000), **settings):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the in-process service did not become ready")
                 time.sleep(0.2)
-        yield http, get_current_service().engine.store
+        yield http, current_service().engine.store
 
 
 @pytest.fixture(scope="module")

@@ -291,7 +291,7 @@ def test_what_the_service_creates_under_home_is_private(live):
 
 
 def test_the_store_and_mlruns_are_created_private(home):
-    from cargorisk.settings import load_settings
+    from common.settings import load_settings
 
     settings = load_settings(home=home / "new")
     Store(settings.store).create_key("probe", "system")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.catalog import CATEGORICAL_FEATURES, FEATURE_NAMES
 from features.contracts import validate_outcomes, validate_shipments
-from features.scoring import ScoringModel
+from features.scoring import FeatureEncoder, ScoringModel
 from tests.processes import BIN, free_port, mlflow_server, start, stop, wait_http
 from tests.serving.conftest import make_shipment
 
@@ -121,7 +121,8 @@ def train_tiny_model(
     attributes: dict | None = None,
     label: dict | None = None,
 ) -> ScoringModel:
-    """A small LightGBM on the real feature pipeline, packed as a ScoringModel; with an
+    """A small LightGBM on the real feature pipeline, fitted on the scoring model's own
+    encoding (:class:`features.scoring.FeatureEncoder`) and packed as a ScoringModel; with an
     attribute schema (e.g. :data:`ATTRIBUTES`) and a label meaning when given."""
     from features.contracts import DatasetInfo, attribute_column
     from features.pipeline import build_training_frame
@@ -139,18 +140,8 @@ def train_tiny_model(
     categories = {
         c: sorted(frame.loc[keep, c].dropna().astype(str).unique().tolist()) for c in categorical
     }
-    model = ScoringModel(
-        booster=None,  # set below
-        feature_names=[*FEATURE_NAMES, *attr_names],
-        categories=categories,
-        thresholds={},
-        metadata={
-            "trained_on": len(frame),
-            "purpose": "serving tests",
-            "dataset": info.model_dump(),
-        },
-    )
-    x = model.prepare(frame.loc[keep])
+    names = [*FEATURE_NAMES, *attr_names]
+    x = FeatureEncoder(names, categories).frame(frame.loc[keep])
     target = (y[keep] == "seized").astype(int).to_numpy()
     data = lgb.Dataset(x, target, categorical_feature=categorical)
     params = {
@@ -163,8 +154,17 @@ def train_tiny_model(
         "deterministic": True,
         "num_threads": 1,
     }
-    model.booster = lgb.train(params, data, num_boost_round=30)
-    scores = model.predict(frame)
+    model = ScoringModel(
+        booster=lgb.train(params, data, num_boost_round=30),
+        feature_names=names,
+        categories=categories,
+        metadata={
+            "trained_on": len(frame),
+            "purpose": "serving tests",
+            "dataset": info.model_dump(),
+        },
+    )
+    scores = model.score(frame)
     model.thresholds = {
         "high": float(np.quantile(scores, 0.95)),
         "medium": float(np.quantile(scores, 0.85)),
@@ -181,8 +181,12 @@ def register_model(
     champion: bool = True,
     meta_override: dict | None = None,
 ) -> str:
-    """Log ``scoring`` exactly as training does (models-from-code pyfunc with booster + meta
-    artifacts), register it under ``name`` and (optionally) point ``champion`` at it."""
+    """Register ``scoring`` under ``name`` at ``tracking_uri`` in the form training logs it
+    (the models-from-code pyfunc of ``training/pyfunc_model.py`` with the booster and meta
+    artifacts) and (optionally) point ``champion`` at it. Everything goes through a client
+    bound to ``tracking_uri``: MLflow's process-wide URIs are neither used nor changed."""
+    import mlflow
+    from mlflow import MlflowClient
 
     text, meta = scoring.to_parts()
     if meta_override:
@@ -192,35 +196,26 @@ def register_model(
     meta_path = workdir / "scoring_meta.json"
     booster_path.write_text(text, encoding="utf-8")
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
-    from serving.model import _tracking
-
-    with _tracking(tracking_uri):
-        return _register(scoring, tracking_uri, name, booster_path, meta_path, champion)
-
-
-def _register(scoring, tracking_uri, name, booster_path, meta_path, champion) -> str:
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_experiment("serving-tests")
-    example = pd.DataFrame(
-        {n: [0.0] for n in scoring.feature_names if n not in CATEGORICAL_FEATURES}
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("serving-tests")
     )
-    for c in CATEGORICAL_FEATURES:
-        example[c] = ["x"]
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC),
-            artifacts={"booster": str(booster_path), "meta": str(meta_path)},
-            registered_model_name=name,
-        )
-    version = str(info.registered_model_version)
+    run_id = client.create_run(experiment_id).info.run_id
+    saved = workdir / f"model-{run_id}"
+    mlflow.pyfunc.save_model(
+        path=str(saved),
+        python_model=str(PYFUNC),
+        artifacts={"booster": str(booster_path), "meta": str(meta_path)},
+    )
+    client.log_artifacts(run_id, str(saved), artifact_path="model")
+    client.set_terminated(run_id)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     if champion:
-        MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
-            name, "champion", version
-        )
-    return version
+        client.set_registered_model_alias(name, "champion", version.version)
+    return str(version.version)
 
 
 @functools.cache

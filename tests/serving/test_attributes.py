@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from features.catalog import reason_text
 from serving.engine import RequestError, ScoringEngine
 from serving.model import LoadedModel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cargorisk.cli import main
 from cargorisk.cli_serve import SERVICE, bentoml_command, serve_env
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from serving.store import Store
 
 

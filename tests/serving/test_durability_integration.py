@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from serving.store import Store
 from tests.serving.conftest import make_outcome, make_shipment
 from tests.serving.helpers import (

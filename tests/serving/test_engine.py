@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from features.scoring import ScoringModel
 from serving.engine import RecentScores, RequestError, ScoringEngine
 from serving.model import LoadedModel, ModelLoadError

@@ -9,7 +9,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from features.contracts import RECORDED_SHIPMENT_COLUMNS, validate_outcomes, validate_shipments
 from serving.engine import ScoringEngine
 from serving.model import LoadedModel

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from features.pipeline import build_training_frame
-from serving.explain import explain
 from serving.model import ModelHolder, ModelLoadError, load_champion
 from tests.serving.helpers import register_model, tiny_history, train_tiny_model
 
@@ -26,7 +25,7 @@ def test_champion_round_trips_through_the_registry(home, world):
     loaded = load_champion(settings.tracking_uri, settings.model_name)
     assert loaded.version == version and loaded.uri.endswith(f"/{version}")
     feats = build_training_frame(ships, outs).head(50)
-    np.testing.assert_allclose(loaded.scoring.predict(feats), model.predict(feats))
+    np.testing.assert_allclose(loaded.scoring.score(feats), model.score(feats))
 
 
 def test_missing_champion_is_a_clear_error(home):
@@ -59,7 +58,7 @@ def test_holder_keeps_the_old_model_when_a_load_fails(world):
 def test_reasons_add_up_to_the_raw_score(world):
     ships, outs, model = world
     feats = build_training_frame(ships, outs).tail(20)
-    items = explain(model, feats, all_contributions=True)
+    items = model.explain(feats, all_contributions=True)
     raw = model.raw_score(feats)
     for item, expected in zip(items, raw, strict=True):
         total = item["base_value"] + sum(item["contributions"].values())
@@ -68,26 +67,65 @@ def test_reasons_add_up_to_the_raw_score(world):
         assert all(r["text"] for r in item["reasons"])
 
 
-def test_fast_scorer_matches_the_scoring_model(world):
-    """The pandas-free path gives the ScoringModel's numbers, also for unseen categories,
-    missing categoricals and missing numbers."""
+def test_the_matrix_encodes_as_lightgbm_does_for_a_categorical_frame(world):
+    """Models fitted on pandas categorical frames (before the one encoder) score and explain
+    through :meth:`ScoringModel.matrix` exactly as LightGBM scores their categorical frame,
+    also for unseen categories, missing categoricals and missing numbers."""
+    import lightgbm as lgb
+    import pandas as pd
+
     from features.catalog import CATEGORICAL_FEATURES
-    from serving.model import FastScorer
+    from features.scoring import ScoringModel
 
     ships, outs, model = world
-    feats = build_training_frame(ships, outs).tail(60).copy()
-    feats.iloc[0, feats.columns.get_loc("origin_country")] = "ZZ"  # unseen
-    feats.iloc[1, feats.columns.get_loc("container_type")] = None  # missing categorical
+    feats = build_training_frame(ships, outs)
+    frame = pd.DataFrame(
+        {
+            n: (
+                pd.Categorical(feats[n].astype("object"), categories=model.categories[n])
+                if n in model.categories
+                else feats[n].astype("float64")
+            )
+            for n in model.feature_names
+        }
+    )
+    y = (np.arange(len(frame)) % 7 == 0).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "min_data_in_leaf": 5}
+    booster = lgb.train(params, lgb.Dataset(frame, y), num_boost_round=10)
+    assert booster.pandas_categorical  # the old kind of booster
+    old = ScoringModel.from_parts(
+        booster.model_to_string(),
+        {"feature_names": model.feature_names, "categories": model.categories},
+    )
+    rows = feats.tail(60).copy()
+    rows.iloc[0, rows.columns.get_loc("origin_country")] = "ZZ"  # unseen
+    rows.iloc[1, rows.columns.get_loc("container_type")] = None  # missing categorical
     numeric = [c for c in model.feature_names if c not in CATEGORICAL_FEATURES]
-    feats.iloc[2, feats.columns.get_loc(numeric[0])] = np.nan
-    fast = FastScorer(model)
-    np.testing.assert_allclose(fast.raw_score(feats), model.raw_score(feats), rtol=0, atol=1e-12)
+    rows.iloc[2, rows.columns.get_loc(numeric[0])] = np.nan
+    reference = frame.tail(60).copy()
+    reference.iloc[0, reference.columns.get_loc("origin_country")] = np.nan
+    reference.iloc[1, reference.columns.get_loc("container_type")] = np.nan
+    reference.iloc[2, reference.columns.get_loc(numeric[0])] = np.nan
     np.testing.assert_allclose(
-        fast.contributions(feats, num_threads=1),
-        model.contributions(feats, num_threads=1).to_numpy(),
+        old.raw_score(rows, num_threads=1),
+        booster.predict(reference, raw_score=True, num_threads=1),
         rtol=0,
         atol=1e-12,
     )
+    np.testing.assert_allclose(
+        old.contributions(rows, num_threads=1),
+        booster.predict(reference, pred_contrib=True, num_threads=1),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+def test_unseen_and_missing_categories_score_alike(world):
+    ships, outs, model = world
+    row = build_training_frame(ships, outs).tail(1)
+    unseen = row.assign(origin_country="ZZ")
+    missing = row.assign(origin_country=None)
+    assert model.score(unseen)[0] == model.score(missing)[0]
 
 
 def test_loading_leaves_the_tracking_environment_alone(home, monkeypatch):

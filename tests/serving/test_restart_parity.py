@@ -14,7 +14,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from serving.engine import Conflict, ScoringEngine
 from serving.model import LoadedModel
 from serving.schemas import OutcomeIn, ShipmentIn

@@ -16,14 +16,13 @@ from features.contracts import (
     OUTCOME_COLUMNS,
     Outcomes,
     Shipments,
+    frame_rule_errors,
     validate_outcomes,
     validate_shipments,
 )
 from serving.schemas import (
-    SHIPMENTS_SCHEMA,
     OutcomeIn,
     ShipmentIn,
-    frame_check_errors,
     outcomes_frame,
     shipments_frame,
 )
@@ -128,7 +127,7 @@ def test_missing_required_field_is_named():
 def test_frame_rules_of_the_contract_name_the_shipment():
     bad = make_shipment(7, departed_at="2026-03-05T00:00:00", arrival_at="2026-03-04T00:00:00")
     frame = shipments_frame([ShipmentIn(**bad), ShipmentIn(**make_shipment(8))])
-    errors = frame_check_errors(frame, SHIPMENTS_SCHEMA)
+    errors = frame_rule_errors("shipments", frame)
     assert errors == ["shipment S0000007: departed_at must not be after arrival_at"]
 
 
@@ -154,7 +153,7 @@ def test_api_and_contract_give_the_same_verdict(field, value):
     record = make_shipment(3, **{field: value})
     try:
         frame = shipments_frame([ShipmentIn(**record)])
-        api_ok = not frame_check_errors(frame, SHIPMENTS_SCHEMA)
+        api_ok = not frame_rule_errors("shipments", frame)
     except (ValidationError, ValueError, TypeError):
         api_ok = False
     raw = pd.DataFrame([record])

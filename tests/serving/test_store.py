@@ -199,8 +199,7 @@ def test_datetime_column_text_is_sqlalchemys_own():
 
 
 def test_scoring_recorded_from_columns_equals_from_records(tmp_path):
-    from features.contracts import SHIPMENT_COLUMNS
-    from serving.schemas import record_columns
+    from features.contracts import SHIPMENT_COLUMNS, record_columns
 
     records = [ShipmentIn(**make_shipment(i)).model_dump() for i in range(4)]
     scores = [{"shipment_id": r["shipment_id"], "score": 0.5, "band": "low"} for r in records]

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from serving.engine import ScoringEngine
 from serving.model import LoadedModel
 from serving.schemas import ShipmentIn

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from cargorisk.cli import main
-from cargorisk.ingestion import read_mapping
 from features.contracts import DatasetInfo
+from features.ingest import read_mapping
 from simulator.messy import CRITICAL_KG, DATASET_INFO
 
 ARGS = ["--days", "14", "--shipments-per-day", "800", "--end", "2026-11-25", "--seed", "8"]

@@ -136,6 +136,6 @@ def test_each_candidate_scores_frames_with_only_its_columns(kind):
     fitted = _fit(features, y, fs)
     candidate = fitted.full if kind == "full" else fitted.challenger
     subset = features[candidate.feature_names]
-    assert np.allclose(candidate.model.predict(subset), candidate.model.predict(features))
+    assert np.allclose(candidate.model.score(subset), candidate.model.score(features))
     with pytest.raises(KeyError, match="lack columns"):
-        candidate.model.predict(pd.DataFrame(index=features.index[:2]))
+        candidate.model.score(pd.DataFrame(index=features.index[:2]))

@@ -9,7 +9,8 @@ import pytest
 
 from features.contracts import DatasetInfo, LabelMeaning
 from features.errors import CargoriskError
-from training.dataset import build_dataset, load_tables, read_info
+from features.tables import read_info
+from training.dataset import build_dataset, load_tables
 from training.jobs import with_label
 
 from .world import write_world

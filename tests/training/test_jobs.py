@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cargorisk.cli import main
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from training import registry
 from training.config import load_config
 from training.jobs import evaluate_job, promote_job, score_job
@@ -397,7 +397,7 @@ def _register_subset_model(settings, data, families):
     with mlflow.start_run(experiment_id=experiment_id):
         mlflow.log_param("data_dir", str(data))
         registry.log_scoring_model(
-            model, registry.input_example(model, dataset.features), settings.model_name
+            model, model.input_example(dataset.features), settings.model_name
         )
     return model, names
 

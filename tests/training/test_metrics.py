@@ -10,7 +10,6 @@ import pytest
 from training.metrics import (
     brier,
     capacity_curve,
-    capacity_label,
     capacity_metrics,
     hits_at,
     lift_at,
@@ -24,12 +23,6 @@ from training.metrics import (
 Y = [0, 0, 1, 0, 0, 0, 1, 0, 1, 0]
 S = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 # ranked labels: s9=0, s8=1, s7=0, s6=1, s5=0, s4=0, s3=0, s2=1, s1=0, s0=0
-
-
-def test_capacity_label_names_metrics():
-    assert capacity_label(0.01) == "1pct"
-    assert capacity_label(0.10) == "10pct"
-    assert capacity_label(0.025) == "2p5pct"
 
 
 def test_n_selected_rounds_up_and_never_zero():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from training.config import TrainConfig
 from training.jobs import train_job
 

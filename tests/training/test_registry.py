@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from features.errors import CargoriskError
 from training import registry
 from training.config import GateConfig, TrainConfig
@@ -41,22 +41,18 @@ def test_round_trip_scores_identically(home, fitted):
     registry.configure(settings)
     experiment_id = registry.ensure_experiment(settings)
     with mlflow.start_run(experiment_id=experiment_id):
-        info = registry.log_scoring_model(
-            model, registry.input_example(model, features), settings.model_name
-        )
+        info = registry.log_scoring_model(model, model.input_example(features), settings.model_name)
     assert int(info.registered_model_version) == 1
     assert (home / "mlruns" / "mlflow.db").is_file()
     assert (home / "mlruns" / "artifacts").is_dir()  # embedded artifacts under home
     loaded = registry.load_scoring_model(f"models:/{settings.model_name}/1")
-    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
-    np.testing.assert_array_equal(
-        loaded.contributions(features).to_numpy(), model.contributions(features).to_numpy()
-    )
+    np.testing.assert_array_equal(loaded.score(features), model.score(features))
+    np.testing.assert_array_equal(loaded.contributions(features), model.contributions(features))
     assert loaded.categories == model.categories and loaded.thresholds == model.thresholds
     # the pyfunc flavour (what `mlflow models serve` would run) agrees too
     pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/1")
-    example = registry.input_example(model, features.head(50), rows=50)
-    np.testing.assert_allclose(pyfunc.predict(example), model.predict(features.head(50)))
+    example = model.input_example(features.head(50), rows=50)
+    np.testing.assert_allclose(pyfunc.predict(example), model.score(features.head(50)))
 
     assert registry.champion_version(settings) is None
     registry.set_champion(settings, 1, {"reason": "test"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cargorisk.cli import main
-from cargorisk.settings import load_settings
+from common.settings import load_settings
 from tests.processes import mlflow_server
 from training import registry
 

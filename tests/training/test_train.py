@@ -36,7 +36,7 @@ def _fit(seed: int = 7, features=None, y=None):
 def test_learns_signal_and_beats_random():
     model, info, split, features, y = _fit()
     test = split.test
-    p = model.predict(features.loc[test])
+    p = model.score(features.loc[test])
     assert precision_at(y[test], p, 0.05) > 3 * y[test].mean()
     assert info.best_iteration >= 1
     assert model.categories["route"] == ["risky", "safe", "usual"]
@@ -51,13 +51,13 @@ def test_deterministic_under_seed():
 
 def test_calibrated_probabilities_match_observed_rate():
     model, _, split, features, y = _fit()
-    p = model.predict(features.loc[split.test])
+    p = model.score(features.loc[split.test])
     assert abs(p.mean() - y[split.test].mean()) < 0.35 * y[split.test].mean()
 
 
 def test_thresholds_cut_the_capacity_share_of_validation_traffic():
     model, _, split, features, _ = _fit()
-    p = model.predict(features.loc[split.valid])
+    p = model.score(features.loc[split.valid])
     share_high = (p >= model.thresholds["high"]).mean()
     share_medium = (p >= model.thresholds["medium"]).mean()
     assert 0.05 <= share_high < 0.06
@@ -74,7 +74,7 @@ def test_unseen_category_scores_as_missing():
     row = features.head(1).copy()
     row_missing = row.assign(route=None)
     row_unseen = row.assign(route="never-seen-port")
-    assert model.predict(row_unseen)[0] == model.predict(row_missing)[0]
+    assert model.score(row_unseen)[0] == model.score(row_missing)[0]
 
 
 def test_no_positive_in_training_period_is_a_clear_error():

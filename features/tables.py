@@ -1,0 +1,152 @@
+"""Contract tables on disk: the one reader and writer of a data directory.
+
+A data directory holds ``shipments`` and ``outcomes`` (``.parquet`` or ``.csv``) in the
+contract's shape and, optionally, ``dataset.json`` (a :class:`~features.contracts.DatasetInfo`:
+what a positive label means and the attribute schema of the ``attr.*`` columns). Training reads
+one with ``--data``, the service seeds its store from one, ``cargorisk score`` reads its history
+from one, and ``ingest`` / ``export`` / the quickstart write them.
+
+This module is the only place in ``features/`` that touches files: reading a file *into the
+contract* is part of the contract (one CSV rule - every cell read as text, so an HS code
+``"0901"`` stays ``"0901"`` - and one set of error messages), and training, serving and the CLI
+all need it while none of them may import another. It holds no state and no settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pandera.errors as pa_errors
+from pydantic import ValidationError
+
+from features.contracts import (
+    TABLES,
+    AttributeSpec,
+    DatasetInfo,
+    describe_failures,
+    missing_required,
+    validate_outcomes,
+    validate_shipments,
+)
+from features.errors import CargoriskError, ContractError
+
+INFO_FILE = "dataset.json"
+
+
+@dataclass(frozen=True)
+class ContractTables:
+    """The validated contract tables of one data directory and what they mean."""
+
+    shipments: pd.DataFrame
+    outcomes: pd.DataFrame
+    info: DatasetInfo = field(default_factory=DatasetInfo)
+    source: str = ""
+
+
+def read_frame(path: Path, *, what: str | None = None) -> pd.DataFrame:
+    """One table file, ``.parquet`` or ``.csv`` (every CSV cell read as text and only an
+    empty cell as missing: the contract, not the CSV reader, decides what a value is).
+    ``what`` names the option the path came from in errors (``--input``)."""
+    path = Path(path)
+    name = f"{what} {path}" if what else str(path)
+    if not path.is_file():
+        raise CargoriskError(f"{name}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise CargoriskError(f"{name}: expected a .csv or .parquet file")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # unreadable file: corrupt parquet, bad CSV
+        raise CargoriskError(f"{name}: cannot read ({type(exc).__name__}: {exc})") from exc
+
+
+def find_table(data_dir: Path, table: str) -> Path:
+    """``<table>.parquet`` or else ``<table>.csv`` of ``data_dir``."""
+    for suffix in (".parquet", ".csv"):
+        path = Path(data_dir) / f"{table}{suffix}"
+        if path.is_file():
+            return path
+    raise CargoriskError(f"{data_dir}: no {table} table (expected {table}.parquet or {table}.csv)")
+
+
+def read_info(data_dir: Path) -> DatasetInfo | None:
+    """``data_dir/dataset.json`` (what the label means, the attribute schema); None when the
+    directory has none."""
+    path = Path(data_dir) / INFO_FILE
+    if not path.is_file():
+        return None
+    try:
+        return DatasetInfo.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CargoriskError(f"{path}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise CargoriskError(f"{path}: not valid JSON ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise CargoriskError(f"{path}: {where}: {first['msg']}") from None
+
+
+def validate_table(
+    table: str, frame: pd.DataFrame, attributes: Mapping[str, AttributeSpec] | None = None
+) -> pd.DataFrame:
+    """Validate one contract table; missing required columns and bad values become a
+    :class:`ContractError` naming the fields. Shipments keep their ``attr.*`` columns, checked
+    against ``attributes`` when given."""
+    missing = missing_required(table, frame.columns)
+    if missing:
+        raise ContractError(f"{table} table lacks required column(s): {', '.join(missing)}")
+    try:
+        if table == "shipments":
+            return validate_shipments(frame, attributes=attributes)
+        return validate_outcomes(frame)
+    except (pa_errors.SchemaErrors, pa_errors.SchemaError) as exc:
+        raise ContractError(describe_failures(table, exc)) from None
+    except ContractError as exc:  # an attribute column the schema does not declare, a bad value
+        raise ContractError(
+            f"{table} table breaks the contract - {exc} (attributes are declared in {INFO_FILE})"
+        ) from None
+
+
+def read_contract_dir(
+    data_dir: str | Path, *, what: str = "--data", keep_undeclared: bool = False
+) -> ContractTables:
+    """Read and validate the contract tables of ``data_dir``. ``attr.*`` columns are checked
+    against ``dataset.json``; without one, a directory has no attributes - unless
+    ``keep_undeclared``, which keeps them as they are (a reader that drops what its model does
+    not know)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CargoriskError(f"{what} {data_dir}: not a directory")
+    info = read_info(data_dir)
+    attributes = None if info is None and keep_undeclared else (info or DatasetInfo()).attributes
+    frames = {
+        table: validate_table(table, read_frame(find_table(data_dir, table)), attributes)
+        for table in TABLES
+    }
+    return ContractTables(
+        frames["shipments"], frames["outcomes"], info or DatasetInfo(), str(data_dir.resolve())
+    )
+
+
+def write_contract_dir(
+    out_dir: str | Path,
+    shipments: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    info: DatasetInfo | None = None,
+) -> Path:
+    """Write contract tables (and ``dataset.json`` when ``info`` is given) as Parquet - what
+    :func:`read_contract_dir` reads back. Returns the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shipments.to_parquet(out / "shipments.parquet", index=False)
+    outcomes.to_parquet(out / "outcomes.parquet", index=False)
+    if info is not None:
+        (out / INFO_FILE).write_text(info.model_dump_json(indent=2), encoding="utf-8")
+    return out
