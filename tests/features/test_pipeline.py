@@ -8,6 +8,7 @@ import pytest
 
 from features.catalog import FEATURE_NAMES
 from features.contracts import OUTCOME_COLUMNS
+from features.engine import ENGINES
 from features.errors import ContractError
 from features.pipeline import KEY_COLUMNS, OnlineFeatureState, build_training_frame
 from tests.features.helpers import ATTRIBUTES, assert_same_features, random_world, replay_online
@@ -127,15 +128,19 @@ def _cut(shipments: pd.DataFrame) -> pd.Timestamp:
     return shipments["declared_at"].quantile(0.5)
 
 
-def test_deleting_everything_after_t_changes_nothing_before_t(world, frame):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_deleting_everything_after_t_changes_nothing_before_t(world, frame, engine):
     shipments, outcomes = world
     t = _cut(shipments)
     keep = shipments["declared_at"] <= t
-    cut_frame = build_training_frame(shipments[keep], outcomes[outcomes["result_at"] <= t])
+    cut_frame = build_training_frame(
+        shipments[keep], outcomes[outcomes["result_at"] <= t], engine=engine
+    )
     pd.testing.assert_frame_equal(cut_frame, frame[keep.to_numpy()])
 
 
-def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame, engine):
     shipments, outcomes = world
     t = _cut(shipments)
     rng = np.random.default_rng(0)
@@ -152,12 +157,15 @@ def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame):
     )
     flipped.loc[late, "drug"] = None
     order = rng.permutation(len(scrambled))
-    out = build_training_frame(scrambled.iloc[order], flipped.sample(frac=1, random_state=1))
+    out = build_training_frame(
+        scrambled.iloc[order], flipped.sample(frac=1, random_state=1), engine=engine
+    )
     before = ~after.to_numpy()
     pd.testing.assert_frame_equal(out.loc[frame.index[before]], frame[before])
 
 
-def test_outcome_known_after_the_shipment_never_affects_it():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_outcome_known_after_the_shipment_never_affects_it(engine):
     shipments, _ = random_world(3, seed=4)
     t0 = pd.Timestamp("2026-03-01 12:00")
     base = shipments.assign(
@@ -185,7 +193,7 @@ def test_outcome_known_after_the_shipment_never_affects_it():
         (second, 0.0),  # at the same instant: not yet known
         (second - pd.Timedelta(seconds=1), 1.0),  # before: known
     ):
-        out = build_training_frame(base, seizure(result_at))
+        out = build_training_frame(base, seizure(result_at), engine=engine)
         assert out["consignee_seizures"].iloc[1] == expected
         assert out["consignee_seizures"].iloc[2] == 1.0
         assert out["consignee_seizures"].iloc[0] == 0.0  # its own result never counts

@@ -1,0 +1,277 @@
+"""Point-in-time raw aggregates as SQL, defined once and run by an embedded engine (DuckDB).
+
+The per-key history aggregates of :mod:`features.history` (``n:<dim>``, ``n<w>:<dim>``,
+``first:<dim>``, ``d:<dim>:<value>``, ``sum:`` / ``cnt:<dim>``, ``insp:`` / ``seiz:`` /
+``seiz<w>:<dim>``) are generated here as one SQL query per key dimension, written in DuckDB's
+dialect from the very constants that drive the numpy executor (``SHIPMENT_COUNTS``,
+``FIRST_SEEN``, ``DISTINCT``, ``VALUE_MEANS``, ``OUTCOME_COUNTS``), and transpiled with SQLGlot
+for other engines (:func:`dimension_sql` with ``dialect="spark"``).
+
+Each query reads two relations:
+
+* ``keys``: one row per shipment - ``row`` (its position), ``t`` (declaration time, int64 ns),
+  ``k_<dim>`` (the integer code of each key dimension, NULL when not declared) and ``lvk``
+  (log value per kg, NULL when not finite);
+* ``outcomes``: one row per counted inspection - ``row`` of its shipment, ``known`` (int64 ns,
+  ``max(result_at, declared_at)``) and ``seized`` (0/1).
+
+"Events of this key strictly before the shipment" is a window over **one stream** of the
+key's shipment events and outcome events ordered by event time, framed
+``RANGE BETWEEN <start> AND 1 PRECEDING`` on integer nanoseconds: peers at the same instant
+are outside the frame (shipments declared at the same instant do not see each other, a result
+known at the shipment's own instant is not yet known), windows of ``w`` days start
+``w * 86400e9`` ns before. A distinct count counts the first occurrence of each
+``(key, value)`` pair (``ROW_NUMBER() = 1``) as a weighted event. These are portable SQL
+window frames (no ``ASOF JOIN``, no interval arithmetic), so DuckDB and Spark SQL run the
+same text.
+
+The feature columns are then finished by the same numpy functions as before
+(:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
+definition. Multi-valued keys (transshipment ports, description words) and the whole-network
+components stay in numpy (:func:`features.history.multi_offline`,
+:func:`features.network.offline_components`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from features import history
+from features.manifest import NS_PER_DAY, codes_of
+
+ENGINES: Final = ("pandas", "duckdb")
+"""Executors of the offline aggregates: the numpy one (``pandas``) and DuckDB."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Resources the embedded engine may use: its memory limit (DuckDB's buffer manager
+    spills beyond it to ``temp_directory``), its threads, and where it spills (a private
+    directory created under ``temp_directory``, or under the system's temp folder, and
+    removed afterwards)."""
+
+    memory_limit: str = "2GB"
+    threads: int = 2
+    temp_directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads: must be at least 1 (got {self.threads})")
+        if not str(self.memory_limit).strip():
+            raise ValueError("memory_limit: must be a size such as '2GB'")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """What is aggregated over one key dimension, read from :mod:`features.history`."""
+
+    name: str
+    count: bool
+    windows: tuple[int, ...]
+    first: bool
+    distinct: tuple[str, ...]
+    value_mean: bool
+    outcomes: bool
+    seizure_windows: tuple[int, ...]
+
+
+def dimensions() -> tuple[Dimension, ...]:
+    """Every key dimension with an aggregate, in a fixed order."""
+    names = sorted(
+        set(history.SHIPMENT_COUNTS)
+        | set(history.OUTCOME_COUNTS)
+        | set(history.VALUE_MEANS)
+        | {dim for dim, _ in history.DISTINCT}
+    )
+    return tuple(
+        Dimension(
+            name=d,
+            count=d in history.SHIPMENT_COUNTS,
+            windows=history.SHIPMENT_COUNTS.get(d, ()),
+            first=d in history.FIRST_SEEN,
+            distinct=tuple(v for dim, v in history.DISTINCT if dim == d),
+            value_mean=d in history.VALUE_MEANS,
+            outcomes=d in history.OUTCOME_COUNTS,
+            seizure_windows=history.OUTCOME_COUNTS.get(d, ()),
+        )
+        for d in names
+    )
+
+
+def key_columns() -> tuple[str, ...]:
+    """The key dimensions the ``keys`` relation carries (aggregated ones and distinct values)."""
+    dims = dimensions()
+    return tuple(sorted({d.name for d in dims} | {v for d in dims for v in d.distinct}))
+
+
+def _frame(start: int | None) -> str:
+    lower = "UNBOUNDED PRECEDING" if start is None else f"{start} PRECEDING"
+    return f"OVER (PARTITION BY k ORDER BY t RANGE BETWEEN {lower} AND 1 PRECEDING)"
+
+
+def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
+    """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
+    and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...)."""
+    values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
+    own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
+    if dim.value_mean:
+        own_cols.append("lvk")
+    own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
+
+    ship = ["row", "t", "k", "1 AS ship"]
+    other = ["-1 AS row", "o.known AS t", "own.k", "0 AS ship"]
+    for i in range(len(dim.distinct)):
+        ship.append(
+            f"CASE WHEN v{i} IS NULL THEN 0 "
+            f"WHEN ROW_NUMBER() OVER (PARTITION BY k, v{i} ORDER BY t) = 1 THEN 1 ELSE 0 END "
+            f"AS f{i}"
+        )
+        other.append(f"0 AS f{i}")
+    if dim.value_mean:
+        ship += [
+            "CASE WHEN lvk IS NULL THEN 0.0 ELSE lvk END AS lv",
+            "CASE WHEN lvk IS NULL THEN 0 ELSE 1 END AS lc",
+        ]
+        other += ["0.0 AS lv", "0 AS lc"]
+    if dim.outcomes:
+        ship += ["0 AS insp", "0 AS seiz"]
+        other += ["1 AS insp", "o.seized AS seiz"]
+
+    names: list[str] = []
+    aggs: list[str] = []
+
+    def add(name: str, expr: str) -> None:
+        aggs.append(f"CAST({expr} AS DOUBLE) AS a{len(names)}")
+        names.append(name)
+
+    def total(column: str, start: int | None = None) -> str:
+        # a sum over no earlier event is 0, not NULL
+        return f"COALESCE(SUM({column}) {_frame(start)}, 0)"
+
+    if dim.count:
+        add(f"n:{dim.name}", total("ship"))
+        for w in dim.windows:
+            add(f"n{w}:{dim.name}", total("ship", w * NS_PER_DAY))
+    if dim.first:
+        add(f"first:{dim.name}", f"MIN(CASE WHEN ship = 1 THEN t END) {_frame(None)}")
+    for i, v in enumerate(dim.distinct):
+        add(f"d:{dim.name}:{v}", total(f"f{i}"))
+    if dim.value_mean:
+        add(f"sum:{dim.name}", total("lv"))
+        add(f"cnt:{dim.name}", total("lc"))
+    if dim.outcomes:
+        add(f"insp:{dim.name}", total("insp"))
+        add(f"seiz:{dim.name}", total("seiz"))
+        for w in dim.seizure_windows:
+            add(f"seiz{w}:{dim.name}", total("seiz", w * NS_PER_DAY))
+
+    stream = f"SELECT {', '.join(ship)} FROM own"
+    if dim.outcomes:
+        stream += (
+            f" UNION ALL SELECT {', '.join(other)} FROM outcomes AS o JOIN own ON o.row = own.row"
+        )
+    sql = (
+        f"WITH own AS ({own}), ev AS ({stream}), "
+        f"agg AS (SELECT row, {', '.join(aggs)} FROM ev) "
+        "SELECT * FROM agg WHERE row >= 0"
+    )
+    if dialect != "duckdb":
+        import sqlglot
+
+        sql = sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+    return sql, names
+
+
+# -- DuckDB ------------------------------------------------------------------------------------
+@contextmanager
+def duckdb_connection(settings: EngineSettings | None = None) -> Iterator:
+    """An in-memory DuckDB connection bounded by ``settings``, spilling into a private
+    temporary directory that is removed on exit."""
+    import duckdb
+
+    settings = settings or EngineSettings()
+    spill = tempfile.mkdtemp(prefix="cargorisk-duckdb-", dir=settings.temp_directory)
+    con = duckdb.connect(
+        config={
+            "memory_limit": settings.memory_limit,
+            "threads": settings.threads,
+            "temp_directory": spill,
+            "preserve_insertion_order": False,
+        }
+    )
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def keys_table(p: dict[str, np.ndarray]):
+    """The ``keys`` relation of prepared shipments as an Arrow table (codes -1 -> NULL)."""
+    import pyarrow as pa
+
+    n = len(p["t"])
+    cols = {
+        "row": pa.array(np.arange(n, dtype="int64")),
+        "t": pa.array(np.asarray(p["t"], dtype="int64")),
+    }
+    for d in key_columns():
+        codes = np.asarray(codes_of(p, d), dtype="int64")
+        cols[f"k_{d}"] = pa.array(codes, mask=codes < 0)
+    lvk = np.asarray(p["log_value_per_kg"], dtype="float64")
+    cols["lvk"] = pa.array(lvk, mask=~np.isfinite(lvk))
+    return pa.table(cols)
+
+
+def outcomes_table(rows: np.ndarray, known: np.ndarray, seized: np.ndarray):
+    """The ``outcomes`` relation as an Arrow table."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "row": pa.array(np.asarray(rows, dtype="int64")),
+            "known": pa.array(np.asarray(known, dtype="int64")),
+            "seized": pa.array(np.asarray(seized, dtype=bool).astype("int64")),
+        }
+    )
+
+
+def run_aggregates(con, n: int) -> dict[str, np.ndarray]:
+    """Run every dimension's query on a connection holding ``keys`` and ``outcomes``;
+    aggregates of shipments whose key is not declared are NaN, as in the numpy executor."""
+    raw: dict[str, np.ndarray] = {}
+    for dim in dimensions():
+        sql, names = dimension_sql(dim)
+        table = con.sql(sql).to_arrow_table()
+        rows = table.column("row").to_numpy()
+        for i, name in enumerate(names):
+            out = np.full(n, np.nan)
+            out[rows] = table.column(f"a{i}").to_numpy(zero_copy_only=False)
+            raw[name] = out
+        del table
+    return raw
+
+
+def duckdb_aggregates(
+    p: dict[str, np.ndarray],
+    outcome_rows: np.ndarray,
+    outcome_known: np.ndarray,
+    outcome_seized: np.ndarray,
+    settings: EngineSettings | None = None,
+) -> dict[str, np.ndarray]:
+    """The single-key raw aggregates of :func:`features.history.offline_aggregates`, computed
+    by DuckDB from the prepared shipments ``p`` and the counted inspections."""
+    n = len(p["t"])
+    keys = keys_table(p)
+    outcomes = outcomes_table(outcome_rows, outcome_known, outcome_seized)
+    with duckdb_connection(settings) as con:
+        con.register("keys", keys)
+        con.register("outcomes", outcomes)
+        return run_aggregates(con, n)
