@@ -23,6 +23,24 @@ def _fmt(value) -> str:
     return str(value)
 
 
+_ENGINE_HELP = (
+    "What computes the point-in-time features: pandas (numpy) or duckdb "
+    "(default: setting feature_engine)."
+)
+
+
+def _settings(engine: str | None):
+    """The settings in force, with ``--engine`` overriding ``feature_engine``."""
+    from cargorisk.settings import load_settings
+    from features.engine import ENGINES
+
+    if engine is None:
+        return load_settings()
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}", param_hint="--engine")
+    return load_settings(feature_engine=engine)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
 
@@ -51,17 +69,17 @@ def register(app: typer.Typer) -> None:
         tune_trials: int | None = typer.Option(
             None, "--tune-trials", help="At most N tuning trials (reproducible searches)."
         ),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
     ) -> None:
         """Train on DIR, measure against the baselines, log to MLflow, register a version.
 
         Every run fits the full model (feature families selected on validation) and a
         raw-columns challenger; the better on validation is registered."""
-        from cargorisk.settings import load_settings
         from training.jobs import train_job
         from training.metrics import capacity_label
         from training.report import format_table, plural, summary_rows
 
-        settings = load_settings()
+        settings = _settings(engine)
         result = train_job(
             settings,
             data,
@@ -145,14 +163,14 @@ def register(app: typer.Typer) -> None:
         start: str | None = typer.Option(None, "--from", help="First declaration day scored."),
         end: str | None = typer.Option(None, "--to", help="Last declaration time scored."),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
     ) -> None:
         """Score a registered model on any data and print the metrics beside the baselines."""
-        from cargorisk.settings import load_settings
         from training.jobs import evaluate_job
         from training.registry import resolve_model_uri
         from training.report import format_table, summary_rows
 
-        settings = load_settings()
+        settings = _settings(engine)
         uri = resolve_model_uri(settings, model)
         result = evaluate_job(settings, uri, data, start=start, end=end, progress=_progress)
         if as_json:
@@ -176,12 +194,12 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Promote even if the gate refuses."),
         reason: str | None = typer.Option(None, help="Why the gate is overridden (with --force)."),
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
-        from cargorisk.settings import load_settings
         from training.jobs import promote_job
 
-        settings = load_settings()
+        settings = _settings(engine)
         record = promote_job(
             settings,
             version=version,
@@ -293,14 +311,14 @@ def register(app: typer.Typer) -> None:
         history: Path | None = typer.Option(
             None, "--history", help="Data directory with the entities' past shipments/outcomes."
         ),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
     ) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked."""
         from cargorisk.ingestion import read_mapping
-        from cargorisk.settings import load_settings
         from training.jobs import score_job
         from training.registry import resolve_model_uri
 
-        settings = load_settings()
+        settings = _settings(engine)
         uri = resolve_model_uri(settings, model)
         top = 100 * settings.explain_top_share if explain_top is None else explain_top
         result = score_job(
