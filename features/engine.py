@@ -16,14 +16,17 @@ Each query reads two relations:
   ``max(result_at, declared_at)``) and ``seized`` (0/1).
 
 "Events of this key strictly before the shipment" is a window over **one stream** of the
-key's shipment events and outcome events ordered by event time, framed
-``RANGE BETWEEN <start> AND 1 PRECEDING`` on integer nanoseconds: peers at the same instant
-are outside the frame (shipments declared at the same instant do not see each other, a result
-known at the shipment's own instant is not yet known), windows of ``w`` days start
-``w * 86400e9`` ns before. A distinct count counts the first occurrence of each
-``(key, value)`` pair (``ROW_NUMBER() = 1``) as a weighted event. These are portable SQL
-window frames (no ``ASOF JOIN``, no interval arithmetic), so DuckDB and Spark SQL run the
-same text.
+key's events - its shipments at their declaration, its outcomes at the time they became
+known, the first shipment of each ``(key, value)`` pair of a distinct count - summed per
+``(key, instant)`` and ordered by integer nanoseconds. With one row per instant,
+``ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING`` is "every earlier instant" (shipments
+declared at the same instant do not see each other, a result known at the shipment's own
+instant is not yet known), and a ``w``-day window is ``RANGE BETWEEN w * 86400e9 PRECEDING AND
+CURRENT ROW`` less the instant's own events. The sums are joined back to each shipment by its
+key and instant. These are portable SQL window frames (no ``ASOF JOIN``, no interval
+arithmetic), so DuckDB and Spark SQL run the same text. (Measured at 1M shipments: frames
+ending ``1 PRECEDING`` and ``RANGE`` frames on few huge keys are DuckDB's slow cases; the
+running form and the grouping halved its time.)
 
 The feature columns are then finished by the same numpy functions as before
 (:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
@@ -112,37 +115,59 @@ def key_columns() -> tuple[str, ...]:
 
 
 def _frame(start: int | None) -> str:
-    lower = "UNBOUNDED PRECEDING" if start is None else f"{start} PRECEDING"
-    return f"OVER (PARTITION BY k ORDER BY t RANGE BETWEEN {lower} AND 1 PRECEDING)"
+    """Earlier instants of the key: every earlier one, or those at most ``start`` ns before.
+    The grouped stream holds one row per (key, instant), so ``ROWS ... 1 PRECEDING`` is
+    "strictly before" (and the cheap running form)."""
+    if start is None:
+        return "OVER (PARTITION BY k ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    return f"OVER (PARTITION BY k ORDER BY t RANGE BETWEEN {start} PRECEDING AND CURRENT ROW)"
 
 
 def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
     """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
-    and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...)."""
+    and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
+
+    Events - the key's shipments, its outcomes at the time they became known, and the first
+    shipment of each ``(key, value)`` pair of a distinct count - are summed per
+    ``(key, instant)``; window sums over earlier instants are then joined back to each
+    shipment by its key and declaration instant."""
     values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
     own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
     if dim.value_mean:
         own_cols.append("lvk")
     own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
 
-    ship = ["row", "t", "k", "1 AS ship"]
-    other = ["-1 AS row", "o.known AS t", "own.k", "0 AS ship"]
-    for i in range(len(dim.distinct)):
-        ship.append(
-            f"CASE WHEN v{i} IS NULL THEN 0 "
-            f"WHEN ROW_NUMBER() OVER (PARTITION BY k, v{i} ORDER BY t) = 1 THEN 1 ELSE 0 END "
-            f"AS f{i}"
-        )
-        other.append(f"0 AS f{i}")
+    # every event kind carries every weight column (0 when it is not its kind)
+    weights = ["ship"]
     if dim.value_mean:
-        ship += [
-            "CASE WHEN lvk IS NULL THEN 0.0 ELSE lvk END AS lv",
-            "CASE WHEN lvk IS NULL THEN 0 ELSE 1 END AS lc",
-        ]
-        other += ["0.0 AS lv", "0 AS lc"]
+        weights += ["lv", "lc"]
     if dim.outcomes:
-        ship += ["0 AS insp", "0 AS seiz"]
-        other += ["1 AS insp", "o.seized AS seiz"]
+        weights += ["insp", "seiz"]
+    weights += [f"f{i}" for i in range(len(dim.distinct))]
+
+    def event(source: str, key: str, time: str, given: dict[str, str], tail: str = "") -> str:
+        cols = [f"{given.get(w, '0')} AS {w}" for w in weights]
+        return f"SELECT {key} AS k, {time} AS t, {', '.join(cols)} FROM {source}{tail}"
+
+    ship_weights = {"ship": "1"}
+    if dim.value_mean:
+        ship_weights["lv"] = "CASE WHEN lvk IS NULL THEN 0.0 ELSE lvk END"
+        ship_weights["lc"] = "CASE WHEN lvk IS NULL THEN 0 ELSE 1 END"
+    streams = [event("own", "k", "t", ship_weights)]
+    if dim.outcomes:
+        streams.append(
+            event(
+                "outcomes AS o JOIN own ON o.row = own.row",
+                "own.k",
+                "o.known",
+                {"insp": "1", "seiz": "o.seized"},
+            )
+        )
+    for i in range(len(dim.distinct)):
+        streams.append(
+            event("own", "k", "MIN(t)", {f"f{i}": "1"}, f" WHERE v{i} IS NOT NULL GROUP BY k, v{i}")
+        )
+    sums = ", ".join(f"SUM({w}) AS {w}" for w in weights)
 
     names: list[str] = []
     aggs: list[str] = []
@@ -152,15 +177,18 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
         names.append(name)
 
     def total(column: str, start: int | None = None) -> str:
-        # a sum over no earlier event is 0, not NULL
-        return f"COALESCE(SUM({column}) {_frame(start)}, 0)"
+        # a sum over no earlier event is 0, not NULL; a window up to the current instant
+        # less the instant's own events (cheaper than a frame ending 1 PRECEDING)
+        if start is None:
+            return f"COALESCE(SUM({column}) {_frame(None)}, 0)"
+        return f"SUM({column}) {_frame(start)} - {column}"
 
     if dim.count:
         add(f"n:{dim.name}", total("ship"))
         for w in dim.windows:
             add(f"n{w}:{dim.name}", total("ship", w * NS_PER_DAY))
     if dim.first:
-        add(f"first:{dim.name}", f"MIN(CASE WHEN ship = 1 THEN t END) {_frame(None)}")
+        add(f"first:{dim.name}", f"MIN(CASE WHEN ship > 0 THEN t END) {_frame(None)}")
     for i, v in enumerate(dim.distinct):
         add(f"d:{dim.name}:{v}", total(f"f{i}"))
     if dim.value_mean:
@@ -172,15 +200,13 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
         for w in dim.seizure_windows:
             add(f"seiz{w}:{dim.name}", total("seiz", w * NS_PER_DAY))
 
-    stream = f"SELECT {', '.join(ship)} FROM own"
-    if dim.outcomes:
-        stream += (
-            f" UNION ALL SELECT {', '.join(other)} FROM outcomes AS o JOIN own ON o.row = own.row"
-        )
+    outputs = ", ".join(f"c.a{i}" for i in range(len(names)))
     sql = (
-        f"WITH own AS ({own}), ev AS ({stream}), "
-        f"agg AS (SELECT row, {', '.join(aggs)} FROM ev) "
-        "SELECT * FROM agg WHERE row >= 0"
+        f"WITH own AS ({own}), "
+        f"ev AS ({' UNION ALL '.join(streams)}), "
+        f"g AS (SELECT k, t, {sums} FROM ev GROUP BY k, t), "
+        f"c AS (SELECT k, t, {', '.join(aggs)} FROM g) "
+        f"SELECT own.row, {outputs} FROM own JOIN c ON own.k = c.k AND own.t = c.t"
     )
     if dialect != "duckdb":
         import sqlglot
