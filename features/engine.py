@@ -37,9 +37,10 @@ components stay in numpy (:func:`features.history.multi_offline`,
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -47,7 +48,18 @@ from typing import Final
 import numpy as np
 
 from features import history
-from features.manifest import NS_PER_DAY, codes_of
+from features.contracts import REQUIRED_SHIPMENT_COLUMNS
+from features.errors import ContractError
+from features.manifest import (
+    COMBINED_KEYS,
+    GIVEN_KEYS,
+    HS_PREFIXES,
+    KEY_FIELDS,
+    NS_PER_DAY,
+    ROUTE_PARTS,
+    codes_of,
+    hs_cut,
+)
 
 ENGINES: Final = ("pandas", "duckdb")
 """Executors of the offline aggregates: the numpy one (``pandas``) and DuckDB."""
@@ -301,3 +313,168 @@ def duckdb_aggregates(
         con.register("keys", keys)
         con.register("outcomes", outcomes)
         return run_aggregates(con, n)
+
+
+# -- Parquet: the keys built inside DuckDB ----------------------------------------------------
+def _paths_sql(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """A list of files or globs as a SQL list literal."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if not items:
+        raise ValueError("paths: no Parquet file given")
+    return "[" + ", ".join("'" + os.fspath(p).replace("'", "''") + "'" for p in items) + "]"
+
+
+def _column_names(con, relation: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
+
+
+def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()):
+    """The distinct declared values of a column and the code of each normalised value (NULL
+    when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
+    normalisers of :mod:`features.manifest` run once per distinct value, in Python."""
+    import pyarrow as pa
+
+    raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
+    raw = [v for v in raw if v is not None]
+    cols = {"raw": pa.array(raw, type=pa.string())}
+    keys = [normalise(v) for v in raw]
+    for name, values in (
+        (key, keys),
+        *((f"hs{d}", [hs_cut(h, d) for h in keys]) for d in digits),
+    ):
+        codes: dict[str, int] = {}
+        coded = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
+        cols[f"k_{name}"] = pa.array(coded, type=pa.int64())
+    return pa.table(cols)
+
+
+def _combined(parts: tuple[str, ...], optional: tuple[bool, ...] | None = None) -> str:
+    """A combination key in SQL: the parts' codes joined by ``|`` (an optional part's absence
+    is an empty part), NULL when a required part is missing."""
+    optional = optional or (False,) * len(parts)
+    required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
+    text = " || '|' || ".join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
+    return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
+
+
+def load_parquet(con, shipments, outcomes=None) -> int:
+    """Create the ``keys`` and ``outcomes`` relations (and ``ship``: row, shipment_id, t) on
+    ``con`` from contract Parquet files - one file, a list, or globs such as
+    ``shipments/month=*/*.parquet`` - read by DuckDB, never loaded into pandas. Rows are
+    numbered in ``(declared_at, shipment_id)`` order. Keys are normalised by the functions of
+    :mod:`features.manifest` on distinct values and combined as :mod:`features.manifest`
+    declares. Returns the number of shipments.
+
+    Raises :class:`ContractError` naming a missing required column, missing declaration or
+    result times, or a repeated shipment id."""
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW raw_shipments AS SELECT * FROM "
+        f"read_parquet({_paths_sql(shipments)}, union_by_name = true)"
+    )
+    cols = _column_names(con, "raw_shipments")
+    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in cols]
+    if missing:
+        raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
+
+    def col(name: str, kind: str = "VARCHAR") -> str:
+        return f"CAST({name} AS {kind})" if name in cols else f"CAST(NULL AS {kind})"
+
+    fields = ", ".join(f"{col(c)} AS {c}" for _, c, _ in KEY_FIELDS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ship AS SELECT "
+        "ROW_NUMBER() OVER (ORDER BY declared_at, shipment_id) - 1 AS row, "
+        "CAST(shipment_id AS VARCHAR) AS shipment_id, epoch_ns(declared_at) AS t, "
+        f"{fields}, {col('declared_value_usd', 'DOUBLE')} AS value_usd, "
+        f"{col('gross_weight_kg', 'DOUBLE')} AS weight FROM raw_shipments"
+    )
+    if con.execute("SELECT count(*) FROM ship WHERE t IS NULL").fetchall()[0][0]:
+        raise ContractError("shipments: declared_at is missing on some rows")
+    repeated = con.execute(
+        "SELECT shipment_id FROM ship GROUP BY shipment_id HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    if repeated:
+        raise ContractError(f"shipments: shipment_id repeated: {repeated[0][0]!r}")
+
+    needed = set(key_columns())
+    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
+    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
+    joins, selected = [], []
+    for key, column, normalise in KEY_FIELDS:
+        digits = HS_PREFIXES if key == "hs" else ()
+        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
+        if not wanted:
+            continue
+        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits))
+        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
+        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
+    lvk = (
+        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
+        "THEN ln(1 + value_usd / weight) END AS lvk"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
+        f"{lvk} FROM ship {' '.join(joins)}"
+    )
+    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
+    derived["route"] = _combined(
+        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
+    )
+    derived |= {
+        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
+        for name, (key, given) in GIVEN_KEYS.items()
+    }
+    derived["global"] = "0"
+    plain = _column_names(con, "base")
+    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
+    )
+    con.execute("DROP TABLE base")
+
+    if outcomes is None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE outcomes (row BIGINT, known BIGINT, seized BIGINT)"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW raw_outcomes AS SELECT * FROM "
+            f"read_parquet({_paths_sql(outcomes)}, union_by_name = true, filename = true, "
+            "file_row_number = true)"
+        )
+        o_cols = _column_names(con, "raw_outcomes")
+        missing = [c for c in ("shipment_id", "inspected_at", "result_at", "result")
+                   if c not in o_cols]  # fmt: skip
+        if missing:
+            raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
+        for c in ("inspected_at", "result_at"):
+            if con.execute(f"SELECT count(*) FROM raw_outcomes WHERE {c} IS NULL").fetchall()[0][0]:
+                raise ContractError(f"outcomes: {c} is missing on some rows")
+        # one inspection per (shipment, inspected_at): the first row in file order counts
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE outcomes AS SELECT s.row, "
+            "GREATEST(epoch_ns(o.result_at), s.t) AS known, "
+            "CASE WHEN lower(CAST(o.result AS VARCHAR)) = 'seized' THEN 1 ELSE 0 END AS seized "
+            "FROM (SELECT CAST(shipment_id AS VARCHAR) AS shipment_id, result_at, result, "
+            "ROW_NUMBER() OVER (PARTITION BY CAST(shipment_id AS VARCHAR), inspected_at "
+            "ORDER BY filename, file_row_number) AS nth FROM raw_outcomes) AS o "
+            "JOIN ship AS s ON o.shipment_id = s.shipment_id WHERE o.nth = 1"
+        )
+    return con.execute("SELECT count(*) FROM ship").fetchall()[0][0]
+
+
+def parquet_aggregates(
+    shipments, outcomes=None, settings: EngineSettings | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The single-key raw aggregates of every shipment in contract Parquet files (see
+    :func:`load_parquet`), computed by DuckDB within ``settings``: shipment ids and declaration
+    times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw aggregates aligned
+    with them."""
+    with duckdb_connection(settings) as con:
+        n = load_parquet(con, shipments, outcomes)
+        ids = con.sql("SELECT shipment_id, t FROM ship ORDER BY row").to_arrow_table()
+        raw = run_aggregates(con, n)
+    return (
+        ids.column("shipment_id").to_numpy(zero_copy_only=False).astype(object),
+        ids.column("t").to_numpy(),
+        raw,
+    )

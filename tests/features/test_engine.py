@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from features import engine, history, manifest
+from features.errors import ContractError
 from features.pipeline import (
     build_training_frame,
     check_outcomes,
@@ -203,3 +204,60 @@ def test_every_raw_aggregate_is_defined_once_and_transpiles_to_spark_sql():
         assert spark.count("AND 1 PRECEDING") == sql.count("AND 1 PRECEDING") > 0
         assert sqlglot.parse_one(spark, read="spark") is not None
     assert len(names) == len(set(names))
+
+
+# -- Parquet read by DuckDB, never by pandas ----------------------------------------------------
+def write_by_month(frame: pd.DataFrame, folder, time_column: str) -> str:
+    """``frame`` as ``folder/month=YYYY-MM/part.parquet`` files; returns their glob."""
+    months = frame[time_column].dt.strftime("%Y-%m")
+    for month, part in frame.groupby(months, sort=True):
+        out = folder / f"month={month}"
+        out.mkdir(parents=True)
+        part.to_parquet(out / "part.parquet", index=False)
+    return str(folder / "month=*" / "*.parquet")
+
+
+def assert_parquet_equals_numpy(shipments, outcomes, shipment_files, outcome_files):
+    ids, t, sql_raw = engine.parquet_aggregates(
+        shipment_files, outcome_files, engine.EngineSettings(threads=1)
+    )
+    numpy_raw = both_raw(shipments, outcomes)[0]
+    order = pd.Index(shipments["shipment_id"].astype(str)).get_indexer(ids)
+    assert (order >= 0).all() and len(order) == len(shipments)
+    expected_t = shipments["declared_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    assert (t == expected_t[order]).all() and (np.diff(t) >= 0).all()
+    assert_same_raw({k: v[order] for k, v in numpy_raw.items()}, sql_raw)
+
+
+def test_raw_aggregates_from_flat_parquet_files(tmp_path):
+    shipments, outcomes = random_world(900, days=20, seed=21, messy=True, attributes=True)
+    shipments.to_parquet(tmp_path / "shipments.parquet", index=False)
+    outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    assert_parquet_equals_numpy(
+        shipments, outcomes, tmp_path / "shipments.parquet", tmp_path / "outcomes.parquet"
+    )
+
+
+def test_raw_aggregates_from_month_partitioned_parquet_with_edge_cases(tmp_path):
+    shipments, outcomes = edge_world()
+    assert_parquet_equals_numpy(
+        shipments,
+        outcomes,
+        write_by_month(shipments, tmp_path / "shipments", "declared_at"),
+        write_by_month(outcomes, tmp_path / "outcomes", "result_at"),
+    )
+
+
+def test_parquet_contract_errors_are_named(tmp_path):
+    shipments, outcomes = random_world(30, seed=2)
+    shipments.drop(columns=["mode"]).to_parquet(tmp_path / "no_mode.parquet", index=False)
+    with pytest.raises(ContractError, match="mode"):
+        engine.parquet_aggregates(tmp_path / "no_mode.parquet")
+    twice = pd.concat([shipments, shipments.iloc[:1]])
+    twice.to_parquet(tmp_path / "twice.parquet", index=False)
+    with pytest.raises(ContractError, match="shipment_id repeated"):
+        engine.parquet_aggregates(tmp_path / "twice.parquet")
+    shipments.to_parquet(tmp_path / "s.parquet", index=False)
+    outcomes.drop(columns=["result_at"]).to_parquet(tmp_path / "o.parquet", index=False)
+    with pytest.raises(ContractError, match="result_at"):
+        engine.parquet_aggregates(tmp_path / "s.parquet", tmp_path / "o.parquet")
