@@ -24,21 +24,26 @@ def _fmt(value) -> str:
 
 
 _ENGINE_HELP = (
-    "What computes the point-in-time features: pandas (numpy) or duckdb "
+    "What computes the point-in-time features: pandas (numpy), duckdb or spark "
     "(default: setting feature_engine)."
 )
+_MASTER_HELP = "Spark master for --engine spark: local[N] or a cluster URL (default: setting)."
 
 
-def _settings(engine: str | None):
-    """The settings in force, with ``--engine`` overriding ``feature_engine``."""
+def _settings(engine: str | None, spark_master: str | None = None):
+    """The settings in force, with ``--engine`` and ``--spark-master`` overriding
+    ``feature_engine`` and ``spark_master``."""
     from cargorisk.settings import load_settings
     from features.engine import ENGINES
 
-    if engine is None:
-        return load_settings()
-    if engine not in ENGINES:
-        raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}", param_hint="--engine")
-    return load_settings(feature_engine=engine)
+    overrides = {}
+    if engine is not None:
+        if engine not in ENGINES:
+            raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}", param_hint="--engine")
+        overrides["feature_engine"] = engine
+    if spark_master is not None:
+        overrides["spark_master"] = spark_master
+    return load_settings(**overrides)
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +75,7 @@ def register(app: typer.Typer) -> None:
             None, "--tune-trials", help="At most N tuning trials (reproducible searches)."
         ),
         engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Train on DIR, measure against the baselines, log to MLflow, register a version.
 
@@ -79,7 +85,7 @@ def register(app: typer.Typer) -> None:
         from training.metrics import capacity_label
         from training.report import format_table, plural, summary_rows
 
-        settings = _settings(engine)
+        settings = _settings(engine, spark_master)
         result = train_job(
             settings,
             data,
@@ -164,13 +170,14 @@ def register(app: typer.Typer) -> None:
         end: str | None = typer.Option(None, "--to", help="Last declaration time scored."),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
         engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Score a registered model on any data and print the metrics beside the baselines."""
         from training.jobs import evaluate_job
         from training.registry import resolve_model_uri
         from training.report import format_table, summary_rows
 
-        settings = _settings(engine)
+        settings = _settings(engine, spark_master)
         uri = resolve_model_uri(settings, model)
         result = evaluate_job(settings, uri, data, start=start, end=end, progress=_progress)
         if as_json:
@@ -195,11 +202,12 @@ def register(app: typer.Typer) -> None:
         reason: str | None = typer.Option(None, help="Why the gate is overridden (with --force)."),
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
         engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
         from training.jobs import promote_job
 
-        settings = _settings(engine)
+        settings = _settings(engine, spark_master)
         record = promote_job(
             settings,
             version=version,
@@ -312,13 +320,14 @@ def register(app: typer.Typer) -> None:
             None, "--history", help="Data directory with the entities' past shipments/outcomes."
         ),
         engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked."""
         from cargorisk.ingestion import read_mapping
         from training.jobs import score_job
         from training.registry import resolve_model_uri
 
-        settings = _settings(engine)
+        settings = _settings(engine, spark_master)
         uri = resolve_model_uri(settings, model)
         top = 100 * settings.explain_top_share if explain_top is None else explain_top
         result = score_job(

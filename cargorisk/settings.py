@@ -58,10 +58,16 @@ class Settings(BaseSettings):
     )
     seed: int = 42
 
-    feature_engine: Literal["pandas", "duckdb"] = Field(
+    feature_engine: Literal["pandas", "duckdb", "spark"] = Field(
         default="pandas",
         description="What computes the offline point-in-time aggregates for train, evaluate, "
-        "promote and score: the numpy executor (pandas) or DuckDB; both give the same features.",
+        "promote and score: the numpy executor (pandas), DuckDB or Spark (needs pyspark); all "
+        "give the same features.",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        min_length=1,
+        description="Where the spark engine runs: local[N] or a cluster's master URL.",
     )
     engine_memory_limit: str = Field(
         default="2GB",

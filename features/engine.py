@@ -49,7 +49,7 @@ import numpy as np
 
 from features import history
 from features.contracts import REQUIRED_SHIPMENT_COLUMNS
-from features.errors import ContractError
+from features.errors import CargoriskError, ContractError
 from features.manifest import (
     COMBINED_KEYS,
     GIVEN_KEYS,
@@ -61,8 +61,9 @@ from features.manifest import (
     hs_cut,
 )
 
-ENGINES: Final = ("pandas", "duckdb")
-"""Executors of the offline aggregates: the numpy one (``pandas``) and DuckDB."""
+ENGINES: Final = ("pandas", "duckdb", "spark")
+"""Executors of the offline aggregates: the numpy one (``pandas``), DuckDB (embedded) and Spark
+(``local[N]`` or a cluster's master URL; needs ``pyspark``)."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,17 @@ class EngineSettings:
     memory_limit: str = "2GB"
     threads: int = 2
     temp_directory: str | None = None
+    spark_master: str = "local[2]"
+    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
+    master URL (``spark://host:7077``, ``yarn``...)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads: must be at least 1 (got {self.threads})")
         if not str(self.memory_limit).strip():
             raise ValueError("memory_limit: must be a size such as '2GB'")
+        if not str(self.spark_master).strip():
+            raise ValueError("spark_master: must be local[N] or a master URL")
 
 
 @dataclass(frozen=True)
@@ -287,14 +293,18 @@ def run_aggregates(con, n: int) -> dict[str, np.ndarray]:
     raw: dict[str, np.ndarray] = {}
     for dim in dimensions():
         sql, names = dimension_sql(dim)
-        table = con.sql(sql).to_arrow_table()
-        rows = table.column("row").to_numpy()
-        for i, name in enumerate(names):
-            out = np.full(n, np.nan)
-            out[rows] = table.column(f"a{i}").to_numpy(zero_copy_only=False)
-            raw[name] = out
-        del table
+        _scatter(con.sql(sql).to_arrow_table(), names, n, raw)
     return raw
+
+
+def _scatter(table, names: list[str], n: int, raw: dict[str, np.ndarray]) -> None:
+    """One dimension's result (``row``, ``a0``...) into ``n``-long arrays, NaN where the
+    shipment's key is not declared."""
+    rows = table.column("row").to_numpy()
+    for i, name in enumerate(names):
+        out = np.full(n, np.nan)
+        out[rows] = table.column(f"a{i}").to_numpy(zero_copy_only=False)
+        raw[name] = out
 
 
 def duckdb_aggregates(
@@ -313,6 +323,69 @@ def duckdb_aggregates(
         con.register("keys", keys)
         con.register("outcomes", outcomes)
         return run_aggregates(con, n)
+
+
+# -- Spark: the same SQL, transpiled ----------------------------------------------------------
+@contextmanager
+def spark_session(master: str = "local[2]") -> Iterator:
+    """A Spark session on ``master`` (the active one if there is one; a session made here is
+    stopped on exit). Local masters use few shuffle partitions (the default 200 is for a
+    cluster)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise CargoriskError(
+            "engine spark needs pyspark (pip install pyspark, Java 17 or later)"
+        ) from None
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    builder = SparkSession.builder.master(master).appName("cargorisk-features")
+    builder = builder.config("spark.ui.enabled", "false").config(
+        "spark.ui.showConsoleProgress", "false"
+    )
+    if master.startswith("local"):
+        builder = builder.config("spark.sql.shuffle.partitions", "4")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def spark_aggregates(
+    p: dict[str, np.ndarray],
+    outcome_rows: np.ndarray,
+    outcome_known: np.ndarray,
+    outcome_seized: np.ndarray,
+    settings: EngineSettings | None = None,
+) -> dict[str, np.ndarray]:
+    """The raw aggregates of :func:`duckdb_aggregates`, computed by Spark SQL from the same
+    queries transpiled by SQLGlot (``settings.spark_master``)."""
+    settings = settings or EngineSettings()
+    n = len(p["t"])
+    with spark_session(settings.spark_master) as spark:
+        tables = {
+            "keys": keys_table(p),
+            "outcomes": outcomes_table(outcome_rows, outcome_known, outcome_seized),
+        }
+        frames = []
+        for name, table in tables.items():
+            frame = spark.createDataFrame(table).cache()
+            frame.createOrReplaceTempView(name)
+            frames.append(frame)
+        raw: dict[str, np.ndarray] = {}
+        try:
+            for dim in dimensions():
+                sql, names = dimension_sql(dim, dialect="spark")
+                _scatter(spark.sql(sql).toArrow(), names, n, raw)
+        finally:
+            for frame in frames:
+                frame.unpersist()
+    return raw
 
 
 # -- Parquet: the keys built inside DuckDB ----------------------------------------------------

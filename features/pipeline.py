@@ -35,7 +35,7 @@ from features.contracts import (
     attribute_frame,
     conform,
 )
-from features.engine import ENGINES, EngineSettings, duckdb_aggregates
+from features.engine import ENGINES, EngineSettings, duckdb_aggregates, spark_aggregates
 from features.errors import ContractError
 
 AttributeSchema = Mapping[str, AttributeSpec]
@@ -286,8 +286,9 @@ def build_training_frame(
     (NaN when not defined, e.g. days since first seen of a party never seen before).
 
     ``engine`` computes the single-key point-in-time aggregates: ``"pandas"`` (numpy, in this
-    process) or ``"duckdb"`` (the SQL definitions of :mod:`features.engine`, bounded by
-    ``engine_settings``); both give the same features.
+    process), ``"duckdb"`` or ``"spark"`` (the SQL definitions of :mod:`features.engine`,
+    bounded by ``engine_settings``, Spark on its ``spark_master``); all give the same
+    features.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine: must be one of {', '.join(ENGINES)} (got {engine!r})")
@@ -296,8 +297,9 @@ def build_training_frame(
     o = check_outcomes(outcomes)
     p = manifest.prepare(s)
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
-    if engine == "duckdb":
-        raw = duckdb_aggregates(p, rows, known, seized, engine_settings)
+    if engine in ("duckdb", "spark"):
+        run = duckdb_aggregates if engine == "duckdb" else spark_aggregates
+        raw = run(p, rows, known, seized, engine_settings)
         axis = history.TimeAxis(p["t"], known)
     else:
         raw, axis = history.offline_aggregates(p, rows, known, seized)

@@ -220,7 +220,7 @@ def truth_for(shipments: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray
 def engine_options(settings) -> dict[str, Any]:
     """Keyword arguments of ``build_training_frame`` for the feature engine the settings name
     (``feature_engine``) and its bounds (``engine_memory_limit``, ``engine_threads``,
-    ``engine_temp_directory``)."""
+    ``engine_temp_directory``, ``spark_master``)."""
     from features.engine import EngineSettings
 
     temp = settings.engine_temp_directory
@@ -230,6 +230,7 @@ def engine_options(settings) -> dict[str, Any]:
             memory_limit=settings.engine_memory_limit,
             threads=settings.engine_threads,
             temp_directory=None if temp is None else str(temp),
+            spark_master=settings.spark_master,
         ),
     }
 
