@@ -14,6 +14,8 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   (``process_time``: every thread of the process, DuckDB's included) and peak RSS (DuckDB's
   memory is in the same process), each child reports the time of the raw-aggregate step alone
   and, for DuckDB, the peak bytes in its spill directory (polled every 0.1 s).
+  ``--parquet-limits 2GB,512MB`` adds the raw aggregates read straight from the Parquet files
+  by DuckDB (``features.engine.parquet_aggregates``, no pandas frame) at each memory limit.
 * **online**: an :class:`OnlineFeatureState` built from all history but the last
   ``--new`` shipments, then those shipments replayed one by one as serving would (score, add,
   add outcomes once known): median / p90 / p99 of ``features()`` for one shipment, beside the
@@ -24,7 +26,7 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   million shipments.
 
     .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
-        [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2]
+        [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2] [--parquet-limits 2GB,512MB]
         [--online-size 1000000] [--new 2000] [--skip-offline] [--skip-online]
 
 Targets (issue 4): offline 1,000,000 shipments with a year of history <= 90 s and <= 6 GB
@@ -175,6 +177,40 @@ def child_offline(folder: str, engine: str = "pandas", memory_limit: str = "2GB"
     }
 
 
+def child_parquet(folder: str, memory_limit: str, threads: str) -> dict:
+    """The raw aggregates straight from the Parquet files (DuckDB reads them; no pandas
+    frame): the engine's own cost, its memory bounded by ``memory_limit``."""
+    import tempfile
+
+    from features.engine import EngineSettings, parquet_aggregates
+
+    spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
+    settings = EngineSettings(
+        memory_limit=memory_limit, threads=int(threads), temp_directory=str(spill_root)
+    )
+    rss0 = _rss_mb()
+    watch = SpillWatch(spill_root)
+    t, c = time.perf_counter(), time.process_time()
+    ids, _, raw = parquet_aggregates(
+        Path(folder) / "shipments.parquet", Path(folder) / "outcomes.parquet", settings
+    )
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    spilled = watch.stop()
+    spill_root.rmdir()
+    return {
+        "engine": "duckdb-parquet",
+        "memory_limit": memory_limit,
+        "threads": int(threads),
+        "rows": len(ids),
+        "raw_aggregates": len(raw),
+        "raw_output_mb": round(sum(v.nbytes for v in raw.values()) / 2**20),
+        "rss_before_mb": round(rss0),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "spilled_mb": round(spilled / 2**20, 1),
+    }
+
+
 def child_online(folder: str, n_new: str) -> dict:
     import gc
 
@@ -254,7 +290,8 @@ def child_online(folder: str, n_new: str) -> dict:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, *args = sys.argv[2:]
-        result = child_offline(*args) if kind == "offline" else child_online(*args)
+        child = {"offline": child_offline, "parquet": child_parquet, "online": child_online}
+        result = child[kind](*args)
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -263,6 +300,12 @@ def main() -> None:
     parser.add_argument("--engines", default="pandas,duckdb")
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB's memory limit.")
     parser.add_argument("--threads", default="2", help="DuckDB's threads.")
+    parser.add_argument(
+        "--parquet-limits",
+        default="",
+        help="Also the raw aggregates straight from Parquet at each of these memory limits "
+        "(e.g. 2GB,512MB).",
+    )
     parser.add_argument("--online-size", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--skip-offline", action="store_true")
@@ -280,6 +323,16 @@ def main() -> None:
                 result["peak_rss_mb"] = round(peak)
                 result["load_1min_before"] = round(load, 2)
                 print("offline", json.dumps(result), flush=True)
+            for limit in filter(None, args.parquet_limits.split(",")):
+                load = os.getloadavg()[0]
+                try:
+                    result, peak = run_child("parquet", str(folder), limit, args.threads)
+                except SystemExit as exc:  # e.g. a limit below what the engine can work in
+                    print("parquet", json.dumps({"memory_limit": limit, "failed": str(exc)}))
+                    continue
+                result["peak_rss_mb"] = round(peak)
+                result["load_1min_before"] = round(load, 2)
+                print("parquet", json.dumps(result), flush=True)
     if not args.skip_online:
         folder = ensure_data(args.data, args.online_size)
         result, peak = run_child("online", str(folder), str(args.new))
