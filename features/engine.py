@@ -1,4 +1,4 @@
-"""Point-in-time raw aggregates as SQL, defined once and run by an embedded engine (DuckDB).
+"""Point-in-time raw aggregates as SQL, defined once and run by DuckDB (embedded) or Spark.
 
 The per-key history aggregates of :mod:`features.history` (``n:<dim>``, ``n<w>:<dim>``,
 ``first:<dim>``, ``d:<dim>:<value>``, ``sum:`` / ``cnt:<dim>``, ``insp:`` / ``seiz:`` /
@@ -10,8 +10,9 @@ for other engines (:func:`dimension_sql` with ``dialect="spark"``).
 Each query reads two relations:
 
 * ``keys``: one row per shipment - ``row`` (its position), ``t`` (declaration time, int64 ns),
-  ``k_<dim>`` (the integer code of each key dimension, NULL when not declared) and ``lvk``
-  (log value per kg, NULL when not finite);
+  ``k_<dim>`` (the code of each key dimension, NULL when not declared: integers from prepared
+  frames, :func:`keys_table`; combination keys as text when DuckDB builds them from Parquet,
+  :func:`load_parquet`) and ``lvk`` (log value per kg, NULL when not finite);
 * ``outcomes``: one row per counted inspection - ``row`` of its shipment, ``known`` (int64 ns,
   ``max(result_at, declared_at)``) and ``seized`` (0/1).
 
