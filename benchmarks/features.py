@@ -315,7 +315,7 @@ def main() -> None:
     if not args.skip_offline:
         for size in (int(s) for s in args.sizes.split(",")):
             folder = ensure_data(args.data, size)
-            for engine in args.engines.split(","):
+            for engine in filter(None, args.engines.split(",")):
                 load = os.getloadavg()[0]
                 result, peak = run_child(
                     "offline", str(folder), engine, args.memory_limit, args.threads
