@@ -8,6 +8,14 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   measured in the same child on the same frame: a plain ``sort_values("declared_at")`` +
   ``groupby("consignee_id").cumcount()`` (the cheapest point-in-time feature there is).
   Peak RSS includes the input frame read from Parquet.
+* **engines** (issue 14): the offline frame is built once per ``--engines`` entry, each in its
+  own child: ``pandas`` (the numpy executor) and ``duckdb`` (the SQL definitions of
+  ``features/engine.py`` bounded by ``--memory-limit`` and ``--threads``). Besides wall, CPU
+  (``process_time``: every thread of the process, DuckDB's included) and peak RSS (DuckDB's
+  memory is in the same process), each child reports the time of the raw-aggregate step alone
+  and, for DuckDB, the peak bytes in its spill directory (polled every 0.1 s).
+  ``--parquet-limits 2GB,512MB`` adds the raw aggregates read straight from the Parquet files
+  by DuckDB (``features.engine.parquet_aggregates``, no pandas frame) at each memory limit.
 * **online**: an :class:`OnlineFeatureState` built from all history but the last
   ``--new`` shipments, then those shipments replayed one by one as serving would (score, add,
   add outcomes once known): median / p90 / p99 of ``features()`` for one shipment, beside the
@@ -18,6 +26,7 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   million shipments.
 
     .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
+        [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2] [--parquet-limits 2GB,512MB]
         [--online-size 1000000] [--new 2000] [--skip-offline] [--skip-online]
 
 Targets (issue 4): offline 1,000,000 shipments with a year of history <= 90 s and <= 6 GB
@@ -27,6 +36,7 @@ peak; online <= 1 ms median per shipment in-process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -79,21 +89,83 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def child_offline(folder: str) -> dict:
+class SpillWatch:
+    """Peak bytes of the files under a folder (DuckDB's spill directory), polled in a thread."""
+
+    def __init__(self, folder: Path):
+        import threading
+
+        self.folder, self.peak = folder, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _size(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.folder):
+            for name in files:
+                with contextlib.suppress(OSError):  # removed between listing and stat
+                    total += os.path.getsize(os.path.join(root, name))
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self._size())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def child_offline(folder: str, engine: str = "pandas", memory_limit: str = "2GB",
+                  threads: str = "2") -> dict:  # fmt: skip
+    import tempfile
+
     import pandas as pd
 
-    from features.pipeline import build_training_frame
+    import features.pipeline as pipeline
+    from features.engine import EngineSettings
 
+    timing: dict[str, float] = {}
+
+    def timed(fn):
+        def run(*args, **kwargs):
+            t, c = time.perf_counter(), time.process_time()
+            out = fn(*args, **kwargs)
+            timing["aggregates_s"] = time.perf_counter() - t
+            timing["aggregates_cpu_s"] = time.process_time() - c
+            return out
+
+        return run
+
+    pipeline.duckdb_aggregates = timed(pipeline.duckdb_aggregates)
+    pipeline.history.offline_aggregates = timed(pipeline.history.offline_aggregates)
     shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
     outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")
     input_rss = _rss_mb()
     t = time.perf_counter()
     shipments.sort_values("declared_at", kind="stable").groupby("consignee_id").cumcount()
     baseline = time.perf_counter() - t
+    spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
+    settings = EngineSettings(
+        memory_limit=memory_limit, threads=int(threads), temp_directory=str(spill_root)
+    )
+    watch = SpillWatch(spill_root)
     t, c = time.perf_counter(), time.process_time()
-    frame = build_training_frame(shipments, outcomes)
+    frame = pipeline.build_training_frame(
+        shipments, outcomes, engine=engine, engine_settings=settings
+    )
     wall, cpu = time.perf_counter() - t, time.process_time() - c
+    spilled = watch.stop()
+    spill_root.rmdir()
     return {
+        "engine": engine,
+        "memory_limit": memory_limit if engine == "duckdb" else None,
+        "threads": int(threads) if engine == "duckdb" else None,
+        "aggregates_s": round(timing["aggregates_s"], 2),
+        "aggregates_cpu_s": round(timing["aggregates_cpu_s"], 2),
+        "spilled_mb": round(spilled / 2**20, 1) if engine == "duckdb" else None,
         "rows": len(shipments),
         "outcomes": len(outcomes),
         "features": frame.shape[1] - 2,
@@ -102,6 +174,40 @@ def child_offline(folder: str) -> dict:
         "baseline_s": round(baseline, 3),
         "ratio": round(wall / baseline, 1),
         "input_rss_mb": round(input_rss),
+    }
+
+
+def child_parquet(folder: str, memory_limit: str, threads: str) -> dict:
+    """The raw aggregates straight from the Parquet files (DuckDB reads them; no pandas
+    frame): the engine's own cost, its memory bounded by ``memory_limit``."""
+    import tempfile
+
+    from features.engine import EngineSettings, parquet_aggregates
+
+    spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
+    settings = EngineSettings(
+        memory_limit=memory_limit, threads=int(threads), temp_directory=str(spill_root)
+    )
+    rss0 = _rss_mb()
+    watch = SpillWatch(spill_root)
+    t, c = time.perf_counter(), time.process_time()
+    ids, _, raw = parquet_aggregates(
+        Path(folder) / "shipments.parquet", Path(folder) / "outcomes.parquet", settings
+    )
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    spilled = watch.stop()
+    spill_root.rmdir()
+    return {
+        "engine": "duckdb-parquet",
+        "memory_limit": memory_limit,
+        "threads": int(threads),
+        "rows": len(ids),
+        "raw_aggregates": len(raw),
+        "raw_output_mb": round(sum(v.nbytes for v in raw.values()) / 2**20),
+        "rss_before_mb": round(rss0),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "spilled_mb": round(spilled / 2**20, 1),
     }
 
 
@@ -184,12 +290,22 @@ def child_online(folder: str, n_new: str) -> dict:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, *args = sys.argv[2:]
-        result = child_offline(*args) if kind == "offline" else child_online(*args)
+        child = {"offline": child_offline, "parquet": child_parquet, "online": child_online}
+        result = child[kind](*args)
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000,3000000")
     parser.add_argument("--data", type=Path, default=Path("/tmp/cargorisk-bench-features"))
+    parser.add_argument("--engines", default="pandas,duckdb")
+    parser.add_argument("--memory-limit", default="2GB", help="DuckDB's memory limit.")
+    parser.add_argument("--threads", default="2", help="DuckDB's threads.")
+    parser.add_argument(
+        "--parquet-limits",
+        default="",
+        help="Also the raw aggregates straight from Parquet at each of these memory limits "
+        "(e.g. 2GB,512MB).",
+    )
     parser.add_argument("--online-size", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--skip-offline", action="store_true")
@@ -199,9 +315,24 @@ def main() -> None:
     if not args.skip_offline:
         for size in (int(s) for s in args.sizes.split(",")):
             folder = ensure_data(args.data, size)
-            result, peak = run_child("offline", str(folder))
-            result["peak_rss_mb"] = round(peak)
-            print("offline", json.dumps(result), flush=True)
+            for engine in filter(None, args.engines.split(",")):
+                load = os.getloadavg()[0]
+                result, peak = run_child(
+                    "offline", str(folder), engine, args.memory_limit, args.threads
+                )
+                result["peak_rss_mb"] = round(peak)
+                result["load_1min_before"] = round(load, 2)
+                print("offline", json.dumps(result), flush=True)
+            for limit in filter(None, args.parquet_limits.split(",")):
+                load = os.getloadavg()[0]
+                try:
+                    result, peak = run_child("parquet", str(folder), limit, args.threads)
+                except SystemExit as exc:  # e.g. a limit below what the engine can work in
+                    print("parquet", json.dumps({"memory_limit": limit, "failed": str(exc)}))
+                    continue
+                result["peak_rss_mb"] = round(peak)
+                result["load_1min_before"] = round(load, 2)
+                print("parquet", json.dumps(result), flush=True)
     if not args.skip_online:
         folder = ensure_data(args.data, args.online_size)
         result, peak = run_child("online", str(folder), str(args.new))

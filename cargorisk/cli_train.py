@@ -24,6 +24,29 @@ def _fmt(value) -> str:
     return str(value)
 
 
+_ENGINE_HELP = (
+    "What computes the point-in-time features: pandas (numpy), duckdb or spark "
+    "(default: setting feature_engine)."
+)
+_MASTER_HELP = "Spark master for --engine spark: local[N] or a cluster URL (default: setting)."
+
+
+def _settings(engine: str | None, spark_master: str | None = None):
+    """The settings in force, with ``--engine`` and ``--spark-master`` overriding
+    ``feature_engine`` and ``spark_master``."""
+    from common.settings import load_settings
+    from features.engine import ENGINES
+
+    overrides = {}
+    if engine is not None:
+        if engine not in ENGINES:
+            raise typer.BadParameter(f"must be one of {', '.join(ENGINES)}", param_hint="--engine")
+        overrides["feature_engine"] = engine
+    if spark_master is not None:
+        overrides["spark_master"] = spark_master
+    return load_settings(**overrides)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
 
@@ -52,17 +75,18 @@ def register(app: typer.Typer) -> None:
         tune_trials: int | None = typer.Option(
             None, "--tune-trials", help="At most N tuning trials (reproducible searches)."
         ),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Train on DIR, measure against the baselines, log to MLflow, register a version.
 
         Every run fits the full model (feature families selected on validation) and a
         raw-columns challenger; the better on validation is registered."""
-        from common.settings import load_settings
         from features.registry_contract import capacity_metric
         from training.jobs import train_job
         from training.report import format_table, plural, summary_rows
 
-        settings = load_settings()
+        settings = _settings(engine, spark_master)
         result = train_job(
             settings,
             data,
@@ -146,14 +170,15 @@ def register(app: typer.Typer) -> None:
         start: str | None = typer.Option(None, "--from", help="First declaration day scored."),
         end: str | None = typer.Option(None, "--to", help="Last declaration time scored."),
         as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Score a registered model on any data and print the metrics beside the baselines."""
-        from common.settings import load_settings
         from training.jobs import evaluate_job
         from training.registry import resolve_model_uri
         from training.report import format_table, summary_rows
 
-        settings = load_settings()
+        settings = _settings(engine, spark_master)
         uri = resolve_model_uri(settings, model)
         result = evaluate_job(settings, uri, data, start=start, end=end, progress=_progress)
         if as_json:
@@ -177,12 +202,13 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Promote even if the gate refuses."),
         reason: str | None = typer.Option(None, help="Why the gate is overridden (with --force)."),
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
-        from common.settings import load_settings
         from training.jobs import promote_job
 
-        settings = load_settings()
+        settings = _settings(engine, spark_master)
         record = promote_job(
             settings,
             version=version,
@@ -296,15 +322,16 @@ def register(app: typer.Typer) -> None:
         ),
         delimiter: str = typer.Option(",", "--delimiter", help="CSV delimiter (with --mapping)."),
         encoding: str = typer.Option("utf-8", "--encoding", help="CSV encoding (with --mapping)."),
+        engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
+        spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked. With --mapping the
         file is read exactly as `cargorisk ingest` reads it (same mapping, delimiter, encoding;
         rows that cannot be scored are set aside in <output>.rejected.csv with their reasons)."""
-        from common.settings import load_settings
         from training.jobs import score_job
         from training.registry import resolve_model_uri
 
-        settings = load_settings()
+        settings = _settings(engine, spark_master)
         uri = resolve_model_uri(settings, model)
         top = 100 * settings.explain_top_share if explain_top is None else explain_top
         with tempfile.TemporaryDirectory(prefix="cargorisk-score-") as tmp:

@@ -58,6 +58,29 @@ class Settings(BaseSettings):
     )
     seed: int = 42
 
+    feature_engine: Literal["pandas", "duckdb", "spark"] = Field(
+        default="pandas",
+        description="What computes the offline point-in-time aggregates for train, evaluate, "
+        "promote and score: the numpy executor (pandas), DuckDB or Spark (needs pyspark); all "
+        "give the same features.",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        min_length=1,
+        description="Where the spark engine runs: local[N] or a cluster's master URL.",
+    )
+    engine_memory_limit: str = Field(
+        default="2GB",
+        min_length=1,
+        description="DuckDB's memory limit (it spills beyond it to engine_temp_directory).",
+    )
+    engine_threads: int = Field(default=2, ge=1, le=256, description="DuckDB's threads.")
+    engine_temp_directory: Path | None = Field(
+        default=None,
+        description="Where DuckDB spills (a private folder made and removed per run); default "
+        "the system's temp folder.",
+    )
+
     store_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the serving store; default SQLite in home."
     )

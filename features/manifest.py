@@ -176,6 +176,61 @@ def route_key(mode: str | None, container: str | None, departure: str | None, po
     return (mode, container, departure, port)
 
 
+# -- the keys, declared once (the offline, online and SQL paths all build them from these) ---
+KEY_FIELDS: Final[tuple[tuple[str, str, Callable[[Any], str | None]], ...]] = (
+    ("shipper", "shipper_id", norm_text),
+    ("consignee", "consignee_id", norm_text),
+    ("forwarder", "forwarder_id", norm_text),
+    ("declarant", "declarant_id", norm_text),
+    ("recipient", "recipient_customs_code", norm_text),
+    ("origin", "origin_country", norm_text),
+    ("departure", "departure_country", norm_text),
+    ("loading_port", "loading_port", norm_text),
+    ("hs", "hs_code", norm_text),
+    ("mode", "mode", norm_text),
+    ("container_type", "container_type", norm_text),
+    ("load_type", "load_type", norm_text),
+    ("freight_terms", "freight_terms", norm_text),
+    ("payment_method", "payment_method", norm_text),
+    ("platform", "platform", norm_text),
+    ("discharge_port", "discharge_port", norm_text),
+    ("carrier", "carrier_id", norm_text),
+    ("phone", "consignee_phone", norm_phone),
+    ("address", "consignee_address", norm_address),
+)
+"""Single keys: (key, contract column, normaliser)."""
+
+HS_PREFIXES: Final = (2, 4, 6)
+"""HS prefixes keyed on (``hs2``, ``hs4``, ``hs6``), cut from the normalised HS code."""
+
+COMBINED_KEYS: Final = {
+    "origin_hs2": ("origin", "hs2"),
+    "origin_hs6": ("origin", "hs6"),
+    "hs4_origin": ("hs4", "origin"),
+    "shipper_consignee": ("shipper", "consignee"),
+    "consignee_phone": ("consignee", "phone"),
+    "consignee_address": ("consignee", "address"),
+    "consignee_forwarder": ("consignee", "forwarder"),
+    "consignee_recipient": ("consignee", "recipient"),
+}
+"""Combination keys: missing when any part is missing."""
+
+ROUTE_PARTS: Final = (
+    ("mode", False),
+    ("container_type", True),
+    ("departure", False),
+    ("loading_port", True),
+)
+"""The route key's parts and whether each is optional (its absence is part of the route)."""
+
+GIVEN_KEYS: Final = {
+    "consignee_if_phone": ("consignee", "phone"),
+    "consignee_if_address": ("consignee", "address"),
+    "consignee_if_forwarder": ("consignee", "forwarder"),
+}
+"""Keys present only when another field is declared: (key, the field it needs)."""
+
+
 # -- vectorised application ---------------------------------------------------------------
 def map_distinct(values: Any, fn: Callable[[Any], Any]) -> np.ndarray:
     """Apply a scalar normaliser to each *distinct* value of a column (fast on repetitive
@@ -239,12 +294,18 @@ def combine_codes(*arrays: np.ndarray, optional: tuple[bool, ...] | None = None)
     return out
 
 
+def hs_cut(h: Any, digits: int) -> str | None:
+    """HS chapter (2), heading (4) or subheading (6) of one normalised HS code; missing when
+    the declared code is shorter than that."""
+    return h[:digits] if isinstance(h, str) and len(h) >= digits else None
+
+
 def hs_prefix(hs: np.ndarray, digits: int) -> np.ndarray:
     """HS chapter (2), heading (4) or subheading (6) of normalised HS codes; missing when the
     declared code is shorter than that."""
 
     def cut(h: Any) -> str | None:
-        return h[:digits] if isinstance(h, str) and len(h) >= digits else None
+        return hs_cut(h, digits)
 
     if len(hs) > SMALL:
         return map_distinct(hs, cut)
@@ -254,9 +315,7 @@ def hs_prefix(hs: np.ndarray, digits: int) -> np.ndarray:
 def _hs_prefix_coded(p: dict[str, np.ndarray], digits: int) -> np.ndarray:
     """HS prefix of many rows through the distinct HS codes, keeping its codes in ``p``."""
     hs = p["hs"]
-    out, codes = map_coded(
-        hs, lambda h: h[:digits] if isinstance(h, str) and len(h) >= digits else None
-    )
+    out, codes = map_coded(hs, lambda h: hs_cut(h, digits))
     p[f"codes:hs{digits}"] = codes
     return out
 
@@ -377,31 +436,11 @@ def prepare(
         "amendments_after_score",
     ):
         p[col] = _numbers(_values(s, col))
-    for key, col in (
-        ("shipper", "shipper_id"),
-        ("consignee", "consignee_id"),
-        ("forwarder", "forwarder_id"),
-        ("declarant", "declarant_id"),
-        ("recipient", "recipient_customs_code"),
-        ("origin", "origin_country"),
-        ("departure", "departure_country"),
-        ("loading_port", "loading_port"),
-        ("hs", "hs_code"),
-        ("mode", "mode"),
-        ("container_type", "container_type"),
-        ("load_type", "load_type"),
-        ("freight_terms", "freight_terms"),
-        ("payment_method", "payment_method"),
-        ("platform", "platform"),
-        ("discharge_port", "discharge_port"),
-        ("carrier", "carrier_id"),
-    ):
-        p[key] = _apply(_values(s, col), norm_text, p, key)
+    for key, col, normalise in KEY_FIELDS:
+        p[key] = _apply(_values(s, col), normalise, p, key)
     currency = _values(s, "currency")
     p["currency"] = _apply(currency, _upper)
     p["raw_currency"] = _apply(currency, norm_text)
-    p["phone"] = _apply(_values(s, "consignee_phone"), norm_phone, p, "phone")
-    p["address"] = _apply(_values(s, "consignee_address"), norm_address, p, "address")
     p["ports"] = _apply(_values(s, "transshipment_ports"), port_list)
     p["n_ports"] = np.array([len(x) for x in p["ports"]], dtype="float64")
     description = _values(s, "goods_description")
@@ -425,7 +464,7 @@ def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
     hs = p["hs"]
     n = len(hs)
     tuples = tuple_keys or n <= SMALL
-    for digits in (2, 4, 6):
+    for digits in HS_PREFIXES:
         p[f"hs{digits}"] = hs_prefix(hs, digits) if n <= SMALL else _hs_prefix_coded(p, digits)
     combine: Callable[..., np.ndarray] = join_keys if tuples else combine_codes
 
@@ -438,28 +477,20 @@ def derive_keys(p: dict[str, np.ndarray], *, tuple_keys: bool = False) -> None:
         def part(key: str) -> np.ndarray:
             return codes_of(p, key)
 
-    p["origin_hs2"] = combine(part("origin"), part("hs2"))
-    p["origin_hs6"] = combine(part("origin"), part("hs6"))
-    p["hs4_origin"] = combine(part("hs4"), part("origin"))
-    route = (part("mode"), part("container_type"), part("departure"), part("loading_port"))
+    for name, parts in COMBINED_KEYS.items():
+        p[name] = combine(*(part(key) for key in parts))
+    route = tuple(part(key) for key, _ in ROUTE_PARTS)
     if tuples:
         p["route"] = _object_array([route_key(*parts) for parts in zip(*route, strict=True)])
     else:
-        p["route"] = combine_codes(*route, optional=(False, True, False, True))
-    p["shipper_consignee"] = combine(part("shipper"), part("consignee"))
-    p["consignee_phone"] = combine(part("consignee"), part("phone"))
-    p["consignee_address"] = combine(part("consignee"), part("address"))
-    p["consignee_forwarder"] = combine(part("consignee"), part("forwarder"))
-    p["consignee_recipient"] = combine(part("consignee"), part("recipient"))
-    for ident in ("phone", "address", "forwarder"):
+        p["route"] = combine_codes(*route, optional=tuple(opt for _, opt in ROUTE_PARTS))
+    for name, (key, given) in GIVEN_KEYS.items():
         if tuples:
-            p[f"consignee_if_{ident}"] = np.where(  # type: ignore[call-overload]
-                pd.notna(p[ident]), p["consignee"], None
+            p[name] = np.where(  # type: ignore[call-overload]
+                pd.notna(p[given]), p[key], None
             )  # numpy's stubs refuse None; an object array takes it
         else:
-            p[f"consignee_if_{ident}"] = np.where(
-                codes_of(p, ident) >= 0, codes_of(p, "consignee"), -1
-            )
+            p[name] = np.where(codes_of(p, given) >= 0, codes_of(p, key), -1)
     p["global"] = np.full(n, "all", dtype=object) if tuples else np.zeros(n, dtype="int64")
     p["log_value_per_kg"] = np.log1p(_ratio(p["declared_value_usd"], p["gross_weight_kg"]))
 

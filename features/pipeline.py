@@ -36,6 +36,7 @@ from features.contracts import (
     conform,
     missing_required,
 )
+from features.engine import ENGINES, EngineSettings, duckdb_aggregates, spark_aggregates
 from features.errors import ContractError
 
 AttributeSchema = Mapping[str, AttributeSpec]
@@ -270,6 +271,8 @@ def build_training_frame(
     outcomes: pd.DataFrame,
     *,
     attributes: AttributeSchema | None = None,
+    engine: str = "pandas",
+    engine_settings: EngineSettings | None = None,
 ) -> pd.DataFrame:
     """One feature row per shipment (same order and index as ``shipments``), each as of its own
     ``declared_at``: only shipments declared strictly before it and only inspection results
@@ -279,13 +282,25 @@ def build_training_frame(
 
     Categorical features are strings (None when not declared); every other feature is float
     (NaN when not defined, e.g. days since first seen of a party never seen before).
+
+    ``engine`` computes the single-key point-in-time aggregates: ``"pandas"`` (numpy, in this
+    process), ``"duckdb"`` or ``"spark"`` (the SQL definitions of :mod:`features.engine`,
+    bounded by ``engine_settings``, Spark on its ``spark_master``); all give the same
+    features.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine: must be one of {', '.join(ENGINES)} (got {engine!r})")
     attrs = attribute_values(shipments, attributes)
     s = check_shipments(shipments)
     o = check_outcomes(outcomes)
     p = manifest.prepare(s)
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
-    raw, axis = history.offline_aggregates(p, rows, known, seized)
+    if engine in ("duckdb", "spark"):
+        run = duckdb_aggregates if engine == "duckdb" else spark_aggregates
+        raw = run(p, rows, known, seized, engine_settings)
+        axis = history.TimeAxis(p["t"], known)
+    else:
+        raw, axis = history.offline_aggregates(p, rows, known, seized)
     raw.update(history.multi_offline(p, axis, rows, known, seized, history.prior_rate(raw)))
     raw.update(network.offline_components(p, rows, known, seized))
     declared = p["t"].astype("datetime64[ns]")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (Python 3.11) and install cargorisk with the exact versions in constraints.txt.
-# Idempotent: reinstalls only when pyproject.toml or constraints.txt changed.
+# Idempotent: reinstalls only when pyproject.toml, constraints.txt or the extras changed.
+# CARGORISK_EXTRAS=dev,spark also installs pyspark (the spark engine and its tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -9,9 +10,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.cargorisk-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+extras="${CARGORISK_EXTRAS:-dev}"
+want=$( (cat pyproject.toml constraints.txt; echo "$extras") | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[$extras]"
   echo "$want" > "$stamp"
 fi

@@ -22,9 +22,10 @@ enter training is ``settings.unlabelled_policy``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,16 +125,36 @@ def truth_for(shipments: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray
     return aligned.astype(bool).to_numpy()
 
 
+def engine_options(settings) -> dict[str, Any]:
+    """Keyword arguments of ``build_training_frame`` for the feature engine the settings name
+    (``feature_engine``) and its bounds (``engine_memory_limit``, ``engine_threads``,
+    ``engine_temp_directory``, ``spark_master``)."""
+    from features.engine import EngineSettings
+
+    temp = settings.engine_temp_directory
+    return {
+        "engine": settings.feature_engine,
+        "engine_settings": EngineSettings(
+            memory_limit=settings.engine_memory_limit,
+            threads=settings.engine_threads,
+            temp_directory=None if temp is None else str(temp),
+            spark_master=settings.spark_master,
+        ),
+    }
+
+
 def build_dataset(
     tables: Tables,
     policy: str = "drop",
     *,
+    engine: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> Dataset:
     """Features as of each shipment's time, plus labels; shipments sorted by declaration time.
 
-    Raises :class:`CargoriskError` for data a model cannot be trained on: no shipments, no
-    inspections, or no positive label at all.
+    ``engine``: the feature engine's keyword arguments (:func:`engine_options`); default the
+    numpy executor. Raises :class:`CargoriskError` for data a model cannot be trained on: no
+    shipments, no inspections, or no positive label at all.
     """
     from features.pipeline import build_training_frame
 
@@ -154,7 +175,9 @@ def build_dataset(
             f"in outcomes; the label is {label.name}); a risk model needs positive labels"
         )
     progress(f"building features for {len(shipments):,} shipments")
-    features = build_training_frame(shipments, tables.outcomes, attributes=tables.info.attributes)
+    features = build_training_frame(
+        shipments, tables.outcomes, attributes=tables.info.attributes, **(engine or {})
+    )
     if (
         len(features) != len(shipments)
         or not (features["shipment_id"].to_numpy() == shipments["shipment_id"].to_numpy()).all()

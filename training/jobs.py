@@ -37,7 +37,7 @@ from training import registry
 from training.baselines import rules_score
 from training.candidates import Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
-from training.dataset import Dataset, build_dataset, load_tables
+from training.dataset import Dataset, build_dataset, engine_options, load_tables
 from training.evaluate import (
     PeriodScores,
     model_metrics,
@@ -310,7 +310,9 @@ def train_job(
     fs = feature_set(info.attributes)
     t = time.perf_counter()
     with _step(progress, "features"):
-        dataset = build_dataset(tables, settings.unlabelled_policy, progress=progress)
+        dataset = build_dataset(
+            tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
+        )
     timings["features_s"] = time.perf_counter() - t
     split = temporal_split(
         dataset.declared_at,
@@ -555,7 +557,9 @@ def evaluate_job(
     with _step(progress, f"reading {data_dir}"):
         tables = load_tables(data_dir)
     with _step(progress, "features"):
-        dataset = build_dataset(tables, settings.unlabelled_policy, progress=progress)
+        dataset = build_dataset(
+            tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
+        )
     mask = _period_mask(dataset, start, end)
     labelled = mask & dataset.labelled
     if not labelled.any():
@@ -731,7 +735,9 @@ def promote_job(
                 f"the data of version {version} ({source}) is not here; pass --data DIR"
             )
         with _step(progress, f"rebuilding features from {source}"):
-            dataset = build_dataset(load_tables(source), settings.unlabelled_policy)
+            dataset = build_dataset(
+                load_tables(source), settings.unlabelled_policy, engine=engine_options(settings)
+            )
         mask = _period_mask(dataset, period["from"], period["to"])
         labelled = mask & dataset.labelled
         y = dataset.label[labelled]
@@ -866,7 +872,10 @@ def score_job(
         all_shipments = all_shipments.drop(columns=unknown)
     with _step(progress, f"features for {len(shipments):,} shipments"):
         frame = build_training_frame(
-            all_shipments.reset_index(drop=True), outcomes, attributes=schema
+            all_shipments.reset_index(drop=True),
+            outcomes,
+            attributes=schema,
+            **engine_options(settings),
         )
     frame = frame.set_index("shipment_id", drop=False).loc[shipments["shipment_id"]]
     frame = frame.reset_index(drop=True)

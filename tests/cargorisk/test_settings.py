@@ -48,3 +48,23 @@ def test_embedded_tracking_survives_mlflow_exporting_the_uri(home, monkeypatch):
     assert settings.embedded_tracking
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert not settings.embedded_tracking
+
+
+def test_feature_engine_and_its_bounds_from_the_environment(home, monkeypatch, tmp_path):
+    from training.dataset import engine_options
+
+    assert engine_options(load_settings())["engine"] == "pandas"
+    monkeypatch.setenv("CARGORISK_FEATURE_ENGINE", "duckdb")
+    monkeypatch.setenv("CARGORISK_ENGINE_MEMORY_LIMIT", "1GB")
+    monkeypatch.setenv("CARGORISK_ENGINE_THREADS", "1")
+    monkeypatch.setenv("CARGORISK_ENGINE_TEMP_DIRECTORY", str(tmp_path))
+    monkeypatch.setenv("CARGORISK_SPARK_MASTER", "spark://cluster:7077")
+    options = engine_options(load_settings())
+    assert options["engine"] == "duckdb"
+    bounds = options["engine_settings"]
+    assert (bounds.memory_limit, bounds.threads, bounds.temp_directory) == ("1GB", 1, str(tmp_path))
+    assert bounds.spark_master == "spark://cluster:7077"
+    with pytest.raises(pydantic.ValidationError, match="feature_engine"):
+        load_settings(feature_engine="polars")
+    with pytest.raises(pydantic.ValidationError, match="engine_threads"):
+        load_settings(engine_threads=0)

@@ -321,10 +321,12 @@ def make_outcomes(*rows: tuple) -> pd.DataFrame:
 
 
 def both_ways(shipments: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Offline features, after checking the online replay gives the same numbers."""
+    """Offline features, after checking that the online replay and the DuckDB engine give
+    the same numbers."""
     from features.pipeline import build_training_frame
 
     offline = build_training_frame(shipments, outcomes)
     online, _ = replay_online(shipments, outcomes)
     assert_same_features(offline, online)
+    assert_same_features(offline, build_training_frame(shipments, outcomes, engine="duckdb"))
     return offline.set_index("shipment_id")

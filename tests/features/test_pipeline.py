@@ -127,19 +127,28 @@ def test_online_features_keep_index_and_columns(world):
 
 
 # -- leakage ------------------------------------------------------------------------------
+IN_PROCESS_ENGINES = ("pandas", "duckdb")
+"""The engines the leakage tests run against (Spark's parity with them is tests/features/
+test_spark.py: a JVM per case would cost minutes)."""
+
+
 def _cut(shipments: pd.DataFrame) -> pd.Timestamp:
     return shipments["declared_at"].quantile(0.5)
 
 
-def test_deleting_everything_after_t_changes_nothing_before_t(world, frame):
+@pytest.mark.parametrize("engine", IN_PROCESS_ENGINES)
+def test_deleting_everything_after_t_changes_nothing_before_t(world, frame, engine):
     shipments, outcomes = world
     t = _cut(shipments)
     keep = shipments["declared_at"] <= t
-    cut_frame = build_training_frame(shipments[keep], outcomes[outcomes["result_at"] <= t])
+    cut_frame = build_training_frame(
+        shipments[keep], outcomes[outcomes["result_at"] <= t], engine=engine
+    )
     pd.testing.assert_frame_equal(cut_frame, frame[keep.to_numpy()])
 
 
-def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame):
+@pytest.mark.parametrize("engine", IN_PROCESS_ENGINES)
+def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame, engine):
     shipments, outcomes = world
     t = _cut(shipments)
     rng = np.random.default_rng(0)
@@ -156,12 +165,15 @@ def test_shuffling_everything_after_t_changes_nothing_before_t(world, frame):
     )
     flipped.loc[late, "drug"] = None
     order = rng.permutation(len(scrambled))
-    out = build_training_frame(scrambled.iloc[order], flipped.sample(frac=1, random_state=1))
+    out = build_training_frame(
+        scrambled.iloc[order], flipped.sample(frac=1, random_state=1), engine=engine
+    )
     before = ~after.to_numpy()
     pd.testing.assert_frame_equal(out.loc[frame.index[before]], frame[before])
 
 
-def test_outcome_known_after_the_shipment_never_affects_it():
+@pytest.mark.parametrize("engine", IN_PROCESS_ENGINES)
+def test_outcome_known_after_the_shipment_never_affects_it(engine):
     shipments, _ = random_world(3, seed=4)
     t0 = pd.Timestamp("2026-03-01 12:00")
     base = shipments.assign(
@@ -189,7 +201,7 @@ def test_outcome_known_after_the_shipment_never_affects_it():
         (second, 0.0),  # at the same instant: not yet known
         (second - pd.Timedelta(seconds=1), 1.0),  # before: known
     ):
-        out = build_training_frame(base, seizure(result_at))
+        out = build_training_frame(base, seizure(result_at), engine=engine)
         assert out["consignee_seizures"].iloc[1] == expected
         assert out["consignee_seizures"].iloc[2] == 1.0
         assert out["consignee_seizures"].iloc[0] == 0.0  # its own result never counts

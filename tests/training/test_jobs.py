@@ -180,6 +180,15 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
     result = json.loads(out)
     assert result["model"].endswith("/1") and "test_precision_at_5pct" in result["metrics"]
     assert "rules_precision_at_5pct" in result["metrics"]
+    # the DuckDB engine gives the same features, so the same metrics
+    code, out, _ = _run(
+        capsys, "evaluate", "--model", "1", "--data", str(data), "--from", "2026-04-01",
+        "--json", "--engine", "duckdb",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["metrics"] == pytest.approx(result["metrics"], rel=1e-9)
+    code, _, err = _run(capsys, "evaluate", "--data", str(data), "--engine", "polars")
+    assert code == 2 and "--engine" in err and "pandas, duckdb" in err
 
     # score the last days of the data with the earlier days as history
     world = make_world(days=40, per_day=150)
@@ -201,6 +210,8 @@ def test_evaluate_and_score(home, data, configs, capsys, tmp_path):
         "5",
         "--history",
         str(data),
+        "--engine",
+        "duckdb",
     )
     assert code == 0, out
     scores = pd.read_parquet(out_path)

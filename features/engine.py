@@ -1,0 +1,554 @@
+"""Point-in-time raw aggregates as SQL, defined once and run by DuckDB (embedded) or Spark.
+
+The per-key history aggregates of :mod:`features.history` (``n:<dim>``, ``n<w>:<dim>``,
+``first:<dim>``, ``d:<dim>:<value>``, ``sum:`` / ``cnt:<dim>``, ``insp:`` / ``seiz:`` /
+``seiz<w>:<dim>``) are generated here as one SQL query per key dimension, written in DuckDB's
+dialect from the very constants that drive the numpy executor (``SHIPMENT_COUNTS``,
+``FIRST_SEEN``, ``DISTINCT``, ``VALUE_MEANS``, ``OUTCOME_COUNTS``), and transpiled with SQLGlot
+for other engines (:func:`dimension_sql` with ``dialect="spark"``).
+
+Each query reads two relations:
+
+* ``keys``: one row per shipment - ``row`` (its position), ``t`` (declaration time, int64 ns),
+  ``k_<dim>`` (the code of each key dimension, NULL when not declared: integers from prepared
+  frames, :func:`keys_table`; combination keys as text when DuckDB builds them from Parquet,
+  :func:`load_parquet`) and ``lvk`` (log value per kg, NULL when not finite);
+* ``outcomes``: one row per counted inspection - ``row`` of its shipment, ``known`` (int64 ns,
+  ``max(result_at, declared_at)``) and ``seized`` (0/1).
+
+"Events of this key strictly before the shipment" is a window over **one stream** of the
+key's events - its shipments at their declaration, its outcomes at the time they became
+known, the first shipment of each ``(key, value)`` pair of a distinct count - summed per
+``(key, instant)`` and ordered by integer nanoseconds. With one row per instant,
+``ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING`` is "every earlier instant" (shipments
+declared at the same instant do not see each other, a result known at the shipment's own
+instant is not yet known), and a ``w``-day window is ``RANGE BETWEEN w * 86400e9 PRECEDING AND
+CURRENT ROW`` less the instant's own events. The sums are joined back to each shipment by its
+key and instant. These are portable SQL window frames (no ``ASOF JOIN``, no interval
+arithmetic), so DuckDB and Spark SQL run the same text. (Measured at 1M shipments: frames
+ending ``1 PRECEDING`` and ``RANGE`` frames on few huge keys are DuckDB's slow cases; the
+running form and the grouping halved its time.)
+
+The feature columns are then finished by the same numpy functions as before
+(:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
+definition. Multi-valued keys (transshipment ports, description words) and the whole-network
+components stay in numpy (:func:`features.history.multi_offline`,
+:func:`features.network.offline_components`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from features import history
+from features.contracts import REQUIRED_SHIPMENT_COLUMNS
+from features.errors import CargoriskError, ContractError
+from features.manifest import (
+    COMBINED_KEYS,
+    GIVEN_KEYS,
+    HS_PREFIXES,
+    KEY_FIELDS,
+    NS_PER_DAY,
+    ROUTE_PARTS,
+    codes_of,
+    hs_cut,
+)
+
+ENGINES: Final = ("pandas", "duckdb", "spark")
+"""Executors of the offline aggregates: the numpy one (``pandas``), DuckDB (embedded) and Spark
+(``local[N]`` or a cluster's master URL; needs ``pyspark``)."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Resources the embedded engine may use: its memory limit (DuckDB's buffer manager
+    spills beyond it to ``temp_directory``), its threads, and where it spills (a private
+    directory created under ``temp_directory``, or under the system's temp folder, and
+    removed afterwards)."""
+
+    memory_limit: str = "2GB"
+    threads: int = 2
+    temp_directory: str | None = None
+    spark_master: str = "local[2]"
+    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
+    master URL (``spark://host:7077``, ``yarn``...)."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads: must be at least 1 (got {self.threads})")
+        if not str(self.memory_limit).strip():
+            raise ValueError("memory_limit: must be a size such as '2GB'")
+        if not str(self.spark_master).strip():
+            raise ValueError("spark_master: must be local[N] or a master URL")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """What is aggregated over one key dimension, read from :mod:`features.history`."""
+
+    name: str
+    count: bool
+    windows: tuple[int, ...]
+    first: bool
+    distinct: tuple[str, ...]
+    value_mean: bool
+    outcomes: bool
+    seizure_windows: tuple[int, ...]
+
+
+def dimensions() -> tuple[Dimension, ...]:
+    """Every key dimension with an aggregate, in a fixed order."""
+    names = sorted(
+        set(history.SHIPMENT_COUNTS)
+        | set(history.OUTCOME_COUNTS)
+        | set(history.VALUE_MEANS)
+        | {dim for dim, _ in history.DISTINCT}
+    )
+    return tuple(
+        Dimension(
+            name=d,
+            count=d in history.SHIPMENT_COUNTS,
+            windows=history.SHIPMENT_COUNTS.get(d, ()),
+            first=d in history.FIRST_SEEN,
+            distinct=tuple(v for dim, v in history.DISTINCT if dim == d),
+            value_mean=d in history.VALUE_MEANS,
+            outcomes=d in history.OUTCOME_COUNTS,
+            seizure_windows=history.OUTCOME_COUNTS.get(d, ()),
+        )
+        for d in names
+    )
+
+
+def key_columns() -> tuple[str, ...]:
+    """The key dimensions the ``keys`` relation carries (aggregated ones and distinct values)."""
+    dims = dimensions()
+    return tuple(sorted({d.name for d in dims} | {v for d in dims for v in d.distinct}))
+
+
+def _frame(start: int | None) -> str:
+    """Earlier instants of the key: every earlier one, or those at most ``start`` ns before.
+    The grouped stream holds one row per (key, instant), so ``ROWS ... 1 PRECEDING`` is
+    "strictly before" (and the cheap running form)."""
+    if start is None:
+        return "OVER (PARTITION BY k ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    return f"OVER (PARTITION BY k ORDER BY t RANGE BETWEEN {start} PRECEDING AND CURRENT ROW)"
+
+
+def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
+    """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
+    and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
+
+    Events - the key's shipments, its outcomes at the time they became known, and the first
+    shipment of each ``(key, value)`` pair of a distinct count - are summed per
+    ``(key, instant)``; window sums over earlier instants are then joined back to each
+    shipment by its key and declaration instant."""
+    values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
+    own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
+    if dim.value_mean:
+        own_cols.append("lvk")
+    own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
+
+    # every event kind carries every weight column (0 when it is not its kind)
+    weights = ["ship"]
+    if dim.value_mean:
+        weights += ["lv", "lc"]
+    if dim.outcomes:
+        weights += ["insp", "seiz"]
+    weights += [f"f{i}" for i in range(len(dim.distinct))]
+
+    def event(source: str, key: str, time: str, given: dict[str, str], tail: str = "") -> str:
+        cols = [f"{given.get(w, '0')} AS {w}" for w in weights]
+        return f"SELECT {key} AS k, {time} AS t, {', '.join(cols)} FROM {source}{tail}"
+
+    ship_weights = {"ship": "1"}
+    if dim.value_mean:
+        ship_weights["lv"] = "CASE WHEN lvk IS NULL THEN 0.0 ELSE lvk END"
+        ship_weights["lc"] = "CASE WHEN lvk IS NULL THEN 0 ELSE 1 END"
+    streams = [event("own", "k", "t", ship_weights)]
+    if dim.outcomes:
+        streams.append(
+            event(
+                "outcomes AS o JOIN own ON o.row = own.row",
+                "own.k",
+                "o.known",
+                {"insp": "1", "seiz": "o.seized"},
+            )
+        )
+    for i in range(len(dim.distinct)):
+        streams.append(
+            event("own", "k", "MIN(t)", {f"f{i}": "1"}, f" WHERE v{i} IS NOT NULL GROUP BY k, v{i}")
+        )
+    sums = ", ".join(f"SUM({w}) AS {w}" for w in weights)
+
+    names: list[str] = []
+    aggs: list[str] = []
+
+    def add(name: str, expr: str) -> None:
+        aggs.append(f"CAST({expr} AS DOUBLE) AS a{len(names)}")
+        names.append(name)
+
+    def total(column: str, start: int | None = None) -> str:
+        # a sum over no earlier event is 0, not NULL; a window up to the current instant
+        # less the instant's own events (cheaper than a frame ending 1 PRECEDING)
+        if start is None:
+            return f"COALESCE(SUM({column}) {_frame(None)}, 0)"
+        return f"SUM({column}) {_frame(start)} - {column}"
+
+    if dim.count:
+        add(f"n:{dim.name}", total("ship"))
+        for w in dim.windows:
+            add(f"n{w}:{dim.name}", total("ship", w * NS_PER_DAY))
+    if dim.first:
+        add(f"first:{dim.name}", f"MIN(CASE WHEN ship > 0 THEN t END) {_frame(None)}")
+    for i, v in enumerate(dim.distinct):
+        add(f"d:{dim.name}:{v}", total(f"f{i}"))
+    if dim.value_mean:
+        add(f"sum:{dim.name}", total("lv"))
+        add(f"cnt:{dim.name}", total("lc"))
+    if dim.outcomes:
+        add(f"insp:{dim.name}", total("insp"))
+        add(f"seiz:{dim.name}", total("seiz"))
+        for w in dim.seizure_windows:
+            add(f"seiz{w}:{dim.name}", total("seiz", w * NS_PER_DAY))
+
+    outputs = ", ".join(f"c.a{i}" for i in range(len(names)))
+    sql = (
+        f"WITH own AS ({own}), "
+        f"ev AS ({' UNION ALL '.join(streams)}), "
+        f"g AS (SELECT k, t, {sums} FROM ev GROUP BY k, t), "
+        f"c AS (SELECT k, t, {', '.join(aggs)} FROM g) "
+        f"SELECT own.row, {outputs} FROM own JOIN c ON own.k = c.k AND own.t = c.t"
+    )
+    if dialect != "duckdb":
+        import sqlglot
+
+        sql = sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
+    return sql, names
+
+
+# -- DuckDB ------------------------------------------------------------------------------------
+@contextmanager
+def duckdb_connection(settings: EngineSettings | None = None) -> Iterator:
+    """An in-memory DuckDB connection bounded by ``settings``, spilling into a private
+    temporary directory that is removed on exit."""
+    import duckdb
+
+    settings = settings or EngineSettings()
+    spill = tempfile.mkdtemp(prefix="cargorisk-duckdb-", dir=settings.temp_directory)
+    con = duckdb.connect(
+        config={
+            "memory_limit": settings.memory_limit,
+            "threads": settings.threads,
+            "temp_directory": spill,
+            "preserve_insertion_order": False,
+        }
+    )
+    try:
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def keys_table(p: dict[str, np.ndarray]):
+    """The ``keys`` relation of prepared shipments as an Arrow table (codes -1 -> NULL)."""
+    import pyarrow as pa
+
+    n = len(p["t"])
+    cols = {
+        "row": pa.array(np.arange(n, dtype="int64")),
+        "t": pa.array(np.asarray(p["t"], dtype="int64")),
+    }
+    for d in key_columns():
+        codes = np.asarray(codes_of(p, d), dtype="int64")
+        cols[f"k_{d}"] = pa.array(codes, mask=codes < 0)
+    lvk = np.asarray(p["log_value_per_kg"], dtype="float64")
+    cols["lvk"] = pa.array(lvk, mask=~np.isfinite(lvk))
+    return pa.table(cols)
+
+
+def outcomes_table(rows: np.ndarray, known: np.ndarray, seized: np.ndarray):
+    """The ``outcomes`` relation as an Arrow table."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "row": pa.array(np.asarray(rows, dtype="int64")),
+            "known": pa.array(np.asarray(known, dtype="int64")),
+            "seized": pa.array(np.asarray(seized, dtype=bool).astype("int64")),
+        }
+    )
+
+
+def run_aggregates(con, n: int) -> dict[str, np.ndarray]:
+    """Run every dimension's query on a connection holding ``keys`` and ``outcomes``;
+    aggregates of shipments whose key is not declared are NaN, as in the numpy executor."""
+    raw: dict[str, np.ndarray] = {}
+    for dim in dimensions():
+        sql, names = dimension_sql(dim)
+        _scatter(con.sql(sql).to_arrow_table(), names, n, raw)
+    return raw
+
+
+def _scatter(table, names: list[str], n: int, raw: dict[str, np.ndarray]) -> None:
+    """One dimension's result (``row``, ``a0``...) into ``n``-long arrays, NaN where the
+    shipment's key is not declared."""
+    rows = table.column("row").to_numpy()
+    for i, name in enumerate(names):
+        out = np.full(n, np.nan)
+        out[rows] = table.column(f"a{i}").to_numpy(zero_copy_only=False)
+        raw[name] = out
+
+
+def duckdb_aggregates(
+    p: dict[str, np.ndarray],
+    outcome_rows: np.ndarray,
+    outcome_known: np.ndarray,
+    outcome_seized: np.ndarray,
+    settings: EngineSettings | None = None,
+) -> dict[str, np.ndarray]:
+    """The single-key raw aggregates of :func:`features.history.offline_aggregates`, computed
+    by DuckDB from the prepared shipments ``p`` and the counted inspections."""
+    n = len(p["t"])
+    keys = keys_table(p)
+    outcomes = outcomes_table(outcome_rows, outcome_known, outcome_seized)
+    with duckdb_connection(settings) as con:
+        con.register("keys", keys)
+        con.register("outcomes", outcomes)
+        return run_aggregates(con, n)
+
+
+# -- Spark: the same SQL, transpiled ----------------------------------------------------------
+@contextmanager
+def spark_session(master: str = "local[2]") -> Iterator:
+    """A Spark session on ``master`` (the active one if there is one; a session made here is
+    stopped on exit). Local masters use few shuffle partitions (the default 200 is for a
+    cluster)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise CargoriskError(
+            "engine spark needs pyspark (pip install pyspark, Java 17 or later)"
+        ) from None
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    builder = SparkSession.builder.master(master).appName("cargorisk-features")
+    builder = builder.config("spark.ui.enabled", "false").config(
+        "spark.ui.showConsoleProgress", "false"
+    )
+    if master.startswith("local"):
+        builder = builder.config("spark.sql.shuffle.partitions", "4")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def spark_aggregates(
+    p: dict[str, np.ndarray],
+    outcome_rows: np.ndarray,
+    outcome_known: np.ndarray,
+    outcome_seized: np.ndarray,
+    settings: EngineSettings | None = None,
+) -> dict[str, np.ndarray]:
+    """The raw aggregates of :func:`duckdb_aggregates`, computed by Spark SQL from the same
+    queries transpiled by SQLGlot (``settings.spark_master``)."""
+    settings = settings or EngineSettings()
+    n = len(p["t"])
+    with spark_session(settings.spark_master) as spark:
+        tables = {
+            "keys": keys_table(p),
+            "outcomes": outcomes_table(outcome_rows, outcome_known, outcome_seized),
+        }
+        frames = []
+        for name, table in tables.items():
+            frame = spark.createDataFrame(table).cache()
+            frame.createOrReplaceTempView(name)
+            frames.append(frame)
+        raw: dict[str, np.ndarray] = {}
+        try:
+            for dim in dimensions():
+                sql, names = dimension_sql(dim, dialect="spark")
+                _scatter(spark.sql(sql).toArrow(), names, n, raw)
+        finally:
+            for frame in frames:
+                frame.unpersist()
+    return raw
+
+
+# -- Parquet: the keys built inside DuckDB ----------------------------------------------------
+def _paths_sql(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+    """A list of files or globs as a SQL list literal."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    if not items:
+        raise ValueError("paths: no Parquet file given")
+    return "[" + ", ".join("'" + os.fspath(p).replace("'", "''") + "'" for p in items) + "]"
+
+
+def _column_names(con, relation: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
+
+
+def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()):
+    """The distinct declared values of a column and the code of each normalised value (NULL
+    when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
+    normalisers of :mod:`features.manifest` run once per distinct value, in Python."""
+    import pyarrow as pa
+
+    raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
+    raw = [v for v in raw if v is not None]
+    cols = {"raw": pa.array(raw, type=pa.string())}
+    keys = [normalise(v) for v in raw]
+    for name, values in (
+        (key, keys),
+        *((f"hs{d}", [hs_cut(h, d) for h in keys]) for d in digits),
+    ):
+        codes: dict[str, int] = {}
+        coded = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
+        cols[f"k_{name}"] = pa.array(coded, type=pa.int64())
+    return pa.table(cols)
+
+
+def _combined(parts: tuple[str, ...], optional: tuple[bool, ...] | None = None) -> str:
+    """A combination key in SQL: the parts' codes joined by ``|`` (an optional part's absence
+    is an empty part), NULL when a required part is missing."""
+    optional = optional or (False,) * len(parts)
+    required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
+    text = " || '|' || ".join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
+    return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
+
+
+def load_parquet(con, shipments, outcomes=None) -> int:
+    """Create the ``keys`` and ``outcomes`` relations (and ``ship``: row, shipment_id, t) on
+    ``con`` from contract Parquet files - one file, a list, or globs such as
+    ``shipments/month=*/*.parquet`` - read by DuckDB, never loaded into pandas. Rows are
+    numbered in ``(declared_at, shipment_id)`` order. Keys are normalised by the functions of
+    :mod:`features.manifest` on distinct values and combined as :mod:`features.manifest`
+    declares. Returns the number of shipments.
+
+    Raises :class:`ContractError` naming a missing required column, missing declaration or
+    result times, or a repeated shipment id."""
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW raw_shipments AS SELECT * FROM "
+        f"read_parquet({_paths_sql(shipments)}, union_by_name = true)"
+    )
+    cols = _column_names(con, "raw_shipments")
+    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in cols]
+    if missing:
+        raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
+
+    def col(name: str, kind: str = "VARCHAR") -> str:
+        return f"CAST({name} AS {kind})" if name in cols else f"CAST(NULL AS {kind})"
+
+    fields = ", ".join(f"{col(c)} AS {c}" for _, c, _ in KEY_FIELDS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ship AS SELECT "
+        "ROW_NUMBER() OVER (ORDER BY declared_at, shipment_id) - 1 AS row, "
+        "CAST(shipment_id AS VARCHAR) AS shipment_id, epoch_ns(declared_at) AS t, "
+        f"{fields}, {col('declared_value_usd', 'DOUBLE')} AS value_usd, "
+        f"{col('gross_weight_kg', 'DOUBLE')} AS weight FROM raw_shipments"
+    )
+    if con.execute("SELECT count(*) FROM ship WHERE t IS NULL").fetchall()[0][0]:
+        raise ContractError("shipments: declared_at is missing on some rows")
+    repeated = con.execute(
+        "SELECT shipment_id FROM ship GROUP BY shipment_id HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    if repeated:
+        raise ContractError(f"shipments: shipment_id repeated: {repeated[0][0]!r}")
+
+    needed = set(key_columns())
+    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
+    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
+    joins, selected = [], []
+    for key, column, normalise in KEY_FIELDS:
+        digits = HS_PREFIXES if key == "hs" else ()
+        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
+        if not wanted:
+            continue
+        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits))
+        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
+        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
+    lvk = (
+        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
+        "THEN ln(1 + value_usd / weight) END AS lvk"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
+        f"{lvk} FROM ship {' '.join(joins)}"
+    )
+    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
+    derived["route"] = _combined(
+        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
+    )
+    derived |= {
+        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
+        for name, (key, given) in GIVEN_KEYS.items()
+    }
+    derived["global"] = "0"
+    plain = _column_names(con, "base")
+    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
+    )
+    con.execute("DROP TABLE base")
+
+    if outcomes is None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE outcomes (row BIGINT, known BIGINT, seized BIGINT)"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW raw_outcomes AS SELECT * FROM "
+            f"read_parquet({_paths_sql(outcomes)}, union_by_name = true, filename = true, "
+            "file_row_number = true)"
+        )
+        o_cols = _column_names(con, "raw_outcomes")
+        missing = [c for c in ("shipment_id", "inspected_at", "result_at", "result")
+                   if c not in o_cols]  # fmt: skip
+        if missing:
+            raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
+        for c in ("inspected_at", "result_at"):
+            if con.execute(f"SELECT count(*) FROM raw_outcomes WHERE {c} IS NULL").fetchall()[0][0]:
+                raise ContractError(f"outcomes: {c} is missing on some rows")
+        # one inspection per (shipment, inspected_at): the first row in file order counts
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE outcomes AS SELECT s.row, "
+            "GREATEST(epoch_ns(o.result_at), s.t) AS known, "
+            "CASE WHEN lower(CAST(o.result AS VARCHAR)) = 'seized' THEN 1 ELSE 0 END AS seized "
+            "FROM (SELECT CAST(shipment_id AS VARCHAR) AS shipment_id, result_at, result, "
+            "ROW_NUMBER() OVER (PARTITION BY CAST(shipment_id AS VARCHAR), inspected_at "
+            "ORDER BY filename, file_row_number) AS nth FROM raw_outcomes) AS o "
+            "JOIN ship AS s ON o.shipment_id = s.shipment_id WHERE o.nth = 1"
+        )
+    return con.execute("SELECT count(*) FROM ship").fetchall()[0][0]
+
+
+def parquet_aggregates(
+    shipments, outcomes=None, settings: EngineSettings | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The single-key raw aggregates of every shipment in contract Parquet files (see
+    :func:`load_parquet`), computed by DuckDB within ``settings``: shipment ids and declaration
+    times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw aggregates aligned
+    with them."""
+    with duckdb_connection(settings) as con:
+        n = load_parquet(con, shipments, outcomes)
+        ids = con.sql("SELECT shipment_id, t FROM ship ORDER BY row").to_arrow_table()
+        raw = run_aggregates(con, n)
+    return (
+        ids.column("shipment_id").to_numpy(zero_copy_only=False).astype(object),
+        ids.column("t").to_numpy(),
+        raw,
+    )

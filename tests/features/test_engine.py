@@ -1,0 +1,263 @@
+"""The SQL engine (features/engine.py): its raw aggregates and feature frames equal the numpy
+executor's on random, messy, simulated and hand-built edge-case worlds; its settings bound
+DuckDB; its definitions transpile to Spark SQL."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import engine, history, manifest
+from features.errors import ContractError
+from features.pipeline import (
+    build_training_frame,
+    check_outcomes,
+    check_shipments,
+    outcome_events,
+)
+from tests.features.helpers import (
+    ATTRIBUTES,
+    assert_same_features,
+    make_outcomes,
+    make_shipments,
+    random_world,
+)
+
+
+def both_raw(shipments: pd.DataFrame, outcomes: pd.DataFrame):
+    """(numpy raw aggregates, DuckDB raw aggregates) of the same tables."""
+    s, o = check_shipments(shipments), check_outcomes(outcomes)
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
+    numpy_raw, _ = history.offline_aggregates(p, rows, known, seized)
+    sql_raw = engine.duckdb_aggregates(p, rows, known, seized, engine.EngineSettings(threads=1))
+    return numpy_raw, sql_raw
+
+
+def assert_same_raw(numpy_raw: dict, sql_raw: dict) -> None:
+    """Counts and times exactly equal; sums of log values per kg to float tolerance (numpy
+    takes differences of running sums, DuckDB sums each frame: the last bits differ)."""
+    assert set(numpy_raw) == set(sql_raw)
+    problems = []
+    for name, expected in numpy_raw.items():
+        got = sql_raw[name]
+        tol = 1e-9 if name.startswith("sum:") else 0.0
+        ok = np.isclose(expected, got, rtol=tol, atol=tol, equal_nan=True)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            problems.append(f"{name} ({(~ok).sum()} rows, e.g. {expected[i]!r} vs {got[i]!r})")
+    assert not problems, "raw aggregates differ: " + "; ".join(problems)
+
+
+def assert_same_frames(shipments, outcomes, attributes=None) -> pd.DataFrame:
+    pandas_frame = build_training_frame(shipments, outcomes, attributes=attributes)
+    duck_frame = build_training_frame(shipments, outcomes, attributes=attributes, engine="duckdb")
+    assert_same_features(pandas_frame, duck_frame)
+    pd.testing.assert_index_equal(pandas_frame.index, duck_frame.index)
+    return duck_frame
+
+
+# -- parity with the numpy executor -------------------------------------------------------------
+def test_raw_aggregates_and_features_equal_on_a_random_world():
+    shipments, outcomes = random_world(600, days=20, seed=11)
+    assert_same_raw(*both_raw(shipments, outcomes))
+    assert_same_frames(shipments, outcomes)
+
+
+def test_raw_aggregates_and_features_equal_on_a_messy_world_with_attributes():
+    shipments, outcomes = random_world(900, days=20, seed=21, messy=True, attributes=True)
+    assert shipments["consignee_id"].isna().any()
+    assert_same_raw(*both_raw(shipments, outcomes))
+    assert_same_frames(shipments, outcomes, attributes=ATTRIBUTES)
+
+
+def test_features_equal_on_a_simulated_world():
+    from simulator.config import SimConfig
+    from simulator.core import simulate
+
+    sim = simulate(
+        SimConfig(
+            days=40,
+            shipments_per_day=50,
+            seed=3,
+            end=pd.Timestamp("2026-06-01"),
+            prevalence=0.05,
+            inspection_capacity=0.25,
+        )
+    )
+    assert (sim.outcomes["result"] == "seized").sum() > 0
+    assert_same_raw(*both_raw(sim.shipments, sim.outcomes))
+    assert_same_frames(sim.shipments, sim.outcomes)
+
+
+def edge_world() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hand-built edge cases: ties at one instant, results known exactly at a later
+    declaration, results known before their own shipment, duplicate and orphan outcomes,
+    blank parties, window starts exactly 7 / 30 / 365 / 90 days before, and one huge key
+    ("TO ORDER") holding most shipments."""
+    rows = [
+        {"day": 0, "id": "A1", "consignee_id": "C1", "shipper_id": "S1"},
+        {"day": 0, "id": "A2", "consignee_id": "C1", "shipper_id": "S2"},  # tie with A1
+        {"day": 0, "id": "A3", "consignee_id": "c1 ", "shipper_id": "S1"},  # same key, tie
+        {"day": 7, "id": "B1", "consignee_id": "C1", "shipper_id": "S1"},  # 7 days exactly
+        {"day": 30, "id": "B2", "consignee_id": "C1", "shipper_id": "S3"},  # 30 days after A*
+        {"day": 37, "id": "B3", "consignee_id": "C1", "origin_country": "EC"},
+        {"day": 90, "id": "B4", "consignee_id": "C2", "loading_port": "ECGYE"},
+        {"day": 365, "id": "B5", "consignee_id": "C1", "shipper_id": "S2"},  # 365 after A*
+        {"day": 365, "id": "B6", "consignee_id": None, "shipper_id": "S1"},  # blank party
+        {"day": 366, "id": "B7", "consignee_id": "   ", "shipper_id": None},  # blank both
+        {"day": 400, "id": "B8", "consignee_id": "C1", "consignee_phone": "+1 555"},
+        {"day": 400.5, "id": "B9", "consignee_id": "C3", "consignee_phone": "1-555"},
+    ]
+    # one huge key: a "TO ORDER" consignee on many shipments, several at the same instants
+    rows += [
+        {"day": 100 + (i // 3), "id": f"T{i}", "consignee_id": "TO ORDER",
+         "shipper_id": f"X{i % 17}", "origin_country": ["CO", "EC", "PE"][i % 3]}
+        for i in range(240)
+    ]  # fmt: skip
+    shipments = make_shipments(*rows)
+    outcomes = make_outcomes(
+        ("A1", 1, 7, "seized"),  # known exactly when B1 is declared: B1 must not see it
+        ("A2", 1, 6.5, "clean"),  # known before B1
+        ("A2", 1, 6.0, "seized"),  # same (shipment, inspected_at) again: ignored
+        ("B3", 35, 36, "seized"),  # result before its own declaration: known at declaration
+        ("B4", 90, 180, "seized"),  # 90-day seizure window of the loading port ends at 270
+        ("B6", 366, 367, "seized"),  # a seizure on a shipment without consignee
+        ("T5", 102, 110, "seized"),
+        ("T7", 103, 110, "clean"),  # two results at one instant
+        ("NOPE", 1, 2, "seized"),  # a shipment not in the table: ignored
+        *((f"T{i}", 100 + i // 3, 130 + i // 3, "seized") for i in range(20, 200, 9)),
+    )
+    return shipments, outcomes
+
+
+def test_raw_aggregates_and_features_equal_on_edge_cases():
+    shipments, outcomes = edge_world()
+    numpy_raw, sql_raw = both_raw(shipments, outcomes)
+    assert_same_raw(numpy_raw, sql_raw)
+    frame = assert_same_frames(shipments, outcomes).set_index("shipment_id")
+    # the cases themselves, by hand
+    assert frame.loc["A1", "consignee_shipments_total"] == 0  # ties do not see each other
+    assert frame.loc["B1", "consignee_shipments_7d"] == 3  # day 0 is inside [t - 7d, t)
+    assert frame.loc["B1", "consignee_seizures"] == 0  # known at B1's instant: not yet
+    assert frame.loc["B2", "consignee_seizures"] == 1
+    assert frame.loc["B2", "consignee_shipments_30d"] == 4  # A1-A3 at exactly 30 days, B1
+    assert frame.loc["B3", "consignee_seizures"] == 1  # its own early result never counts
+    assert frame.loc["B5", "consignee_seizures"] == 2
+    assert np.isnan(frame.loc["B6", "consignee_shipments_total"])  # blank party: nobody
+    assert np.isnan(frame.loc["B7", "shipper_shipments_total"])
+    assert np.isnan(frame.loc["B7", "shipper_consignee_new_pair"])  # no pair to judge
+    assert frame.loc["B9", "phone_other_consignees"] == 1  # C1 used the phone before
+    assert frame.loc["T239", "consignee_shipments_total"] == 237  # huge key, last tie group
+    assert frame.loc["T239", "consignee_distinct_origins"] == 3
+
+
+def test_an_empty_table_and_no_outcomes_give_the_same_frame():
+    shipments, outcomes = random_world(50, seed=3)
+    assert_same_frames(shipments.iloc[:0], outcomes.iloc[:0])
+    assert_same_frames(shipments, outcomes.iloc[:0])
+
+
+def test_unknown_engine_is_named():
+    shipments, outcomes = random_world(10, seed=1)
+    with pytest.raises(ValueError, match="engine"):
+        build_training_frame(shipments, outcomes, engine="polars")
+
+
+# -- settings ---------------------------------------------------------------------------------
+def test_settings_bound_duckdb_and_its_spill_directory_is_removed(tmp_path):
+    settings = engine.EngineSettings(memory_limit="300MB", threads=1, temp_directory=tmp_path)
+    with engine.duckdb_connection(settings) as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    assert limit.replace(" ", "") in {"286.1MiB", "300.0MB"}
+    assert int(threads) == 1
+    assert os.path.dirname(spill) == str(tmp_path)
+    assert order is False
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"), [("threads", {"threads": 0}), ("memory_limit", {"memory_limit": " "})]
+)
+def test_bad_settings_are_named(field, kwargs):
+    with pytest.raises(ValueError, match=field):
+        engine.EngineSettings(**kwargs)
+
+
+# -- one definition for every engine ----------------------------------------------------------
+def test_every_raw_aggregate_is_defined_once_and_transpiles_to_spark_sql():
+    import sqlglot
+
+    names = []
+    for dim in engine.dimensions():
+        sql, outputs = engine.dimension_sql(dim)
+        names += outputs
+        spark, same_outputs = engine.dimension_sql(dim, dialect="spark")
+        assert same_outputs == outputs
+        # the frames survive transpilation: strictly-before windows on integer time
+        assert spark.count("AND 1 PRECEDING") == sql.count("AND 1 PRECEDING") > 0
+        assert sqlglot.parse_one(spark, read="spark") is not None
+    assert len(names) == len(set(names))
+
+
+# -- Parquet read by DuckDB, never by pandas ----------------------------------------------------
+def write_by_month(frame: pd.DataFrame, folder, time_column: str) -> str:
+    """``frame`` as ``folder/month=YYYY-MM/part.parquet`` files; returns their glob."""
+    months = frame[time_column].dt.strftime("%Y-%m")
+    for month, part in frame.groupby(months, sort=True):
+        out = folder / f"month={month}"
+        out.mkdir(parents=True)
+        part.to_parquet(out / "part.parquet", index=False)
+    return str(folder / "month=*" / "*.parquet")
+
+
+def assert_parquet_equals_numpy(shipments, outcomes, shipment_files, outcome_files):
+    ids, t, sql_raw = engine.parquet_aggregates(
+        shipment_files, outcome_files, engine.EngineSettings(threads=1)
+    )
+    numpy_raw = both_raw(shipments, outcomes)[0]
+    order = pd.Index(shipments["shipment_id"].astype(str)).get_indexer(ids)
+    assert (order >= 0).all() and len(order) == len(shipments)
+    expected_t = shipments["declared_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    assert (t == expected_t[order]).all() and (np.diff(t) >= 0).all()
+    assert_same_raw({k: v[order] for k, v in numpy_raw.items()}, sql_raw)
+
+
+def test_raw_aggregates_from_flat_parquet_files(tmp_path):
+    shipments, outcomes = random_world(900, days=20, seed=21, messy=True, attributes=True)
+    shipments.to_parquet(tmp_path / "shipments.parquet", index=False)
+    outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    assert_parquet_equals_numpy(
+        shipments, outcomes, tmp_path / "shipments.parquet", tmp_path / "outcomes.parquet"
+    )
+
+
+def test_raw_aggregates_from_month_partitioned_parquet_with_edge_cases(tmp_path):
+    shipments, outcomes = edge_world()
+    assert_parquet_equals_numpy(
+        shipments,
+        outcomes,
+        write_by_month(shipments, tmp_path / "shipments", "declared_at"),
+        write_by_month(outcomes, tmp_path / "outcomes", "result_at"),
+    )
+
+
+def test_parquet_contract_errors_are_named(tmp_path):
+    shipments, outcomes = random_world(30, seed=2)
+    shipments.drop(columns=["mode"]).to_parquet(tmp_path / "no_mode.parquet", index=False)
+    with pytest.raises(ContractError, match="mode"):
+        engine.parquet_aggregates(tmp_path / "no_mode.parquet")
+    twice = pd.concat([shipments, shipments.iloc[:1]])
+    twice.to_parquet(tmp_path / "twice.parquet", index=False)
+    with pytest.raises(ContractError, match="shipment_id repeated"):
+        engine.parquet_aggregates(tmp_path / "twice.parquet")
+    shipments.to_parquet(tmp_path / "s.parquet", index=False)
+    outcomes.drop(columns=["result_at"]).to_parquet(tmp_path / "o.parquet", index=False)
+    with pytest.raises(ContractError, match="result_at"):
+        engine.parquet_aggregates(tmp_path / "s.parquet", tmp_path / "o.parquet")
