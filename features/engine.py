@@ -327,6 +327,19 @@ def duckdb_aggregates(
 
 
 # -- Spark: the same SQL, transpiled ----------------------------------------------------------
+def driver_environment(before: dict[str, str | None] | None = None) -> None:
+    """Put back the Spark variables pandera set on import (``SPARK_LOCAL_IP=127.0.0.1``), as
+    they were before (``features.ENV_BEFORE_PANDERA``): on a cluster the driver must bind to an
+    address its executors reach. A value the user set is left alone."""
+    import features
+
+    for name, value in (before or features.ENV_BEFORE_PANDERA).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextmanager
 def spark_session(master: str = "local[2]") -> Iterator:
     """A Spark session on ``master`` (the active one if there is one; a session made here is
@@ -343,6 +356,8 @@ def spark_session(master: str = "local[2]") -> Iterator:
     if active is not None:
         yield active
         return
+    if not master.startswith("local"):
+        driver_environment()
     builder = SparkSession.builder.master(master).appName("cargorisk-features")
     builder = builder.config("spark.ui.enabled", "false").config(
         "spark.ui.showConsoleProgress", "false"

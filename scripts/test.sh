@@ -4,7 +4,7 @@
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+CARGORISK_EXTRAS="${CARGORISK_EXTRAS:-dev,spark}" bash scripts/bootstrap.sh   # Spark too: its parity test runs
 bash scripts/services.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -261,3 +261,18 @@ def test_parquet_contract_errors_are_named(tmp_path):
     outcomes.drop(columns=["result_at"]).to_parquet(tmp_path / "o.parquet", index=False)
     with pytest.raises(ContractError, match="result_at"):
         engine.parquet_aggregates(tmp_path / "s.parquet", tmp_path / "o.parquet")
+
+
+def test_a_cluster_driver_does_not_inherit_panderas_loopback_address(monkeypatch):
+    """pandera sets SPARK_LOCAL_IP=127.0.0.1 on import and keeps it; before a driver starts
+    for a cluster the variables go back to what they were before pandera was imported."""
+    import os
+
+    from features.engine import driver_environment
+
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # what pandera leaves behind
+    monkeypatch.setenv("PYARROW_IGNORE_TIMEZONE", "1")
+    driver_environment({"SPARK_LOCAL_IP": None, "PYARROW_IGNORE_TIMEZONE": None})
+    assert "SPARK_LOCAL_IP" not in os.environ and "PYARROW_IGNORE_TIMEZONE" not in os.environ
+    driver_environment({"SPARK_LOCAL_IP": "10.1.2.3"})  # the user's own value is kept
+    assert os.environ["SPARK_LOCAL_IP"] == "10.1.2.3"
