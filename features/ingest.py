@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validato
 from features.contracts import (
     ATTRIBUTE_NAME,
     IDENTIFIER_FIELDS,
+    INVISIBLE,
     MAX_ATTRIBUTES,
     NAME_FIELDS,
     OUTCOME_COLUMNS,
@@ -894,6 +895,9 @@ def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Data
     return frame[list(SHIPMENT_COLUMNS)]
 
 
+_INVISIBLE_CLASS: Final = f"[{INVISIBLE}]"
+
+
 def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
     """Text values through ``normalise`` (once per distinct non-ASCII value; ASCII text is
     left as it is, so a plain export costs one vectorised check)."""
@@ -909,18 +913,20 @@ def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
 
 def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
     """Identifiers normalised as the API and the features normalise them
-    (:func:`features.contracts.normal_identifier`); one holding a control or format character
-    (zero-width, bidi override, BOM, NEL) rejects its row, the reason naming the character."""
-    text = values.dropna()
+    (:func:`features.contracts.normal_identifier`). One holding a control or format character
+    (zero-width, bidi override, BOM, NEL) is refused, the reason naming the character: as any
+    contract failure, a required one (``shipment_id``) quarantines its row, an optional one
+    (a party id) is left blank and reported."""
+    text = values.dropna().astype("str")
     if text.empty:
         return values
-    wide = text[~text.astype("str").str.isascii()].unique()
-    problems = {v: identifier_problem(v) for v in wide}
+    suspect = text[text.str.contains(_INVISIBLE_CLASS, regex=True)].unique().tolist()
+    wide = text[~text.str.isascii()].unique().tolist()  # NFKC may reveal one
+    problems = {v: identifier_problem(v) for v in dict.fromkeys([*suspect, *wide])}
     refused = [v for v, p in problems.items() if p is not None]
     for value in refused:
-        issues.add(
-            (values == value).fillna(False).to_numpy(), name, problems[value], values, fatal=True
-        )
+        mask = (values == value).fillna(False).to_numpy()
+        issues.add(mask, name, problems[value], values, fatal=name in _REQUIRED_SHIPMENT)
     values = values.mask(values.isin(refused))
     return _normal(values, normal_text)
 
