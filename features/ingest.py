@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validato
 from features.contracts import (
     ATTRIBUTE_NAME,
     IDENTIFIER_FIELDS,
+    IDENTIFIER_PATTERN,
     INVISIBLE,
     MAX_ATTRIBUTES,
     NAME_FIELDS,
@@ -1013,6 +1014,8 @@ def _reason(check: str) -> str:
             return f"must be one of {args}"
     if name == "str_matches":
         pattern = args.strip("'\"")  # the pattern's own text (escapes stay escapes)
+        if pattern == IDENTIFIER_PATTERN:  # too long to show: say what it means
+            return "is not an identifier (1-64 characters, no control or format character)"
         return f"does not have the expected form (pattern {pattern})"
     if name == "str_length":
         low, _, high = args.partition(", ")
