@@ -108,7 +108,20 @@ _CURRENCY = r"^[A-Z]{3}$"
 _HS_CODE = r"^[0-9]{2,10}$"
 _PORT = r"^[A-Z0-9]{3,5}$"
 _PORTS = r"^([A-Z0-9]{3,5}(\|[A-Z0-9]{3,5})*)?$"
-_ID = r"^[^\x00-\x1f\x7f]{1,64}$"
+INVISIBLE: Final = (
+    r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    r"\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    r"\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    r"\U000e0001\U000e0020-\U000e007f"
+)
+"""The characters no identifier may hold, as the inside of a regular-expression class: every
+control (Cc: NUL, NEL...), format (Cf: zero-width spaces and joiners, bidi embeddings and
+overrides, the BOM, the soft hyphen, tag characters), surrogate (Cs) and line/paragraph
+separator (Zl, Zp) character of Unicode 14 (Python 3.11's; a test checks it against
+``unicodedata``). Each shows nothing or moves text, making a look-alike of another id."""
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+_ID = IDENTIFIER_PATTERN = rf"^[^{INVISIBLE}]{{1,64}}$"
+"""An identifier: 1-64 characters, none of them :data:`INVISIBLE`."""
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
@@ -139,11 +152,6 @@ NAME_FIELDS: Final = (
 )
 """Free-text fields naming parties, places and goods: normalised by :func:`normal_text`."""
 
-_NOT_IN_IDS: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-"""Unicode categories an identifier may not hold: controls (NUL, NEL...), format characters
-(zero-width spaces and joiners, bidi embeddings and overrides, the BOM, the soft hyphen),
-lone surrogates and line/paragraph separators. Each makes a look-alike of another id."""
-
 
 def normal_text(value: str) -> str:
     """Text as the house keeps and compares it: Unicode NFKC (full-width letters and digits,
@@ -161,14 +169,12 @@ def normal_text(value: str) -> str:
 def identifier_problem(value: str) -> str | None:
     """Why ``value`` cannot be an identifier (None if it can): the first control, format or
     separator character it holds, by code point and name."""
-    if value.isascii():
-        bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127), None)
-    else:
-        text = unicodedata.normalize("NFKC", value)
-        bad = next((ch for ch in text if unicodedata.category(ch) in _NOT_IN_IDS), None)
-    if bad is None:
+    text = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    found = _INVISIBLE.search(text)
+    if found is None:
         return None
-    name = unicodedata.name(bad, "control character")
+    bad = found.group()
+    name = unicodedata.name(bad, "a control character" if ord(bad) < 0xA0 else "no name")
     return (
         f"holds U+{ord(bad):04X} ({name}): control and format characters are not allowed "
         "in identifiers"

@@ -58,6 +58,8 @@ from pydantic import (
 from features.contracts import (
     ATTRIBUTE_NAME,
     IDENTIFIER_FIELDS,
+    IDENTIFIER_PATTERN,
+    INVISIBLE,
     MAX_ATTRIBUTES,
     NAME_FIELDS,
     OUTCOME_COLUMNS,
@@ -947,6 +949,9 @@ def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Data
     return frame[list(SHIPMENT_COLUMNS)]
 
 
+_INVISIBLE_CLASS: Final = f"[{INVISIBLE}]"
+
+
 def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
     """Text values through ``normalise`` (once per distinct non-ASCII value; ASCII text is
     left as it is, so a plain export costs one vectorised check)."""
@@ -962,16 +967,20 @@ def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
 
 def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
     """Identifiers normalised as the API and the features normalise them
-    (:func:`features.contracts.normal_identifier`); one holding a control or format character
-    (zero-width, bidi override, BOM, NEL) rejects its row, the reason naming the character."""
-    text = values.dropna()
+    (:func:`features.contracts.normal_identifier`). One holding a control or format character
+    (zero-width, bidi override, BOM, NEL) is refused, the reason naming the character: as any
+    contract failure, a required one (``shipment_id``) quarantines its row, an optional one
+    (a party id) is left blank and reported."""
+    text = values.dropna().astype("str")
     if text.empty:
         return values
-    wide = text[~text.astype("str").str.isascii()].unique()
-    problems = {v: identifier_problem(v) for v in wide}
+    suspect = text[text.str.contains(_INVISIBLE_CLASS, regex=True)].unique().tolist()
+    wide = text[~text.str.isascii()].unique().tolist()  # NFKC may reveal one
+    problems = {v: identifier_problem(v) for v in dict.fromkeys([*suspect, *wide])}
     refused = {v: p for v, p in problems.items() if p is not None}
     for value, problem in refused.items():
-        issues.add((values == value).fillna(False).to_numpy(), name, problem, values, fatal=True)
+        mask = (values == value).fillna(False).to_numpy()
+        issues.add(mask, name, problem, values, fatal=name in _REQUIRED_SHIPMENT)
     values = values.mask(values.isin(list(refused)))
     return _normal(values, normal_text)
 
@@ -1058,6 +1067,8 @@ def _reason(check: str) -> str:
             return f"must be one of {args}"
     if name == "str_matches":
         pattern = args.strip("'\"")  # the pattern's own text (escapes stay escapes)
+        if pattern == IDENTIFIER_PATTERN:  # too long to show: say what it means
+            return "is not an identifier (1-64 characters, no control or format character)"
         return f"does not have the expected form (pattern {pattern})"
     if name == "str_length":
         low, _, high = args.partition(", ")

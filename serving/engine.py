@@ -478,6 +478,8 @@ class ScoringEngine:
         # one list per contract column: for the frame and for the store (no per-row dicts)
         records = [s.model_dump() for s in shipments]
         given = [r.pop("attributes", None) for r in records]
+        for r in records:  # null by validation: the store counts it (plan_versions below)
+            del r["amendments_after_score"]
         columns = schemas.declared_columns(records)
         frame = columns_frame("shipments", columns)
         self._check_frame(frame)

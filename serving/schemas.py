@@ -65,6 +65,9 @@ def openapi30(schema: dict[str, Any], *_: Any) -> None:
     booleans, so clients and fuzzers read the description correctly."""
     for prop in schema.get("properties", {}).values():
         _exclusive_bounds(prop)
+        if prop.get("type") == "null":  # a field that may only be null (OpenAPI 3.0 has no null)
+            del prop["type"]
+            prop.update(nullable=True, enum=[None])
         options = prop.get("anyOf")
         if not options:
             continue
@@ -280,6 +283,14 @@ ShipmentIn = _model_from_contract(
     "shipment_id again is an amendment: every version is kept and the latest is in force.",
     exclude=RECORDED_SHIPMENT_COLUMNS,
     attributes=ATTRIBUTES_FIELD,
+    amendments_after_score=(
+        None,
+        Field(
+            default=None,
+            description="Counted by the service (amendments of substance after a first score): "
+            "absent or null, so that a contract record can be sent as it is.",
+        ),
+    ),
 )
 
 

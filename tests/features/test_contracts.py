@@ -358,3 +358,22 @@ def test_a_clean_result_names_no_drug_and_no_quantity(overrides):
 def test_a_clean_result_with_nothing_found_passes_and_one_shipment_may_be_inspected_twice():
     rows = [outcome(), outcome(result="clean", drug=None, quantity_kg=None, method="x-ray")]
     assert len(validate_outcomes(pd.DataFrame(rows))) == 2
+
+
+def test_invisible_characters_are_exactly_the_control_format_and_separator_ones():
+    """The class of characters refused in identifiers (contract pattern, API, ingest) is every
+    Cc, Cf, Cs, Zl and Zp character of the Unicode version Python ships."""
+    import re
+    import sys
+    import unicodedata
+
+    from features.contracts import INVISIBLE
+
+    pattern = re.compile(f"[{INVISIBLE}]")
+    refused = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    wrong = [
+        cp
+        for cp in range(sys.maxunicode + 1)
+        if bool(pattern.match(chr(cp))) != (unicodedata.category(chr(cp)) in refused)
+    ]
+    assert not wrong, [f"U+{cp:04X}" for cp in wrong[:5]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pandas as pd
 import pytest
 
 from features.manifest import norm_text
@@ -95,7 +96,10 @@ def test_every_accepted_id_is_reachable_in_the_api_and_the_worklist(service, shi
     http.cookies.clear()
 
 
-def test_ingest_quarantines_ids_with_invisible_characters_and_normalises_the_rest():
+def test_ingest_refuses_ids_with_invisible_characters_and_normalises_the_rest():
+    """As every contract failure in ingest: a refused shipment id quarantines the row, a
+    refused party id is left blank and reported (the shipment is still scored, without that
+    party); the reason names the character."""
     frame = source(
         {"DECL_NO": "D\u200b1"},
         {"DECL_NO": "D2", "IMPTR": "IM\u202e-2"},
@@ -104,8 +108,34 @@ def test_ingest_quarantines_ids_with_invisible_characters_and_normalises_the_res
     )
     result = run(frame)
     quarantine = result.quarantine
-    assert quarantine["source_row"].tolist() == [1, 2, 4]
-    assert quarantine["field"].tolist() == ["shipment_id", "consignee_id", "shipper_id"]
-    assert quarantine["reason"].str.contains(r"U\+200B|U\+202E|U\+FEFF").all()
-    accepted = result.shipments
-    assert accepted["shipment_id"].tolist() == ["D3"] and accepted["consignee_id"].iloc[0] == "IM-3"
+    assert quarantine["source_row"].tolist() == [1]
+    assert quarantine["field"].tolist() == ["shipment_id"]
+    assert "U+200B (ZERO WIDTH SPACE)" in quarantine["reason"].iloc[0]
+    blanked = result.blanked.set_index("field")
+    assert blanked.loc["consignee_id", "source_row"] == 2
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in blanked.loc["consignee_id", "reason"]
+    assert "U+FEFF" in blanked.loc["shipper_id", "reason"]
+    accepted = result.shipments.set_index("shipment_id")
+    assert accepted.index.tolist() == ["D2", "D3", "D4"]
+    assert accepted.loc["D3", "consignee_id"] == "IM-3"  # full-width: the same party as IM-3
+    assert pd.isna(accepted.loc["D2", "consignee_id"])
+    assert pd.isna(accepted.loc["D4", "shipper_id"])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_every_accepted_id_is_reachable_on_the_real_server(live):
+    """The same through uvicorn (the in-process test client decodes a path twice, so ids
+    that look percent-encoded themselves are tried here): each byte of the id encoded."""
+    import httpx
+
+    url, officer = live["url"], bearer(live["keys"]["officer"])
+    for shipment_id in ("%2F", "%41b", "a/b", "..", "x?y#z", "ＬＩＶＥ／１"):
+        shipment = make_shipment(3, shipment_id=shipment_id, booked_at=None, departed_at=None)
+        r = httpx.post(f"{url}/score", json={"shipment": shipment}, headers=officer)
+        assert r.status_code == 200, (shipment_id, r.text[:200])
+        stored = r.json()["shipment_id"]
+        path = "".join(f"%{b:02X}" for b in shipment_id.encode())
+        view = httpx.get(f"{url}/shipments/{path}", headers=officer)
+        assert view.status_code == 200, (shipment_id, view.text[:200])
+        assert view.json()["shipment"]["shipment_id"] == stored

@@ -39,7 +39,7 @@ def test_fields_agree_with_contract_one_by_one(model, schema, columns):
     # every contract field, in contract order; a shipment also carries its service's own
     # attributes (checked against the served model's schema, see test_attributes.py), an
     # outcome the reason when it corrects an earlier report (tests/security/test_corrections.py)
-    extra = ("attributes",) if model is ShipmentIn else ("correction",)
+    extra = ("attributes", "amendments_after_score") if model is ShipmentIn else ("correction",)
     assert tuple(model.model_fields) == (*columns, *extra)
     for name, column in contract.items():
         field = model.model_fields[name]
