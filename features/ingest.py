@@ -59,7 +59,6 @@ from features.contracts import (
     ATTRIBUTE_NAME,
     IDENTIFIER_FIELDS,
     IDENTIFIER_PATTERN,
-    INVISIBLE,
     MAX_ATTRIBUTES,
     NAME_FIELDS,
     OUTCOME_COLUMNS,
@@ -949,9 +948,6 @@ def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Data
     return frame[list(SHIPMENT_COLUMNS)]
 
 
-_INVISIBLE_CLASS: Final = f"[{INVISIBLE}]"
-
-
 def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
     """Text values through ``normalise`` (once per distinct non-ASCII value; ASCII text is
     left as it is, so a plain export costs one vectorised check)."""
@@ -974,9 +970,10 @@ def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
     text = values.dropna().astype("str")
     if text.empty:
         return values
-    suspect = text[text.str.contains(_INVISIBLE_CLASS, regex=True)].unique().tolist()
-    wide = text[~text.str.isascii()].unique().tolist()  # NFKC may reveal one
-    problems = {v: identifier_problem(v) for v in dict.fromkeys([*suspect, *wide])}
+    # ASCII text needs no look: its control characters break the contract's identifier
+    # pattern (judged with every other field); only non-ASCII values are normalised
+    wide = text[~text.str.isascii()].unique().tolist()
+    problems = {v: identifier_problem(v) for v in wide}
     refused = {v: p for v, p in problems.items() if p is not None}
     for value, problem in refused.items():
         mask = (values == value).fillna(False).to_numpy()
