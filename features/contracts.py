@@ -120,7 +120,9 @@ overrides, the BOM, the soft hyphen, tag characters), surrogate (Cs) and line/pa
 separator (Zl, Zp) character of Unicode 14 (Python 3.11's; a test checks it against
 ``unicodedata``). Each shows nothing or moves text, making a look-alike of another id."""
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
-_ID = IDENTIFIER_PATTERN = rf"^[^{INVISIBLE}]{{1,64}}$"
+MAX_IDENTIFIER: Final = 64
+"""Longest identifier, in characters (after normalisation)."""
+_ID = IDENTIFIER_PATTERN = rf"^[^{INVISIBLE}]{{1,{MAX_IDENTIFIER}}}$"
 """An identifier: 1-64 characters, none of them :data:`INVISIBLE`."""
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 

@@ -40,6 +40,7 @@ from features.contracts import (
     IDENTIFIER_FIELDS,
     MAX_ATTRIBUTE_TEXT,
     MAX_ATTRIBUTES,
+    MAX_IDENTIFIER,
     NAME_FIELDS,
     RECORDED_SHIPMENT_COLUMNS,
     SCHEMAS,
@@ -172,9 +173,17 @@ def _normaliser(identifiers: tuple[str, ...], names: tuple[str, ...]):
         for fields, is_id in ((identifiers, True), (names, False)):
             for name in fields:
                 value = data.get(name)
-                if value.__class__ is not str or value.isascii():
+                if value.__class__ is not str:
                     continue
-                problem = identifier_problem(value) if is_id else None
+                if is_id and len(value) > MAX_IDENTIFIER:  # say so, not the long pattern
+                    problem: str | None = (
+                        f"is {len(value)} characters long: identifiers have at most "
+                        f"{MAX_IDENTIFIER}"
+                    )
+                elif value.isascii():
+                    continue
+                else:
+                    problem = identifier_problem(value) if is_id else None
                 if problem is not None:
                     errors.append(
                         InitErrorDetails(

@@ -53,6 +53,20 @@ def test_control_and_format_characters_in_ids_are_refused_naming_the_field(servi
     assert store.count("shipments") == before
 
 
+@pytest.mark.parametrize("field", ["shipment_id", "consignee_id"])
+def test_a_too_long_id_is_refused_in_words_not_by_the_pattern(service, field):
+    """The identifier pattern spells out every invisible character class: an error that
+    printed it would bury the answer. A long id is refused with its length and the limit."""
+    r = _score(
+        service, **{field: "A" * 80}, **({} if field == "shipment_id" else {"shipment_id": "L1"})
+    )
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert any(field in d["loc"] for d in detail)
+    assert "80 characters long" in r.text and "at most 64" in r.text
+    assert "\\u200b" not in r.text and len(r.text) < 1000
+
+
 def test_look_alike_ids_and_names_are_one_party(service):
     store = service["store"]
     r = _score(
