@@ -84,15 +84,24 @@ def _contract_columns(schema) -> list[sa.Column]:
 
 metadata = sa.MetaData()
 
+
+def _declaration_columns() -> list[sa.Column]:
+    """A declaration as stored: the contract's shipment columns (the id not null) and the
+    customs service's ``attributes`` (one JSON object)."""
+    return [
+        *(
+            c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
+            for c in _contract_columns(Shipments.to_schema())
+        ),
+        sa.Column("attributes", sa.Text),
+    ]
+
+
 shipments = sa.Table(
     "shipments",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    *[
-        c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
-        for c in _contract_columns(Shipments.to_schema())
-    ],
-    sa.Column("attributes", sa.Text),
+    *_declaration_columns(),
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("version", sa.Integer),
     sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
@@ -108,11 +117,7 @@ shipment_versions = sa.Table(
     "shipment_versions",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    *[
-        c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
-        for c in _contract_columns(Shipments.to_schema())
-    ],
-    sa.Column("attributes", sa.Text),
+    *_declaration_columns(),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("caller", sa.Text, nullable=False),
