@@ -370,7 +370,7 @@ def _ingest_for_scoring(
     import shutil
 
     from cargorisk.ingestion import delimiter_option, run_ingest
-    from features.ingest import read_mapping
+    from features.ingest.mapping import read_mapping
 
     summary = run_ingest(
         source,
