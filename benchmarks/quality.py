@@ -45,7 +45,7 @@ def main() -> int:
 
     from cargorisk.cli import main as cli
     from common.settings import load_settings
-    from training.jobs import train_job
+    from training.jobs.train import train_job
 
     rows = []
     for world in [int(w) for w in args.worlds.split(",")]:

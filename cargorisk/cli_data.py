@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         be scored to quarantine.csv and optional values left blank to blanked.csv, each with
         its reason."""
         from cargorisk.ingestion import delimiter_option, run_ingest
-        from features.ingest import read_mapping
+        from features.ingest.mapping import read_mapping
 
         summary = run_ingest(
             source,

@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         Every run fits the full model (feature families selected on validation) and a
         raw-columns challenger; the better on validation is registered."""
         from features.registry_contract import capacity_metric
-        from training.jobs import train_job
+        from training.jobs.train import train_job
         from training.report import format_table, plural, summary_rows
 
         settings = _settings(engine, spark_master)
@@ -174,7 +174,7 @@ def register(app: typer.Typer) -> None:
         spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Score a registered model on any data and print the metrics beside the baselines."""
-        from training.jobs import evaluate_job
+        from training.jobs.evaluate import evaluate_job
         from training.registry import resolve_model_uri
         from training.report import format_table, summary_rows
 
@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
         spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
-        from training.jobs import promote_job
+        from training.jobs.promote import promote_job
 
         settings = _settings(engine, spark_master)
         record = promote_job(
@@ -328,7 +328,7 @@ def register(app: typer.Typer) -> None:
         """Batch-score a file of shipments, with reasons for the top-ranked. With --mapping the
         file is read exactly as `cargorisk ingest` reads it (same mapping, delimiter, encoding;
         rows that cannot be scored are set aside in <output>.rejected.csv with their reasons)."""
-        from training.jobs import score_job
+        from training.jobs.score import score_job
         from training.registry import resolve_model_uri
 
         settings = _settings(engine, spark_master)
@@ -370,7 +370,7 @@ def _ingest_for_scoring(
     import shutil
 
     from cargorisk.ingestion import delimiter_option, run_ingest
-    from features.ingest import read_mapping
+    from features.ingest.mapping import read_mapping
 
     summary = run_ingest(
         source,

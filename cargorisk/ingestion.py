@@ -1,7 +1,7 @@
 """The ingest job: stream a customs export (CSV or Parquet) through a mapping into contract files.
 
 Reads the source in chunks (bounded memory whatever the file size), applies
-:func:`features.ingest.ingest_chunk` to each, and writes, in the output directory:
+:func:`features.ingest.apply.ingest_chunk` to each, and writes, in the output directory:
 
 * ``shipments.parquet`` - every accepted row, in contract form, then its ``attr.*`` columns;
 * ``outcomes.parquet`` - the inspection results when the file holds the mapping's label column
@@ -37,17 +37,15 @@ import pyarrow.parquet as pq
 
 from features.contracts import attribute_column
 from features.errors import CargoriskError
-from features.ingest import (
+from features.ingest.apply import empty_outcomes, empty_shipments, ingest_chunk
+from features.ingest.issues import (
     BLANKED_COLUMNS,
     QUARANTINE_COLUMNS,
     ROW_FIELD,
     SOURCE_PREFIX,
-    Mapping,
-    empty_outcomes,
-    empty_shipments,
-    ingest_chunk,
     reason_counts,
 )
+from features.ingest.mapping import Mapping
 
 BLOCK_BYTES = 16 << 20
 """CSV bytes parsed at a time: bounds memory and is the largest single row we accept."""

@@ -16,7 +16,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "train.yaml"
 
 
 class GateConfig(BaseModel):
-    """The promotion gate (see :func:`training.jobs.gate_decision`).
+    """The promotion gate (see :func:`training.jobs.promote.gate_decision`).
 
     ``min_seizures``: below this many seizures among the labelled rows of the test period the
     point estimates cannot tell two rankings apart; the gate then says so and decides on

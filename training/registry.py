@@ -6,7 +6,7 @@ Tracking is embedded by default (SQLite database and artifacts under ``<home>/ml
 against both. A trained model is logged as an MLflow "models from code" pyfunc (the code is
 ``training/pyfunc_model.py``, copied into the artifact) and registered as a new version of
 ``settings.model_name``. Serving loads ``models:/<name>@champion``; only
-:func:`set_champion` moves that alias, and only the gate in :mod:`training.jobs` calls it
+:func:`set_champion` moves that alias, and only the gate in :mod:`training.jobs.promote` calls it
 (or ``--force`` with a recorded reason).
 """
 

@@ -10,7 +10,7 @@ import pytest
 
 from cargorisk.cli import main
 from features.contracts import DatasetInfo
-from features.ingest import read_mapping
+from features.ingest.mapping import read_mapping
 from simulator.messy import CRITICAL_KG, DATASET_INFO
 
 ARGS = ["--days", "14", "--shipments-per-day", "800", "--end", "2026-11-25", "--seed", "8"]

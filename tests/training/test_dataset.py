@@ -11,7 +11,7 @@ from features.contracts import DatasetInfo, LabelMeaning
 from features.errors import CargoriskError
 from features.tables import read_info
 from training.dataset import build_dataset, load_tables
-from training.jobs import with_label
+from training.jobs.train import with_label
 
 from .world import write_world
 

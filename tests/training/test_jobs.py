@@ -14,7 +14,9 @@ from cargorisk.cli import main
 from common.settings import load_settings
 from training import registry
 from training.config import load_config
-from training.jobs import evaluate_job, promote_job, score_job
+from training.jobs.evaluate import evaluate_job
+from training.jobs.promote import promote_job
+from training.jobs.score import score_job
 
 from .world import make_world, write_world
 

@@ -10,7 +10,7 @@ import pytest
 
 from common.settings import load_settings
 from training.config import TrainConfig
-from training.jobs import train_job
+from training.jobs.train import train_job
 
 from .world import write_world
 

@@ -10,7 +10,7 @@ from common.settings import load_settings
 from features.errors import CargoriskError
 from training import registry
 from training.config import GateConfig, TrainConfig
-from training.jobs import gate_decision
+from training.jobs.promote import gate_decision
 from training.split import temporal_split
 from training.train import fit_model
 

@@ -1,18 +1,10 @@
-"""The four jobs behind ``cargorisk train / evaluate / promote / score``: each orchestrates the
-pure steps (dataset, split, fit, metrics, plots) and the MLflow side (registry).
-
-The promotion gate compares candidate and champion on the **same** shipments: it re-reads the
-candidate's data directory (recorded as run parameter ``data_dir``; ``--data`` overrides),
-rebuilds the features, and scores both models on the candidate's held-out test period (model
-metadata ``test_period``) at the configured inspection capacity.
-"""
+"""``cargorisk train``: the full model and the raw-columns challenger fitted, evaluated
+against the baselines, logged to MLflow and the better one registered."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,16 +15,12 @@ from pydantic import ValidationError
 
 from features import registry_contract as rc
 from features.contracts import (
-    OUTCOME_COLUMNS,
     DatasetInfo,
     LabelMeaning,
-    attribute_column,
-    attribute_columns,
 )
 from features.errors import CargoriskError
 from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
-from features.tables import read_frame, validate_table
 from training import registry
 from training.baselines import rules_score
 from training.candidates import Fitted, feature_set, fit_candidates
@@ -45,34 +33,12 @@ from training.evaluate import (
     period_metrics,
     score_period,
 )
-from training.metrics import (
-    capacity_metrics,
-    hits_at,
-    n_selected,
-    wilson_interval,
-)
+from training.jobs.shared import Progress, _plural, _quiet, _step
 from training.split import temporal_split
 from training.train import prepare_fit
 from training.tuning import parse_budget
 
-Progress = Callable[[str], None]
 
-
-def _quiet(_msg: str) -> None:
-    pass
-
-
-@contextmanager
-def _step(progress: Progress, what: str):
-    progress(f"{what} ...")
-    start = time.perf_counter()
-    yield
-    progress(f"{what}: done in {time.perf_counter() - start:.1f} s")
-
-
-# ------------------------------------------------------------------------------------------
-# train
-# ------------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
     run_id: str
@@ -106,10 +72,6 @@ def with_label(info: DatasetInfo, name: str | None, positive: str | None) -> Dat
         where = "--label-name" if first["loc"][0] == "name" else option
         raise CargoriskError(f"{where}: {first['msg']}") from None
     return info.model_copy(update={"label": label})
-
-
-def _plural(noun: str) -> str:
-    return noun if noun.endswith("s") else noun + "s"
 
 
 def _log_trial(experiment_id: str, capacity: float):
@@ -523,390 +485,3 @@ def _beats(metrics: dict[str, float]) -> bool:
     from training.evaluate import beats_baselines
 
     return beats_baselines(metrics)
-
-
-# ------------------------------------------------------------------------------------------
-# evaluate
-# ------------------------------------------------------------------------------------------
-def _period_mask(dataset: Dataset, start: str | None, end: str | None) -> np.ndarray:
-    times = dataset.declared_at
-    mask = np.ones(len(times), dtype=bool)
-    if start:
-        mask &= (times >= pd.Timestamp(start)).to_numpy()
-    if end:
-        mask &= (times <= pd.Timestamp(end)).to_numpy()
-    if not mask.any():
-        raise CargoriskError(f"no shipment declared between {start or 'start'} and {end or 'end'}")
-    return mask
-
-
-def evaluate_job(
-    settings,
-    model_uri: str,
-    data_dir: str | Path,
-    *,
-    start: str | None = None,
-    end: str | None = None,
-    progress: Progress = _quiet,
-) -> dict[str, Any]:
-    """Score a registered model on any data directory; the same metrics as training, beside
-    the baselines on the same shipments (``test_…`` = the model)."""
-    registry.configure(settings)
-    with _step(progress, f"loading {model_uri}"):
-        model = registry.load_scoring_model(model_uri)
-    with _step(progress, f"reading {data_dir}"):
-        tables = load_tables(data_dir)
-    with _step(progress, "features"):
-        dataset = build_dataset(
-            tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
-        )
-    mask = _period_mask(dataset, start, end)
-    labelled = mask & dataset.labelled
-    if not labelled.any():
-        raise CargoriskError("the chosen period has no labelled (inspected) shipment")
-    with _step(progress, "scoring"):
-        scores = score_period(model, dataset, mask, rules_score(dataset.shipments))
-        metrics = period_metrics(scores)
-    train_to = model.metadata.get("training_window", {}).get("to")
-    times = dataset.declared_at[mask]
-    overlap = bool(train_to and times.min() < pd.Timestamp(train_to))
-    return {
-        "model": model_uri,
-        "period": {"from": times.min().isoformat(), "to": times.max().isoformat()},
-        "overlaps_training": overlap,
-        "metrics": metrics,
-    }
-
-
-# ------------------------------------------------------------------------------------------
-# promote (the quality gate)
-# ------------------------------------------------------------------------------------------
-def gate_metrics(
-    y: np.ndarray, score: np.ndarray, capacity: float, confidence: float = 0.95
-) -> dict[str, Any]:
-    """Precision and recall at capacity, PR-AUC, and the Wilson interval of the precision
-    (hits among the ``selected`` shipments the capacity inspects)."""
-    m = capacity_metrics(y, score, [capacity])
-    selected = n_selected(len(y), capacity)
-    hits = hits_at(y, score, selected) if len(y) else 0.0
-    low, high = wilson_interval(hits, selected, confidence)
-    return {
-        "precision_at_capacity": m[capacity_metric("precision", capacity)],
-        "recall_at_capacity": m[capacity_metric("recall", capacity)],
-        "pr_auc": m["pr_auc"],
-        "selected": selected,
-        "hits": hits,
-        "precision_interval": [low, high],
-    }
-
-
-def _with_interval(m: dict[str, Any]) -> str:
-    low, high = m["precision_interval"]
-    return f"{m['precision_at_capacity']:.4f} ({low:.4f}..{high:.4f})"
-
-
-def _key(m: dict[str, Any]) -> tuple[float, float]:
-    """Precision at capacity, then PR-AUC; NaN (no positive to rank) below every value."""
-    precision, pr_auc = m["precision_at_capacity"], m["pr_auc"]
-    return (precision if precision == precision else -1.0, pr_auc if pr_auc == pr_auc else -1.0)
-
-
-def gate_decision(
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
-    rules: dict[str, Any],
-    config: TrainConfig,
-    *,
-    positives: int | None = None,
-    positive: str = "seizure",
-) -> tuple[bool, str]:
-    """The gate itself. Returns (passed, reason).
-
-    With evidence (``positives`` - positive labels among the compared rows - at least
-    ``gate.min_seizures``, or not given): pass when the candidate's precision at capacity
-    exceeds the champion's by more than ``gate.min_gain`` (or ties it with a higher PR-AUC),
-    and - if ``gate.beat_rules`` - exceeds the rules baseline's.
-
-    With too little evidence, point estimates cannot tell two rankings apart (one hit moves
-    precision at 5 % of 150 rows by 0.125), so the gate says so and compares Wilson intervals
-    (``gate.confidence``) of precision at capacity: the candidate is refused when it is
-    clearly worse (its interval lies below the other's precision); the first model of a
-    registry then goes through, stated as such; against a champion, the candidate must not be
-    below it on the point estimates (precision, then PR-AUC), and with no positive at all
-    there is nothing to compare and the champion stays.
-    """
-    gate = config.gate
-    cp = candidate["precision_at_capacity"]
-    if positives is None or positives >= gate.min_seizures:
-        if gate.beat_rules and not cp > rules["precision_at_capacity"]:
-            return False, (
-                f"candidate precision at capacity {cp:.4f} does not beat the rules baseline "
-                f"({rules['precision_at_capacity']:.4f})"
-            )
-        if champion is None:
-            return True, "no champion yet; candidate beats the rules baseline"
-        hp = champion["precision_at_capacity"]
-        gain = cp - hp
-        if gain > gate.min_gain:
-            return True, f"precision at capacity {cp:.4f} vs champion {hp:.4f} (+{gain:.4f})"
-        if gain == 0 and gate.min_gain == 0 and candidate["pr_auc"] > champion["pr_auc"]:
-            return True, (
-                f"precision at capacity tied ({cp:.4f}); PR-AUC {candidate['pr_auc']:.4f} vs "
-                f"{champion['pr_auc']:.4f}"
-            )
-        return False, (
-            f"candidate precision at capacity {cp:.4f} does not beat champion {hp:.4f} "
-            f"by more than {gate.min_gain:g}"
-        )
-
-    noun = positive if positives == 1 else _plural(positive)
-    little = (
-        f"too little evidence to compare: {positives} {noun} among the labelled test "
-        f"shipments (gate.min_seizures {gate.min_seizures}); precision at capacity with "
-        f"{gate.confidence:.0%} Wilson intervals: candidate {_with_interval(candidate)}, "
-        f"rules {_with_interval(rules)}"
-    )
-    high = candidate["precision_interval"][1]
-    if gate.beat_rules and high < rules["precision_at_capacity"]:
-        return False, f"{little}; the candidate is clearly below the rules baseline"
-    if champion is None:
-        return True, (
-            f"{little}; first model of this registry: promoted without a measured gain "
-            "(compare again when more inspection results are known)"
-        )
-    little += f", champion {_with_interval(champion)}"
-    if positives == 0:
-        return False, f"{little}; nothing to compare the champion with: it stays"
-    if high < champion["precision_at_capacity"]:
-        return False, f"{little}; the candidate is clearly below the champion"
-    if _key(candidate) >= _key(champion):
-        return True, (
-            f"{little}; the candidate is not below the champion (precision at capacity, then "
-            f"PR-AUC {candidate['pr_auc']:.4f} vs {champion['pr_auc']:.4f})"
-        )
-    return False, (
-        f"{little}; the candidate is below the champion's point estimate and nothing shows it "
-        "is better: the champion stays"
-    )
-
-
-def promote_job(
-    settings,
-    *,
-    version: int | None = None,
-    data_dir: str | Path | None = None,
-    force: bool = False,
-    reason: str | None = None,
-    config: TrainConfig | None = None,
-    config_path: str | Path | None = None,
-    progress: Progress = _quiet,
-) -> dict[str, Any]:
-    """Move the champion alias to ``version`` (default: the latest) if it passes the gate on the
-    candidate's test period; with ``force`` (and a ``reason``) move it regardless and record
-    why. Returns the gate record (also stored as tag ``gate`` on the candidate version)."""
-    config = config or load_config(config_path)
-    registry.configure(settings)
-    if force and not (reason and reason.strip()):
-        raise CargoriskError("--force needs --reason TEXT: overriding the gate must be explained")
-    version = version or registry.latest_version(settings)
-    cand_info = registry.version_info(settings, version)
-    champ_version = registry.champion_version(settings)
-    record: dict[str, Any] = {
-        "candidate": version,
-        "champion_before": champ_version,
-        "capacity": settings.capacity,
-        "decided_at": pd.Timestamp.now("UTC").isoformat(),
-    }
-    if champ_version == version:
-        record.update(promoted=False, reason=f"version {version} is already the champion")
-        return record
-    with _step(progress, f"loading version {version}"):
-        candidate = registry.load_scoring_model(f"models:/{settings.model_name}/{version}")
-    period = candidate.metadata.get("test_period")
-    source = data_dir or cand_info.params.get("data_dir")
-    measured = True
-    try:
-        if not period or not source:
-            raise CargoriskError(
-                f"version {version} records no test period or data directory; pass --data DIR"
-            )
-        if not Path(source).is_dir():
-            raise CargoriskError(
-                f"the data of version {version} ({source}) is not here; pass --data DIR"
-            )
-        with _step(progress, f"rebuilding features from {source}"):
-            dataset = build_dataset(
-                load_tables(source), settings.unlabelled_policy, engine=engine_options(settings)
-            )
-        mask = _period_mask(dataset, period["from"], period["to"])
-        labelled = mask & dataset.labelled
-        y = dataset.label[labelled]
-        if len(y) == 0:
-            raise CargoriskError(f"the test period {period} has no labelled shipment to compare on")
-        rules_all = rules_score(dataset.shipments)
-        features = dataset.features.loc[labelled]
-        confidence = config.gate.confidence
-        try:
-            cand_scores = candidate.score(features)
-        except KeyError as exc:
-            raise CargoriskError(
-                f"version {version} cannot score the feature rows of {source} ({exc.args[0]}); "
-                "is this the data it was trained on?"
-            ) from None
-        cand_m = gate_metrics(y, cand_scores, settings.capacity, confidence)
-        rules_m = gate_metrics(y, rules_all[labelled], settings.capacity, confidence)
-        champ_m = None
-        if champ_version is not None:
-            champion = registry.load_scoring_model(settings.model_uri)
-            try:
-                champ_scores = champion.score(features)
-            except KeyError as exc:
-                raise CargoriskError(
-                    f"champion version {champ_version} cannot score today's feature rows "
-                    f"({exc.args[0]}); compare by hand and use --force --reason"
-                ) from None
-            champ_m = gate_metrics(y, champ_scores, settings.capacity, confidence)
-            champ_train_to = champion.metadata.get("training_window", {}).get("to")
-            record["champion_in_sample"] = bool(
-                champ_train_to and pd.Timestamp(champ_train_to) > pd.Timestamp(period["from"])
-            )
-        positives = int(y.sum())
-        passed, why = gate_decision(
-            cand_m,
-            champ_m,
-            rules_m,
-            config,
-            positives=positives,
-            positive=candidate.metadata.get("dataset", {})
-            .get("label", {})
-            .get("positive", dataset.info.label.positive),
-        )
-        record.update(
-            period=period,
-            data_dir=str(source),
-            rows=int(labelled.sum()),
-            seizures=positives,
-            evidence="enough" if positives >= config.gate.min_seizures else "little",
-            min_seizures=config.gate.min_seizures,
-            candidate_metrics=cand_m,
-            champion_metrics=champ_m,
-            rules_metrics=rules_m,
-        )
-    except CargoriskError as exc:
-        if not force:
-            raise
-        measured, passed, why = False, False, f"not measured: {exc}"
-    record["gate_passed"] = passed
-    record["gate_reason"] = why
-    if passed or force:
-        if force and not passed:
-            record["forced"] = True
-            record["force_reason"] = (reason or "").strip()
-        record["promoted"] = True
-        record["measured"] = measured
-        registry.set_champion(settings, version, record)
-    else:
-        record["promoted"] = False
-        registry.record_refusal(settings, version, record)
-    return record
-
-
-# ------------------------------------------------------------------------------------------
-# score (batch)
-# ------------------------------------------------------------------------------------------
-def reasons_for(model: ScoringModel, features: pd.DataFrame) -> list[str]:
-    """Each row's reasons as one line of the output file: the reasons every other view shows
-    (:meth:`ScoringModel.explain` - same features, order and words), each with its
-    contribution in log-odds, separated by "; "."""
-    return [
-        "; ".join(f"{r['text']} ({r['contribution']:+.2f})" for r in item["reasons"])
-        for item in model.explain(features)
-    ]
-
-
-def score_job(
-    settings,
-    model_uri: str,
-    input_path: str | Path,
-    output_path: str | Path,
-    *,
-    explain_top: float = 10.0,
-    history_dir: str | Path | None = None,
-    progress: Progress = _quiet,
-) -> dict[str, Any]:
-    """Score every shipment of a file; write shipment_id, score, band, rank and - for the top
-    ``explain_top`` % - the reasons. The file holds contract columns (a file in a customs
-    service's own column names is ingested first: ``cargorisk score --mapping`` does that).
-    ``history_dir`` (contract tables) supplies the entities' past so
-    history and network features are as of each shipment's time; without it they are computed
-    from the file alone."""
-    from features.pipeline import build_training_frame
-
-    if not 0 <= explain_top <= 100:
-        raise CargoriskError(f"--explain-top must be a percentage 0..100, got {explain_top}")
-    input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.suffix.lower() not in (".csv", ".parquet"):
-        raise CargoriskError(f"--output {output_path}: expected a .csv or .parquet file")
-    registry.configure(settings)
-    model = registry.load_scoring_model(model_uri)
-    raw = read_frame(input_path, what="--input")
-    shipments = validate_table("shipments", raw)
-    if len(shipments) == 0:
-        raise CargoriskError(f"--input {input_path}: no shipment to score")
-    if history_dir:
-        tables = load_tables(history_dir)
-        past = tables.shipments[~tables.shipments["shipment_id"].isin(shipments["shipment_id"])]
-        all_shipments = pd.concat([past, shipments], ignore_index=True)
-        outcomes = tables.outcomes
-    else:
-        all_shipments = shipments
-        outcomes = validate_table(
-            "outcomes", pd.DataFrame({c: pd.Series(dtype=object) for c in OUTCOME_COLUMNS})
-        )
-    all_shipments = all_shipments.sort_values(["declared_at", "shipment_id"], kind="stable")
-    schema = model.attributes
-    known = {attribute_column(name) for name in schema}
-    unknown = [c for c in attribute_columns(all_shipments) if c not in known]
-    if unknown:  # the model was trained without them: they cannot move its scores
-        progress(f"not used by this model (not in its attribute schema): {', '.join(unknown)}")
-        all_shipments = all_shipments.drop(columns=unknown)
-    with _step(progress, f"features for {len(shipments):,} shipments"):
-        frame = build_training_frame(
-            all_shipments.reset_index(drop=True),
-            outcomes,
-            attributes=schema,
-            **engine_options(settings),
-        )
-    frame = frame.set_index("shipment_id", drop=False).loc[shipments["shipment_id"]]
-    frame = frame.reset_index(drop=True)
-    score = model.score(frame)
-    order = np.argsort(-score, kind="stable")
-    rank = np.empty(len(score), dtype=int)
-    rank[order] = np.arange(1, len(score) + 1)
-    out = pd.DataFrame(
-        {
-            "shipment_id": frame["shipment_id"].to_numpy(),
-            "score": score,
-            "band": model.band(score),
-            "rank": rank,
-            "reasons": "",
-        }
-    )
-    n_explain = int(np.ceil(len(out) * explain_top / 100))
-    if n_explain:
-        chosen = order[:n_explain]
-        out.loc[chosen, "reasons"] = reasons_for(model, frame.iloc[chosen])
-    out = out.sort_values("rank").reset_index(drop=True)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    if output_path.suffix.lower() == ".parquet":
-        out.to_parquet(output_path, index=False)
-    else:
-        out.to_csv(output_path, index=False)
-    return {
-        "scored": len(out),
-        "explained": n_explain,
-        "high": int((out["band"] == "high").sum()),
-        "medium": int((out["band"] == "medium").sum()),
-        "output": str(output_path),
-        "history": bool(history_dir),
-    }
