@@ -72,9 +72,16 @@ def party_ids(world: World, seed: int) -> np.ndarray:
 
 
 def render(
-    world: World, draft: dict[str, np.ndarray], rng: np.random.Generator
+    world: World,
+    draft: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    *,
+    ids: np.ndarray | None = None,
+    first_serial: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn a draft into (shipments, truth), ordered by declaration time."""
+    """Turn a draft into (shipments, truth), ordered by declaration time. A world made by month
+    renders one month at a time: it passes the party ``ids`` it computed once and the serial
+    number of the month's first shipment, so shipment ids stay unique across months."""
     order = np.argsort(draft["declared"], kind="stable")
     d = {k: v[order] for k, v in draft.items()}
     n = len(order)
@@ -85,12 +92,13 @@ def render(
         seconds = np.round(days * 86_400)
         return start + seconds.astype("int64").astype("timedelta64[s]")
 
-    ids = party_ids(world, cfg.seed + 7)
+    if ids is None:
+        ids = party_ids(world, cfg.seed + 7)
     p = world.parties
     v = world.vocab.values
     mode = d["mode"]
     sea, air, express = mode == SEA, mode == 1, mode == EXPRESS
-    serial = np.arange(n) + 1
+    serial = np.arange(n) + first_serial
     yy = cfg.end.year % 100
     shipment_id = f"KR{yy:02d}" + pd.Series(serial).astype("str").str.zfill(10)
 
