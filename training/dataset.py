@@ -76,7 +76,8 @@ class Dataset:
 
 def load_tables(data_dir: str | Path) -> Tables:
     """Read and validate the contract tables of ``data_dir``
-    (:func:`features.tables.read_contract_dir`) and ``truth.parquet`` if there."""
+    (:func:`features.tables.read_contract_dir`) and its truth table if there (``truth.parquet``
+    or month partitions ``truth/month=*/``, as a world made by month has it)."""
     tables = read_contract_dir(data_dir, what="--data")
     truth = None
     truth_path = table_path(Path(data_dir), "truth")
