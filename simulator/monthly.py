@@ -34,11 +34,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.errors import CargoriskError
 from simulator.config import SimConfig
 from simulator.inspection import inspect
-from simulator.output import TRUTH_COLUMNS, check_out_dir, party_ids, render, validate_world
+from simulator.output import (
+    FROZEN_POOLS,
+    TRUTH_COLUMNS,
+    check_out_dir,
+    party_ids,
+    render,
+    validate_world,
+)
 from simulator.random_history import randomise_parties
 from simulator.schemes import SchemeBuilder, scheme_counts
 from simulator.trade import concat_drafts, empty_draft, legit_shipments, take
@@ -110,6 +118,13 @@ def simulate_by_month(config: SimConfig, out: str | Path) -> MonthlySummary:
     if config.party_history == "random":
         campaigns = randomise_parties(world, np.random.default_rng(party_ss), campaigns)
     ids = party_ids(world, config.seed + 7)  # every party exists now: the campaigns added theirs
+    # no month adds a name, phone, address or customs code: hold them as Arrow strings (a
+    # fraction of the Python strings' memory) and free the Python lists
+    strings = {
+        name: pa.array(getattr(world, name).values, type=pa.string()) for name in FROZEN_POOLS
+    }
+    for name in FROZEN_POOLS:
+        getattr(world, name).values = []
     summary = MonthlySummary()
     serial = 1
     for month, ss, rips in zip(months, month_ss.spawn(len(months)), rip_per_month, strict=True):
@@ -120,7 +135,9 @@ def simulate_by_month(config: SimConfig, out: str | Path) -> MonthlySummary:
             SchemeBuilder(world, rip_rng).rip_on_rip_off(draft, rips)
         inside = (campaigns["declared"] >= month.first) & (campaigns["declared"] < month.end)
         draft = concat_drafts([draft, take(campaigns, np.flatnonzero(inside))])
-        shipments, truth = render(world, draft, render_rng, ids=ids, first_serial=serial)
+        shipments, truth = render(
+            world, draft, render_rng, ids=ids, first_serial=serial, strings=strings
+        )
         order = np.argsort(draft["declared"], kind="stable")
         outcomes, _ = inspect(shipments, truth, draft["quantity"][order], config, inspect_rng)
         del draft
