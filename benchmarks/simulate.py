@@ -109,8 +109,11 @@ def main() -> int:
     else:
         for key, value in result.items():
             print(f"{key:20} {value}")
-    ok = result["wall_s"] <= 60 and result["peak_rss_mb"] <= 4096
-    print(f"target (<= 60 s, <= 4 GB for 1M rows): {'met' if ok else 'NOT met'}", file=sys.stderr)
+    if not opts.by_month and n_rows <= 1_100_000:  # the target is set for 1 M in memory
+        ok = result["wall_s"] <= 60 and result["peak_rss_mb"] <= 4096
+        print(
+            f"target (<= 60 s, <= 4 GB for 1M rows): {'met' if ok else 'NOT met'}", file=sys.stderr
+        )
     return 0
 
 
