@@ -1,7 +1,9 @@
 """Contract tables on disk: the one reader and writer of a data directory.
 
-A data directory holds ``shipments`` and ``outcomes`` (``.parquet`` or ``.csv``) in the
-contract's shape and, optionally, ``dataset.json`` (a :class:`~features.contracts.DatasetInfo`:
+A data directory holds ``shipments`` and ``outcomes`` (``.parquet`` or ``.csv``, or a directory
+of month partitions ``<table>/month=YYYY-MM/*.parquet`` as ``cargorisk simulate --by-month``
+writes them, read back as one table in month order) in the contract's shape and, optionally,
+``dataset.json`` (a :class:`~features.contracts.DatasetInfo`:
 what a positive label means and the attribute schema of the ``attr.*`` columns). Training reads
 one with ``--data``, the service seeds its store from one, ``cargorisk score`` reads its history
 from one, and ``ingest`` / ``export`` / the quickstart write them.
@@ -47,12 +49,19 @@ class ContractTables:
     source: str = ""
 
 
+PARTITION_GLOB = "month=*/*.parquet"
+"""Month partitions of a table directory (``shipments/month=2026-01/part-0.parquet``)."""
+
+
 def read_frame(path: Path, *, what: str | None = None) -> pd.DataFrame:
     """One table file, ``.parquet`` or ``.csv`` (every CSV cell read as text and only an
-    empty cell as missing: the contract, not the CSV reader, decides what a value is).
+    empty cell as missing: the contract, not the CSV reader, decides what a value is), or a
+    directory of month partitions (concatenated in month order, then file order).
     ``what`` names the option the path came from in errors (``--input``)."""
     path = Path(path)
     name = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        return _read_partitions(path, name)
     if not path.is_file():
         raise CargoriskError(f"{name}: no such file")
     suffix = path.suffix.lower()
@@ -66,13 +75,40 @@ def read_frame(path: Path, *, what: str | None = None) -> pd.DataFrame:
         raise CargoriskError(f"{name}: cannot read ({type(exc).__name__}: {exc})") from exc
 
 
+def _read_partitions(path: Path, name: str) -> pd.DataFrame:
+    parts = sorted(path.glob(PARTITION_GLOB))
+    if not parts:
+        raise CargoriskError(f"{name}: a directory without month partitions ({PARTITION_GLOB})")
+    frames = [read_frame(part) for part in parts]
+    # an empty month (no outcomes yet) adds no rows; its all-null columns must not decide dtypes
+    rows = [frame for frame in frames if len(frame)] or frames[:1]
+    return pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
+
+
+def table_path(data_dir: Path, table: str) -> Path | None:
+    """``<table>.parquet``, ``<table>.csv`` or the partitioned ``<table>/`` of ``data_dir``;
+    None when there is none. Two of them at once is an error: which one is the table?"""
+    candidates = [Path(data_dir) / f"{table}{suffix}" for suffix in (".parquet", ".csv")]
+    found = [path for path in candidates if path.is_file()]
+    partitioned = Path(data_dir) / table
+    if partitioned.is_dir() and any(partitioned.glob(PARTITION_GLOB)):
+        found.append(partitioned)
+    if len(found) > 1:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found)
+        raise CargoriskError(f"{data_dir}: {table} table given twice ({names}); keep one")
+    return found[0] if found else None
+
+
 def find_table(data_dir: Path, table: str) -> Path:
-    """``<table>.parquet`` or else ``<table>.csv`` of ``data_dir``."""
-    for suffix in (".parquet", ".csv"):
-        path = Path(data_dir) / f"{table}{suffix}"
-        if path.is_file():
-            return path
-    raise CargoriskError(f"{data_dir}: no {table} table (expected {table}.parquet or {table}.csv)")
+    """``<table>.parquet``, ``<table>.csv`` or the month partitions ``<table>/`` of
+    ``data_dir``."""
+    path = table_path(data_dir, table)
+    if path is None:
+        raise CargoriskError(
+            f"{data_dir}: no {table} table (expected {table}.parquet, {table}.csv or "
+            f"{table}/{PARTITION_GLOB})"
+        )
+    return path
 
 
 def read_info(data_dir: Path) -> DatasetInfo | None:

@@ -38,9 +38,15 @@ AIRLINE_PREFIX = {
 TRUTH_COLUMNS = ("shipment_id", "illicit", "drug", "scheme")
 
 
+FROZEN_POOLS = ("names", "addresses", "phones", "codes")
+"""The world's string pools a world made by month hands to :func:`render` as Arrow arrays,
+once: its months add to none of them (only ``vocab`` still grows)."""
+
+
 def _take(values, codes: np.ndarray) -> pa.Array:
-    """Strings ``values[codes]`` with -1 meaning missing."""
-    table = pa.array(list(values), type=pa.string())
+    """Strings ``values[codes]`` (a sequence, or an Arrow string array) with -1 meaning
+    missing."""
+    table = values if isinstance(values, pa.Array) else pa.array(list(values), type=pa.string())
     codes = np.asarray(codes, dtype=np.int64)
     return table.take(pa.array(np.where(codes < 0, 0, codes), mask=codes < 0))
 
@@ -72,9 +78,19 @@ def party_ids(world: World, seed: int) -> np.ndarray:
 
 
 def render(
-    world: World, draft: dict[str, np.ndarray], rng: np.random.Generator
+    world: World,
+    draft: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    *,
+    ids: np.ndarray | None = None,
+    first_serial: int = 1,
+    strings: dict[str, pa.Array] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn a draft into (shipments, truth), ordered by declaration time."""
+    """Turn a draft into (shipments, truth), ordered by declaration time. A world made by month
+    renders one month at a time: it passes the party ``ids`` it computed once, the serial
+    number of the month's first shipment (so shipment ids stay unique across months) and its
+    :data:`FROZEN_POOLS` as Arrow ``strings``, converted once instead of every month."""
+    pools = strings or {name: getattr(world, name).values for name in FROZEN_POOLS}
     order = np.argsort(draft["declared"], kind="stable")
     d = {k: v[order] for k, v in draft.items()}
     n = len(order)
@@ -85,12 +101,13 @@ def render(
         seconds = np.round(days * 86_400)
         return start + seconds.astype("int64").astype("timedelta64[s]")
 
-    ids = party_ids(world, cfg.seed + 7)
+    if ids is None:
+        ids = party_ids(world, cfg.seed + 7)
     p = world.parties
     v = world.vocab.values
     mode = d["mode"]
     sea, air, express = mode == SEA, mode == 1, mode == EXPRESS
-    serial = np.arange(n) + 1
+    serial = np.arange(n) + first_serial
     yy = cfg.end.year % 100
     shipment_id = f"KR{yy:02d}" + pd.Series(serial).astype("str").str.zfill(10)
 
@@ -135,10 +152,10 @@ def render(
         "forwarder_id": _objects(ids, d["forwarder"]),
         "declarant_id": _objects(ids, d["declarant"]),
         "carrier_id": carrier_id,
-        "shipper_name": _take(world.names.values, p.name[d["shipper"]]),
-        "consignee_name": _take(world.names.values, d["name"]),
-        "consignee_address": _take(world.addresses.values, d["address"]),
-        "consignee_phone": _take(world.phones.values, d["phone"]),
+        "shipper_name": _take(pools["names"], p.name[d["shipper"]]),
+        "consignee_name": _take(pools["names"], d["name"]),
+        "consignee_address": _take(pools["addresses"], d["address"]),
+        "consignee_phone": _take(pools["phones"], d["phone"]),
         "origin_country": np.array(cat.COUNTRIES, dtype=object)[d["origin"]],
         "departure_country": _take(v, d["departure"]),
         "loading_port": _take(v, d["loading"]),
@@ -163,7 +180,7 @@ def render(
         "flight": _take(v, d["flight"]),
         "platform": _take(v, d["platform"]),
         "order_ref": nullable(order_ref, d["has_order"]),
-        "recipient_customs_code": _take(world.codes.values, d["code"]),
+        "recipient_customs_code": _take(pools["codes"], d["code"]),
     }
     frame = pd.DataFrame({k: _series(c) for k, c in columns.items()})
     truth = pd.DataFrame(

@@ -101,10 +101,14 @@ def daily_rates(world: World, mode: int) -> np.ndarray:
     return shape / shape.mean() * world.expected[name] / cfg.days
 
 
-def draw_days(world: World, rng: np.random.Generator, mode: int) -> np.ndarray:
-    """Declaration time (days since start) of every legitimate shipment of a mode, sorted."""
-    counts = rng.poisson(daily_rates(world, mode))
-    day = np.repeat(np.arange(world.config.days), counts).astype(float)
+def draw_days(
+    world: World, rng: np.random.Generator, mode: int, window: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Declaration time (days since start) of every legitimate shipment of a mode, sorted;
+    with ``window`` = (first day, end day), only the shipments of those days of the period."""
+    lo, hi = (0, world.config.days) if window is None else window
+    counts = rng.poisson(daily_rates(world, mode)[lo:hi])
+    day = np.repeat(np.arange(lo, hi), counts).astype(float)
     if mode == EXPRESS:
         hour = rng.beta(2.2, 2.0, len(day)) * 24
     else:
@@ -354,14 +358,17 @@ def fill_express_transport(world: World, rng: np.random.Generator, d: dict) -> N
     )
 
 
-def legit_shipments(world: World, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """All legitimate shipments of the period."""
+def legit_shipments(
+    world: World, rng: np.random.Generator, window: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
+    """All legitimate shipments of the period (of the days ``window`` = (first, end) only,
+    when given: one month of a world made by month)."""
     parts = []
     for mode, lanes in ((SEA, world.sea), (AIR, world.air)):
-        day = draw_days(world, rng, mode)
+        day = draw_days(world, rng, mode, window)
         lane = sample_active(rng, lanes.start, lanes.activity, day)
         parts.append(cargo_shipments(world, rng, mode, lanes, lane, day))
-    day = draw_days(world, rng, EXPRESS)
+    day = draw_days(world, rng, EXPRESS, window)
     ex = world.express
     sender = sample_active(rng, ex.sender_start, ex.sender_activity, day)
     private = rng.random(len(day)) < PRIVATE_PARCEL_SHARE

@@ -88,9 +88,24 @@ class Parties:
     address2: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     address_change: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     code: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _buffers: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    """Growable storage behind each column (the columns are views of its first rows): schemes
+    add parties a ring at a time, thousands of times in a big world, and copying every column
+    on each add made building the world quadratic in its size."""
 
     def __len__(self) -> int:
         return len(self.kind)
+
+    def _append(self, col: str, values: np.ndarray) -> None:
+        current = getattr(self, col)
+        start, end = len(current), len(current) + len(values)
+        buffer = self._buffers.get(col)
+        if buffer is None or current.base is not buffer or len(buffer) < end:
+            buffer = np.empty(max(end, 2 * start, 1024), dtype=current.dtype)
+            buffer[:start] = current
+            self._buffers[col] = buffer
+        buffer[start:end] = values
+        setattr(self, col, buffer[:end])
 
     def add(self, kind: int, name: np.ndarray, **columns: np.ndarray) -> np.ndarray:
         """Append parties of one kind; missing columns default to "none" (-1 / never)."""
@@ -107,11 +122,10 @@ class Parties:
         }
         defaults.update(columns)
         start = len(self)
-        self.kind = np.concatenate([self.kind, np.full(n, kind, np.int8)])
-        self.name = np.concatenate([self.name, np.asarray(name, np.int64)])
+        self._append("kind", np.full(n, kind, np.int8))
+        self._append("name", np.asarray(name, np.int64))
         for col, values in defaults.items():
-            old = getattr(self, col)
-            setattr(self, col, np.concatenate([old, np.asarray(values, old.dtype)]))
+            self._append(col, np.asarray(values, getattr(self, col).dtype))
         return np.arange(start, start + n, dtype=np.int64)
 
     def phone_at(self, idx: np.ndarray, day: np.ndarray) -> np.ndarray:

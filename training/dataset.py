@@ -32,7 +32,7 @@ import pandas as pd
 
 from features.contracts import DatasetInfo
 from features.errors import CargoriskError
-from features.tables import read_contract_dir, read_frame
+from features.tables import read_contract_dir, read_frame, table_path
 
 LABEL_POLICIES = ("drop", "clean")
 
@@ -77,11 +77,12 @@ class Dataset:
 
 def load_tables(data_dir: str | Path) -> Tables:
     """Read and validate the contract tables of ``data_dir``
-    (:func:`features.tables.read_contract_dir`) and ``truth.parquet`` if there."""
+    (:func:`features.tables.read_contract_dir`) and its truth table if there (``truth.parquet``
+    or month partitions ``truth/month=*/``, as a world made by month has it)."""
     tables = read_contract_dir(data_dir, what="--data")
     truth = None
-    truth_path = Path(data_dir) / "truth.parquet"
-    if truth_path.is_file():
+    truth_path = table_path(Path(data_dir), "truth")
+    if truth_path is not None:
         truth = read_frame(truth_path)
         missing = {"shipment_id", "illicit"} - set(truth.columns)
         if missing:
