@@ -21,11 +21,11 @@ from features.contracts import (
 from features.errors import CargoriskError
 from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
-from training import registry
+from training import registry, report
 from training.baselines import rules_score
-from training.candidates import Fitted, feature_set, fit_candidates
+from training.candidates import FeatureSet, Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
-from training.dataset import Dataset, build_dataset, engine_options, load_tables
+from training.dataset import Dataset, Tables, build_dataset, engine_options, load_tables
 from training.evaluate import (
     PeriodScores,
     model_metrics,
@@ -34,8 +34,8 @@ from training.evaluate import (
     score_period,
 )
 from training.jobs.shared import Progress, _plural, _quiet, _step
-from training.split import temporal_split
-from training.train import prepare_fit
+from training.split import TemporalSplit, temporal_split
+from training.train import FitData, prepare_fit
 from training.tuning import parse_budget
 
 
@@ -199,8 +199,6 @@ def _figures(
     positive: str,
 ) -> list[tuple[str, Any]]:
     """Every plot of the run (artifact path, figure), worded for the label's ``positive``."""
-    from training import report
-
     others = {
         {"full": "full model", "challenger": "raw-columns challenger"}[k] + " (not registered)": v
         for k, v in evaluation.others.items()
@@ -230,52 +228,40 @@ def _figures(
     return figures
 
 
-def train_job(
-    settings,
+def _read(
     data_dir: str | Path,
-    *,
-    experiment: str | None = None,
-    valid_from: str | None = None,
-    test_from: str | None = None,
-    test_days: int | None = None,
-    config: TrainConfig | None = None,
-    config_path: str | Path | None = None,
-    register: bool = True,
-    label_name: str | None = None,
-    label_positive: str | None = None,
-    tune: str | None = None,
-    tune_trials: int | None = None,
-    progress: Progress = _quiet,
-) -> TrainResult:
-    """Train the full model (families selected on validation, tuned if ``tune`` gives a time
-    budget such as ``"10m"``) and the raw-columns challenger, evaluate both against the
-    baselines, log everything to MLflow and register the better on validation as a new version
-    of ``settings.model_name``."""
-    import mlflow
-
-    from training import report
-
-    config = config or load_config(config_path)
-    budget_s = parse_budget(tune) if tune is not None else None
-    if tune_trials is not None and budget_s is None:
-        raise CargoriskError("--tune-trials needs --tune BUDGET (e.g. --tune 10m)")
-    with_label(DatasetInfo(), label_name, label_positive)  # bad options fail before any work
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-
+    label_name: str | None,
+    label_positive: str | None,
+    progress: Progress,
+) -> Tables:
+    """The contract tables of ``data_dir``, with the label meaning given on the command line."""
     with _step(progress, f"reading {data_dir}"):
         tables = load_tables(data_dir)
-    tables = replace(tables, info=with_label(tables.info, label_name, label_positive))
-    info = tables.info
-    positives = _plural(info.label.positive)
-    timings["read_s"] = time.perf_counter() - t0
-    fs = feature_set(info.attributes)
-    t = time.perf_counter()
+    return replace(tables, info=with_label(tables.info, label_name, label_positive))
+
+
+def _features(tables: Tables, settings, progress: Progress) -> Dataset:
+    """Every shipment's point-in-time features and label."""
     with _step(progress, "features"):
-        dataset = build_dataset(
+        return build_dataset(
             tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
         )
-    timings["features_s"] = time.perf_counter() - t
+
+
+def _split(
+    dataset: Dataset,
+    fs: FeatureSet,
+    config: TrainConfig,
+    *,
+    valid_from: str | None,
+    test_from: str | None,
+    test_days: int | None,
+    progress: Progress,
+) -> tuple[TemporalSplit, np.ndarray, FitData]:
+    """The train/validation/test periods, the labelled test rows (refused when they hold no
+    positive: nothing to measure) and the training and validation rows encoded for fitting."""
+    info = dataset.info
+    positives = _plural(info.label.positive)
     split = temporal_split(
         dataset.declared_at,
         valid_from=valid_from,
@@ -304,169 +290,316 @@ def train_job(
         f"{positives}), {len(data.y_valid):,} labelled validation shipments "
         f"({int(data.y_valid.sum()):,} {positives})"
     )
+    return split, test_labelled, data
+
+
+def _fit(
+    data: FitData,
+    dataset: Dataset,
+    split: TemporalSplit,
+    fs: FeatureSet,
+    settings,
+    config: TrainConfig,
+    *,
+    budget_s: float | None,
+    tune_trials: int | None,
+    experiment_id: str,
+    progress: Progress,
+) -> Fitted:
+    """The candidates fitted (families selected, tuned when there is a budget) and the one to
+    register chosen; warns when its best round is at the round cap."""
+    with _step(progress, "training"):
+        fitted = fit_candidates(
+            data,
+            dataset.features,
+            split,
+            fs,
+            config=config,
+            seed=settings.seed,
+            capacity=settings.capacity,
+            tune_budget_s=budget_s,
+            tune_trials=tune_trials,
+            on_trial=_log_trial(experiment_id, settings.capacity),
+            progress=progress,
+        )
+    chosen = fitted.registered
+    progress(f"registering the {chosen.kind.replace('_', ' ')} model: {fitted.why}")
+    if chosen.info.at_cap:
+        progress(
+            f"warning: the registered model's best round {chosen.info.best_iteration} is at "
+            f"the round cap (num_boost_round {config.num_boost_round}): early stopping did "
+            "not act; raise num_boost_round or the learning rate"
+        )
+    return fitted
+
+
+def _describe(
+    fitted: Fitted,
+    evaluation: _Evaluation,
+    dataset: Dataset,
+    tables: Tables,
+    split: TemporalSplit,
+    test_labelled: np.ndarray,
+    fs: FeatureSet,
+    settings,
+    config: TrainConfig,
+    *,
+    budget_s: float | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The registered model's metadata (what serving and the gate read) and the run's
+    parameters."""
+    chosen = fitted.registered
+    info = tables.info
+    row_counts = {
+        "shipments": len(dataset.shipments),
+        "inspected": int(dataset.inspected.sum()),
+        "seized": int(np.nansum(dataset.label == 1)),  # positives; the name serving reads
+        "train_labelled": chosen.info.n_train,
+        "valid_labelled": chosen.info.n_valid,
+        "test_labelled": int(test_labelled.sum()),
+        "test_shipments": int(split.test.sum()),
+    }
+    validation = {
+        c.kind: {"precision_at_capacity": c.valid.precision, "pr_auc": c.valid.pr_auc}
+        for c in (fitted.full, fitted.challenger)
+        if c is not None
+    }
+    metadata = {
+        "training_window": split.period("train"),
+        "valid_period": split.period("valid"),
+        "test_period": split.period("test"),
+        "row_counts": row_counts,
+        "test_metrics": evaluation.test_metrics,
+        "capacity": settings.capacity,
+        "label_policy": settings.unlabelled_policy,
+        "feature_catalog_version": fs.version,
+        "data_source": tables.source,
+        "seed": settings.seed,
+        "best_iteration": chosen.info.best_iteration,
+        "best_round_at_cap": chosen.info.at_cap,
+        "trained_at": pd.Timestamp.now("UTC").isoformat(),
+        "dataset": info.model_dump(mode="json"),
+        "families": list(chosen.families),
+        "kind": chosen.kind,
+        "registered_why": fitted.why,
+        "validation": validation,
+    }
+    lightgbm = {**config.lightgbm, **chosen.lightgbm}
+    params = {
+        **{f"lgb_{k}": v for k, v in lightgbm.items()},
+        "num_boost_round": config.num_boost_round,
+        "early_stopping_rounds": config.early_stopping_rounds,
+        "stopping_metric": config.stopping_metric,
+        "imbalance": config.imbalance,
+        "scale_pos_weight": round(chosen.info.scale_pos_weight, 4),
+        "best_iteration": chosen.info.best_iteration,
+        "seed": settings.seed,
+        "capacity": settings.capacity,
+        "label_policy": settings.unlabelled_policy,
+        "label_name": info.label.name,
+        "label_positive": info.label.positive,
+        "attributes": ",".join(info.attributes) or "-",
+        "data_dir": tables.source,
+        "train_from": split.period("train")["from"],
+        "valid_from": split.period("valid")["from"],
+        "test_from": split.period("test")["from"],
+        "test_to": split.period("test")["to"],
+        "n_features": len(chosen.feature_names),
+        "families": ",".join(chosen.families),
+        "kind": chosen.kind,
+        "select_families": config.select_families,
+        "challenger": config.challenger,
+        "fits": fitted.fits,
+        "tune_budget_s": budget_s if budget_s is not None else "-",
+        "tune_trials": len(fitted.tuning.trials) if fitted.tuning else 0,
+        "feature_catalog_version": fs.version,
+        **{f"rows_{k}": v for k, v in row_counts.items()},
+    }
+    return metadata, params
+
+
+def _log(
+    fitted: Fitted,
+    evaluation: _Evaluation,
+    params: dict[str, Any],
+    dataset: Dataset,
+    split: TemporalSplit,
+    fs: FeatureSet,
+    settings,
+    config: TrainConfig,
+    *,
+    register: bool,
+    progress: Progress,
+) -> Any:
+    """Parameters, metrics, tags, feature list, fits, curves, plots and the model card to the
+    active MLflow run, and the model itself (registered as a new version when ``register``).
+    Returns MLflow's model info."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    chosen = fitted.registered
+    model = chosen.scoring
+    info = dataset.info
+    metrics, curves = evaluation.metrics, evaluation.curves
+    with _step(progress, "logging to MLflow"):
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        mlflow.set_tags(
+            {
+                rc.TAG_KIND: "train",
+                rc.TAG_TEST_PERIOD: json.dumps(split.period("test")),
+                rc.TAG_BEATS_BASELINES: str(_beats(metrics)).lower(),
+                rc.TAG_REGISTERED_KIND: chosen.kind,
+                rc.TAG_REGISTERED_WHY: fitted.why[:5000],
+                rc.TAG_FAMILIES: ",".join(chosen.families),
+                rc.TAG_LABEL: info.label.name,
+                rc.TAG_LABEL_POSITIVE: info.label.positive,
+                rc.TAG_BEST_ROUND_AT_CAP: str(chosen.info.at_cap).lower(),
+                rc.TAG_FITS: str(fitted.fits),
+            }
+        )
+        mlflow.log_dict(
+            {
+                "features": chosen.feature_names,
+                "categorical": [n for n in chosen.feature_names if n in model.categories],
+                "families": {n: fs.family[n] for n in chosen.feature_names},
+                "kind": chosen.kind,
+            },
+            "feature_list.json",
+        )
+        _log_fits(fitted, settings.capacity)
+        mlflow.log_dict(curves, rc.CAPACITY_CURVE_DATA)
+        mlflow.log_dict(metrics, rc.METRICS_DATA)
+        test_rows = dataset.features.loc[split.test]
+        figures = _figures(
+            model, evaluation, test_rows, settings, config, positive=info.label.positive
+        )
+        for path, fig in figures:
+            mlflow.log_figure(fig, path)
+            plt.close(fig)
+        gain = model.booster.feature_importance(importance_type="gain")
+        top_features = [model.feature_names[i] for i in np.argsort(-gain)[:5]]
+        mlflow.log_text(
+            report.model_card(
+                model_name=settings.model_name,
+                metadata=model.metadata,
+                metrics=metrics,
+                params=params,
+                feature_names=model.feature_names,
+                top_features=top_features,
+                candidates=_candidate_rows(metrics, settings.capacity),
+                selection=(
+                    fitted.selection.markdown(settings.capacity) if fitted.selection else None
+                ),
+            ),
+            "model_card.md",
+        )
+        return registry.log_scoring_model(
+            model,
+            model.input_example(test_rows),
+            settings.model_name if register else None,
+        )
+
+
+def train_job(
+    settings,
+    data_dir: str | Path,
+    *,
+    experiment: str | None = None,
+    valid_from: str | None = None,
+    test_from: str | None = None,
+    test_days: int | None = None,
+    config: TrainConfig | None = None,
+    config_path: str | Path | None = None,
+    register: bool = True,
+    label_name: str | None = None,
+    label_positive: str | None = None,
+    tune: str | None = None,
+    tune_trials: int | None = None,
+    progress: Progress = _quiet,
+) -> TrainResult:
+    """Train the full model (families selected on validation, tuned if ``tune`` gives a time
+    budget such as ``"10m"``) and the raw-columns challenger, evaluate both against the
+    baselines, log everything to MLflow and register the better on validation as a new version
+    of ``settings.model_name``.
+
+    The steps: :func:`_read`, :func:`_features`, :func:`_split`, :func:`_fit`,
+    :func:`_evaluate`, :func:`_describe`, :func:`_log`."""
+    import mlflow
+
+    config = config or load_config(config_path)
+    budget_s = parse_budget(tune) if tune is not None else None
+    if tune_trials is not None and budget_s is None:
+        raise CargoriskError("--tune-trials needs --tune BUDGET (e.g. --tune 10m)")
+    with_label(DatasetInfo(), label_name, label_positive)  # bad options fail before any work
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    tables = _read(data_dir, label_name, label_positive, progress)
+    timings["read_s"] = time.perf_counter() - t0
+    fs = feature_set(tables.info.attributes)
+    t = time.perf_counter()
+    dataset = _features(tables, settings, progress)
+    timings["features_s"] = time.perf_counter() - t
+    split, test_labelled, data = _split(
+        dataset,
+        fs,
+        config,
+        valid_from=valid_from,
+        test_from=test_from,
+        test_days=test_days,
+        progress=progress,
+    )
 
     registry.configure(settings)
     experiment_id = registry.ensure_experiment(settings, experiment)
-    import matplotlib.pyplot as plt
-
     with mlflow.start_run(experiment_id=experiment_id) as run:
         t = time.perf_counter()
-        with _step(progress, "training"):
-            fitted = fit_candidates(
-                data,
-                dataset.features,
-                split,
-                fs,
-                config=config,
-                seed=settings.seed,
-                capacity=settings.capacity,
-                tune_budget_s=budget_s,
-                tune_trials=tune_trials,
-                on_trial=_log_trial(experiment_id, settings.capacity),
-                progress=progress,
-            )
+        fitted = _fit(
+            data,
+            dataset,
+            split,
+            fs,
+            settings,
+            config,
+            budget_s=budget_s,
+            tune_trials=tune_trials,
+            experiment_id=experiment_id,
+            progress=progress,
+        )
         timings["train_s"] = time.perf_counter() - t
-        chosen = fitted.registered
-        model = chosen.scoring
-        progress(f"registering the {chosen.kind.replace('_', ' ')} model: {fitted.why}")
-        if chosen.info.at_cap:
-            progress(
-                f"warning: the registered model's best round {chosen.info.best_iteration} is at "
-                f"the round cap (num_boost_round {config.num_boost_round}): early stopping did "
-                "not act; raise num_boost_round or the learning rate"
-            )
+        model = fitted.registered.scoring
 
         t = time.perf_counter()
         with _step(progress, "evaluating on the validation and test periods"):
             evaluation = _evaluate(fitted, dataset, split, config.num_threads)
-        metrics, curves = evaluation.metrics, evaluation.curves
         timings["evaluate_s"] = time.perf_counter() - t
 
-        row_counts = {
-            "shipments": len(dataset.shipments),
-            "inspected": int(dataset.inspected.sum()),
-            "seized": int(np.nansum(dataset.label == 1)),  # positives; the name serving reads
-            "train_labelled": chosen.info.n_train,
-            "valid_labelled": chosen.info.n_valid,
-            "test_labelled": int(test_labelled.sum()),
-            "test_shipments": int(split.test.sum()),
-        }
-        validation = {
-            c.kind: {"precision_at_capacity": c.valid.precision, "pr_auc": c.valid.pr_auc}
-            for c in (fitted.full, fitted.challenger)
-            if c is not None
-        }
-        model.metadata = {
-            "training_window": split.period("train"),
-            "valid_period": split.period("valid"),
-            "test_period": split.period("test"),
-            "row_counts": row_counts,
-            "test_metrics": evaluation.test_metrics,
-            "capacity": settings.capacity,
-            "label_policy": settings.unlabelled_policy,
-            "feature_catalog_version": fs.version,
-            "data_source": tables.source,
-            "seed": settings.seed,
-            "best_iteration": chosen.info.best_iteration,
-            "best_round_at_cap": chosen.info.at_cap,
-            "trained_at": pd.Timestamp.now("UTC").isoformat(),
-            "dataset": info.model_dump(mode="json"),
-            "families": list(chosen.families),
-            "kind": chosen.kind,
-            "registered_why": fitted.why,
-            "validation": validation,
-        }
-        lightgbm = {**config.lightgbm, **chosen.lightgbm}
-        params = {
-            **{f"lgb_{k}": v for k, v in lightgbm.items()},
-            "num_boost_round": config.num_boost_round,
-            "early_stopping_rounds": config.early_stopping_rounds,
-            "stopping_metric": config.stopping_metric,
-            "imbalance": config.imbalance,
-            "scale_pos_weight": round(chosen.info.scale_pos_weight, 4),
-            "best_iteration": chosen.info.best_iteration,
-            "seed": settings.seed,
-            "capacity": settings.capacity,
-            "label_policy": settings.unlabelled_policy,
-            "label_name": info.label.name,
-            "label_positive": info.label.positive,
-            "attributes": ",".join(info.attributes) or "-",
-            "data_dir": tables.source,
-            "train_from": split.period("train")["from"],
-            "valid_from": split.period("valid")["from"],
-            "test_from": split.period("test")["from"],
-            "test_to": split.period("test")["to"],
-            "n_features": len(chosen.feature_names),
-            "families": ",".join(chosen.families),
-            "kind": chosen.kind,
-            "select_families": config.select_families,
-            "challenger": config.challenger,
-            "fits": fitted.fits,
-            "tune_budget_s": budget_s if budget_s is not None else "-",
-            "tune_trials": len(fitted.tuning.trials) if fitted.tuning else 0,
-            "feature_catalog_version": fs.version,
-            **{f"rows_{k}": v for k, v in row_counts.items()},
-        }
-
+        model.metadata, params = _describe(
+            fitted,
+            evaluation,
+            dataset,
+            tables,
+            split,
+            test_labelled,
+            fs,
+            settings,
+            config,
+            budget_s=budget_s,
+        )
         t = time.perf_counter()
-        with _step(progress, "logging to MLflow"):
-            mlflow.log_params(params)
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-            mlflow.set_tags(
-                {
-                    rc.TAG_KIND: "train",
-                    rc.TAG_TEST_PERIOD: json.dumps(split.period("test")),
-                    rc.TAG_BEATS_BASELINES: str(_beats(metrics)).lower(),
-                    rc.TAG_REGISTERED_KIND: chosen.kind,
-                    rc.TAG_REGISTERED_WHY: fitted.why[:5000],
-                    rc.TAG_FAMILIES: ",".join(chosen.families),
-                    rc.TAG_LABEL: info.label.name,
-                    rc.TAG_LABEL_POSITIVE: info.label.positive,
-                    rc.TAG_BEST_ROUND_AT_CAP: str(chosen.info.at_cap).lower(),
-                    rc.TAG_FITS: str(fitted.fits),
-                }
-            )
-            mlflow.log_dict(
-                {
-                    "features": chosen.feature_names,
-                    "categorical": [n for n in chosen.feature_names if n in model.categories],
-                    "families": {n: fs.family[n] for n in chosen.feature_names},
-                    "kind": chosen.kind,
-                },
-                "feature_list.json",
-            )
-            _log_fits(fitted, settings.capacity)
-            mlflow.log_dict(curves, rc.CAPACITY_CURVE_DATA)
-            mlflow.log_dict(metrics, rc.METRICS_DATA)
-            test_rows = dataset.features.loc[split.test]
-            figures = _figures(
-                model, evaluation, test_rows, settings, config, positive=info.label.positive
-            )
-            for path, fig in figures:
-                mlflow.log_figure(fig, path)
-                plt.close(fig)
-            gain = model.booster.feature_importance(importance_type="gain")
-            top_features = [model.feature_names[i] for i in np.argsort(-gain)[:5]]
-            mlflow.log_text(
-                report.model_card(
-                    model_name=settings.model_name,
-                    metadata=model.metadata,
-                    metrics=metrics,
-                    params=params,
-                    feature_names=model.feature_names,
-                    top_features=top_features,
-                    candidates=_candidate_rows(metrics, settings.capacity),
-                    selection=(
-                        fitted.selection.markdown(settings.capacity) if fitted.selection else None
-                    ),
-                ),
-                "model_card.md",
-            )
-            model_info = registry.log_scoring_model(
-                model,
-                model.input_example(test_rows),
-                settings.model_name if register else None,
-            )
+        model_info = _log(
+            fitted,
+            evaluation,
+            params,
+            dataset,
+            split,
+            fs,
+            settings,
+            config,
+            register=register,
+            progress=progress,
+        )
         timings["log_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     version_number = getattr(model_info, "registered_model_version", None)
@@ -474,7 +607,7 @@ def train_job(
         run_id=run.info.run_id,
         experiment_id=experiment_id,
         model_version=int(version_number) if version_number is not None else None,
-        metrics=metrics,
+        metrics=evaluation.metrics,
         model=model,
         timings=timings,
         fitted=fitted,
