@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from features.errors import CargoriskError
 from simulator.config import SimConfig
@@ -118,13 +117,9 @@ def simulate_by_month(config: SimConfig, out: str | Path) -> MonthlySummary:
     if config.party_history == "random":
         campaigns = randomise_parties(world, np.random.default_rng(party_ss), campaigns)
     ids = party_ids(world, config.seed + 7)  # every party exists now: the campaigns added theirs
-    # no month adds a name, phone, address or customs code: hold them as Arrow strings (a
-    # fraction of the Python strings' memory) and free the Python lists
-    strings = {
-        name: pa.array(getattr(world, name).values, type=pa.string()) for name in FROZEN_POOLS
-    }
-    for name in FROZEN_POOLS:
-        getattr(world, name).values = []
+    # no month adds a name, phone, address or customs code: combine their pools' Arrow chunks
+    # once, not in every month's render
+    strings = {name: getattr(world, name).values for name in FROZEN_POOLS}
     summary = MonthlySummary()
     serial = 1
     for month, ss, rips in zip(months, month_ss.spawn(len(months)), rip_per_month, strict=True):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from simulator import catalog as cat
 from simulator.config import SimConfig
@@ -51,23 +52,48 @@ PRIVATE_SENDER_ORIGINS = (
 
 
 class Pool:
-    """An append-only list of distinct-by-position strings addressed by integer index."""
+    """An append-only list of distinct-by-position strings addressed by integer index.
+
+    A pool is filled either in bulk with :meth:`add` (names, phones, addresses, customs codes:
+    millions of strings in a big world, kept as Arrow string chunks, a fraction of the memory of
+    Python strings) or one distinct value at a time with :meth:`code` (small vocabularies,
+    kept as a Python list); :attr:`values` is then an Arrow string array or that list."""
 
     def __init__(self) -> None:
-        self.values: list[str] = []
+        self._list: list[str] = []
+        self._chunks: list[pa.Array] = []
+        self._size = 0
         self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def values(self) -> list[str] | pa.Array:
+        if not self._chunks:
+            return self._list
+        if len(self._chunks) > 1:  # combine once; later reads reuse it until the next add
+            self._chunks = [pa.concat_arrays(self._chunks)]
+        return self._chunks[0]
 
     def add(self, values) -> np.ndarray:
         """Append ``values`` (duplicates allowed, each gets its own slot); return their indexes."""
-        start = len(self.values)
-        self.values.extend(np.asarray(values, dtype=object).astype(str).tolist())
-        return np.arange(start, len(self.values), dtype=np.int64)
+        if self._list:
+            raise ValueError("a pool filled by code() cannot take add()")
+        start = self._size
+        strings = np.asarray(values, dtype=object).astype(str).tolist()
+        self._chunks.append(pa.array(strings, type=pa.string()))
+        self._size += len(strings)
+        return np.arange(start, self._size, dtype=np.int64)
 
     def code(self, value: str) -> int:
         """Index of ``value``, adding it once (for small vocabularies such as ports)."""
+        if self._chunks:
+            raise ValueError("a pool filled by add() cannot take code()")
         if value not in self._index:
-            self._index[value] = len(self.values)
-            self.values.append(value)
+            self._index[value] = len(self._list)
+            self._list.append(value)
+            self._size += 1
         return self._index[value]
 
     def codes(self, values) -> np.ndarray:
