@@ -18,7 +18,7 @@ class ModelPages(PageBase):
     # -- model -----------------------------------------------------------------------------
     def model(self, request: Request) -> Response:
         engine, session, caller = self.officer(request, "view_model")
-        current = engine.model_holder.current
+        current = engine.served_model
         report = None
         if current is not None:
             report = self.reports(engine).get(current.name, current.version)
@@ -43,14 +43,14 @@ class ModelPages(PageBase):
             WHO=WHO,
             meta=meta,
             thresholds=current.scoring.thresholds if current is not None else {},
-            last_error=engine.model_holder.last_error,
+            last_error=engine.model_error,
             capacity=engine.settings.capacity,
             exploration=engine.settings.exploration_share,
         )
 
     def capacity_curve(self, request: Request) -> Response:
         engine, _, _ = self.officer(request, "view_model")
-        current = engine.model_holder.current
+        current = engine.served_model
         report = self.reports(engine).get(current.name, current.version) if current else None
         if report is None or report.capacity_curve_png is None:
             return Response("no capacity curve logged for this model", 404)

@@ -165,7 +165,7 @@ class ShipmentPages(PageBase):
     def _dataset(engine) -> DatasetInfo:
         """What the served model's positives mean and its attributes (the default narcotics
         meaning when no model is loaded)."""
-        model = engine.model_holder.current
+        model = engine.served_model
         return DatasetInfo() if model is None else model.scoring.dataset
 
     @staticmethod
@@ -178,9 +178,8 @@ class ShipmentPages(PageBase):
                 f"As served with the score on {_fmt(latest['scored_at'])} UTC by model "
                 f"version {latest['model_version']}."
             )
-        model = engine.model_holder.current
-        state = engine.state
-        if model is None or state is None:
+        model = engine.served_model
+        if model is None or not engine.history_loaded:
             return [], "No reasons: the model or the history is not loaded yet."
         from features.contracts import validate_shipments
 
