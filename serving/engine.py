@@ -414,6 +414,22 @@ class ScoringEngine:
             return
         probe_frame(scoring, self.features(latest, attributes=schema))
 
+    # -- what the worklist reads ------------------------------------------------------------
+    @property
+    def served_model(self) -> LoadedModel | None:
+        """The model in service (None until one is loaded)."""
+        return self.model_holder.current
+
+    @property
+    def model_error(self) -> str | None:
+        """Why the last model load failed (None when it did not)."""
+        return self.model_holder.last_error
+
+    @property
+    def history_loaded(self) -> bool:
+        """Whether the feature history is built, so features as of now can be computed."""
+        return self.state is not None
+
     # -- status ----------------------------------------------------------------------------
     @property
     def ready(self) -> bool:

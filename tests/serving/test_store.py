@@ -182,7 +182,7 @@ def test_datetime_column_text_is_sqlalchemys_own():
 
     from sqlalchemy.dialects import sqlite
 
-    from serving.store import _DatetimeColumn
+    from serving.store.rows import _DatetimeColumn
 
     proc = sa.DateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
     values = [

@@ -1,0 +1,51 @@
+"""The store: one database, opened (tables made, earlier stores upgraded) and closed here, its
+writes, reads and identities in the parts it is made of.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from serving.store.identity import IdentityStore
+from serving.store.queries import QueriesStore
+from serving.store.records import RecordsStore
+from serving.store.tables import (
+    _add_missing_columns,
+    _migrate_outcomes,
+    _migrate_versions,
+    _sqlite_pragmas,
+    metadata,
+)
+
+
+class Store(RecordsStore, QueriesStore, IdentityStore):
+    """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+            if path and path != ":memory:":
+                # 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+                # database file's mode
+                from common.settings import private_file
+
+                private_file(Path(path))
+            self.engine: Engine = sa.create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        _migrate_versions(self.engine)
+        _migrate_outcomes(self.engine)
+        self._bulk_sql: dict[tuple, tuple[str, list]] = {}
+
+    def close(self) -> None:
+        self.engine.dispose()

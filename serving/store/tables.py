@@ -1,0 +1,268 @@
+"""The store's tables (SQLAlchemy 2 Core metadata, typed from the contract), the upgrades a
+store made by an earlier version gets when it is opened, and SQLite's durability settings.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from features.contracts import (
+    OUTCOME_COLUMNS,
+    SHIPMENT_COLUMNS,
+    Outcomes,
+    Shipments,
+    column_kind,
+)
+
+_SQL_TYPES = {
+    "datetime": sa.DateTime,
+    "int": sa.BigInteger,
+    "float": sa.Float,
+    "str": sa.Text,
+}
+
+
+def _contract_columns(schema) -> list[sa.Column]:
+    return [
+        sa.Column(name, _SQL_TYPES[column_kind(col)](), nullable=bool(col.nullable))
+        for name, col in schema.columns.items()
+    ]
+
+
+metadata = sa.MetaData()
+
+
+def _declaration_columns() -> list[sa.Column]:
+    """A declaration as stored: the contract's shipment columns (the id not null) and the
+    customs service's ``attributes`` (one JSON object)."""
+    return [
+        *(
+            c if c.name != "shipment_id" else sa.Column("shipment_id", sa.Text, nullable=False)
+            for c in _contract_columns(Shipments.to_schema())
+        ),
+        sa.Column("attributes", sa.Text),
+    ]
+
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *_declaration_columns(),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.UniqueConstraint("shipment_id", name="uq_shipments_shipment_id"),
+)
+"""The declaration in force of each shipment (its latest version in ``shipment_versions``,
+``version``), kept for fast reads: the worklist, the shipment page, the export.
+``attributes``: the shipment's own attributes of its customs service as one JSON object
+(name -> text or number), null when it has none; frames carry them as ``attr.<name>``.
+``received_at``: when the shipment was first received."""
+sa.Index("ix_shipments_declared_at", shipments.c.declared_at)
+
+shipment_versions = sa.Table(
+    "shipment_versions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *_declaration_columns(),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("changed", sa.Text),
+    sa.UniqueConstraint("shipment_id", "version", name="uq_shipment_versions_version"),
+)
+"""Every version of every declaration, never updated: version 1 as first received, then each
+amendment (the same ``shipment_id`` declared again with other content) with who sent it,
+when, and ``changed`` (a JSON list of the fields that differ from the version before). An
+identical re-send is not a version. ``amendments_after_score`` (a contract column) counts the
+versions that changed parties, goods, route or weight after the shipment had been scored."""
+sa.Index("ix_shipment_versions_shipment_id", shipment_versions.c.shipment_id)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False, index=True),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("percentile", sa.Float),
+    sa.Column("band", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text),
+    sa.Column("shipment_version", sa.Integer),
+)
+"""``shipment_version``: the version of the declaration the score was computed from (null for
+scores stored before versions were kept)."""
+
+outcome_reports = sa.Table(
+    "outcome_reports",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *_contract_columns(Outcomes.to_schema()),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("request_id", sa.String(120)),
+    sa.Column("correction_reason", sa.Text),
+    sa.UniqueConstraint(
+        "shipment_id", "inspected_at", "revision", name="uq_outcome_reports_revision"
+    ),
+)
+"""Every report of every inspection, never updated: ``revision`` 1 is the first report of an
+inspection (``shipment_id``, ``inspected_at``), 2, 3... its corrections, each with the reason
+given. The report in force is the latest revision (:func:`_reports_in_force`). The unique
+revision makes two reports of one inspection arriving at once collide instead of both
+becoming revision 2."""
+sa.Index(
+    "ix_outcome_reports_inspection", outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+)
+
+REPORT_FIELDS = (*OUTCOME_COLUMNS, "revision", "received_at", "caller", "request_id",
+                 "correction_reason")  # fmt: skip
+"""What the store (and the audit trail) keeps of each report."""
+
+
+def _reports_in_force():
+    """Reports in force: the latest revision of each inspection."""
+    latest = sa.select(sa.func.max(outcome_reports.c.seq)).group_by(
+        outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
+    )
+    return outcome_reports.c.seq.in_(latest)
+
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("disabled_at", sa.DateTime),
+)
+
+
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("key_id", sa.Integer),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("client", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_seen_at", sa.DateTime, nullable=False),
+    sa.Column("ended_at", sa.DateTime),
+    sa.Column("end_reason", sa.String(32)),
+)
+sa.Index("ix_ui_sessions_user_id", ui_sessions.c.user_id)
+sa.Index("ix_ui_sessions_key_id", ui_sessions.c.key_id)
+
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(200)),
+)
+sa.Index("ix_sign_in_failures_client", sign_in_failures.c.client, sign_in_failures.c.at)
+sa.Index("ix_sign_in_failures_account", sign_in_failures.c.account, sign_in_failures.c.at)
+
+
+ADDED_COLUMNS = {
+    "shipments": ("attributes", "amendments_after_score", "version"),
+    "scores": ("shipment_version",),
+}
+"""Nullable columns added to tables after stores were first created: a store made by an
+earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), so a second
+quickstart on an old home keeps its history."""
+
+
+def _migrate_versions(engine: Engine) -> None:
+    """A store made before declarations had versions holds only the latest declaration of
+    each shipment: it becomes version 1 (the earlier ones were overwritten and are gone)."""
+    with engine.begin() as conn:
+        if conn.execute(sa.select(shipment_versions.c.seq).limit(1)).first() is not None:
+            return
+        if conn.execute(sa.select(shipments.c.seq).limit(1)).first() is None:
+            return
+        names = ", ".join(f'"{c}"' for c in (*SHIPMENT_COLUMNS, "attributes", "received_at"))
+        conn.execute(
+            sa.text(
+                f"INSERT INTO shipment_versions ({names}, version, caller) "
+                f"SELECT {names}, 1, 'stored before versions were kept' FROM shipments "
+                "ORDER BY seq"
+            )
+        )
+        conn.execute(shipments.update().where(shipments.c.version.is_(None)).values(version=1))
+
+
+def _migrate_outcomes(engine: Engine) -> None:
+    """A store made before outcome reports were append-only holds one row per inspection in
+    ``outcomes`` (the last report sent, earlier ones overwritten): those rows become revision
+    1 of their inspections in ``outcome_reports`` and the old table goes, in one
+    transaction."""
+    if not sa.inspect(engine).has_table("outcomes"):
+        return
+    names = ", ".join(f'"{c}"' for c in OUTCOME_COLUMNS)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO outcome_reports ({names}, revision, received_at, caller) "
+                f"SELECT {names}, 1, received_at, caller FROM outcomes ORDER BY seq"
+            )
+        )
+        conn.execute(sa.text("DROP TABLE outcomes"))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table_name, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        table = metadata.tables[table_name]
+        for name in names:
+            if name in present:
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {kind}'))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
