@@ -3,6 +3,9 @@ gives the same features, feature by feature, as DuckDB and the numpy executor.""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -13,6 +16,8 @@ from tests.features.test_engine import edge_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 pytest.importorskip("pyspark")
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")):  # the README asks for Java 17
+    pytest.skip("no Java on this machine: Spark needs Java 17", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
