@@ -96,9 +96,6 @@ def _same_report(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return True
 
 
-_columns = frame_columns  # the contract's frame -> columns conversion
-
-
 class RecordsStore:
     """The store's writes (a part of :class:`serving.store.Store`)."""
 
@@ -205,7 +202,7 @@ class RecordsStore:
         ``reasons`` (a list of dicts or None)."""
         at = at or utcnow()
         if isinstance(shipments_frame, pd.DataFrame):
-            ship = _columns(shipments_frame, SHIPMENT_COLUMNS)
+            ship = frame_columns(shipments_frame, SHIPMENT_COLUMNS)
             ship["attributes"] = attributes_json(shipments_frame)
         elif isinstance(shipments_frame, dict):
             ship = {n: shipments_frame[n] for n in SHIPMENT_COLUMNS}
@@ -367,7 +364,7 @@ class RecordsStore:
         at = utcnow()
         n = len(outcomes_frame)
         reasons = list(corrections) if corrections is not None else [None] * n
-        rows = _as_rows(_columns(outcomes_frame, OUTCOME_COLUMNS))
+        rows = _as_rows(frame_columns(outcomes_frame, OUTCOME_COLUMNS))
         try:
             with self.engine.begin() as conn:
                 current = self._current_reports(conn, rows)
@@ -452,14 +449,16 @@ class RecordsStore:
     def import_history(self, shipments_frame: pd.DataFrame, outcomes_frame: pd.DataFrame) -> None:
         """Load seed history (contract frames) into an empty store, in one transaction."""
         at = utcnow()
-        ship_rows = _columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at, version=1)
+        ship_rows = frame_columns(shipments_frame, SHIPMENT_COLUMNS, received_at=at, version=1)
         ship_rows["attributes"] = attributes_json(shipments_frame)
         version_rows = {**ship_rows, "caller": ["seed"] * len(shipments_frame)}
         outs = outcomes_frame.drop_duplicates(list(OUTCOME_COLUMNS))
         # a seed holding two different reports of one inspection: both kept, the later row
         # in force (as if the second had been sent as a correction)
         revision = outs.groupby(["shipment_id", "inspected_at"]).cumcount() + 1
-        out_rows = _columns(outs, OUTCOME_COLUMNS, received_at=at, caller="seed", request_id=None)
+        out_rows = frame_columns(
+            outs, OUTCOME_COLUMNS, received_at=at, caller="seed", request_id=None
+        )
         out_rows["revision"] = [int(r) for r in revision]
         out_rows["correction_reason"] = [
             None if r == 1 else "re-reported in the seed data" for r in out_rows["revision"]
