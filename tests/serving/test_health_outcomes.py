@@ -1,0 +1,198 @@
+"""Performance from outcomes (serving/health_outcomes.py): the picks of inspection plans
+recorded with their selection probabilities, the outcome table, and the inverse-propensity
+recall estimate with its Wilson interval, computed by hand on small plans."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import CargoriskError
+from serving.health_outcomes import (
+    outcome_report,
+    outcome_table,
+    recall_estimates,
+    wilson_interval,
+)
+from serving.store import Store
+from serving.ui import worklist as wl
+
+DAY = dt.date(2026, 3, 2)
+
+
+def _picks(day: dt.date, model: list[str], random: list[str], pool: int) -> pd.DataFrame:
+    """Recorded picks of one plan: model picks (probability 1) and random picks drawn from
+    ``pool`` shipments below the cut line."""
+    rows = [(s, "model", 1.0) for s in model] + [(s, "random", len(random) / pool) for s in random]
+    return pd.DataFrame(
+        {
+            "plan_day": day,
+            "scope": "",
+            "port": "",
+            "shipment_id": [r[0] for r in rows],
+            "pick": [r[1] for r in rows],
+            "probability": [r[2] for r in rows],
+            "rank": range(1, len(rows) + 1),
+            "score": 0.5,
+            "scored": len(model) + pool,
+            "pool": pool,
+            "model_version": "1",
+            "drawn_at": pd.Timestamp("2026-03-02 07:00"),
+            "caller": "officer",
+        }
+    )
+
+
+def _outcomes(seized: list[str], clean: list[str], by: str = "model") -> pd.DataFrame:
+    ids = [*seized, *clean]
+    at = pd.Timestamp("2026-03-03 10:00")
+    return pd.DataFrame(
+        {
+            "shipment_id": ids,
+            "inspected_at": at,
+            "result_at": at + pd.Timedelta(days=2),
+            "result": ["seized"] * len(seized) + ["clean"] * len(clean),
+            "drug": ["cocaine"] * len(seized) + [None] * len(clean),
+            "quantity_kg": [1.0] * len(seized) + [np.nan] * len(clean),
+            "method": "physical",
+            "selected_by": by,
+        }
+    )
+
+
+def test_wilson_interval_matches_the_formula_and_is_not_a_point_at_zero():
+    low, high = wilson_interval(0, 100)
+    assert low == 0.0 and 0.03 < high < 0.04  # 1.96² / (100 + 1.96²) = 0.0370
+    assert wilson_interval(0, 100)[1] == pytest.approx(3.8415 / 103.8415, abs=1e-4)
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(1 - high) and 0.23 < low < 0.24
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_recall_is_model_seizures_over_those_plus_the_inverse_propensity_estimate():
+    # day 1: 2 model picks (1 seizure), 2 random picks of a pool of 100 (1 seizure):
+    #   below the line 1 / (2/100) = 50 seizures
+    # day 2: 3 model picks (3 seizures), 4 random picks of 200, 2 inspected, none seized
+    picks = pd.concat(
+        [
+            _picks(DAY, ["A1", "A2"], ["R1", "R2"], 100),
+            _picks(DAY + dt.timedelta(days=1), ["B1", "B2", "B3"], ["Q1", "Q2", "Q3", "Q4"], 200),
+        ]
+    )
+    outcomes = pd.concat(
+        [
+            _outcomes(["A1", "B1", "B2", "B3"], ["A2"]),
+            _outcomes(["R1"], ["R2", "Q1", "Q2"], by="random"),
+        ]
+    )
+    (est,) = recall_estimates(picks, outcomes)
+    assert (est.plans, est.plans_without_exploration) == (2, 0)
+    assert (est.model_picks, est.model_seizures) == (5, 4)
+    assert (est.random_picks, est.random_inspected, est.random_seizures) == (6, 4, 1)
+    assert est.pool == 300
+    assert est.below_seizures == pytest.approx(50.0)
+    assert est.recall == pytest.approx(4 / 54)
+    low, high = wilson_interval(1, 4)
+    assert est.below_interval == pytest.approx((300 * low, 300 * high))
+    assert est.recall_interval == pytest.approx((4 / (4 + 300 * high), 4 / (4 + 300 * low)))
+    assert est.recall_interval[0] <= est.recall <= est.recall_interval[1]
+
+
+def test_uninspected_random_picks_are_missing_at_random_and_plans_without_them_left_out():
+    # 4 random picks of a pool of 40, 2 inspected, 1 seized: 1 / (4/40) * (4/2) = 20
+    picks = pd.concat(
+        [
+            _picks(DAY, ["A1"], ["R1", "R2", "R3", "R4"], 40),
+            _picks(DAY + dt.timedelta(days=1), ["B1"], ["Q1"], 30),  # Q1 not inspected
+        ]
+    )
+    outcomes = pd.concat([_outcomes(["A1", "B1"], []), _outcomes(["R1"], ["R2"], by="random")])
+    (est,) = recall_estimates(picks, outcomes)
+    assert est.below_seizures == pytest.approx(20.0)
+    assert (est.plans, est.plans_without_exploration) == (1, 1)
+    assert est.model_seizures == 1  # B1 is in a plan left out
+    assert est.recall == pytest.approx(1 / 21)
+
+
+def test_no_seizure_anywhere_gives_no_recall_but_an_interval_of_what_is_possible():
+    picks = _picks(DAY, ["A1"], ["R1"], 50)
+    (est,) = recall_estimates(picks, _outcomes([], ["A1", "R1"]))
+    assert est.recall is None and est.below_seizures == 0.0
+    assert est.recall_interval == (0.0, 1.0)
+
+
+def test_outcome_table_by_week_stream_and_selection():
+    outs = pd.concat(
+        [
+            _outcomes(["S1"], ["S2", "S3"], by="model"),
+            _outcomes([], ["S4"], by="random"),
+            _outcomes(["S5"], [], by="rule"),
+        ]
+    )
+    outs.loc[outs["shipment_id"] == "S5", "inspected_at"] = pd.Timestamp("2026-03-10 09:00")
+    outs.loc[outs["shipment_id"] == "S5", "result_at"] = pd.Timestamp("2026-03-11 09:00")
+    modes = {"S1": "sea", "S2": "sea", "S3": "sea", "S4": "express", "S5": "air"}
+    rows = outcome_table(outs.reset_index(drop=True), modes)
+    got = [(r.week, r.stream, r.selected_by, r.inspections, r.seizures) for r in rows]
+    assert got == [
+        ("2026-W10", "express", "random", 1, 0),
+        ("2026-W10", "sea", "model", 3, 1),
+        ("2026-W11", "air", "rule", 1, 1),
+    ]
+    assert rows[1].hit_rate == pytest.approx(1 / 3)
+    assert rows[1].median_days_to_result == 2.0 and rows[2].median_days_to_result == 1.0
+
+
+def test_plan_picks_carry_their_selection_probability():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "shipment_id": [f"S{i:03d}" for i in range(200)],
+            "score": rng.random(200),
+            "model_version": "7",
+        }
+    )
+    planned, summary = wl.plan(frame, capacity=0.05, exploration_share=0.2, seed=1)
+    picks = wl.picks(planned, summary)
+    assert summary.pool == 200 - summary.model_picks
+    assert list(picks["pick"].value_counts().sort_index()) == [8, 2]
+    assert (picks.loc[picks["pick"] == "model", "probability"] == 1.0).all()
+    assert np.allclose(picks.loc[picks["pick"] == "random", "probability"], 2 / 192)
+    assert set(picks["model_version"]) == {"7"}
+
+
+def test_store_records_each_pick_once_and_refuses_bad_probabilities(home):
+    store = Store(f"sqlite:///{home / 'store.db'}")
+    picks = _picks(DAY, ["A1", "A2"], ["R1"], 30)[list(wl.PICK_COLUMNS)]
+    args = {"scored": 32, "pool": 30, "caller": "officer Kim"}
+    assert store.record_picks(DAY, "sea:", "KRPUS", picks, **args) == 3
+    assert store.record_picks(DAY, "sea:", "KRPUS", picks, **args) == 0  # a re-render
+    assert store.record_picks(DAY, "", "", picks, **args) == 3  # another scope
+    more = _picks(DAY, ["A1", "A2"], ["R1", "R9"], 31)[list(wl.PICK_COLUMNS)]
+    assert store.record_picks(DAY, "sea:", "KRPUS", more, **args) == 1  # the day grew
+    frame = store.picks_frame()
+    assert len(frame) == 7 and frame["plan_day"].eq(DAY).all()
+    sea = frame[frame["scope"] == "sea:"].set_index("shipment_id")
+    assert sea.loc["R1", "probability"] == pytest.approx(1 / 30)  # as first drawn
+    assert sea.loc["R9", "probability"] == pytest.approx(2 / 31)
+    assert store.picks_frame(DAY + dt.timedelta(days=1)).empty
+    bad = picks.assign(probability=0.0)
+    with pytest.raises(CargoriskError, match=r"^probability:"):
+        store.record_picks(DAY, "air:", "", bad, **args)
+    with pytest.raises(CargoriskError, match=r"^pick:"):
+        store.record_picks(DAY, "air:", "", picks.assign(pick="rule"), **args)
+    store.close()
+
+
+def test_outcome_report_reads_the_store_and_refuses_a_backwards_window(home):
+    store = Store(f"sqlite:///{home / 'store.db'}")
+    with pytest.raises(ValueError, match=r"^until:"):
+        outcome_report(store, since=DAY, until=DAY)
+    report = outcome_report(store)
+    assert report.rows == [] and report.recall == []
+    body = report.as_dict()
+    assert body["rows"] == [] and body["generated_at"]
+    store.close()
