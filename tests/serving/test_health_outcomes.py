@@ -196,3 +196,28 @@ def test_outcome_report_reads_the_store_and_refuses_a_backwards_window(home):
     body = report.as_dict()
     assert body["rows"] == [] and body["generated_at"]
     store.close()
+
+
+def test_the_page_section_shows_the_estimate_its_interval_and_the_table():
+    from serving.health_outcomes import OutcomeReport
+    from serving.ui.app import create_app
+
+    template = create_app(lambda: None).templates.get_template("_outcomes_section.html")
+    picks = _picks(DAY, ["A1", "A2"], ["R1", "R2"], 100)
+    outcomes = pd.concat([_outcomes(["A1"], ["A2"]), _outcomes(["R1"], ["R2"], by="random")])
+    report = OutcomeReport(
+        since=None,
+        until=None,
+        generated_at=dt.datetime(2026, 3, 9),
+        rows=outcome_table(outcomes.reset_index(drop=True), {"A1": "sea"}),
+        recall=recall_estimates(picks, outcomes),
+    )
+    html = template.render(outcomes=report)
+    (est,) = report.recall
+    assert f"{est.recall:.2f}" in html and "50.0" in html  # 1 / (2/100) below the line
+    low, high = est.recall_interval
+    assert f'aria-label="recall interval {low:.2f} to {high:.2f}"' in html
+    assert "2 of 2 (1)" in html and "all streams" in html
+    assert "2026-W10" in html and "unknown" in html  # A2 and the random picks: no mode known
+    empty = template.render(outcomes=OutcomeReport(None, None, dt.datetime(2026, 3, 9)))
+    assert "No inspection plan has been drawn" in empty and "No inspection result" in empty
