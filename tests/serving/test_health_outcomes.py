@@ -164,8 +164,19 @@ def test_plan_picks_carry_their_selection_probability():
     assert set(picks["model_version"]) == {"7"}
 
 
-def test_store_records_each_pick_once_and_refuses_bad_probabilities(home):
-    store = Store(f"sqlite:///{home / 'store.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, home):
+    if request.param == "sqlite":
+        yield f"sqlite:///{home / 'store.db'}"
+    else:
+        from tests.serving.test_durability_integration import postgres_database
+
+        with postgres_database() as url:
+            yield url
+
+
+def test_store_records_each_pick_once_and_refuses_bad_probabilities(store_url):
+    store = Store(store_url)
     picks = _picks(DAY, ["A1", "A2"], ["R1"], 30)[list(wl.PICK_COLUMNS)]
     args = {"scored": 32, "pool": 30, "caller": "officer Kim"}
     assert store.record_picks(DAY, "sea:", "KRPUS", picks, **args) == 3
