@@ -232,3 +232,56 @@ def test_the_page_section_shows_the_estimate_its_interval_and_the_table():
     assert "2026-W10" in html and "unknown" in html  # A2 and the random picks: no mode known
     empty = template.render(outcomes=OutcomeReport(None, None, dt.datetime(2026, 3, 9)))
     assert "No inspection plan has been drawn" in empty and "No inspection result" in empty
+
+
+@pytest.mark.slow
+def test_the_interval_covers_the_true_recall_about_as_often_as_it_says():
+    """Monte Carlo over many two-week periods of plans: each day 975 shipments below the cut
+    line hold a known number of seizures (about 1 %), 25 of them are drawn at random; the
+    model's picks found 150 seizures in the period. The 95 % interval must hold the true
+    recall (150 / (150 + seizures below the line)) in about 95 % of the periods, and the
+    point estimate must be unbiased for the seizures below the line."""
+    rng = np.random.default_rng(0)
+    days, pool, drawn, m_found = 14, 975, 25, 150
+    plan_day = np.repeat([DAY + dt.timedelta(days=d) for d in range(days)], drawn + 1)
+    kind = np.tile(["model"] + ["random"] * drawn, days)
+    covered, below_true, below_est = 0, [], []
+    reps = 200
+    for _ in range(reps):
+        truth = rng.binomial(pool, 0.01, days)  # seizures below the line, per day
+        # each random pick finds one with the chance of drawing it (hypergeometric draws)
+        found = rng.hypergeometric(truth, pool - truth, drawn)
+        seized = np.zeros((days, drawn + 1), dtype=bool)
+        for d in range(days):
+            seized[d, 1 : 1 + found[d]] = True
+        picks = pd.DataFrame(
+            {
+                "plan_day": plan_day,
+                "scope": "",
+                "port": "",
+                "shipment_id": [f"S{i}" for i in range(len(plan_day))],
+                "pick": kind,
+                "probability": np.where(kind == "model", 1.0, drawn / pool),
+                "pool": pool,
+                "scored": pool + 1,
+                "drawn_at": pd.Timestamp("2026-03-02"),
+            }
+        )
+        outcomes = pd.DataFrame(
+            {
+                "shipment_id": picks["shipment_id"],
+                "result": np.where(seized.ravel(), "seized", "clean"),
+            }
+        )
+        (est,) = recall_estimates(picks, outcomes)
+        # the model's seizures of the period: fixed, as a census of its picks would count
+        recall_true = m_found / (m_found + truth.sum())
+        low = m_found / (m_found + est.below_interval[1])
+        high = m_found / (m_found + est.below_interval[0])
+        covered += low <= recall_true <= high
+        below_true.append(truth.sum())
+        below_est.append(est.below_seizures)
+    print(f"coverage {covered / reps:.3f}, seizures below the line "
+          f"{np.mean(below_est):.1f} estimated vs {np.mean(below_true):.1f} true")  # fmt: skip
+    assert 0.90 <= covered / reps <= 0.995
+    assert abs(np.mean(below_est) - np.mean(below_true)) < 0.1 * np.mean(below_true)
