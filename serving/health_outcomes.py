@@ -91,6 +91,8 @@ class RecallEstimate:
     recall_interval: tuple[float, float] | None
     confidence: float
     interval: str = "Wilson score interval of the seizure rate among inspected random picks"
+    scope_words: str = ""
+    """The scope as an officer reads it: a mode, a stream or "all streams"."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,13 @@ def recall_estimates(
     return out
 
 
+def scope_words(key: str) -> str:
+    """A worklist scope key (``serving.ui.worklist.Filters.scope_key``: ``stream:mode``, a
+    mode, or ``""``) as an officer reads it."""
+    stream, _, mode = key.rpartition(":")
+    return mode or stream or "all streams"
+
+
 def _estimate(scope: str, port: str, picks: pd.DataFrame, confidence: float) -> RecallEstimate:
     counted: list[pd.DataFrame] = []
     skipped = 0
@@ -200,7 +209,7 @@ def _estimate(scope: str, port: str, picks: pd.DataFrame, confidence: float) -> 
             model_picks=int((~picks["is_random"]).sum()), model_inspected=0, model_seizures=0,
             random_picks=int(picks["is_random"].sum()), random_inspected=0, random_seizures=0,
             pool=0, below_rate=None, below_seizures=None, below_interval=None, recall=None,
-            recall_interval=None, confidence=confidence,
+            recall_interval=None, confidence=confidence, scope_words=scope_words(scope),
         )  # fmt: skip
     used = pd.concat(counted)
     model = used[~used["is_random"]]
@@ -239,6 +248,7 @@ def _estimate(scope: str, port: str, picks: pd.DataFrame, confidence: float) -> 
         recall=recall,
         recall_interval=recall_interval,
         confidence=confidence,
+        scope_words=scope_words(scope),
     )
 
 

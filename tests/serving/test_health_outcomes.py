@@ -146,6 +146,17 @@ def test_outcome_table_by_week_stream_and_selection():
     assert rows[1].median_days_to_result == 2.0 and rows[2].median_days_to_result == 1.0
 
 
+def test_scope_keys_read_as_the_worklist_names_them():
+    from serving.health_outcomes import scope_words
+
+    assert scope_words("") == "all streams"
+    assert scope_words("sea:") == "sea" and scope_words("sea:inland_waterway") == "inland_waterway"
+    assert scope_words("air") == "air"
+    for stream, mode in (("sea", ""), ("express", "post"), ("", "air")):
+        key = wl.Filters(stream=stream, mode=mode).scope_key
+        assert scope_words(key) == (mode or stream)
+
+
 def test_plan_picks_carry_their_selection_probability():
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(
