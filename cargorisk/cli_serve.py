@@ -7,7 +7,9 @@ subprocess, so ``bentoml serve`` and ``bentoml build`` work the same without thi
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -88,6 +90,50 @@ def _export_info(ships) -> tuple:
             numeric = pd.api.types.is_numeric_dtype(ships[column])
             attributes[name] = AttributeSpec(kind="numeric" if numeric else "categorical")
     return info.model_copy(update={"attributes": attributes}), source
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What :func:`export_tables` wrote: counts, the declaration window of the shipments, the
+    dataset meaning and where it was read from."""
+
+    out: Path
+    shipments: int
+    outcomes: int
+    first_declared: dt.datetime
+    last_declared: dt.datetime
+    info: Any
+    info_source: str
+
+
+def export_tables(store, out: Path, since: dt.datetime | None = None) -> Exported:
+    """Write the stored shipments (declared on or after ``since``) and their outcomes as
+    contract tables with dataset.json to ``out``: what ``cargorisk export`` and
+    ``cargorisk retrain`` train on."""
+    from features.contracts import validate_outcomes, validate_shipments
+    from features.tables import write_contract_dir
+
+    ships = store.shipments_frame(since=since)
+    if ships.empty:
+        raise CargoriskError(
+            "export: the store holds no shipments"
+            + (f" since {since.date().isoformat()}" if since else "")
+        )
+    outs = store.outcomes_frame()
+    outs = outs[outs["shipment_id"].isin(set(ships["shipment_id"]))].reset_index(drop=True)
+    info, source = _export_info(ships)
+    ships = validate_shipments(ships, attributes=info.attributes)
+    outs = validate_outcomes(outs)
+    write_contract_dir(out, ships, outs, info)
+    return Exported(
+        out=out,
+        shipments=len(ships),
+        outcomes=len(outs),
+        first_declared=ships["declared_at"].min().to_pydatetime(),
+        last_declared=ships["declared_at"].max().to_pydatetime(),
+        info=info,
+        info_source=source,
+    )
 
 
 def _parse_date(value: str | None) -> dt.datetime | None:
@@ -198,21 +244,9 @@ def register(app: typer.Typer) -> None:
         """Write the stored shipments and their outcomes as contract tables
         (shipments.parquet with the shipments' attributes, outcomes.parquet, dataset.json) for
         `cargorisk train --data DIR`."""
-        from features.contracts import validate_outcomes, validate_shipments
-        from features.tables import write_contract_dir
-
-        store = _store()
-        start = _parse_date(since)
-        ships = store.shipments_frame(since=start)
-        if ships.empty:
-            raise CargoriskError(
-                "export: the store holds no shipments" + (f" since {since}" if since else "")
-            )
-        outs = store.outcomes_frame()
-        outs = outs[outs["shipment_id"].isin(set(ships["shipment_id"]))].reset_index(drop=True)
-        info, source = _export_info(ships)
-        ships = validate_shipments(ships, attributes=info.attributes)
-        outs = validate_outcomes(outs)
-        write_contract_dir(out, ships, outs, info)
-        typer.echo(f"exported {len(ships)} shipments and {len(outs)} outcomes to {out}")
+        exported = export_tables(_store(), out, _parse_date(since))
+        typer.echo(
+            f"exported {exported.shipments} shipments and {exported.outcomes} outcomes to {out}"
+        )
+        info, source = exported.info, exported.info_source
         typer.echo(f"label {info.label.name!r}, {len(info.attributes)} attribute(s) ({source})")

@@ -47,6 +47,14 @@ TAG_LABEL: Final = "cargorisk.label"
 TAG_LABEL_POSITIVE: Final = "cargorisk.label_positive"
 TAG_BEST_ROUND_AT_CAP: Final = "cargorisk.best_round_at_cap"
 TAG_FITS: Final = "cargorisk.fits"
+TAG_RETRAIN: Final = "cargorisk.retrain"
+"""Run tag of a training run made by ``cargorisk retrain`` ("true")."""
+TAG_DATA_STORE: Final = "cargorisk.data_store"
+"""Run tag: the serving store the training data was exported from (its URL, password
+hidden)."""
+TAG_DATA_WINDOW: Final = "cargorisk.data_window"
+"""Run tag: the declaration window of the exported training data as JSON (``since`` asked,
+``from`` and ``to`` the first and last declaration exported)."""
 VERSION_TAG_GATE: Final = "gate"
 """Model-version tag: the promotion gate's decision as JSON."""
 

@@ -49,7 +49,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 a reason) is asked by ``POST /outcomes`` and the outcome form on top of ``record_outcomes``:
 a person answers for a correction, so a system key may not make one, and an admin, who
 records no outcomes, corrects none either.
-``view_model`` (the worklist's model page) and ``sign_in_to_worklist`` exist only in the UI;
+``view_model``: the worklist's model page and ``GET /performance`` (how the model's selection
+is doing); ``sign_in_to_worklist`` exists only in the UI;
 ``sign_in_to_worklist`` keeps machine roles (system, monitor) out of the people's pages."""
 
 
@@ -85,6 +86,7 @@ RULES: tuple[Rule, ...] = (
     Rule("POST", "/score/batch", "score"),
     Rule("POST", "/outcomes", "record_outcomes"),
     Rule("GET", "/shipments/", "read_shipments", prefix=True),
+    Rule("GET", "/performance", "view_model"),
     Rule("POST", "/admin/", "operate", prefix=True),
     Rule("GET", "/admin/", "operate", prefix=True),
     Rule("GET", METRICS_PATH, "read_metrics"),

@@ -8,6 +8,9 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
   top share;
 * ``POST /outcomes`` - inspection results; stored and applied to the history features;
 * ``GET /shipments/{shipment_id}`` - latest score, reasons and outcomes of a shipment;
+* ``GET /performance`` - performance from outcomes (:mod:`serving.health_outcomes`): the
+  outcome table by week, stream and selection, and the recall estimate of the model's
+  selection from the random exploration picks (officers and admins);
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
 * ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``
@@ -32,7 +35,7 @@ from typing import Annotated, Any
 
 import anyio
 import bentoml
-from fastapi import FastAPI, Path
+from fastapi import FastAPI, Path, Query
 from pydantic import Field
 from starlette.responses import JSONResponse
 
@@ -340,6 +343,40 @@ class CargoRisk:
                 {"error": str(exc), "detail": [{"loc": exc.loc, "msg": str(exc)}]},
                 status_code=exc.status,
             )
+
+    @http.get("/performance")
+    def performance(
+        self,
+        since: Annotated[str | None, Query(max_length=10)] = None,
+        until: Annotated[str | None, Query(max_length=10)] = None,
+    ) -> Any:
+        """Performance from outcomes over inspections and plans of [since, until) (dates,
+        YYYY-MM-DD; open-ended when not given): by ISO week, stream and who selected each
+        inspection (model, rule, officer, random), inspections, seizures, hit rate and the
+        median days to result; per worklist scope, the recall of the model's selection
+        estimated from the random picks (Horvitz-Thompson) with a 95 % Wilson interval."""
+        import datetime as dt
+
+        from serving.health_outcomes import outcome_report
+
+        dates: dict[str, dt.date | None] = {}
+        for name, value in (("since", since), ("until", until)):
+            try:
+                dates[name] = dt.date.fromisoformat(value) if value else None
+            except ValueError:
+                message = f"{name}: not a date (YYYY-MM-DD): {value!r}"
+                return JSONResponse(
+                    {"error": message, "detail": [{"loc": ["query", name], "msg": message}]},
+                    status_code=422,
+                )
+        try:
+            report = outcome_report(self.engine.store, since=dates["since"], until=dates["until"])
+        except ValueError as exc:
+            return JSONResponse(
+                {"error": str(exc), "detail": [{"loc": ["query", "until"], "msg": str(exc)}]},
+                status_code=422,
+            )
+        return report.as_dict()
 
     @http.get("/admin/status")
     def admin_status(self) -> dict[str, Any]:

@@ -10,6 +10,9 @@ Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
   the first report of an inspection (shipment id, inspection time) is revision 1, a correction
   the next revision with its reason; the latest revision is the report in force. A store made
   before this held one overwritten row per inspection in ``outcomes``: it is migrated on open;
+* ``exploration_picks`` - every pick of every inspection plan drawn on the worklist (model or
+  random, its selection probability, rank and score), append-only: what the unbiased recall
+  estimate stands on;
 * ``audit_events`` - other actions (outcomes posted, model reloads, key changes, UI actions);
 * ``api_keys`` - API keys, stored only as SHA-256 digests (keys are 256-bit random tokens, so
   a fast digest is enough; the key itself is shown once, at creation);
@@ -50,9 +53,11 @@ from serving.store.records import RecordedReports, ReportConflict, ShipmentVersi
 from serving.store.rows import Rows, attributes_frame, attributes_json, utcnow
 from serving.store.store import Store
 from serving.store.tables import (
+    PICK_KINDS,
     REPORT_FIELDS,
     api_keys,
     audit_events,
+    exploration_picks,
     metadata,
     outcome_reports,
     scores,
@@ -66,6 +71,7 @@ from serving.store.tables import (
 __all__ = [
     "KEY_PREFIX",
     "MIN_PASSWORD",
+    "PICK_KINDS",
     "REPORT_FIELDS",
     "ROLES",
     "USERNAME",
@@ -81,6 +87,7 @@ __all__ = [
     "attributes_frame",
     "attributes_json",
     "audit_events",
+    "exploration_picks",
     "hash_key",
     "hash_password",
     "metadata",

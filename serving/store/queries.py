@@ -24,6 +24,7 @@ from serving.store.tables import (
     REPORT_FIELDS,
     _reports_in_force,
     audit_events,
+    exploration_picks,
     metadata,
     outcome_reports,
     scores,
@@ -199,6 +200,21 @@ class QueriesStore:
                 out.update({r.shipment_id: r.declared_at for r in rows})
         return out
 
+    def modes_of(self, shipment_ids: Iterable[str]) -> dict[str, str]:
+        """The transport mode of each stored shipment among ``shipment_ids`` (declaration in
+        force); ids the store does not hold are absent."""
+        ids = list(dict.fromkeys(shipment_ids))
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 5_000):  # under every driver's parameter limit
+                rows = conn.execute(
+                    sa.select(shipments.c.shipment_id, shipments.c.mode).where(
+                        shipments.c.shipment_id.in_(ids[start : start + 5_000])
+                    )
+                )
+                out.update({r.shipment_id: r.mode for r in rows})
+        return out
+
     def latest_score(self, shipment_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = (
@@ -251,6 +267,20 @@ class QueriesStore:
                 sa.select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
             ).mappings()
             return [dict(r) for r in rows]
+
+    def picks_frame(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+        """The recorded picks of inspection plans of days in [start, end) (all without
+        bounds), one row per pick with the plan's day, scope and port, in the order drawn."""
+        query = sa.select(exploration_picks).order_by(exploration_picks.c.id)
+        if start is not None:
+            query = query.where(exploration_picks.c.plan_day >= start)
+        if end is not None:
+            query = query.where(exploration_picks.c.plan_day < end)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        frame["plan_day"] = pd.to_datetime(frame["plan_day"]).dt.date
+        frame["drawn_at"] = pd.to_datetime(frame["drawn_at"])
+        return frame.drop(columns="id")
 
     # -- worklist queries ------------------------------------------------------------------
     def declared_between(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from features.contracts import (
@@ -34,8 +35,10 @@ from serving.store.rows import (
     utcnow,
 )
 from serving.store.tables import (
+    PICK_KINDS,
     REPORT_FIELDS,
     audit_events,
+    exploration_picks,
     outcome_reports,
     scores,
     shipment_versions,
@@ -486,6 +489,70 @@ class RecordsStore:
                     ),
                 },
             )
+
+    def record_picks(
+        self,
+        day: dt.date,
+        scope: str,
+        port: str,
+        picks: pd.DataFrame,
+        *,
+        scored: int,
+        pool: int,
+        caller: Caller | str,
+    ) -> int:
+        """Record the picks of an inspection plan (``serving.ui.worklist.picks``: shipment_id,
+        pick, probability, rank, score, model_version) that this plan's (day, scope, port) has
+        not recorded yet; returns how many were new. Two officers drawing the same plan at once
+        record each pick once (the unique key; the loser's insert does nothing)."""
+        if picks.empty:
+            return 0
+        bad = set(picks["pick"]) - set(PICK_KINDS)
+        if bad:
+            raise CargoriskError(f"pick: {sorted(bad)} not one of {', '.join(PICK_KINDS)}")
+        p = picks["probability"].to_numpy(dtype=float)
+        if not ((p > 0) & (p <= 1)).all():
+            raise CargoriskError("probability: a selection probability must be in (0, 1]")
+        label = caller.label if isinstance(caller, Caller) else caller
+        now = utcnow()
+        rows = [
+            {
+                "plan_day": day,
+                "scope": scope,
+                "port": port,
+                "shipment_id": str(r.shipment_id),
+                "pick": str(r.pick),
+                "probability": float(r.probability),
+                "rank": int(r.rank),
+                "score": float(r.score),
+                "scored": int(scored),
+                "pool": int(pool),
+                "model_version": None if pd.isna(r.model_version) else str(r.model_version),
+                "drawn_at": now,
+                "caller": label,
+            }
+            for r in picks.itertuples(index=False)
+        ]
+        key = (exploration_picks.c.plan_day == day, exploration_picks.c.scope == scope,
+               exploration_picks.c.port == port)  # fmt: skip
+        with self.engine.begin() as conn:
+            known = set(
+                conn.execute(sa.select(exploration_picks.c.shipment_id).where(*key)).scalars()
+            )
+            new = [r for r in rows if r["shipment_id"] not in known]
+            if not new:
+                return 0
+            if self.engine.dialect.name in ("sqlite", "postgresql"):
+                insert = (
+                    sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
+                )
+                statement = insert(exploration_picks).on_conflict_do_nothing(
+                    index_elements=["plan_day", "scope", "port", "shipment_id"]
+                )
+                result = conn.execute(statement, new)
+            else:
+                result = conn.execute(exploration_picks.insert(), new)
+            return len(new) if result.rowcount in (None, -1) else int(result.rowcount)
 
     def audit(
         self, action: str, caller: Caller | str, detail: dict | None = None, request_id=None

@@ -135,6 +135,43 @@ def _reports_in_force():
     return outcome_reports.c.seq.in_(latest)
 
 
+PICK_KINDS = ("model", "random")
+"""How a shipment of an inspection plan was picked: above the cut line by the model, or drawn
+at random below it (exploration)."""
+
+exploration_picks = sa.Table(
+    "exploration_picks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("plan_day", sa.Date, nullable=False),
+    sa.Column("scope", sa.String(64), nullable=False),
+    sa.Column("port", sa.String(8), nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False),
+    sa.Column("pick", sa.String(16), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("scored", sa.Integer, nullable=False),
+    sa.Column("pool", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.Text),
+    sa.Column("drawn_at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.UniqueConstraint("plan_day", "scope", "port", "shipment_id", name="uq_exploration_picks"),
+)
+"""Every pick of every inspection plan drawn on the worklist, never updated: the plan's day
+and scope (``scope``: the stream and/or mode key of the worklist's filters, ``""`` for all
+streams; ``port``: ``""`` for all ports), the shipment, ``pick`` (:data:`PICK_KINDS`), its
+``probability`` of selection (1 for a model pick; for a random pick the random picks of the
+plan divided by ``pool``, the scored shipments below the cut line they were drawn from), its
+``rank`` and ``score`` in the plan, ``scored`` (shipments the plan ranked), the model version
+that scored it, when the plan was first drawn and by whom. A pick is recorded the first time
+a plan shows it (a re-render draws the same picks and adds nothing; a plan redrawn over more
+shipments of the day adds its new picks): the selection probabilities of the random picks are
+what makes the recall estimate of :mod:`serving.health_outcomes` unbiased."""
+sa.Index("ix_exploration_picks_day", exploration_picks.c.plan_day)
+sa.Index("ix_exploration_picks_shipment_id", exploration_picks.c.shipment_id)
+
+
 audit_events = sa.Table(
     "audit_events",
     metadata,

@@ -129,6 +129,14 @@ class PlanSummary:
     random_picks: int
     capacity_share: float
     exploration_share: float
+    pool: int = 0
+    """Scored shipments below the cut line: what the random picks are drawn from."""
+
+    @property
+    def random_probability(self) -> float:
+        """The chance each shipment below the cut line had of being a random pick (simple
+        random sampling without replacement: picks / pool); 0 without a pool."""
+        return self.random_picks / self.pool if self.pool else 0.0
 
 
 def capacity_counts(n_scored: int, capacity: float, exploration_share: float) -> tuple[int, int]:
@@ -199,8 +207,36 @@ def plan(
         random_picks=int((pick == "random").sum()),
         capacity_share=capacity,
         exploration_share=exploration_share,
+        pool=len(below),
     )
     return out, summary
+
+
+PICK_COLUMNS = ("shipment_id", "pick", "probability", "rank", "score", "model_version")
+"""What is recorded of each pick of a plan (the store's ``exploration_picks``)."""
+
+
+def picks(planned: pd.DataFrame, summary: PlanSummary) -> pd.DataFrame:
+    """The picks of a plan with their selection probability: 1 for a model pick (the cut line
+    takes it whatever the draw), ``random picks / pool`` for a random pick."""
+    chosen = planned[planned["pick"] != ""]
+    probability = np.where(chosen["pick"] == "model", 1.0, summary.random_probability)
+    version = (
+        chosen["model_version"]
+        if "model_version" in chosen.columns
+        else pd.Series(None, index=chosen.index, dtype=object)
+    )
+    return pd.DataFrame(
+        {
+            "shipment_id": chosen["shipment_id"].astype(str).to_numpy(),
+            "pick": chosen["pick"].to_numpy(),
+            "probability": probability.astype(float),
+            "rank": chosen["rank"].astype(int).to_numpy(),
+            "score": chosen["score"].astype(float).to_numpy(),
+            "model_version": [None if pd.isna(v) else str(v) for v in version],
+        },
+        columns=list(PICK_COLUMNS),
+    )
 
 
 def view(planned: pd.DataFrame, filters: Filters) -> pd.DataFrame:

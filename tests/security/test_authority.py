@@ -27,6 +27,7 @@ API_CALLS = {
     "read_shipments": ("GET", f"/shipments/{SHIPMENT}", None),
     "record_outcomes": ("POST", "/outcomes", None),  # body made per role
     "operate": ("GET", "/admin/status", None),
+    "view_model": ("GET", "/performance", None),
 }
 """One call per API action (``read_metrics`` is tried on the real service: BentoML's /metrics
 does not answer in-process)."""

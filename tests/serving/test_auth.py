@@ -25,6 +25,7 @@ ROUTES = [
     Route("/shipments/{sid}", _echo, methods=["GET"]),
     Route("/admin/reload", _echo, methods=["POST"]),
     Route("/admin/status", _echo, methods=["GET"]),
+    Route("/performance", _echo, methods=["GET"]),
     Route("/livez", _echo),
     Route("/readyz", _echo),
     Route("/metrics", _echo),
@@ -51,12 +52,13 @@ CALLS = [
     ("GET", "/shipments/S1"),
     ("POST", "/admin/reload"),
     ("GET", "/admin/status"),
+    ("GET", "/performance"),
     ("GET", "/metrics"),
 ]
 ALLOWED = {
     "system": {"/score", "/score/batch", "/outcomes"},
-    "officer": {"/score", "/score/batch", "/outcomes", "/shipments/S1"},
-    "admin": {"/admin/reload", "/admin/status", "/metrics"},
+    "officer": {"/score", "/score/batch", "/outcomes", "/shipments/S1", "/performance"},
+    "admin": {"/admin/reload", "/admin/status", "/performance", "/metrics"},
     "monitor": {"/metrics"},
 }
 

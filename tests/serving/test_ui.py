@@ -355,6 +355,25 @@ def test_worklist_ranks_the_day_with_cut_line_and_random_picks(client, engine):
     assert engine.store.audit_events(1)[0]["action"] == "ui_worklist_viewed"
 
 
+def test_worklist_records_the_plan_picks_once_with_their_selection_probabilities(client, engine):
+    _sign_in(client, engine)
+    page = client.get("/ui/worklist", params={"day": DAY.isoformat()}).text
+    client.get("/ui/worklist", params={"day": DAY.isoformat(), "band": "high"})  # re-render
+    picks = engine.store.picks_frame(DAY, DAY + dt.timedelta(days=1))
+    plan = picks[(picks["scope"] == "") & (picks["port"] == "")].set_index("shipment_id")
+    # capacity 10 % of 60: 4 model picks, 2 random picks drawn from the 56 below the line
+    assert len(plan) == 6 and (plan["scored"] == 60).all() and (plan["pool"] == 56).all()
+    random_ids = re.findall(r'<tr class="random" data-shipment="([^"]+)"', page)
+    assert set(plan.index[plan["pick"] == "random"]) == set(random_ids)
+    assert (plan.loc[plan["pick"] == "model", "probability"] == 1.0).all()
+    assert np.allclose(plan.loc[plan["pick"] == "random", "probability"], 2 / 56)
+    assert set(plan["model_version"]) == {"3"} and plan["caller"].str.contains("Kim").all()
+    # a team's own scope is a plan of its own
+    client.get("/ui/worklist", params={"day": DAY.isoformat(), "mode": "sea"})
+    scopes = set(engine.store.picks_frame(DAY)["scope"])
+    assert {"", "sea"} <= scopes
+
+
 def test_worklist_filters_and_bad_filters(client, engine):
     _sign_in(client, engine)
     page = client.get("/ui/worklist", params={"transport": "maersk", "day": DAY.isoformat()}).text

@@ -516,6 +516,7 @@ def train_job(
     label_positive: str | None = None,
     tune: str | None = None,
     tune_trials: int | None = None,
+    run_tags: dict[str, str] | None = None,
     progress: Progress = _quiet,
 ) -> TrainResult:
     """Train the full model (families selected on validation, tuned if ``tune`` gives a time
@@ -524,7 +525,8 @@ def train_job(
     of ``settings.model_name``.
 
     The steps: :func:`_read`, :func:`_features`, :func:`_split`, :func:`_fit`,
-    :func:`_evaluate`, :func:`_describe`, :func:`_log`."""
+    :func:`_evaluate`, :func:`_describe`, :func:`_log`. ``run_tags`` are added to the run
+    (``cargorisk retrain`` records where the data came from)."""
     import mlflow
 
     config = config or load_config(config_path)
@@ -554,6 +556,8 @@ def train_job(
     registry.configure(settings)
     experiment_id = registry.ensure_experiment(settings, experiment)
     with mlflow.start_run(experiment_id=experiment_id) as run:
+        if run_tags:
+            mlflow.set_tags(run_tags)
         t = time.perf_counter()
         fitted = _fit(
             data,

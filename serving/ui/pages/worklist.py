@@ -65,6 +65,15 @@ class WorklistPages(PageBase):
             exploration_share=settings.exploration_share,
             seed=wl.exploration_seed(day, filters.scope_key, filters.port, settings.seed),
         )
+        store.record_picks(
+            day,
+            filters.scope_key,
+            filters.port,
+            wl.picks(planned, summary),
+            scored=summary.scored,
+            pool=summary.pool,
+            caller=caller,
+        )
         visible = wl.view(planned, filters)
         try:
             shown_below = max(BELOW_PAGE, min(int(request.query_params.get("below", 0)), 50_000))
