@@ -2,9 +2,9 @@
 
 Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
 ``cli_simulate``: simulate; ``cli_train``: train, evaluate, promote, models, score;
-``cli_serve``: serve, keys, export; ``cli_ui``: users. None of them imports this module
-(quickstart runs the other commands through the app it is registered on). Heavy libraries are
-imported inside the commands so ``cargorisk --help`` stays instant.
+``cli_serve``: serve, keys, export; ``cli_shadow``: shadow; ``cli_ui``: users. None of them
+imports this module (quickstart runs the other commands through the app it is registered
+on). Heavy libraries are imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -29,7 +29,15 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """Narcotics risk targeting for sea, air-cargo and express shipments."""
 
-    from cargorisk import cli_data, cli_quickstart, cli_serve, cli_simulate, cli_train, cli_ui
+    from cargorisk import (
+        cli_data,
+        cli_quickstart,
+        cli_serve,
+        cli_shadow,
+        cli_simulate,
+        cli_train,
+        cli_ui,
+    )
 
     @app.command()
     def info() -> None:
@@ -46,7 +54,15 @@ def build_app() -> typer.Typer:
         }.items():
             typer.echo(f"{key:14} {value}")
 
-    for module in (cli_quickstart, cli_data, cli_simulate, cli_train, cli_serve, cli_ui):
+    for module in (
+        cli_quickstart,
+        cli_data,
+        cli_simulate,
+        cli_train,
+        cli_serve,
+        cli_shadow,
+        cli_ui,
+    ):
         module.register(app)
     return app
 
