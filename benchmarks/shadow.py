@@ -6,8 +6,9 @@ scored beside the champion, in the same run (goal: with ≤ 1.3× without).
 Steps (every figure measured in this run):
 
 1. the serving benchmark's world and champion (``benchmarks/serving.py``: ``cargorisk
-   simulate`` 40 days × 800/day, ``train`` + ``promote``) in ``--home``, plus a second version
-   trained on another split (``--test-days 10``) that becomes ``@challenger``;
+   simulate``, 90 days x 1,500/day by default, ``train`` + ``promote``) in ``--home``, plus a
+   second version trained on another split (``--test-days`` a third of the days) that
+   becomes ``@challenger``;
 2. two engines, each on its own copy of the store seeded with the world: one with no shadow
    alias (``shadow_alias`` set to an alias nobody has), one with the challenger;
 3. ``--single`` shipments scored one at a time, alternating between the two engines (so both
@@ -47,8 +48,8 @@ def _serving_bench():
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=None)
-    parser.add_argument("--days", type=int, default=40)
-    parser.add_argument("--per-day", type=int, default=800)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--per-day", type=int, default=1500)
     parser.add_argument("--single", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--batch-repeats", type=int, default=5)
@@ -63,7 +64,9 @@ def main(argv=None) -> int:
     world = bench.ensure_world(home, args.days, args.per_day, env)
     marker = home / "challenger.json"
     if not marker.exists():
-        bench.sh("train", "--data", str(world), "--test-days", "10", env=env)
+        bench.sh(
+            "train", "--data", str(world), "--test-days", str(max(10, args.days // 3)), env=env
+        )
         marker.write_text(json.dumps({"trained": True}))
 
     os.environ["CARGORISK_HOME"] = str(home)
