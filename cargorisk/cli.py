@@ -2,9 +2,10 @@
 
 Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
 ``cli_simulate``: simulate; ``cli_train``: train, evaluate, promote, models, score;
-``cli_serve``: serve, keys, export; ``cli_retrain``: retrain; ``cli_ui``: users. None of them
-imports this module (quickstart runs the other commands through the app it is registered on).
-Heavy libraries are imported inside the commands so ``cargorisk --help`` stays instant.
+``cli_serve``: serve, keys, export; ``cli_retrain``: retrain; ``cli_shadow``: shadow;
+``cli_ui``: users. None of them imports this module (quickstart runs the other commands through
+the app it is registered on). Heavy libraries are imported inside the commands so
+``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def build_app() -> typer.Typer:
         cli_quickstart,
         cli_retrain,
         cli_serve,
+        cli_shadow,
         cli_simulate,
         cli_train,
         cli_ui,
@@ -55,8 +57,15 @@ def build_app() -> typer.Typer:
             typer.echo(f"{key:14} {value}")
 
     for module in (
-        cli_quickstart, cli_data, cli_simulate, cli_train, cli_serve, cli_retrain, cli_ui
-    ):  # fmt: skip
+        cli_quickstart,
+        cli_data,
+        cli_simulate,
+        cli_train,
+        cli_serve,
+        cli_retrain,
+        cli_shadow,
+        cli_ui,
+    ):
         module.register(app)
     return app
 

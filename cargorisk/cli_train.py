@@ -204,11 +204,24 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help="Hyper-parameters/gate YAML."),
         engine: str | None = typer.Option(None, "--engine", help=_ENGINE_HELP),
         spark_master: str | None = typer.Option(None, "--spark-master", help=_MASTER_HELP),
+        shadow: bool = typer.Option(
+            False,
+            "--shadow",
+            help="Also require the live evidence of shadow scoring (the candidate as the "
+            "challenger, compared with the champion on the outcomes in the store).",
+        ),
     ) -> None:
         """Move the champion alias to a version if it beats the champion on the same period."""
         from training.jobs.promote import promote_job
 
         settings = _settings(engine, spark_master)
+        evidence = None
+        if shadow:
+            from cargorisk.cli_shadow import shadow_comparison
+            from training import registry
+
+            registry.configure(settings)
+            evidence = shadow_comparison(settings, version or registry.latest_version(settings))
         record = promote_job(
             settings,
             version=version,
@@ -217,6 +230,7 @@ def register(app: typer.Typer) -> None:
             reason=reason,
             config_path=config,
             progress=_progress,
+            shadow=evidence,
         )
         cap = f"@{settings.capacity:.0%}"
         for who in ("candidate", "champion", "rules"):

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     experiment: str = "cargorisk"
     model_name: str = "cargorisk-risk"
     champion_alias: str = "champion"
+    shadow_alias: str = Field(
+        default="challenger",
+        min_length=1,
+        description="Registry alias of the shadow challenger: scored beside the champion on "
+        "every request, stored, never served (none registered: shadow scoring is off).",
+    )
+    shadow_max_pending: int = Field(
+        default=64,
+        ge=1,
+        description="Requests the shadow challenger may have queued; beyond it a request is "
+        "not shadow-scored (counted in cargorisk_shadow_dropped_total), never delayed.",
+    )
 
     capacity: float = Field(
         default=0.05, gt=0, le=0.5, description="Share of shipments officers can inspect."

@@ -55,6 +55,8 @@ from features.tables import read_contract_dir
 from serving import schemas
 from serving.auth import may
 from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champion, probe_frame
+from serving.shadow import ShadowScorer
+from serving.shadow import loader_for as shadow_loader_for
 from serving.store import Caller, RecordedReports, ReportConflict, Store
 
 if TYPE_CHECKING:
@@ -200,6 +202,7 @@ class ScoringEngine:
         *,
         store: Store | None = None,
         model_loader=None,
+        shadow_loader=None,
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.store)
@@ -226,6 +229,12 @@ class ScoringEngine:
             ),
             probe=self._probe,
         )
+        self.shadow = ShadowScorer(
+            shadow_loader or shadow_loader_for(settings),
+            self.store.record_shadow_scores,
+            probe=self._probe,
+            max_pending=settings.shadow_max_pending,
+        )
         self.recent = RecentScores(settings.recent_scores_window)
         self._recent_version: str | None = None
         from serving.metrics import get_metrics
@@ -246,6 +255,8 @@ class ScoringEngine:
         step = time.perf_counter()
         _, message = self.model_holder.load()
         log.info("start-up: model: %s (%.1f s)", message, time.perf_counter() - step)
+        _, message = self.shadow.load()
+        log.info("start-up: shadow challenger: %s", message)
         self._reset_recent()
         # The feature state is millions of long-lived objects; a full garbage collection walks
         # them all (0.7 s with a 360k-shipment history), landing at random inside a request.
@@ -445,7 +456,32 @@ class ScoringEngine:
             "model_error": self.model_holder.last_error,
             "feature_state": self.state is not None,
             "feature_state_error": self.state_error,
+            "shadow": self.shadow_status(),
         }
+
+    def shadow_status(self) -> dict[str, Any]:
+        """The shadow challenger: which version, what it did, its last error."""
+        shadow = self.shadow.current
+        counts = self.shadow.counts
+        return {
+            "alias": self.settings.shadow_alias,
+            "version": shadow.version if shadow else None,
+            "scored": counts.scored,
+            "dropped": counts.dropped,
+            "errors": counts.errors,
+            "last_error": counts.last_error or self.shadow.holder.last_error,
+        }
+
+    def shadow_comparison(self, since: dt.datetime | None = None) -> dict[str, Any]:
+        """Champion and challenger compared on the outcomes that arrived
+        (:func:`serving.shadow.compare`)."""
+        from serving.shadow import compare
+
+        shadow = self.shadow.current
+        pairs = self.store.shadow_pairs(
+            since=since, challenger_version=shadow.version if shadow else None
+        )
+        return compare(pairs, self.settings.capacity).as_dict()
 
     def _attribute_schema(self, model: LoadedModel) -> dict[str, AttributeSpec]:
         """The attribute schema of the served model (parsed once per model version)."""
@@ -590,6 +626,14 @@ class ScoringEngine:
         )
         for item in results:
             item["shipment_version"] = versions[item["shipment_id"]].version
+        # the shadow challenger scores the same rows in its own thread, after the answer
+        self.shadow.submit(
+            feats,
+            ids,
+            [versions[sid].version for sid in ids],
+            request_id=request_id,
+            champion_version=model.version,
+        )
         # The history counts each shipment's declaration as first received (first versions
         # join the feature state, as Store.history_frame gives them to a rebuild); an
         # amendment moves the shipment's inspections to the declaration in force (versions
@@ -784,10 +828,18 @@ class ScoringEngine:
         ok, message = self.model_holder.load()
         current = self.model_holder.current
         self.metrics.reloads.labels(result="ok" if ok else "failed").inc()
+        _, shadow_message = self.shadow.load()
+        shadow = self.shadow.current
         self.store.audit(
             "model_reload",
             caller,
-            {"ok": ok, "message": message, "version": current.version if current else None},
+            {
+                "ok": ok,
+                "message": message,
+                "version": current.version if current else None,
+                "shadow_version": shadow.version if shadow else None,
+                "shadow_message": shadow_message,
+            },
         )
         if ok:
             with self._lock:
@@ -798,4 +850,6 @@ class ScoringEngine:
             "model_version": current.version if current else None,
             "previous_version": previous.version if previous else None,
             "message": message,
+            "shadow_version": shadow.version if shadow else None,
+            "shadow_message": shadow_message,
         }

@@ -513,6 +513,13 @@ class ReloadResponse(_Response):
     model_version: str | None
     previous_version: str | None
     message: str
+    shadow_version: str | None = Field(
+        default=None,
+        description="The shadow challenger loaded (alias shadow_alias), or null when none.",
+    )
+    shadow_message: str | None = Field(
+        default=None, description="What the challenger's reload did, or why there is none."
+    )
 
 
 class ErrorDetail(_Response):

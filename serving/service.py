@@ -13,6 +13,7 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
   selection from the random exploration picks (officers and admins);
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
+  ``GET /admin/shadow`` - the shadow challenger and its comparison with the champion;
 * ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``
   (monitor or admin key unless ``metrics_require_key`` is off), the OpenAPI description at
   ``/docs.json`` and, with the setting ``api_explorer``, the API explorer at ``/``.
@@ -382,6 +383,12 @@ class CargoRisk:
     def admin_status(self) -> dict[str, Any]:
         """What is loaded (model version, feature state) and the last load error, if any."""
         return self.engine.status()
+
+    @http.get("/admin/shadow")
+    def admin_shadow(self) -> dict[str, Any]:
+        """The shadow challenger (alias ``shadow_alias``): its version and counts, and its
+        comparison with the champion on the shipments both scored whose outcomes arrived."""
+        return {**self.engine.shadow_status(), "comparison": self.engine.shadow_comparison()}
 
 
 # add_asgi_middleware is added by @bentoml.service, which mypy cannot see

@@ -218,6 +218,42 @@ def set_champion(settings, version: int, record: dict[str, Any]) -> None:
         )
 
 
+def shadow_version(settings) -> int | None:
+    """The version behind the shadow alias (``settings.shadow_alias``), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client().get_model_version_by_alias(settings.model_name, settings.shadow_alias)
+    except MlflowException:
+        return None
+    return int(mv.version)
+
+
+def set_shadow(settings, version: int) -> None:
+    """Point the shadow alias at ``version``: after a reload the service scores every request
+    with it beside the champion (stored, never served). The champion cannot be its own
+    challenger."""
+    info = version_info(settings, version)  # raises naming the version when there is none
+    if settings.champion_alias in info.aliases:
+        raise CargoriskError(
+            f"version {version} is the champion (@{settings.champion_alias}); a challenger "
+            "must be another version"
+        )
+    client = _client()
+    client.set_registered_model_alias(settings.model_name, settings.shadow_alias, str(version))
+    client.set_model_version_tag(
+        settings.model_name, str(version), "shadow_since", pd.Timestamp.now("UTC").isoformat()
+    )
+
+
+def clear_shadow(settings) -> int | None:
+    """Remove the shadow alias; returns the version it pointed at (None: there was none)."""
+    previous = shadow_version(settings)
+    if previous is not None:
+        _client().delete_registered_model_alias(settings.model_name, settings.shadow_alias)
+    return previous
+
+
 def record_refusal(settings, version: int, record: dict[str, Any]) -> None:
     """Keep the gate's refusal on the candidate version (tag ``gate``)."""
     _client().set_model_version_tag(

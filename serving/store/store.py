@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from serving.store.identity import IdentityStore
 from serving.store.queries import QueriesStore
 from serving.store.records import RecordsStore
+from serving.store.shadow import ShadowStore
 from serving.store.tables import (
     _add_missing_columns,
     _migrate_outcomes,
@@ -21,7 +22,7 @@ from serving.store.tables import (
 )
 
 
-class Store(RecordsStore, QueriesStore, IdentityStore):
+class Store(RecordsStore, QueriesStore, IdentityStore, ShadowStore):
     """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
 
     def __init__(self, url: str) -> None:

@@ -303,3 +303,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+shadow_scores = sa.Table(
+    "shadow_scores",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("scored_at", sa.DateTime, nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False, index=True),
+    sa.Column("shipment_version", sa.Integer),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("champion_version", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("raw_score", sa.Float, nullable=False),
+)
+"""Scores of the shadow challenger (``serving/shadow.py``): computed beside the champion's for
+the same request and declaration version, stored, never served. Append-only."""

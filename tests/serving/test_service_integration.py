@@ -313,6 +313,48 @@ def test_reload_good_then_broken_without_dropping_requests(live):
     assert httpx.get(f"{url}/readyz").status_code == 200
 
 
+def test_shadow_challenger_over_http(live):
+    """A version under @challenger is loaded on reload, scores every request beside the
+    champion (stored, never served) and is compared in GET /admin/shadow; removing the alias
+    and reloading turns it off."""
+    from mlflow import MlflowClient
+
+    ships, outs, _ = live["world"]
+    url = live["url"]
+    client = MlflowClient(tracking_uri=live["tracking"], registry_uri=live["tracking"])
+    challenger = train_tiny_model(ships, outs, seed=3)
+    version = register_model(
+        challenger, live["tracking"], MODEL, live["root"] / "shadow", champion=False
+    )
+    client.set_registered_model_alias(MODEL, "challenger", version)
+    try:
+        r = httpx.post(f"{url}/admin/reload", headers=_h(live, "admin"), timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.json()["shadow_version"] == version
+        champion = r.json()["model_version"]
+        body = {"shipments": [_ship(5000 + i) for i in range(10)]}
+        scored = httpx.post(f"{url}/score/batch", json=body, headers=_h(live, "system"))
+        assert scored.status_code == 200
+        assert {x["model_version"] for x in scored.json()["results"]} == {champion}
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            shadow = httpx.get(f"{url}/admin/shadow", headers=_h(live, "admin")).json()
+            if shadow["scored"] >= 10:
+                break
+            time.sleep(0.2)
+        assert shadow["version"] == version and shadow["scored"] >= 10, shadow
+        assert shadow["errors"] == 0 and shadow["comparison"]["shipments"] >= 10
+        assert shadow["comparison"]["challenger"]["version"] == version
+        denied = httpx.get(f"{url}/admin/shadow", headers=_h(live, "officer"))
+        assert denied.status_code == 403
+        metrics = httpx.get(f"{url}/metrics", headers=_h(live, "admin")).text
+        assert re.search(r"^cargorisk_shadow_scored_total\S* [1-9]", metrics, re.M), metrics[:500]
+    finally:
+        client.delete_registered_model_alias(MODEL, "challenger")
+    r = httpx.post(f"{url}/admin/reload", headers=_h(live, "admin"), timeout=120)
+    assert r.json()["shadow_version"] is None and "shadow scoring off" in r.json()["shadow_message"]
+
+
 def test_fuzzing_the_openapi_gives_no_5xx(live):
     """Schemathesis generates requests (valid and invalid) for every operation of the
     service's own OpenAPI description; none may produce a 5xx, whatever the role."""

@@ -138,6 +138,41 @@ def gate_decision(
     )
 
 
+def shadow_decision(
+    shadow: dict[str, Any], version: int, champion: int | None, why: str
+) -> tuple[bool, str]:
+    """The live evidence from shadow scoring on top of a passed test-period gate.
+
+    It must be about this candidate as the challenger of today's champion. Without a seizure
+    among the shipments both scored there is no live evidence, and the test-period decision
+    stands (said so). Otherwise the candidate is refused when the champion put more of the
+    known seizures within capacity than the candidate would have; a tie or a candidate ahead
+    passes. (The champion chose the inspections, so this evidence leans its way: a candidate
+    that is not behind on it is not worse where it can be seen.)"""
+    chall, champ = shadow.get("challenger") or {}, shadow.get("champion") or {}
+    if str(chall.get("version")) != str(version):
+        raise CargoriskError(
+            f"the shadow comparison is about version {chall.get('version')}, not the candidate "
+            f"{version}: set it as the challenger (cargorisk shadow set {version}) and let it "
+            "score first"
+        )
+    if champion is not None and str(champ.get("version")) != str(champion):
+        raise CargoriskError(
+            f"the shadow comparison was made against version {champ.get('version')}, not the "
+            f"champion {champion}"
+        )
+    if not shadow.get("seizures"):
+        return True, f"{why}; shadow: no seizure among the shipments both scored yet"
+    a, b = int(chall["seizures_within_capacity"]), int(champ["seizures_within_capacity"])
+    live = (
+        f"shadow: {a} known seizures within capacity vs champion {b} on "
+        f"{shadow['shipments']:,} shipments both scored"
+    )
+    if a < b:
+        return False, f"{why}; but {live}: the champion stays"
+    return True, f"{why}; {live}"
+
+
 def promote_job(
     settings,
     *,
@@ -148,10 +183,16 @@ def promote_job(
     config: TrainConfig | None = None,
     config_path: str | Path | None = None,
     progress: Progress = _quiet,
+    shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move the champion alias to ``version`` (default: the latest) if it passes the gate on the
     candidate's test period; with ``force`` (and a ``reason``) move it regardless and record
-    why. Returns the gate record (also stored as tag ``gate`` on the candidate version)."""
+    why. Returns the gate record (also stored as tag ``gate`` on the candidate version).
+
+    ``shadow``: the service's comparison of this version, scored as the shadow challenger,
+    with the champion on the outcomes that arrived (``serving.shadow.compare(...).as_dict()``,
+    which the CLI reads from the store). It is recorded, and it can refuse: see
+    :func:`shadow_decision`."""
     config = config or load_config(config_path)
     registry.configure(settings)
     if force and not (reason and reason.strip()):
@@ -244,6 +285,10 @@ def promote_job(
         if not force:
             raise
         measured, passed, why = False, False, f"not measured: {exc}"
+    if shadow is not None:
+        record["shadow"] = shadow
+        if passed:
+            passed, why = shadow_decision(shadow, version, champ_version, why)
     record["gate_passed"] = passed
     record["gate_reason"] = why
     if passed or force:

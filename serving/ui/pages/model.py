@@ -1,5 +1,5 @@
 """The model page: the champion in service, its test metrics beside the baselines, its
-capacity curve.
+capacity curve, and the shadow challenger compared with it on the outcomes that arrived.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class ModelPages(PageBase):
         engine.store.audit(
             "ui_model_viewed", caller, {"version": current.version if current else None}
         )
+        shadow = engine.shadow_status()
+        comparison = engine.shadow_comparison() if shadow["version"] is not None else None
         meta = current.scoring.metadata if current is not None else {}
         info = current.scoring.dataset if current is not None else DatasetInfo()
         return self.render(
@@ -46,6 +48,8 @@ class ModelPages(PageBase):
             last_error=engine.model_error,
             capacity=engine.settings.capacity,
             exploration=engine.settings.exploration_share,
+            shadow=shadow,
+            comparison=comparison,
         )
 
     def capacity_curve(self, request: Request) -> Response:
