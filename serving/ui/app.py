@@ -39,7 +39,7 @@ from features.contracts import (
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
 from serving.ui import worklist as wl
-from serving.ui.format import _fmt, _label, _odds
+from serving.ui.format import field_label, odds_change, shown_value
 from serving.ui.model_info import ModelReports
 from serving.ui.pages.model import ModelPages
 from serving.ui.pages.shipment import ShipmentPages
@@ -48,7 +48,7 @@ from serving.ui.pages.worklist import WorklistPages
 from serving.ui.session import (
     CookieSigner,
 )
-from serving.ui.session_gate import _Refused
+from serving.ui.session_gate import Refused
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,9 +65,9 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
         self.resolve = resolve
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
-        env.filters["fmt"] = _fmt
-        env.filters["label"] = _label
-        env.filters["odds"] = _odds
+        env.filters["fmt"] = shown_value
+        env.filters["label"] = field_label
+        env.filters["odds"] = odds_change
         env.globals["BANDS"] = wl.BANDS
         env.globals["MODES"] = MODES
         env.globals["STREAM_WORDS"] = wl.STREAM_WORDS
@@ -93,7 +93,7 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
         ]
         self.app = Starlette(
             routes=routes,
-            exception_handlers={500: self._server_error, _Refused: self._refused},
+            exception_handlers={500: self._server_error, Refused: self._refused},
         )
 
     async def __call__(self, scope, receive, send) -> None:
