@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.contracts import REQUIRED_SHIPMENT_COLUMNS, AttributeSpec
+from features.contracts import AttributeSpec, missing_required
 from features.errors import ContractError
 from features.history import (
     DISTINCT,
@@ -129,12 +129,12 @@ def optional_column(frame: pd.DataFrame, name: str) -> list:
 
 
 def check_shipments(shipments: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in shipments.columns]
+    missing = missing_required("shipments", shipments.columns)
     if missing:
         raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
 
 
 def check_shipment_mapping(shipment: Mapping[str, Any]) -> None:
-    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in shipment]
+    missing = missing_required("shipments", shipment)
     if missing:
         raise ContractError(f"shipment lacks required field(s): {', '.join(missing)}")

@@ -10,7 +10,13 @@ from typing import Any
 import pandas as pd
 
 from features.errors import ContractError
-from features.history import DISTINCT, SHIPMENT_COUNTS, VALUE_MEANS, Timeline
+from features.history import (
+    DISTINCT,
+    OUTCOME_EVENT_COLUMNS,
+    SHIPMENT_COUNTS,
+    VALUE_MEANS,
+    Timeline,
+)
 from features.manifest import prepare
 from features.network import IDENTIFIERS
 from features.online.storage import (
@@ -217,9 +223,7 @@ class Updates(StateStorage):
         place of the earlier one."""
         if outcomes is None or len(outcomes) == 0:
             return
-        missing = [
-            c for c in ("shipment_id", "inspected_at", "result_at", "result") if c not in outcomes
-        ]
+        missing = [c for c in OUTCOME_EVENT_COLUMNS if c not in outcomes]
         if missing:
             raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
         ids = [str(v) for v in outcomes["shipment_id"].tolist()]
