@@ -46,8 +46,6 @@ def _split_world(world: Path, history: Path, today: Path) -> int:
     contract directory, with the world's ``dataset.json`` when it has one; today's outcomes are
     empty). The simulator's hidden truth follows the history (training reads it only to
     measure true recall; the service never sees it)."""
-    import pandas as pd
-
     from features.tables import find_table, read_frame, read_info, write_contract_dir
 
     shipments = read_frame(find_table(world, "shipments"))
@@ -60,7 +58,7 @@ def _split_world(world: Path, history: Path, today: Path) -> int:
     write_contract_dir(today, shipments[~past], outcomes.iloc[:0], info)
     truth_file = world / "truth.parquet"
     if truth_file.exists():  # evaluation only: lets training report true recall
-        truth = pd.read_parquet(truth_file)
+        truth = read_frame(truth_file)
         truth[truth["shipment_id"].isin(shipments.loc[past, "shipment_id"])].to_parquet(
             history / "truth.parquet", index=False
         )

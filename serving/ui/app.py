@@ -38,6 +38,7 @@ from features.contracts import (
 )
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
+from serving.edge import with_headers
 from serving.ui import worklist as wl
 from serving.ui.format import field_label, odds_change, shown_value
 from serving.ui.model_info import ModelReports
@@ -103,12 +104,7 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in SECURITY_HEADERS.items():
-                    if key.encode() not in present:
-                        headers.append((key.encode(), value.encode()))
-                message = {**message, "headers": headers}
+                message = with_headers(message, SECURITY_HEADERS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
