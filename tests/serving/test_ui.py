@@ -26,8 +26,6 @@ from serving.ui.session import COOKIE, CookieSigner, SignInThrottle
 from tests.serving.conftest import make_shipment
 from tests.serving.helpers import service_app, tiny_history, train_tiny_model
 
-pytest.importorskip("features.online", reason="online feature state not available yet")
-
 DAY = dt.date(2026, 2, 5)
 GATE = Caller("gate-7", "system", 1)
 
