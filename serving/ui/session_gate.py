@@ -182,6 +182,20 @@ class PageBase:
         given = str(form.get("csrf") or "")
         return bool(given) and hmac.compare_digest(given, session.csrf)
 
+    def form_expired(
+        self, request: Request, session: UiSession, caller: Caller, what: str = "form"
+    ) -> Response:
+        """The 403 page for a form whose CSRF token is not its session's (:meth:`csrf_ok`)."""
+        return self.render(
+            request,
+            "error.html",
+            403,
+            title="Form expired",
+            message=f"This {what} was not issued to your session; reload the page and try again.",
+            session=session,
+            caller=caller,
+        )
+
     def cookie_path(self, request: Request) -> str:
         return self.root(request) or "/"
 

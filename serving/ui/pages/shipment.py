@@ -207,15 +207,7 @@ class ShipmentPages(PageBase):
         engine, session, caller = await run_in_threadpool(self.officer, request, "record_outcomes")
         form = await request.form()
         if not self.csrf_ok(session, form):
-            return self.render(
-                request,
-                "error.html",
-                403,
-                title="Form expired",
-                message="This form was not issued to your session; reload the page and try again.",
-                session=session,
-                caller=caller,
-            )
+            return self.form_expired(request, session, caller)
         shipment_id = normal_text(request.path_params["shipment_id"])
         fields = ("inspected_at", "result_at", "result", "drug", "quantity_kg", "method",
                   "selected_by")  # fmt: skip

@@ -170,16 +170,7 @@ class SignInPages(PageBase):
         if who is not None:
             session, caller = who
             if not self.csrf_ok(session, form):
-                return self.render(
-                    request,
-                    "error.html",
-                    403,
-                    title="Form expired",
-                    message="This sign-out form was not issued to your session; reload the "
-                    "page and try again.",
-                    session=session,
-                    caller=caller,
-                )
+                return self.form_expired(request, session, caller, "sign-out form")
             await run_in_threadpool(engine.store.end_session, session.id, "signed out")
             await run_in_threadpool(
                 engine.store.audit, "ui_sign_out", caller, {"session": session.id}
