@@ -54,6 +54,25 @@ class ContractTables:
 
 PARTITION_GLOB = "month=*/*.parquet"
 """Month partitions of a table directory (``shipments/month=2026-01/part-0.parquet``)."""
+PART_FILE = "part-0.parquet"
+"""The file of one month partition, as :func:`write_partition` names it."""
+
+
+def partition_path(data_dir: str | Path, table: str, month: str) -> Path:
+    """Where month ``month`` (``YYYY-MM``) of ``table`` lives in a data directory written by
+    month: ``<table>/month=<month>/part-0.parquet`` (read back by :func:`read_frame`)."""
+    return Path(data_dir) / table / f"month={month}" / PART_FILE
+
+
+def write_partition(data_dir: str | Path, table: str, month: str, frame: pd.DataFrame) -> Path:
+    """Write one month of ``table`` as Parquet, next to its target and renamed into place (an
+    interrupted run never leaves a half-written partition). Returns its path."""
+    path = partition_path(data_dir, table, month)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{PART_FILE}.partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
+    return path
 
 
 def read_frame(path: Path, *, what: str | None = None) -> pd.DataFrame:
