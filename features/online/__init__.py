@@ -21,6 +21,7 @@ moves only where its inspections count) and an inspection once per ``(shipment_i
 inspected_at)``: a later, different report of the same inspection (a correction) replaces the
 earlier one's effect, so the report in force counts, as when the state is rebuilt from the
 reports in force. An outcome whose shipment is not in the state yet is kept and applied when
+the shipment is added.
 
 The package, one job a module (:class:`OnlineFeatureState` in :mod:`.state` is made of them):
 :mod:`.storage` the timelines the state keeps, its shipment records, link-graph nodes and input
