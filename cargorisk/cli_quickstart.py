@@ -6,7 +6,7 @@ starting over:
 
 1. simulate a customs world ending today (``data/world``), split into the history the service
    starts from (``data/history``: everything declared before today) and today's arrivals
-   (``data/today/shipments.parquet``), which the inspection system will send for scoring;
+   (``data/today``), which the inspection system will send for scoring;
 2. train on the history, register the model in MLflow and promote it to ``champion``;
 3. create an officer API key (printed, and kept in ``quickstart-keys.json`` under the home with
    mode 0600 so a second run can print it again) and a system key for the loader;
@@ -42,24 +42,23 @@ def _run_cli(app: typer.Typer, args: list[str]) -> None:
 
 
 def _split_world(world: Path, history: Path, today: Path) -> int:
-    """History = declared before the last day; today = declared on the last day. The
-    simulator's hidden truth follows the history (training reads it only to measure true
-    recall; the service never sees it)."""
-    import pandas as pd
+    """History = declared before the last day; today = declared on the last day (each a
+    contract directory, with the world's ``dataset.json`` when it has one; today's outcomes are
+    empty). The simulator's hidden truth follows the history (training reads it only to
+    measure true recall; the service never sees it)."""
+    from features.tables import find_table, read_frame, read_info, write_contract_dir
 
-    shipments = pd.read_parquet(world / "shipments.parquet")
-    outcomes = pd.read_parquet(world / "outcomes.parquet")
+    shipments = read_frame(find_table(world, "shipments"))
+    outcomes = read_frame(find_table(world, "outcomes"))
+    info = read_info(world)
     last_day = shipments["declared_at"].max().normalize()
     past = shipments["declared_at"] < last_day
-    history.mkdir(parents=True, exist_ok=True)
-    today.mkdir(parents=True, exist_ok=True)
-    shipments[past].to_parquet(history / "shipments.parquet", index=False)
     known = outcomes["shipment_id"].isin(shipments.loc[past, "shipment_id"])
-    outcomes[known].to_parquet(history / "outcomes.parquet", index=False)
-    shipments[~past].to_parquet(today / "shipments.parquet", index=False)
+    write_contract_dir(history, shipments[past], outcomes[known], info)
+    write_contract_dir(today, shipments[~past], outcomes.iloc[:0], info)
     truth_file = world / "truth.parquet"
     if truth_file.exists():  # evaluation only: lets training report true recall
-        truth = pd.read_parquet(truth_file)
+        truth = read_frame(truth_file)
         truth[truth["shipment_id"].isin(shipments.loc[past, "shipment_id"])].to_parquet(
             history / "truth.parquet", index=False
         )
@@ -117,9 +116,10 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
 def _send_today(url: str, key: str, today: Path, chunk: int) -> int:
     """POST today's arrivals to /score/batch in manifests of ``chunk`` shipments."""
     import httpx
-    import pandas as pd
 
-    frame = pd.read_parquet(today / "shipments.parquet")
+    from features.tables import find_table, read_frame
+
+    frame = read_frame(find_table(today, "shipments"))
     sent = 0
     with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
         for start in range(0, len(frame), chunk):

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         Exits 0 when the new champion serves, 1 when the gate refused the candidate (the
         champion keeps serving; the reason is printed), 3 when it was promoted but the service
         did not load it, 2 on an error before that (nothing promoted)."""
-        from cargorisk.cli_serve import _parse_date, export_tables
+        from cargorisk.cli_serve import export_tables, since_date
         from common.settings import load_settings
         from features import registry_contract as rc
         from serving.store import Store
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
             raise CargoriskError(f"--days: {days} is not a number of days >= 1")
         settings = load_settings()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        start = _parse_date(since)
+        start = since_date(since)
         if days is not None:
             start = dt.datetime.combine((now - dt.timedelta(days=days)).date(), dt.time())
         url = _service_url(settings, service)

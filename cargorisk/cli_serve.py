@@ -136,7 +136,8 @@ def export_tables(store, out: Path, since: dt.datetime | None = None) -> Exporte
     )
 
 
-def _parse_date(value: str | None) -> dt.datetime | None:
+def since_date(value: str | None) -> dt.datetime | None:
+    """The ``--since`` option of ``export`` and ``retrain`` as a datetime (None: from the start)."""
     if value is None:
         return None
     try:
@@ -244,7 +245,7 @@ def register(app: typer.Typer) -> None:
         """Write the stored shipments and their outcomes as contract tables
         (shipments.parquet with the shipments' attributes, outcomes.parquet, dataset.json) for
         `cargorisk train --data DIR`."""
-        exported = export_tables(_store(), out, _parse_date(since))
+        exported = export_tables(_store(), out, since_date(since))
         typer.echo(
             f"exported {exported.shipments} shipments and {exported.outcomes} outcomes to {out}"
         )

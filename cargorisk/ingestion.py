@@ -46,6 +46,7 @@ from features.ingest.issues import (
     reason_counts,
 )
 from features.ingest.mapping import Mapping
+from features.tables import ContractDirWriter
 
 BLOCK_BYTES = 16 << 20
 """CSV bytes parsed at a time: bounds memory and is the largest single row we accept."""
@@ -305,7 +306,9 @@ def _shipments_schema(mapping: Mapping) -> pa.Schema:
 
 
 class _Outputs:
-    """Output files under temporary names, made final by :meth:`commit`."""
+    """The contract tables and ``dataset.json`` through :class:`features.tables.ContractDirWriter`,
+    the quarantine and blanked CSV files beside them, all under temporary names made final by
+    :meth:`commit`."""
 
     def __init__(self, out_dir: Path, mapping: Mapping, source_columns: list[str]) -> None:
         try:
@@ -316,22 +319,16 @@ class _Outputs:
             ) from exc
         if not os.access(out_dir, os.W_OK):
             raise IngestError(f"--out {out_dir}: the directory is not writable")
-        names = {
-            "shipments": "shipments.parquet",
-            "outcomes": "outcomes.parquet",
-            "dataset": "dataset.json",
-            "quarantine": "quarantine.csv",
-            "blanked": "blanked.csv",
-        }
+        names = {"quarantine": "quarantine.csv", "blanked": "blanked.csv"}
         self.final = {k: out_dir / name for k, name in names.items()}
         self.tmp = {k: p.with_name(f".{p.name}.partial") for k, p in self.final.items()}
-        self.schemas = {
-            "shipments": _shipments_schema(mapping),
-            "outcomes": pa.Schema.from_pandas(empty_outcomes(), preserve_index=False),
-        }
-        self.writers = {k: pq.ParquetWriter(self.tmp[k], s) for k, s in self.schemas.items()}
-        self.tmp["dataset"].write_text(
-            mapping.dataset_info.model_dump_json(indent=2) + "\n", encoding="utf-8"
+        self.tables = ContractDirWriter(
+            out_dir,
+            {
+                "shipments": _shipments_schema(mapping),
+                "outcomes": pa.Schema.from_pandas(empty_outcomes(), preserve_index=False),
+            },
+            mapping.dataset_info,
         )
         self.quarantine_columns = list(QUARANTINE_COLUMNS) + [
             f"{SOURCE_PREFIX}{c}" for c in source_columns
@@ -340,9 +337,7 @@ class _Outputs:
         pd.DataFrame(columns=list(BLANKED_COLUMNS)).to_csv(self.tmp["blanked"], index=False)
 
     def write(self, name: str, frame: pd.DataFrame) -> None:
-        if len(frame):
-            table = pa.Table.from_pandas(frame, schema=self.schemas[name], preserve_index=False)
-            self.writers[name].write_table(table)
+        self.tables.write(name, frame)
 
     def append_csv(self, name: str, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -350,18 +345,14 @@ class _Outputs:
             frame = frame.reindex(columns=columns)
             frame.to_csv(self.tmp[name], mode="a", header=False, index=False)
 
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-
     def commit(self) -> dict[str, str]:
-        self.close()
+        final = self.tables.commit()
         for key, tmp in self.tmp.items():
             tmp.replace(self.final[key])
-        return {k: str(p) for k, p in self.final.items()}
+        return {k: str(p) for k, p in {**final, **self.final}.items()}
 
     def abandon(self) -> None:
-        self.close()
+        self.tables.abandon()
         for tmp in self.tmp.values():
             tmp.unlink(missing_ok=True)
 

@@ -49,7 +49,7 @@ from typing import Final
 import numpy as np
 
 from features import history
-from features.contracts import REQUIRED_SHIPMENT_COLUMNS
+from features.contracts import missing_required
 from features.errors import CargoriskError, ContractError
 from features.manifest import (
     COMBINED_KEYS,
@@ -461,7 +461,7 @@ def load_parquet(con, shipments, outcomes=None) -> int:
         f"read_parquet({_paths_sql(shipments)}, union_by_name = true)"
     )
     cols = _column_names(con, "raw_shipments")
-    missing = [c for c in REQUIRED_SHIPMENT_COLUMNS if c not in cols]
+    missing = missing_required("shipments", cols)
     if missing:
         raise ContractError(f"shipments lack required column(s): {', '.join(missing)}")
 
@@ -531,8 +531,7 @@ def load_parquet(con, shipments, outcomes=None) -> int:
             "file_row_number = true)"
         )
         o_cols = _column_names(con, "raw_outcomes")
-        missing = [c for c in ("shipment_id", "inspected_at", "result_at", "result")
-                   if c not in o_cols]  # fmt: skip
+        missing = [c for c in history.OUTCOME_EVENT_COLUMNS if c not in o_cols]
         if missing:
             raise ContractError(f"outcomes lack required column(s): {', '.join(missing)}")
         for c in ("inspected_at", "result_at"):

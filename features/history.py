@@ -103,6 +103,11 @@ OUTCOME_COUNTS: Final[dict[str, tuple[int, ...]]] = {
 """Dimensions whose known inspections and seizures are counted (``insp:<dim>``,
 ``seiz:<dim>``) and seizure windows in days (``seiz<w>:<dim>``)."""
 
+OUTCOME_EVENT_COLUMNS: Final = ("shipment_id", "inspected_at", "result_at", "result")
+"""The outcome columns the history reads: which shipment was inspected, when, when the result
+became known and what it was. The online state and the SQL engines require these, not the
+whole outcomes contract."""
+
 WINDOWS_DAYS: Final = tuple(
     sorted({w for ws in (*SHIPMENT_COUNTS.values(), *OUTCOME_COUNTS.values()) for w in ws})
 )

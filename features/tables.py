@@ -17,12 +17,15 @@ all need it while none of them may import another. It holds no state and no sett
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pandera.errors as pa_errors
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from features.contracts import (
@@ -51,6 +54,25 @@ class ContractTables:
 
 PARTITION_GLOB = "month=*/*.parquet"
 """Month partitions of a table directory (``shipments/month=2026-01/part-0.parquet``)."""
+PART_FILE = "part-0.parquet"
+"""The file of one month partition, as :func:`write_partition` names it."""
+
+
+def partition_path(data_dir: str | Path, table: str, month: str) -> Path:
+    """Where month ``month`` (``YYYY-MM``) of ``table`` lives in a data directory written by
+    month: ``<table>/month=<month>/part-0.parquet`` (read back by :func:`read_frame`)."""
+    return Path(data_dir) / table / f"month={month}" / PART_FILE
+
+
+def write_partition(data_dir: str | Path, table: str, month: str, frame: pd.DataFrame) -> Path:
+    """Write one month of ``table`` as Parquet, next to its target and renamed into place (an
+    interrupted run never leaves a half-written partition). Returns its path."""
+    path = partition_path(data_dir, table, month)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{PART_FILE}.partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
+    return path
 
 
 def read_frame(path: Path, *, what: str | None = None) -> pd.DataFrame:
@@ -171,6 +193,66 @@ def read_contract_dir(
     )
 
 
+class ContractDirWriter:
+    """Contract tables written into a data directory chunk by chunk (bounded memory whatever
+    their size), each under a temporary name until :meth:`commit` renames them all into place,
+    so an interrupted write never leaves a directory that looks complete.
+
+    ``schemas``: the Parquet schema of each table (``shipments`` and ``outcomes``), fixed up
+    front so that a table without rows still has its typed columns; ``info`` becomes
+    ``dataset.json``. :meth:`abandon` removes what was written."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        schemas: Mapping[str, pa.Schema],
+        info: DatasetInfo | None = None,
+    ) -> None:
+        if set(schemas) != set(TABLES):
+            raise ContractError(
+                f"a contract directory holds the tables {', '.join(TABLES)}; "
+                f"got schemas for {', '.join(sorted(schemas)) or 'none'}"
+            )
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.final: dict[str, Path] = {table: self.out / f"{table}.parquet" for table in TABLES}
+        if info is not None:
+            self.final["dataset"] = self.out / INFO_FILE
+        self._partial = {k: p.with_name(f".{p.name}.partial") for k, p in self.final.items()}
+        self._schemas = dict(schemas)
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        for table in TABLES:
+            self._writers[table] = pq.ParquetWriter(self._partial[table], self._schemas[table])
+        if info is not None:
+            self._partial["dataset"].write_text(
+                info.model_dump_json(indent=2) + "\n", encoding="utf-8"
+            )
+
+    def write(self, table: str, frame: pd.DataFrame) -> None:
+        """Append the rows of ``frame`` (in the table's schema) to ``table``."""
+        if len(frame):
+            rows = pa.Table.from_pandas(frame, schema=self._schemas[table], preserve_index=False)
+            self._writers[table].write_table(rows)
+
+    def commit(self) -> dict[str, Path]:
+        """Close the tables and put every file in place; returns their final paths."""
+        self._close()
+        for key, partial in self._partial.items():
+            os.replace(partial, self.final[key])
+        return dict(self.final)
+
+    def abandon(self) -> None:
+        """Close the tables and remove what was written."""
+        self._close()
+        for partial in self._partial.values():
+            partial.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
 def write_contract_dir(
     out_dir: str | Path,
     shipments: pd.DataFrame,
@@ -178,11 +260,22 @@ def write_contract_dir(
     info: DatasetInfo | None = None,
 ) -> Path:
     """Write contract tables (and ``dataset.json`` when ``info`` is given) as Parquet - what
-    :func:`read_contract_dir` reads back. Returns the directory."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shipments.to_parquet(out / "shipments.parquet", index=False)
-    outcomes.to_parquet(out / "outcomes.parquet", index=False)
-    if info is not None:
-        (out / INFO_FILE).write_text(info.model_dump_json(indent=2), encoding="utf-8")
-    return out
+    :func:`read_contract_dir` reads back - through a :class:`ContractDirWriter`. Returns the
+    directory."""
+    frames = {"shipments": shipments, "outcomes": outcomes}
+    writer = ContractDirWriter(
+        out_dir,
+        {
+            table: pa.Schema.from_pandas(frame, preserve_index=False)
+            for table, frame in frames.items()
+        },
+        info,
+    )
+    try:
+        for table, frame in frames.items():
+            writer.write(table, frame)
+        writer.commit()
+    except BaseException:
+        writer.abandon()
+        raise
+    return writer.out

@@ -61,6 +61,18 @@ SECURITY_HEADERS: dict[str, str] = {
     "cross-origin-resource-policy": "same-origin",
 }
 
+
+def with_headers(start: dict, extra: dict[str, str]) -> dict:
+    """An ASGI ``http.response.start`` message with each of ``extra``'s headers added unless the
+    response sets it already (the edge's security headers; the worklist adds its own)."""
+    headers = list(start.get("headers", []))
+    present = {k.lower() for k, _ in headers}
+    for key, value in extra.items():
+        if key.encode() not in present:
+            headers.append((key.encode(), value.encode()))
+    return {**start, "headers": headers}
+
+
 API_DESCRIPTION = (
     "Narcotics risk targeting for customs: scores maritime, air-cargo and express shipments "
     "by how likely they are to hide narcotics, says why, keeps an audit trail and records "
@@ -173,14 +185,9 @@ class Edge:
 
         async def send_secured(message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in SECURITY_HEADERS.items():
-                    if key.encode() not in present:
-                        headers.append((key.encode(), value.encode()))
-                message = {**message, "headers": headers}
+                message = with_headers(message, SECURITY_HEADERS)
                 seen["status"] = message["status"]
-                for key, value in headers:
+                for key, value in message["headers"]:
                     if key.lower() == b"x-request-id":
                         seen["request_id"] = value.decode("latin-1")
             elif (seen["status"] or 0) >= 400 and len(seen["error"]) < 2048:

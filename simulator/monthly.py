@@ -28,7 +28,6 @@ the same world, with the same statistical character (tested), not the same rows.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CargoriskError
+from features.tables import write_partition
 from simulator.config import SimConfig
 from simulator.inspection import inspect
 from simulator.output import (
@@ -52,7 +52,6 @@ from simulator.trade import concat_drafts, empty_draft, legit_shipments, take
 from simulator.world import build_world
 
 TABLES = ("shipments", "outcomes", "truth")
-PART_FILE = "part-0.parquet"
 
 
 @dataclass(frozen=True)
@@ -89,10 +88,6 @@ def months_of(config: SimConfig) -> list[Month]:
             out.append(Month(str(month), lo, hi))
         month += 1
     return out
-
-
-def partition_path(out: Path, table: str, label: str) -> Path:
-    return Path(out) / table / f"month={label}" / PART_FILE
 
 
 def simulate_by_month(config: SimConfig, out: str | Path) -> MonthlySummary:
@@ -179,10 +174,7 @@ def _campaigns(
 
 
 def _write_month(out: Path, label: str, *frames: pd.DataFrame) -> None:
-    """Write one month's tables, each next to its target and renamed into place."""
+    """Write one month's tables (:func:`features.tables.write_partition`: each next to its
+    target and renamed into place)."""
     for table, frame in zip(TABLES, frames, strict=True):
-        path = partition_path(out, table, label)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{PART_FILE}.partial")
-        frame.to_parquet(partial, index=False)
-        os.replace(partial, path)
+        write_partition(out, table, label, frame)

@@ -25,6 +25,7 @@ from features.contracts import (
     validate_shipments,
 )
 from features.errors import CargoriskError
+from features.tables import INFO_FILE, write_contract_dir
 from simulator import catalog as cat
 from simulator.config import SCHEMES
 from simulator.trade import ALL_CARRIERS, EXPRESS, SEA
@@ -241,26 +242,16 @@ def write_world(
     truth: pd.DataFrame,
     info: DatasetInfo | None = None,
 ) -> dict[str, Path]:
-    """Write the three Parquet files into ``out``, and ``dataset.json`` when ``info`` is given
-    (a world with attributes). Each file is written next to its target and renamed into place,
-    so an interrupted run never leaves a half-written table."""
+    """Write the contract tables (and ``dataset.json`` when ``info`` is given: a world with
+    attributes) through :func:`features.tables.write_contract_dir`, and the hidden truth beside
+    them. Each file is written next to its target and renamed into place, so an interrupted run
+    never leaves a half-written table."""
     out = check_out_dir(out)
-    frames = {
-        "shipments": shipments,
-        "outcomes": outcomes,
-        "truth": truth.loc[:, list(TRUTH_COLUMNS)],
-    }
-    paths = {}
-    for name, frame in frames.items():
-        path = out / f"{name}.parquet"
-        partial = out / f".{name}.parquet.partial"
-        frame.to_parquet(partial, index=False)
-        os.replace(partial, path)
-        paths[name] = path
+    write_contract_dir(out, shipments, outcomes, info)
+    paths = {name: out / f"{name}.parquet" for name in ("shipments", "outcomes", "truth")}
+    partial = out / ".truth.parquet.partial"
+    truth.loc[:, list(TRUTH_COLUMNS)].to_parquet(partial, index=False)
+    os.replace(partial, paths["truth"])
     if info is not None:
-        path = out / "dataset.json"
-        partial = out / ".dataset.json.partial"
-        partial.write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-        paths["dataset"] = path
+        paths["dataset"] = out / INFO_FILE
     return paths

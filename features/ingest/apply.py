@@ -42,18 +42,24 @@ from features.contracts import (
 from features.errors import ContractError
 from features.ingest.issues import (
     OUTCOME_PREFIX,
-    _blank,
-    _blanked,
-    _fatal_field,
-    _Issues,
-    _outcome_failures,
-    _quarantine,
-    _repeats,
-    _schema_failures,
-    _without_parsed,
+    Issues,
+    blank_refused,
+    blanked_rows,
+    is_fatal_field,
+    outcome_failures,
+    quarantine_rows,
+    repeated_ids,
+    schema_failures,
+    without_unreadable,
 )
 from features.ingest.mapping import Mapping
-from features.ingest.values import _Cells, _empty, _identifiers, _normal, _read_field
+from features.ingest.values import (
+    SourceCells,
+    empty_column,
+    normal_identifiers,
+    normalised_text,
+    read_field,
+)
 
 _REQUIRED_SHIPMENT: Final = frozenset(REQUIRED_SHIPMENT_COLUMNS)
 _SHIPMENTS_SCHEMA: Final = Shipments.to_schema()
@@ -81,12 +87,12 @@ class ChunkResult:
     labelled: bool
 
 
-def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.DataFrame:
+def _shipment_frame(cells: SourceCells, mapping: Mapping, issues: Issues) -> pd.DataFrame:
     kinds = SHIPMENT_KINDS
     columns: dict[str, pd.Series] = {}
     order = sorted(mapping.shipments, key=lambda n: n != "declared_at")  # delays need it first
     for name in order:
-        columns[name] = _read_field(
+        columns[name] = read_field(
             name,
             kinds[name],
             mapping.shipments[name],
@@ -110,25 +116,25 @@ def _shipment_frame(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Data
             columns["declared_value_usd"] = value * rate
     for name in IDENTIFIER_FIELDS:
         if name in columns:
-            columns[name] = _identifiers(name, columns[name], issues)
+            columns[name] = normal_identifiers(name, columns[name], issues)
     for name in NAME_FIELDS:
         if name in columns:
-            columns[name] = _normal(columns[name], normal_text)
+            columns[name] = normalised_text(columns[name], normal_text)
     frame = pd.DataFrame(columns, index=pd.RangeIndex(cells.n))
     for name in SHIPMENT_COLUMNS:
         if name not in frame.columns:
-            frame[name] = _empty(kinds[name], cells.n)
+            frame[name] = empty_column(kinds[name], cells.n)
     return frame[list(SHIPMENT_COLUMNS)]
 
 
-def _attribute_values(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.DataFrame:
+def _attribute_values(cells: SourceCells, mapping: Mapping, issues: Issues) -> pd.DataFrame:
     """The ``attr.*`` columns: read like fields, then judged by the contract's attribute rule
     (one check per distinct value); a value the contract refuses is blanked and reported."""
     columns: dict[str, pd.Series] = {}
     for name, spec in mapping.attributes.items():
         field = attribute_column(name)
         kind = "float" if spec.kind == "numeric" else "str"
-        values = _read_field(field, kind, spec, cells, None, issues, required=False)
+        values = read_field(field, kind, spec, cells, None, issues, required=False)
         refused: dict[str, list[Any]] = {}
         for value in pd.unique(values.dropna()):
             try:
@@ -145,19 +151,19 @@ def _attribute_values(cells: _Cells, mapping: Mapping, issues: _Issues) -> pd.Da
 
 
 def _outcome_frame(
-    cells: _Cells,
+    cells: SourceCells,
     mapping: Mapping,
     shipment_id: pd.Series,
     declared_at: pd.Series | None,
-    issues: _Issues,
+    issues: Issues,
 ) -> pd.DataFrame:
     """Outcome rows (index = chunk position) of the rows whose label says they were inspected.
     Problems go to ``issues`` under ``outcome.<field>``, only for those rows."""
     assert mapping.outcomes is not None
-    found = _Issues()
+    found = Issues()
     columns = {"shipment_id": shipment_id}
     for name, spec in mapping.outcomes.fields.items():
-        columns[name] = _read_field(
+        columns[name] = read_field(
             f"{OUTCOME_PREFIX}{name}",
             OUTCOME_KINDS[name],
             spec,
@@ -169,7 +175,7 @@ def _outcome_frame(
     frame = pd.DataFrame(columns, index=pd.RangeIndex(cells.n))
     for name in OUTCOME_COLUMNS:
         if name not in frame.columns:
-            frame[name] = _empty(OUTCOME_KINDS[name], cells.n)
+            frame[name] = empty_column(OUTCOME_KINDS[name], cells.n)
     problems = found.frame()
     label_failed = problems.loc[problems["field"] == f"{OUTCOME_PREFIX}result", "pos"]
     inspected = frame["result"].notna().to_numpy().copy()
@@ -211,31 +217,33 @@ def ingest_chunk(
     if len(rows) != n:
         raise ValueError(f"source_rows has {len(rows)} numbers for {n} rows")
     labelled = mapping.is_labelled(header)
-    cells = _Cells(chunk, mapping.null_values)
-    issues = _Issues()
+    cells = SourceCells(chunk, mapping.null_values)
+    issues = Issues()
     shipments = _shipment_frame(cells, mapping, issues)
     attributes = _attribute_values(cells, mapping, issues)
     read = issues.frame()
-    contract = _without_parsed(_schema_failures(Shipments, shipments, list(SHIPMENT_COLUMNS)), read)
-    issues.extend(contract.assign(fatal=contract["field"].map(_fatal_field).astype("bool")))
+    contract = without_unreadable(
+        schema_failures(Shipments, shipments, list(SHIPMENT_COLUMNS)), read
+    )
+    issues.extend(contract.assign(fatal=contract["field"].map(is_fatal_field).astype("bool")))
 
     outcomes = None
     if labelled:
         declared_at = shipments["declared_at"]
         outcomes = _outcome_frame(cells, mapping, shipments["shipment_id"], declared_at, issues)
-        issues.extend(_outcome_failures(outcomes, declared_at, issues.frame()))
+        issues.extend(outcome_failures(outcomes, declared_at, issues.frame()))
 
     problems = issues.frame()
     bad = np.zeros(n, dtype=bool)
     bad[problems.loc[problems["fatal"], "pos"].to_numpy()] = True
-    repeats = _repeats(shipments, bad, seen_ids)
+    repeats = repeated_ids(shipments, bad, seen_ids)
     problems = pd.concat([problems, repeats], ignore_index=True)
     bad[repeats["pos"].to_numpy()] = True
 
     in_bad_row = bad[problems["pos"].to_numpy()]
     kept_issues = problems[~in_bad_row]
     good = ~bad
-    shipments = _blank(shipments, kept_issues)
+    shipments = blank_refused(shipments, kept_issues)
     # These rows passed every check above; only the contract's dtypes remain to be applied
     # (a full second validation would double the cost of a chunk for no new information).
     accepted = _SHIPMENTS_SCHEMA.coerce_dtype(shipments.loc[good].reset_index(drop=True))
@@ -252,8 +260,10 @@ def ingest_chunk(
         shipments=accepted,
         outcomes=outcome_rows,
         # a rejected row lists what rejected it; its optional problems would only be blanked
-        quarantine=_quarantine(problems[in_bad_row & problems["fatal"].to_numpy()], chunk, rows),
-        blanked=_blanked(kept_issues, rows),
+        quarantine=quarantine_rows(
+            problems[in_bad_row & problems["fatal"].to_numpy()], chunk, rows
+        ),
+        blanked=blanked_rows(kept_issues, rows),
         rows=n,
         rejected=int(bad.sum()),
         labelled=labelled,
@@ -261,7 +271,7 @@ def ingest_chunk(
 
 
 def _empty_frame(kinds: dict[str, Kind]) -> pd.DataFrame:
-    return pd.DataFrame({name: _empty(kind, 0) for name, kind in kinds.items()})
+    return pd.DataFrame({name: empty_column(kind, 0) for name, kind in kinds.items()})
 
 
 def empty_shipments(attributes: dict[str, AttributeSpec] | None = None) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """What failed while ingesting a chunk, and how it is reported.
 
-Problems are collected per (row position, field) in :class:`_Issues`; pandera's failure
-report is turned into readable reasons (:func:`_reason`, :func:`_schema_failures`) - the
+Problems are collected per (row position, field) in :class:`Issues`; pandera's failure
+report is turned into readable reasons (:func:`check_reason`, :func:`schema_failures`) - the
 rules themselves live only in the contract; a row with a fatal issue becomes quarantine rows
 (with the source row's own values), a non-fatal one a blanked row. Repeated ids and the
 per-reason counts of the summary are here too.
@@ -45,7 +45,7 @@ _SHIPMENTS_SCHEMA: Final = Shipments.to_schema()
 _UNIQUE_SHIPMENT: Final = tuple(n for n, c in _SHIPMENTS_SCHEMA.columns.items() if c.unique)
 
 
-class _Issues:
+class Issues:
     """Problems found in one chunk: (position, field, reason, value, fatal).
 
     A ``fatal`` issue rejects the whole row (quarantine); any other one blanks the value (or, for
@@ -88,7 +88,7 @@ def _no_issues() -> pd.DataFrame:
 
 
 # pandera check name -> readable reason (the rule itself stays in the contract)
-def _reason(check: str) -> str:
+def check_reason(check: str) -> str:
     if check == "not_nullable":
         return "is required but empty"
     if check == "field_uniqueness":
@@ -128,7 +128,7 @@ def _reason(check: str) -> str:
     return check
 
 
-def _schema_failures(
+def schema_failures(
     model: type[pa.DataFrameModel], frame: pd.DataFrame, columns: list[str]
 ) -> pd.DataFrame:
     """Validate ``frame`` with the contract; failures as (pos, field, reason, value) rows."""
@@ -173,14 +173,14 @@ def _schema_failures(
         {
             "pos": cell["index"].astype("int64").to_numpy(),
             "field": cell["column"].astype("str").to_numpy(),
-            "reason": [_reason(c) for c in cell["check"]],
+            "reason": [check_reason(c) for c in cell["check"]],
             "value": ["" if pd.isna(v) else str(v) for v in cell["failure_case"]],
         }
     )
     return pd.concat([cell_level, row_level], ignore_index=True)
 
 
-def _without_parsed(found: pd.DataFrame, parsed: pd.DataFrame) -> pd.DataFrame:
+def without_unreadable(found: pd.DataFrame, parsed: pd.DataFrame) -> pd.DataFrame:
     """Drop contract failures of cells whose source value could not even be read, and row rules
     (``departed_at, arrival_at``) that failed only because one of their cells could not."""
     if parsed.empty or found.empty:
@@ -196,7 +196,7 @@ def _without_parsed(found: pd.DataFrame, parsed: pd.DataFrame) -> pd.DataFrame:
     return found[keep]
 
 
-def _fatal_field(field: str) -> bool:
+def is_fatal_field(field: str) -> bool:
     """A contract failure of a required field (or of the row as a whole) rejects the row."""
     return field == ROW_FIELD or any(f in _REQUIRED_SHIPMENT for f in field.split(", "))
 
@@ -207,7 +207,7 @@ def _shown(value: pd.Series) -> pd.Series:
     return value.where(~long, value.str.slice(0, _MAX_SHOWN) + "…")
 
 
-def _quarantine(issues: pd.DataFrame, chunk: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+def quarantine_rows(issues: pd.DataFrame, chunk: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     issues = issues.sort_values(["pos", "field"], kind="stable")
     positions = issues["pos"].to_numpy()
     source = chunk.iloc[positions].reset_index(drop=True).astype("str")
@@ -223,7 +223,7 @@ def _quarantine(issues: pd.DataFrame, chunk: pd.DataFrame, rows: np.ndarray) -> 
     return pd.concat([head, source], axis=1)
 
 
-def _blanked(issues: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+def blanked_rows(issues: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     issues = issues.sort_values(["pos", "field"], kind="stable")
     outcome = issues["field"].str.startswith(OUTCOME_PREFIX).to_numpy()
     reason = issues["reason"].astype("str").to_numpy(dtype=object)
@@ -238,14 +238,14 @@ def _blanked(issues: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     )
 
 
-def _outcome_failures(
+def outcome_failures(
     outcomes: pd.DataFrame, declared_at: pd.Series, read: pd.DataFrame
 ) -> pd.DataFrame:
     """The outcomes contract's failures (never fatal: the outcome is left out, the shipment is
     still scored), under ``outcome.<field>``."""
     if outcomes.empty:
         return _no_issues()
-    found = _schema_failures(Outcomes, outcomes.reset_index(drop=True), list(OUTCOME_COLUMNS))
+    found = schema_failures(Outcomes, outcomes.reset_index(drop=True), list(OUTCOME_COLUMNS))
     found["pos"] = outcomes.index.to_numpy()[found["pos"].to_numpy()]
     # the outcome's shipment_id is the shipment's own, judged there already
     found = found[found["field"] != "shipment_id"]
@@ -256,13 +256,15 @@ def _outcome_failures(
     # consequence: the declaration date's own failure is the reason worth reading
     no_date = np.flatnonzero(declared_at.isna().to_numpy())
     found = found[~found["pos"].isin(no_date)]
-    return _without_parsed(found, read).assign(fatal=False)
+    return without_unreadable(found, read).assign(fatal=False)
 
 
-def _repeats(shipments: pd.DataFrame, bad: np.ndarray, seen_ids: AbstractSet[str]) -> pd.DataFrame:
+def repeated_ids(
+    shipments: pd.DataFrame, bad: np.ndarray, seen_ids: AbstractSet[str]
+) -> pd.DataFrame:
     """Rows repeating a unique field (the contract's ``unique`` flag: ``shipment_id``) of an
     accepted row, earlier in the chunk or in ``seen_ids``: the first accepted occurrence wins."""
-    found = _Issues()
+    found = Issues()
     for name in _UNIQUE_SHIPMENT:
         ids = shipments[name]
         repeat = ids.notna() & ~pd.Series(bad) & ids.where(~bad).duplicated(keep="first")
@@ -274,7 +276,7 @@ def _repeats(shipments: pd.DataFrame, bad: np.ndarray, seen_ids: AbstractSet[str
     return found.frame()
 
 
-def _blank(shipments: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
+def blank_refused(shipments: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
     """``shipments`` with the values named by (non-fatal) ``issues`` left blank; values that
     could not be read are blank already, this blanks those the contract refused."""
     out = shipments.copy()

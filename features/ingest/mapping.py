@@ -47,7 +47,7 @@ from features.contracts import (
     check_attribute_value,
 )
 from features.errors import CargoriskError, ContractError
-from features.ingest.issues import _reason
+from features.ingest.issues import check_reason
 
 _REQUIRED_OUTCOME: Final = tuple(n for n in REQUIRED_OUTCOME_COLUMNS if n != "shipment_id")
 _SHIPMENTS_SCHEMA: Final = Shipments.to_schema()
@@ -127,7 +127,7 @@ class WhenRule(BaseModel):
         return (text == next(iter(self.equals.values()))).fillna(False).to_numpy(dtype=bool)
 
 
-class _ValueSpec(BaseModel):
+class ValueSpec(BaseModel):
     """Where one value comes from and how to read it; shared by contract fields and attributes.
 
     Exactly one source: ``column``, ``coalesce`` (the first non-blank of several columns) or
@@ -191,7 +191,7 @@ class _ValueSpec(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_source(self) -> _ValueSpec:
+    def _one_source(self) -> ValueSpec:
         given = [
             n
             for n in self._SOURCES
@@ -233,10 +233,10 @@ class _ValueSpec(BaseModel):
         return tuple(dict.fromkeys([*(self.coalesce or ()), *(r.column for r in self.when)]))
 
 
-class FieldMap(_ValueSpec):
+class FieldMap(ValueSpec):
     """Where one contract field comes from, and how to read it.
 
-    Besides the shared options (:class:`_ValueSpec`), a timestamp may come from
+    Besides the shared options (:class:`ValueSpec`), a timestamp may come from
     ``days_after_declared`` (the declaration date plus a stated delay, e.g. when the source has
     no inspection date) and is read with ``date_format`` and ``timezone``; a weight may state its
     ``unit``. A plain string in the YAML is shorthand for ``{column: <string>}``.
@@ -264,9 +264,9 @@ class FieldMap(_ValueSpec):
         return self
 
 
-class AttributeMap(_ValueSpec):
+class AttributeMap(ValueSpec):
     """One attribute of the source (a customs service's own field): where its value comes from
-    (the shared options of :class:`_ValueSpec`), its ``kind`` and how an officer reads it."""
+    (the shared options of :class:`ValueSpec`), its ``kind`` and how an officer reads it."""
 
     kind: Literal["categorical", "numeric"]
     # the contract's own fields (same bounds), reused rather than re-declared
@@ -324,9 +324,9 @@ def _contract_problem(section: str, name: str, kind: str, value: Any) -> str | N
     try:
         _COERCING[section][name].validate(pd.DataFrame({name: [value]}), lazy=True)
     except pandera.errors.SchemaErrors as exc:
-        return f"{value!r} {_reason(str(exc.failure_cases['check'].iloc[0]))}"
+        return f"{value!r} {check_reason(str(exc.failure_cases['check'].iloc[0]))}"
     except pandera.errors.SchemaError as exc:
-        return f"{value!r} {_reason(str(exc.check))}"
+        return f"{value!r} {check_reason(str(exc.check))}"
     return None
 
 
@@ -473,7 +473,7 @@ class Mapping(BaseModel):
         return self
 
     # -- what the mapping reads ---------------------------------------------------------------
-    def _shipment_specs(self) -> list[_ValueSpec]:
+    def _shipment_specs(self) -> list[ValueSpec]:
         return [*self.shipments.values(), *self.attributes.values()]
 
     @property

@@ -21,8 +21,8 @@ from features.contracts import (
     identifier_problem,
     normal_text,
 )
-from features.ingest.issues import _Issues
-from features.ingest.mapping import _ValueSpec
+from features.ingest.issues import Issues
+from features.ingest.mapping import ValueSpec
 
 UNITS_TO_KG: Final = {"kg": 1.0, "t": 1000.0, "g": 0.001, "lb": 0.45359237}
 """Weight units a source may use for ``*_kg`` fields, with their size in kilograms."""
@@ -46,7 +46,7 @@ def _text(series: pd.Series, null_values: Sequence[str]) -> pd.Series:
     return text.mask(empty)
 
 
-class _Cells:
+class SourceCells:
     """The chunk's source cells, read as trimmed text once per column; a column the chunk does
     not have (one named only in ``coalesce``/``when``) reads as blank."""
 
@@ -75,13 +75,13 @@ class _Cells:
         return value
 
 
-def _read_field(
+def read_field(
     field: str,
     kind: str,
-    spec: _ValueSpec,
-    cells: _Cells,
+    spec: ValueSpec,
+    cells: SourceCells,
     declared_at: pd.Series | None,
-    issues: _Issues,
+    issues: Issues,
     *,
     required: bool,
 ) -> pd.Series:
@@ -150,7 +150,7 @@ def _read_field(
 
 
 def _mapped(
-    raw: pd.Series, spec: _ValueSpec, field: str, issues: _Issues, failed: np.ndarray
+    raw: pd.Series, spec: ValueSpec, field: str, issues: Issues, failed: np.ndarray
 ) -> pd.Series:
     """Text through the value map and ``upper``. A code missing from a rejecting value map is
     always fatal: the mapping says such a row must not pass."""
@@ -175,9 +175,9 @@ def _mapped(
 def _number(
     value: pd.Series,
     raw: pd.Series,
-    spec: _ValueSpec,
+    spec: ValueSpec,
     field: str,
-    issues: _Issues,
+    issues: Issues,
     required: bool,
     failed: np.ndarray,
 ) -> pd.Series:
@@ -192,7 +192,7 @@ def _number(
     return _scaled(number.astype("float64"), spec)
 
 
-def _scaled(number: pd.Series, spec: _ValueSpec) -> pd.Series:
+def _scaled(number: pd.Series, spec: ValueSpec) -> pd.Series:
     unit = getattr(spec, "unit", None)
     factor = UNITS_TO_KG[unit] if unit else spec.scale
     return number * factor if factor is not None else number
@@ -201,9 +201,9 @@ def _scaled(number: pd.Series, spec: _ValueSpec) -> pd.Series:
 def _parse_time(
     value: pd.Series,
     raw: pd.Series,
-    spec: _ValueSpec,
+    spec: ValueSpec,
     field: str,
-    issues: _Issues,
+    issues: Issues,
     required: bool,
     failed: np.ndarray,
 ) -> pd.Series:
@@ -227,10 +227,10 @@ def _parse_time(
 
 def _to_utc(
     parsed: pd.Series,
-    spec: _ValueSpec,
+    spec: ValueSpec,
     day_only: np.ndarray,
     field: str,
-    issues: _Issues,
+    issues: Issues,
     required: bool,
     failed: np.ndarray,
 ) -> pd.Series:
@@ -250,7 +250,7 @@ def _to_utc(
     return utc.mask(day_only, parsed) if day_only.any() else utc
 
 
-def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
+def normalised_text(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
     """Text values through ``normalise`` (once per distinct non-ASCII value; ASCII text is
     left as it is, so a plain export costs one vectorised check)."""
     text = values.dropna()
@@ -263,7 +263,7 @@ def _normal(values: pd.Series, normalise: Callable[[str], str]) -> pd.Series:
     return values.mask(values.isin(list(mapped)), values.map(mapped))
 
 
-def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
+def normal_identifiers(name: str, values: pd.Series, issues: Issues) -> pd.Series:
     """Identifiers normalised as the API and the features normalise them
     (:func:`features.contracts.normal_identifier`). One holding a control or format character
     (zero-width, bidi override, BOM, NEL) is refused, the reason naming the character: as any
@@ -281,9 +281,9 @@ def _identifiers(name: str, values: pd.Series, issues: _Issues) -> pd.Series:
         mask = (values == value).fillna(False).to_numpy()
         issues.add(mask, name, problem, values, fatal=name in _REQUIRED_SHIPMENT)
     values = values.mask(values.isin(list(refused)))
-    return _normal(values, normal_text)
+    return normalised_text(values, normal_text)
 
 
-def _empty(kind: str, n: int) -> pd.Series:
+def empty_column(kind: str, n: int) -> pd.Series:
     dtype = {"datetime": "datetime64[ns]", "int": "Int64", "float": "float64", "str": "str"}[kind]
     return pd.Series(np.nan, index=pd.RangeIndex(n), dtype=dtype)

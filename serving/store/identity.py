@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from features.errors import CargoriskError
-from serving.store.rows import _inserted_id, utcnow
+from serving.store.rows import inserted_id, utcnow
 from serving.store.tables import api_keys, audit_events, sign_in_failures, ui_sessions, users
 
 ROLES = ("system", "officer", "admin", "monitor")
@@ -222,7 +222,7 @@ class IdentityStore:
                     "detail": json.dumps({"username": username, "role": role}),
                 },
             )
-            return _inserted_id(result)
+            return inserted_id(result)
 
     def authenticate_user(self, username: str, password: str) -> Caller | None:
         """The caller of an active account whose password matches, else None. Unknown names
@@ -322,7 +322,7 @@ class IdentityStore:
                     "last_seen_at": now,
                 },
             )
-        return token, UiSession(_inserted_id(result), caller, csrf, now, now)
+        return token, UiSession(inserted_id(result), caller, csrf, now, now)
 
     SESSION_TOUCH = dt.timedelta(seconds=30)
     """A session's last use is written at most this often (each write is an fsync)."""

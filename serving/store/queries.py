@@ -22,11 +22,11 @@ from features.contracts import (
 from serving.store.rows import attributes_frame
 from serving.store.tables import (
     REPORT_FIELDS,
-    _reports_in_force,
     audit_events,
     exploration_picks,
     metadata,
     outcome_reports,
+    reports_in_force,
     scores,
     shipment_versions,
     shipments,
@@ -127,7 +127,7 @@ class QueriesStore:
         frame (inspected at or after ``since``), in the order they were received."""
         query = (
             sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
-            .where(_reports_in_force())
+            .where(reports_in_force())
             .order_by(outcome_reports.c.seq)
         )
         if since is not None:
@@ -159,7 +159,7 @@ class QueriesStore:
         """Rows of a table; ``outcomes``: inspections (reports in force)."""
         query = sa.select(sa.func.count())
         if table == "outcomes":
-            query = query.select_from(outcome_reports).where(_reports_in_force())
+            query = query.select_from(outcome_reports).where(reports_in_force())
         else:
             query = query.select_from(metadata.tables[table])
         with self.engine.connect() as conn:
@@ -245,7 +245,7 @@ class QueriesStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(*[outcome_reports.c[n] for n in OUTCOME_COLUMNS])
-                .where(outcome_reports.c.shipment_id == shipment_id, _reports_in_force())
+                .where(outcome_reports.c.shipment_id == shipment_id, reports_in_force())
                 .order_by(outcome_reports.c.inspected_at)
             ).mappings()
             return [dict(r) for r in rows]
@@ -328,7 +328,7 @@ class QueriesStore:
             outcome_reports.c.shipment_id,
             outcome_reports.c.inspected_at,
             outcome_reports.c.result,
-        ).where(outcome_reports.c.shipment_id.in_(day), _reports_in_force())
+        ).where(outcome_reports.c.shipment_id.in_(day), reports_in_force())
         with self.engine.connect() as conn:
             ships = pd.read_sql(ship_q, conn)
             scored = pd.read_sql(score_q, conn)

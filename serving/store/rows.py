@@ -30,13 +30,13 @@ Rows = list[dict[str, Any]] | dict[str, list]
 """Rows to write: one dict per row, or one list per column (same names, same length)."""
 
 
-_SQLITE_DATETIME = (
+SQLITE_DATETIME = (
     "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
 )
 """SQLAlchemy's default SQLite storage format of DATETIME columns."""
 
 
-class _DatetimeColumn:
+class DatetimeColumn:
     """SQLAlchemy's SQLite DATETIME bind processor over a whole column: a naive datetime's
     ``isoformat(" ", "microseconds")`` is the very text of SQLAlchemy's storage format (tested)
     at a fifth of the cost of formatting its seven fields through a dict; anything else goes
@@ -60,13 +60,13 @@ class _DatetimeColumn:
         ]
 
 
-def _as_columns(rows: Rows) -> dict[str, list]:
+def as_columns(rows: Rows) -> dict[str, list]:
     if isinstance(rows, dict):
         return rows
     return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
 
 
-def _inserted_id(result: Any) -> int:
+def inserted_id(result: Any) -> int:
     """The primary key an INSERT created."""
     key = result.inserted_primary_key
     if key is None:
@@ -74,14 +74,14 @@ def _inserted_id(result: Any) -> int:
     return int(key[0])
 
 
-def _as_rows(rows: Rows) -> list[dict[str, Any]]:
+def as_rows(rows: Rows) -> list[dict[str, Any]]:
     if not isinstance(rows, dict):
         return rows
     names = list(rows)
     return [dict(zip(names, values, strict=True)) for values in zip(*rows.values(), strict=True)]
 
 
-def _count(rows: Rows) -> int:
+def row_count(rows: Rows) -> int:
     if isinstance(rows, dict):
         return len(next(iter(rows.values()), ()))
     return len(rows)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from serving.store.rows import utcnow
-from serving.store.tables import _reports_in_force, outcome_reports, scores, shadow_scores
+from serving.store.tables import outcome_reports, reports_in_force, scores, shadow_scores
 
 PAIR_COLUMNS = (
     "shipment_id",
@@ -70,7 +70,7 @@ class ShadowStore:
         if challenger_version is not None:
             pair = pair.where(s.c.model_version == str(challenger_version))
         o = outcome_reports
-        reports = sa.select(o.c.shipment_id, o.c.result, o.c.selected_by).where(_reports_in_force())
+        reports = sa.select(o.c.shipment_id, o.c.result, o.c.selected_by).where(reports_in_force())
         with self.engine.connect() as conn:
             frame = pd.read_sql(pair, conn)
             outcomes = pd.read_sql(reports, conn)

@@ -14,11 +14,11 @@ from serving.store.queries import QueriesStore
 from serving.store.records import RecordsStore
 from serving.store.shadow import ShadowStore
 from serving.store.tables import (
-    _add_missing_columns,
-    _migrate_outcomes,
-    _migrate_versions,
-    _sqlite_pragmas,
+    add_missing_columns,
     metadata,
+    migrate_outcomes,
+    migrate_versions,
+    sqlite_pragmas,
 )
 
 
@@ -39,13 +39,13 @@ class Store(RecordsStore, QueriesStore, IdentityStore, ShadowStore):
             self.engine: Engine = sa.create_engine(
                 url, connect_args={"timeout": 30, "check_same_thread": False}
             )
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
-        _migrate_versions(self.engine)
-        _migrate_outcomes(self.engine)
+        add_missing_columns(self.engine)
+        migrate_versions(self.engine)
+        migrate_outcomes(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
     def close(self) -> None:

@@ -115,7 +115,7 @@ outcome_reports = sa.Table(
 )
 """Every report of every inspection, never updated: ``revision`` 1 is the first report of an
 inspection (``shipment_id``, ``inspected_at``), 2, 3... its corrections, each with the reason
-given. The report in force is the latest revision (:func:`_reports_in_force`). The unique
+given. The report in force is the latest revision (:func:`reports_in_force`). The unique
 revision makes two reports of one inspection arriving at once collide instead of both
 becoming revision 2."""
 sa.Index(
@@ -127,7 +127,7 @@ REPORT_FIELDS = (*OUTCOME_COLUMNS, "revision", "received_at", "caller", "request
 """What the store (and the audit trail) keeps of each report."""
 
 
-def _reports_in_force():
+def reports_in_force():
     """Reports in force: the latest revision of each inspection."""
     latest = sa.select(sa.func.max(outcome_reports.c.seq)).group_by(
         outcome_reports.c.shipment_id, outcome_reports.c.inspected_at
@@ -246,7 +246,7 @@ earlier version gains them when it is opened (``ALTER TABLE ... ADD COLUMN``), s
 quickstart on an old home keeps its history."""
 
 
-def _migrate_versions(engine: Engine) -> None:
+def migrate_versions(engine: Engine) -> None:
     """A store made before declarations had versions holds only the latest declaration of
     each shipment: it becomes version 1 (the earlier ones were overwritten and are gone)."""
     with engine.begin() as conn:
@@ -265,7 +265,7 @@ def _migrate_versions(engine: Engine) -> None:
         conn.execute(shipments.update().where(shipments.c.version.is_(None)).values(version=1))
 
 
-def _migrate_outcomes(engine: Engine) -> None:
+def migrate_outcomes(engine: Engine) -> None:
     """A store made before outcome reports were append-only holds one row per inspection in
     ``outcomes`` (the last report sent, earlier ones overwritten): those rows become revision
     1 of their inspections in ``outcome_reports`` and the old table goes, in one
@@ -283,7 +283,7 @@ def _migrate_outcomes(engine: Engine) -> None:
         conn.execute(sa.text("DROP TABLE outcomes"))
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def add_missing_columns(engine: Engine) -> None:
     inspector = sa.inspect(engine)
     for table_name, names in ADDED_COLUMNS.items():
         present = {c["name"] for c in inspector.get_columns(table_name)}
@@ -297,7 +297,7 @@ def _add_missing_columns(engine: Engine) -> None:
                 conn.execute(sa.text(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {kind}'))
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

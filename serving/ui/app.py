@@ -38,8 +38,9 @@ from features.contracts import (
 )
 from serving.auth import may
 from serving.edge import SECURITY_HEADERS as EDGE_HEADERS
+from serving.edge import with_headers
 from serving.ui import worklist as wl
-from serving.ui.format import _fmt, _label, _odds
+from serving.ui.format import field_label, odds_change, shown_value
 from serving.ui.model_info import ModelReports
 from serving.ui.pages.model import ModelPages
 from serving.ui.pages.shipment import ShipmentPages
@@ -48,7 +49,7 @@ from serving.ui.pages.worklist import WorklistPages
 from serving.ui.session import (
     CookieSigner,
 )
-from serving.ui.session_gate import _Refused
+from serving.ui.session_gate import Refused
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,9 +66,9 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
         self.resolve = resolve
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
-        env.filters["fmt"] = _fmt
-        env.filters["label"] = _label
-        env.filters["odds"] = _odds
+        env.filters["fmt"] = shown_value
+        env.filters["label"] = field_label
+        env.filters["odds"] = odds_change
         env.globals["BANDS"] = wl.BANDS
         env.globals["MODES"] = MODES
         env.globals["STREAM_WORDS"] = wl.STREAM_WORDS
@@ -93,7 +94,7 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
         ]
         self.app = Starlette(
             routes=routes,
-            exception_handlers={500: self._server_error, _Refused: self._refused},
+            exception_handlers={500: self._server_error, Refused: self._refused},
         )
 
     async def __call__(self, scope, receive, send) -> None:
@@ -103,12 +104,7 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in SECURITY_HEADERS.items():
-                    if key.encode() not in present:
-                        headers.append((key.encode(), value.encode()))
-                message = {**message, "headers": headers}
+                message = with_headers(message, SECURITY_HEADERS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

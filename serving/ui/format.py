@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 
-def _label(name: str) -> str:
+def field_label(name: str) -> str:
     """A contract column as a form label: ``declared_value_usd`` -> ``Declared value USD``."""
     words = [w.upper() if w in ("id", "usd", "hs") else w for w in name.split("_") if w]
     if words and words[-1] == "kg":
@@ -21,7 +21,7 @@ def _label(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _fmt(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A stored value as an officer reads it (blank for missing)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -34,7 +34,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _odds(contribution: float) -> str:
+def odds_change(contribution: float) -> str:
     """A log-odds contribution as a change of the odds an officer can read: x2.4 or ÷1.8."""
     factor = math.exp(abs(contribution))
     sign = "×" if contribution >= 0 else "÷"
@@ -43,7 +43,7 @@ def _odds(contribution: float) -> str:
     return f"{sign}{factor:.1f}" if factor < 100 else f"{sign}{factor:,.0f}"
 
 
-def _field_of(message: str, fields) -> str:
+def field_of(message: str, fields) -> str:
     """The form field a contract rule's message is about (frame-level rules name no column:
     "result_at must not be before inspected_at", "a clean result cannot name a drug")."""
     for name in fields:
@@ -52,7 +52,7 @@ def _field_of(message: str, fields) -> str:
     return "drug" if "drug" in message else "form"
 
 
-def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
+def amendment_rows(versions: list[dict]) -> list[dict[str, Any]]:
     """The amendments of a declaration for the page, newest first: version, when, by whom,
     and each changed field with its value before and after."""
     out = []
@@ -67,8 +67,8 @@ def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
                 "changes": [
                     (
                         name,
-                        _fmt(before.get(name)) if name != "attributes" else "",
-                        _fmt(after.get(name)) if name != "attributes" else "",
+                        shown_value(before.get(name)) if name != "attributes" else "",
+                        shown_value(after.get(name)) if name != "attributes" else "",
                     )
                     for name in after["changed"]
                 ],
@@ -77,7 +77,7 @@ def _amendments(versions: list[dict]) -> list[dict[str, Any]]:
     return out[::-1]
 
 
-def _report_words(report: dict) -> str:
+def report_words(report: dict) -> str:
     """An inspection report in a few words: "seized, cocaine, 40 kg" or "clean"."""
     words = [str(report["result"])]
     if report.get("drug"):

@@ -36,7 +36,7 @@ ACTION_WORDS = {
 }
 
 
-def _safe_next(target: str | None, root: str) -> str | None:
+def safe_next(target: str | None, root: str) -> str | None:
     """Only local worklist paths are followed after sign-in (no open redirect)."""
     if not target or not target.startswith(f"{root}/") or target.startswith("//"):
         return None
@@ -45,7 +45,7 @@ def _safe_next(target: str | None, root: str) -> str | None:
     return target
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A page refused before it starts (service starting, not signed in): its response."""
 
     def __init__(self, response: Response) -> None:
@@ -140,18 +140,18 @@ class PageBase:
 
     def officer(self, request: Request, action: str) -> tuple[Any, UiSession, Caller]:
         """The engine and the signed-in officer of a page performing ``action``; otherwise
-        the page is refused (:class:`_Refused`): 503 while the service starts, the sign-in
+        the page is refused (:class:`Refused`): 503 while the service starts, the sign-in
         page without a valid session, 403 when the role may not perform the action (the
         same table as the API's)."""
         engine = self.engine()
         if engine is None:
-            raise _Refused(self.unavailable(request))
+            raise Refused(self.unavailable(request))
         who = self.signed_in(request, engine)
         if who is None:
-            raise _Refused(self.to_login(request))
+            raise Refused(self.to_login(request))
         session, caller = who
         if not may(caller.role, action):
-            raise _Refused(
+            raise Refused(
                 self.render(
                     request,
                     "error.html",
@@ -166,7 +166,7 @@ class PageBase:
         return engine, session, caller
 
     async def _refused(self, request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, _Refused):  # registered for _Refused only
+        if not isinstance(exc, Refused):  # registered for Refused only
             raise exc
         return exc.response
 
@@ -181,6 +181,20 @@ class PageBase:
 
         given = str(form.get("csrf") or "")
         return bool(given) and hmac.compare_digest(given, session.csrf)
+
+    def form_expired(
+        self, request: Request, session: UiSession, caller: Caller, what: str = "form"
+    ) -> Response:
+        """The 403 page for a form whose CSRF token is not its session's (:meth:`csrf_ok`)."""
+        return self.render(
+            request,
+            "error.html",
+            403,
+            title="Form expired",
+            message=f"This {what} was not issued to your session; reload the page and try again.",
+            session=session,
+            caller=caller,
+        )
 
     def cookie_path(self, request: Request) -> str:
         return self.root(request) or "/"

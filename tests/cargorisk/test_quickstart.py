@@ -35,6 +35,11 @@ def test_quickstart_builds_once_and_reuses(home, capsys):
     assert set(truth["shipment_id"]) == set(history["shipment_id"])
     outcomes = pd.read_parquet(data / "history" / "outcomes.parquet")
     assert outcomes["shipment_id"].isin(history["shipment_id"]).all()
+    # both halves are contract directories written by the one writer (today has no outcomes)
+    from features.tables import read_contract_dir
+
+    arrivals = read_contract_dir(data / "today")
+    assert len(arrivals.shipments) == len(today) and arrivals.outcomes.empty
 
     keys = json.loads((home / "quickstart-keys.json").read_text())
     assert (home / "quickstart-keys.json").stat().st_mode & 0o077 == 0

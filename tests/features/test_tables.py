@@ -102,3 +102,40 @@ def test_frame_rules_name_the_shipment_and_columns_round_trip():
     ]
     columns = frame_columns(frame, ["shipment_id", "declared_at"], caller="t")
     assert columns["shipment_id"] == ["BL-2026-0001", "S7"] and columns["caller"] == ["t"] * 2
+
+
+def test_the_writer_streams_chunks_and_puts_files_in_place_only_on_commit(tmp_path):
+    """Chunks append to one table; nothing looks written before commit(); an abandoned write
+    leaves nothing behind; a table without rows keeps its typed columns."""
+    import pyarrow as pa
+
+    from features.tables import ContractDirWriter
+
+    ships = validate_shipments(
+        pd.DataFrame([shipment(shipment_id="A1"), shipment(shipment_id="A2", hs_code="0901")])
+    )
+    outs = validate_outcomes(pd.DataFrame([outcome()]))
+    schemas = {
+        "shipments": pa.Schema.from_pandas(ships, preserve_index=False),
+        "outcomes": pa.Schema.from_pandas(outs, preserve_index=False),
+    }
+    out = tmp_path / "d"
+    writer = ContractDirWriter(out, schemas, DatasetInfo())
+    writer.write("shipments", ships.iloc[:1])
+    writer.write("shipments", ships.iloc[1:])
+    writer.write("outcomes", outs.iloc[:0])
+    assert not (out / "shipments.parquet").exists() and not (out / "dataset.json").exists()
+    paths = writer.commit()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    back = read_contract_dir(out)
+    pd.testing.assert_frame_equal(back.shipments, ships)
+    assert len(back.outcomes) == 0
+    assert back.outcomes.dtypes.to_dict() == outs.dtypes.to_dict()
+
+    gone = ContractDirWriter(tmp_path / "e", schemas)
+    gone.write("shipments", ships)
+    gone.abandon()
+    assert list((tmp_path / "e").iterdir()) == []
+
+    with pytest.raises(ContractError, match="got schemas for shipments"):
+        ContractDirWriter(tmp_path / "f", {"shipments": schemas["shipments"]})

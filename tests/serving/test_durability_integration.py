@@ -27,7 +27,6 @@ from tests.serving.helpers import (
 from tests.serving.test_service_integration import keys_create
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
-pytest.importorskip("features.online", reason="online feature state not available yet")
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -17,8 +17,6 @@ from serving.store import Caller, Store
 from tests.serving.conftest import make_outcome, make_shipment
 from tests.serving.helpers import tiny_history, train_tiny_model
 
-pytest.importorskip("features.online", reason="online feature state not available yet")
-
 SYSTEM = Caller("gate-7", "system", 1)
 NOW = dt.datetime(2026, 2, 5, 9, 0)
 

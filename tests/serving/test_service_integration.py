@@ -32,7 +32,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(900),
 ]
-pytest.importorskip("features.online", reason="online feature state not available yet")
 
 MODEL = "cargorisk-risk"
 

@@ -182,7 +182,7 @@ def test_datetime_column_text_is_sqlalchemys_own():
 
     from sqlalchemy.dialects import sqlite
 
-    from serving.store.rows import _DatetimeColumn
+    from serving.store.rows import DatetimeColumn
 
     proc = sa.DateTime().dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
     values = [
@@ -193,9 +193,9 @@ def test_datetime_column_text_is_sqlalchemys_own():
         dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC),  # aware: SQLAlchemy's own path
         dt.date(2026, 3, 1),
     ]
-    assert _DatetimeColumn(proc).convert(values) == [None if v is None else proc(v) for v in values]
+    assert DatetimeColumn(proc).convert(values) == [None if v is None else proc(v) for v in values]
     same = dt.datetime(2026, 1, 1)
-    assert _DatetimeColumn(proc).convert([same] * 3) == [proc(same)] * 3
+    assert DatetimeColumn(proc).convert([same] * 3) == [proc(same)] * 3
 
 
 def test_scoring_recorded_from_columns_equals_from_records(tmp_path):

@@ -26,8 +26,6 @@ from serving.ui.session import COOKIE, CookieSigner, SignInThrottle
 from tests.serving.conftest import make_shipment
 from tests.serving.helpers import service_app, tiny_history, train_tiny_model
 
-pytest.importorskip("features.online", reason="online feature state not available yet")
-
 DAY = dt.date(2026, 2, 5)
 GATE = Caller("gate-7", "system", 1)
 
@@ -462,6 +460,7 @@ def test_outcome_form_errors_name_the_field_and_store_nothing(client, engine):
         "/ui/shipments/T00001/outcome", data={**base, "csrf": "forged", "result": "clean"}
     )
     assert r.status_code == 403
+    assert "Form expired" in r.text and "This form was not issued to your session" in r.text
     assert engine.store.outcomes_for("T00001") == []
     r = client.post("/ui/shipments/NOPE/outcome", data={**base, "result": "clean"})
     assert r.status_code == 404

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from features.errors import CargoriskError
-from features.tables import read_contract_dir, read_frame, write_contract_dir
+from features.tables import partition_path, read_contract_dir, read_frame, write_contract_dir
 from simulator import SimConfig, simulate
-from simulator.monthly import months_of, partition_path, simulate_by_month
+from simulator.monthly import months_of, simulate_by_month
 
 END = pd.Timestamp("2026-11-25")
 # 3 calendar months (Sep 25 .. Nov 25: a partial, a whole and a partial month)

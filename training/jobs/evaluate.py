@@ -16,7 +16,7 @@ from training.evaluate import (
     period_metrics,
     score_period,
 )
-from training.jobs.shared import Progress, _period_mask, _quiet, _step
+from training.jobs.shared import Progress, period_mask, quiet, timed_step
 
 
 def evaluate_job(
@@ -26,24 +26,24 @@ def evaluate_job(
     *,
     start: str | None = None,
     end: str | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Score a registered model on any data directory; the same metrics as training, beside
     the baselines on the same shipments (``test_…`` = the model)."""
     registry.configure(settings)
-    with _step(progress, f"loading {model_uri}"):
+    with timed_step(progress, f"loading {model_uri}"):
         model = registry.load_scoring_model(model_uri)
-    with _step(progress, f"reading {data_dir}"):
+    with timed_step(progress, f"reading {data_dir}"):
         tables = load_tables(data_dir)
-    with _step(progress, "features"):
+    with timed_step(progress, "features"):
         dataset = build_dataset(
             tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
         )
-    mask = _period_mask(dataset, start, end)
+    mask = period_mask(dataset, start, end)
     labelled = mask & dataset.labelled
     if not labelled.any():
         raise CargoriskError("the chosen period has no labelled (inspected) shipment")
-    with _step(progress, "scoring"):
+    with timed_step(progress, "scoring"):
         scores = score_period(model, dataset, mask, rules_score(dataset.shipments))
         metrics = period_metrics(scores)
     train_to = model.metadata.get("training_window", {}).get("to")

@@ -20,13 +20,14 @@ from training import registry
 from training.baselines import rules_score
 from training.config import TrainConfig, load_config
 from training.dataset import build_dataset, engine_options, load_tables
-from training.jobs.shared import Progress, _period_mask, _plural, _quiet, _step
+from training.jobs.shared import Progress, period_mask, quiet, timed_step
 from training.metrics import (
     capacity_metrics,
     hits_at,
     n_selected,
     wilson_interval,
 )
+from training.report import plural
 
 
 def gate_metrics(
@@ -107,7 +108,7 @@ def gate_decision(
             f"by more than {gate.min_gain:g}"
         )
 
-    noun = positive if positives == 1 else _plural(positive)
+    noun = positive if positives == 1 else plural(positive)
     little = (
         f"too little evidence to compare: {positives} {noun} among the labelled test "
         f"shipments (gate.min_seizures {gate.min_seizures}); precision at capacity with "
@@ -182,7 +183,7 @@ def promote_job(
     reason: str | None = None,
     config: TrainConfig | None = None,
     config_path: str | Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move the champion alias to ``version`` (default: the latest) if it passes the gate on the
@@ -209,7 +210,7 @@ def promote_job(
     if champ_version == version:
         record.update(promoted=False, reason=f"version {version} is already the champion")
         return record
-    with _step(progress, f"loading version {version}"):
+    with timed_step(progress, f"loading version {version}"):
         candidate = registry.load_scoring_model(f"models:/{settings.model_name}/{version}")
     period = candidate.metadata.get("test_period")
     source = data_dir or cand_info.params.get("data_dir")
@@ -223,11 +224,11 @@ def promote_job(
             raise CargoriskError(
                 f"the data of version {version} ({source}) is not here; pass --data DIR"
             )
-        with _step(progress, f"rebuilding features from {source}"):
+        with timed_step(progress, f"rebuilding features from {source}"):
             dataset = build_dataset(
                 load_tables(source), settings.unlabelled_policy, engine=engine_options(settings)
             )
-        mask = _period_mask(dataset, period["from"], period["to"])
+        mask = period_mask(dataset, period["from"], period["to"])
         labelled = mask & dataset.labelled
         y = dataset.label[labelled]
         if len(y) == 0:

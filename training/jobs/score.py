@@ -19,7 +19,7 @@ from features.scoring import ScoringModel
 from features.tables import read_frame, validate_table
 from training import registry
 from training.dataset import engine_options, load_tables
-from training.jobs.shared import Progress, _quiet, _step
+from training.jobs.shared import Progress, quiet, timed_step
 
 
 def reasons_for(model: ScoringModel, features: pd.DataFrame) -> list[str]:
@@ -40,7 +40,7 @@ def score_job(
     *,
     explain_top: float = 10.0,
     history_dir: str | Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Score every shipment of a file; write shipment_id, score, band, rank and - for the top
     ``explain_top`` % - the reasons. The file holds contract columns (a file in a customs
@@ -78,7 +78,7 @@ def score_job(
     if unknown:  # the model was trained without them: they cannot move its scores
         progress(f"not used by this model (not in its attribute schema): {', '.join(unknown)}")
         all_shipments = all_shipments.drop(columns=unknown)
-    with _step(progress, f"features for {len(shipments):,} shipments"):
+    with timed_step(progress, f"features for {len(shipments):,} shipments"):
         frame = build_training_frame(
             all_shipments.reset_index(drop=True),
             outcomes,

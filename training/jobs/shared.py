@@ -15,23 +15,21 @@ from training.dataset import Dataset
 Progress = Callable[[str], None]
 
 
-def _quiet(_msg: str) -> None:
-    pass
+def quiet(_msg: str) -> None:
+    """A :data:`Progress` that says nothing."""
 
 
 @contextmanager
-def _step(progress: Progress, what: str):
+def timed_step(progress: Progress, what: str):
+    """Say ``what`` starts, then how long it took."""
     progress(f"{what} ...")
     start = time.perf_counter()
     yield
     progress(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
-def _plural(noun: str) -> str:
-    return noun if noun.endswith("s") else noun + "s"
-
-
-def _period_mask(dataset: Dataset, start: str | None, end: str | None) -> np.ndarray:
+def period_mask(dataset: Dataset, start: str | None, end: str | None) -> np.ndarray:
+    """The shipments of ``dataset`` declared between ``start`` and ``end`` (either open)."""
     times = dataset.declared_at
     mask = np.ones(len(times), dtype=bool)
     if start:

@@ -33,7 +33,8 @@ from training.evaluate import (
     period_metrics,
     score_period,
 )
-from training.jobs.shared import Progress, _plural, _quiet, _step
+from training.jobs.shared import Progress, quiet, timed_step
+from training.report import plural
 from training.split import TemporalSplit, temporal_split
 from training.train import FitData, prepare_fit
 from training.tuning import parse_budget
@@ -235,14 +236,14 @@ def _read(
     progress: Progress,
 ) -> Tables:
     """The contract tables of ``data_dir``, with the label meaning given on the command line."""
-    with _step(progress, f"reading {data_dir}"):
+    with timed_step(progress, f"reading {data_dir}"):
         tables = load_tables(data_dir)
     return replace(tables, info=with_label(tables.info, label_name, label_positive))
 
 
 def _features(tables: Tables, settings, progress: Progress) -> Dataset:
     """Every shipment's point-in-time features and label."""
-    with _step(progress, "features"):
+    with timed_step(progress, "features"):
         return build_dataset(
             tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
         )
@@ -261,7 +262,7 @@ def _split(
     """The train/validation/test periods, the labelled test rows (refused when they hold no
     positive: nothing to measure) and the training and validation rows encoded for fitting."""
     info = dataset.info
-    positives = _plural(info.label.positive)
+    positives = plural(info.label.positive)
     split = temporal_split(
         dataset.declared_at,
         valid_from=valid_from,
@@ -308,7 +309,7 @@ def _fit(
 ) -> Fitted:
     """The candidates fitted (families selected, tuned when there is a budget) and the one to
     register chosen; warns when its best round is at the round cap."""
-    with _step(progress, "training"):
+    with timed_step(progress, "training"):
         fitted = fit_candidates(
             data,
             dataset.features,
@@ -441,7 +442,7 @@ def _log(
     model = chosen.scoring
     info = dataset.info
     metrics, curves = evaluation.metrics, evaluation.curves
-    with _step(progress, "logging to MLflow"):
+    with timed_step(progress, "logging to MLflow"):
         mlflow.log_params(params)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
         mlflow.set_tags(
@@ -517,7 +518,7 @@ def train_job(
     tune: str | None = None,
     tune_trials: int | None = None,
     run_tags: dict[str, str] | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> TrainResult:
     """Train the full model (families selected on validation, tuned if ``tune`` gives a time
     budget such as ``"10m"``) and the raw-columns challenger, evaluate both against the
@@ -575,7 +576,7 @@ def train_job(
         model = fitted.registered.scoring
 
         t = time.perf_counter()
-        with _step(progress, "evaluating on the validation and test periods"):
+        with timed_step(progress, "evaluating on the validation and test periods"):
             evaluation = _evaluate(fitted, dataset, split, config.num_threads)
         timings["evaluate_s"] = time.perf_counter() - t
 

@@ -23,7 +23,7 @@ from features.contracts import (
     normal_text,
 )
 from serving.store import Caller, UiSession
-from serving.ui.format import _amendments, _field_of, _fmt, _label, _report_words
+from serving.ui.format import amendment_rows, field_label, field_of, report_words, shown_value
 from serving.ui.session_gate import PageBase
 
 MANIFEST_GROUPS = (
@@ -91,7 +91,7 @@ class ShipmentPages(PageBase):
         latest = store.latest_score(shipment_id)
         outcomes = store.outcomes_for(shipment_id)
         reports = store.outcome_reports(shipment_id)
-        amendments = _amendments(store.shipment_versions(shipment_id))
+        amendments = amendment_rows(store.shipment_versions(shipment_id))
         reasons, reasons_note = self._reasons(engine, record, latest)
         parties, linked, history_note = self._parties(engine, record)
         pick = request.query_params.get("pick", "")
@@ -112,9 +112,9 @@ class ShipmentPages(PageBase):
             (
                 title,
                 [
-                    (name, _fmt(record.get(name)))
+                    (name, shown_value(record.get(name)))
                     for name in names
-                    if name in ALWAYS_SHOWN or _fmt(record.get(name))
+                    if name in ALWAYS_SHOWN or shown_value(record.get(name))
                 ],
             )
             for title, names in MANIFEST_GROUPS
@@ -125,7 +125,7 @@ class ShipmentPages(PageBase):
                 info.attributes[name].wording(name)
                 if name in info.attributes
                 else name.replace("_", " "),
-                _fmt(value),
+                shown_value(value),
             )
             for name, value in sorted((record.get("attributes") or {}).items())
         ]
@@ -175,7 +175,7 @@ class ShipmentPages(PageBase):
         computed now from the history as of its declaration."""
         if latest is not None and latest.get("reasons"):
             return latest["reasons"], (
-                f"As served with the score on {_fmt(latest['scored_at'])} UTC by model "
+                f"As served with the score on {shown_value(latest['scored_at'])} UTC by model "
                 f"version {latest['model_version']}."
             )
         model = engine.served_model
@@ -207,15 +207,7 @@ class ShipmentPages(PageBase):
         engine, session, caller = await run_in_threadpool(self.officer, request, "record_outcomes")
         form = await request.form()
         if not self.csrf_ok(session, form):
-            return self.render(
-                request,
-                "error.html",
-                403,
-                title="Form expired",
-                message="This form was not issued to your session; reload the page and try again.",
-                session=session,
-                caller=caller,
-            )
+            return self.form_expired(request, session, caller)
         shipment_id = normal_text(request.path_params["shipment_id"])
         fields = ("inspected_at", "result_at", "result", "drug", "quantity_kg", "method",
                   "selected_by")  # fmt: skip
@@ -256,7 +248,7 @@ class ShipmentPages(PageBase):
                 field = str(err["loc"][0]) if err["loc"] else "form"
                 if field == "correction":
                     field = "correction_reason"
-                errors.append({"field": field, "message": f"{_label(field)}: {err['msg']}"})
+                errors.append({"field": field, "message": f"{field_label(field)}: {err['msg']}"})
             outcome = None
         if outcome is not None:
             try:
@@ -272,9 +264,9 @@ class ShipmentPages(PageBase):
                     "Not recorded: this inspection already has a report"
                     if old is None
                     else "Not recorded: the inspection of "
-                    f"{_fmt(old['inspected_at'])} UTC already has a report "
-                    f"({_report_words(old)}, revision {old['revision']}, recorded by "
-                    f"{old['caller']} on {_fmt(old['received_at'])} UTC)"
+                    f"{shown_value(old['inspected_at'])} UTC already has a report "
+                    f"({report_words(old)}, revision {old['revision']}, recorded by "
+                    f"{old['caller']} on {shown_value(old['received_at'])} UTC)"
                 )
                 errors.append(
                     {
@@ -285,7 +277,7 @@ class ShipmentPages(PageBase):
                 )
             except RequestError as exc:
                 status = exc.status if exc.status in (403,) else 400
-                field = _field_of(str(exc), given)
+                field = field_of(str(exc), given)
                 errors.append({"field": field, "message": f"Not recorded: {exc}"})
         if errors:
             return self._shipment_page(

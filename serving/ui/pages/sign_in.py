@@ -13,7 +13,7 @@ from serving.ui.session import (
     SIGN_IN_MAX_AGE,
     new_nonce,
 )
-from serving.ui.session_gate import PageBase, _safe_next
+from serving.ui.session_gate import PageBase, safe_next
 
 
 class SignInPages(PageBase):
@@ -67,7 +67,7 @@ class SignInPages(PageBase):
         return self.sign_in_page(
             request,
             engine,
-            next=_safe_next(request.query_params.get("next"), self.root(request)) or "",
+            next=safe_next(request.query_params.get("next"), self.root(request)) or "",
             signed_out=request.query_params.get("signed_out") == "1",
         )
 
@@ -78,7 +78,7 @@ class SignInPages(PageBase):
         form = await request.form()
         method = "key" if form.get("method") == "key" else "password"
         username = str(form.get("username") or "").strip()[:200]
-        target = _safe_next(str(form.get("next") or ""), self.root(request))
+        target = safe_next(str(form.get("next") or ""), self.root(request))
         client = request.client.host if request.client else "unknown"
 
         def refuse(message: str, status: int = 401) -> Response:
@@ -170,16 +170,7 @@ class SignInPages(PageBase):
         if who is not None:
             session, caller = who
             if not self.csrf_ok(session, form):
-                return self.render(
-                    request,
-                    "error.html",
-                    403,
-                    title="Form expired",
-                    message="This sign-out form was not issued to your session; reload the "
-                    "page and try again.",
-                    session=session,
-                    caller=caller,
-                )
+                return self.form_expired(request, session, caller, "sign-out form")
             await run_in_threadpool(engine.store.end_session, session.id, "signed out")
             await run_in_threadpool(
                 engine.store.audit, "ui_sign_out", caller, {"session": session.id}

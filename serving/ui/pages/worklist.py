@@ -16,7 +16,7 @@ from features.contracts import (
     LATEST,
 )
 from serving.ui import worklist as wl
-from serving.ui.format import _fmt
+from serving.ui.format import shown_value
 from serving.ui.session_gate import PageBase
 
 BELOW_PAGE = 50
@@ -128,10 +128,16 @@ class WorklistPages(PageBase):
     def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         rows = []
         for r in frame.itertuples(index=False):
-            transport = _fmt(r.flight) or " ".join(filter(None, [_fmt(r.vessel), _fmt(r.voyage)]))
+            transport = shown_value(r.flight) or " ".join(
+                filter(None, [shown_value(r.vessel), shown_value(r.voyage)])
+            )
             route = " → ".join(
                 filter(
-                    None, [_fmt(r.loading_port) or _fmt(r.origin_country), _fmt(r.discharge_port)]
+                    None,
+                    [
+                        shown_value(r.loading_port) or shown_value(r.origin_country),
+                        shown_value(r.discharge_port),
+                    ],
                 )
             )
             rows.append(
@@ -144,11 +150,11 @@ class WorklistPages(PageBase):
                     "mode": r.mode,
                     "transport": transport,
                     "route": route,
-                    "shipper": _fmt(r.shipper_name) or _fmt(r.shipper_id),
-                    "consignee": _fmt(r.consignee_name) or _fmt(r.consignee_id),
-                    "goods": _fmt(r.goods_description)[:60],
-                    "hs_code": _fmt(r.hs_code),
-                    "origin": _fmt(r.origin_country),
+                    "shipper": shown_value(r.shipper_name) or shown_value(r.shipper_id),
+                    "consignee": shown_value(r.consignee_name) or shown_value(r.consignee_id),
+                    "goods": shown_value(r.goods_description)[:60],
+                    "hs_code": shown_value(r.hs_code),
+                    "origin": shown_value(r.origin_country),
                     "outcome": None if pd.isna(r.outcome) else str(r.outcome),
                 }
             )
