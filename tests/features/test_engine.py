@@ -200,8 +200,12 @@ def test_every_raw_aggregate_is_defined_once_and_transpiles_to_spark_sql():
         names += outputs
         spark, same_outputs = engine.dimension_sql(dim, dialect="spark")
         assert same_outputs == outputs
-        # the frames survive transpilation: strictly-before windows on integer time
-        assert spark.count("AND 1 PRECEDING") == sql.count("AND 1 PRECEDING") > 0
+        # the frames survive transpilation: running sums and integer RANGE frames over one
+        # window order (the key, then the doubled event time)
+        for frame in ("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", "RANGE BETWEEN",
+                      "PARTITION BY k ORDER BY t2"):  # fmt: skip
+            assert spark.count(frame) == sql.count(frame), frame
+        assert sql.count("PARTITION BY k ORDER BY t2") > 0
         assert sqlglot.parse_one(spark, read="spark") is not None
     assert len(names) == len(set(names))
 
