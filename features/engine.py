@@ -600,3 +600,33 @@ def parquet_aggregates(
         ids.column("t").to_numpy(),
         raw,
     )
+
+
+def write_aggregates(
+    shipments, outcomes, out: str | os.PathLike, settings: EngineSettings | None = None
+) -> dict[str, str]:
+    """The raw aggregates of :func:`parquet_aggregates` written as Parquet files under ``out``
+    instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
+    ``(declared_at, shipment_id)`` order) and one ``<dimension>.parquet`` per key dimension
+    (``row`` and a column per raw aggregate, named like it, for the shipments whose key is
+    declared). DuckDB streams each query into its file, so no result is held in this process:
+    memory stays within ``settings`` whatever the number of shipments. Returns the file of
+    each (``"shipments"`` and every dimension's name)."""
+    folder = os.fspath(out)
+    os.makedirs(folder, exist_ok=True)
+
+    def copy(query: str, name: str) -> str:
+        path = os.path.join(folder, f"{name}.parquet")
+        literal = "'" + path.replace("'", "''") + "'"
+        con.execute(f"COPY ({query}) TO {literal} (FORMAT parquet)")
+        return path
+
+    files: dict[str, str] = {}
+    with duckdb_connection(settings) as con:
+        load_parquet(con, shipments, outcomes)
+        files["shipments"] = copy("SELECT row, shipment_id, t FROM ship", "shipments")
+        for dim in dimensions():
+            sql, names = dimension_sql(dim)
+            named = ", ".join(f'a{i} AS "{name}"' for i, name in enumerate(names))
+            files[dim.name] = copy(f"SELECT row, {named} FROM ({sql}) AS d", dim.name)
+    return files
