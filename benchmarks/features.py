@@ -230,8 +230,8 @@ def child_write(folder: str, memory_limit: str, threads: str) -> dict:
     outs = root / "outcomes.parquet"
     if not ships.exists():  # a world written by month
         ships, outs = (
-            root / "shipments" / "**" / "*.parquet",
-            root / "outcomes" / "**" / "*.parquet",
+            root / "shipments" / "month=*" / "*.parquet",
+            root / "outcomes" / "month=*" / "*.parquet",
         )
     spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
     out = Path(tempfile.mkdtemp(prefix="bench-aggregates-"))
