@@ -233,7 +233,8 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
 
     earlier = f"RANK() OVER ({_ORDER}) - 1"  # rows of earlier instants, events included
     if dim.count:
-        add(f"n:{dim.name}", f"{earlier} - {_running('other')}")
+        events = dim.outcomes or dim.distinct  # else the stream is the shipments alone
+        add(f"n:{dim.name}", f"{earlier} - {_running('other')}" if events else earlier)
         # the instant's own shipments (this one included): rows up to it less earlier rows
         peers = f"COUNT(*) OVER ({_ORDER}) - RANK() OVER ({_ORDER}) + 1"
         for w in dim.windows:
