@@ -15,7 +15,10 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   memory is in the same process), each child reports the time of the raw-aggregate step alone
   and, for DuckDB, the peak bytes in its spill directory (polled every 0.1 s).
   ``--parquet-limits 2GB,512MB`` adds the raw aggregates read straight from the Parquet files
-  by DuckDB (``features.engine.parquet_aggregates``, no pandas frame) at each memory limit.
+  by DuckDB (``features.engine.parquet_aggregates``, no pandas frame) at each memory limit;
+  ``--write-limits 1GB`` the same written to Parquet files (``write_aggregates``: nothing held
+  in the process), on the ``--sizes`` worlds or on ``--world DIR`` (e.g. a 10M world made by
+  ``cargorisk simulate --by-month``).
 * **online**: an :class:`OnlineFeatureState` built from all history but the last
   ``--new`` shipments, then those shipments replayed one by one as serving would (score, add,
   add outcomes once known): median / p90 / p99 of ``features()`` for one shipment, beside the
@@ -27,6 +30,7 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
 
     .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
         [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2] [--parquet-limits 2GB,512MB]
+        [--write-limits 1GB] [--world DIR]
         [--online-size 1000000] [--new 2000] [--skip-offline] [--skip-online]
 
 Targets (issue 4): offline 1,000,000 shipments with a year of history <= 90 s and <= 6 GB
@@ -211,6 +215,55 @@ def child_parquet(folder: str, memory_limit: str, threads: str) -> dict:
     }
 
 
+def child_write(folder: str, memory_limit: str, threads: str) -> dict:
+    """The raw aggregates straight from the Parquet files into Parquet files
+    (``features.engine.write_aggregates``): nothing held in this process, so the peak is
+    DuckDB's within ``memory_limit``. Reads ``shipments.parquet`` or a month-partitioned
+    ``shipments/`` folder (``cargorisk simulate --by-month``)."""
+    import shutil
+    import tempfile
+
+    from features.engine import EngineSettings, write_aggregates
+
+    root = Path(folder)
+    ships = root / "shipments.parquet"
+    outs = root / "outcomes.parquet"
+    if not ships.exists():  # a world written by month
+        ships, outs = (
+            root / "shipments" / "month=*" / "*.parquet",
+            root / "outcomes" / "month=*" / "*.parquet",
+        )
+    spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
+    out = Path(tempfile.mkdtemp(prefix="bench-aggregates-"))
+    settings = EngineSettings(
+        memory_limit=memory_limit, threads=int(threads), temp_directory=str(spill_root)
+    )
+    rss0 = _rss_mb()
+    watch = SpillWatch(spill_root)
+    t, c = time.perf_counter(), time.process_time()
+    files = write_aggregates(ships, outs, out, settings)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    spilled = watch.stop()
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(files["shipments"]).metadata.num_rows
+    written = sum(os.path.getsize(f) for f in files.values())
+    shutil.rmtree(out)
+    spill_root.rmdir()
+    return {
+        "engine": "duckdb-parquet-to-parquet",
+        "memory_limit": memory_limit,
+        "threads": int(threads),
+        "rows": rows,
+        "files": len(files),
+        "written_mb": round(written / 2**20),
+        "rss_before_mb": round(rss0),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "spilled_mb": round(spilled / 2**20, 1),
+    }
+
+
 def child_online(folder: str, n_new: str) -> dict:
     import gc
 
@@ -290,7 +343,12 @@ def child_online(folder: str, n_new: str) -> dict:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, *args = sys.argv[2:]
-        child = {"offline": child_offline, "parquet": child_parquet, "online": child_online}
+        child = {
+            "offline": child_offline,
+            "parquet": child_parquet,
+            "write": child_write,
+            "online": child_online,
+        }
         result = child[kind](*args)
         print(json.dumps(result))
         return
@@ -306,13 +364,33 @@ def main() -> None:
         help="Also the raw aggregates straight from Parquet at each of these memory limits "
         "(e.g. 2GB,512MB).",
     )
+    parser.add_argument(
+        "--write-limits",
+        default="",
+        help="Also the raw aggregates from Parquet written to Parquet (nothing held in the "
+        "process) at each of these memory limits (e.g. 1GB).",
+    )
+    parser.add_argument(
+        "--world",
+        type=Path,
+        default=None,
+        help="With --write-limits: a world already made (e.g. by `cargorisk simulate "
+        "--by-month`), instead of the --sizes worlds.",
+    )
     parser.add_argument("--online-size", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--skip-offline", action="store_true")
     parser.add_argument("--skip-online", action="store_true")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
-    if not args.skip_offline:
+    if args.world is not None:
+        for limit in filter(None, args.write_limits.split(",")):
+            load = os.getloadavg()[0]
+            result, peak = run_child("write", str(args.world), limit, args.threads)
+            result["peak_rss_mb"] = round(peak)
+            result["load_1min_before"] = round(load, 2)
+            print("write", json.dumps(result), flush=True)
+    elif not args.skip_offline:
         for size in (int(s) for s in args.sizes.split(",")):
             folder = ensure_data(args.data, size)
             for engine in filter(None, args.engines.split(",")):
@@ -333,6 +411,12 @@ def main() -> None:
                 result["peak_rss_mb"] = round(peak)
                 result["load_1min_before"] = round(load, 2)
                 print("parquet", json.dumps(result), flush=True)
+            for limit in filter(None, args.write_limits.split(",")):
+                load = os.getloadavg()[0]
+                result, peak = run_child("write", str(folder), limit, args.threads)
+                result["peak_rss_mb"] = round(peak)
+                result["load_1min_before"] = round(load, 2)
+                print("write", json.dumps(result), flush=True)
     if not args.skip_online:
         folder = ensure_data(args.data, args.online_size)
         result, peak = run_child("online", str(folder), str(args.new))

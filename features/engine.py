@@ -17,17 +17,21 @@ Each query reads two relations:
   ``max(result_at, declared_at)``) and ``seized`` (0/1).
 
 "Events of this key strictly before the shipment" is a window over **one stream** of the
-key's events - its shipments at their declaration, its outcomes at the time they became
-known, the first shipment of each ``(key, value)`` pair of a distinct count - summed per
-``(key, instant)`` and ordered by integer nanoseconds. With one row per instant,
-``ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING`` is "every earlier instant" (shipments
-declared at the same instant do not see each other, a result known at the shipment's own
-instant is not yet known), and a ``w``-day window is ``RANGE BETWEEN w * 86400e9 PRECEDING AND
-CURRENT ROW`` less the instant's own events. The sums are joined back to each shipment by its
-key and instant. These are portable SQL window frames (no ``ASOF JOIN``, no interval
-arithmetic), so DuckDB and Spark SQL run the same text. (Measured at 1M shipments: frames
-ending ``1 PRECEDING`` and ``RANGE`` frames on few huge keys are DuckDB's slow cases; the
-running form and the grouping halved its time.)
+key's rows in **one window order**, ``PARTITION BY k ORDER BY t2`` (so the engine sorts once
+per dimension and every aggregate shares that sort): the key's shipments at ``t2 = 2 t``, and
+its events at odd ``t2 = 2 e + 1`` - outcomes at the time they became known, the first
+shipment of each ``(key, value)`` pair of a distinct count, and the exit of each seizure from
+a ``w``-day window (``e = known + w`` days). An event sorts before a shipment exactly when it
+happened strictly before it, so event counts are running sums (``ROWS BETWEEN UNBOUNDED
+PRECEDING AND CURRENT ROW``, the cheap frame); shipments of one instant tie and must not see
+each other, so earlier shipments are ``RANK() - 1`` less the earlier events, sums over
+shipments are the default frame less the instant's own, and ``w``-day shipment counts a
+``RANGE`` frame on the integer order less the instant's own. The aggregates are read off the
+shipment rows themselves (no join back). These are portable SQL window frames (no ``ASOF
+JOIN``, no interval arithmetic, no ``FILTER``), so DuckDB and Spark SQL run the same text.
+(Measured at 1M shipments, ``benchmarks/README.md``: offset frames - ``1 PRECEDING``, ``RANGE``
+- over the few huge keys of a country or an HS chapter cost DuckDB 3.5-11x a running sum; this
+form uses them only for the party roles' shipment windows, where keys are many and small.)
 
 The feature columns are then finished by the same numpy functions as before
 (:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
@@ -133,60 +137,92 @@ def key_columns() -> tuple[str, ...]:
     return tuple(sorted({d.name for d in dims} | {v for d in dims for v in d.distinct}))
 
 
-def _frame(start: int | None) -> str:
-    """Earlier instants of the key: every earlier one, or those at most ``start`` ns before.
-    The grouped stream holds one row per (key, instant), so ``ROWS ... 1 PRECEDING`` is
-    "strictly before" (and the cheap running form)."""
-    if start is None:
-        return "OVER (PARTITION BY k ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-    return f"OVER (PARTITION BY k ORDER BY t RANGE BETWEEN {start} PRECEDING AND CURRENT ROW)"
+_ZERO: Final = "CAST(0 AS DOUBLE)"
+_ONE: Final = "CAST(1 AS DOUBLE)"
+_ORDER: Final = "PARTITION BY k ORDER BY t2"
+"""The one window order of a dimension's stream: its key, then the doubled event time."""
+
+
+def _running(column: str) -> str:
+    """Sum of ``column`` over every earlier row of the key and the current one: the cheap
+    running form. Summed only over event rows (odd ``t2``), it is "known strictly before"
+    the shipment at ``t2``: rows of the same instant carry 0 in it."""
+    return f"SUM({column}) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
 
 
 def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
     """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
     and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
 
-    Events - the key's shipments, its outcomes at the time they became known, and the first
-    shipment of each ``(key, value)`` pair of a distinct count - are summed per
-    ``(key, instant)``; window sums over earlier instants are then joined back to each
-    shipment by its key and declaration instant."""
+    One stream of rows per key, in one window order (``PARTITION BY k ORDER BY t2``, sorted
+    once): the key's shipments at ``t2 = 2 t`` (their declaration) and its events at odd
+    ``t2 = 2 e + 1`` - outcomes at the time ``e`` they became known, the first shipment of
+    each ``(key, value)`` pair of a distinct count, and the exit of each seizure from a
+    ``w``-day window at ``e = known + w`` days. An event at ``e`` sorts before a shipment at
+    ``t`` exactly when ``e < t``, so "known strictly before the shipment" is a running sum
+    up to the shipment's row (events never tie with shipments). Shipments of one instant tie
+    with each other and must not see each other: earlier shipments are ``RANK() - 1`` less
+    the earlier events, a sum over shipments is the running-with-peers sum (the default
+    frame) less the instant's own (``PARTITION BY k, t2``), a ``w``-day shipment count is a
+    ``RANGE`` frame less the instant's own shipments. Every frame is portable SQL (no
+    ``ASOF JOIN``, no intervals, no ``FILTER``); the only offset frames are the shipment
+    windows of the party roles (many small keys: cheap)."""
     values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
     own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
     if dim.value_mean:
         own_cols.append("lvk")
     own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
 
-    # every event kind carries every weight column (0 when it is not its kind)
-    weights = ["ship"]
+    # every row carries every weight column (0 when it is not its kind); ``other`` marks the
+    # event rows (everything but a shipment). Weights are DOUBLE: sums of small integers stay
+    # exact, and DuckDB sums integers into 128-bit integers (slower)
+    weights = ["ship", "other"]
     if dim.value_mean:
         weights += ["lv", "lc"]
     if dim.outcomes:
-        weights += ["insp", "seiz"]
+        weights += ["insp", "seiz", *(f"x{w}" for w in dim.seizure_windows)]
     weights += [f"f{i}" for i in range(len(dim.distinct))]
 
-    def event(source: str, key: str, time: str, given: dict[str, str], tail: str = "") -> str:
-        cols = [f"{given.get(w, '0')} AS {w}" for w in weights]
-        return f"SELECT {key} AS k, {time} AS t, {', '.join(cols)} FROM {source}{tail}"
+    def rows(source: str, row: str, key: str, t2: str, given: dict[str, str], tail="") -> str:
+        cols = [f"{given.get(w, _ZERO)} AS {w}" for w in weights]
+        return f"SELECT {row} AS row, {key} AS k, {t2} AS t2, {', '.join(cols)} FROM {source}{tail}"
 
-    ship_weights = {"ship": "1"}
+    ship = {"ship": _ONE}
     if dim.value_mean:
-        ship_weights["lv"] = "CASE WHEN lvk IS NULL THEN 0.0 ELSE lvk END"
-        ship_weights["lc"] = "CASE WHEN lvk IS NULL THEN 0 ELSE 1 END"
-    streams = [event("own", "k", "t", ship_weights)]
+        ship["lv"] = f"CASE WHEN lvk IS NULL THEN {_ZERO} ELSE lvk END"
+        ship["lc"] = f"CASE WHEN lvk IS NULL THEN {_ZERO} ELSE {_ONE} END"
+    streams = [rows("own", "row", "k", "2 * t", ship)]
     if dim.outcomes:
+        joined = "outcomes AS o JOIN own ON o.row = own.row"
         streams.append(
-            event(
-                "outcomes AS o JOIN own ON o.row = own.row",
+            rows(
+                joined,
+                "-1",
                 "own.k",
-                "o.known",
-                {"insp": "1", "seiz": "o.seized"},
+                "2 * o.known + 1",
+                {"other": _ONE, "insp": _ONE, "seiz": "CAST(o.seized AS DOUBLE)"},
             )
         )
-    for i in range(len(dim.distinct)):
-        streams.append(
-            event("own", "k", "MIN(t)", {f"f{i}": "1"}, f" WHERE v{i} IS NOT NULL GROUP BY k, v{i}")
-        )
-    sums = ", ".join(f"SUM({w}) AS {w}" for w in weights)
+        for w in dim.seizure_windows:
+            streams.append(
+                rows(joined, "-1", "own.k", f"2 * (o.known + {w * NS_PER_DAY}) + 1",
+                     {"other": _ONE, f"x{w}": _ONE}, " WHERE o.seized = 1")
+            )  # fmt: skip
+    if dim.distinct:
+        # the first shipment of each (key, value) pair, one row per (key, instant) for all
+        # the values (a party's first shipment is often the first of its origin, chapter and
+        # counterparty at once: fewer rows to sort)
+        flags = range(len(dim.distinct))
+
+        def first_of(i: int) -> str:
+            marks = ", ".join(f"{_ONE if j == i else _ZERO} AS f{j}" for j in flags)
+            return (
+                f"SELECT k, MIN(t) AS t, {marks} FROM own WHERE v{i} IS NOT NULL GROUP BY k, v{i}"
+            )
+
+        firsts = " UNION ALL ".join(first_of(i) for i in flags)
+        given = {"other": _ONE} | {f"f{i}": f"SUM(f{i})" for i in flags}
+        streams.append(rows(f"({firsts}) AS fs", "-1", "k", "2 * t + 1", given, " GROUP BY k, t"))
 
     names: list[str] = []
     aggs: list[str] = []
@@ -195,37 +231,36 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
         aggs.append(f"CAST({expr} AS DOUBLE) AS a{len(names)}")
         names.append(name)
 
-    def total(column: str, start: int | None = None) -> str:
-        # a sum over no earlier event is 0, not NULL; a window up to the current instant
-        # less the instant's own events (cheaper than a frame ending 1 PRECEDING)
-        if start is None:
-            return f"COALESCE(SUM({column}) {_frame(None)}, 0)"
-        return f"SUM({column}) {_frame(start)} - {column}"
-
+    earlier = f"RANK() OVER ({_ORDER}) - 1"  # rows of earlier instants, events included
     if dim.count:
-        add(f"n:{dim.name}", total("ship"))
+        events = dim.outcomes or dim.distinct  # else the stream is the shipments alone
+        add(f"n:{dim.name}", f"{earlier} - {_running('other')}" if events else earlier)
+        # the instant's own shipments (this one included): rows up to it less earlier rows
+        peers = f"COUNT(*) OVER ({_ORDER}) - RANK() OVER ({_ORDER}) + 1"
         for w in dim.windows:
-            add(f"n{w}:{dim.name}", total("ship", w * NS_PER_DAY))
+            frame = f"RANGE BETWEEN {2 * w * NS_PER_DAY} PRECEDING AND CURRENT ROW"
+            add(f"n{w}:{dim.name}", f"SUM(ship) OVER ({_ORDER} {frame}) - ({peers})")
     if dim.first:
-        add(f"first:{dim.name}", f"MIN(CASE WHEN ship > 0 THEN t END) {_frame(None)}")
+        # the key's first row is always a shipment (events come at or after their shipment)
+        first = f"FIRST_VALUE(t2) OVER ({_ORDER})"
+        add(f"first:{dim.name}", f"CASE WHEN {first} < t2 THEN CAST({first} AS DOUBLE) / 2 END")
     for i, v in enumerate(dim.distinct):
-        add(f"d:{dim.name}:{v}", total(f"f{i}"))
+        add(f"d:{dim.name}:{v}", _running(f"f{i}"))
     if dim.value_mean:
-        add(f"sum:{dim.name}", total("lv"))
-        add(f"cnt:{dim.name}", total("lc"))
+        for column, what in (("lv", "sum"), ("lc", "cnt")):
+            own_instant = f"SUM({column}) OVER (PARTITION BY k, t2)"
+            add(f"{what}:{dim.name}", f"SUM({column}) OVER ({_ORDER}) - {own_instant}")
     if dim.outcomes:
-        add(f"insp:{dim.name}", total("insp"))
-        add(f"seiz:{dim.name}", total("seiz"))
+        add(f"insp:{dim.name}", _running("insp"))
+        add(f"seiz:{dim.name}", _running("seiz"))
         for w in dim.seizure_windows:
-            add(f"seiz{w}:{dim.name}", total("seiz", w * NS_PER_DAY))
+            add(f"seiz{w}:{dim.name}", f"{_running('seiz')} - {_running(f'x{w}')}")
 
-    outputs = ", ".join(f"c.a{i}" for i in range(len(names)))
     sql = (
         f"WITH own AS ({own}), "
         f"ev AS ({' UNION ALL '.join(streams)}), "
-        f"g AS (SELECT k, t, {sums} FROM ev GROUP BY k, t), "
-        f"c AS (SELECT k, t, {', '.join(aggs)} FROM g) "
-        f"SELECT own.row, {outputs} FROM own JOIN c ON own.k = c.k AND own.t = c.t"
+        f"c AS (SELECT row, {', '.join(aggs)} FROM ev) "
+        "SELECT * FROM c WHERE row >= 0"
     )
     if dialect != "duckdb":
         import sqlglot
@@ -566,3 +601,33 @@ def parquet_aggregates(
         ids.column("t").to_numpy(),
         raw,
     )
+
+
+def write_aggregates(
+    shipments, outcomes, out: str | os.PathLike, settings: EngineSettings | None = None
+) -> dict[str, str]:
+    """The raw aggregates of :func:`parquet_aggregates` written as Parquet files under ``out``
+    instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
+    ``(declared_at, shipment_id)`` order) and one ``<dimension>.parquet`` per key dimension
+    (``row`` and a column per raw aggregate, named like it, for the shipments whose key is
+    declared). DuckDB streams each query into its file, so no result is held in this process:
+    memory stays within ``settings`` whatever the number of shipments. Returns the file of
+    each (``"shipments"`` and every dimension's name)."""
+    folder = os.fspath(out)
+    os.makedirs(folder, exist_ok=True)
+
+    def copy(query: str, name: str) -> str:
+        path = os.path.join(folder, f"{name}.parquet")
+        literal = "'" + path.replace("'", "''") + "'"
+        con.execute(f"COPY ({query}) TO {literal} (FORMAT parquet)")
+        return path
+
+    files: dict[str, str] = {}
+    with duckdb_connection(settings) as con:
+        load_parquet(con, shipments, outcomes)
+        files["shipments"] = copy("SELECT row, shipment_id, t FROM ship", "shipments")
+        for dim in dimensions():
+            sql, names = dimension_sql(dim)
+            named = ", ".join(f'a{i} AS "{name}"' for i, name in enumerate(names))
+            files[dim.name] = copy(f"SELECT row, {named} FROM ({sql}) AS d", dim.name)
+    return files

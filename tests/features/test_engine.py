@@ -200,8 +200,12 @@ def test_every_raw_aggregate_is_defined_once_and_transpiles_to_spark_sql():
         names += outputs
         spark, same_outputs = engine.dimension_sql(dim, dialect="spark")
         assert same_outputs == outputs
-        # the frames survive transpilation: strictly-before windows on integer time
-        assert spark.count("AND 1 PRECEDING") == sql.count("AND 1 PRECEDING") > 0
+        # the frames survive transpilation: running sums and integer RANGE frames over one
+        # window order (the key, then the doubled event time)
+        for frame in ("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", "RANGE BETWEEN",
+                      "PARTITION BY k ORDER BY t2"):  # fmt: skip
+            assert spark.count(frame) == sql.count(frame), frame
+        assert sql.count("PARTITION BY k ORDER BY t2") > 0
         assert sqlglot.parse_one(spark, read="spark") is not None
     assert len(names) == len(set(names))
 
@@ -246,6 +250,31 @@ def test_raw_aggregates_from_month_partitioned_parquet_with_edge_cases(tmp_path)
         write_by_month(shipments, tmp_path / "shipments", "declared_at"),
         write_by_month(outcomes, tmp_path / "outcomes", "result_at"),
     )
+
+
+def test_aggregates_written_to_parquet_equal_the_returned_ones(tmp_path):
+    shipments, outcomes = edge_world()
+    ship_files = write_by_month(shipments, tmp_path / "shipments", "declared_at")
+    outcome_files = write_by_month(outcomes, tmp_path / "outcomes", "result_at")
+    settings = engine.EngineSettings(threads=1, memory_limit="256MB")
+    ids, t, raw = engine.parquet_aggregates(ship_files, outcome_files, settings)
+    files = engine.write_aggregates(ship_files, outcome_files, tmp_path / "out", settings)
+    assert set(files) == {"shipments", *(d.name for d in engine.dimensions())}
+    written = pd.read_parquet(files["shipments"]).sort_values("row")
+    assert (written["row"].to_numpy() == np.arange(len(ids))).all()
+    assert (written["shipment_id"].to_numpy() == ids).all() and (written["t"] == t).all()
+    seen = set()
+    for dim in engine.dimensions():
+        part = pd.read_parquet(files[dim.name])
+        rows = part["row"].to_numpy()
+        for name in part.columns.drop("row"):
+            seen.add(name)
+            expected = raw[name]
+            np.testing.assert_array_equal(part[name].to_numpy(), expected[rows], err_msg=name)
+            rest = np.ones(len(ids), dtype=bool)
+            rest[rows] = False
+            assert np.isnan(expected[rest]).all(), f"{name}: a row without the key has a value"
+    assert seen == set(raw)
 
 
 def test_parquet_contract_errors_are_named(tmp_path):
