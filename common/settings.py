@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         min_length=1,
         description="Where the spark engine runs: local[N] or a cluster's master URL.",
     )
+    spark_driver_memory: str = Field(
+        default="4g",
+        min_length=1,
+        description="The Spark driver's heap and largest result (spark.driver.memory and "
+        "maxResultSize): the aggregates come back to the driver.",
+    )
     engine_memory_limit: str = Field(
         default="2GB",
         min_length=1,

@@ -82,6 +82,10 @@ class EngineSettings:
     threads: int = 2
     temp_directory: str | None = None
     spark_master: str = "local[2]"
+    spark_driver_memory: str = "4g"
+    """The Spark driver's JVM heap (``spark.driver.memory``, and as much for
+    ``spark.driver.maxResultSize``): the aggregates come back to the driver as Arrow batches,
+    and Spark's 1 GB default lost a 1M-shipment result ("result lost from block manager")."""
     """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
     master URL (``spark://host:7077``, ``yarn``...)."""
 
@@ -376,10 +380,11 @@ def driver_environment(before: dict[str, str | None] | None = None) -> None:
 
 
 @contextmanager
-def spark_session(master: str = "local[2]") -> Iterator:
+def spark_session(master: str = "local[2]", driver_memory: str = "4g") -> Iterator:
     """A Spark session on ``master`` (the active one if there is one; a session made here is
-    stopped on exit). Local masters use few shuffle partitions (the default 200 is for a
-    cluster)."""
+    stopped on exit) with ``driver_memory`` for the driver's heap and results (it takes effect
+    when this process starts the JVM). Local masters use few shuffle partitions (the default
+    200 is for a cluster)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -394,8 +399,11 @@ def spark_session(master: str = "local[2]") -> Iterator:
     if not master.startswith("local"):
         driver_environment()
     builder = SparkSession.builder.master(master).appName("cargorisk-features")
-    builder = builder.config("spark.ui.enabled", "false").config(
-        "spark.ui.showConsoleProgress", "false"
+    builder = (
+        builder.config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.maxResultSize", driver_memory)
     )
     if master.startswith("local"):
         builder = builder.config("spark.sql.shuffle.partitions", "4")
@@ -418,7 +426,7 @@ def spark_aggregates(
     queries transpiled by SQLGlot (``settings.spark_master``)."""
     settings = settings or EngineSettings()
     n = len(p["t"])
-    with spark_session(settings.spark_master) as spark:
+    with spark_session(settings.spark_master, settings.spark_driver_memory) as spark:
         tables = {
             "keys": keys_table(p),
             "outcomes": outcomes_table(outcome_rows, outcome_known, outcome_seized),

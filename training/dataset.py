@@ -129,7 +129,7 @@ def truth_for(shipments: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray
 def engine_options(settings) -> dict[str, Any]:
     """Keyword arguments of ``build_training_frame`` for the feature engine the settings name
     (``feature_engine``) and its bounds (``engine_memory_limit``, ``engine_threads``,
-    ``engine_temp_directory``, ``spark_master``)."""
+    ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``)."""
     from features.engine import EngineSettings
 
     temp = settings.engine_temp_directory
@@ -140,6 +140,7 @@ def engine_options(settings) -> dict[str, Any]:
             threads=settings.engine_threads,
             temp_directory=None if temp is None else str(temp),
             spark_master=settings.spark_master,
+            spark_driver_memory=settings.spark_driver_memory,
         ),
     }
 
