@@ -1,4 +1,5 @@
-"""``cargorisk features snapshot``: the aggregates as of now per key, for an online store.
+"""``cargorisk features snapshot`` / ``materialize``: the aggregates as of now per key, written
+by the offline engine and bulk-loaded into the serving store.
 
 Heavy libraries (DuckDB, Spark) are imported inside the command bodies.
 """
@@ -90,5 +91,36 @@ def register(app: typer.Typer) -> None:
         )
         when = datetime.fromtimestamp(result.as_of / 1e9, UTC).isoformat()
         typer.echo(f"snapshot   {result.out}  (as of {when}, {result.engine})")
+        for table, rows in result.rows.items():
+            typer.echo(f"  {table:11} {rows:>12,} rows")
+
+    @group.command()
+    def materialize(
+        snapshot_dir: Path = typer.Option(
+            ..., "--snapshot", help="Directory written by `cargorisk features snapshot`."
+        ),
+        store: str | None = typer.Option(
+            None, "--store", help="SQLAlchemy URL of the store (default: setting store_url)."
+        ),
+    ) -> None:
+        """Replace the store's online aggregates (key_totals, key_days, key_pairs) with a
+        snapshot, in one transaction (PostgreSQL COPY; SQLite batched inserts)."""
+        import time
+        from datetime import UTC, datetime
+
+        from common.settings import load_settings
+        from serving.store import Store
+        from serving.store.aggregates import materialize as load
+
+        url = store or load_settings().store
+        target = Store(url)
+        try:
+            started = time.perf_counter()
+            result = load(target, snapshot_dir)
+            seconds = time.perf_counter() - started
+        finally:
+            target.close()
+        when = datetime.fromtimestamp(result.as_of / 1e9, UTC).isoformat()
+        typer.echo(f"materialised  {snapshot_dir}  (as of {when}) in {seconds:.1f} s")
         for table, rows in result.rows.items():
             typer.echo(f"  {table:11} {rows:>12,} rows")

@@ -104,6 +104,13 @@ int64 ns since the epoch (UTC). The online store's tables are declared from thes
 
 TABLES: Final = tuple(TABLE_COLUMNS)
 
+TABLE_KEYS: Final = {
+    "key_totals": ("dim", "key"),
+    "key_days": ("dim", "key", "day_start"),
+    "key_pairs": ("dim", "partner", "key", "value"),
+}
+"""Each table's primary key (``dim`` is the Parquet partition column)."""
+
 
 def key_text(value: Any) -> str | None:
     """The snapshot's text of one prepared key: a string as is, a combination (tuple) as its
@@ -465,17 +472,8 @@ class Snapshot:
     tables: Mapping[str, Any]
 
 
-_SORT: Final = {
-    "key_totals": ("dim", "key"),
-    "key_days": ("dim", "key", "day_start"),
-    "key_pairs": ("dim", "partner", "key", "value"),
-}
-
-
-def read_snapshot(path: Path) -> Snapshot:
-    """The snapshot written under ``path`` (by either engine)."""
-    import duckdb
-
+def snapshot_meta(path: Path) -> dict[str, Any]:
+    """``snapshot.json`` of the snapshot under ``path`` (``as_of_ns``, ``rows``...)."""
     path = Path(path)
     meta_file = path / SNAPSHOT_FILE
     if not meta_file.is_file():
@@ -485,17 +483,31 @@ def read_snapshot(path: Path) -> Snapshot:
         raise CargoriskError(
             f"{meta_file}: format {meta.get('format')!r}, expected {FORMAT_VERSION}"
         )
+    return meta
+
+
+def table_sql(path: Path, table: str) -> str:
+    """A DuckDB query reading one table of the snapshot under ``path``: ``dim`` and the
+    table's columns, in :data:`TABLE_COLUMNS` order (not sorted)."""
+    names = ", ".join(c for c, _ in TABLE_COLUMNS[table])
+    files = _sql_path(Path(path) / table / "*" / "*.parquet")
+    return (
+        f"SELECT dim, {names} FROM read_parquet({files}, hive_partitioning = true, "
+        "hive_types = {'dim': VARCHAR})"
+    )
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot written under ``path`` (by either engine), each table sorted by its key."""
+    import duckdb
+
+    meta = snapshot_meta(path)
     tables = {}
     con = duckdb.connect()
     try:
-        for table, cols in TABLE_COLUMNS.items():
-            names = ", ".join(c for c, _ in cols)
-            files = _sql_path(path / table / "*" / "*.parquet")
-            tables[table] = con.sql(
-                f"SELECT dim, {names} FROM read_parquet({files}, hive_partitioning = true, "
-                "hive_types = {'dim': VARCHAR}) "
-                f"ORDER BY {', '.join(_SORT[table])}"
-            ).df()
+        for table in TABLES:
+            order = ", ".join(TABLE_KEYS[table])
+            tables[table] = con.sql(f"{table_sql(path, table)} ORDER BY {order}").df()
     finally:
         con.close()
     return Snapshot(as_of=int(meta["as_of_ns"]), tables=tables)
