@@ -13,6 +13,7 @@ child):
 
     .venv/bin/python benchmarks/snapshot.py --data DIR [--engines duckdb,spark]
         [--stores postgresql,sqlite] [--threads 1] [--memory-limit 2GB]
+    .venv/bin/python benchmarks/snapshot.py --snapshot SNAP [--stores postgresql,sqlite]
 
 ``DIR`` is a contract data directory (``cargorisk simulate --by-month`` writes one). The
 1-minute load average is printed beside every row: the machine is shared.
@@ -73,9 +74,32 @@ def drop_postgres(handle) -> None:
     admin.dispose()
 
 
+def store_mb(url: str) -> dict[str, int]:
+    """Size of each aggregate table with its index (PostgreSQL), or of the SQLite file."""
+    import sqlalchemy as sa
+
+    if url.startswith("sqlite"):
+        return {"file": round(Path(url.split(":///", 1)[1]).stat().st_size / 2**20)}
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                table: round(
+                    conn.execute(sa.text(f"SELECT pg_total_relation_size('{table}')")).scalar()
+                    / 2**20
+                )
+                for table in ("key_totals", "key_days", "key_pairs")
+            }
+    finally:
+        engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="Contract data directory to snapshot.")
+    parser.add_argument(
+        "--snapshot", type=Path, help="Materialise this snapshot instead of writing one."
+    )
     parser.add_argument("--engines", default="duckdb")
     parser.add_argument("--stores", default="postgresql,sqlite")
     parser.add_argument("--threads", type=int, default=1)
@@ -89,8 +113,10 @@ def main() -> int:
             "CARGORISK_ENGINE_THREADS": str(opts.threads),
             "CARGORISK_ENGINE_MEMORY_LIMIT": opts.memory_limit,
         }
-        snapshot_dir = None
-        for engine in [e for e in opts.engines.split(",") if e]:
+        snapshot_dir = opts.snapshot
+        if snapshot_dir is None and opts.data is None:
+            raise SystemExit("give --data (to snapshot) or --snapshot (to materialise)")
+        for engine in [e for e in opts.engines.split(",") if e and opts.data]:
             out = Path(tmp) / f"snap-{engine}"
             row = run([CLI, "features", "snapshot", "--data", str(opts.data), "--out",
                        str(out), "--engine", engine], env)  # fmt: skip
@@ -108,6 +134,7 @@ def main() -> int:
             try:
                 row = run([CLI, "features", "materialize", "--snapshot", str(snapshot_dir),
                            "--store", url], env)  # fmt: skip
+                row["store_mb"] = store_mb(url)
             finally:
                 if handle is not None:
                     drop_postgres(handle)

@@ -55,7 +55,7 @@ def materialize(store: Store, snapshot_dir: Path) -> LoadResult:
     postgres = store.engine.dialect.name == "postgresql"
     rows: dict[str, int] = {}
     spill = tempfile.mkdtemp(prefix="cargorisk-materialize-")
-    con = duckdb.connect(config={"threads": 1, "temp_directory": spill})
+    con = duckdb.connect(config={"threads": 1, "memory_limit": "1GB", "temp_directory": spill})
     try:
         with store.engine.begin() as conn:
             for table in TABLES:
@@ -79,11 +79,19 @@ def materialize(store: Store, snapshot_dir: Path) -> LoadResult:
     return LoadResult(as_of=int(meta["as_of_ns"]), rows=rows)
 
 
+def _ordered(snapshot_dir: Path, table: str) -> str:
+    """The snapshot table's rows in primary-key order (index pages fill in order)."""
+    return f"{table_sql(snapshot_dir, table)} ORDER BY {', '.join(TABLE_KEYS[table])}"
+
+
 def _copy(conn, con, snapshot_dir: Path, table: str, spill: Path) -> int:
-    """PostgreSQL: the table as CSV written by DuckDB, streamed into ``COPY FROM STDIN``."""
+    """PostgreSQL: the table as CSV written by DuckDB in key order, streamed into ``COPY FROM
+    STDIN`` with the primary key dropped, then the key built once (a sort, not millions of
+    index insertions) - all inside the load's transaction."""
     csv = spill / f"{table}.csv"
     path = "'" + os.fspath(csv).replace("'", "''") + "'"
-    con.execute(f"COPY ({table_sql(snapshot_dir, table)}) TO {path} (FORMAT CSV, HEADER false)")
+    con.execute(f"COPY ({_ordered(snapshot_dir, table)}) TO {path} (FORMAT CSV, HEADER false)")
+    conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}"))
     names = ", ".join(f'"{c}"' for c in _columns(table))
     raw = conn.connection.driver_connection
     statement = f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
@@ -93,6 +101,8 @@ def _copy(conn, con, snapshot_dir: Path, table: str, spill: Path) -> int:
                 copy.write(chunk)
         count = cursor.rowcount
     csv.unlink()
+    keys = ", ".join(f'"{c}"' for c in TABLE_KEYS[table])
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({keys})"))
     return int(count)
 
 
@@ -100,7 +110,7 @@ def _insert(conn, con, snapshot_dir: Path, table: str) -> int:
     """SQLite: the table's rows read by DuckDB in batches, inserted with ``executemany``."""
     columns = _columns(table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    result = con.execute(table_sql(snapshot_dir, table))
+    result = con.execute(_ordered(snapshot_dir, table))
     count = 0
     while batch := result.fetchmany(_BATCH):
         conn.exec_driver_sql(sql, batch)

@@ -245,15 +245,12 @@ _AGGREGATE_TYPES = {"VARCHAR": sa.Text, "BIGINT": sa.BigInteger, "DOUBLE": sa.Fl
 def _aggregate_table(name: str) -> sa.Table:
     """One snapshot table of :mod:`features.snapshot` as a store table: the partition column
     ``dim`` first, the snapshot's columns and types, its key as the primary key."""
-    keys = TABLE_KEYS[name]
     columns = [("dim", "VARCHAR"), *TABLE_COLUMNS[name]]
     return sa.Table(
         name,
         metadata,
-        *(
-            sa.Column(column, _AGGREGATE_TYPES[kind](), primary_key=column in keys)
-            for column, kind in columns
-        ),
+        *(sa.Column(column, _AGGREGATE_TYPES[kind]()) for column, kind in columns),
+        sa.PrimaryKeyConstraint(*TABLE_KEYS[name], name=f"pk_{name}"),
     )
 
 
