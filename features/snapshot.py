@@ -60,7 +60,9 @@ from features.manifest import (
     KEY_FIELDS,
     NS_PER_DAY,
     ROUTE_PARTS,
+    description_tokens,
     hs_cut,
+    port_list,
 )
 
 SEPARATOR: Final = "\x1f"
@@ -68,6 +70,15 @@ SEPARATOR: Final = "\x1f"
 
 GLOBAL_KEY: Final = "all"
 """The one key of the ``global`` dimension (as the online state keys it)."""
+
+PORT_DIM: Final = "port"
+"""The ``key_totals`` dimension of transshipment ports (a multi-valued key: one row per port
+of a route): shipments and the inspections and seizures known on them (``ports:max_rate``)."""
+
+WORDS_DIM: Final = "description"
+"""The ``key_pairs`` dimension of goods-description words: key = HS chapter, partner
+``word``, value = the word, ``first_seen`` = its first declaration with that chapter
+(``desc:seen``)."""
 
 SNAPSHOT_FILE: Final = "snapshot.json"
 FORMAT_VERSION: Final = 1
@@ -152,8 +163,9 @@ def _known(as_of: int, since: int | None = None, seized_only: bool = False) -> s
     return f"FROM outcomes AS o JOIN own ON o.row = own.row WHERE {' AND '.join(where)}"
 
 
-def totals_sql(dim: engine.Dimension, as_of: int) -> str:
-    """``key_totals`` of one dimension as of ``as_of`` (DuckDB dialect)."""
+def totals_sql(dim: engine.Dimension, as_of: int, own: str | None = None) -> str:
+    """``key_totals`` of one dimension as of ``as_of`` (DuckDB dialect); ``own``: the query of
+    the dimension's ``(row, t, k)`` if not its ``keys`` column (the ports)."""
     cols = ["k", "CAST(COUNT(*) AS BIGINT) AS shipments", "MIN(t) AS first_seen"]
     if dim.value_mean:
         cols += [
@@ -168,7 +180,8 @@ def totals_sql(dim: engine.Dimension, as_of: int) -> str:
             cols.append(f"CAST(COUNT(DISTINCT v{i}) AS BIGINT) AS distinct_{partner}")
         else:
             cols.append(f"{_null('BIGINT')} AS distinct_{partner}")
-    ctes = [f"own AS ({_own(dim, as_of)})", f"s AS (SELECT {', '.join(cols)} FROM own GROUP BY k)"]
+    own = own or _own(dim, as_of)
+    ctes = [f"own AS ({own})", f"s AS (SELECT {', '.join(cols)} FROM own GROUP BY k)"]
     if dim.outcomes:
         ctes.append(
             "o AS (SELECT own.k, COUNT(*) AS inspections, SUM(o.seized) AS seizures "
@@ -241,18 +254,49 @@ _BUILDERS: Final = {"key_totals": totals_sql, "key_days": days_sql, "key_pairs":
 def snapshot_queries(as_of: int, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
     """Every ``(table, dimension, query)`` of a snapshot as of ``as_of`` (int64 ns), in
     DuckDB's dialect or transpiled by SQLGlot (``dialect="spark"``)."""
-    out = []
+    queries = []
     for dim in engine.dimensions():
         for table, build in _BUILDERS.items():
             sql = build(dim, as_of)
-            if sql is None:
-                continue
-            if dialect != "duckdb":
-                import sqlglot
+            if sql is not None:
+                queries.append((table, dim.name, sql))
+    queries += multi_queries(as_of)
+    if dialect == "duckdb":
+        return queries
+    import sqlglot
 
-                sql = sqlglot.transpile(sql, read="duckdb", write=dialect)[0]
-            out.append((table, dim.name, sql))
-    return out
+    return [
+        (table, dim, sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+        for table, dim, sql in queries
+    ]
+
+
+_PORTS: Final = engine.Dimension(
+    name=PORT_DIM,
+    count=False,
+    windows=(),
+    first=False,
+    distinct=(),
+    value_mean=False,
+    outcomes=True,
+    seizure_windows=(),
+)
+
+
+def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
+    """The multi-valued keys over the ``ports`` ``(row, t, port)`` and ``words`` ``(row, t,
+    hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
+    its first declaration."""
+    as_of = int(as_of)
+    ports = f"SELECT row, t, port AS k FROM ports WHERE t < {as_of}"
+    words = (
+        "SELECT hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
+        f"FROM words WHERE t < {as_of} GROUP BY hs2, word"
+    )
+    return [
+        ("key_totals", PORT_DIM, totals_sql(_PORTS, as_of, own=ports)),
+        ("key_pairs", WORDS_DIM, words),
+    ]
 
 
 # -- the keys as text --------------------------------------------------------------------------
@@ -327,7 +371,53 @@ def load_keys(con, shipments, outcomes=None) -> int:
     con.execute("DROP TABLE text_base")
     con.execute("DROP TABLE keys")
     con.execute("ALTER TABLE text_keys RENAME TO keys")
+    _load_multi(con)
     return n
+
+
+def _items_map(con, column: str, split) -> Any:
+    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
+    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
+    import pyarrow as pa
+
+    raw = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
+        ).fetchall()
+    ]
+    raw = [v for v in raw if v is not None]
+    return pa.table(
+        {
+            "raw": pa.array(raw, type=pa.string()),
+            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
+        }
+    )
+
+
+def _load_multi(con) -> None:
+    """The ``ports`` ``(row, t, port)`` and ``words`` ``(row, t, hs2, word)`` relations: one
+    row per transshipment port of a shipment, and per word of its goods description when its
+    HS chapter is declared (normalised by :func:`features.manifest.port_list` and
+    :func:`~features.manifest.description_tokens`, once per distinct value)."""
+    columns = {row[0] for row in con.execute("DESCRIBE raw_shipments").fetchall()}
+    for name, column, split, cols, extra in (
+        ("ports", "transshipment_ports", port_list, "port VARCHAR", ""),
+        ("words", "goods_description", description_tokens, "hs2 VARCHAR, word VARCHAR",
+         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
+    ):  # fmt: skip
+        if column not in columns:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
+            continue
+        con.register(f"items_{name}", _items_map(con, column, split))
+        item = "unnest(m.items) AS port" if name == "ports" else (
+            "k.k_hs2 AS hs2, unnest(m.items) AS word")  # fmt: skip
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
+            "FROM raw_shipments AS r JOIN ship AS s "
+            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
+            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
+        )
 
 
 # -- running it --------------------------------------------------------------------------------
@@ -367,6 +457,10 @@ class SnapshotResult:
     as_of: int
     engine: str
     rows: dict[str, int]
+
+
+_RELATIONS: Final = ("keys", "outcomes", "ports", "words")
+"""What the snapshot's queries read (staged as Parquet for Spark)."""
 
 
 def _prepare_out(out: Path) -> Path:
@@ -413,7 +507,7 @@ def write_snapshot(
                 tempfile.mkdtemp(prefix="cargorisk-snapshot-", dir=settings.temp_directory)
             )
             try:
-                for name in ("keys", "outcomes"):
+                for name in _RELATIONS:
                     con.execute(f"COPY {name} TO {_sql_path(staging / f'{name}.parquet')} "
                                 "(FORMAT PARQUET)")  # fmt: skip
                 _spark_write(staging, out, as_of, settings)
@@ -445,11 +539,11 @@ def _count(con, folder: Path) -> int:
 
 
 def _spark_write(staging: Path, out: Path, as_of: int, settings: engine.EngineSettings) -> None:
-    """Spark reads the staged ``keys`` / ``outcomes`` Parquet and runs the transpiled queries,
+    """Spark reads the staged relations (:data:`_RELATIONS`) and runs the transpiled queries,
     writing each ``(table, dimension)`` as DuckDB does."""
     with engine.spark_session(settings.spark_master) as spark:
         frames = []
-        for name in ("keys", "outcomes"):
+        for name in _RELATIONS:
             frame = spark.read.parquet(os.fspath(staging / f"{name}.parquet")).cache()
             frame.createOrReplaceTempView(name)
             frames.append(frame)
@@ -514,8 +608,9 @@ def read_snapshot(path: Path) -> Snapshot:
 
 
 def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The single-key raw aggregates (``n:``, ``n<w>:``, ``first:``, ``d:``, ``sum:`` /
-    ``cnt:``, ``insp:``, ``seiz:``, ``seiz<w>:``) of prepared shipments declared at
+    """The raw aggregates (``n:``, ``n<w>:``, ``first:``, ``d:``, ``sum:`` / ``cnt:``,
+    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``;
+    all but the link graph's ``net:*``) of prepared shipments declared at
     ``snap.as_of``, read from the snapshot alone: what the online store of issue 15 computes
     features from. Equal to the offline pipeline's and the online state's for them.
 
@@ -559,7 +654,35 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
             for name in names:
                 cols[name][i] = values[name]
         raw.update(cols)
+    raw.update(_multi_values(snap, p, totals, history.prior_rate(raw)))
     return raw
+
+
+def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> dict:
+    """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
+    ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
+    pairs = snap.tables["key_pairs"]
+    words = pairs[pairs["dim"] == WORDS_DIM]
+    seen_before = set(zip(words["key"].tolist(), words["value"].tolist(), strict=True))
+    max_rate, seen, tokens = [], [], []
+    for i, (ports, chapter, words_of) in enumerate(
+        zip(p["ports"], p["hs2"], p["tokens"], strict=True)
+    ):
+        rates = []
+        for port in ports:
+            row = totals.get((PORT_DIM, port))
+            insp = 0.0 if row is None else float(row["inspections"])
+            seiz = 0.0 if row is None else float(row["seizures"])
+            rates.append(float(history.smoothed_rate(seiz, insp, prior[i])))
+        max_rate.append(max(rates) if rates else np.nan)
+        own = words_of if chapter is not None else ()
+        seen.append(float(sum(1 for w in own if (chapter, w) in seen_before)))
+        tokens.append(float(len(own)))
+    return {
+        "ports:max_rate": np.array(max_rate, dtype="float64"),
+        "desc:seen": np.array(seen, dtype="float64"),
+        "desc:tokens": np.array(tokens, dtype="float64"),
+    }
 
 
 def _dimension_values(

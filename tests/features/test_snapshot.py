@@ -53,13 +53,16 @@ def rows_of(snap: snapshot.Snapshot, table: str, dim: str, key: str | None = Non
 # -- hand-computed --------------------------------------------------------------------------
 def tiny_world():
     shipments = make_shipments(
-        {"day": 0, "id": "A", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "EC"},
-        {"day": 2, "id": "B", "consignee_id": "c1 ", "shipper_id": "S2", "origin_country": "EC"},
-        {"day": 9.5, "id": "C", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "CO"},
+        {"day": 0, "id": "A", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "EC",
+         "transshipment_ports": "PAPTY"},
+        {"day": 2, "id": "B", "consignee_id": "c1 ", "shipper_id": "S2", "origin_country": "EC",
+         "goods_description": "Plantains"},
+        {"day": 9.5, "id": "C", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "CO",
+         "transshipment_ports": "PAPTY|MXZLO"},
         {"day": 9.9, "id": "D", "consignee_id": "C2", "shipper_id": "S1", "gross_weight_kg": 0},
         {"day": 10, "id": "E", "consignee_id": "C1", "shipper_id": "S3"},  # at as_of: not in it
         {"day": 12, "id": "F", "consignee_id": "C9", "shipper_id": "S9"},  # after: not in it
-    )
+    )  # fmt: skip
     outcomes = make_outcomes(
         ("A", 1, 3, "seized"),  # known at day 3
         ("B", 2, 9.75, "clean"),  # known at day 9.75
@@ -119,6 +122,12 @@ def test_hand_computed_snapshot_of_a_tiny_world(tmp_path):
     # combination keys are their parts joined by the separator
     (pair,) = rows_of(snap, "key_totals", "shipper_consignee", f"s1{snapshot.SEPARATOR}c1")
     assert pair["shipments"] == 2
+    # transshipment ports: A and C went through PAPTY, only A's seizure is known
+    (panama,) = rows_of(snap, "key_totals", snapshot.PORT_DIM, "papty")
+    assert panama["shipments"] == 2 and panama["inspections"] == 1 and panama["seizures"] == 1
+    # description words per HS chapter: first declarations of "bananas" and "fresh" in 08
+    words = {r["value"]: r["first_seen"] for r in rows_of(snap, "key_pairs", snapshot.WORDS_DIM)}
+    assert words == {"bananas": ns(T0), "fresh": ns(T0), "plantains": ns(T0) + 2 * DAY}
     meta = json.loads((tmp_path / "snap" / snapshot.SNAPSHOT_FILE).read_text())
     assert meta["as_of_ns"] == as_of and meta["rows"] == result.rows
     assert result.rows["key_totals"] == len(snap.tables["key_totals"])
@@ -156,12 +165,15 @@ def test_nothing_known_after_as_of_is_in_it(tmp_path):
 # -- the snapshot gives what the offline pipeline and the online state give ------------------
 def probes_at(shipments: pd.DataFrame, as_of: int, n: int, seed: int) -> pd.DataFrame:
     """``n`` shipments declared at ``as_of`` with the keys of existing ones (known keys,
-    keys seen only later, blank ones) and a few wholly new parties."""
+    keys seen only later, blank ones), a few wholly new parties, new description words and a
+    new transshipment port."""
     rng = np.random.default_rng(seed)
     probes = shipments.iloc[rng.choice(len(shipments), n, replace=False)].copy()
     probes["shipment_id"] = [f"PROBE{i}" for i in range(n)]
     probes["declared_at"] = pd.Timestamp(as_of)
     probes.iloc[:3, probes.columns.get_loc("consignee_id")] = ["NEW1", "NEW2", None]
+    probes.iloc[3:5, probes.columns.get_loc("goods_description")] = "zebra quartz bananas"
+    probes.iloc[5, probes.columns.get_loc("transshipment_ports")] = "ZZNEW"
     return probes.reset_index(drop=True)
 
 
@@ -176,7 +188,8 @@ def assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path
     s, o = check_shipments(world), check_outcomes(outcomes)
     p = manifest.prepare(s)
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
-    offline, _ = history.offline_aggregates(p, rows, known, seized)
+    offline, axis = history.offline_aggregates(p, rows, known, seized)
+    offline |= history.multi_offline(p, axis, rows, known, seized, history.prior_rate(offline))
     at = pd.Index(s["shipment_id"].astype(str)).get_indexer(probes["shipment_id"])
     assert (at >= 0).all()
     assert_same_raw({name: offline[name][at] for name in from_snapshot}, from_snapshot)
@@ -194,6 +207,8 @@ def test_snapshot_raw_equals_offline_and_online_on_a_messy_world(tmp_path):
     raw = assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path)
     assert np.nanmax(raw["seiz:consignee"]) > 0 and np.nanmax(raw["n7:consignee"]) > 0
     assert np.isnan(raw["n:consignee"]).any()  # the blank consignee probe
+    assert np.isfinite(raw["ports:max_rate"]).any() and np.isnan(raw["ports:max_rate"]).any()
+    assert 0 < raw["desc:seen"].sum() < raw["desc:tokens"].sum()
 
 
 def test_snapshot_raw_equals_offline_and_online_on_the_edge_world(tmp_path):
