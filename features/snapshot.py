@@ -32,8 +32,9 @@ dimension: ``<out>/<table>/dim=<dim>/*.parquet`` and ``<out>/snapshot.json`` (``
 counts). :func:`snapshot_raw` turns a snapshot back into the raw aggregates of shipments
 declared at ``as_of`` - equal to the offline pipeline's and the online state's (tested).
 
-Not in the snapshot yet: the multi-valued keys (transshipment ports' outcomes, description
-words first seen) and the link graph's components (``net:*``).
+The multi-valued keys ride in the same tables: transshipment ports as the ``key_totals``
+dimension :data:`PORT_DIM`, description words per HS chapter as the ``key_pairs`` dimension
+:data:`WORDS_DIM`. Not in the snapshot yet: the link graph's components (``net:*``).
 """
 
 from __future__ import annotations
