@@ -3,9 +3,9 @@
 Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
 ``cli_simulate``: simulate; ``cli_features``: features snapshot / materialize; ``cli_train``:
 train, evaluate, promote, models, score; ``cli_serve``: serve, keys, export; ``cli_retrain``:
-retrain; ``cli_shadow``: shadow; ``cli_ui``: users. None of them imports this module (quickstart runs the other commands through
-the app it is registered on). Heavy libraries are imported inside the commands so
-``cargorisk --help`` stays instant.
+retrain; ``cli_shadow``: shadow; ``cli_ui``: users. None of them imports this module
+(quickstart runs the other commands through the app it is registered on). Heavy libraries are
+imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
