@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
 
         from common.settings import load_settings
         from serving.store import Store
-        from serving.store.aggregates import materialize as load
+        from serving.store import materialize as load
 
         url = store or load_settings().store
         target = Store(url)

@@ -15,9 +15,7 @@ import sqlalchemy as sa
 from cargorisk.cli import main
 from features import engine, manifest, snapshot
 from features.errors import CargoriskError
-from serving.store import Store
-from serving.store.aggregates import materialize, read_aggregates
-from serving.store.tables import aggregate_loads
+from serving.store import Store, aggregate_loads, materialize, read_aggregates
 from tests.features.helpers import random_world
 from tests.features.test_engine import assert_same_raw
 from tests.features.test_snapshot import probes_at
