@@ -65,6 +65,7 @@ from features.manifest import (
     hs_cut,
     port_list,
 )
+from features.network import IDENTIFIERS, LinkGraph
 
 SEPARATOR: Final = "\x1f"
 """Joins the parts of a combination key's text (every normaliser drops it from values)."""
@@ -110,6 +111,13 @@ TABLE_COLUMNS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("value", "VARCHAR"),
         ("first_seen", "BIGINT"),
     ),
+    "key_components": (
+        ("key", "VARCHAR"),
+        ("component", "BIGINT"),
+        ("parties", "BIGINT"),
+        ("seizures", "BIGINT"),
+        ("own_seizures", "BIGINT"),
+    ),
 }
 """Each snapshot table's columns (after the partition column ``dim``) and SQL types; times are
 int64 ns since the epoch (UTC). The online store's tables are declared from these."""
@@ -120,6 +128,7 @@ TABLE_KEYS: Final = {
     "key_totals": ("dim", "key"),
     "key_days": ("dim", "key", "day_start"),
     "key_pairs": ("dim", "partner", "key", "value"),
+    "key_components": ("dim", "key"),
 }
 """Each table's primary key (``dim`` is the Parquet partition column)."""
 
@@ -514,6 +523,7 @@ def write_snapshot(
                 _spark_write(staging, out, as_of, settings)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+        _write_components(con, as_of, out / "key_components")
         rows = {table: _count(con, out / table) for table in TABLES}
     result = SnapshotResult(out=out, as_of=int(as_of), engine=engine_name, rows=rows)
     (out / SNAPSHOT_FILE).write_text(
@@ -531,6 +541,83 @@ def write_snapshot(
         + "\n"
     )
     return result
+
+
+def components(con, as_of: int) -> dict[str, Any]:
+    """The link graph as of ``as_of`` (:class:`features.network.LinkGraph`, the union-find the
+    offline replay and the online state use): consignees declared before ``as_of`` joined to
+    the phones, addresses and recipient codes they declared, with the seizures known on
+    their shipments. Per dimension (``consignee`` and each identifier), an Arrow table of its
+    nodes: ``key``, ``component`` (the smallest node number in it: the same whatever order
+    the links come in), the component's ``parties`` and ``seizures``, and a consignee's
+    ``own_seizures``. Runs in this process (numpy and Python), after the engine's queries."""
+    import pyarrow as pa
+
+    as_of = int(as_of)
+    parties = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT k_consignee FROM keys WHERE t < {as_of} "
+            "AND k_consignee IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    node = {("consignee", k): i for i, k in enumerate(parties)}
+    links = []
+    for ident in IDENTIFIERS:
+        for consignee, value in con.execute(
+            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE t < {as_of} "
+            f"AND k_consignee IS NOT NULL AND k_{ident} IS NOT NULL ORDER BY 1, 2"
+        ).fetchall():
+            target = node.setdefault((ident, value), len(node))
+            links.append((node[("consignee", consignee)], target))
+    own = dict(
+        con.execute(
+            "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
+            f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    graph = LinkGraph()
+    graph.grow(len(node))
+    for i in range(len(parties)):
+        graph.add_shipment(i, (), True)
+    for consignee, target in links:
+        graph.add_shipment(consignee, (target,), False)
+    for i, key in enumerate(parties):
+        for _ in range(int(own.get(key, 0))):
+            graph.add_seizure(i)
+    roots = np.array([graph.find(i) for i in range(len(node))], dtype="int64")
+    smallest = np.full(len(node), len(node), dtype="int64")
+    np.minimum.at(smallest, roots, np.arange(len(node), dtype="int64"))
+    out: dict[str, Any] = {}
+    for dim in ("consignee", *IDENTIFIERS):
+        members = [(k, i) for (d, k), i in node.items() if d == dim]
+        idx = np.array([i for _, i in members], dtype="int64")
+        root = roots[idx] if len(idx) else idx
+        out[dim] = pa.table(
+            {
+                "key": pa.array([k for k, _ in members], type=pa.string()),
+                "component": pa.array(smallest[root] if len(idx) else idx),
+                "parties": pa.array(np.asarray(graph.parties, dtype="int64")[root]),
+                "seizures": pa.array(np.asarray(graph.seizures, dtype="int64")[root]),
+                "own_seizures": pa.array(np.asarray(graph.own, dtype="int64")[idx])
+                if dim == "consignee"
+                else pa.nulls(len(idx), type=pa.int64()),
+            }
+        )
+    return out
+
+
+def _write_components(con, as_of: int, folder: Path) -> None:
+    """``key_components``: :func:`components` written per dimension by DuckDB."""
+    for dim, table in components(con, as_of).items():
+        target = folder / f"dim={dim}"
+        target.mkdir(parents=True, exist_ok=True)
+        con.register("component_rows", table)
+        con.execute(
+            f"COPY (SELECT * FROM component_rows) TO {_sql_path(target / 'part-0.parquet')} "
+            "(FORMAT PARQUET)"
+        )
+        con.unregister("component_rows")
 
 
 def _count(con, folder: Path) -> int:
@@ -656,7 +743,36 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 cols[name][i] = values[name]
         raw.update(cols)
     raw.update(_multi_values(snap, p, totals, history.prior_rate(raw)))
+    raw.update(_network_values(snap, p))
     return raw
+
+
+def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``net:size`` / ``net:seizures``: the network a shipment at ``as_of`` connects to (the
+    components of its consignee and identifiers), as :meth:`LinkGraph.component` counts it."""
+    frame = snap.tables["key_components"]
+    node = {
+        (d, k): (c, parties, seized, own)
+        for d, k, c, parties, seized, own in frame[
+            ["dim", "key", "component", "parties", "seizures", "own_seizures"]
+        ].itertuples(index=False, name=None)
+    }
+    size, seizures = [], []
+    idents = list(zip(*(p[d] for d in IDENTIFIERS), strict=True))
+    for consignee, values in zip(p["consignee"], idents, strict=True):
+        found = [node.get((d, v)) for d, v in zip(IDENTIFIERS, values, strict=True) if v]
+        own = node.get(("consignee", consignee)) if consignee is not None else None
+        comps = {f[0]: f for f in found if f is not None}
+        if own is not None:
+            comps[own[0]] = own
+        parties = sum(int(c[1]) for c in comps.values()) + (0 if own is not None else 1)
+        seized = sum(int(c[2]) for c in comps.values()) - (int(own[3]) if own is not None else 0)
+        size.append(float(parties))
+        seizures.append(float(seized))
+    return {
+        "net:size": np.array(size, dtype="float64"),
+        "net:seizures": np.array(seizures, dtype="float64"),
+    }
 
 
 def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> dict:

@@ -257,9 +257,11 @@ def _aggregate_table(name: str) -> sa.Table:
 key_totals = _aggregate_table("key_totals")
 key_days = _aggregate_table("key_days")
 key_pairs = _aggregate_table("key_pairs")
+key_components = _aggregate_table("key_components")
 """Per key dimension and key: totals (shipments, first seen, value sums, known inspections and
 seizures, distinct partners), day buckets of the windowed counts, first times of partner
-pairs - as of the ``as_of`` of the last load (:data:`aggregate_loads`). Times are int64 ns."""
+pairs, and the link graph's component of each consignee and identifier - as of the ``as_of``
+of the last load (:data:`aggregate_loads`). Times are int64 ns."""
 
 aggregate_loads = sa.Table(
     "aggregate_loads",

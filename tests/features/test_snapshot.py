@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import engine, history, manifest, snapshot
+from features import engine, history, manifest, network, snapshot
 from features.errors import CargoriskError, ContractError
 from features.online import OnlineFeatureState
 from features.pipeline import check_outcomes, check_shipments, outcome_events
@@ -54,12 +54,14 @@ def rows_of(snap: snapshot.Snapshot, table: str, dim: str, key: str | None = Non
 def tiny_world():
     shipments = make_shipments(
         {"day": 0, "id": "A", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "EC",
-         "transshipment_ports": "PAPTY"},
+         "transshipment_ports": "PAPTY", "consignee_phone": "+1 555"},
         {"day": 2, "id": "B", "consignee_id": "c1 ", "shipper_id": "S2", "origin_country": "EC",
          "goods_description": "Plantains"},
         {"day": 9.5, "id": "C", "consignee_id": "C1", "shipper_id": "S1", "origin_country": "CO",
          "transshipment_ports": "PAPTY|MXZLO"},
-        {"day": 9.9, "id": "D", "consignee_id": "C2", "shipper_id": "S1", "gross_weight_kg": 0},
+        {"day": 9.9, "id": "D", "consignee_id": "C2", "shipper_id": "S1", "gross_weight_kg": 0,
+         "consignee_phone": "1-555"},
+        {"day": 11, "id": "G", "consignee_id": "C3", "consignee_phone": "1555"},  # future link
         {"day": 10, "id": "E", "consignee_id": "C1", "shipper_id": "S3"},  # at as_of: not in it
         {"day": 12, "id": "F", "consignee_id": "C9", "shipper_id": "S9"},  # after: not in it
     )  # fmt: skip
@@ -128,6 +130,14 @@ def test_hand_computed_snapshot_of_a_tiny_world(tmp_path):
     # description words per HS chapter: first declarations of "bananas" and "fresh" in 08
     words = {r["value"]: r["first_seen"] for r in rows_of(snap, "key_pairs", snapshot.WORDS_DIM)}
     assert words == {"bananas": ns(T0), "fresh": ns(T0), "plantains": ns(T0) + 2 * DAY}
+    # the link graph: c1 and c2 share phone 1555 (C3 joins it only after as_of); one seizure
+    # known in the network, c1's own
+    nodes = {(r["dim"], r["key"]): r for r in snap.tables["key_components"].to_dict("records")}
+    assert set(nodes) == {("consignee", "c1"), ("consignee", "c2"), ("phone", "1555")}
+    assert len({r["component"] for r in nodes.values()}) == 1
+    assert all(r["parties"] == 2 and r["seizures"] == 1 for r in nodes.values())
+    assert nodes["consignee", "c1"]["own_seizures"] == 1
+    assert nodes["consignee", "c2"]["own_seizures"] == 0
     meta = json.loads((tmp_path / "snap" / snapshot.SNAPSHOT_FILE).read_text())
     assert meta["as_of_ns"] == as_of and meta["rows"] == result.rows
     assert result.rows["key_totals"] == len(snap.tables["key_totals"])
@@ -190,14 +200,17 @@ def assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
     offline, axis = history.offline_aggregates(p, rows, known, seized)
     offline |= history.multi_offline(p, axis, rows, known, seized, history.prior_rate(offline))
+    offline |= network.offline_components(p, rows, known, seized)
     at = pd.Index(s["shipment_id"].astype(str)).get_indexer(probes["shipment_id"])
     assert (at >= 0).all()
     assert_same_raw({name: offline[name][at] for name in from_snapshot}, from_snapshot)
 
-    # online: the in-memory state holding everything, asked about the probes
+    # online: the in-memory state holding everything, asked about the probes (but for the
+    # whole-network features, which the state gives for the graph as it holds it now)
     state = OnlineFeatureState.from_history(shipments, outcomes)
     online = state._raw(manifest.prepare(probes, tuple_keys=True))
-    assert_same_raw({name: online[name] for name in from_snapshot}, from_snapshot)
+    timed = {name: values for name, values in from_snapshot.items() if not name.startswith("net:")}
+    assert_same_raw({name: online[name] for name in timed}, timed)
     return from_snapshot
 
 
@@ -281,7 +294,8 @@ def test_the_definitions_transpile_to_spark():
     queries = snapshot.snapshot_queries(ns("2026-01-01"), dialect="spark")
     duck = snapshot.snapshot_queries(ns("2026-01-01"))
     assert [(t, d) for t, d, _ in queries] == [(t, d) for t, d, _ in duck]
-    assert {t for t, _, _ in queries} == set(snapshot.TABLES)
+    # the link graph's components are computed in Python after the queries
+    assert {t for t, _, _ in queries} == set(snapshot.TABLES) - {"key_components"}
     for table, _, sql in queries:
         assert sqlglot.parse_one(sql, read="spark") is not None
         if table == "key_days":
