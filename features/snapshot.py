@@ -4,7 +4,7 @@ The offline engine (:mod:`features.engine`) answers "what was known of this key 
 shipment" for every shipment of the history. Serving needs the other cut: for every key, what
 is known **as of one instant** ``as_of`` (declarations strictly before it, inspection results
 known strictly before it), in a form an online store can load in bulk and then keep up to
-date event by event. That is the *snapshot*, three tables per key dimension:
+date event by event. That is the *snapshot*, four tables per key dimension:
 
 * ``key_totals`` - one row per ``(dim, key)``: shipments so far, first seen (int64 ns), the
   sum and count of log value per kg (value-mean dimensions), inspections and seizures known
@@ -17,7 +17,10 @@ date event by event. That is the *snapshot*, three tables per key dimension:
   a ``w``-day window as of ``as_of`` is exactly the sum of the ``w`` newest buckets, and an
   online store rolls forward by adding buckets on the same grid;
 * ``key_pairs`` - one row per ``(dim, partner, key, value)``: the first time the key was
-  declared with that partner value (a new pair online increments ``distinct_<partner>``).
+  declared with that partner value (a new pair online increments ``distinct_<partner>``);
+* ``key_components`` - one row per consignee and identifier (phone, address, recipient code)
+  of the link graph: its component, the component's parties and seizures known, a
+  consignee's own seizures (``net:size``, ``net:seizures``).
 
 Every column is ``NULL`` where the dimension does not define that aggregate (no value sum for
 a party, no inspections for an HS code without outcome counts). Keys are the normalised key
@@ -34,7 +37,8 @@ declared at ``as_of`` - equal to the offline pipeline's and the online state's (
 
 The multi-valued keys ride in the same tables: transshipment ports as the ``key_totals``
 dimension :data:`PORT_DIM`, description words per HS chapter as the ``key_pairs`` dimension
-:data:`WORDS_DIM`. Not in the snapshot yet: the link graph's components (``net:*``).
+:data:`WORDS_DIM`; the link graph's components (``key_components``, :func:`components`) are
+joined by the same union-find as the offline replay, in this process, after the queries.
 """
 
 from __future__ import annotations
