@@ -88,7 +88,7 @@ def store_mb(url: str) -> dict[str, int]:
                     conn.execute(sa.text(f"SELECT pg_total_relation_size('{table}')")).scalar()
                     / 2**20
                 )
-                for table in ("key_totals", "key_days", "key_pairs")
+                for table in ("key_totals", "key_days", "key_pairs", "key_components")
             }
     finally:
         engine.dispose()
