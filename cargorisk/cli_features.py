@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write the aggregates of every key as of --as-of (shipments, first seen, day
-        buckets, value sums, known inspections and seizures, distinct partners) as Parquet
-        partitioned by key dimension."""
+        buckets, value sums, known inspections and seizures, distinct partners, link-graph
+        components) as Parquet partitioned by key dimension."""
         from datetime import UTC, datetime
 
         from common.settings import load_settings
@@ -103,8 +103,9 @@ def register(app: typer.Typer) -> None:
             None, "--store", help="SQLAlchemy URL of the store (default: setting store_url)."
         ),
     ) -> None:
-        """Replace the store's online aggregates (key_totals, key_days, key_pairs) with a
-        snapshot, in one transaction (PostgreSQL COPY; SQLite batched inserts)."""
+        """Replace the store's online aggregates (key_totals, key_days, key_pairs,
+        key_components) with a snapshot, in one transaction (PostgreSQL COPY; SQLite batched
+        inserts)."""
         import time
         from datetime import UTC, datetime
 
