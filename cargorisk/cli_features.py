@@ -67,20 +67,14 @@ def register(app: typer.Typer) -> None:
         from datetime import UTC, datetime
 
         from common.settings import load_settings
-        from features.engine import EngineSettings
         from features.snapshot import parse_as_of, write_snapshot
+        from training.dataset import engine_options
 
         name = engine or "duckdb"
         if name not in ("duckdb", "spark"):
             raise typer.BadParameter("must be duckdb or spark", param_hint="--engine")
         settings = load_settings(**({"spark_master": spark_master} if spark_master else {}))
-        temp = settings.engine_temp_directory
-        engine_settings = EngineSettings(
-            memory_limit=settings.engine_memory_limit,
-            threads=settings.engine_threads,
-            temp_directory=None if temp is None else str(temp),
-            spark_master=settings.spark_master,
-        )
+        engine_settings = engine_options(settings)["engine_settings"]
         result = write_snapshot(
             parquet_paths(data, "shipments", required=True),
             parquet_paths(data, "outcomes", required=False),

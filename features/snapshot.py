@@ -633,7 +633,7 @@ def _count(con, folder: Path) -> int:
 def _spark_write(staging: Path, out: Path, as_of: int, settings: engine.EngineSettings) -> None:
     """Spark reads the staged relations (:data:`_RELATIONS`) and runs the transpiled queries,
     writing each ``(table, dimension)`` as DuckDB does."""
-    with engine.spark_session(settings.spark_master) as spark:
+    with engine.spark_session(settings.spark_master, settings.spark_driver_memory) as spark:
         frames = []
         for name in _RELATIONS:
             frame = spark.read.parquet(os.fspath(staging / f"{name}.parquet")).cache()
