@@ -1,11 +1,11 @@
 """The ``cargorisk`` command line: one console script, one typer app.
 
 Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
-``cli_simulate``: simulate; ``cli_train``: train, evaluate, promote, models, score;
-``cli_serve``: serve, keys, export; ``cli_retrain``: retrain; ``cli_shadow``: shadow;
-``cli_ui``: users. None of them imports this module (quickstart runs the other commands through
-the app it is registered on). Heavy libraries are imported inside the commands so
-``cargorisk --help`` stays instant.
+``cli_simulate``: simulate; ``cli_features``: features snapshot / materialize; ``cli_train``:
+train, evaluate, promote, models, score; ``cli_serve``: serve, keys, export; ``cli_retrain``:
+retrain; ``cli_shadow``: shadow; ``cli_ui``: users. None of them imports this module
+(quickstart runs the other commands through the app it is registered on). Heavy libraries are
+imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def build_app() -> typer.Typer:
 
     from cargorisk import (
         cli_data,
+        cli_features,
         cli_quickstart,
         cli_retrain,
         cli_serve,
@@ -61,6 +62,7 @@ def build_app() -> typer.Typer:
         cli_data,
         cli_simulate,
         cli_train,
+        cli_features,
         cli_serve,
         cli_retrain,
         cli_shadow,

@@ -1,5 +1,5 @@
 """Real processes for integration tests: free ports, start/stop with every descendant,
-readiness polling, and a real ``mlflow server``."""
+readiness polling, a real ``mlflow server`` and a fresh database on the local PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
+import sqlalchemy as sa
 
 BIN = Path(sys.executable).parent
 
@@ -108,3 +111,32 @@ def mlflow_server(root: Path, backend_uri: str | None = None):
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A fresh PostgreSQL database for one test; skips when PostgreSQL is not reachable."""
+    try:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # no server here
+        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    name = f"cargorisk_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

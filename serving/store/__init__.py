@@ -33,10 +33,12 @@ contract, and the upgrades of older stores), :mod:`~serving.store.rows` (rows be
 SQL), :mod:`~serving.store.records` (writes: declarations and versions, scores, outcome reports,
 audit events), :mod:`~serving.store.queries` (reads: frames, a shipment's history, the
 worklist), :mod:`~serving.store.identity` (roles, keys, users, callers, sessions, sign-in
-throttling) and :mod:`~serving.store.store` (:class:`Store`, opened on one database and made of
-the three parts). This module is the public face: import from here.
+throttling), :mod:`~serving.store.aggregates` (the online aggregates per key, bulk-loaded from
+a snapshot and read back) and :mod:`~serving.store.store` (:class:`Store`, opened on one
+database and made of the three parts). This module is the public face: import from here.
 """
 
+from serving.store.aggregates import LoadResult, materialize, read_aggregates
 from serving.store.identity import (
     KEY_PREFIX,
     MIN_PASSWORD,
@@ -55,9 +57,14 @@ from serving.store.store import Store
 from serving.store.tables import (
     PICK_KINDS,
     REPORT_FIELDS,
+    aggregate_loads,
     api_keys,
     audit_events,
     exploration_picks,
+    key_components,
+    key_days,
+    key_pairs,
+    key_totals,
     metadata,
     outcome_reports,
     scores,
@@ -77,12 +84,14 @@ __all__ = [
     "USERNAME",
     "WORKLIST_COLUMNS",
     "Caller",
+    "LoadResult",
     "RecordedReports",
     "ReportConflict",
     "Rows",
     "ShipmentVersion",
     "Store",
     "UiSession",
+    "aggregate_loads",
     "api_keys",
     "attributes_frame",
     "attributes_json",
@@ -90,8 +99,14 @@ __all__ = [
     "exploration_picks",
     "hash_key",
     "hash_password",
+    "key_components",
+    "key_days",
+    "key_pairs",
+    "key_totals",
+    "materialize",
     "metadata",
     "outcome_reports",
+    "read_aggregates",
     "scores",
     "shipment_versions",
     "shipments",

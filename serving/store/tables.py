@@ -14,6 +14,7 @@ from features.contracts import (
     Shipments,
     column_kind,
 )
+from features.snapshot import TABLE_COLUMNS, TABLE_KEYS
 
 _SQL_TYPES = {
     "datetime": sa.DateTime,
@@ -235,6 +236,44 @@ sign_in_failures = sa.Table(
 )
 sa.Index("ix_sign_in_failures_client", sign_in_failures.c.client, sign_in_failures.c.at)
 sa.Index("ix_sign_in_failures_account", sign_in_failures.c.account, sign_in_failures.c.at)
+
+
+# -- online aggregates per key (issue 15): the offline engine's snapshot, materialised -----------
+_AGGREGATE_TYPES = {"VARCHAR": sa.Text, "BIGINT": sa.BigInteger, "DOUBLE": sa.Float}
+
+
+def _aggregate_table(name: str) -> sa.Table:
+    """One snapshot table of :mod:`features.snapshot` as a store table: the partition column
+    ``dim`` first, the snapshot's columns and types, its key as the primary key."""
+    columns = [("dim", "VARCHAR"), *TABLE_COLUMNS[name]]
+    return sa.Table(
+        name,
+        metadata,
+        *(sa.Column(column, _AGGREGATE_TYPES[kind]()) for column, kind in columns),
+        sa.PrimaryKeyConstraint(*TABLE_KEYS[name], name=f"pk_{name}"),
+    )
+
+
+key_totals = _aggregate_table("key_totals")
+key_days = _aggregate_table("key_days")
+key_pairs = _aggregate_table("key_pairs")
+key_components = _aggregate_table("key_components")
+"""Per key dimension and key: totals (shipments, first seen, value sums, known inspections and
+seizures, distinct partners), day buckets of the windowed counts, first times of partner
+pairs, and the link graph's component of each consignee and identifier - as of the ``as_of``
+of the last load (:data:`aggregate_loads`). Times are int64 ns."""
+
+aggregate_loads = sa.Table(
+    "aggregate_loads",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("as_of_ns", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("rows", sa.Text, nullable=False),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+)
+"""Each materialisation of a snapshot into the aggregate tables (append-only): as of when,
+from where, rows per table (JSON). The latest row says what the tables hold."""
 
 
 ADDED_COLUMNS = {

@@ -3,11 +3,9 @@ response the clients received in the store (SQLite, and PostgreSQL where it is r
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
-import uuid
 
 import httpx
 import pytest
@@ -15,6 +13,7 @@ import sqlalchemy as sa
 
 from common.settings import load_settings
 from serving.store import Store
+from tests.processes import postgres_database
 from tests.serving.conftest import make_outcome, make_shipment
 from tests.serving.helpers import (
     register_model,
@@ -27,34 +26,6 @@ from tests.serving.helpers import (
 from tests.serving.test_service_integration import keys_create
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@contextlib.contextmanager
-def postgres_database():
-    """A fresh PostgreSQL database for one test; skips when PostgreSQL is not reachable."""
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:  # no server here
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    name = f"cargorisk_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = :n"
-                ),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

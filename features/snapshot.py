@@ -1,0 +1,834 @@
+"""The aggregates as of now per key: what an online store starts from (issues 14 and 15).
+
+The offline engine (:mod:`features.engine`) answers "what was known of this key before this
+shipment" for every shipment of the history. Serving needs the other cut: for every key, what
+is known **as of one instant** ``as_of`` (declarations strictly before it, inspection results
+known strictly before it), in a form an online store can load in bulk and then keep up to
+date event by event. That is the *snapshot*, four tables per key dimension:
+
+* ``key_totals`` - one row per ``(dim, key)``: shipments so far, first seen (int64 ns), the
+  sum and count of log value per kg (value-mean dimensions), inspections and seizures known
+  (outcome dimensions), and the distinct partners so far (``distinct_<partner>`` of the
+  distinct-count pairs of :data:`features.history.DISTINCT`);
+* ``key_days`` - one row per ``(dim, key, day)`` for the dimensions with windows: shipments
+  (counted windows) and seizures known (seizure windows) per day bucket, for the last
+  max-window days only. Buckets are whole days on a grid anchored at ``as_of``
+  (``[as_of - (j + 1) days, as_of - j days)``; ``day_start`` is the bucket's start in ns), so
+  a ``w``-day window as of ``as_of`` is exactly the sum of the ``w`` newest buckets, and an
+  online store rolls forward by adding buckets on the same grid;
+* ``key_pairs`` - one row per ``(dim, partner, key, value)``: the first time the key was
+  declared with that partner value (a new pair online increments ``distinct_<partner>``);
+* ``key_components`` - one row per consignee and identifier (phone, address, recipient code)
+  of the link graph: its component, the component's parties and seizures known, a
+  consignee's own seizures (``net:size``, ``net:seizures``).
+
+Every column is ``NULL`` where the dimension does not define that aggregate (no value sum for
+a party, no inspections for an HS code without outcome counts). Keys are the normalised key
+text of :mod:`features.manifest`; a combination key is its parts joined by
+:data:`SEPARATOR` (a missing optional route part is empty), so :func:`key_text` of a prepared
+online key (``prepare(..., tuple_keys=True)``) finds its row.
+
+The snapshot is defined once as SQL in DuckDB's dialect over the engine's ``keys`` and
+``outcomes`` relations (with key text instead of codes, :func:`load_keys`), one query per
+``(table, dimension)``, and transpiled by SQLGlot for Spark. Both write Parquet partitioned by
+dimension: ``<out>/<table>/dim=<dim>/*.parquet`` and ``<out>/snapshot.json`` (``as_of``, row
+counts). :func:`snapshot_raw` turns a snapshot back into the raw aggregates of shipments
+declared at ``as_of`` - equal to the offline pipeline's and the online state's (tested).
+
+The multi-valued keys ride in the same tables: transshipment ports as the ``key_totals``
+dimension :data:`PORT_DIM`, description words per HS chapter as the ``key_pairs`` dimension
+:data:`WORDS_DIM`; the link graph's components (``key_components``, :func:`components`) are
+joined by the same union-find as the offline replay, in this process, after the queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from features import engine, history
+from features.errors import CargoriskError, ContractError
+from features.manifest import (
+    COMBINED_KEYS,
+    GIVEN_KEYS,
+    HS_PREFIXES,
+    KEY_FIELDS,
+    NS_PER_DAY,
+    ROUTE_PARTS,
+    description_tokens,
+    hs_cut,
+    port_list,
+)
+from features.network import IDENTIFIERS, LinkGraph
+
+SEPARATOR: Final = "\x1f"
+"""Joins the parts of a combination key's text (every normaliser drops it from values)."""
+
+GLOBAL_KEY: Final = "all"
+"""The one key of the ``global`` dimension (as the online state keys it)."""
+
+PORT_DIM: Final = "port"
+"""The ``key_totals`` dimension of transshipment ports (a multi-valued key: one row per port
+of a route): shipments and the inspections and seizures known on them (``ports:max_rate``)."""
+
+WORDS_DIM: Final = "description"
+"""The ``key_pairs`` dimension of goods-description words: key = HS chapter, partner
+``word``, value = the word, ``first_seen`` = its first declaration with that chapter
+(``desc:seen``)."""
+
+SNAPSHOT_FILE: Final = "snapshot.json"
+FORMAT_VERSION: Final = 1
+
+PARTNERS: Final = tuple(sorted({value for _, value in history.DISTINCT}))
+"""The partner values of distinct counts (``distinct_<partner>`` columns of ``key_totals``)."""
+
+TABLE_COLUMNS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "key_totals": (
+        ("key", "VARCHAR"),
+        ("shipments", "BIGINT"),
+        ("first_seen", "BIGINT"),
+        ("value_sum", "DOUBLE"),
+        ("value_count", "BIGINT"),
+        ("inspections", "BIGINT"),
+        ("seizures", "BIGINT"),
+        *((f"distinct_{v}", "BIGINT") for v in PARTNERS),
+    ),
+    "key_days": (
+        ("key", "VARCHAR"),
+        ("day_start", "BIGINT"),
+        ("shipments", "BIGINT"),
+        ("seizures", "BIGINT"),
+    ),
+    "key_pairs": (
+        ("key", "VARCHAR"),
+        ("partner", "VARCHAR"),
+        ("value", "VARCHAR"),
+        ("first_seen", "BIGINT"),
+    ),
+    "key_components": (
+        ("key", "VARCHAR"),
+        ("component", "BIGINT"),
+        ("parties", "BIGINT"),
+        ("seizures", "BIGINT"),
+        ("own_seizures", "BIGINT"),
+    ),
+}
+"""Each snapshot table's columns (after the partition column ``dim``) and SQL types; times are
+int64 ns since the epoch (UTC). The online store's tables are declared from these."""
+
+TABLES: Final = tuple(TABLE_COLUMNS)
+
+TABLE_KEYS: Final = {
+    "key_totals": ("dim", "key"),
+    "key_days": ("dim", "key", "day_start"),
+    "key_pairs": ("dim", "partner", "key", "value"),
+    "key_components": ("dim", "key"),
+}
+"""Each table's primary key (``dim`` is the Parquet partition column)."""
+
+
+def key_text(value: Any) -> str | None:
+    """The snapshot's text of one prepared key: a string as is, a combination (tuple) as its
+    parts joined by :data:`SEPARATOR` (a missing optional part empty), None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return SEPARATOR.join("" if part is None else str(part) for part in value)
+    return str(value)
+
+
+def spans(dim: engine.Dimension) -> tuple[int, int]:
+    """Days of shipment buckets and of seizure buckets the snapshot keeps for ``dim`` (its
+    longest counted window and its longest seizure window; 0 = none)."""
+    return max(dim.windows, default=0), max(dim.seizure_windows, default=0)
+
+
+# -- the definitions ---------------------------------------------------------------------------
+def _null(kind: str) -> str:
+    return f"CAST(NULL AS {kind})"
+
+
+def _own(dim: engine.Dimension, as_of: int) -> str:
+    """The dimension's shipments declared before ``as_of`` with a declared key."""
+    cols = ["row", "t", f"k_{dim.name} AS k"]
+    cols += [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
+    if dim.value_mean:
+        cols.append("lvk")
+    return f"SELECT {', '.join(cols)} FROM keys WHERE k_{dim.name} IS NOT NULL AND t < {int(as_of)}"
+
+
+def _known(as_of: int, since: int | None = None, seized_only: bool = False) -> str:
+    """The dimension's outcomes known before ``as_of`` (and at or after ``since``)."""
+    where = [f"o.known < {int(as_of)}"]
+    if since is not None:
+        where.append(f"o.known >= {int(since)}")
+    if seized_only:
+        where.append("o.seized = 1")
+    return f"FROM outcomes AS o JOIN own ON o.row = own.row WHERE {' AND '.join(where)}"
+
+
+def totals_sql(dim: engine.Dimension, as_of: int, own: str | None = None) -> str:
+    """``key_totals`` of one dimension as of ``as_of`` (DuckDB dialect); ``own``: the query of
+    the dimension's ``(row, t, k)`` if not its ``keys`` column (the ports)."""
+    cols = ["k", "CAST(COUNT(*) AS BIGINT) AS shipments", "MIN(t) AS first_seen"]
+    if dim.value_mean:
+        cols += [
+            "CAST(COALESCE(SUM(lvk), 0.0) AS DOUBLE) AS value_sum",
+            "CAST(COUNT(lvk) AS BIGINT) AS value_count",
+        ]
+    else:
+        cols += [f"{_null('DOUBLE')} AS value_sum", f"{_null('BIGINT')} AS value_count"]
+    for partner in PARTNERS:
+        if partner in dim.distinct:
+            i = dim.distinct.index(partner)
+            cols.append(f"CAST(COUNT(DISTINCT v{i}) AS BIGINT) AS distinct_{partner}")
+        else:
+            cols.append(f"{_null('BIGINT')} AS distinct_{partner}")
+    own = own or _own(dim, as_of)
+    ctes = [f"own AS ({own})", f"s AS (SELECT {', '.join(cols)} FROM own GROUP BY k)"]
+    if dim.outcomes:
+        ctes.append(
+            "o AS (SELECT own.k, COUNT(*) AS inspections, SUM(o.seized) AS seizures "
+            f"{_known(as_of)} GROUP BY own.k)"
+        )
+        outcome_cols = (
+            "CAST(COALESCE(o.inspections, 0) AS BIGINT) AS inspections, "
+            "CAST(COALESCE(o.seizures, 0) AS BIGINT) AS seizures"
+        )
+        join = " LEFT JOIN o ON s.k = o.k"
+    else:
+        outcome_cols = f"{_null('BIGINT')} AS inspections, {_null('BIGINT')} AS seizures"
+        join = ""
+    partner_cols = ", ".join(f"s.distinct_{p}" for p in PARTNERS)
+    return (
+        f"WITH {', '.join(ctes)} "
+        "SELECT s.k AS key, s.shipments, s.first_seen, s.value_sum, s.value_count, "
+        f"{outcome_cols}, {partner_cols} FROM s{join}"
+    )
+
+
+def days_sql(dim: engine.Dimension, as_of: int) -> str | None:
+    """``key_days`` of one dimension as of ``as_of`` (None when it has no window): shipments
+    and seizures known per day bucket on the grid anchored at ``as_of``."""
+    ship_days, seizure_days = spans(dim)
+    if not ship_days and not seizure_days:
+        return None
+    as_of = int(as_of)
+    streams = []
+    if ship_days:
+        streams.append(
+            "SELECT k, t AS happened, 1 AS ship, 0 AS seiz FROM own "
+            f"WHERE t >= {as_of - ship_days * NS_PER_DAY}"
+        )
+    if seizure_days:
+        since = as_of - seizure_days * NS_PER_DAY
+        streams.append(
+            f"SELECT own.k, o.known AS happened, 0 AS ship, 1 AS seiz "
+            f"{_known(as_of, since, seized_only=True)}"
+        )
+    ship = "CAST(SUM(ship) AS BIGINT)" if ship_days else _null("BIGINT")
+    seiz = "CAST(SUM(seiz) AS BIGINT)" if seizure_days else _null("BIGINT")
+    # bucket j holds [as_of - (j + 1) days, as_of - j days): integer division of the age
+    bucket = f"{as_of} - (({as_of} - 1 - happened) // {NS_PER_DAY} + 1) * {NS_PER_DAY}"
+    return (
+        f"WITH own AS ({_own(dim, as_of)}), "
+        f"ev AS ({' UNION ALL '.join(streams)}), "
+        f"b AS (SELECT k, {bucket} AS day_start, ship, seiz FROM ev) "
+        f"SELECT k AS key, day_start, {ship} AS shipments, {seiz} AS seizures "
+        "FROM b GROUP BY k, day_start"
+    )
+
+
+def pairs_sql(dim: engine.Dimension, as_of: int) -> str | None:
+    """``key_pairs`` of one dimension as of ``as_of`` (None without distinct counts): the
+    first declaration of each (key, partner value)."""
+    if not dim.distinct:
+        return None
+    parts = [
+        f"SELECT k AS key, '{v}' AS partner, v{i} AS value, MIN(t) AS first_seen "
+        f"FROM own WHERE v{i} IS NOT NULL GROUP BY k, v{i}"
+        for i, v in enumerate(dim.distinct)
+    ]
+    return f"WITH own AS ({_own(dim, as_of)}) {' UNION ALL '.join(parts)}"
+
+
+_BUILDERS: Final = {"key_totals": totals_sql, "key_days": days_sql, "key_pairs": pairs_sql}
+
+
+def snapshot_queries(as_of: int, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
+    """Every ``(table, dimension, query)`` of a snapshot as of ``as_of`` (int64 ns), in
+    DuckDB's dialect or transpiled by SQLGlot (``dialect="spark"``)."""
+    queries = []
+    for dim in engine.dimensions():
+        for table, build in _BUILDERS.items():
+            sql = build(dim, as_of)
+            if sql is not None:
+                queries.append((table, dim.name, sql))
+    queries += multi_queries(as_of)
+    if dialect == "duckdb":
+        return queries
+    import sqlglot
+
+    return [
+        (table, dim, sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+        for table, dim, sql in queries
+    ]
+
+
+_PORTS: Final = engine.Dimension(
+    name=PORT_DIM,
+    count=False,
+    windows=(),
+    first=False,
+    distinct=(),
+    value_mean=False,
+    outcomes=True,
+    seizure_windows=(),
+)
+
+
+def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
+    """The multi-valued keys over the ``ports`` ``(row, t, port)`` and ``words`` ``(row, t,
+    hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
+    its first declaration."""
+    as_of = int(as_of)
+    ports = f"SELECT row, t, port AS k FROM ports WHERE t < {as_of}"
+    words = (
+        "SELECT hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
+        f"FROM words WHERE t < {as_of} GROUP BY hs2, word"
+    )
+    return [
+        ("key_totals", PORT_DIM, totals_sql(_PORTS, as_of, own=ports)),
+        ("key_pairs", WORDS_DIM, words),
+    ]
+
+
+# -- the keys as text --------------------------------------------------------------------------
+def _text_map(con, column: str, normalise, digits: tuple[int, ...]):
+    """Distinct declared values of ``ship.<column>`` and their normalised text (and HS
+    prefixes), as an Arrow table ``(raw, key, hs2...)``: the normalisers run once per
+    distinct value, in Python."""
+    import pyarrow as pa
+
+    raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
+    raw = [v for v in raw if v is not None]
+    keys = [normalise(v) for v in raw]
+    cols = {"raw": pa.array(raw, type=pa.string()), "key": pa.array(keys, type=pa.string())}
+    for d in digits:
+        cols[f"hs{d}"] = pa.array([hs_cut(h, d) for h in keys], type=pa.string())
+    return pa.table(cols)
+
+
+def _joined(parts: Sequence[str], optional: Sequence[bool] | None = None) -> str:
+    """A combination key's text in SQL: parts joined by :data:`SEPARATOR`, NULL when a
+    required part is missing (an optional one is an empty part), as :func:`key_text`."""
+    optional = optional or (False,) * len(parts)
+    required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
+    sep = f" || chr({ord(SEPARATOR)}) || "
+    text = sep.join(f"COALESCE(k_{p}, '')" if opt else f"k_{p}"
+                    for p, opt in zip(parts, optional, strict=True))  # fmt: skip
+    return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
+
+
+def load_keys(con, shipments, outcomes=None) -> int:
+    """:func:`features.engine.load_parquet` (``ship``, ``keys``, ``outcomes`` on ``con`` from
+    contract Parquet files), then ``keys`` rebuilt with the normalised key **text** of each
+    dimension instead of per-run integer codes, so the snapshot's keys are what a new
+    shipment's keys are online. Returns the number of shipments."""
+    n = engine.load_parquet(con, shipments, outcomes)
+    needed = set(engine.key_columns())
+    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
+    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
+    joins, selected = [], []
+    for key, column, normalise in KEY_FIELDS:
+        digits = HS_PREFIXES if key == "hs" else ()
+        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
+        if not wanted:
+            continue
+        con.register(f"text_{key}", _text_map(con, column, normalise, digits))
+        joins.append(f"LEFT JOIN text_{key} ON ship.{column} = text_{key}.raw")
+        selected += [
+            f"text_{key}.{'key' if name == key else name} AS k_{name}" for name in sorted(wanted)
+        ]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE text_base AS SELECT ship.row, ship.t, "
+        f"{', '.join(selected)} FROM ship {' '.join(joins)}"
+    )
+    derived = {name: _joined(ps) for name, ps in COMBINED_KEYS.items()}
+    derived["route"] = _joined(
+        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
+    )
+    derived |= {
+        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
+        for name, (key, given) in GIVEN_KEYS.items()
+    }
+    derived["global"] = f"'{GLOBAL_KEY}'"
+    plain = {row[0] for row in con.execute("DESCRIBE text_base").fetchall()}
+    cols = [
+        f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in engine.key_columns()
+    ]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE text_keys AS SELECT d.*, c.lvk FROM "
+        f"(SELECT row, t, {', '.join(cols)} FROM text_base) AS d "
+        "JOIN keys AS c ON d.row = c.row"
+    )
+    con.execute("DROP TABLE text_base")
+    con.execute("DROP TABLE keys")
+    con.execute("ALTER TABLE text_keys RENAME TO keys")
+    _load_multi(con)
+    return n
+
+
+def _items_map(con, column: str, split) -> Any:
+    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
+    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
+    import pyarrow as pa
+
+    raw = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
+        ).fetchall()
+    ]
+    raw = [v for v in raw if v is not None]
+    return pa.table(
+        {
+            "raw": pa.array(raw, type=pa.string()),
+            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
+        }
+    )
+
+
+def _load_multi(con) -> None:
+    """The ``ports`` ``(row, t, port)`` and ``words`` ``(row, t, hs2, word)`` relations: one
+    row per transshipment port of a shipment, and per word of its goods description when its
+    HS chapter is declared (normalised by :func:`features.manifest.port_list` and
+    :func:`~features.manifest.description_tokens`, once per distinct value)."""
+    columns = {row[0] for row in con.execute("DESCRIBE raw_shipments").fetchall()}
+    for name, column, split, cols, extra in (
+        ("ports", "transshipment_ports", port_list, "port VARCHAR", ""),
+        ("words", "goods_description", description_tokens, "hs2 VARCHAR, word VARCHAR",
+         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
+    ):  # fmt: skip
+        if column not in columns:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
+            continue
+        con.register(f"items_{name}", _items_map(con, column, split))
+        item = "unnest(m.items) AS port" if name == "ports" else (
+            "k.k_hs2 AS hs2, unnest(m.items) AS word")  # fmt: skip
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
+            "FROM raw_shipments AS r JOIN ship AS s "
+            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
+            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
+        )
+
+
+# -- running it --------------------------------------------------------------------------------
+def default_as_of(con) -> int:
+    """The midnight (UTC) after the latest declaration or known result on ``con``: every
+    event of the data is in the snapshot and the day buckets are calendar days."""
+    latest = con.execute(
+        "SELECT GREATEST(COALESCE((SELECT MAX(t) FROM keys), 0), "
+        "COALESCE((SELECT MAX(known) FROM outcomes), 0))"
+    ).fetchall()[0][0]
+    return (int(latest) // NS_PER_DAY + 1) * NS_PER_DAY
+
+
+def parse_as_of(value: str | int | datetime | None) -> int | None:
+    """``--as-of`` as int64 ns (UTC; a naive time is UTC), None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"as_of: not a time: {value!r}") from exc
+    if stamp is pd.NaT:
+        raise ContractError(f"as_of: not a time: {value!r}")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.value)
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What a snapshot run wrote: where, as of when (int64 ns), by which engine, rows per
+    table."""
+
+    out: Path
+    as_of: int
+    engine: str
+    rows: dict[str, int]
+
+
+_RELATIONS: Final = ("keys", "outcomes", "ports", "words")
+"""What the snapshot's queries read (staged as Parquet for Spark)."""
+
+
+def _prepare_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CargoriskError(f"--out {out}: exists and is not an empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + os.fspath(path).replace("'", "''") + "'"
+
+
+def write_snapshot(
+    shipments,
+    outcomes,
+    out: Path,
+    *,
+    as_of: int | None = None,
+    engine_name: str = "duckdb",
+    settings: engine.EngineSettings | None = None,
+) -> SnapshotResult:
+    """Compute the snapshot of contract Parquet ``shipments`` / ``outcomes`` (files or globs,
+    as :func:`features.engine.load_parquet` reads them) as of ``as_of`` (int64 ns; default
+    :func:`default_as_of`) with DuckDB or Spark, and write it under ``out`` (an empty or new
+    directory)."""
+    if engine_name not in ("duckdb", "spark"):
+        raise CargoriskError(f"engine: must be duckdb or spark (got {engine_name!r})")
+    settings = settings or engine.EngineSettings()
+    out = _prepare_out(out)
+    with engine.duckdb_connection(settings) as con:
+        load_keys(con, shipments, outcomes)
+        if as_of is None:
+            as_of = default_as_of(con)
+        if engine_name == "duckdb":
+            for table, dim, sql in snapshot_queries(as_of):
+                target = out / table / f"dim={dim}"
+                target.mkdir(parents=True, exist_ok=True)
+                con.execute(f"COPY ({sql}) TO {_sql_path(target / 'part-0.parquet')} "
+                            "(FORMAT PARQUET)")  # fmt: skip
+        else:
+            staging = Path(
+                tempfile.mkdtemp(prefix="cargorisk-snapshot-", dir=settings.temp_directory)
+            )
+            try:
+                for name in _RELATIONS:
+                    con.execute(f"COPY {name} TO {_sql_path(staging / f'{name}.parquet')} "
+                                "(FORMAT PARQUET)")  # fmt: skip
+                _spark_write(staging, out, as_of, settings)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        _write_components(con, as_of, out / "key_components")
+        rows = {table: _count(con, out / table) for table in TABLES}
+    result = SnapshotResult(out=out, as_of=int(as_of), engine=engine_name, rows=rows)
+    (out / SNAPSHOT_FILE).write_text(
+        json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "as_of": datetime.fromtimestamp(result.as_of / 1e9, UTC).isoformat(),
+                "as_of_ns": result.as_of,
+                "engine": engine_name,
+                "rows": rows,
+                "tables": {t: [c for c, _ in cols] for t, cols in TABLE_COLUMNS.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return result
+
+
+def components(con, as_of: int) -> dict[str, Any]:
+    """The link graph as of ``as_of`` (:class:`features.network.LinkGraph`, the union-find the
+    offline replay and the online state use): consignees declared before ``as_of`` joined to
+    the phones, addresses and recipient codes they declared, with the seizures known on
+    their shipments. Per dimension (``consignee`` and each identifier), an Arrow table of its
+    nodes: ``key``, ``component`` (the smallest node number in it: the same whatever order
+    the links come in), the component's ``parties`` and ``seizures``, and a consignee's
+    ``own_seizures``. Runs in this process (numpy and Python), after the engine's queries."""
+    import pyarrow as pa
+
+    as_of = int(as_of)
+    parties = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT k_consignee FROM keys WHERE t < {as_of} "
+            "AND k_consignee IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    node = {("consignee", k): i for i, k in enumerate(parties)}
+    links = []
+    for ident in IDENTIFIERS:
+        for consignee, value in con.execute(
+            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE t < {as_of} "
+            f"AND k_consignee IS NOT NULL AND k_{ident} IS NOT NULL ORDER BY 1, 2"
+        ).fetchall():
+            target = node.setdefault((ident, value), len(node))
+            links.append((node[("consignee", consignee)], target))
+    own = dict(
+        con.execute(
+            "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
+            f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    graph = LinkGraph()
+    graph.grow(len(node))
+    for i in range(len(parties)):
+        graph.add_shipment(i, (), True)
+    for consignee, target in links:
+        graph.add_shipment(consignee, (target,), False)
+    for i, key in enumerate(parties):
+        for _ in range(int(own.get(key, 0))):
+            graph.add_seizure(i)
+    roots = np.array([graph.find(i) for i in range(len(node))], dtype="int64")
+    smallest = np.full(len(node), len(node), dtype="int64")
+    np.minimum.at(smallest, roots, np.arange(len(node), dtype="int64"))
+    out: dict[str, Any] = {}
+    for dim in ("consignee", *IDENTIFIERS):
+        members = [(k, i) for (d, k), i in node.items() if d == dim]
+        idx = np.array([i for _, i in members], dtype="int64")
+        root = roots[idx] if len(idx) else idx
+        out[dim] = pa.table(
+            {
+                "key": pa.array([k for k, _ in members], type=pa.string()),
+                "component": pa.array(smallest[root] if len(idx) else idx),
+                "parties": pa.array(np.asarray(graph.parties, dtype="int64")[root]),
+                "seizures": pa.array(np.asarray(graph.seizures, dtype="int64")[root]),
+                "own_seizures": pa.array(np.asarray(graph.own, dtype="int64")[idx])
+                if dim == "consignee"
+                else pa.nulls(len(idx), type=pa.int64()),
+            }
+        )
+    return out
+
+
+def _write_components(con, as_of: int, folder: Path) -> None:
+    """``key_components``: :func:`components` written per dimension by DuckDB."""
+    for dim, table in components(con, as_of).items():
+        target = folder / f"dim={dim}"
+        target.mkdir(parents=True, exist_ok=True)
+        con.register("component_rows", table)
+        con.execute(
+            f"COPY (SELECT * FROM component_rows) TO {_sql_path(target / 'part-0.parquet')} "
+            "(FORMAT PARQUET)"
+        )
+        con.unregister("component_rows")
+
+
+def _count(con, folder: Path) -> int:
+    """Rows of one written table (every dimension's files)."""
+    files = _sql_path(folder / "*" / "*.parquet")
+    return int(con.execute(f"SELECT count(*) FROM read_parquet({files})").fetchall()[0][0])
+
+
+def _spark_write(staging: Path, out: Path, as_of: int, settings: engine.EngineSettings) -> None:
+    """Spark reads the staged relations (:data:`_RELATIONS`) and runs the transpiled queries,
+    writing each ``(table, dimension)`` as DuckDB does."""
+    with engine.spark_session(settings.spark_master, settings.spark_driver_memory) as spark:
+        frames = []
+        for name in _RELATIONS:
+            frame = spark.read.parquet(os.fspath(staging / f"{name}.parquet")).cache()
+            frame.createOrReplaceTempView(name)
+            frames.append(frame)
+        try:
+            for table, dim, sql in snapshot_queries(as_of, dialect="spark"):
+                target = out / table / f"dim={dim}"
+                spark.sql(sql).write.mode("overwrite").parquet(os.fspath(target))
+        finally:
+            for frame in frames:
+                frame.unpersist()
+
+
+# -- reading it back ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot read back: ``as_of`` (int64 ns) and each table as a pandas frame with the
+    partition column ``dim`` first, sorted by its key columns."""
+
+    as_of: int
+    tables: Mapping[str, Any]
+
+
+def snapshot_meta(path: Path) -> dict[str, Any]:
+    """``snapshot.json`` of the snapshot under ``path`` (``as_of_ns``, ``rows``...)."""
+    path = Path(path)
+    meta_file = path / SNAPSHOT_FILE
+    if not meta_file.is_file():
+        raise CargoriskError(f"{path}: not a snapshot (no {SNAPSHOT_FILE})")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise CargoriskError(
+            f"{meta_file}: format {meta.get('format')!r}, expected {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def table_sql(path: Path, table: str) -> str:
+    """A DuckDB query reading one table of the snapshot under ``path``: ``dim`` and the
+    table's columns, in :data:`TABLE_COLUMNS` order (not sorted)."""
+    names = ", ".join(c for c, _ in TABLE_COLUMNS[table])
+    files = _sql_path(Path(path) / table / "*" / "*.parquet")
+    return (
+        f"SELECT dim, {names} FROM read_parquet({files}, hive_partitioning = true, "
+        "hive_types = {'dim': VARCHAR})"
+    )
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    """The snapshot written under ``path`` (by either engine), each table sorted by its key."""
+    import duckdb
+
+    meta = snapshot_meta(path)
+    tables = {}
+    con = duckdb.connect()
+    try:
+        for table in TABLES:
+            order = ", ".join(TABLE_KEYS[table])
+            tables[table] = con.sql(f"{table_sql(path, table)} ORDER BY {order}").df()
+    finally:
+        con.close()
+    return Snapshot(as_of=int(meta["as_of_ns"]), tables=tables)
+
+
+def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The raw aggregates (``n:``, ``n<w>:``, ``first:``, ``d:``, ``sum:`` / ``cnt:``,
+    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``;
+    all but the link graph's ``net:*``) of prepared shipments declared at
+    ``snap.as_of``, read from the snapshot alone: what the online store of issue 15 computes
+    features from. Equal to the offline pipeline's and the online state's for them.
+
+    Raises :class:`ContractError` when a shipment is not declared at ``as_of`` (its windows
+    would need events after the snapshot)."""
+    t = np.asarray(p["t"], dtype="int64")
+    if len(t) and (t != snap.as_of).any():
+        raise ContractError(
+            "declared_at: snapshot_raw describes shipments declared at the snapshot's as_of "
+            f"({snap.as_of}); got {int(t[t != snap.as_of][0])}"
+        )
+    totals_frame = snap.tables["key_totals"]
+    days_frame = snap.tables["key_days"]
+    totals = {
+        (d, k): row
+        for d, k, row in zip(
+            totals_frame["dim"].tolist(),
+            totals_frame["key"].tolist(),
+            totals_frame.drop(columns=["dim", "key"]).to_dict("records"),
+            strict=True,
+        )
+    }
+    days: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    for d, k, start, ship, seiz in days_frame[
+        ["dim", "key", "day_start", "shipments", "seizures"]
+    ].itertuples(index=False, name=None):
+        days.setdefault((d, k), []).append((int(start), ship, seiz))
+    nan = np.nan
+    n = len(t)
+    raw: dict[str, np.ndarray] = {}
+    for dim in engine.dimensions():
+        _, names = engine.dimension_sql(dim)
+        keys = [key_text(v) for v in np.asarray(p[dim.name], dtype=object).tolist()]
+        cols = {name: np.full(n, nan) for name in names}
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            row = totals.get((dim.name, key))
+            buckets = days.get((dim.name, key), [])
+            values = _dimension_values(dim, row, buckets, snap.as_of)
+            for name in names:
+                cols[name][i] = values[name]
+        raw.update(cols)
+    raw.update(_multi_values(snap, p, totals, history.prior_rate(raw)))
+    raw.update(_network_values(snap, p))
+    return raw
+
+
+def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``net:size`` / ``net:seizures``: the network a shipment at ``as_of`` connects to (the
+    components of its consignee and identifiers), as :meth:`LinkGraph.component` counts it."""
+    frame = snap.tables["key_components"]
+    node = {
+        (d, k): (c, parties, seized, own)
+        for d, k, c, parties, seized, own in frame[
+            ["dim", "key", "component", "parties", "seizures", "own_seizures"]
+        ].itertuples(index=False, name=None)
+    }
+    size, seizures = [], []
+    idents = list(zip(*(p[d] for d in IDENTIFIERS), strict=True))
+    for consignee, values in zip(p["consignee"], idents, strict=True):
+        found = [node.get((d, v)) for d, v in zip(IDENTIFIERS, values, strict=True) if v]
+        own = node.get(("consignee", consignee)) if consignee is not None else None
+        comps = {f[0]: f for f in found if f is not None}
+        if own is not None:
+            comps[own[0]] = own
+        parties = sum(int(c[1]) for c in comps.values()) + (0 if own is not None else 1)
+        seized = sum(int(c[2]) for c in comps.values()) - (int(own[3]) if own is not None else 0)
+        size.append(float(parties))
+        seizures.append(float(seized))
+    return {
+        "net:size": np.array(size, dtype="float64"),
+        "net:seizures": np.array(seizures, dtype="float64"),
+    }
+
+
+def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> dict:
+    """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
+    ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
+    pairs = snap.tables["key_pairs"]
+    words = pairs[pairs["dim"] == WORDS_DIM]
+    seen_before = set(zip(words["key"].tolist(), words["value"].tolist(), strict=True))
+    max_rate, seen, tokens = [], [], []
+    for i, (ports, chapter, words_of) in enumerate(
+        zip(p["ports"], p["hs2"], p["tokens"], strict=True)
+    ):
+        rates = []
+        for port in ports:
+            row = totals.get((PORT_DIM, port))
+            insp = 0.0 if row is None else float(row["inspections"])
+            seiz = 0.0 if row is None else float(row["seizures"])
+            rates.append(float(history.smoothed_rate(seiz, insp, prior[i])))
+        max_rate.append(max(rates) if rates else np.nan)
+        own = words_of if chapter is not None else ()
+        seen.append(float(sum(1 for w in own if (chapter, w) in seen_before)))
+        tokens.append(float(len(own)))
+    return {
+        "ports:max_rate": np.array(max_rate, dtype="float64"),
+        "desc:seen": np.array(seen, dtype="float64"),
+        "desc:tokens": np.array(tokens, dtype="float64"),
+    }
+
+
+def _dimension_values(
+    dim: engine.Dimension, row: dict | None, buckets: list, as_of: int
+) -> dict[str, float]:
+    """One key's raw aggregates from its ``key_totals`` row (None: never declared before
+    ``as_of``) and its day buckets."""
+
+    def value(column: str, default: float = 0.0) -> float:
+        if row is None or pd.isna(row[column]):
+            return default
+        return float(row[column])
+
+    def window(column: int, days: int) -> float:
+        since = as_of - days * NS_PER_DAY
+        return float(sum(int(b[column]) for b in buckets if b[0] >= since))
+
+    shipments = value("shipments")
+    out = {f"n:{dim.name}": shipments}
+    out |= {f"n{w}:{dim.name}": window(1, w) for w in dim.windows}
+    out[f"first:{dim.name}"] = value("first_seen") if shipments > 0 else np.nan
+    out |= {f"d:{dim.name}:{v}": value(f"distinct_{v}") for v in dim.distinct}
+    out[f"sum:{dim.name}"] = value("value_sum")
+    out[f"cnt:{dim.name}"] = value("value_count")
+    out[f"insp:{dim.name}"] = value("inspections")
+    out[f"seiz:{dim.name}"] = value("seizures")
+    out |= {f"seiz{w}:{dim.name}": window(2, w) for w in dim.seizure_windows}
+    return out

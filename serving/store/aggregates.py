@@ -1,0 +1,137 @@
+"""Online aggregates per key (issue 15): the offline engine's snapshot bulk-loaded into the
+store's ``key_totals``, ``key_days`` and ``key_pairs`` tables, and read back.
+
+:func:`materialize` replaces the three tables with a snapshot (``features.snapshot``) in one
+transaction and records the load in ``aggregate_loads``: PostgreSQL through ``COPY ... FROM
+STDIN`` (psycopg), DuckDB streaming the Parquet out as CSV; SQLite through ``executemany`` in
+batches. A reader sees the previous aggregates or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from features.errors import CargoriskError
+from features.snapshot import TABLE_COLUMNS, TABLE_KEYS, TABLES, Snapshot, snapshot_meta, table_sql
+from serving.store.rows import utcnow
+from serving.store.store import Store
+from serving.store.tables import aggregate_loads
+
+_CHUNK = 1 << 20
+"""Bytes per write to PostgreSQL's COPY stream."""
+_BATCH = 20_000
+"""Rows per ``executemany`` on SQLite."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One materialisation: as of when (int64 ns), rows per table."""
+
+    as_of: int
+    rows: dict[str, int]
+
+
+def _columns(table: str) -> list[str]:
+    return ["dim", *(c for c, _ in TABLE_COLUMNS[table])]
+
+
+def materialize(store: Store, snapshot_dir: Path) -> LoadResult:
+    """Replace the store's aggregate tables with the snapshot under ``snapshot_dir``."""
+    import duckdb
+
+    snapshot_dir = Path(snapshot_dir)
+    meta = snapshot_meta(snapshot_dir)
+    missing = [t for t in TABLES if not any((snapshot_dir / t).glob("*/*.parquet"))]
+    if missing:
+        raise CargoriskError(f"{snapshot_dir}: snapshot without table(s) {', '.join(missing)}")
+    postgres = store.engine.dialect.name == "postgresql"
+    rows: dict[str, int] = {}
+    spill = tempfile.mkdtemp(prefix="cargorisk-materialize-")
+    con = duckdb.connect(config={"threads": 1, "memory_limit": "1GB", "temp_directory": spill})
+    try:
+        with store.engine.begin() as conn:
+            for table in TABLES:
+                conn.execute(sa.text(f"TRUNCATE {table}" if postgres else f"DELETE FROM {table}"))
+            for table in TABLES:
+                if postgres:
+                    rows[table] = _copy(conn, con, snapshot_dir, table, Path(spill))
+                else:
+                    rows[table] = _insert(conn, con, snapshot_dir, table)
+            conn.execute(
+                aggregate_loads.insert().values(
+                    as_of_ns=int(meta["as_of_ns"]),
+                    source=os.fspath(snapshot_dir.resolve()),
+                    rows=json.dumps(rows),
+                    loaded_at=utcnow(),
+                )
+            )
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    return LoadResult(as_of=int(meta["as_of_ns"]), rows=rows)
+
+
+def _ordered(snapshot_dir: Path, table: str) -> str:
+    """The snapshot table's rows in primary-key order (index pages fill in order)."""
+    return f"{table_sql(snapshot_dir, table)} ORDER BY {', '.join(TABLE_KEYS[table])}"
+
+
+def _copy(conn, con, snapshot_dir: Path, table: str, spill: Path) -> int:
+    """PostgreSQL: the table as CSV written by DuckDB in key order, streamed into ``COPY FROM
+    STDIN`` with the primary key dropped, then the key built once (a sort, not millions of
+    index insertions) - all inside the load's transaction."""
+    csv = spill / f"{table}.csv"
+    path = "'" + os.fspath(csv).replace("'", "''") + "'"
+    con.execute(f"COPY ({_ordered(snapshot_dir, table)}) TO {path} (FORMAT CSV, HEADER false)")
+    conn.execute(sa.text(f"ALTER TABLE {table} DROP CONSTRAINT pk_{table}"))
+    names = ", ".join(f'"{c}"' for c in _columns(table))
+    raw = conn.connection.driver_connection
+    statement = f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
+    with raw.cursor() as cursor, open(csv, "rb") as source:
+        with cursor.copy(statement) as copy:
+            while chunk := source.read(_CHUNK):
+                copy.write(chunk)
+        count = cursor.rowcount
+    csv.unlink()
+    keys = ", ".join(f'"{c}"' for c in TABLE_KEYS[table])
+    conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({keys})"))
+    return int(count)
+
+
+def _insert(conn, con, snapshot_dir: Path, table: str) -> int:
+    """SQLite: the table's rows read by DuckDB in batches, inserted with ``executemany``."""
+    columns = _columns(table)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    result = con.execute(_ordered(snapshot_dir, table))
+    count = 0
+    while batch := result.fetchmany(_BATCH):
+        conn.exec_driver_sql(sql, batch)
+        count += len(batch)
+    return count
+
+
+def read_aggregates(store: Store) -> Snapshot:
+    """The aggregates the store holds, as a :class:`~features.snapshot.Snapshot` (each table
+    sorted by its key; ``as_of`` of the latest load)."""
+    with store.engine.connect() as conn:
+        as_of = conn.execute(
+            sa.select(aggregate_loads.c.as_of_ns).order_by(aggregate_loads.c.seq.desc()).limit(1)
+        ).scalar()
+        if as_of is None:
+            raise LookupError("no aggregates loaded in this store (cargorisk features materialize)")
+        tables = {}
+        for table in TABLES:
+            order = ", ".join(f'"{c}"' for c in TABLE_KEYS[table])
+            columns = ", ".join(f'"{c}"' for c in _columns(table))
+            tables[table] = pd.read_sql_query(
+                sa.text(f"SELECT {columns} FROM {table} ORDER BY {order}"), conn
+            )
+    return Snapshot(as_of=int(as_of), tables=tables)
