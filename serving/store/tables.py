@@ -274,6 +274,30 @@ aggregate_loads = sa.Table(
 )
 """Each materialisation of a snapshot into the aggregate tables (append-only): as of when,
 from where, rows per table (JSON). The latest row says what the tables hold."""
+search_keys = sa.Table(
+    "search_keys",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("display", sa.Text, nullable=False),
+    sa.UniqueConstraint("kind", "term", name="uq_search_keys_kind_term"),
+)
+"""Every distinct searchable value once (:mod:`serving.store.search`): its kind (container,
+consignee, phone...), its normalised ``term`` and how it was first written. Never updated."""
+sa.Index("ix_search_keys_term", search_keys.c.term)
+
+search_terms = sa.Table(
+    "search_terms",
+    metadata,
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("kind", "term", "shipment_id", name="pk_search_terms"),
+)
+"""Which shipments carry each searchable value, in any version of their declaration: written
+in the transaction that stores the version. Never updated."""
+sa.Index("ix_search_terms_shipment_id", search_terms.c.shipment_id)
 
 
 ADDED_COLUMNS = {
