@@ -11,8 +11,8 @@ PostgreSQL through a ``pg_trgm`` GIN index.
 
 A query is normalised three ways (identifiers and names with
 :func:`features.manifest.norm_text`, phones to their digits, addresses without punctuation)
-and matched exactly, then as a prefix, then - for names and addresses - by trigram
-similarity; results are ranked in that order and paginated.
+and matched exactly, then as a prefix, then - for names and addresses, when nothing matched
+exactly - by trigram similarity; results are ranked in that order and paginated.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ MIN_PREFIX = 3
 """A query shorter than this is matched exactly only (a one-letter prefix matches millions)."""
 MIN_SIMILARITY = 0.3
 """Trigram similarity (as ``pg_trgm`` computes it) a fuzzy match needs: pg_trgm's default."""
+RARE_TRIGRAMS = 8
+"""How many of a query's rarest trigrams look for similar names on SQLite (see
+:meth:`SearchStore._similar`)."""
 MAX_QUERY = 200
 """Longest query accepted (characters)."""
 
@@ -242,7 +245,8 @@ class SearchStore:
     # -- reads -----------------------------------------------------------------------------
     def search(self, q: str, *, limit: int = 20, offset: int = 0) -> SearchPage:
         """Search every kind of value for ``q``: exact matches first, then prefixes (three
-        characters or more), then names and addresses by trigram similarity; ``limit``
+        characters or more), then - when nothing matched exactly - names and addresses by
+        trigram similarity; ``limit``
         results from ``offset``, each counted (how many shipments carry it)."""
         q = " ".join(normal_text(str(q)).split())
         if not q:
@@ -284,7 +288,8 @@ class SearchStore:
                     for r in rows:
                         keep(SearchHit(r.kind, r.term, r.display, "prefix", 0.0))
             fuzzy_q = forms.get("text")
-            if fuzzy_q and len(fuzzy_q) >= MIN_PREFIX and len(found) < wanted:
+            exact = any(h.match == "exact" for h in found.values())
+            if fuzzy_q and len(fuzzy_q) >= MIN_PREFIX and not exact and len(found) < wanted:
                 for kind, term, display, score in self._similar(conn, fuzzy_q, wanted):
                     keep(SearchHit(kind, term, display, "similar", score))
             kind_order = {s.kind: i for i, s in enumerate(SEARCH_KINDS)}
@@ -301,7 +306,21 @@ class SearchStore:
             grams = sorted({q[i : i + 3] for i in range(len(q) - 2)})
             if not grams:
                 return []
-            match = " OR ".join('"' + g.replace('"', '""') + '"' for g in grams)
+            # only the rarest trigrams of the query look for candidates: a typo spoils at
+            # most three of them, and common ones ("ro ", "co.") would make every name a
+            # candidate; the candidates are then scored on all trigrams
+            counts = dict(
+                conn.exec_driver_sql(
+                    "SELECT term, doc FROM search_fuzzy_vocab WHERE term IN "
+                    f"({', '.join('?' for _ in grams)})",
+                    tuple(grams),
+                ).all()
+            )
+            present = sorted((counts[g], g) for g in grams if g in counts)
+            if not present:
+                return []
+            rare = [g for _, g in present[:RARE_TRIGRAMS]]
+            match = " OR ".join('"' + g.replace('"', '""') + '"' for g in rare)
             rows = conn.exec_driver_sql(
                 "SELECT k.kind, k.term, k.display FROM search_fuzzy f "
                 "JOIN search_keys k ON k.id = f.rowid WHERE search_fuzzy MATCH ? "
@@ -376,6 +395,10 @@ def setup_search(engine: Engine) -> None:
                 "CREATE TRIGGER IF NOT EXISTS search_keys_fuzzy AFTER INSERT ON search_keys "
                 f"WHEN new.kind IN ({kinds}) BEGIN "
                 "INSERT INTO search_fuzzy (rowid, term) VALUES (new.id, new.term); END"
+            )
+            conn.exec_driver_sql(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS search_fuzzy_vocab USING "
+                "fts5vocab(search_fuzzy, 'row')"
             )
     else:
         with engine.begin() as conn:

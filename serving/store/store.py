@@ -21,9 +21,10 @@ from serving.store.tables import (
     migrate_versions,
     sqlite_pragmas,
 )
+from serving.store.watchlist import WatchlistStore
 
 
-class Store(RecordsStore, QueriesStore, SearchStore, IdentityStore, ShadowStore):
+class Store(RecordsStore, QueriesStore, SearchStore, WatchlistStore, IdentityStore, ShadowStore):
     """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
 
     def __init__(self, url: str) -> None:

@@ -300,6 +300,27 @@ in the transaction that stores the version. Never updated."""
 sa.Index("ix_search_terms_shipment_id", search_terms.c.shipment_id)
 
 
+watchlist_events = sa.Table(
+    "watchlist_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("entry", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("display", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+)
+"""The officers' watchlist, append-only: each ``entry`` (a party or identifier flagged:
+``kind`` and ``term`` as the search index keys it) is ``added``, then perhaps ``changed``
+(another reason or expiry) and ``removed``, every step with who, when and why. An entry is in
+force while its latest event is not a removal and its expiry lies ahead."""
+sa.Index("ix_watchlist_events_entry", watchlist_events.c.entry)
+
+
 ADDED_COLUMNS = {
     "shipments": ("attributes", "amendments_after_score", "version"),
     "scores": ("shipment_version",),

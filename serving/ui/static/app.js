@@ -17,4 +17,8 @@ document.addEventListener("DOMContentLoaded", () => {
       el.addEventListener("change", () => filters.requestSubmit());
     });
   }
+  // Evidence record: the print button prints the page (its print stylesheet).
+  document.querySelectorAll("[data-print]").forEach((el) => {
+    el.addEventListener("click", () => window.print());
+  });
 });
