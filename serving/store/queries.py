@@ -443,11 +443,11 @@ class QueriesStore:
                             "result": r["result"],
                         }
                     )
-                for (sid, _), r in in_force.items():
+                for (sid, _), report in in_force.items():
                     row = rows.get(sid)
                     if row is not None:
                         row["inspections"] += 1
-                        row["seizures"] += r["result"] == "seized"
+                        row["seizures"] += report["result"] == "seized"
         for row in rows.values():
             events.append(
                 {

@@ -309,7 +309,7 @@ class SearchStore:
             # only the rarest trigrams of the query look for candidates: a typo spoils at
             # most three of them, and common ones ("ro ", "co.") would make every name a
             # candidate; the candidates are then scored on all trigrams
-            counts = dict(
+            counts: dict[str, int] = dict(
                 conn.exec_driver_sql(
                     "SELECT term, doc FROM search_fuzzy_vocab WHERE term IN "
                     f"({', '.join('?' for _ in grams)})",

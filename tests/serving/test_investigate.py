@@ -45,7 +45,9 @@ def engine(tmp_path_factory):
         mlflow_tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}",
         serve_seed_data=seed,
     )
-    loaded = LoadedModel(model, "cargorisk-risk", "3", "models:/cargorisk-risk/3", dt.datetime.now())
+    loaded = LoadedModel(
+        model, "cargorisk-risk", "3", "models:/cargorisk-risk/3", dt.datetime.now()
+    )
     eng = ScoringEngine(settings, model_loader=lambda: loaded)
     eng.start()
     today = [
@@ -53,14 +55,17 @@ def engine(tmp_path_factory):
             **make_shipment(
                 30_000 + i,
                 shipment_id=f"T{i:05d}",
-                declared_at=(dt.datetime.combine(DAY, dt.time(6)) + dt.timedelta(minutes=i))
-                .isoformat(),
-                booked_at=None, departed_at=None, arrival_at=None,
+                declared_at=(
+                    dt.datetime.combine(DAY, dt.time(6)) + dt.timedelta(minutes=i)
+                ).isoformat(),
+                booked_at=None,
+                departed_at=None,
+                arrival_at=None,
                 consignee_id="NORDIC7" if i < 3 else f"CNS{i}",
                 consignee_name="Nordic Fruit Trading AB" if i < 3 else "Fresh Imports BV",
                 container_id="TGHU7654321" if i < 3 else "MSKU1234567",
                 consignee_phone=PHONE if i < 3 else "+31 10 555 0101",
-            )  # fmt: skip
+            )
         )
         for i in range(12)
     ]
@@ -107,9 +112,10 @@ def test_search_finds_a_container_and_a_misspelt_consignee(client, engine):
     row = re.search(r'<tr data-kind="consignee_name" data-match="similar">.*?</tr>', misspelt, re.S)
     assert row and "Nordic Fruit Trading AB" in html.unescape(row.group(0))
     # the phone written another way; a bad page names the field
-    assert 'data-kind="phone" data-match="exact"' in client.get(
-        "/ui/search", params={"q": "82105550 0199"}
-    ).text
+    assert (
+        'data-kind="phone" data-match="exact"'
+        in client.get("/ui/search", params={"q": "82105550 0199"}).text
+    )
     bad = client.get("/ui/search", params={"q": "x", "page": "0"})
     assert bad.status_code == 400 and "page:" in bad.text
     long = client.get("/ui/search", params={"q": "x" * 300})
@@ -124,11 +130,20 @@ def test_party_page_shows_history_features_seizures_in_order_and_exports(client,
     officer = Caller("Officer Lee", "officer", 99)
     for sid, day in (("T00002", 8), ("T00000", 6)):
         engine.record_outcomes(
-            [OutcomeIn(shipment_id=sid, inspected_at=f"2026-02-0{day}T10:00",
-                       result_at=f"2026-02-0{day}T12:00", result="seized", drug="cocaine",
-                       quantity_kg=4.0, method="physical", selected_by="officer")],
+            [
+                OutcomeIn(
+                    shipment_id=sid,
+                    inspected_at=f"2026-02-0{day}T10:00",
+                    result_at=f"2026-02-0{day}T12:00",
+                    result="seized",
+                    drug="cocaine",
+                    quantity_kg=4.0,
+                    method="physical",
+                    selected_by="officer",
+                )
+            ],
             caller=officer,
-        )  # fmt: skip
+        )
     page = client.get("/ui/parties/consignee/NORDIC7")
     assert page.status_code == 200, page.text
     text = page.text
@@ -163,9 +178,14 @@ def test_a_watchlisted_phone_marks_the_next_shipment_and_its_score(client, engin
     _sign_in(client, engine)
     party = client.get("/ui/parties/phone/" + PHONE.replace(" ", "%20")).text
     assert 'id="watch-form"' in party
-    form = {"csrf": _csrf(party), "kind": "phone", "value": "+82 10 5550 0199",
-            "reason": "tip-off from the port police", "expires": "2099-12-31",
-            "next": "/ui/parties/phone/821055500199"}  # fmt: skip
+    form = {
+        "csrf": _csrf(party),
+        "kind": "phone",
+        "value": "+82 10 5550 0199",
+        "reason": "tip-off from the port police",
+        "expires": "2099-12-31",
+        "next": "/ui/parties/phone/821055500199",
+    }
     r = client.post("/ui/watchlist", data=form, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/parties/phone/821055500199"
     [entry] = engine.store.watched("phone", "821055500199")
@@ -173,10 +193,15 @@ def test_a_watchlisted_phone_marks_the_next_shipment_and_its_score(client, engin
     assert "watchlist_added" in _actions(engine, 3)
     # the next shipment with that phone: its score names the entry, the score does not move
     record = make_shipment(
-        31_000, shipment_id="N00001", consignee_id="OTHER1", consignee_phone="010 5550 0199",
+        31_000,
+        shipment_id="N00001",
+        consignee_id="OTHER1",
+        consignee_phone="010 5550 0199",
         declared_at=dt.datetime.combine(DAY, dt.time(9)).isoformat(),
-        booked_at=None, departed_at=None, arrival_at=None,
-    )  # fmt: skip
+        booked_at=None,
+        departed_at=None,
+        arrival_at=None,
+    )
     twin = {**record, "shipment_id": "N00002", "consignee_phone": "+31 10 555 0101"}
     _, _, results = engine.score([ShipmentIn(**record), ShipmentIn(**twin)], caller=GATE)
     by_id = {r["shipment_id"]: r for r in results}
@@ -193,16 +218,18 @@ def test_a_watchlisted_phone_marks_the_next_shipment_and_its_score(client, engin
     assert "tag watch" not in plain.group(0)
     # changed, then removed: both audited, the history kept, the marks gone
     listing = client.get("/ui/watchlist").text
-    change = {"csrf": _csrf(listing), "reason": "extended after the seizure",
-              "expires": "2099-06-30", "action": "change"}  # fmt: skip
+    change = {
+        "csrf": _csrf(listing),
+        "reason": "extended after the seizure",
+        "expires": "2099-06-30",
+        "action": "change",
+    }
     r = client.post(f"/ui/watchlist/{entry.entry}", data=change, follow_redirects=False)
     assert r.status_code == 303
     remove = {"csrf": _csrf(listing), "reason": "case closed", "action": "remove"}
     assert client.post(f"/ui/watchlist/{entry.entry}", data=remove).status_code == 200
     after = engine.store.watch_entry(entry.entry)
-    assert after.removed and [h["action"] for h in after.history] == [
-        "added", "changed", "removed"
-    ]  # fmt: skip
+    assert after.removed and [h["action"] for h in after.history] == ["added", "changed", "removed"]
     assert _actions(engine, 2)[:2] == ["ui_watchlist_viewed", "watchlist_removed"]
     worklist = client.get("/ui/worklist", params={"day": DAY.isoformat()}).text
     row = re.search(r'<tr class="[^"]*" data-shipment="N00003">.*?</tr>', worklist, re.S).group(0)
@@ -212,12 +239,21 @@ def test_a_watchlisted_phone_marks_the_next_shipment_and_its_score(client, engin
 def test_watchlist_errors_name_the_field(client, engine):
     _sign_in(client, engine)
     page = client.get("/ui/watchlist").text
-    base = {"csrf": _csrf(page), "kind": "container", "value": "MSKU1234567",
-            "reason": "seen in a tip", "expires": "2099-01-01"}  # fmt: skip
-    for change, field in (({"reason": ""}, "reason"), ({"expires": ""}, "expires_at"),
-                          ({"expires": "2001-01-01"}, "expires_at"),
-                          ({"expires": "tomorrow"}, "expires_at"), ({"kind": "planet"}, "kind"),
-                          ({"value": ""}, "value")):  # fmt: skip
+    base = {
+        "csrf": _csrf(page),
+        "kind": "container",
+        "value": "MSKU1234567",
+        "reason": "seen in a tip",
+        "expires": "2099-01-01",
+    }
+    for change, field in (
+        ({"reason": ""}, "reason"),
+        ({"expires": ""}, "expires_at"),
+        ({"expires": "2001-01-01"}, "expires_at"),
+        ({"expires": "tomorrow"}, "expires_at"),
+        ({"kind": "planet"}, "kind"),
+        ({"value": ""}, "value"),
+    ):
         r = client.post("/ui/watchlist", data={**base, **change})
         assert r.status_code == 400 and f"{field}:" in html.unescape(r.text), change
     forged = client.post("/ui/watchlist", data={**base, "csrf": "nope"})
@@ -265,18 +301,26 @@ def test_the_search_api_is_for_officer_keys(tmp_path, monkeypatch):
         store.record_scoring(
             [ShipmentIn(**make_shipment(1, container_id="MSKU7777777")).model_dump()],
             [{"shipment_id": "S0000001", "score": 0.2, "band": "low"}],
-            request_id="r", caller=GATE, model_name="m", model_version="1",
-        )  # fmt: skip
+            request_id="r",
+            caller=GATE,
+            model_name="m",
+            model_version="1",
+        )
         officer = store.create_key("Officer Park", "officer")
         system = store.create_key("gate", "system")
-        r = c.get("/search", params={"q": "msku7777777"},
-                  headers={"Authorization": f"Bearer {officer}"})  # fmt: skip
+        r = c.get(
+            "/search", params={"q": "msku7777777"}, headers={"Authorization": f"Bearer {officer}"}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["results"][0]["kind"] == "container"
         assert body["results"][0]["shipment_id"] == "S0000001"
-        assert c.get("/search", params={"q": "msku"},
-                     headers={"Authorization": f"Bearer {system}"}).status_code == 403  # fmt: skip
+        assert (
+            c.get(
+                "/search", params={"q": "msku"}, headers={"Authorization": f"Bearer {system}"}
+            ).status_code
+            == 403
+        )
         assert c.get("/search", params={"q": "msku"}).status_code == 401
         bad = c.get("/search", params={"q": ""}, headers={"Authorization": f"Bearer {officer}"})
         assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["query", "q"]
