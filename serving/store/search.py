@@ -206,6 +206,10 @@ def write_index(conn: Connection, ship: dict[str, list], rows: Iterable[int] | N
     keys, postings = index_entries(ship, rows)
     if not postings:
         return
+    # in key order: a manifest's values land in a few places of each index instead of
+    # scattering writes over the whole of a large one
+    keys.sort()
+    postings.sort()
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
             "INSERT INTO search_keys (kind, term, display) VALUES (?, ?, ?) "

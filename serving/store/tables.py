@@ -294,10 +294,11 @@ search_terms = sa.Table(
     sa.Column("term", sa.Text, nullable=False),
     sa.Column("shipment_id", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("kind", "term", "shipment_id", name="pk_search_terms"),
+    sqlite_with_rowid=False,
 )
 """Which shipments carry each searchable value, in any version of their declaration: written
-in the transaction that stores the version. Never updated."""
-sa.Index("ix_search_terms_shipment_id", search_terms.c.shipment_id)
+in the transaction that stores the version. Never updated. On SQLite the table is its primary
+key (``WITHOUT ROWID``): one B-tree, looked up by kind and term."""
 
 
 watchlist_events = sa.Table(
