@@ -6,7 +6,8 @@ once - its ``kind`` (:data:`SEARCH_KINDS`), its normalised ``term`` and how it w
 written (``display``) - and ``search_terms`` which shipments carry it, from every version of
 their declaration (an amendment does not hide the container or phone a shipment was first
 declared with). Names and addresses are also matched fuzzily: on SQLite through an FTS5 table
-with the trigram tokenizer over those keys (filled by a trigger as keys are added), on
+with the trigram tokenizer over those keys (``search_names`` numbers them; both filled by a
+trigger as keys are added), on
 PostgreSQL through a ``pg_trgm`` GIN index.
 
 A query is normalised three ways (identifiers and names with
@@ -213,7 +214,7 @@ def write_index(conn: Connection, ship: dict[str, list], rows: Iterable[int] | N
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
             "INSERT INTO search_keys (kind, term, display) VALUES (?, ?, ?) "
-            "ON CONFLICT (kind, term) DO NOTHING",
+            "ON CONFLICT (term, kind) DO NOTHING",
             keys,
         )
         conn.exec_driver_sql(
@@ -327,7 +328,7 @@ class SearchStore:
             match = " OR ".join('"' + g.replace('"', '""') + '"' for g in rare)
             rows = conn.exec_driver_sql(
                 "SELECT k.kind, k.term, k.display FROM search_fuzzy f "
-                "JOIN search_keys k ON k.id = f.rowid WHERE search_fuzzy MATCH ? "
+                "JOIN search_names k ON k.id = f.rowid WHERE search_fuzzy MATCH ? "
                 "ORDER BY f.rank LIMIT ?",
                 (match, max(200, 4 * limit)),
             ).all()
@@ -391,14 +392,23 @@ def setup_search(engine: Engine) -> None:
     kinds = ", ".join(f"'{k}'" for k in FUZZY_KINDS)
     if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
+            # the names and addresses among the keys, numbered for the FTS5 table (the keys
+            # themselves are a WITHOUT ROWID table), both filled by a trigger as keys are added
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS search_names (id INTEGER PRIMARY KEY, "
+                "kind TEXT NOT NULL, term TEXT NOT NULL, display TEXT NOT NULL)"
+            )
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS search_fuzzy USING "
-                "fts5(term, content='', tokenize='trigram')"
+                "fts5(term, content='', tokenize='trigram', detail='none')"
             )
             conn.exec_driver_sql(
                 "CREATE TRIGGER IF NOT EXISTS search_keys_fuzzy AFTER INSERT ON search_keys "
                 f"WHEN new.kind IN ({kinds}) BEGIN "
-                "INSERT INTO search_fuzzy (rowid, term) VALUES (new.id, new.term); END"
+                "INSERT INTO search_names (kind, term, display) "
+                "VALUES (new.kind, new.term, new.display); "
+                "INSERT INTO search_fuzzy (rowid, term) VALUES (last_insert_rowid(), new.term); "
+                "END"
             )
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS search_fuzzy_vocab USING "

@@ -277,15 +277,16 @@ from where, rows per table (JSON). The latest row says what the tables hold."""
 search_keys = sa.Table(
     "search_keys",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("kind", sa.String(24), nullable=False),
-    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("term", sa.Text().with_variant(sa.Text(collation="C"), "postgresql")),
+    sa.Column("kind", sa.String(24)),
     sa.Column("display", sa.Text, nullable=False),
-    sa.UniqueConstraint("kind", "term", name="uq_search_keys_kind_term"),
+    sa.PrimaryKeyConstraint("term", "kind", name="pk_search_keys"),
+    sqlite_with_rowid=False,
 )
-"""Every distinct searchable value once (:mod:`serving.store.search`): its kind (container,
-consignee, phone...), its normalised ``term`` and how it was first written. Never updated."""
-sa.Index("ix_search_keys_term", search_keys.c.term)
+"""Every distinct searchable value once (:mod:`serving.store.search`): its normalised ``term``,
+its kind (container, consignee, phone...) and how it was first written. Never updated. Its
+primary key, in term order (byte order on PostgreSQL too, so a prefix is one range), serves
+exact and prefix lookups; on SQLite the table is that key (``WITHOUT ROWID``)."""
 
 search_terms = sa.Table(
     "search_terms",
