@@ -126,7 +126,8 @@ def test_the_component_around_a_consignee_or_an_identifier(ring):
     graph = state.component("consignee", "c")
     parties = {p["key"]: p for p in graph["parties"]}
     assert set(parties) == {"a", "b", "c", "d"}  # not E: its phone is another number
-    assert parties["c"]["hops"] == 0 and parties["b"]["hops"] == 2
+    assert parties["c"]["hops"] == 0 and parties["b"]["hops"] == 1
+    assert parties["a"]["hops"] == parties["d"]["hops"] == 2
     assert parties["a"]["seizures"] == 1 and parties["a"]["shipments"] == 2
     shared = {(link["a"], link["b"]): link["shared"] for link in graph["links"]}
     assert shared[("b", "c")] == ["address"] and shared[("a", "b")] == ["phone"]
@@ -134,6 +135,7 @@ def test_the_component_around_a_consignee_or_an_identifier(ring):
     # the phone shared by A, B and D: walked from the identifier itself
     around_phone = state.component("phone", "44201111")
     assert {p["key"] for p in around_phone["parties"]} == {"a", "b", "c", "d"}
+    assert {p["key"]: p["hops"] for p in around_phone["parties"]}["c"] == 2
     # with a hub limit of two, the phone (three consignees) is a hub seen from C: not walked
     capped = state.component("consignee", "c", hub=2)
     assert {p["key"] for p in capped["parties"]} == {"b", "c"}

@@ -6,6 +6,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!box || !data || typeof cytoscape !== "function") return;
   const elements = JSON.parse(data.textContent);
   const size = (n) => 18 + 10 * Math.log2(1 + (n.data("shipments") || 0));
+  const edges = elements.filter((e) => e.data.source).length;
   const cy = cytoscape({
     container: box,
     elements,
@@ -21,7 +22,7 @@ document.addEventListener("DOMContentLoaded", () => {
       { selector: "node[?hub]", style: {
         shape: "diamond", "background-color": "#c9d3dd", width: 26, height: 26, color: "#5d6b7a" } },
       { selector: "edge", style: {
-        width: 1.5, "line-color": "#a9b7c5", label: "data(label)", "font-size": 8,
+        width: 1.5, "line-color": "#a9b7c5", label: edges > 25 ? "" : "data(label)", "font-size": 8,
         color: "#5d6b7a", "curve-style": "bezier" } },
     ],
     layout: { name: elements.length > 400 ? "grid" : "cose", animate: false, randomize: false,
