@@ -98,8 +98,9 @@ PARTY_FEATURES: dict[str, tuple[str, ...]] = {
     "address": ("address_",),
 }
 """The model features that describe a party or identifier of each kind (by name prefix)."""
-EXCLUDED_FEATURES = ("consignee_phone_new", "consignee_address_new", "consignee_forwarder_")
-"""Features named after a party but about one declaration's change, not the party."""
+PARTY_FAMILIES = ("history", "network")
+"""Feature families that describe a party (the others describe one declaration: a blank
+consignee, a new phone for a known consignee...)."""
 
 
 class RequestError(CargoriskError):
@@ -421,10 +422,12 @@ class ScoringEngine:
                 return out
             values = self.features(frame, attributes={}).iloc[0]
             for name in values.index:
-                if name.startswith(prefixes) and not name.startswith(EXCLUDED_FEATURES):
+                if name.startswith(prefixes):
                     try:
                         record = catalog_feature(name)
                     except KeyError:
+                        continue
+                    if record.family not in PARTY_FAMILIES:
                         continue
                     out["features"].append(
                         {"name": name, "value": values[name], "description": record.description}

@@ -151,6 +151,8 @@ def test_party_page_shows_history_features_seizures_in_order_and_exports(client,
     assert re.findall(r">(T0000\d)</a>", seizures) == ["T00000", "T00002"]
     assert 'id="profile"' in text and "Seizures" in text
     features = re.search(r'id="features">(.*?)</table>', text, re.S).group(1)
+    assert "consignee_not_declared" not in features  # about a declaration, not the party
+    assert "network_size" in features
     assert "consignee_seizures" in features and "Seizures on the consignee" in html.unescape(
         features
     )
