@@ -5,14 +5,14 @@ Two tables (:mod:`serving.store.tables`): ``search_keys`` holds each distinct se
 once - its ``kind`` (:data:`SEARCH_KINDS`), its normalised ``term`` and how it was first
 written (``display``) - and ``search_terms`` which shipments carry it, from every version of
 their declaration (an amendment does not hide the container or phone a shipment was first
-declared with). Names and addresses are also matched fuzzily: on SQLite through an FTS5 table
+declared with). Shipper and consignee names are also matched fuzzily: on SQLite through an FTS5 table
 with the trigram tokenizer over those keys (``search_names`` numbers them; both filled by a
 trigger as keys are added), on
 PostgreSQL through a ``pg_trgm`` GIN index.
 
 A query is normalised three ways (identifiers and names with
 :func:`features.manifest.norm_text`, phones to their digits, addresses without punctuation)
-and matched exactly, then as a prefix, then - for names and addresses, when nothing matched
+and matched exactly, then as a prefix, then - for shipper and consignee names, when nothing matched
 exactly - by trigram similarity; results are ranked in that order and paginated.
 """
 
@@ -63,7 +63,7 @@ SEARCH_KINDS: tuple[SearchKind, ...] = (
     SearchKind("declarant", "declarant_id", norm_text, "declarant"),
     SearchKind("carrier", "carrier_id", norm_text, "carrier"),
     SearchKind("phone", "consignee_phone", norm_phone, "phone"),
-    SearchKind("address", "consignee_address", norm_address, "address", fuzzy=True),
+    SearchKind("address", "consignee_address", norm_address, "address"),
     SearchKind("recipient", "recipient_customs_code", norm_text, "customs code"),
 )
 """Everything an officer can look up, declared once: the index, the search, the party pages
@@ -250,7 +250,7 @@ class SearchStore:
     # -- reads -----------------------------------------------------------------------------
     def search(self, q: str, *, limit: int = 20, offset: int = 0) -> SearchPage:
         """Search every kind of value for ``q``: exact matches first, then prefixes (three
-        characters or more), then - when nothing matched exactly - names and addresses by
+        characters or more), then - when nothing matched exactly - shipper and consignee names by
         trigram similarity; ``limit``
         results from ``offset``, each counted (how many shipments carry it)."""
         q = " ".join(normal_text(str(q)).split())
@@ -306,7 +306,7 @@ class SearchStore:
         return SearchPage(q, page, offset, limit, len(ranked) > offset + limit)
 
     def _similar(self, conn: Connection, q: str, limit: int) -> list[tuple[str, str, str, float]]:
-        """Names and addresses similar to ``q`` (trigram similarity, best first)."""
+        """Shipper and consignee names similar to ``q`` (trigram similarity, best first)."""
         if self.is_sqlite:
             grams = sorted({q[i : i + 3] for i in range(len(q) - 2)})
             if not grams:
@@ -392,7 +392,7 @@ def setup_search(engine: Engine) -> None:
     kinds = ", ".join(f"'{k}'" for k in FUZZY_KINDS)
     if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
-            # the names and addresses among the keys, numbered for the FTS5 table (the keys
+            # the names among the keys, numbered for the FTS5 table (the keys
             # themselves are a WITHOUT ROWID table), both filled by a trigger as keys are added
             conn.exec_driver_sql(
                 "CREATE TABLE IF NOT EXISTS search_names (id INTEGER PRIMARY KEY, "
