@@ -391,8 +391,8 @@ class CargoRisk:
     ) -> Any:
         """Search shipments, references, containers, parties, names, phones, addresses and
         customs codes (officers): normalised as the features normalise them, exact matches
-        first, then prefixes, then similar shipper and consignee names; ``limit`` (1-100) results from
-        ``offset``. Audited."""
+        first, then prefixes, then similar shipper and consignee names; ``limit`` (1-100)
+        results from ``offset``. Audited."""
         try:
             page = self.engine.store.search(q, limit=limit, offset=offset)
         except SearchError as exc:

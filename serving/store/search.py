@@ -5,10 +5,9 @@ Two tables (:mod:`serving.store.tables`): ``search_keys`` holds each distinct se
 once - its ``kind`` (:data:`SEARCH_KINDS`), its normalised ``term`` and how it was first
 written (``display``) - and ``search_terms`` which shipments carry it, from every version of
 their declaration (an amendment does not hide the container or phone a shipment was first
-declared with). Shipper and consignee names are also matched fuzzily: on SQLite through an FTS5 table
-with the trigram tokenizer over those keys (``search_names`` numbers them; both filled by a
-trigger as keys are added), on
-PostgreSQL through a ``pg_trgm`` GIN index.
+declared with). Shipper and consignee names are also matched fuzzily: on SQLite through an
+FTS5 table with the trigram tokenizer over those keys (``search_names`` numbers them; both
+filled by a trigger as keys are added), on PostgreSQL through a ``pg_trgm`` GIN index.
 
 A query is normalised three ways (identifiers and names with
 :func:`features.manifest.norm_text`, phones to their digits, addresses without punctuation)
