@@ -17,8 +17,14 @@ matching, ranking and counting the first page of 20, as ``GET /search`` does):
 Reports p50 / p95 / max per kind and over all queries, the CPU time per query, the load time
 and the store's size on disk, and the 1-minute load average (the machine is shared).
 
+``--manifest-cost`` measures instead what keeping the index costs the scoring path: a store
+holding 20,000 shipments records a 10,000-shipment manifest (``Store.record_scoring``, one
+transaction) with the index and, in a second store, without it (its write disabled); CPU and
+wall time of each, alternating, three times.
+
     .venv/bin/python benchmarks/search.py [--rows 1000000] [--queries 200] [--data DIR]
         [--store-url URL]
+    .venv/bin/python benchmarks/search.py --manifest-cost [--data DIR]
 """
 
 from __future__ import annotations
@@ -44,9 +50,21 @@ def ensure_data(data: Path, rows: int) -> Path:
     if (out / "shipments").exists() or (out / "shipments.parquet").exists():
         return out
     per_day = max(50, round(rows / DAYS))
-    cmd = [str(ROOT / ".venv" / "bin" / "cargorisk"), "simulate", "--out", str(out),
-           "--days", str(DAYS), "--seed", "3", "--shipments-per-day", str(per_day),
-           "--end", END, "--by-month"]  # fmt: skip
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "cargorisk"),
+        "simulate",
+        "--out",
+        str(out),
+        "--days",
+        str(DAYS),
+        "--seed",
+        "3",
+        "--shipments-per-day",
+        str(per_day),
+        "--end",
+        END,
+        "--by-month",
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
 
@@ -106,6 +124,50 @@ def queries(store, n: int, seed: int = 0) -> dict[str, list[str]]:
     }
 
 
+def manifest_cost(folder: Path) -> None:
+    """CPU and wall time of storing a 10,000-shipment manifest with and without the index."""
+    import serving.store.records as records
+    from features.tables import read_contract_dir
+    from serving.store import Caller, Store
+
+    tables = read_contract_dir(folder, what="benchmark world", keep_undeclared=True)
+    ships, empty = tables.shipments, tables.outcomes.iloc[0:0]
+    batch = ships.iloc[20_000:30_000]
+    rows = [
+        {"shipment_id": sid, "score": 0.1, "percentile": 50.0, "band": "low"}
+        for sid in batch["shipment_id"]
+    ]
+    real = records.write_index
+    for _ in range(3):
+        for indexed in (True, False):
+            records.write_index = real if indexed else (lambda conn, ship, rows=None: None)
+            store = Store(f"sqlite:///{tempfile.mkdtemp(prefix='crk-search-')}/store.db")
+            store.import_history(ships.iloc[:20_000], empty)
+            t, c = time.perf_counter(), time.process_time()
+            store.record_scoring(
+                batch,
+                rows,
+                request_id="bench",
+                caller=Caller("gate", "system", 1),
+                model_name="m",
+                model_version="1",
+            )
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            store.close()
+            print(
+                json.dumps(
+                    {
+                        "index": indexed,
+                        "cpu_s": round(cpu, 3),
+                        "wall_s": round(wall, 3),
+                        "load_avg_1m": os.getloadavg()[0],
+                    }
+                ),
+                flush=True,
+            )
+    records.write_index = real
+
+
 def percentile(values: list[float], p: float) -> float:
     values = sorted(values)
     k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
@@ -118,10 +180,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="per kind")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "crk-bench")
     parser.add_argument("--store-url", default=None)
+    parser.add_argument("--manifest-cost", action="store_true")
     args = parser.parse_args()
 
     from serving.store import Store
 
+    if args.manifest_cost:
+        manifest_cost(ensure_data(args.data, 30_000))
+        return
     folder = ensure_data(args.data, args.rows)
     store_dir = Path(tempfile.mkdtemp(prefix="crk-search-"))
     url = args.store_url or f"sqlite:///{store_dir / 'store.db'}"
