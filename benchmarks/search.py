@@ -11,7 +11,8 @@ matching, ranking and counting the first page of 20, as ``GET /search`` does):
   case (the index normalises case);
 * ``phone``: a real consignee phone re-written as ``+<digits>`` with spaces;
 * ``address``: a real address in capitals, its punctuation written as spaces;
-* ``name_typo``: a real consignee name with one letter dropped (found by trigram similarity);
+* ``name_typo``: a real consignee name with one letter dropped (found by trigram similarity;
+  counted as found only when that very name is on the first page);
 * ``id_prefix``: the first 8 characters of a shipment id (a prefix of thousands).
 
 Reports p50 / p95 / max per kind and over all queries, the CPU time per query, the load time
@@ -43,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DAYS = 365
 END = "2026-11-25"
+TYPO_OF: dict[str, str] = {}
+"""Each misspelt name query -> the name it was made from (found = on the first page)."""
 
 
 def ensure_data(data: Path, rows: int) -> Path:
@@ -104,6 +107,7 @@ def queries(store, n: int, seed: int = 0) -> dict[str, list[str]]:
 
     def typo(name: str) -> str:
         i = rng.randrange(1, max(2, len(name) - 1))
+        TYPO_OF[name[:i] + name[i + 1 :]] = name
         return name[:i] + name[i + 1 :]
 
     def phone(value: str) -> str:
@@ -112,6 +116,8 @@ def queries(store, n: int, seed: int = 0) -> dict[str, list[str]]:
 
     import re
 
+    names = [v for v in sample("consignee_name") if len(v) >= 6]
+    TYPO_OF.clear()
     return {
         "container": [v.lower() for v in sample("container_id")],
         "bill_of_lading": [v.lower() for v in sample("bill_of_lading")],
@@ -119,7 +125,7 @@ def queries(store, n: int, seed: int = 0) -> dict[str, list[str]]:
         "consignee_id": [v.lower() for v in sample("consignee_id")],
         "phone": [phone(v) for v in sample("consignee_phone")],
         "address": [re.sub(r"[^\w ]", " ", v).upper() for v in sample("consignee_address")],
-        "name_typo": [typo(v) for v in sample("consignee_name") if len(v) >= 6],
+        "name_typo": [typo(v) for v in names],
         "id_prefix": [v[:8] for v in sample("shipment_id")],
     }
 
@@ -181,6 +187,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "crk-bench")
     parser.add_argument("--store-url", default=None)
     parser.add_argument("--manifest-cost", action="store_true")
+    parser.add_argument(
+        "--loaded",
+        action="store_true",
+        help="--store-url already holds the world: only run the queries",
+    )
     args = parser.parse_args()
 
     from serving.store import Store
@@ -192,7 +203,12 @@ def main() -> None:
     store_dir = Path(tempfile.mkdtemp(prefix="crk-search-"))
     url = args.store_url or f"sqlite:///{store_dir / 'store.db'}"
     store = Store(url)
-    loaded, load_wall, load_cpu = load(store, folder)
+    if args.loaded:
+        loaded, load_wall, load_cpu = store.count("shipments"), float("nan"), float("nan")
+        if url.startswith("sqlite"):
+            store_dir = Path(url.split(":///", 1)[1]).parent
+    else:
+        loaded, load_wall, load_cpu = load(store, folder)
     print(f"loaded {loaded:,} shipments in {load_wall:.1f} s (CPU {load_cpu:.1f} s)", flush=True)
     asked = queries(store, args.queries)
     for qs in asked.values():  # warm the page cache as a running service has it
@@ -207,7 +223,11 @@ def main() -> None:
             page = store.search(q)
             times.append(1000 * (time.perf_counter() - t))
             cpus.append(1000 * (time.process_time() - c))
-            found += bool(page.hits)
+            if kind == "name_typo":  # the name the typo was made from is on the first page
+                wanted = " ".join(TYPO_OF[q].split()).casefold()  # as the index keys it
+                found += any(h.term == wanted for h in page.hits)
+            else:
+                found += bool(page.hits)
         every += times
         results[kind] = {
             "queries": len(qs),

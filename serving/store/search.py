@@ -7,7 +7,8 @@ written (``display``) - and ``search_terms`` which shipments carry it, from ever
 their declaration (an amendment does not hide the container or phone a shipment was first
 declared with). Shipper and consignee names are also matched fuzzily: on SQLite through an
 FTS5 table with the trigram tokenizer over those keys (``search_names`` numbers them; both
-filled by a trigger as keys are added), on PostgreSQL through a ``pg_trgm`` GIN index.
+filled by a trigger as keys are added; full detail, which the bm25 ranking of candidates
+needs), on PostgreSQL through a ``pg_trgm`` GIN index.
 
 A query is normalised three ways (identifiers and names with
 :func:`features.manifest.norm_text`, phones to their digits, addresses without punctuation)
@@ -273,24 +274,28 @@ class SearchStore:
 
         k = search_keys.c
         with self.engine.connect() as conn:
+            # one exact and one prefix lookup per distinct normalised form, the kinds kept
+            # after (a kind filter in SQL would walk every key of the range in term order)
+            families: dict[str, set[str]] = {}
             for family, term in forms.items():
-                in_family = [s.kind for s in SEARCH_KINDS if _family(s.kind) == family]
-                rows = conn.execute(
-                    sa.select(k.kind, k.term, k.display).where(
-                        k.term == term, k.kind.in_(in_family)
-                    )
-                )
+                families.setdefault(term, set()).add(family)
+            for term, fams in families.items():
+                rows = conn.execute(sa.select(k.kind, k.term, k.display).where(k.term == term))
                 for r in rows:
-                    keep(SearchHit(r.kind, r.term, r.display, "exact", 1.0))
+                    if _family(r.kind) in fams:
+                        keep(SearchHit(r.kind, r.term, r.display, "exact", 1.0))
                 if len(term) >= MIN_PREFIX:
                     rows = conn.execute(
                         sa.select(k.kind, k.term, k.display)
-                        .where(k.term > term, k.term < _upper(term), k.kind.in_(in_family))
+                        .where(k.term > term, k.term < _upper(term))
                         .order_by(k.term)
-                        .limit(wanted)
+                        .limit(4 * wanted)
                     )
+                    kept = 0
                     for r in rows:
-                        keep(SearchHit(r.kind, r.term, r.display, "prefix", 0.0))
+                        if _family(r.kind) in fams and kept < wanted:
+                            keep(SearchHit(r.kind, r.term, r.display, "prefix", 0.0))
+                            kept += 1
             fuzzy_q = forms.get("text")
             exact = any(h.match == "exact" for h in found.values())
             if fuzzy_q and len(fuzzy_q) >= MIN_PREFIX and not exact and len(found) < wanted:
@@ -399,7 +404,7 @@ def setup_search(engine: Engine) -> None:
             )
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS search_fuzzy USING "
-                "fts5(term, content='', tokenize='trigram', detail='none')"
+                "fts5(term, content='', tokenize='trigram')"
             )
             conn.exec_driver_sql(
                 "CREATE TRIGGER IF NOT EXISTS search_keys_fuzzy AFTER INSERT ON search_keys "
