@@ -381,6 +381,7 @@ class CargoRisk:
                 status_code=422,
             )
         return report.as_dict()
+
     @http.get("/search", response_model=SearchResponse)
     def search(
         self,

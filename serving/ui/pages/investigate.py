@@ -16,8 +16,8 @@ from starlette.responses import RedirectResponse, Response
 
 from serving.store import SearchError, WatchlistError, utcnow
 from serving.store.search import KINDS, key_of
-from serving.ui.format import _fmt
-from serving.ui.session_gate import PageBase, _safe_next
+from serving.ui.format import shown_value
+from serving.ui.session_gate import PageBase, safe_next
 
 SEARCH_PAGE = 20
 """Results per page of the search."""
@@ -133,7 +133,7 @@ class InvestigationPages(PageBase):
         writer.writerow([])
         writer.writerow(["at_utc", "event", "shipment_id", "by", "detail"])
         for e in data["events"]:
-            writer.writerow([_fmt(e["at"]), e["event"], e["shipment_id"], e["by"] or "",
+            writer.writerow([shown_value(e["at"]), e["event"], e["shipment_id"], e["by"] or "",
                              e["detail"]])  # fmt: skip
         engine.store.audit(
             "ui_party_exported",
@@ -330,7 +330,7 @@ class WatchlistPages(PageBase):
         engine, session, caller = await run_in_threadpool(self.officer, request, "manage_watchlist")
         form = await request.form()
         if not self.csrf_ok(session, form):
-            return self._expired(request, session, caller)
+            return self.form_expired(request, session, caller)
         given = {k: str(form.get(k) or "").strip()[:600] for k in ("kind", "value", "reason",
                                                                   "expires", "next")}  # fmt: skip
         try:
@@ -344,7 +344,7 @@ class WatchlistPages(PageBase):
                 self._watchlist, request, engine, session, caller, form=given, error=str(exc),
                 status=400,
             )  # fmt: skip
-        target = _safe_next(given["next"], self.root(request)) or self.path(
+        target = safe_next(given["next"], self.root(request)) or self.path(
             request, "watchlist", {"added": entry[:8]}
         )
         return RedirectResponse(target, 303)
@@ -353,7 +353,7 @@ class WatchlistPages(PageBase):
         engine, session, caller = await run_in_threadpool(self.officer, request, "manage_watchlist")
         form = await request.form()
         if not self.csrf_ok(session, form):
-            return self._expired(request, session, caller)
+            return self.form_expired(request, session, caller)
         entry = request.path_params["entry"]
         remove = str(form.get("action") or "") == "remove"
         try:
@@ -369,13 +369,6 @@ class WatchlistPages(PageBase):
                 self._watchlist, request, engine, session, caller, error=str(exc), status=400
             )
         return RedirectResponse(self.path(request, "watchlist"), 303)
-
-    def _expired(self, request, session, caller) -> Response:
-        return self.render(
-            request, "error.html", 403, title="Form expired",
-            message="This form was not issued to your session; reload the page and try again.",
-            session=session, caller=caller,
-        )  # fmt: skip
 
 
 def _expiry(text: str) -> dt.datetime:
