@@ -53,7 +53,7 @@ def investigations(page, url: str, world, out: Path) -> None:
     page.goto(f"{url}/ui/search?q={typo}")
     page.screenshot(path=str(out / "search.png"))
     page.goto(f"{url}/ui/network/consignee/{best}")
-    page.wait_for_function("document.getElementById('graph').dataset.drawn > 0")
+    page.locator("#graph[data-drawn]").wait_for()
     page.wait_for_timeout(500)
     page.screenshot(path=str(out / "network.png"))
     phone = ships.loc[ships["consignee_id"] == best, "consignee_phone"].dropna()

@@ -94,7 +94,7 @@ def test_the_network_of_an_express_ring_is_drawn_from_our_own_origin(page, servi
             drawn = parties
             break
     assert drawn, "no express ring with three or more consignees was drawn"
-    page.wait_for_function("document.getElementById('graph').dataset.drawn > 0")
+    page.locator("#graph[data-drawn]").wait_for()
     assert int(page.locator("#graph").get_attribute("data-drawn")) >= len(drawn)
     assert page.locator("#graph canvas").count() >= 1
     seized_rows = page.locator("#network-table tr.seized-row")

@@ -121,7 +121,7 @@ async def _browse(url: str) -> tuple[list[str], str, list[str]]:
         await page.goto(f"{url}/ui/watchlist")
         # the network page draws with the vendored Cytoscape under the strict CSP
         await page.goto(f"{url}/ui/network/consignee/CNS5")
-        await page.wait_for_function("document.getElementById('graph').dataset.drawn > 0")
+        await page.locator("#graph[data-drawn]").wait_for()  # no eval: the CSP forbids it
         await page.goto(f"{url}/ui/model")
         seen = list(requests)
         # a script on the origin cannot reach another origin either

@@ -75,8 +75,6 @@ def test_the_built_bento_serves_the_worklist_and_scores(tmp_path):
         "app.js",
         "cytoscape.min.js",
         "cytoscape.LICENSE.txt",
-        "network.js",
-        "network.css",
     }
     assert {"index.html", "explorer.html", "explorer.js"} <= {
         p.name for p in (src / "serving").iterdir()
