@@ -63,6 +63,7 @@ def investigations(page, url: str, world, out: Path) -> None:
     page.locator("#w-reason").fill("drop phone of an express ring (case 2026-118)")
     page.locator("#w-expires").fill("2027-05-31")
     page.get_by_role("button", name="Watch").click()
+    page.goto(f"{url}/ui/watchlist")  # afresh: no validation bubble left from the form
     page.screenshot(path=str(out / "watchlist.png"))
     page.goto(f"{url}/ui/parties/consignee/{best}")
     page.screenshot(path=str(out / "party.png"), full_page=True)
