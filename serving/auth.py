@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "record_outcomes": frozenset({"system", "officer"}),
     "correct_outcomes": frozenset({"officer"}),
     "read_shipments": frozenset({"officer"}),
+    "manage_watchlist": frozenset({"officer"}),
     "operate": frozenset({"admin"}),
     "read_metrics": frozenset({"monitor", "admin"}),
     "view_model": frozenset({"officer", "admin"}),
@@ -50,7 +51,8 @@ a reason) is asked by ``POST /outcomes`` and the outcome form on top of ``record
 a person answers for a correction, so a system key may not make one, and an admin, who
 records no outcomes, corrects none either.
 ``view_model``: the worklist's model page and ``GET /performance`` (how the model's selection
-is doing); ``sign_in_to_worklist`` exists only in the UI;
+is doing); ``manage_watchlist`` (flag, change and remove watchlist entries) and
+``sign_in_to_worklist`` exist only in the UI;
 ``sign_in_to_worklist`` keeps machine roles (system, monitor) out of the people's pages."""
 
 
@@ -87,6 +89,7 @@ RULES: tuple[Rule, ...] = (
     Rule("POST", "/outcomes", "record_outcomes"),
     Rule("GET", "/shipments/", "read_shipments", prefix=True),
     Rule("GET", "/performance", "view_model"),
+    Rule("GET", "/search", "read_shipments"),
     Rule("POST", "/admin/", "operate", prefix=True),
     Rule("GET", "/admin/", "operate", prefix=True),
     Rule("GET", METRICS_PATH, "read_metrics"),

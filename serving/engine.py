@@ -48,6 +48,7 @@ from features.contracts import (
     columns_frame,
     frame_rule_errors,
     normal_identifier,
+    validate_shipments,
 )
 from features.errors import CargoriskError, ContractError
 from features.scoring import TOP_REASONS
@@ -86,6 +87,20 @@ PARTY_FIELDS = (
     ("recipient", "recipient_customs_code", None),
 )
 """The parties of a shipment with a history: (role, id field, name field or None)."""
+
+PARTY_FEATURES: dict[str, tuple[str, ...]] = {
+    "shipper": ("shipper_",),
+    "consignee": ("consignee_", "network_"),
+    "forwarder": ("forwarder_",),
+    "declarant": ("declarant_",),
+    "recipient": ("recipient_",),
+    "phone": ("phone_",),
+    "address": ("address_",),
+}
+"""The model features that describe a party or identifier of each kind (by name prefix)."""
+PARTY_FAMILIES = ("history", "network")
+"""Feature families that describe a party (the others describe one declaration: a blank
+consignee, a new phone for a known consignee...)."""
 
 
 class RequestError(CargoriskError):
@@ -371,6 +386,64 @@ class ScoringEngine:
             linked = self.state.linked_parties(consignee) if consignee else []
         return parties, linked
 
+    def party_view(self, kind: str, term: str, latest: dict | None) -> dict[str, Any] | None:
+        """What the history says of a party or identifier (a kind of
+        :data:`serving.store.search.SEARCH_KINDS`, ``term`` as the index keys it): its
+        profile (roles with a history), the consignees linked to it (a consignee) or using it
+        (phone, address, customs code), and the features that describe it - those of its
+        latest shipment (``latest``, a stored record) were it declared now - each with its
+        catalog description. None while the history is not loaded."""
+        if self.state is None:
+            return None
+        self.flush()
+        from features.catalog import feature as catalog_feature
+        from features.history import ROLES as HISTORY_ROLES
+        from features.network import IDENTIFIERS
+
+        out: dict[str, Any] = {"profile": None, "linked": [], "users": [], "features": []}
+        with self._lock:
+            if kind in HISTORY_ROLES:
+                out["profile"] = self.state.party_profile(kind, term)
+            if kind == "consignee":
+                out["linked"] = self.state.linked_parties(term)
+            if kind in IDENTIFIERS:
+                out["users"] = self.state.consignees_of(kind, term)
+        prefixes = PARTY_FEATURES.get(kind)
+        if prefixes and latest is not None:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            row = {k: v for k, v in latest.items() if k not in ("attributes", "version")}
+            row.update(shipment_id=f"{latest['shipment_id']} (now)", declared_at=now)
+            for name in ("booked_at", "departed_at", "arrival_at"):
+                if row.get(name) is not None and row[name] > now:
+                    row[name] = None
+            try:
+                frame = validate_shipments(pd.DataFrame([row]))
+            except ContractError:  # a record the contract's rules no longer take as of now
+                return out
+            values = self.features(frame, attributes={}).iloc[0]
+            for name in values.index:
+                if name.startswith(prefixes):
+                    try:
+                        record = catalog_feature(name)
+                    except KeyError:
+                        continue
+                    if record.family not in PARTY_FAMILIES:
+                        continue
+                    out["features"].append(
+                        {"name": name, "value": values[name], "description": record.description}
+                    )
+        return out
+
+    def network(self, kind: str, term: str) -> dict[str, Any] | None:
+        """The network around a consignee or an identifier
+        (:meth:`features.online.OnlineFeatureState.component`); None while the history is not
+        loaded."""
+        if self.state is None:
+            return None
+        self.flush()
+        with self._lock:
+            return self.state.component(kind, term)
+
     def features(
         self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
     ) -> pd.DataFrame:
@@ -624,8 +697,19 @@ class ScoringEngine:
             model_name=model.name,
             model_version=model.version,
         )
+        watched = self.store.watch_hits(columns)
         for item in results:
             item["shipment_version"] = versions[item["shipment_id"]].version
+            hits = watched.get(item["shipment_id"])
+            item["watchlist"] = (
+                None
+                if not hits
+                else [
+                    {"kind": e.kind, "value": e.display, "reason": e.reason,
+                     "expires_at": e.expires_at, "added_by": e.added_by}
+                    for e in hits
+                ]
+            )  # fmt: skip
         # the shadow challenger scores the same rows in its own thread, after the answer
         self.shadow.submit(
             feats,

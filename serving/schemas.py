@@ -383,6 +383,17 @@ class Reason(_Response):
     direction: Literal["raises", "lowers"] = Field(description="Effect on the risk.")
 
 
+class WatchlistHit(_Response):
+    """A watchlist entry in force that a shipment touches: shown to officers, never a model
+    feature (docs/ui.md, "Watchlists")."""
+
+    kind: str = Field(description="What is watched: consignee, phone, container...")
+    value: str = Field(description="The watched value as the officer wrote it.")
+    reason: str = Field(description="Why an officer put it on the watchlist.")
+    expires_at: dt.datetime
+    added_by: str
+
+
 class ScoreResult(_Response):
     """The risk score of one shipment and why."""
 
@@ -408,6 +419,11 @@ class ScoreResult(_Response):
     model_version: str
     reasons: list[Reason] | None = Field(
         default=None, description="Largest contributions; absent below the explained share."
+    )
+    watchlist: list[WatchlistHit] | None = Field(
+        default=None,
+        description="Watchlist entries in force this shipment touches (by a party, "
+        "identifier or reference); not part of the score.",
     )
     contributions: dict[str, float] | None = Field(
         default=None, description="Every feature's contribution, when asked for."
@@ -486,6 +502,26 @@ class ScoreRecord(_Response):
     percentile: float | None
     band: str
     reasons: list[Reason] | None
+
+
+class SearchResult(_Response):
+    """One value found by ``GET /search``."""
+
+    kind: str = Field(description="shipment, container, consignee, phone, address...")
+    value: str = Field(description="As first written in a declaration.")
+    key: str = Field(description="As the index keeps it (normalised); the party page's id.")
+    match: Literal["exact", "prefix", "similar"]
+    similarity: float = Field(description="Trigram similarity for similar names, else 1 or 0.")
+    shipments: int = Field(description="Shipments carrying it (any version of a declaration).")
+    shipment_id: str | None = Field(description="One of them (the only one when shipments=1).")
+
+
+class SearchResponse(_Response):
+    query: str
+    offset: int
+    limit: int
+    more: bool = Field(description="More results follow: ask again with offset + limit.")
+    results: list[SearchResult]
 
 
 class ShipmentView(_Response):

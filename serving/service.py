@@ -11,6 +11,8 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
 * ``GET /performance`` - performance from outcomes (:mod:`serving.health_outcomes`): the
   outcome table by week, stream and selection, and the recall estimate of the model's
   selection from the random exploration picks (officers and admins);
+* ``GET /search?q=`` - the officers' search (containers, references, parties, names, phones,
+  addresses, customs codes);
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
   ``GET /admin/shadow`` - the shadow challenger and its comparison with the champion;
@@ -36,7 +38,7 @@ from typing import Annotated, Any
 
 import anyio
 import bentoml
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Path, Query, Request
 from pydantic import Field
 from starlette.responses import JSONResponse
 
@@ -53,10 +55,11 @@ from serving.schemas import (
     OutcomesAck,
     ReloadResponse,
     ScoreResponse,
+    SearchResponse,
     ShipmentIn,
     ShipmentView,
 )
-from serving.store import Caller
+from serving.store import Caller, SearchError
 from serving.ui.app import create_app
 
 log = logging.getLogger("cargorisk.serving")
@@ -378,6 +381,52 @@ class CargoRisk:
                 status_code=422,
             )
         return report.as_dict()
+
+    @http.get("/search", response_model=SearchResponse)
+    def search(
+        self,
+        request: Request,
+        q: Annotated[str, Query(max_length=400)] = "",
+        limit: Annotated[int, Query()] = 20,
+        offset: Annotated[int, Query()] = 0,
+    ) -> Any:
+        """Search shipments, references, containers, parties, names, phones, addresses and
+        customs codes (officers): normalised as the features normalise them, exact matches
+        first, then prefixes, then similar shipper and consignee names; ``limit`` (1-100)
+        results from ``offset``. Audited."""
+        try:
+            page = self.engine.store.search(q, limit=limit, offset=offset)
+        except SearchError as exc:
+            field = str(exc).split(":", 1)[0]
+            return JSONResponse(
+                {"error": str(exc), "detail": [{"loc": ["query", field], "msg": str(exc)}]},
+                status_code=400,
+            )
+        state = request.scope.get("state") or {}
+        caller = state.get("caller")
+        self.engine.store.audit(
+            "search",
+            caller if isinstance(caller, Caller) else "anonymous",
+            {"q": page.query, "offset": offset, "results": len(page.hits)},
+        )
+        return {
+            "query": page.query,
+            "offset": page.offset,
+            "limit": page.limit,
+            "more": page.more,
+            "results": [
+                {
+                    "kind": h.kind,
+                    "value": h.display,
+                    "key": h.term,
+                    "match": h.match,
+                    "similarity": h.score,
+                    "shipments": h.shipments,
+                    "shipment_id": h.shipment_id,
+                }
+                for h in page.hits
+            ],
+        }
 
     @http.get("/admin/status")
     def admin_status(self) -> dict[str, Any]:

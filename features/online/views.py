@@ -1,5 +1,5 @@
-"""What an officer sees of a party in the online state: its profile and the consignees linked
-to it through shared identifiers."""
+"""What an officer sees of a party in the online state: its profile, the consignees linked
+to it through shared identifiers or using an identifier, and the network around it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 from features.errors import ContractError
 from features.history import COUNTERPARTY, ROLES
 from features.manifest import NS_PER_DAY, norm_text
+from features.network import IDENTIFIERS
 from features.online.storage import StateStorage
 
 
@@ -73,3 +74,98 @@ class OfficerViews(StateStorage):
                 }
             )
         return sorted(out, key=lambda d: (-d["seizures"], d["party_id"]))
+
+    def consignees_of(self, ident: str, value: str) -> list[dict[str, Any]]:
+        """The consignees that declared an identifier (``ident`` in phone, address,
+        recipient; ``value`` as the features key it), with their shipments and seizures known
+        so far; most seizures first."""
+        if ident not in IDENTIFIERS:
+            raise ContractError(f"ident must be one of {', '.join(IDENTIFIERS)}; got {ident!r}")
+        out = [self._consignee(c) for c in self._links.get((ident, value), ())]
+        return sorted(out, key=lambda d: (-d["seizures"], d["party_id"]))
+
+    def _consignee(self, key: str) -> dict[str, Any]:
+        seiz = self._seiz["consignee"].get(key)
+        ships = self._ship["consignee"].get(key)
+        return {
+            "key": key,
+            "party_id": self._display.get(key, key),
+            "shipments": len(ships.times) if ships else 0,
+            "seizures": len(seiz.times) if seiz else 0,
+        }
+
+    def component(
+        self, kind: str, value: str, *, max_parties: int = 150, hub: int = 8
+    ) -> dict[str, Any]:
+        """The network around a consignee (``kind`` consignee) or an identifier (phone,
+        address, recipient), ``value`` as the features key it: consignees joined by shared
+        identifiers, walked outwards breadth first up to ``max_parties`` consignees.
+
+        Returns ``parties`` (key, display id, shipments, seizures, ``hops``: how many shared
+        identifiers away from the start),
+        ``links`` (two consignees and the identifiers they share) and ``hubs``: identifiers
+        shared by more than ``hub`` consignees are not walked through (a broker's phone
+        would join hundreds of strangers) but kept as one node with their number of
+        consignees and links to the ones already in the network; ``truncated`` says the
+        walk stopped at ``max_parties``."""
+        if kind == "consignee":
+            start: list[tuple[str, Any]] = [("consignee", value)]
+        elif kind in IDENTIFIERS:
+            start = [(kind, value)]
+        else:
+            raise ContractError(f"kind must be consignee or one of {', '.join(IDENTIFIERS)}")
+        parties: dict[str, int] = {}
+        hubs: dict[tuple[str, str], dict[str, Any]] = {}
+        queue = list(start)
+        hops = {start[0]: 0}
+        truncated = False
+        i = 0
+        while i < len(queue):
+            node = queue[i]
+            i += 1
+            depth = hops[node]
+            if node[0] == "consignee":
+                if node[1] not in parties:
+                    if len(parties) >= max_parties:
+                        truncated = True
+                        continue
+                    parties[node[1]] = depth
+                for ident in self._links.get(("consignee", node[1]), ()):
+                    if ident not in hops:
+                        hops[ident] = depth + 1
+                        queue.append(ident)
+                continue
+            members = self._links.get(node, [])
+            if len(members) > hub and i > 1:  # the start is walked however shared
+                hubs[node] = {"kind": node[0], "value": node[1], "parties": len(members)}
+                continue
+            for member in members:
+                other = ("consignee", member)
+                if other not in hops:
+                    hops[other] = depth + 1
+                    queue.append(other)
+        links: dict[tuple[str, str], set[str]] = {}
+        for ident, members in ((k, self._links.get(k, [])) for k in hops if k[0] != "consignee"):
+            if ident in hubs:
+                continue
+            inside = [m for m in members if m in parties]
+            for a_i, a in enumerate(inside):
+                for b in inside[a_i + 1 :]:
+                    links.setdefault((a, b) if a < b else (b, a), set()).add(ident[0])
+        hub_links = []
+        for ident in hubs:
+            hub_links += [(ident, m) for m in self._links.get(ident, []) if m in parties]
+        nodes = []
+        # hops: shared identifiers walked from the start (consignee, identifier, consignee...)
+        shift = 0 if kind == "consignee" else 1
+        for key, depth in parties.items():
+            party = self._consignee(key)
+            party["hops"] = (depth + shift) // 2
+            nodes.append(party)
+        return {
+            "parties": nodes,
+            "links": [{"a": a, "b": b, "shared": sorted(k)} for (a, b), k in links.items()],
+            "hubs": list(hubs.values()),
+            "hub_links": [{"hub": f"{h[0]}:{h[1]}", "party": m} for h, m in hub_links],
+            "truncated": truncated,
+        }

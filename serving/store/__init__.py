@@ -20,6 +20,12 @@ Tables (SQLAlchemy 2 Core, SQLite by default, PostgreSQL by URL):
 * ``ui_sessions`` - worklist sessions, server-side: the SHA-256 of the cookie's random token,
   who, the CSRF token, when it started and was last used, when and why it ended. Signing out,
   disabling the account or revoking the key ends a session at once (``ended_at``);
+* ``search_keys``, ``search_terms`` - the officers' search index: every party, identifier,
+  reference and name of every declaration version, normalised as the features normalise it,
+  and which shipments carry it; written in the transaction that stores the declaration
+  (:mod:`~serving.store.search`);
+* ``watchlist_events`` - the officers' watchlist, append-only: entries added, changed and
+  removed with who, when and why (:mod:`~serving.store.watchlist`);
 * ``sign_in_failures`` - failed worklist sign-ins (client address, account name tried) of the
   last minutes, counted by every worker to refuse guessing; pruned as they age out (the audit
   trail keeps every attempt).
@@ -53,6 +59,7 @@ from serving.store.identity import (
 from serving.store.queries import WORKLIST_COLUMNS
 from serving.store.records import RecordedReports, ReportConflict, ShipmentVersion
 from serving.store.rows import Rows, attributes_frame, attributes_json, utcnow
+from serving.store.search import SEARCH_KINDS, SearchError, SearchHit, SearchPage
 from serving.store.store import Store
 from serving.store.tables import (
     PICK_KINDS,
@@ -68,12 +75,16 @@ from serving.store.tables import (
     metadata,
     outcome_reports,
     scores,
+    search_keys,
+    search_terms,
     shipment_versions,
     shipments,
     sign_in_failures,
     ui_sessions,
     users,
+    watchlist_events,
 )
+from serving.store.watchlist import WatchEntry, WatchlistError
 
 __all__ = [
     "KEY_PREFIX",
@@ -81,6 +92,7 @@ __all__ = [
     "PICK_KINDS",
     "REPORT_FIELDS",
     "ROLES",
+    "SEARCH_KINDS",
     "USERNAME",
     "WORKLIST_COLUMNS",
     "Caller",
@@ -88,9 +100,14 @@ __all__ = [
     "RecordedReports",
     "ReportConflict",
     "Rows",
+    "SearchError",
+    "SearchHit",
+    "SearchPage",
     "ShipmentVersion",
     "Store",
     "UiSession",
+    "WatchEntry",
+    "WatchlistError",
     "aggregate_loads",
     "api_keys",
     "attributes_frame",
@@ -108,6 +125,8 @@ __all__ = [
     "outcome_reports",
     "read_aggregates",
     "scores",
+    "search_keys",
+    "search_terms",
     "shipment_versions",
     "shipments",
     "sign_in_failures",
@@ -115,4 +134,5 @@ __all__ = [
     "users",
     "utcnow",
     "verify_password",
+    "watchlist_events",
 ]

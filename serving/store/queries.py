@@ -349,3 +349,120 @@ class QueriesStore:
         frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype("float64")
         frame["has_reasons"] = frame["has_reasons"].fillna(False).astype(bool)
         return frame
+
+    # -- investigations --------------------------------------------------------------------
+    def timeline(self, shipment_ids: list[str]) -> tuple[list[dict], list[dict]]:
+        """The shipments among ``shipment_ids`` (declaration in force: the worklist's columns,
+        ``version``, latest score and band, inspections in force and seizures) and their
+        events, newest first: ``declared``, ``amended`` (with the fields changed), ``scored``,
+        ``inspected`` and ``corrected`` (a report replacing an earlier one, with its reason)."""
+        ids = list(dict.fromkeys(shipment_ids))
+        if not ids:
+            return [], []
+        cols = [shipments.c[n] for n in WORKLIST_COLUMNS]
+        rows: dict[str, dict[str, Any]] = {}
+        events: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 5_000):
+                part = ids[start : start + 5_000]
+                for r in conn.execute(
+                    sa.select(*cols, shipments.c.version).where(shipments.c.shipment_id.in_(part))
+                ).mappings():
+                    rows[r["shipment_id"]] = {
+                        **dict(r),
+                        "score": None,
+                        "band": None,
+                        "inspections": 0,
+                        "seizures": 0,
+                    }
+                v = shipment_versions.c
+                for r in conn.execute(
+                    sa.select(v.shipment_id, v.version, v.received_at, v.caller, v.changed).where(
+                        v.shipment_id.in_(part), v.version > 1
+                    )
+                ).mappings():
+                    changed = json.loads(r["changed"]) if r["changed"] else []
+                    events.append(
+                        {
+                            "at": r["received_at"],
+                            "event": "amended",
+                            "shipment_id": r["shipment_id"],
+                            "by": r["caller"],
+                            "detail": f"version {r['version']}: "
+                            + ", ".join(c.replace("_", " ") for c in changed),
+                        }
+                    )
+                s = scores.c
+                for r in conn.execute(
+                    sa.select(
+                        s.shipment_id, s.scored_at, s.score, s.band, s.model_version, s.caller
+                    )
+                    .where(s.shipment_id.in_(part))
+                    .order_by(s.id)
+                ).mappings():
+                    row = rows.get(r["shipment_id"])
+                    if row is not None:
+                        row["score"], row["band"] = r["score"], r["band"]
+                    events.append(
+                        {
+                            "at": r["scored_at"],
+                            "event": "scored",
+                            "shipment_id": r["shipment_id"],
+                            "by": r["caller"],
+                            "detail": f"{100 * r['score']:.1f} % ({r['band']}), model "
+                            f"version {r['model_version']}",
+                            "band": r["band"],
+                        }
+                    )
+                o = outcome_reports.c
+                reports = conn.execute(
+                    sa.select(*[o[n] for n in REPORT_FIELDS])
+                    .where(o.shipment_id.in_(part))
+                    .order_by(o.seq)
+                ).mappings()
+                in_force: dict[tuple, dict] = {}
+                for r in reports:
+                    in_force[(r["shipment_id"], r["inspected_at"])] = dict(r)
+                    words = str(r["result"])
+                    if r["drug"]:
+                        words += f", {r['drug']}"
+                    if r["quantity_kg"] is not None:
+                        words += f", {r['quantity_kg']:g} kg"
+                    corrected = r["revision"] > 1
+                    if corrected:
+                        words += (
+                            f" (correction, revision {r['revision']}: {r['correction_reason']})"
+                        )
+                    events.append(
+                        {
+                            "at": r["inspected_at"],
+                            "event": "corrected" if corrected else "inspected",
+                            "shipment_id": r["shipment_id"],
+                            "by": r["caller"],
+                            "detail": words,
+                            "result": r["result"],
+                        }
+                    )
+                for (sid, _), report in in_force.items():
+                    row = rows.get(sid)
+                    if row is not None:
+                        row["inspections"] += 1
+                        row["seizures"] += report["result"] == "seized"
+        for row in rows.values():
+            events.append(
+                {
+                    "at": row["declared_at"],
+                    "event": "declared",
+                    "shipment_id": row["shipment_id"],
+                    "by": None,
+                    "detail": f"{row['mode']} from {row['origin_country'] or '?'} to "
+                    f"{row['discharge_port'] or '?'}",
+                }
+            )
+        for e in events:
+            if isinstance(e["at"], str):
+                e["at"] = dt.datetime.fromisoformat(e["at"])
+        order = {"declared": 0, "scored": 1, "amended": 2, "inspected": 3, "corrected": 4}
+        events.sort(key=lambda e: (e["at"], order[e["event"]]), reverse=True)
+        ships = sorted(rows.values(), key=lambda r: r["declared_at"], reverse=True)
+        return ships, events

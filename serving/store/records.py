@@ -34,6 +34,7 @@ from serving.store.rows import (
     row_count,
     utcnow,
 )
+from serving.store.search import write_index
 from serving.store.tables import (
     PICK_KINDS,
     REPORT_FIELDS,
@@ -314,6 +315,7 @@ class RecordsStore:
             else:
                 conn.execute(shipment_versions.insert(), as_rows(versions))
             self._upsert(conn, shipments, current, ["shipment_id"])
+            write_index(conn, current)
         return dict(zip(ship["shipment_id"], plan, strict=True))
 
     @staticmethod
@@ -473,6 +475,7 @@ class RecordsStore:
                 else:
                     conn.execute(shipment_versions.insert(), as_rows(version_rows))
             self._upsert(conn, shipments, ship_rows, ["shipment_id"])
+            write_index(conn, ship_rows)
             if out_rows["shipment_id"]:
                 if self.is_sqlite:
                     self._sqlite_bulk(conn, outcome_reports, out_rows, [])

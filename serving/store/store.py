@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from serving.store.identity import IdentityStore
 from serving.store.queries import QueriesStore
 from serving.store.records import RecordsStore
+from serving.store.search import SearchStore, setup_search
 from serving.store.shadow import ShadowStore
 from serving.store.tables import (
     add_missing_columns,
@@ -20,9 +21,10 @@ from serving.store.tables import (
     migrate_versions,
     sqlite_pragmas,
 )
+from serving.store.watchlist import WatchlistStore
 
 
-class Store(RecordsStore, QueriesStore, IdentityStore, ShadowStore):
+class Store(RecordsStore, QueriesStore, SearchStore, WatchlistStore, IdentityStore, ShadowStore):
     """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
 
     def __init__(self, url: str) -> None:
@@ -46,6 +48,7 @@ class Store(RecordsStore, QueriesStore, IdentityStore, ShadowStore):
         add_missing_columns(self.engine)
         migrate_versions(self.engine)
         migrate_outcomes(self.engine)
+        setup_search(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
     def close(self) -> None:

@@ -274,6 +274,53 @@ aggregate_loads = sa.Table(
 )
 """Each materialisation of a snapshot into the aggregate tables (append-only): as of when,
 from where, rows per table (JSON). The latest row says what the tables hold."""
+search_keys = sa.Table(
+    "search_keys",
+    metadata,
+    sa.Column("term", sa.Text().with_variant(sa.Text(collation="C"), "postgresql")),
+    sa.Column("kind", sa.String(24)),
+    sa.Column("display", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("term", "kind", name="pk_search_keys"),
+    sqlite_with_rowid=False,
+)
+"""Every distinct searchable value once (:mod:`serving.store.search`): its normalised ``term``,
+its kind (container, consignee, phone...) and how it was first written. Never updated. Its
+primary key, in term order (byte order on PostgreSQL too, so a prefix is one range), serves
+exact and prefix lookups; on SQLite the table is that key (``WITHOUT ROWID``)."""
+
+search_terms = sa.Table(
+    "search_terms",
+    metadata,
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("shipment_id", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("kind", "term", "shipment_id", name="pk_search_terms"),
+    sqlite_with_rowid=False,
+)
+"""Which shipments carry each searchable value, in any version of their declaration: written
+in the transaction that stores the version. Never updated. On SQLite the table is its primary
+key (``WITHOUT ROWID``): one B-tree, looked up by kind and term."""
+
+
+watchlist_events = sa.Table(
+    "watchlist_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("entry", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("term", sa.Text, nullable=False),
+    sa.Column("display", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+)
+"""The officers' watchlist, append-only: each ``entry`` (a party or identifier flagged:
+``kind`` and ``term`` as the search index keys it) is ``added``, then perhaps ``changed``
+(another reason or expiry) and ``removed``, every step with who, when and why. An entry is in
+force while its latest event is not a removal and its expiry lies ahead."""
+sa.Index("ix_watchlist_events_entry", watchlist_events.c.entry)
 
 
 ADDED_COLUMNS = {

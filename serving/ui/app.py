@@ -11,7 +11,12 @@ Pages (Jinja2 templates, a little CSS, one small script; no JavaScript build):
   parties' history and linked parties, and the inspection-outcome form (recorded through
   :meth:`serving.engine.ScoringEngine.record_outcomes`, the path of ``POST /outcomes``);
 * ``/ui/model`` - the champion in service, its test metrics beside the baselines and its
-  capacity curve.
+  capacity curve;
+* ``/ui/search`` - every identifier, party, phone, address and name (issue 17);
+  ``/ui/parties/{kind}/{id}`` a party's or identifier's timeline, features, partners and links,
+  with its evidence export (``/export.csv``, ``/print``); ``/ui/network/{kind}/{id}`` its
+  network drawn; ``/ui/watchlist`` the officers' watchlist
+  (:mod:`serving.ui.pages.investigate`).
 
 Every page needs a session (:mod:`serving.ui.session`, held in the store) and names the action
 it performs in the authority table the API uses (:data:`serving.auth.PERMISSIONS`): the
@@ -42,6 +47,7 @@ from serving.edge import with_headers
 from serving.ui import worklist as wl
 from serving.ui.format import field_label, odds_change, shown_value
 from serving.ui.model_info import ModelReports
+from serving.ui.pages.investigate import InvestigationPages, NetworkPages, WatchlistPages
 from serving.ui.pages.model import ModelPages
 from serving.ui.pages.shipment import ShipmentPages
 from serving.ui.pages.sign_in import SignInPages
@@ -58,7 +64,15 @@ SECURITY_HEADERS = {**EDGE_HEADERS, "cache-control": "no-store"}
 caching: pages hold shipments, parties and the session's CSRF token."""
 
 
-class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
+class WorklistApp(
+    SignInPages,
+    WorklistPages,
+    ShipmentPages,
+    ModelPages,
+    InvestigationPages,
+    NetworkPages,
+    WatchlistPages,
+):
     """The worklist ASGI app; ``resolve`` returns the running scoring engine (or None while
     the service starts)."""
 
@@ -88,6 +102,14 @@ class WorklistApp(SignInPages, WorklistPages, ShipmentPages, ModelPages):
                 name="outcome",
             ),
             Route("/shipments/{shipment_id:path}", self.shipment, name="shipment"),
+            Route("/search", self.search, name="search"),
+            Route("/parties/{kind}/{term:path}/export.csv", self.party_csv, name="party_csv"),
+            Route("/parties/{kind}/{term:path}/print", self.party, name="party_print"),
+            Route("/parties/{kind}/{term:path}", self.party, name="party"),
+            Route("/network/{kind}/{term:path}", self.network, name="network"),
+            Route("/watchlist", self.watchlist_page, name="watchlist", methods=["GET"]),
+            Route("/watchlist", self.watch_add, name="watch_add", methods=["POST"]),
+            Route("/watchlist/{entry}", self.watch_change, name="watch_change", methods=["POST"]),
             Route("/model", self.model, name="model"),
             Route("/model/capacity-curve.png", self.capacity_curve, name="capacity_curve"),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

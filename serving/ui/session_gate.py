@@ -33,6 +33,7 @@ ACTION_WORDS = {
     "read_shipments": "read shipments",
     "record_outcomes": "record inspection outcomes",
     "view_model": "see the model page",
+    "manage_watchlist": "keep the watchlist",
 }
 
 

@@ -117,3 +117,32 @@ def test_a_shipment_without_consignee_joins_no_network():
     state = OnlineFeatureState.from_history(shipments, outcomes)
     assert [p["party_id"] for p in state.linked_parties("A")] == []
     assert state.party_profile("consignee", "A")["shipments"] == 2
+
+
+def test_the_component_around_a_consignee_or_an_identifier(ring):
+    """The officers' network view (issue 17): consignees joined by shared identifiers, hops
+    from the start, seizures known so far; identifiers shared too widely become hubs."""
+    state = OnlineFeatureState.from_history(*ring)
+    graph = state.component("consignee", "c")
+    parties = {p["key"]: p for p in graph["parties"]}
+    assert set(parties) == {"a", "b", "c", "d"}  # not E: its phone is another number
+    assert parties["c"]["hops"] == 0 and parties["b"]["hops"] == 1
+    assert parties["a"]["hops"] == parties["d"]["hops"] == 2
+    assert parties["a"]["seizures"] == 1 and parties["a"]["shipments"] == 2
+    shared = {(link["a"], link["b"]): link["shared"] for link in graph["links"]}
+    assert shared[("b", "c")] == ["address"] and shared[("a", "b")] == ["phone"]
+    assert not graph["hubs"] and not graph["truncated"]
+    # the phone shared by A, B and D: walked from the identifier itself
+    around_phone = state.component("phone", "44201111")
+    assert {p["key"] for p in around_phone["parties"]} == {"a", "b", "c", "d"}
+    assert {p["key"]: p["hops"] for p in around_phone["parties"]}["c"] == 2
+    # with a hub limit of two, the phone (three consignees) is a hub seen from C: not walked
+    capped = state.component("consignee", "c", hub=2)
+    assert {p["key"] for p in capped["parties"]} == {"b", "c"}
+    assert capped["hubs"] == [{"kind": "phone", "value": "44201111", "parties": 3}]
+    assert {h["party"] for h in capped["hub_links"]} == {"b"}
+    # a cap on consignees: nearest first, and said
+    assert state.component("consignee", "c", max_parties=2)["truncated"]
+    assert [u["party_id"] for u in state.consignees_of("address", "7 dock st")] == ["B", "C"]
+    with pytest.raises(Exception, match="kind"):
+        state.component("shipper", "x")

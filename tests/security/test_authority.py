@@ -32,8 +32,15 @@ API_CALLS = {
 """One call per API action (``read_metrics`` is tried on the real service: BentoML's /metrics
 does not answer in-process)."""
 UI_PAGES = {
-    "read_shipments": [f"/ui/shipments/{SHIPMENT}", "/ui/worklist"],
+    "read_shipments": [
+        f"/ui/shipments/{SHIPMENT}",
+        "/ui/worklist",
+        f"/ui/search?q={SHIPMENT}",
+        f"/ui/parties/shipment/{SHIPMENT}",
+        f"/ui/parties/shipment/{SHIPMENT}/export.csv",
+    ],
     "view_model": ["/ui/model"],
+    "manage_watchlist": ["/ui/watchlist"],
 }
 
 
@@ -56,6 +63,16 @@ def test_the_api_follows_the_table(service, role, action):
         assert r.status_code == 200, (role, action, r.text[:300])
     else:
         assert r.status_code == 403, (role, action, r.status_code)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_search_api_follows_the_table(service, role):
+    """``GET /search`` performs ``read_shipments`` (issue 17: officers' keys only)."""
+    r = service["http"].get(f"/search?q={SHIPMENT}", headers=bearer(service["keys"][role]))
+    if may(role, "read_shipments"):
+        assert r.status_code == 200 and r.json()["results"][0]["kind"] == "shipment"
+    else:
+        assert r.status_code == 403, (role, r.status_code)
 
 
 @pytest.mark.parametrize("role", ROLES)

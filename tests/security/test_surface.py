@@ -116,6 +116,12 @@ async def _browse(url: str) -> tuple[list[str], str, list[str]]:
         await page.get_by_role("button", name="Sign in", exact=True).click()
         await page.wait_for_url(re.compile(r".*/ui/worklist.*"))
         await page.goto(f"{url}/ui/shipments/H000005")
+        await page.goto(f"{url}/ui/search?q=CNS5")
+        await page.goto(f"{url}/ui/parties/consignee/CNS5")
+        await page.goto(f"{url}/ui/watchlist")
+        # the network page draws with the vendored Cytoscape under the strict CSP
+        await page.goto(f"{url}/ui/network/consignee/CNS5")
+        await page.locator("#graph[data-drawn]").wait_for()  # no eval: the CSP forbids it
         await page.goto(f"{url}/ui/model")
         seen = list(requests)
         # a script on the origin cannot reach another origin either

@@ -69,7 +69,13 @@ def test_the_built_bento_serves_the_worklist_and_scores(tmp_path):
     src = bento.parent / "src"
     templates = {p.name for p in (src / "serving/ui/templates").glob("*.html")}
     assert {"base.html", "login.html", "worklist.html", "shipment.html"} <= templates
-    assert {p.name for p in (src / "serving/ui/static").iterdir()} >= {"app.css", "app.js"}
+    assert {"search.html", "party.html", "network.html", "watchlist.html"} <= templates
+    assert {p.name for p in (src / "serving/ui/static").iterdir()} >= {
+        "app.css",
+        "app.js",
+        "cytoscape.min.js",
+        "cytoscape.LICENSE.txt",
+    }
     assert {"index.html", "explorer.html", "explorer.js"} <= {
         p.name for p in (src / "serving").iterdir()
     }

@@ -85,6 +85,7 @@ class WorklistPages(PageBase):
             "below": visible[(visible["pick"] == "") & visible["rank"].notna()],
             "unscored": visible[visible["rank"].isna()],
         }
+        marks = store.watch_marks(visible["shipment_id"].tolist())
         before = store.declared_between(end=start)
         after = store.declared_between(start=end, last=False)
         query = {
@@ -111,11 +112,12 @@ class WorklistPages(PageBase):
             summary=summary,
             visible=len(visible),
             inspected=int(planned["outcome"].notna().sum()),
-            model_rows=self._rows(sections["model"]),
-            random_rows=self._rows(sections["random"]),
-            below_rows=self._rows(sections["below"].head(shown_below)),
+            model_rows=self._rows(sections["model"], marks),
+            random_rows=self._rows(sections["random"], marks),
+            below_rows=self._rows(sections["below"].head(shown_below), marks),
             below_total=len(sections["below"]),
-            unscored_rows=self._rows(sections["unscored"].head(BELOW_PAGE)),
+            unscored_rows=self._rows(sections["unscored"].head(BELOW_PAGE), marks),
+            watched=len(marks),
             unscored_total=len(sections["unscored"]),
             query=query,
             more_below=shown_below + 200,
@@ -125,7 +127,10 @@ class WorklistPages(PageBase):
         )
 
     @staticmethod
-    def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def _rows(frame: pd.DataFrame, marks: dict | None = None) -> list[dict[str, Any]]:
+        """The rows of a worklist section; ``marks``: the watchlist entries in force each
+        shipment touches."""
+        marks = marks or {}
         rows = []
         for r in frame.itertuples(index=False):
             transport = shown_value(r.flight) or " ".join(
@@ -156,6 +161,9 @@ class WorklistPages(PageBase):
                     "hs_code": shown_value(r.hs_code),
                     "origin": shown_value(r.origin_country),
                     "outcome": None if pd.isna(r.outcome) else str(r.outcome),
+                    "watch": [
+                        f"{e.words} {e.display}: {e.reason}" for e in marks.get(r.shipment_id, ())
+                    ],
                 }
             )
         return rows
