@@ -499,7 +499,35 @@ def _log(
             model,
             model.input_example(test_rows),
             settings.model_name if register else None,
+            drift_reference=_drift_reference(model, dataset, split, settings, config),
         )
+
+
+REFERENCE_ROWS = 200_000
+"""At most this many training-window shipments (a seeded sample) make the drift reference:
+quantile edges and category shares are stable long before, and it bounds the cost."""
+
+
+def _drift_reference(
+    model: ScoringModel, dataset: Dataset, split: TemporalSplit, settings, config: TrainConfig
+) -> dict[str, Any]:
+    """Per stream, the histogram of every model feature and of the score over *all* shipments
+    of the training window (inspected or not: the service scores all traffic, so that is the
+    population its traffic is compared with)."""
+    from features.drift import build_reference
+
+    rows = dataset.features.loc[split.train]
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(n=REFERENCE_ROWS, random_state=settings.seed)
+    scores = model.score(rows, num_threads=config.num_threads)
+    return build_reference(
+        rows,
+        rows["mode"],
+        model.feature_names,
+        list(model.categories),
+        scores=scores,
+        window=split.period("train"),
+    )
 
 
 def train_job(

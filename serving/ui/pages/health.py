@@ -1,0 +1,109 @@
+"""The model health page: drift of the served traffic per feature, stream and week against
+the champion's training window, and the alerts it raises; a section for the outcome figures
+(``health_outcomes.html``).
+
+Reading the page never computes drift: it shows the last report of the service's
+:class:`serving.drift.DriftMonitor` (refreshed in the background every
+``drift_refresh_minutes``). The heat maps are PNGs drawn from that report and served from
+this origin (the CSP allows images from ``'self'`` only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from starlette.requests import Request
+from starlette.responses import Response
+
+from features.catalog import FEATURE_NAMES
+from features.drift import SCORE
+from serving.drift import DriftReport, heatmap_png
+from serving.ui.session_gate import PageBase
+
+HEAT_ROWS = 25
+"""Features per stream in the heat table: the score, then the most drifted."""
+
+
+def heat_rows(report: DriftReport, stream: str, limit: int = HEAT_ROWS) -> dict[str, Any]:
+    """One stream's heat table: the weeks (columns), and per row (the score first, then the
+    features by their largest PSI) the window's cell and one cell per week."""
+    weeks = report.weeks[report.weeks["stream"] == stream]
+    window = report.window[report.window["stream"] == stream]
+    columns = sorted(weeks["week"].unique().tolist())
+    worst = weeks.groupby("feature")["psi"].max().fillna(0.0)
+    ranked = [SCORE] + [
+        f for f in worst.sort_values(ascending=False, kind="stable").index if f != SCORE
+    ]
+    ranked = [f for f in ranked if f in worst.index][:limit]
+    cells = {(r.feature, r.week): r for r in weeks.itertuples(index=False)}
+    now = {r.feature: r for r in window.itertuples(index=False)}
+    rows = []
+    for feature in ranked:
+        rows.append(
+            {
+                "feature": feature,
+                "window": _cell(now.get(feature)),
+                "weeks": [_cell(cells.get((feature, w))) for w in columns],
+            }
+        )
+    return {"stream": stream, "weeks": columns, "rows": rows, "features": len(worst)}
+
+
+def _cell(r) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    psi = None if pd.isna(r.psi) else float(r.psi)
+    heat = 0 if psi is None else min(5, int(psi / 0.05))
+    unseen = None if pd.isna(r.unseen_share) else float(r.unseen_share)
+    return {
+        "psi": psi,
+        "level": r.level,
+        "heat": heat,
+        "rows": int(r.rows),
+        "missing": float(r.missing_share),
+        "missing_reference": float(r.missing_reference),
+        "unseen": unseen,
+    }
+
+
+class HealthPages(PageBase):
+    def health(self, request: Request) -> Response:
+        engine, session, caller = self.officer(request, "view_model")
+        current = engine.served_model
+        monitor = engine.drift
+        report: DriftReport | None = monitor.report
+        engine.store.audit(
+            "ui_health_viewed", caller, {"version": current.version if current else None}
+        )
+        streams = []
+        if report is not None and not report.weeks.empty:
+            order = [s for s in ("sea", "air", "express") if s in set(report.weeks["stream"])]
+            order += sorted(set(report.weeks["stream"]) - set(order))
+            streams = [heat_rows(report, s) for s in order]
+        return self.render(
+            request,
+            "health.html",
+            session=session,
+            caller=caller,
+            active="health",
+            current=current,
+            report=report,
+            drift_error=monitor.error,
+            streams=streams,
+            settings=engine.settings,
+            catalog_names=set(FEATURE_NAMES),
+            outcomes=None,
+        )
+
+    def health_heatmap(self, request: Request) -> Response:
+        engine, _, _ = self.officer(request, "view_model")
+        report: DriftReport | None = engine.drift.report
+        stream = request.path_params["stream"]
+        if report is None or stream not in set(report.weeks["stream"]):
+            return Response("no drift measured for this stream", 404)
+        return Response(
+            heatmap_png(report, stream),
+            media_type="image/png",
+            headers={"cache-control": "private, max-age=60"},
+        )
