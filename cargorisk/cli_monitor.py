@@ -47,8 +47,8 @@ def _text(report, weeks: int, top: int) -> str:
         )
     t = report.thresholds
     lines.append(
-        f"thresholds     PSI warn {t.psi_warn:g} alert {t.psi_alert:g}; unseen "
-        f"{t.unseen_alert:.0%}; missing +{t.missing_alert:.0%}"
+        f"thresholds     PSI warn {t.psi_warn:g} alert {t.psi_alert:g}; unknown to the model "
+        f"+{t.unseen_alert:.0%}; missing +{t.missing_alert:.0%} (points over training)"
     )
     lines.append("")
     if not report.alerts:

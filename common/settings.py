@@ -112,8 +112,8 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         le=1,
-        description="Drift: share of a categorical feature's values unseen in training from "
-        "which it alarms.",
+        description="Drift: rise of the share of a categorical feature's values unknown to the "
+        "model (outside its vocabulary) over the training window's share from which it alarms.",
     )
     drift_missing_alert: float = Field(
         default=0.1,

@@ -45,7 +45,7 @@ EPSILON: Final = 1e-4
 """The share an empty bin counts as in PSI (keeps ln finite; caps one bin's term)."""
 MIN_ROWS: Final = 30
 """Fewer served rows than this in a group give no PSI (too noisy to alarm on)."""
-LEVELS: Final = ("ok", "warn", "alert")
+LEVELS: Final = ("ok", "warn", "alert", "unwatched")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class Thresholds:
     psi_warn: float = 0.1
     psi_alert: float = 0.25
     unseen_alert: float = 0.05
-    """Share of a categorical feature's values the model never saw in training."""
+    """Rise of the share of a categorical feature's values outside the model's vocabulary
+    above the training window's own share (absolute: 0.05 = five points)."""
     missing_alert: float = 0.1
     """Rise of the missing share above the reference's (absolute: 0.1 = ten points)."""
 
@@ -64,15 +65,47 @@ def _missing(values: pd.Series) -> np.ndarray:
     return values.isna().to_numpy()
 
 
-def _numeric_reference(values: pd.Series, bins: int) -> dict[str, Any]:
+def split_points(booster_dump: Mapping[str, Any], feature_names: Sequence[str]) -> dict:
+    """The thresholds at which the model's trees split each numeric feature (``value <=
+    threshold`` goes left), and ``used``: the features with at least one split. From
+    LightGBM's ``Booster.dump_model()``; features by position in ``feature_names``."""
+    thresholds: dict[str, set[float]] = {n: set() for n in feature_names}
+    used: set[str] = set()
+    stack = [tree["tree_structure"] for tree in booster_dump.get("tree_info", [])]
+    while stack:
+        node = stack.pop()
+        if "split_feature" not in node:
+            continue
+        name = feature_names[int(node["split_feature"])]
+        used.add(name)
+        if node.get("decision_type") == "<=":
+            thresholds[name].add(float(node["threshold"]))
+        stack.extend((node["left_child"], node["right_child"]))
+    return {"thresholds": {n: sorted(v) for n, v in thresholds.items()}, "used": used}
+
+
+def _edges(present: np.ndarray, bins: int, candidates: Sequence[float] | None) -> np.ndarray:
+    """Bin edges: the reference's quantiles, or - given the model's split points - the split
+    points nearest to them (so a bin boundary is a place where the model's answer changes)."""
+    if not len(present):
+        return np.array([], dtype="float64")
+    qs = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
+    if candidates is None:
+        return np.unique(qs)
+    points = np.asarray(sorted(candidates), dtype="float64")
+    if len(points) <= bins - 1:
+        return points
+    nearest = np.abs(points[None, :] - qs[:, None]).argmin(axis=1)
+    return np.unique(points[nearest])
+
+
+def _numeric_reference(
+    values: pd.Series, bins: int, splits: Sequence[float] | None = None
+) -> dict[str, Any]:
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     missing = np.isnan(x)
     present = x[~missing]
-    if len(present):
-        qs = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
-        edges = np.unique(qs)
-    else:
-        edges = np.array([], dtype="float64")
+    edges = _edges(present, bins, splits)
     counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
     n = max(len(x), 1)
     return {
@@ -83,17 +116,22 @@ def _numeric_reference(values: pd.Series, bins: int) -> dict[str, Any]:
     }
 
 
-def _categorical_reference(values: pd.Series, top: int) -> dict[str, Any]:
+def _categorical_reference(
+    values: pd.Series, top: int, vocabulary: Sequence[str] | None
+) -> dict[str, Any]:
     missing = _missing(values)
     n = max(len(values), 1)
-    counts = values[~missing].astype(str).value_counts(sort=True)
+    text = values[~missing].astype(str)
+    counts = text.value_counts(sort=True)
     kept = counts.iloc[:top]
+    unseen = None if vocabulary is None else float((~text.isin(set(vocabulary))).sum()) / n
     return {
         "kind": "categorical",
         "categories": [str(c) for c in kept.index],
         "shares": [float(c) / n for c in kept.to_numpy()],
         "other": float(counts.iloc[top:].sum()) / n,
         "missing": float(missing.sum()) / n,
+        "unseen": unseen,
     }
 
 
@@ -101,18 +139,30 @@ def build_reference(
     features: pd.DataFrame,
     streams: Sequence[Any] | np.ndarray | pd.Series,
     feature_names: Sequence[str],
-    categorical: Sequence[str],
+    categorical: Sequence[str] | Mapping[str, Sequence[str]],
     *,
     scores: np.ndarray | None = None,
     window: Mapping[str, Any] | None = None,
+    splits: Mapping[str, Any] | None = None,
     bins: int = BINS,
     top: int = TOP_CATEGORIES,
 ) -> dict[str, Any]:
     """The drift reference of ``features`` (one row per training-window shipment): for each
     stream in ``streams`` and for :data:`ALL_STREAMS`, each of ``feature_names`` (those in
     ``categorical`` binned by category) and, when given, the model's ``scores``. JSON-able;
-    :func:`drift_table` reads it. The model's category vocabularies are not repeated here:
-    the comparison takes them from the model."""
+    :func:`drift_table` reads it. When ``categorical`` maps each name to the model's
+    vocabulary, the share of training-window values outside it (``unseen``: the model learned
+    its splits on the *inspected* rows only, so some traffic is always outside) is recorded,
+    the baseline the served unseen share is compared with. The vocabularies themselves are not
+    repeated here: the comparison takes them from the model.
+
+    ``splits`` (:func:`split_points` of the model) bins each numeric feature at the model's
+    own split points rather than at quantiles: a shift that crosses none of them changes
+    nothing the model sees (an importer's "days since first seen" growing from 300 to 330
+    does not matter to a model that splits it at 2 and 14 days). A numeric feature the model
+    never splits on has no such points: it is recorded with ``watched`` false, shown but never
+    alarming (its quantile bins would alarm at every harmless move, e.g. a growing age).
+    Categorical features are always watched: each category is its own bin."""
     missing = [n for n in feature_names if n not in features.columns]
     if missing:
         raise KeyError(f"feature rows lack columns: {', '.join(missing)}")
@@ -122,17 +172,26 @@ def build_reference(
     groups: dict[str, np.ndarray] = {ALL_STREAMS: np.ones(len(features), bool)}
     for s in sorted(set(stream.tolist())):
         groups[s] = stream == s
+    thresholds = (splits or {}).get("thresholds") or {}
+    used = (splits or {}).get("used")
     out: dict[str, Any] = {}
     for key, mask in groups.items():
         rows = features.loc[mask]
         per: dict[str, Any] = {}
         for name in feature_names:
             if name in categorical:
-                per[name] = _categorical_reference(rows[name], top)
+                vocabulary = categorical[name] if isinstance(categorical, Mapping) else None
+                per[name] = _categorical_reference(rows[name], top, vocabulary)
             else:
-                per[name] = _numeric_reference(rows[name], bins)
+                per[name] = _numeric_reference(
+                    rows[name], bins, thresholds.get(name) if splits else None
+                )
+            # categories are bins of their own (robust to any model); a number is watched
+            # where the model splits it
+            per[name]["watched"] = used is None or name in categorical or name in used
         if scores is not None:
             per[SCORE] = _numeric_reference(pd.Series(np.asarray(scores)[mask]), bins)
+            per[SCORE]["watched"] = True
         out[key] = {"rows": int(mask.sum()), "features": per}
     return {
         "version": REFERENCE_VERSION,
@@ -154,6 +213,8 @@ class FeatureDrift:
     missing_reference: float
     unseen_share: float
     """Categorical features: share of values outside the model's vocabulary; numbers: NaN."""
+    unseen_reference: float
+    """The same share over the training window (NaN when not recorded)."""
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, eps: float = EPSILON) -> float:
@@ -177,7 +238,7 @@ def compare(
     n = len(values)
     if n == 0:
         nan = float("nan")
-        return FeatureDrift(0, nan, nan, float(ref["missing"]), nan)
+        return FeatureDrift(0, nan, nan, float(ref["missing"]), nan, nan)
     missing = _missing(values)
     unseen = float("nan")
     if ref["kind"] == "categorical":
@@ -200,7 +261,15 @@ def compare(
         expected = [*ref["shares"], ref["missing"]]
     actual = np.append(counts, missing.sum()) / n
     value = psi(np.asarray(expected), actual) if n >= MIN_ROWS else float("nan")
-    return FeatureDrift(n, value, float(missing.sum()) / n, float(ref["missing"]), unseen)
+    base = ref.get("unseen")
+    return FeatureDrift(
+        n,
+        value,
+        float(missing.sum()) / n,
+        float(ref["missing"]),
+        unseen,
+        float("nan") if base is None or unseen != unseen else float(base),
+    )
 
 
 DRIFT_COLUMNS: Final = (
@@ -212,6 +281,8 @@ DRIFT_COLUMNS: Final = (
     "missing_share",
     "missing_reference",
     "unseen_share",
+    "unseen_reference",
+    "watched",
 )
 
 
@@ -263,17 +334,29 @@ def drift_table(
                 continue
             d = compare(values, entry, vocabularies.get(name))
             rows.append(
-                (s, g, name, d.rows, d.psi, d.missing_share, d.missing_reference, d.unseen_share)
+                (
+                    s,
+                    g,
+                    name,
+                    d.rows,
+                    d.psi,
+                    d.missing_share,
+                    d.missing_reference,
+                    d.unseen_share,
+                    d.unseen_reference,
+                    bool(entry.get("watched", True)),
+                )
             )
     return pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))
 
 
 def levels(table: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
-    """``alert`` when PSI, the unseen share or the rise in missing share passes its alert
-    threshold; ``warn`` when PSI passes its warning threshold; ``ok`` otherwise (a row without
-    a PSI - too few rows - is ``ok``)."""
+    """``alert`` when PSI, or the rise of the unseen or the missing share over training's,
+    passes its alert threshold; ``warn`` when PSI passes its warning threshold; ``ok``
+    otherwise (a row without a PSI - too few rows - is ``ok``); ``unwatched`` for a numeric
+    feature the model has no split on (shown, never alarming)."""
     psi_values = table["psi"].fillna(0.0)
-    unseen = table["unseen_share"].fillna(0.0)
+    unseen = _unseen_rise(table)
     rise = (table["missing_share"] - table["missing_reference"]).fillna(0.0)
     enough = table["rows"] >= MIN_ROWS
     alert = enough & (
@@ -282,20 +365,29 @@ def levels(table: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
         | (rise >= thresholds.missing_alert)
     )
     warn = enough & (psi_values >= thresholds.psi_warn)
-    return pd.Series(np.where(alert, "alert", np.where(warn, "warn", "ok")), index=table.index)
+    watched = table["watched"].astype(bool) if "watched" in table else True
+    level = np.where(alert, "alert", np.where(warn, "warn", "ok"))
+    return pd.Series(np.where(watched, level, "unwatched"), index=table.index)
+
+
+def _unseen_rise(table: pd.DataFrame) -> pd.Series:
+    return (table["unseen_share"] - table["unseen_reference"].fillna(0.0)).fillna(0.0)
 
 
 def alerts(table: pd.DataFrame, thresholds: Thresholds) -> list[dict[str, Any]]:
     """The rows that warn or alarm, worst first, each with the reason in words."""
     lv = levels(table, thresholds)
+    unseen_rise = _unseen_rise(table)
     out = []
-    for i in np.flatnonzero(lv.to_numpy() != "ok"):
+    for i in np.flatnonzero(np.isin(lv.to_numpy(), ["warn", "alert"])):
         r = table.iloc[i]
         why = []
         if r["psi"] == r["psi"] and r["psi"] >= thresholds.psi_warn:
             why.append(f"PSI {r['psi']:.2f}")
-        if r["unseen_share"] == r["unseen_share"] and r["unseen_share"] >= thresholds.unseen_alert:
-            why.append(f"{r['unseen_share']:.1%} categories unseen in training")
+        if unseen_rise.iloc[i] >= thresholds.unseen_alert:
+            base = r["unseen_reference"]
+            was = f" (training {base:.1%})" if base == base else ""
+            why.append(f"{r['unseen_share']:.1%} categories unknown to the model{was}")
         rise = r["missing_share"] - r["missing_reference"]
         if rise == rise and rise >= thresholds.missing_alert:
             why.append(f"missing {r['missing_share']:.1%} (training {r['missing_reference']:.1%})")

@@ -30,8 +30,9 @@ from features.scoring import ScoringModel
 
 log = logging.getLogger("cargorisk.serving")
 
-LEVEL_VALUE = {"ok": 0, "warn": 1, "alert": 2}
-"""The ``cargorisk_drift_level`` gauge's value of each level."""
+LEVEL_VALUE = {"unwatched": -1, "ok": 0, "warn": 1, "alert": 2}
+"""The ``cargorisk_drift_level`` gauge's value of each level (-1: a numeric feature the model
+does not split on, shown but never alarming)."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def heatmap_figure(weeks: pd.DataFrame, stream: str, thresholds: Thresholds, lim
 
     from features.drift import SCORE
 
-    part = weeks[weeks["stream"] == stream]
+    part = weeks[(weeks["stream"] == stream) & weeks["watched"].astype(bool)]
     worst = part.groupby("feature")["psi"].max().fillna(0.0)
     names = [SCORE] if SCORE in worst.index else []
     names += [f for f in worst.sort_values(ascending=False).index if f != SCORE][: limit - 1]

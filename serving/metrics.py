@@ -111,7 +111,7 @@ def get_metrics() -> ServiceMetrics:
                 drift_level=drift_gauge(
                     "cargorisk_drift_level",
                     "Drift level of a feature by the configured thresholds: 0 ok, 1 warn, "
-                    "2 alert, by stream.",
+                    "2 alert (-1: a numeric feature the champion does not split on), by stream.",
                 ),
             )
         return _METRICS

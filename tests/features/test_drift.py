@@ -21,6 +21,7 @@ from features.drift import (
     iso_week,
     levels,
     psi,
+    split_points,
 )
 
 
@@ -73,6 +74,7 @@ def test_numeric_shift_raises_psi():
 def test_categorical_unseen_and_other_bin():
     frame = pd.DataFrame({"weight": [1.0] * 100, "port": ["A"] * 60 + ["B"] * 30 + [None] * 10})
     entry = _reference(frame, ["sea"] * 100)["streams"]["sea"]["features"]["port"]
+    assert entry["unseen"] is None  # no vocabulary given
     assert entry["categories"] == ["A", "B"]
     assert entry["shares"] == pytest.approx([0.6, 0.3])
     assert entry["other"] == 0.0
@@ -80,6 +82,7 @@ def test_categorical_unseen_and_other_bin():
     served = pd.Series(["A"] * 40 + ["C"] * 40 + [None] * 20)
     d = compare(served, entry, vocabulary={"A", "B"})
     assert d.unseen_share == pytest.approx(0.4)
+    assert math.isnan(d.unseen_reference)
     assert d.missing_share == pytest.approx(0.2)
     # bins A, B, other, missing: 0.6/0.3/0/0.1 -> 0.4/0/0.4/0.2
     by_hand = psi(np.array([0.6, 0.3, 0.0, 0.1]), np.array([0.4, 0.0, 0.4, 0.2]))
@@ -133,14 +136,17 @@ def test_levels_and_alerts():
             "psi": [0.05, 0.15, 0.4, 0.01, 0.9],
             "missing_share": [0.0, 0.0, 0.0, 0.5, 0.0],
             "missing_reference": [0.0, 0.0, 0.0, 0.1, 0.0],
-            "unseen_share": [0.2, np.nan, np.nan, np.nan, np.nan],
+            "unseen_share": [0.2, np.nan, np.nan, 0.3, np.nan],
+            "unseen_reference": [0.1, np.nan, np.nan, 0.29, np.nan],
         }
     )
     t = Thresholds()
     assert levels(table, t).tolist() == ["alert", "warn", "alert", "alert", "ok"]
     found = alerts(table, t)
     assert [a["feature"] for a in found] == ["c", "a", "d", "b"]
-    assert "unseen" in found[1]["why"] and "missing 50.0%" in found[2]["why"]
+    # a: 10 points more values unknown to the model than in training; d: 1 point more
+    assert found[1]["why"] == "20.0% categories unknown to the model (training 10.0%)"
+    assert found[2]["why"] == "missing 50.0% (training 10.0%)"
 
 
 def test_iso_week():
@@ -151,3 +157,44 @@ def test_iso_week():
 def test_reference_refuses_missing_columns():
     with pytest.raises(KeyError, match="weight"):
         build_reference(pd.DataFrame({"port": ["A"]}), ["sea"], ["weight"], [])
+
+
+def test_reference_records_the_training_share_outside_the_vocabulary():
+    frame = pd.DataFrame({"weight": [1.0] * 100, "port": ["A"] * 80 + ["Z"] * 20})
+    ref = build_reference(frame, ["sea"] * 100, ["weight", "port"], {"port": ["A"]})
+    entry = ref["streams"]["sea"]["features"]["port"]
+    assert entry["unseen"] == pytest.approx(0.2)
+    d = compare(pd.Series(["A"] * 50 + ["Z"] * 50), entry, vocabulary=["A"])
+    assert (d.unseen_share, d.unseen_reference) == (pytest.approx(0.5), pytest.approx(0.2))
+
+
+def test_bins_at_the_models_split_points():
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 100, 2000)
+    y = (x > 40).astype(float)
+    unused = rng.normal(0, 1, 2000)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 3, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(np.column_stack([x, unused]), y),
+        num_boost_round=3,
+    )
+    splits = split_points(booster.dump_model(), ["age", "noise"])
+    assert splits["used"] == {"age"}
+    assert splits["thresholds"]["noise"] == []
+    assert all(35 < t < 45 for t in splits["thresholds"]["age"])
+    frame = pd.DataFrame({"age": x, "noise": unused})
+    ref = build_reference(frame, ["sea"] * 2000, ["age", "noise"], [], splits=splits)
+    age = ref["streams"]["sea"]["features"]["age"]
+    assert age["edges"] == splits["thresholds"]["age"] and age["watched"]
+    assert ref["streams"]["sea"]["features"]["noise"]["watched"] is False
+    # the old grow older (every age above the split + 60): no drift the model can see, where
+    # quantile bins would alarm; a shift across the split is drift
+    older = pd.Series(np.where(x > 45, x + 60, x))
+    assert compare(older, age).psi < 0.01
+    quantile = build_reference(frame, ["sea"] * 2000, ["age"], [])["streams"]["sea"]
+    assert compare(older, quantile["features"]["age"]).psi > 1
+    assert compare(pd.Series(rng.uniform(0, 30, 500)), age).psi > 0.5
+    table = drift_table(frame.head(100), ref, streams=["sea"] * 100, groups=["w"] * 100)
+    assert levels(table, Thresholds()).tolist() == ["ok", "unwatched"]

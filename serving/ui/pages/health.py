@@ -27,9 +27,12 @@ HEAT_ROWS = 25
 
 def heat_rows(report: DriftReport, stream: str, limit: int = HEAT_ROWS) -> dict[str, Any]:
     """One stream's heat table: the weeks (columns), and per row (the score first, then the
-    features by their largest PSI) the window's cell and one cell per week."""
-    weeks = report.weeks[report.weeks["stream"] == stream]
+    features the model uses by their largest PSI) the window's cell and one cell per week."""
+    weeks = report.weeks[(report.weeks["stream"] == stream) & report.weeks["watched"]]
     window = report.window[report.window["stream"] == stream]
+    unused = int(report.weeks.loc[report.weeks["stream"] == stream, "feature"].nunique()) - int(
+        weeks["feature"].nunique()
+    )
     columns = sorted(weeks["week"].unique().tolist())
     worst = weeks.groupby("feature")["psi"].max().fillna(0.0)
     ranked = [SCORE] + [
@@ -47,7 +50,13 @@ def heat_rows(report: DriftReport, stream: str, limit: int = HEAT_ROWS) -> dict[
                 "weeks": [_cell(cells.get((feature, w))) for w in columns],
             }
         )
-    return {"stream": stream, "weeks": columns, "rows": rows, "features": len(worst)}
+    return {
+        "stream": stream,
+        "weeks": columns,
+        "rows": rows,
+        "features": len(worst),
+        "unused": unused,
+    }
 
 
 def _cell(r) -> dict[str, Any] | None:
@@ -56,6 +65,7 @@ def _cell(r) -> dict[str, Any] | None:
     psi = None if pd.isna(r.psi) else float(r.psi)
     heat = 0 if psi is None else min(5, int(psi / 0.05))
     unseen = None if pd.isna(r.unseen_share) else float(r.unseen_share)
+    unseen_ref = None if pd.isna(r.unseen_reference) else float(r.unseen_reference)
     return {
         "psi": psi,
         "level": r.level,
@@ -64,6 +74,7 @@ def _cell(r) -> dict[str, Any] | None:
         "missing": float(r.missing_share),
         "missing_reference": float(r.missing_reference),
         "unseen": unseen,
+        "unseen_reference": unseen_ref,
     }
 
 
