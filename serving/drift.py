@@ -233,16 +233,39 @@ class DriftMonitor:
             )
             return report
 
-    def start(self) -> None:
-        """Refresh every ``drift_refresh_minutes`` on a daemon thread (none when 0)."""
+    def due(self) -> bool:
+        """Whether the background thread should recompute now: something was scored and there
+        is no report yet, or the last one is ``drift_refresh_minutes`` old, or it is of
+        another model version than the one serving (a reload), or it saw no traffic and
+        traffic has come since."""
+        model = self.engine.served_model
+        if model is None or not model.drift_reference:
+            return self.report is None and self.error is None and model is not None
+        report = self.report
+        if report is None or report.model_version != model.version:
+            return self.engine.store.count("scores") > 0
         minutes = self.engine.settings.drift_refresh_minutes
-        if minutes <= 0 or self._thread is not None:
+        if minutes <= 0:
+            return False
+        age = dt.datetime.now(dt.UTC).replace(tzinfo=None) - report.computed_at
+        if age >= dt.timedelta(minutes=minutes):
+            return True
+        return report.served == 0 and self.engine.store.count("scores") > 0
+
+    def start(self, poll_seconds: float = 60.0) -> None:
+        """Check every ``poll_seconds`` on a daemon thread whether drift is :meth:`due` and
+        recompute it then (no thread when ``drift_refresh_minutes`` is 0)."""
+        if self.engine.settings.drift_refresh_minutes <= 0 or self._thread is not None:
             return
 
         def loop() -> None:
             while not self._stop.is_set():
-                self.refresh()
-                self._stop.wait(minutes * 60)
+                try:
+                    if self.due():
+                        self.refresh()
+                except Exception:  # the store may be briefly unavailable; try again later
+                    log.exception("drift: check failed")
+                self._stop.wait(poll_seconds)
 
         self._thread = threading.Thread(target=loop, name="drift", daemon=True)
         self._thread.start()
