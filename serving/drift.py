@@ -188,6 +188,12 @@ class DriftMonitor:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def notice(self) -> None:
+        """Shipments were scored: let the thread check whether drift is due (an event set -
+        nothing is computed on the caller's thread)."""
+        self._wake.set()
 
     def refresh(self) -> DriftReport | None:
         """Recompute drift for the model in service now; keeps the error instead of raising
@@ -252,26 +258,33 @@ class DriftMonitor:
             return True
         return report.served == 0 and self.engine.store.count("scores") > 0
 
-    def start(self, poll_seconds: float = 60.0) -> None:
-        """Check every ``poll_seconds`` on a daemon thread whether drift is :meth:`due` and
-        recompute it then (no thread when ``drift_refresh_minutes`` is 0)."""
+    def start(self, poll_seconds: float = 60.0, settle_seconds: float = 5.0) -> None:
+        """Check on a daemon thread whether drift is :meth:`due` - every ``poll_seconds``, and
+        ``settle_seconds`` after shipments were scored (:meth:`notice`; a burst of manifests
+        is one check) - and recompute it then (no thread when ``drift_refresh_minutes`` is
+        0)."""
         if self.engine.settings.drift_refresh_minutes <= 0 or self._thread is not None:
             return
 
         def loop() -> None:
             while not self._stop.is_set():
+                if self._wake.wait(poll_seconds):
+                    self._stop.wait(settle_seconds)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
                 try:
                     if self.due():
                         self.refresh()
                 except Exception:  # the store may be briefly unavailable; try again later
                     log.exception("drift: check failed")
-                self._stop.wait(poll_seconds)
 
         self._thread = threading.Thread(target=loop, name="drift", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
 
 def _with_seconds(report: DriftReport, seconds: float) -> DriftReport:

@@ -740,6 +740,7 @@ class ScoringEngine:
                 self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
+        self.drift.notice()  # wakes the drift thread (it decides whether to recompute)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
             time.perf_counter() - started
         )
