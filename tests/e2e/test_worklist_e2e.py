@@ -173,3 +173,11 @@ def test_health_page_shows_the_drift_of_the_scored_day(page, service, world):
     assert not [
         u for u in requests if urlsplit(u).scheme != "data" and urlsplit(u).netloc != origin
     ]
+
+    # the same measurement as gauges in /metrics (BentoML's multiprocess registry)
+    import httpx
+
+    monitor = world.cli("keys", "create", "--role", "monitor", "--name", "prometheus-e2e")
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {monitor}"}).text
+    assert re.search(r'cargorisk_drift_psi\{feature="score",stream="express"\} [0-9.e+-]+', text)
+    assert re.search(r'cargorisk_drift_level\{feature="origin_country",stream="sea"\}', text)
