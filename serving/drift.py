@@ -99,15 +99,15 @@ def served_features(
     store, scoring: ScoringModel, *, weeks: int, engine: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The feature rows of the shipments the service scored that were declared within the
-    last ``weeks`` ISO weeks before the latest of them, each with its latest ``score``
-    (recomputed as of its declaration from the store's history; see the module's doc)."""
+    last ``weeks`` ISO weeks before the latest of them (recomputed as of each declaration
+    from the store's history; see the module's doc)."""
     served = store.served_scores()
     if served.empty:
         return pd.DataFrame()
     ships = store.history_frame()
     outs = store.outcomes_frame()
     features = build_training_frame(ships, outs, attributes=scoring.attributes, **(engine or {}))
-    features = features.merge(served[["shipment_id", "score"]], on="shipment_id", how="inner")
+    features = features[features["shipment_id"].isin(set(served["shipment_id"]))]
     if features.empty:
         return features
     latest = pd.Timestamp(features["declared_at"].max())
@@ -132,7 +132,9 @@ def measure(
     empty = pd.DataFrame(columns=[*_columns(), "level"])
     if features.empty:
         return DriftReport(model_version, now, thresholds, 0, empty, empty)
-    scores = features["score"].to_numpy(dtype="float64")
+    # the model's own scores of the served rows: comparable with the reference's, whichever
+    # version served them at the time (for this version's own traffic, the scores it served)
+    scores = scoring.score(features, num_threads=1)
     weekly = drift_table(
         features,
         reference,
