@@ -191,7 +191,7 @@ def test_health_page_shows_the_drift_and_its_alerts(served):
         r = client.get("/ui/health")
         assert r.status_code == 200
         assert 'id="heat-sea"' in r.text and 'id="drift-alerts"' in r.text
-        assert "No outcome figures yet" in r.text
+        assert 'id="recall-estimate"' in r.text and 'id="outcome-table"' in r.text
         png = client.get("/ui/health/drift-sea.png")
         assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
         assert client.get("/ui/health/drift-rail.png").status_code == 404
