@@ -21,6 +21,7 @@ from serving.engine import ScoringEngine
 from serving.schemas import ShipmentIn
 from serving.store import Caller
 from serving.ui.app import create_app
+from tests.conftest import kept_mlflow_uris
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -89,13 +90,16 @@ def served(world, tmp_path_factory):
         drift_refresh_minutes=0,
         drift_window_days=7,
     )
-    result = train_job(
-        settings,
-        data,
-        test_days=6,
-        config=TrainConfig(select_families=False, challenger=False, shap_sample=50, waterfalls=0),
-    )
-    set_champion(settings, result.model_version, {"passed": True, "reason": "drift test"})
+    with kept_mlflow_uris():  # train_job points MLflow at this home, process-wide
+        result = train_job(
+            settings,
+            data,
+            test_days=6,
+            config=TrainConfig(
+                select_families=False, challenger=False, shap_sample=50, waterfalls=0
+            ),
+        )
+        set_champion(settings, result.model_version, {"passed": True, "reason": "drift test"})
     engine = ScoringEngine(settings)
     engine.start()
     assert engine.served_model is not None, engine.model_error
