@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> None:
             if page.locator("table.heat").count() or time.monotonic() > deadline:
                 break
             time.sleep(3)
+        page.set_viewport_size({"width": 1440, "height": 1500})
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(args.out / "health.png"), full_page=True)
+        page.screenshot(path=str(args.out / "health.png"))  # the alerts and the sea table
         browser.close()
     print(f"screenshots in {args.out} (world in {root})")
 
