@@ -105,10 +105,10 @@ def register(app: typer.Typer) -> None:
         import mlflow
         import pandas as pd
 
-        from common.settings import load_settings
+        from common.settings import engine_options, load_settings
         from features import registry_contract as rc
         from features.errors import CargoriskError
-        from serving.drift import engine_options, heatmap_figure, measure, served_features
+        from serving.drift import heatmap_figure, measure, served_features
         from serving.store import Store
         from training import registry
 

@@ -366,6 +366,26 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return data
 
 
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``features.pipeline.build_training_frame`` for the feature engine
+    the settings name (``feature_engine``) and its bounds (``engine_memory_limit``,
+    ``engine_threads``, ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``):
+    one place for training's jobs and the service's drift monitor."""
+    from features.engine import EngineSettings
+
+    temp = settings.engine_temp_directory
+    return {
+        "engine": settings.feature_engine,
+        "engine_settings": EngineSettings(
+            memory_limit=settings.engine_memory_limit,
+            threads=settings.engine_threads,
+            temp_directory=None if temp is None else str(temp),
+            spark_master=settings.spark_master,
+            spark_driver_memory=settings.spark_driver_memory,
+        ),
+    }
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings in force now (environment + config file + overrides)."""
     return Settings(**overrides)

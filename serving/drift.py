@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.settings import engine_options
 from features.drift import Thresholds, alerts, drift_table, iso_week, levels
 from features.pipeline import build_training_frame
 from features.scoring import ScoringModel
@@ -77,22 +78,6 @@ class DriftReport:
             "weeks": rows(self.weeks),
             "alerts": self.alerts,
         }
-
-
-def engine_options(settings) -> dict[str, Any]:
-    """``build_training_frame``'s engine keywords from the settings (as training builds them)."""
-    from features.engine import EngineSettings
-
-    temp = settings.engine_temp_directory
-    return {
-        "engine": settings.feature_engine,
-        "engine_settings": EngineSettings(
-            memory_limit=settings.engine_memory_limit,
-            threads=settings.engine_threads,
-            temp_directory=None if temp is None else str(temp),
-            spark_master=settings.spark_master,
-        ),
-    }
 
 
 def served_features(
