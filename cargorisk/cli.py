@@ -3,9 +3,9 @@
 Each area registers its own commands: ``cli_quickstart``: quickstart; ``cli_data``: ingest;
 ``cli_simulate``: simulate; ``cli_features``: features snapshot / materialize; ``cli_train``:
 train, evaluate, promote, models, score; ``cli_serve``: serve, keys, export; ``cli_retrain``:
-retrain; ``cli_shadow``: shadow; ``cli_ui``: users. None of them imports this module
-(quickstart runs the other commands through the app it is registered on). Heavy libraries are
-imported inside the commands so ``cargorisk --help`` stays instant.
+retrain; ``cli_shadow``: shadow; ``cli_ui``: users; ``cli_monitor``: monitor. None of them
+imports this module (quickstart runs the other commands through the app it is registered on).
+Heavy libraries are imported inside the commands so ``cargorisk --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def build_app() -> typer.Typer:
     from cargorisk import (
         cli_data,
         cli_features,
+        cli_monitor,
         cli_quickstart,
         cli_retrain,
         cli_serve,
@@ -67,6 +68,7 @@ def build_app() -> typer.Typer:
         cli_retrain,
         cli_shadow,
         cli_ui,
+        cli_monitor,
     ):
         module.register(app)
     return app

@@ -18,16 +18,19 @@ import contextlib
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+if TYPE_CHECKING:
+    from features.drift import Thresholds
 
 
 class Settings(BaseSettings):
@@ -97,6 +100,48 @@ class Settings(BaseSettings):
         default=None,
         description="Where DuckDB spills (a private folder made and removed per run); default "
         "the system's temp folder.",
+    )
+
+    drift_psi_warn: float = Field(
+        default=0.1, gt=0, description="Drift: a feature's PSI from which it warns."
+    )
+    drift_psi_alert: float = Field(
+        default=0.25, gt=0, description="Drift: a feature's PSI from which it alarms."
+    )
+    drift_unseen_alert: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Drift: rise of the share of a categorical feature's values unknown to the "
+        "model (outside its vocabulary) over the training window's share from which it alarms.",
+    )
+    drift_missing_alert: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Drift: rise of a feature's missing share over training's from which it "
+        "alarms (0.1 = ten points).",
+    )
+    drift_window_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Drift: the /metrics gauges compare the last this many days of served "
+        "traffic with training.",
+    )
+    drift_weeks: int = Field(
+        default=8,
+        ge=1,
+        le=104,
+        description="Drift: ISO weeks of served traffic the health page and `cargorisk "
+        "monitor` show.",
+    )
+    drift_refresh_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="Drift: how often the service recomputes drift in the background (0: "
+        "never; the health page and /metrics then show none).",
     )
 
     store_url: str | None = Field(
@@ -199,6 +244,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from exc
         return value
 
+    @model_validator(mode="after")
+    def _drift_order(self) -> Settings:
+        if self.drift_psi_warn > self.drift_psi_alert:
+            raise ValueError(
+                f"drift_psi_warn ({self.drift_psi_warn}) must not exceed drift_psi_alert "
+                f"({self.drift_psi_alert})"
+            )
+        return self
+
+    @property
+    def drift_thresholds(self) -> Thresholds:
+        """The drift settings as :class:`features.drift.Thresholds`."""
+        from features.drift import Thresholds
+
+        return Thresholds(
+            psi_warn=self.drift_psi_warn,
+            psi_alert=self.drift_psi_alert,
+            unseen_alert=self.drift_unseen_alert,
+            missing_alert=self.drift_missing_alert,
+        )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -298,6 +364,26 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         if not isinstance(data, dict):
             raise ValueError(f"CARGORISK_CONFIG={path}: expected a mapping of setting: value")
         return data
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``features.pipeline.build_training_frame`` for the feature engine
+    the settings name (``feature_engine``) and its bounds (``engine_memory_limit``,
+    ``engine_threads``, ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``):
+    one place for training's jobs and the service's drift monitor."""
+    from features.engine import EngineSettings
+
+    temp = settings.engine_temp_directory
+    return {
+        "engine": settings.feature_engine,
+        "engine_settings": EngineSettings(
+            memory_limit=settings.engine_memory_limit,
+            threads=settings.engine_threads,
+            temp_directory=None if temp is None else str(temp),
+            spark_master=settings.spark_master,
+            spark_driver_memory=settings.spark_driver_memory,
+        ),
+    }
 
 
 def load_settings(**overrides: Any) -> Settings:

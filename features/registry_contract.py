@@ -26,6 +26,15 @@ CAPACITY_CURVE_DATA: Final = "capacity_curve.json"
 METRICS_DATA: Final = "metrics.json"
 FAMILY_SELECTION_DATA: Final = "family_selection.json"
 FAMILY_SELECTION_TEXT: Final = "family_selection.md"
+DRIFT_REFERENCE: Final = "drift_reference"
+"""The drift reference (:func:`features.drift.build_reference`: per stream, each feature's and
+the score's histogram over the training window) - a file *of the logged model*, beside its
+booster: the name of its pyfunc artifact, stored as ``model/artifacts/drift_reference.json``,
+so every registered version carries the reference of the data it learned from."""
+DRIFT_REFERENCE_FILE: Final = "drift_reference.json"
+MONITOR_PLOTS: Final = "monitor"
+"""Folder of the champion's run where ``cargorisk monitor`` logs its drift plots
+(``monitor/<date>/drift_heat_<stream>.png``, ``monitor/<date>/drift.json``)."""
 
 
 def shap_waterfall_plot(shipment_id: str) -> str:

@@ -252,9 +252,13 @@ class ScoringEngine:
         )
         self.recent = RecentScores(settings.recent_scores_window)
         self._recent_version: str | None = None
+        from serving.drift import DriftMonitor
         from serving.metrics import get_metrics
 
         self.metrics = get_metrics()
+        self.drift = DriftMonitor(self)
+        """Drift of the served traffic (the health page and the /metrics gauges read its last
+        report; its thread recomputes it every ``drift_refresh_minutes``)."""
 
     # -- start-up --------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,6 +277,7 @@ class ScoringEngine:
         _, message = self.shadow.load()
         log.info("start-up: shadow challenger: %s", message)
         self._reset_recent()
+        self.drift.start()
         # The feature state is millions of long-lived objects; a full garbage collection walks
         # them all (0.7 s with a 360k-shipment history), landing at random inside a request.
         # Freezing them after start-up leaves collections only the objects made since.
@@ -735,6 +740,7 @@ class ScoringEngine:
                 self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
+        self.drift.notice()  # wakes the drift thread (it decides whether to recompute)
         self.metrics.latency.labels(endpoint="score" if len(frame) == 1 else "batch").observe(
             time.perf_counter() - started
         )

@@ -1,5 +1,6 @@
 """Prometheus metrics of the scoring service: the score distribution, shipments per risk
-band, scoring latency, outcomes received and reloads.
+band, scoring latency, outcomes received, reloads, and the drift gauges (set by
+:class:`serving.drift.DriftMonitor` after each refresh, never on the scoring path).
 
 ``prometheus_client`` is imported on first use, not at import time: BentoML workers set
 ``PROMETHEUS_MULTIPROC_DIR`` after importing the service module, and metrics created before
@@ -28,6 +29,10 @@ class ServiceMetrics:
     latency: Any
     outcomes: Any
     reloads: Any
+    drift_psi: Any
+    drift_unseen: Any
+    drift_missing: Any
+    drift_level: Any
 
     def observe_scores(self, scores, bands) -> None:
         observe_many(self.scores, scores)
@@ -61,7 +66,11 @@ def get_metrics() -> ServiceMetrics:
     global _METRICS
     with _LOCK:
         if _METRICS is None:
-            from prometheus_client import Counter, Histogram
+            from prometheus_client import Counter, Gauge, Histogram
+
+            def drift_gauge(name: str, text: str) -> Any:
+                # the latest value set in any worker (each refreshes from the same store)
+                return Gauge(name, text, ["feature", "stream"], multiprocess_mode="mostrecent")
 
             _METRICS = ServiceMetrics(
                 scores=Histogram(
@@ -83,6 +92,26 @@ def get_metrics() -> ServiceMetrics:
                 ),
                 reloads=Counter(
                     "cargorisk_model_reloads", "Champion reload attempts, by result.", ["result"]
+                ),
+                drift_psi=drift_gauge(
+                    "cargorisk_drift_psi",
+                    "Population stability index of a feature (or the score) over the last "
+                    "drift_window_days of served traffic against the champion's training "
+                    "window, by stream.",
+                ),
+                drift_unseen=drift_gauge(
+                    "cargorisk_drift_unseen_share",
+                    "Share of a categorical feature's served values the champion never saw in "
+                    "training (scored as missing), by stream.",
+                ),
+                drift_missing=drift_gauge(
+                    "cargorisk_drift_missing_share",
+                    "Share of a feature's served values that are missing, by stream.",
+                ),
+                drift_level=drift_gauge(
+                    "cargorisk_drift_level",
+                    "Drift level of a feature by the configured thresholds: 0 ok, 1 warn, "
+                    "2 alert (-1: a numeric feature the champion does not split on), by stream.",
                 ),
             )
         return _METRICS

@@ -36,6 +36,9 @@ class LoadedModel:
     version: str
     uri: str
     loaded_at: dt.datetime
+    drift_reference: dict | None = None
+    """The training window's per-stream histograms (:func:`features.drift.build_reference`),
+    logged with the model; None for a model logged before references were recorded."""
 
 
 def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> LoadedModel:
@@ -72,7 +75,9 @@ def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> Load
             )
             # load_context reads the booster and metadata into memory: the copy may go
             pyfunc = mlflow.pyfunc.load_model(local)
-        scoring = pyfunc.unwrap_python_model().scoring_model
+        wrapper = pyfunc.unwrap_python_model()
+        scoring = wrapper.scoring_model
+        reference = getattr(wrapper, "drift_reference", None)
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri}: {_short(exc)}") from exc
     if not isinstance(scoring, ScoringModel):
@@ -83,6 +88,7 @@ def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> Load
         version=str(version.version),
         uri=uri,
         loaded_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        drift_reference=reference,
     )
 
 

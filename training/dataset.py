@@ -128,21 +128,10 @@ def truth_for(shipments: pd.DataFrame, truth: pd.DataFrame | None) -> np.ndarray
 
 def engine_options(settings) -> dict[str, Any]:
     """Keyword arguments of ``build_training_frame`` for the feature engine the settings name
-    (``feature_engine``) and its bounds (``engine_memory_limit``, ``engine_threads``,
-    ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``)."""
-    from features.engine import EngineSettings
+    (:func:`common.settings.engine_options`)."""
+    from common.settings import engine_options as options
 
-    temp = settings.engine_temp_directory
-    return {
-        "engine": settings.feature_engine,
-        "engine_settings": EngineSettings(
-            memory_limit=settings.engine_memory_limit,
-            threads=settings.engine_threads,
-            temp_directory=None if temp is None else str(temp),
-            spark_master=settings.spark_master,
-            spark_driver_memory=settings.spark_driver_memory,
-        ),
-    }
+    return options(settings)
 
 
 def build_dataset(

@@ -80,10 +80,14 @@ def model_signature(model: ScoringModel):
 
 
 def log_scoring_model(
-    model: ScoringModel, example: pd.DataFrame, registered_model_name: str | None
+    model: ScoringModel,
+    example: pd.DataFrame,
+    registered_model_name: str | None,
+    drift_reference: dict[str, Any] | None = None,
 ) -> Any:
-    """Log ``model`` into the active run as ``model`` (and register it when a name is given);
-    returns MLflow's ``ModelInfo``."""
+    """Log ``model`` into the active run as ``model`` (and register it when a name is given),
+    with its drift reference (``rc.DRIFT_REFERENCE``) when given; returns MLflow's
+    ``ModelInfo``."""
     import mlflow
 
     booster_text, meta = model.to_parts()
@@ -92,10 +96,15 @@ def log_scoring_model(
         meta_path = Path(tmp) / "scoring_meta.json"
         booster_path.write_text(booster_text, encoding="utf-8")
         meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        artifacts = {"booster": str(booster_path), "meta": str(meta_path)}
+        if drift_reference is not None:
+            ref_path = Path(tmp) / rc.DRIFT_REFERENCE_FILE
+            ref_path.write_text(json.dumps(drift_reference), encoding="utf-8")
+            artifacts[rc.DRIFT_REFERENCE] = str(ref_path)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE),
-            artifacts={"booster": str(booster_path), "meta": str(meta_path)},
+            artifacts=artifacts,
             input_example=example,
             signature=model_signature(model),
             registered_model_name=registered_model_name,
@@ -113,6 +122,19 @@ def load_scoring_model(uri: str) -> ScoringModel:
         return mlflow.pyfunc.load_model(uri).unwrap_python_model().scoring_model
     except MlflowException as exc:
         raise CargoriskError(f"cannot load model {uri}: {exc.message}") from None
+
+
+def load_drift_reference(uri: str) -> tuple[ScoringModel, dict[str, Any] | None]:
+    """The ScoringModel behind a model URI and its drift reference (None for a model logged
+    before references were recorded)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except MlflowException as exc:
+        raise CargoriskError(f"cannot load model {uri}: {exc.message}") from None
+    return wrapper.scoring_model, getattr(wrapper, "drift_reference", None)
 
 
 def resolve_model_uri(settings, model: str | None) -> str:

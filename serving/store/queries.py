@@ -261,6 +261,21 @@ class QueriesStore:
             ).scalars()
             return np.asarray(list(values), dtype=float)[::-1]
 
+    def served_scores(self, since: dt.datetime | None = None) -> pd.DataFrame:
+        """The latest score of each shipment scored at or after ``since`` (``shipment_id``,
+        ``scored_at``, ``model_version``, ``score``): the served traffic drift is measured
+        on."""
+        latest = sa.select(sa.func.max(scores.c.id)).group_by(scores.c.shipment_id)
+        if since is not None:
+            latest = latest.where(scores.c.scored_at >= since)
+        query = sa.select(
+            scores.c.shipment_id, scores.c.scored_at, scores.c.model_version, scores.c.score
+        ).where(scores.c.id.in_(latest))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        frame["scored_at"] = pd.to_datetime(frame["scored_at"])
+        return frame
+
     def audit_events(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -17,14 +17,18 @@ Pages (Jinja2 templates, a little CSS, one small script; no JavaScript build):
   with its evidence export (``/export.csv``, ``/print``); ``/ui/network/{kind}/{id}`` its
   network drawn; ``/ui/watchlist`` the officers' watchlist
   (:mod:`serving.ui.pages.investigate`).
+* ``/ui/health`` - model health: drift of the served traffic per feature, stream and ISO
+  week against the champion's training window, the alerts, and the outcome figures
+  (:mod:`serving.ui.pages.health`).
 
 Every page needs a session (:mod:`serving.ui.session`, held in the store) and names the action
 it performs in the authority table the API uses (:data:`serving.auth.PERMISSIONS`): the
 worklist and shipment pages read shipments (officers), the outcome form records outcomes
-(officers), the model page is for officers and admins. Every sign-in (refused ones too, with
-the client address), sign-out, page view and outcome is written to the store's audit trail
-with the officer's identity. The app gets the running :class:`~serving.engine.ScoringEngine`
-from a resolver, so the BentoML service, the tests and any other ASGI host can mount it.
+(officers), the model and health pages are for officers and admins. Every sign-in (refused
+ones too, with the client address), sign-out, page view and outcome is written to the store's
+audit trail with the officer's identity. The app gets the running
+:class:`~serving.engine.ScoringEngine` from a resolver, so the BentoML service, the tests and
+any other ASGI host can mount it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from serving.edge import with_headers
 from serving.ui import worklist as wl
 from serving.ui.format import field_label, odds_change, shown_value
 from serving.ui.model_info import ModelReports
+from serving.ui.pages.health import HealthPages
 from serving.ui.pages.investigate import InvestigationPages, NetworkPages, WatchlistPages
 from serving.ui.pages.model import ModelPages
 from serving.ui.pages.shipment import ShipmentPages
@@ -72,6 +77,7 @@ class WorklistApp(
     InvestigationPages,
     NetworkPages,
     WatchlistPages,
+    HealthPages,
 ):
     """The worklist ASGI app; ``resolve`` returns the running scoring engine (or None while
     the service starts)."""
@@ -112,6 +118,8 @@ class WorklistApp(
             Route("/watchlist/{entry}", self.watch_change, name="watch_change", methods=["POST"]),
             Route("/model", self.model, name="model"),
             Route("/model/capacity-curve.png", self.capacity_curve, name="capacity_curve"),
+            Route("/health", self.health, name="health"),
+            Route("/health/drift-{stream}.png", self.health_heatmap, name="health_heatmap"),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
         self.app = Starlette(

@@ -1,4 +1,5 @@
-"""Take the documentation screenshots of the worklist, a shipment page and the investigations.
+"""Take the documentation screenshots of the worklist, a shipment page, the health page and the
+investigations.
 
     .venv/bin/python -m tests.e2e.take_screenshots [--root DIR] [--out docs/screenshots]
         [--only worklist|investigations]
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from tests.e2e.world import CHROMIUM, CHROMIUM_ARGS, PASSWORD, build_world, served
@@ -109,6 +111,16 @@ def main(argv: list[str] | None = None) -> None:
         page.set_viewport_size({"width": 1440, "height": 900})
         page.goto(f"{url}/ui/shipments/{top}?pick=model")
         page.screenshot(path=str(args.out / "shipment.png"), full_page=True)
+        # the health page once the service has measured the day's drift
+        deadline = time.monotonic() + 240
+        while True:
+            page.goto(f"{url}/ui/health")
+            if page.locator("table.heat").count() or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        page.set_viewport_size({"width": 1440, "height": 1500})
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(args.out / "health.png"))  # the alerts and the sea table
         browser.close()
     print(f"screenshots in {args.out} (world in {root})")
 

@@ -9,7 +9,8 @@ refused and pages without a session send the browser to the sign-in page.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+import time
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -129,3 +130,55 @@ def test_pages_without_a_session_redirect_to_sign_in_and_back(page, service, wor
     assert page.get_by_role("status").inner_text() == "You are signed out."
     page.goto(f"{url}/ui/worklist")
     assert page.url.startswith(f"{url}/ui/login")
+
+
+def test_health_page_shows_the_drift_of_the_scored_day(page, service, world):
+    """The service measured drift on its own after the day was scored (the background
+    thread, woken by the manifests); the page draws it as heat tables and plots, all from the
+    service's own origin, and keeps the place of the outcome figures."""
+    url, key = service
+    requests: list[str] = []
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto(f"{url}/ui/login")
+    page.get_by_label(re.compile(r"^API key")).fill(key)
+    page.get_by_role("button", name="Sign in with key").click()
+    page.wait_for_url(re.compile(r".*/ui/worklist.*"))
+    deadline = time.monotonic() + 240
+    while True:
+        page.get_by_role("link", name="Health").click()
+        page.wait_for_url(f"{url}/ui/health")
+        if page.locator("table.heat").count() or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert page.get_by_role("heading", name="Model health").is_visible()
+    assert page.locator("nav a[aria-current=page]").inner_text() == "Health"
+    served = int(page.locator("#served-count").inner_text().replace(",", ""))
+    assert served == len(world.today)
+    for stream in ("sea", "air", "express"):
+        table = page.locator(f"#heat-{stream}")
+        assert table.is_visible()
+        assert table.locator("tbody th").first.inner_text() == "score"
+        assert table.locator("tbody tr").count() >= 5
+        assert table.locator("td.heat").first.get_attribute("title").endswith(")")
+    plots = page.locator("img.plot")
+    assert plots.count() == 3
+    for i in range(3):
+        plots.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 100", arg=plots.nth(i).element_handle()
+        )
+    assert page.locator("#alerts-title").is_visible()
+    assert page.locator("#recall-estimate").is_visible()
+    assert page.locator("#outcome-table").is_visible()
+    origin = urlsplit(url).netloc
+    assert not [
+        u for u in requests if urlsplit(u).scheme != "data" and urlsplit(u).netloc != origin
+    ]
+
+    # the same measurement as gauges in /metrics (BentoML's multiprocess registry)
+    import httpx
+
+    monitor = world.cli("keys", "create", "--role", "monitor", "--name", "prometheus-e2e")
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {monitor}"}).text
+    assert re.search(r'cargorisk_drift_psi\{feature="score",stream="express"\} [0-9.e+-]+', text)
+    assert re.search(r'cargorisk_drift_level\{feature="origin_country",stream="sea"\}', text)

@@ -123,6 +123,7 @@ async def _browse(url: str) -> tuple[list[str], str, list[str]]:
         await page.goto(f"{url}/ui/network/consignee/CNS5")
         await page.locator("#graph[data-drawn]").wait_for()  # no eval: the CSP forbids it
         await page.goto(f"{url}/ui/model")
+        await page.goto(f"{url}/ui/health")
         seen = list(requests)
         # a script on the origin cannot reach another origin either
         blocked = await page.evaluate(

@@ -499,7 +499,46 @@ def _log(
             model,
             model.input_example(test_rows),
             settings.model_name if register else None,
+            drift_reference=_drift_reference(model, dataset, split, settings, config),
         )
+
+
+REFERENCE_ROWS = 200_000
+"""At most this many training-window shipments (a seeded sample) make the drift reference:
+quantile edges and category shares are stable long before, and it bounds the cost."""
+REFERENCE_DAYS = 28
+"""The drift reference covers the last this many days of the training window: the history
+features of a dataset's first weeks are immature (every party new, every rate at its prior),
+so the early rows would make all later traffic look drifted."""
+
+
+def _drift_reference(
+    model: ScoringModel, dataset: Dataset, split: TemporalSplit, settings, config: TrainConfig
+) -> dict[str, Any]:
+    """Per stream, the histogram of every model feature and of the score over *all* shipments
+    of the training window (inspected or not: the service scores all traffic, so that is the
+    population its traffic is compared with)."""
+    from features.drift import build_reference, split_points
+
+    rows = dataset.features.loc[split.train]
+    start = rows["declared_at"].max() - pd.Timedelta(days=REFERENCE_DAYS)
+    rows = rows[rows["declared_at"] > start]
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(n=REFERENCE_ROWS, random_state=settings.seed)
+    scores = model.score(rows, num_threads=config.num_threads)
+    return build_reference(
+        rows,
+        rows["mode"],
+        model.feature_names,
+        model.categories,
+        scores=scores,
+        splits=split_points(model.booster.dump_model(), model.feature_names),
+        window={
+            "from": rows["declared_at"].min().isoformat(),
+            "to": rows["declared_at"].max().isoformat(),
+            "shipments": len(rows),
+        },
+    )
 
 
 def train_job(
