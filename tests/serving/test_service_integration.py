@@ -326,6 +326,10 @@ def test_shadow_challenger_over_http(live):
         challenger, live["tracking"], MODEL, live["root"] / "shadow", champion=False
     )
     client.set_registered_model_alias(MODEL, "challenger", version)
+    # the champion alias back on the version serving (an earlier test may leave it on a broken
+    # one, which a reload refuses with 409 while the challenger loads)
+    serving = httpx.get(f"{url}/admin/status", headers=_h(live, "admin")).json()["model"]
+    client.set_registered_model_alias(MODEL, "champion", serving["version"])
     try:
         r = httpx.post(f"{url}/admin/reload", headers=_h(live, "admin"), timeout=120)
         assert r.status_code == 200, r.text
