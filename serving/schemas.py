@@ -526,7 +526,14 @@ class SearchResponse(_Response):
 
 
 _WATCH_TEXT = r"^[^\x00-\x1f\x7f]*$"
-_Expiry = Annotated[dt.datetime, AfterValidator(_naive_utc)]
+def _expiry_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return _naive_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC time
+        raise ValueError("a date between 1990 and 2099") from None
+
+
+_Expiry = Annotated[dt.datetime, AfterValidator(_expiry_utc)]
 """When an entry lapses: UTC (an offset is converted; a date alone is its midnight)."""
 
 

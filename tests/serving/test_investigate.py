@@ -421,8 +421,10 @@ def test_the_watchlist_api_adds_lists_changes_and_removes_with_the_audit(tmp_pat
             ({"reason": ""}, "reason"),
             ({"expires_at": "2001-01-01"}, "expires_at"),
             ({"expires_at": "tomorrow"}, "expires_at"),
+            ({"expires_at": "0001-01-01T00:00:00+01:00"}, "expires_at"),  # no UTC time
             ({"kind": "planet"}, "kind"),
             ({"value": ""}, "value"),
+            ({"value": "\u00a0 "}, "value"),  # nothing left once normalised
             ({"colour": "red"}, "colour"),
         ):
             bad = c.post("/watchlist", json={**add, **change}, headers=officer)
