@@ -526,6 +526,8 @@ class SearchResponse(_Response):
 
 
 _WATCH_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
 def _expiry_utc(value: dt.datetime) -> dt.datetime:
     try:
         return _naive_utc(value)
