@@ -51,8 +51,9 @@ a reason) is asked by ``POST /outcomes`` and the outcome form on top of ``record
 a person answers for a correction, so a system key may not make one, and an admin, who
 records no outcomes, corrects none either.
 ``view_model``: the worklist's model page and ``GET /performance`` (how the model's selection
-is doing); ``manage_watchlist`` (flag, change and remove watchlist entries) and
-``sign_in_to_worklist`` exist only in the UI;
+is doing); ``manage_watchlist``: flag, change and remove watchlist entries, in the UI and through
+``/watchlist`` (officers only: an entry marks shipments for inspection, so a person answers
+for it); ``sign_in_to_worklist`` exists only in the UI;
 ``sign_in_to_worklist`` keeps machine roles (system, monitor) out of the people's pages."""
 
 
@@ -90,6 +91,9 @@ RULES: tuple[Rule, ...] = (
     Rule("GET", "/shipments/", "read_shipments", prefix=True),
     Rule("GET", "/performance", "view_model"),
     Rule("GET", "/search", "read_shipments"),
+    Rule("GET", "/watchlist", "manage_watchlist"),
+    Rule("POST", "/watchlist", "manage_watchlist"),
+    Rule("POST", "/watchlist/", "manage_watchlist", prefix=True),
     Rule("POST", "/admin/", "operate", prefix=True),
     Rule("GET", "/admin/", "operate", prefix=True),
     Rule("GET", METRICS_PATH, "read_metrics"),

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import pandera.pandas as pa
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -522,6 +523,75 @@ class SearchResponse(_Response):
     limit: int
     more: bool = Field(description="More results follow: ask again with offset + limit.")
     results: list[SearchResult]
+
+
+_WATCH_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _expiry_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return _naive_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC time
+        raise ValueError("a date between 1990 and 2099") from None
+
+
+_Expiry = Annotated[dt.datetime, AfterValidator(_expiry_utc)]
+"""When an entry lapses: UTC (an offset is converted; a date alone is its midnight)."""
+
+
+class WatchAdd(BaseModel):
+    """``POST /watchlist``: flag a party or identifier."""
+
+    model_config = _CONFIG
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
+        description="What is watched: a kind of the search (consignee, phone, container...); "
+        "the store names the kinds when given another."
+    )
+    value: Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=_WATCH_TEXT)] = (
+        Field(description="As written; normalised as the search index keys its kind.")
+    )
+    reason: Annotated[str, StringConstraints(max_length=600, pattern=_WATCH_TEXT)] = Field(
+        description="Why (kept with the entry and audited)."
+    )
+    expires_at: _Expiry = Field(description="When the entry lapses (UTC, in the future).")
+
+
+class WatchChange(BaseModel):
+    """``POST /watchlist/{entry}``: change an entry's reason and expiry, or remove it."""
+
+    model_config = _CONFIG
+    action: Literal["change", "remove"]
+    reason: Annotated[str, StringConstraints(max_length=600, pattern=_WATCH_TEXT)] = Field(
+        description="Why it is changed or removed (kept with the entry and audited)."
+    )
+    expires_at: _Expiry | None = Field(default=None, description="The new expiry (change).")
+
+
+class WatchEvent(_Response):
+    action: Literal["added", "changed", "removed"]
+    at: dt.datetime
+    caller: str
+    reason: str
+    expires_at: dt.datetime
+
+
+class WatchEntryView(_Response):
+    """A watchlist entry as it stands, with its history (oldest first)."""
+
+    entry: str
+    kind: str
+    key: str = Field(description="As the index keeps it (normalised); the party page's id.")
+    value: str = Field(description="As the officer wrote it.")
+    reason: str
+    expires_at: dt.datetime
+    added_by: str
+    added_at: dt.datetime
+    in_force: bool
+    history: list[WatchEvent]
+
+
+class WatchlistResponse(_Response):
+    entries: list[WatchEntryView]
 
 
 class ShipmentView(_Response):

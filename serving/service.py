@@ -13,6 +13,8 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
   selection from the random exploration picks (officers and admins);
 * ``GET /search?q=`` - the officers' search (containers, references, parties, names, phones,
   addresses, customs codes);
+* ``GET /watchlist``, ``POST /watchlist``, ``POST /watchlist/{entry}`` - the officers'
+  watchlist: the entries in force, add one, change or remove one (officers' keys; audited);
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
   ``GET /admin/shadow`` - the shadow challenger and its comparison with the champion;
@@ -58,8 +60,12 @@ from serving.schemas import (
     SearchResponse,
     ShipmentIn,
     ShipmentView,
+    WatchAdd,
+    WatchChange,
+    WatchEntryView,
+    WatchlistResponse,
 )
-from serving.store import Caller, SearchError
+from serving.store import Caller, SearchError, WatchEntry, WatchlistError, utcnow
 from serving.ui.app import create_app
 
 log = logging.getLogger("cargorisk.serving")
@@ -131,6 +137,39 @@ def _caller(ctx: bentoml.Context) -> Caller:
     state = ctx.request.scope.get("state") or {}
     caller = state.get("caller")
     return caller if isinstance(caller, Caller) else Caller("anonymous", "none")
+
+
+def _http_caller(request: Request) -> Caller:
+    """The caller of a plain FastAPI route (set by :class:`serving.auth.AuthMiddleware`)."""
+    caller = (request.scope.get("state") or {}).get("caller")
+    return caller if isinstance(caller, Caller) else Caller("anonymous", "none")
+
+
+def _field_error(exc: Exception, status: int = 400) -> JSONResponse:
+    """A request the caller must fix, its message starting with the field it names."""
+    field = str(exc).split(":", 1)[0]
+    return JSONResponse(
+        {"error": str(exc), "detail": [{"loc": ["body", field], "msg": str(exc)}]},
+        status_code=status,
+    )
+
+
+def _watch_view(entry: WatchEntry) -> dict[str, Any]:
+    return {
+        "entry": entry.entry,
+        "kind": entry.kind,
+        "key": entry.term,
+        "value": entry.display,
+        "reason": entry.reason,
+        "expires_at": entry.expires_at,
+        "added_by": entry.added_by,
+        "added_at": entry.added_at,
+        "in_force": entry.in_force(utcnow()),
+        "history": [
+            {k: h[k] for k in ("action", "at", "caller", "reason", "expires_at")}
+            for h in entry.history
+        ],
+    }
 
 
 def _json(body: dict, status: int):
@@ -427,6 +466,67 @@ class CargoRisk:
                 for h in page.hits
             ],
         }
+
+    @http.get("/watchlist", response_model=WatchlistResponse)
+    def watchlist(
+        self, request: Request, everything: Annotated[bool, Query(alias="all")] = False
+    ) -> Any:
+        """The watchlist's entries in force (``all=true``: every entry ever made, removed and
+        lapsed ones included), newest first, each with its history. Officers; audited."""
+        entries = self.engine.store.watchlist(all_entries=everything)
+        self.engine.store.audit(
+            "watchlist_viewed", _http_caller(request), {"entries": len(entries), "all": everything}
+        )
+        return {"entries": [_watch_view(e) for e in entries]}
+
+    @http.post("/watchlist", response_model=WatchEntryView, status_code=201)
+    def watch_add(self, request: Request, body: WatchAdd) -> Any:
+        """Flag a party or identifier (``kind`` one of the search's kinds; ``value`` as
+        written) with a reason and an expiry: every new shipment touching it is marked on
+        the worklist and in its score response. Officers; audited as ``watchlist_added``."""
+        store = self.engine.store
+        try:
+            entry = store.watch(
+                body.kind,
+                body.value,
+                reason=body.reason,
+                expires_at=body.expires_at,
+                caller=_http_caller(request),
+            )
+        except WatchlistError as exc:
+            return _field_error(exc)
+        return _watch_view(store.watch_entry(entry))  # type: ignore[arg-type]  # just added
+
+    @http.post("/watchlist/{entry}", response_model=WatchEntryView)
+    def watch_change(
+        self,
+        request: Request,
+        entry: Annotated[str, Path(min_length=1, max_length=64)],
+        body: WatchChange,
+    ) -> Any:
+        """Change an entry in force (``action: change``: a new reason and expiry) or remove
+        it (``action: remove``: the reason says why); the earlier events stay. Officers;
+        audited as ``watchlist_changed`` / ``watchlist_removed``. 404 for no such entry in
+        force."""
+        store = self.engine.store
+        current = store.watch_entry(entry)
+        if current is None or current.removed:
+            message = f"entry: no watchlist entry {entry!r} in force"
+            return JSONResponse(
+                {"error": message, "detail": [{"loc": ["path", "entry"], "msg": message}]},
+                status_code=404,
+            )
+        try:
+            store.change_watch(
+                entry,
+                reason=body.reason,
+                expires_at=body.expires_at,
+                caller=_http_caller(request),
+                remove=body.action == "remove",
+            )
+        except WatchlistError as exc:
+            return _field_error(exc)
+        return _watch_view(store.watch_entry(entry))  # type: ignore[arg-type]  # exists
 
     @http.get("/admin/status")
     def admin_status(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ Pages (Jinja2 templates, a little CSS, one small script; no JavaScript build):
 * ``/ui/search`` - every identifier, party, phone, address and name (issue 17);
   ``/ui/parties/{kind}/{id}`` a party's or identifier's timeline, features, partners and links,
   with its evidence export (``/export.csv``, ``/print``); ``/ui/network/{kind}/{id}`` its
-  network drawn; ``/ui/watchlist`` the officers' watchlist
+  network drawn (also ``/export.csv``, ``/print``); ``/ui/watchlist`` the officers' watchlist
   (:mod:`serving.ui.pages.investigate`).
 * ``/ui/health`` - model health: drift of the served traffic per feature, stream and ISO
   week against the champion's training window, the alerts, and the outcome figures
@@ -112,6 +112,8 @@ class WorklistApp(
             Route("/parties/{kind}/{term:path}/export.csv", self.party_csv, name="party_csv"),
             Route("/parties/{kind}/{term:path}/print", self.party, name="party_print"),
             Route("/parties/{kind}/{term:path}", self.party, name="party"),
+            Route("/network/{kind}/{term:path}/export.csv", self.network_csv, name="network_csv"),
+            Route("/network/{kind}/{term:path}/print", self.network, name="network_print"),
             Route("/network/{kind}/{term:path}", self.network, name="network"),
             Route("/watchlist", self.watchlist_page, name="watchlist", methods=["GET"]),
             Route("/watchlist", self.watch_add, name="watch_add", methods=["POST"]),

@@ -28,6 +28,7 @@ API_CALLS = {
     "record_outcomes": ("POST", "/outcomes", None),  # body made per role
     "operate": ("GET", "/admin/status", None),
     "view_model": ("GET", "/performance", None),
+    "manage_watchlist": ("GET", "/watchlist", None),
 }
 """One call per API action (``read_metrics`` is tried on the real service: BentoML's /metrics
 does not answer in-process)."""
@@ -42,6 +43,8 @@ UI_PAGES = {
     "view_model": ["/ui/model"],
     "manage_watchlist": ["/ui/watchlist"],
 }
+WATCH = {"kind": "container", "value": "AUTH1234567", "reason": "authority test",
+         "expires_at": "2099-01-01"}  # fmt: skip
 
 
 def test_the_table_states_the_rule():
@@ -73,6 +76,31 @@ def test_the_search_api_follows_the_table(service, role):
         assert r.status_code == 200 and r.json()["results"][0]["kind"] == "shipment"
     else:
         assert r.status_code == 403, (role, r.status_code)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_watchlist_api_follows_the_table(service, role):
+    """Adding, changing and removing watchlist entries perform ``manage_watchlist`` (issue 17:
+    officers' keys; a system key may not flag what the worklist marks)."""
+    http, store, key = service["http"], service["store"], service["keys"][role]
+    officer = bearer(service["keys"]["officer"])
+    r = http.post("/watchlist", json=WATCH, headers=bearer(key))
+    entry = r.json()["entry"] if r.status_code == 201 else None
+    if entry is None:  # refused: made by an officer, so change and remove can be tried
+        entry = http.post("/watchlist", json=WATCH, headers=officer).json()["entry"]
+    change = {"action": "change", "reason": "still", "expires_at": "2099-02-01"}
+    changed = http.post(f"/watchlist/{entry}", json=change, headers=bearer(key))
+    removed = http.post(
+        f"/watchlist/{entry}", json={"action": "remove", "reason": "done"}, headers=bearer(key)
+    )
+    codes = (r.status_code, changed.status_code, removed.status_code)
+    if may(role, "manage_watchlist"):
+        assert codes == (201, 200, 200), (role, r.text[:300])
+        assert store.watch_entry(entry).removed
+    else:
+        assert codes == (403, 403, 403), (role, codes)
+        assert not store.watch_entry(entry).removed
+        http.post(f"/watchlist/{entry}", json={"action": "remove", "reason": "x"}, headers=officer)
 
 
 @pytest.mark.parametrize("role", ROLES)

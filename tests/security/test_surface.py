@@ -122,6 +122,8 @@ async def _browse(url: str) -> tuple[list[str], str, list[str]]:
         # the network page draws with the vendored Cytoscape under the strict CSP
         await page.goto(f"{url}/ui/network/consignee/CNS5")
         await page.locator("#graph[data-drawn]").wait_for()  # no eval: the CSP forbids it
+        await page.goto(f"{url}/ui/network/consignee/CNS5/print")  # the evidence page too
+        await page.locator("#evidence-note").wait_for()
         await page.goto(f"{url}/ui/model")
         await page.goto(f"{url}/ui/health")
         seen = list(requests)

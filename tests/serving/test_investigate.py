@@ -285,12 +285,70 @@ def test_network_page_draws_the_component_with_seized_parties_marked(client, eng
     assert client.get("/ui/network/container/MSKU1234567").status_code == 404
 
 
+def test_network_evidence_export_csv_and_printable_page(client, engine):
+    _sign_in(client, engine)
+    page = client.get("/ui/network/consignee/NORDIC7").text
+    assert 'href="/ui/network/consignee/nordic7/export.csv"' in page
+    assert 'href="/ui/network/consignee/nordic7/print"' in page
+    graph = engine.network("consignee", "nordic7")
+    exported = client.get("/ui/network/consignee/NORDIC7/export.csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "cargorisk-network-consignee-nordic7.csv" in exported.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["cargorisk evidence export: network of consignee NORDIC7"]
+    assert rows[1] == ["exported by officer:officer investigator"]
+    nodes_at, edges_at = rows.index(["nodes"]), rows.index(["edges"])
+    nodes = [
+        dict(zip(rows[nodes_at + 1], r, strict=True)) for r in rows[nodes_at + 2 : edges_at] if r
+    ]
+    edges = [dict(zip(rows[edges_at + 1], r, strict=True)) for r in rows[edges_at + 2 :] if r]
+    consignees = {n["key"]: n for n in nodes if n["kind"] == "consignee"}
+    assert set(consignees) == {p["key"] for p in graph["parties"]}
+    assert consignees["nordic7"]["links_away"] == "0"
+    assert int(consignees["nordic7"]["seizures"]) >= 1
+    hubs = [n for n in nodes if n["kind"] != "consignee"]
+    assert len(hubs) == len(graph["hubs"]) and all(int(h["consignees_sharing"]) for h in hubs)
+    assert len(edges) == len(graph["links"]) + len(graph["hub_links"])
+    assert all(e["shared"] for e in edges)
+    event = engine.store.audit_events(1)[0]
+    assert event["action"] == "ui_network_exported"
+    assert event["caller"] == "officer:officer investigator"
+    assert json.loads(event["detail"])["parties"] == len(graph["parties"])
+    printed = client.get("/ui/network/consignee/NORDIC7/print")
+    assert printed.status_code == 200 and 'id="evidence-note"' in printed.text
+    assert 'id="network-table"' in printed.text and "cytoscape.min.js" not in printed.text
+    assert "ui_network_printed" in _actions(engine, 3)
+    assert client.get("/ui/network/container/MSKU1234567/export.csv").status_code == 404
+
+
+def test_network_csv_cells_cannot_start_a_formula(client, engine):
+    """A consignee id declared as a formula is data in the export, not code."""
+    record = make_shipment(
+        32_000,
+        shipment_id="F00001",
+        consignee_id="=HYPERLINK(1)",
+        consignee_phone=PHONE,
+        declared_at=dt.datetime.combine(DAY, dt.time(11)).isoformat(),
+        booked_at=None,
+        departed_at=None,
+        arrival_at=None,
+    )
+    engine.score([ShipmentIn(**record)], caller=GATE)
+    _sign_in(client, engine)
+    exported = client.get("/ui/network/phone/" + PHONE.replace(" ", "%20") + "/export.csv")
+    assert exported.status_code == 200
+    cells = [c for r in csv.reader(io.StringIO(exported.text)) for c in r]
+    assert "'=HYPERLINK(1)" in cells and "=HYPERLINK(1)" not in cells
+
+
 def test_machines_and_admins_may_not_and_officers_may(client, engine):
     admin = _sign_in(client, engine, role="admin")
     assert admin
     assert client.get("/ui/search", params={"q": "NORDIC7"}).status_code == 403
     assert client.get("/ui/watchlist").status_code == 403
     assert client.get("/ui/parties/consignee/NORDIC7").status_code == 403
+    assert client.get("/ui/network/consignee/NORDIC7/export.csv").status_code == 403
+    assert client.get("/ui/network/consignee/NORDIC7/print").status_code == 403
 
 
 def test_the_search_api_is_for_officer_keys(tmp_path, monkeypatch):
@@ -328,3 +386,83 @@ def test_the_search_api_is_for_officer_keys(tmp_path, monkeypatch):
         assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["query", "q"]
         [event] = [e for e in store.audit_events(5) if e["action"] == "search"]
         assert event["caller"] == "officer:Officer Park" and "msku7777777" in event["detail"]
+
+
+def test_the_watchlist_api_adds_lists_changes_and_removes_with_the_audit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARGORISK_HOME", str(tmp_path))
+    monkeypatch.delenv("CARGORISK_CONFIG", raising=False)
+    with TestClient(service_app()) as c:
+        from serving.service import current_service
+
+        store = current_service().engine.store
+        officer = {"Authorization": f"Bearer {store.create_key('Officer Park', 'officer')}"}
+        system = {"Authorization": f"Bearer {store.create_key('gate', 'system')}"}
+        add = {
+            "kind": "phone",
+            "value": "+82 10 5550 0199",
+            "reason": "tip-off from the port police",
+            "expires_at": "2099-12-31T23:59:00+09:00",
+        }
+        r = c.post("/watchlist", json=add, headers=officer)
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert made["key"] == "821055500199" and made["value"] == "+82 10 5550 0199"
+        assert made["expires_at"] == "2099-12-31T14:59:00"  # held as naive UTC
+        assert made["added_by"] == "officer:Officer Park" and made["in_force"]
+        [event] = [e for e in store.audit_events(3) if e["action"] == "watchlist_added"]
+        assert event["caller"] == "officer:Officer Park"
+        # the same store entry the UI shows
+        assert [e.entry for e in store.watched("phone", "821055500199")] == [made["entry"]]
+        listed = c.get("/watchlist", headers=officer).json()["entries"]
+        assert [e["entry"] for e in listed] == [made["entry"]]
+        assert store.audit_events(1)[0]["action"] == "watchlist_viewed"
+        # bad input: 4xx naming the field
+        for change, field in (
+            ({"reason": ""}, "reason"),
+            ({"expires_at": "2001-01-01"}, "expires_at"),
+            ({"expires_at": "tomorrow"}, "expires_at"),
+            ({"expires_at": "0001-01-01T00:00:00+01:00"}, "expires_at"),  # no UTC time
+            ({"kind": "planet"}, "kind"),
+            ({"value": ""}, "value"),
+            ({"value": "\u00a0 "}, "value"),  # nothing left once normalised
+            ({"colour": "red"}, "colour"),
+        ):
+            bad = c.post("/watchlist", json={**add, **change}, headers=officer)
+            assert bad.status_code in (400, 422), (change, bad.text)
+            assert field in bad.json()["detail"][0]["loc"], (change, bad.json())
+        no_expiry = {k: v for k, v in add.items() if k != "expires_at"}
+        bad = c.post("/watchlist", json=no_expiry, headers=officer)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "expires_at"]
+        # a system key may not; nothing changed
+        assert c.post("/watchlist", json=add, headers=system).status_code == 403
+        assert c.get("/watchlist", headers=system).status_code == 403
+        assert c.get("/watchlist").status_code == 401
+        # changed, then removed: audited with the key's caller, the history kept
+        entry = made["entry"]
+        change = {"action": "change", "reason": "extended", "expires_at": "2099-06-30"}
+        changed = c.post(f"/watchlist/{entry}", json=change, headers=officer)
+        assert changed.status_code == 200 and changed.json()["reason"] == "extended"
+        no_reason = c.post(
+            f"/watchlist/{entry}", json={"action": "remove", "reason": ""}, headers=officer
+        )
+        assert no_reason.status_code == 400 and no_reason.json()["detail"][0]["loc"] == [
+            "body",
+            "reason",
+        ]
+        removed = c.post(
+            f"/watchlist/{entry}", json={"action": "remove", "reason": "case closed"},
+            headers=officer,
+        )  # fmt: skip
+        assert removed.status_code == 200 and not removed.json()["in_force"]
+        assert [h["action"] for h in removed.json()["history"]] == ["added", "changed", "removed"]
+        actions = {e["action"]: e["caller"] for e in store.audit_events(6)}
+        assert (
+            actions["watchlist_changed"] == actions["watchlist_removed"] == ("officer:Officer Park")
+        )
+        assert c.get("/watchlist", headers=officer).json()["entries"] == []
+        everything = c.get("/watchlist", params={"all": "true"}, headers=officer).json()
+        assert [e["entry"] for e in everything["entries"]] == [entry]
+        again = c.post(
+            f"/watchlist/{entry}", json={"action": "remove", "reason": "twice"}, headers=officer
+        )
+        assert again.status_code == 404 and again.json()["detail"][0]["loc"] == ["path", "entry"]

@@ -107,6 +107,8 @@ def test_probes_metrics_and_docs_are_open(live):
         "/outcomes",
         "/shipments/{shipment_id}",
         "/admin/reload",
+        "/watchlist",
+        "/watchlist/{entry}",
     ):
         assert path in spec["paths"], path
     assert httpx.get(f"{url}/metrics").status_code == 401  # needs a monitor or admin key

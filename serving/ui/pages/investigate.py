@@ -126,26 +126,33 @@ class InvestigationPages(PageBase):
         if term is None or not engine.store.count_with(kind, term):
             return self._not_found(request, kind, request.path_params["term"], ctx)
         data = self._party_data(engine, kind, term)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([f"cargorisk evidence export: {data['words']} {data['display']}"])
-        writer.writerow([f"exported by {caller.label}"])
-        writer.writerow([])
-        writer.writerow(["at_utc", "event", "shipment_id", "by", "detail"])
+        rows: list[list[Any]] = [
+            [f"cargorisk evidence export: {data['words']} {data['display']}"],
+            [f"exported by {caller.label}"],
+            [],
+            ["at_utc", "event", "shipment_id", "by", "detail"],
+        ]
         for e in data["events"]:
-            writer.writerow([shown_value(e["at"]), e["event"], e["shipment_id"], e["by"] or "",
-                             e["detail"]])  # fmt: skip
+            rows.append([shown_value(e["at"]), e["event"], e["shipment_id"], e["by"] or "",
+                         e["detail"]])  # fmt: skip
         engine.store.audit(
             "ui_party_exported",
             caller,
             {"kind": kind, "id": term, "format": "csv", "events": len(data["events"])},
         )
-        name = "".join(ch if ch.isalnum() else "-" for ch in f"{kind}-{term}")[:80]
-        return Response(
-            _csv_safe(out.getvalue()),
-            media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="cargorisk-{name}.csv"'},
-        )
+        return _csv_response(rows, f"{kind}-{term}")
+
+
+def _csv_response(rows: list[list[Any]], name: str) -> Response:
+    """An evidence export: the rows as a CSV attachment, formula-safe (:func:`_csv_safe`)."""
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    name = "".join(ch if ch.isalnum() else "-" for ch in name)[:80]
+    return Response(
+        _csv_safe(out.getvalue()),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="cargorisk-{name}.csv"'},
+    )
 
 
 def _csv_safe(text: str) -> str:
@@ -198,9 +205,8 @@ def _partners(kind: str, term: str, ships: list[dict]) -> list[dict[str, Any]]:
 
 class NetworkPages(PageBase):
     # -- the network drawn -----------------------------------------------------------------
-    def network(self, request: Request) -> Response:
-        engine, session, caller = self.officer(request, "read_shipments")
-        ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "search"}
+    def _network_data(self, request: Request, engine, ctx: dict) -> dict[str, Any] | Response:
+        """The network around the page's subject, or the error page saying why not."""
         kind = request.path_params["kind"]
         given = request.path_params["term"]
         if kind not in NETWORK_KINDS:
@@ -222,26 +228,87 @@ class NetworkPages(PageBase):
                 request, "error.html", 503, title="History loading",
                 message="The history is not loaded yet; the network shows once it is.", **ctx,
             )  # fmt: skip
-        watched = engine.store.watched_keys("consignee", [p["key"] for p in graph["parties"]])
-        elements = _elements(self, request, graph, watched)
+        return {
+            "kind": kind,
+            "term": term,
+            "words": KINDS[kind].words,
+            "display": engine.store.key_display(kind, term) or term,
+            "graph": graph,
+            "watched": engine.store.watched_keys("consignee", [p["key"] for p in graph["parties"]]),
+            "names": {p["key"]: p["party_id"] for p in graph["parties"]},
+        }
+
+    def network(self, request: Request) -> Response:
+        engine, session, caller = self.officer(request, "read_shipments")
+        ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "search"}
+        data = self._network_data(request, engine, ctx)
+        if isinstance(data, Response):
+            return data
+        printing = request.url.path.endswith("/print")
         engine.store.audit(
-            "ui_network_viewed",
+            "ui_network_printed" if printing else "ui_network_viewed",
             caller,
-            {"kind": kind, "id": term, "parties": len(graph["parties"])},
+            {"kind": data["kind"], "id": data["term"], "parties": len(data["graph"]["parties"])},
         )
         return self.render(
             request,
             "network.html",
-            kind=kind,
-            term=term,
-            words=KINDS[kind].words,
-            display=engine.store.key_display(kind, term) or term,
-            graph=graph,
-            watched=watched,
-            elements=elements,
-            names={p["key"]: p["party_id"] for p in graph["parties"]},
+            printing=printing,
+            now=utcnow(),
+            elements=[] if printing else _elements(self, request, data["graph"], data["watched"]),
+            **data,
             **ctx,
         )
+
+    def network_csv(self, request: Request) -> Response:
+        engine, session, caller = self.officer(request, "read_shipments")
+        ctx: dict[str, Any] = {"session": session, "caller": caller, "active": "search"}
+        data = self._network_data(request, engine, ctx)
+        if isinstance(data, Response):
+            return data
+        graph, watched, names = data["graph"], data["watched"], data["names"]
+        rows: list[list[Any]] = [
+            [f"cargorisk evidence export: network of {data['words']} {data['display']}"],
+            [f"exported by {caller.label}"],
+        ]
+        if graph.get("truncated"):
+            rows.append([f"the walk stopped at {len(graph['parties'])} consignees, nearest first"])
+        rows += [[], ["nodes"], list(NETWORK_NODE_COLUMNS)]
+        for p in sorted(graph["parties"], key=lambda p: (p["hops"], p["party_id"])):
+            rows.append(["consignee", p["party_id"], p["key"], p["hops"], p["shipments"],
+                         p["seizures"], "yes" if p["key"] in watched else "no", ""])  # fmt: skip
+        for h in graph["hubs"]:
+            rows.append([h["kind"], h["value"], h["value"], "", "", "", "", h["parties"]])
+        rows += [[], ["edges"], list(NETWORK_EDGE_COLUMNS)]
+        for link in graph["links"]:
+            rows.append(["consignee", names.get(link["a"], link["a"]), "consignee",
+                         names.get(link["b"], link["b"]), ", ".join(link["shared"])])  # fmt: skip
+        for hl in graph["hub_links"]:
+            hub_kind, _, hub_value = hl["hub"].partition(":")
+            rows.append([hub_kind, hub_value, "consignee",
+                         names.get(hl["party"], hl["party"]), hub_kind])  # fmt: skip
+        engine.store.audit(
+            "ui_network_exported",
+            caller,
+            {
+                "kind": data["kind"],
+                "id": data["term"],
+                "format": "csv",
+                "parties": len(graph["parties"]),
+                "links": len(graph["links"]) + len(graph["hub_links"]),
+            },
+        )
+        return _csv_response(rows, f"network-{data['kind']}-{data['term']}")
+
+
+NETWORK_NODE_COLUMNS = (
+    "kind", "id", "key", "links_away", "shipments", "seizures", "watched", "consignees_sharing",
+)  # fmt: skip
+"""The node table of a network's CSV: consignees, then hub identifiers (drawn once, not
+followed; ``consignees_sharing`` says how many consignees carry them)."""
+NETWORK_EDGE_COLUMNS = ("source_kind", "source", "target_kind", "target", "shared")
+"""The edge table of a network's CSV: consignees that declared the same identifiers
+(``shared``), and hub identifiers to the consignees that carry them."""
 
 
 def _elements(pages: PageBase, request: Request, graph: dict, watched: set[str]) -> list[dict]:
