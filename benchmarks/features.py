@@ -144,6 +144,9 @@ def child_offline(folder: str, engine: str = "pandas", memory_limit: str = "2GB"
         return run
 
     pipeline.duckdb_aggregates = timed(pipeline.duckdb_aggregates)
+    pipeline.spark_aggregates = timed(
+        pipeline.spark_aggregates
+    )  # CPU: this process only, not the JVM
     pipeline.history.offline_aggregates = timed(pipeline.history.offline_aggregates)
     shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
     outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")
