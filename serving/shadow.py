@@ -120,8 +120,8 @@ class ShadowScorer:
         except queue.Full:
             with self._idle:
                 self._busy -= 1
+                self.counts.dropped += len(shipment_ids)
                 self._idle.notify_all()
-            self.counts.dropped += len(shipment_ids)
             self._metrics["dropped"].inc(len(shipment_ids))
             return False
         return True
@@ -151,8 +151,9 @@ class ShadowScorer:
             try:
                 self._score(batch)
             except Exception as exc:  # the shadow never takes the service down
-                self.counts.errors += len(batch.shipment_ids)
-                self.counts.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                with self._idle:
+                    self.counts.errors += len(batch.shipment_ids)
+                    self.counts.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 self._metrics["errors"].inc(len(batch.shipment_ids))
                 log.warning("shadow scoring failed: %s", self.counts.last_error)
             finally:
@@ -185,7 +186,8 @@ class ShadowScorer:
                 )
             ]
         )
-        self.counts.scored += len(batch.shipment_ids)
+        with self._idle:
+            self.counts.scored += len(batch.shipment_ids)
         self._metrics["scored"].inc(len(batch.shipment_ids))
 
 
