@@ -112,6 +112,15 @@ WINDOWS_DAYS: Final = tuple(
     sorted({w for ws in (*SHIPMENT_COUNTS.values(), *OUTCOME_COUNTS.values()) for w in ws})
 )
 
+def window_start(t, days: int):
+    """Where a ``days``-day window as of ``t`` (int64 ns, scalar or array) starts: midnight UTC
+    ``days`` whole days before the day of ``t``. A window as of ``t`` holds the events ``e`` with
+    ``window_start(t, days) <= e < t``: the ``days`` whole UTC days before the shipment's day and
+    its own day up to ``t`` - a grid of day buckets, which an online store can keep per key
+    without keeping every event's time (issue 15)."""
+    return (t // NS_PER_DAY - days) * NS_PER_DAY
+
+
 SMOOTHING: Final = 10.0
 """Pseudo-inspections pulling a rare key's seizure rate toward the overall rate."""
 PRIOR_SEIZURES: Final = 1.0
