@@ -112,6 +112,7 @@ WINDOWS_DAYS: Final = tuple(
     sorted({w for ws in (*SHIPMENT_COUNTS.values(), *OUTCOME_COUNTS.values()) for w in ws})
 )
 
+
 def window_start(t, days: int):
     """Where a ``days``-day window as of ``t`` (int64 ns, scalar or array) starts: midnight UTC
     ``days`` whole days before the day of ``t``. A window as of ``t`` holds the events ``e`` with
