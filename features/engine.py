@@ -460,10 +460,19 @@ def _column_names(con, relation: str) -> set[str]:
     return {row[0] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
 
 
-def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()):
-    """The distinct declared values of a column and the code of each normalised value (NULL
-    when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
-    normalisers of :mod:`features.manifest` run once per distinct value, in Python."""
+KEY_TEXT_SEPARATOR: Final = "\x1f"
+"""Joins the parts of a combination key's text (every normaliser drops it from values); the
+code keys join their parts' codes with it too."""
+
+GLOBAL_KEY_TEXT: Final = "all"
+"""The one key of the ``global`` dimension as text (as the online state keys it)."""
+
+
+def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...], text: bool):
+    """The distinct declared values of ``ship.<column>`` and the key of each normalised value
+    (NULL when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
+    normalisers of :mod:`features.manifest` run once per distinct value, in Python. The key
+    is the normalised text (``text``) or an integer code per distinct normalised value."""
     import pyarrow as pa
 
     raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
@@ -474,6 +483,9 @@ def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()
         (key, keys),
         *((f"hs{d}", [hs_cut(h, d) for h in keys]) for d in digits),
     ):
+        if text:
+            cols[f"k_{name}"] = pa.array(values, type=pa.string())
+            continue
         codes: dict[str, int] = {}
         coded = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
         cols[f"k_{name}"] = pa.array(coded, type=pa.int64())
@@ -481,21 +493,72 @@ def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()
 
 
 def _combined(parts: tuple[str, ...], optional: tuple[bool, ...] | None = None) -> str:
-    """A combination key in SQL: the parts' codes joined by ``|`` (an optional part's absence
-    is an empty part), NULL when a required part is missing."""
+    """A combination key in SQL: the parts' keys as text joined by :data:`KEY_TEXT_SEPARATOR`
+    (an optional part's absence is an empty part), NULL when a required part is missing -
+    what :func:`features.snapshot.key_text` makes of a prepared tuple key."""
     optional = optional or (False,) * len(parts)
     required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
-    text = " || '|' || ".join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
+    sep = f" || chr({ord(KEY_TEXT_SEPARATOR)}) || "
+    text = sep.join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
     return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
 
 
-def load_parquet(con, shipments, outcomes=None) -> int:
+def derive_keys(con, *, text: bool = False) -> None:
+    """The ``keys`` relation (``row``, ``t``, ``k_<dim>`` of every :func:`key_columns`, ``lvk``)
+    from the ``ship`` table of :func:`load_parquet`: the one derivation of the normalised keys
+    from Parquet, for the engine's aggregates (integer codes: cheaper to sort) and for the
+    snapshot (``text``: the keys an online store looks up). Each key field is normalised by
+    :data:`features.manifest.KEY_FIELDS`, once per distinct value; combination keys as
+    :data:`~features.manifest.COMBINED_KEYS`, :data:`~features.manifest.ROUTE_PARTS` and
+    :data:`~features.manifest.GIVEN_KEYS` declare; ``global`` is one key. Codes and text
+    group the rows alike, dimension by dimension (tested)."""
+    needed = set(key_columns())
+    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
+    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
+    joins, selected, maps = [], [], []
+    for key, column, normalise in KEY_FIELDS:
+        digits = HS_PREFIXES if key == "hs" else ()
+        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
+        if not wanted:
+            continue
+        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits, text))
+        maps.append(key)
+        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
+        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
+    lvk = (
+        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
+        "THEN ln(1 + value_usd / weight) END AS lvk"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
+        f"{lvk} FROM ship {' '.join(joins)}"
+    )
+    for key in maps:  # read into ``base``: no longer needed
+        con.unregister(f"map_{key}")
+    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
+    derived["route"] = _combined(
+        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
+    )
+    derived |= {
+        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
+        for name, (key, given) in GIVEN_KEYS.items()
+    }
+    derived["global"] = f"'{GLOBAL_KEY_TEXT}'" if text else "0"
+    plain = _column_names(con, "base")
+    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
+    )
+    con.execute("DROP TABLE base")
+
+
+def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
     """Create the ``keys`` and ``outcomes`` relations (and ``ship``: row, shipment_id, t) on
     ``con`` from contract Parquet files - one file, a list, or globs such as
     ``shipments/month=*/*.parquet`` - read by DuckDB, never loaded into pandas. Rows are
-    numbered in ``(declared_at, shipment_id)`` order. Keys are normalised by the functions of
-    :mod:`features.manifest` on distinct values and combined as :mod:`features.manifest`
-    declares. Returns the number of shipments.
+    numbered in ``(declared_at, shipment_id)`` order. Keys are derived by :func:`derive_keys`:
+    integer codes, or the normalised key text (``text``, what the snapshot writes). Returns the
+    number of shipments.
 
     Raises :class:`ContractError` naming a missing required column, missing declaration or
     result times, or a repeated shipment id."""
@@ -527,41 +590,7 @@ def load_parquet(con, shipments, outcomes=None) -> int:
     if repeated:
         raise ContractError(f"shipments: shipment_id repeated: {repeated[0][0]!r}")
 
-    needed = set(key_columns())
-    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
-    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
-    joins, selected = [], []
-    for key, column, normalise in KEY_FIELDS:
-        digits = HS_PREFIXES if key == "hs" else ()
-        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
-        if not wanted:
-            continue
-        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits))
-        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
-        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
-    lvk = (
-        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
-        "THEN ln(1 + value_usd / weight) END AS lvk"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
-        f"{lvk} FROM ship {' '.join(joins)}"
-    )
-    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
-    derived["route"] = _combined(
-        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
-    )
-    derived |= {
-        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
-        for name, (key, given) in GIVEN_KEYS.items()
-    }
-    derived["global"] = "0"
-    plain = _column_names(con, "base")
-    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
-    )
-    con.execute("DROP TABLE base")
+    derive_keys(con, text=text)
 
     if outcomes is None:
         con.execute(

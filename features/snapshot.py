@@ -47,7 +47,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,22 +59,16 @@ import pandas as pd
 from features import engine, history
 from features.errors import CargoriskError, ContractError
 from features.manifest import (
-    COMBINED_KEYS,
-    GIVEN_KEYS,
-    HS_PREFIXES,
-    KEY_FIELDS,
     NS_PER_DAY,
-    ROUTE_PARTS,
     description_tokens,
-    hs_cut,
     port_list,
 )
 from features.network import IDENTIFIERS, LinkGraph
 
-SEPARATOR: Final = "\x1f"
+SEPARATOR: Final = engine.KEY_TEXT_SEPARATOR
 """Joins the parts of a combination key's text (every normaliser drops it from values)."""
 
-GLOBAL_KEY: Final = "all"
+GLOBAL_KEY: Final = engine.GLOBAL_KEY_TEXT
 """The one key of the ``global`` dimension (as the online state keys it)."""
 
 PORT_DIM: Final = "port"
@@ -314,77 +308,13 @@ def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
 
 
 # -- the keys as text --------------------------------------------------------------------------
-def _text_map(con, column: str, normalise, digits: tuple[int, ...]):
-    """Distinct declared values of ``ship.<column>`` and their normalised text (and HS
-    prefixes), as an Arrow table ``(raw, key, hs2...)``: the normalisers run once per
-    distinct value, in Python."""
-    import pyarrow as pa
-
-    raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
-    raw = [v for v in raw if v is not None]
-    keys = [normalise(v) for v in raw]
-    cols = {"raw": pa.array(raw, type=pa.string()), "key": pa.array(keys, type=pa.string())}
-    for d in digits:
-        cols[f"hs{d}"] = pa.array([hs_cut(h, d) for h in keys], type=pa.string())
-    return pa.table(cols)
-
-
-def _joined(parts: Sequence[str], optional: Sequence[bool] | None = None) -> str:
-    """A combination key's text in SQL: parts joined by :data:`SEPARATOR`, NULL when a
-    required part is missing (an optional one is an empty part), as :func:`key_text`."""
-    optional = optional or (False,) * len(parts)
-    required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
-    sep = f" || chr({ord(SEPARATOR)}) || "
-    text = sep.join(f"COALESCE(k_{p}, '')" if opt else f"k_{p}"
-                    for p, opt in zip(parts, optional, strict=True))  # fmt: skip
-    return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
-
-
 def load_keys(con, shipments, outcomes=None) -> int:
     """:func:`features.engine.load_parquet` (``ship``, ``keys``, ``outcomes`` on ``con`` from
-    contract Parquet files), then ``keys`` rebuilt with the normalised key **text** of each
-    dimension instead of per-run integer codes, so the snapshot's keys are what a new
-    shipment's keys are online. Returns the number of shipments."""
-    n = engine.load_parquet(con, shipments, outcomes)
-    needed = set(engine.key_columns())
-    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
-    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
-    joins, selected = [], []
-    for key, column, normalise in KEY_FIELDS:
-        digits = HS_PREFIXES if key == "hs" else ()
-        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
-        if not wanted:
-            continue
-        con.register(f"text_{key}", _text_map(con, column, normalise, digits))
-        joins.append(f"LEFT JOIN text_{key} ON ship.{column} = text_{key}.raw")
-        selected += [
-            f"text_{key}.{'key' if name == key else name} AS k_{name}" for name in sorted(wanted)
-        ]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE text_base AS SELECT ship.row, ship.t, "
-        f"{', '.join(selected)} FROM ship {' '.join(joins)}"
-    )
-    derived = {name: _joined(ps) for name, ps in COMBINED_KEYS.items()}
-    derived["route"] = _joined(
-        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
-    )
-    derived |= {
-        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
-        for name, (key, given) in GIVEN_KEYS.items()
-    }
-    derived["global"] = f"'{GLOBAL_KEY}'"
-    plain = {row[0] for row in con.execute("DESCRIBE text_base").fetchall()}
-    cols = [
-        f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in engine.key_columns()
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE text_keys AS SELECT d.*, c.lvk FROM "
-        f"(SELECT row, t, {', '.join(cols)} FROM text_base) AS d "
-        "JOIN keys AS c ON d.row = c.row"
-    )
-    con.execute("DROP TABLE text_base")
-    con.execute("DROP TABLE keys")
-    con.execute("ALTER TABLE text_keys RENAME TO keys")
+    contract Parquet files) with the normalised key **text** of each dimension instead of
+    integer codes (the engine's one key derivation, :func:`features.engine.derive_keys`), so
+    the snapshot's keys are what a new shipment's keys are online; then the multi-valued
+    ``ports`` and ``words`` relations. Returns the number of shipments."""
+    n = engine.load_parquet(con, shipments, outcomes, text=True)
     _load_multi(con)
     return n
 

@@ -277,6 +277,44 @@ def test_aggregates_written_to_parquet_equal_the_returned_ones(tmp_path):
     assert seen == set(raw)
 
 
+def keys_of(files, text: bool) -> pd.DataFrame:
+    """The ``keys`` relation :func:`engine.load_parquet` derives, in row order."""
+    with engine.duckdb_connection(engine.EngineSettings(threads=1)) as con:
+        engine.load_parquet(con, files, text=text)
+        return con.sql("SELECT * FROM keys ORDER BY row").df()
+
+
+def test_one_key_derivation_gives_codes_and_text_that_group_rows_alike(tmp_path):
+    """The engine's integer codes and the snapshot's key text come from one derivation
+    (engine.derive_keys): dimension by dimension they put the same shipments together, the
+    same ones have no key, and the text of a row is its prepared key as the online state
+    holds it (snapshot.key_text of ``prepare(..., tuple_keys=True)``)."""
+    from features import snapshot
+
+    shipments = pd.concat([random_world(400, days=20, seed=5, messy=True)[0],
+                           edge_world()[0]], ignore_index=True)  # fmt: skip
+    shipments.to_parquet(tmp_path / "s.parquet", index=False)
+    codes = keys_of(tmp_path / "s.parquet", text=False)
+    text = keys_of(tmp_path / "s.parquet", text=True)
+    assert len(codes) == len(text) == len(shipments)
+    np.testing.assert_array_equal(codes["t"], text["t"])
+    np.testing.assert_array_equal(codes["lvk"].to_numpy(), text["lvk"].to_numpy())
+    with engine.duckdb_connection(engine.EngineSettings(threads=1)) as con:
+        engine.load_parquet(con, tmp_path / "s.parquet")
+        ids = con.sql("SELECT shipment_id FROM ship ORDER BY row").df()["shipment_id"]
+    keys_ids = pd.Index(shipments["shipment_id"].astype(str)).get_indexer(ids)
+    prepared = manifest.prepare(check_shipments(shipments), tuple_keys=True)
+    for dim in engine.key_columns():
+        c, x = codes[f"k_{dim}"], text[f"k_{dim}"]
+        assert (c.isna() == x.isna()).all(), dim
+        declared = c.notna().to_numpy()
+        pairs = pd.DataFrame({"c": c[declared].astype(str), "x": x[declared]}).drop_duplicates()
+        assert pairs["c"].is_unique and pairs["x"].is_unique, f"{dim}: codes and text differ"
+        online = [snapshot.key_text(v) for v in prepared[dim][keys_ids]]
+        assert [None if pd.isna(v) else v for v in x] == online, dim
+    assert set(text["k_global"]) == {snapshot.GLOBAL_KEY}
+
+
 def test_parquet_contract_errors_are_named(tmp_path):
     shipments, outcomes = random_world(30, seed=2)
     shipments.drop(columns=["mode"]).to_parquet(tmp_path / "no_mode.parquet", index=False)
