@@ -114,57 +114,175 @@ class LinkGraph:
         return float(parties), float(seized)
 
 
+def _nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Node numbers of the link graph: consignees first, then each identifier (``-1`` = not
+    declared), and how many nodes there are."""
+    offset = 0
+    node = {}
+    for name in ("consignee", *IDENTIFIERS):
+        codes = np.asarray(codes_of(p, name), dtype="int64")
+        node[name] = np.where(codes >= 0, codes + offset, -1)
+        offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
+    return node, offset
+
+
 def offline_components(
     p: dict[str, np.ndarray],
     outcome_rows: np.ndarray,
     outcome_known: np.ndarray,
     outcome_seized: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Network size and seizures of every shipment as of its declaration: declarations and
-    seizures are replayed in time order; shipments declared at the same instant do not see
-    each other, and a seizure counts only when known strictly before."""
-    n = len(p["t"])
-    graph = LinkGraph()
-    offset = 0
-    node = {}
-    for name in ("consignee", *IDENTIFIERS):
-        codes = codes_of(p, name)
-        node[name] = np.where(codes >= 0, codes + offset, -1)
-        offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
-    graph.grow(offset)
-    cons = node["consignee"].tolist()
-    ids = list(zip(*(node[i].tolist() for i in IDENTIFIERS), strict=True)) if n else []
-    t = p["t"]
-    order = np.argsort(t, kind="stable").tolist()
-    times = t.tolist()
-    seized_rows = outcome_rows[outcome_seized]
-    seized_known = outcome_known[outcome_seized]
-    s_order = np.argsort(seized_known, kind="stable")
-    s_cons = [cons[r] for r in seized_rows[s_order].tolist()]
-    s_known = seized_known[s_order].tolist()
+    """Network size and seizures of every shipment as of its declaration: shipments declared
+    at the same instant do not see each other, and a seizure counts only when known strictly
+    before.
 
-    size = np.empty(n)
-    seized = np.empty(n)
-    is_party = [False] * offset
-    i = j = 0
-    while i < n:
-        now = times[order[i]]
-        while j < len(s_known) and s_known[j] < now:
-            graph.add_seizure(s_cons[j])
-            j += 1
-        k = i
-        while k < n and times[order[k]] == now:
-            r = order[k]
-            c = cons[r]
-            size[r], seized[r] = graph.component(c, ids[r], c >= 0 and is_party[c])
-            k += 1
-        for r in order[i:k]:
-            c = cons[r]
-            if c >= 0:  # no consignee declared: nothing to link
-                graph.add_shipment(c, ids[r], not is_party[c])
-                is_party[c] = True
-        i = k
+    A *partially persistent* union-find answers every shipment at once instead of replaying
+    them one by one. Only what changes the graph is replayed, in time order, in Python: a
+    consignee's first shipment (it becomes a party), the first shipment of each distinct
+    (consignee, identifier) link (a union) and each seizure becoming known - not every
+    shipment. Unions are by size without path compression, so a node's parent never changes
+    once set and records the time it was attached: the root of a node *as of* ``t`` is found
+    by following parents attached strictly before ``t`` (at most log2(nodes) steps), for all
+    shipments together in numpy. Every change of a root's parties and seizures is logged as
+    ``(root, time, parties, seizures)``; a shipment reads its roots' last entries strictly
+    before its time. Equal, feature by feature, to the replay of :class:`LinkGraph` that the
+    online state uses (tested)."""
+    n = len(p["t"])
+    if n == 0:
+        return {"net:size": np.zeros(0), "net:seizures": np.zeros(0)}
+    t = np.asarray(p["t"], dtype="int64")
+    node, n_nodes = _nodes(p)
+    cons = node["consignee"]
+    has = cons >= 0
+
+    # what changes the graph: first shipments of parties, first links, known seizures
+    party_rows = np.flatnonzero(has)
+    first_t = np.full(n_nodes, np.iinfo(np.int64).max)
+    np.minimum.at(first_t, cons[party_rows], t[party_rows])
+    parties = np.flatnonzero(first_t < np.iinfo(np.int64).max)
+    link_a, link_b, link_t = [], [], []
+    for ident in IDENTIFIERS:
+        ok = has & (node[ident] >= 0)
+        pair = cons[ok] * n_nodes + node[ident][ok]
+        order = np.lexsort((t[ok], pair))
+        pair, first = pair[order], t[ok][order]
+        new = np.ones(len(pair), dtype=bool)
+        new[1:] = pair[1:] != pair[:-1]
+        link_a.append(pair[new] // n_nodes)
+        link_b.append(pair[new] % n_nodes)
+        link_t.append(first[new])
+    rows = np.asarray(outcome_rows, dtype="int64")[np.asarray(outcome_seized, dtype=bool)]
+    known = np.asarray(outcome_known, dtype="int64")[np.asarray(outcome_seized, dtype=bool)]
+    seized_by = cons[rows]
+    known = known[seized_by >= 0]
+    seized_by = seized_by[seized_by >= 0]
+
+    # one stream of changes in time order: 0 = new party, 1 = link, 2 = seizure
+    kind = np.concatenate([np.zeros(len(parties), "int8"),
+                           np.ones(sum(len(a) for a in link_a), "int8"),
+                           np.full(len(seized_by), 2, "int8")])  # fmt: skip
+    a_node = np.concatenate([parties, *link_a, seized_by])
+    b_node = np.concatenate([np.full(len(parties), -1), *link_b, np.full(len(seized_by), -1)])
+    when = np.concatenate([first_t[parties], *link_t, known])
+    order = np.argsort(when, kind="stable")
+    parent, attached, log = _replay(
+        n_nodes, kind[order].tolist(), a_node[order].tolist(), b_node[order].tolist(),
+        when[order].tolist(),
+    )  # fmt: skip
+
+    # every shipment's roots as of its time, and their parties and seizures then
+    queried = np.stack([np.where(has & (first_t[np.maximum(cons, 0)] < t), cons, -1),
+                        *(node[i] for i in IDENTIFIERS)])  # fmt: skip
+    known_party = queried[0] >= 0
+    roots = _roots_as_of(parent, attached, queried, t)
+    log_root, log_time, log_parties, log_seizures = log
+    times = np.unique(np.concatenate([log_time, t]))
+    width = len(times) + 1
+    log_key = log_root * width + np.searchsorted(times, log_time)
+    by_key = np.argsort(log_key, kind="stable")  # stable: a root's changes stay in time order
+    log_key = log_key[by_key]
+    t_rank = np.searchsorted(times, t)
+    size = np.where(known_party, 0.0, 1.0)
+    seized = np.zeros(n)
+    for j in range(len(queried)):
+        root = roots[j]
+        distinct = root >= 0
+        for i in range(j):
+            distinct &= root != roots[i]
+        at = np.searchsorted(log_key, np.maximum(root, 0) * width + t_rank, side="left") - 1
+        found = distinct & (at >= 0)
+        at = np.maximum(at, 0)
+        found &= log_root[by_key[at]] == root
+        entry = by_key[at]
+        size += np.where(found, log_parties[entry], 0)
+        seized += np.where(found, log_seizures[entry], 0)
+    # less the consignee's own seizures known before the shipment
+    own_order = np.lexsort((known, seized_by))
+    own_key = seized_by[own_order] * width + np.searchsorted(times, known[own_order])
+    c = np.maximum(cons, 0)
+    own = np.searchsorted(own_key, c * width + t_rank, side="left") - np.searchsorted(
+        own_key, c * width, side="left"
+    )
+    seized -= np.where(known_party, own, 0)
     return {"net:size": size, "net:seizures": seized}
+
+
+def _replay(n_nodes: int, kind: list, a: list, b: list, when: list):
+    """The changes of the graph in time order (new party of ``a``, link ``a``-``b``, seizure
+    on ``a``): union by size, no path compression. Returns each node's parent and the time it
+    was attached to it, and the log of every root's ``(root, time, parties, seizures)``."""
+    parent = list(range(n_nodes))
+    attached = [0] * n_nodes
+    weight = [1] * n_nodes
+    parties = [0] * n_nodes
+    seizures = [0] * n_nodes
+    log_root, log_time, log_parties, log_seizures = [], [], [], []
+    for k, x, y, at in zip(kind, a, b, when, strict=True):
+        while parent[x] != x:
+            x = parent[x]
+        if k == 0:
+            parties[x] += 1
+        elif k == 2:
+            seizures[x] += 1
+        else:
+            while parent[y] != y:
+                y = parent[y]
+            if x == y:
+                continue
+            if weight[x] < weight[y]:
+                x, y = y, x
+            parent[y] = x
+            attached[y] = at
+            weight[x] += weight[y]
+            parties[x] += parties[y]
+            seizures[x] += seizures[y]
+            if not (parties[y] or seizures[y]):
+                continue  # the totals of x did not change
+        log_root.append(x)
+        log_time.append(at)
+        log_parties.append(parties[x])
+        log_seizures.append(seizures[x])
+    log = (
+        np.array(log_root, dtype="int64"),
+        np.array(log_time, dtype="int64"),
+        np.array(log_parties, dtype="float64"),
+        np.array(log_seizures, dtype="float64"),
+    )
+    return np.array(parent, dtype="int64"), np.array(attached, dtype="int64"), log
+
+
+def _roots_as_of(parent: np.ndarray, attached: np.ndarray, nodes: np.ndarray, t: np.ndarray):
+    """The root of each node (``-1`` stays ``-1``) as of its shipment's time ``t``: parents
+    attached strictly before ``t`` are followed (union by size: at most log2(nodes) steps)."""
+    root = nodes.copy()
+    live = root >= 0
+    while True:
+        safe = np.where(live, root, 0)
+        step = live & (parent[safe] != safe) & (attached[safe] < t)
+        if not step.any():
+            return root
+        root = np.where(step, parent[safe], root)
+        live = step
 
 
 def network_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:
