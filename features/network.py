@@ -21,6 +21,7 @@ computed (it would need a neighbourhood walk per shipment, which does not fit th
 from __future__ import annotations
 
 from array import array
+from typing import Final
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class LinkGraph:
         return float(parties), float(seized)
 
 
-def _nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+def link_nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
     """Node numbers of the link graph: consignees first, then each identifier (``-1`` = not
     declared), and how many nodes there are."""
     offset = 0
@@ -124,6 +125,10 @@ def _nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
         node[name] = np.where(codes >= 0, codes + offset, -1)
         offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
     return node, offset
+
+
+_QUERY_BLOCK: Final = 1 << 18
+"""Shipments answered at once by :func:`offline_components` (bounds its temporary arrays)."""
 
 
 def offline_components(
@@ -137,29 +142,27 @@ def offline_components(
     before.
 
     A *partially persistent* union-find answers every shipment at once instead of replaying
-    them one by one. Only what changes the graph is replayed, in time order, in Python: a
-    consignee's first shipment (it becomes a party), the first shipment of each distinct
-    (consignee, identifier) link (a union) and each seizure becoming known - not every
-    shipment. Unions are by size without path compression, so a node's parent never changes
-    once set and records the time it was attached: the root of a node *as of* ``t`` is found
-    by following parents attached strictly before ``t`` (at most log2(nodes) steps), for all
-    shipments together in numpy. Every change of a root's parties and seizures is logged as
-    ``(root, time, parties, seizures)``; a shipment reads its roots' last entries strictly
-    before its time. Equal, feature by feature, to the replay of :class:`LinkGraph` that the
-    online state uses (tested)."""
+    them one by one. Only what changes the graph is replayed, in time order, in Python: the
+    first shipment of each distinct (consignee, identifier) link (a union) and each seizure
+    becoming known - not every shipment. Unions are by size without path compression, so a
+    node's parent never changes once set and records the time it was attached: the root of a
+    node *as of* ``t`` is found by following parents attached strictly before ``t`` (at most
+    log2(nodes) steps), for all shipments together in numpy. A consignee counts as a party
+    from the start: by the time it is linked to anything, or asked about as a known party,
+    it has declared. Every change of a root's parties and seizures is logged as ``(root,
+    time, parties, seizures)``; a shipment reads its roots' last entries strictly before its
+    time (none: the root's own one party or none). Equal, feature by feature, to the replay of
+    :class:`LinkGraph` that the online state uses (tested)."""
     n = len(p["t"])
     if n == 0:
         return {"net:size": np.zeros(0), "net:seizures": np.zeros(0)}
     t = np.asarray(p["t"], dtype="int64")
-    node, n_nodes = _nodes(p)
+    node, n_nodes = link_nodes(p)
     cons = node["consignee"]
     has = cons >= 0
+    n_parties = int(cons.max()) + 1 if has.any() else 0  # consignee nodes come first
 
-    # what changes the graph: first shipments of parties, first links, known seizures
-    party_rows = np.flatnonzero(has)
-    first_t = np.full(n_nodes, np.iinfo(np.int64).max)
-    np.minimum.at(first_t, cons[party_rows], t[party_rows])
-    parties = np.flatnonzero(first_t < np.iinfo(np.int64).max)
+    # what changes the graph: first links (in time order) and seizures known
     link_a, link_b, link_t = [], [], []
     for ident in IDENTIFIERS:
         ok = has & (node[ident] >= 0)
@@ -171,118 +174,127 @@ def offline_components(
         link_a.append(pair[new] // n_nodes)
         link_b.append(pair[new] % n_nodes)
         link_t.append(first[new])
-    rows = np.asarray(outcome_rows, dtype="int64")[np.asarray(outcome_seized, dtype=bool)]
-    known = np.asarray(outcome_known, dtype="int64")[np.asarray(outcome_seized, dtype=bool)]
-    seized_by = cons[rows]
-    known = known[seized_by >= 0]
-    seized_by = seized_by[seized_by >= 0]
-
-    # one stream of changes in time order: 0 = new party, 1 = link, 2 = seizure
-    kind = np.concatenate([np.zeros(len(parties), "int8"),
-                           np.ones(sum(len(a) for a in link_a), "int8"),
-                           np.full(len(seized_by), 2, "int8")])  # fmt: skip
-    a_node = np.concatenate([parties, *link_a, seized_by])
-    b_node = np.concatenate([np.full(len(parties), -1), *link_b, np.full(len(seized_by), -1)])
-    when = np.concatenate([first_t[parties], *link_t, known])
+    seized_rows = np.asarray(outcome_rows, dtype="int64")[np.asarray(outcome_seized, bool)]
+    known = np.asarray(outcome_known, dtype="int64")[np.asarray(outcome_seized, bool)]
+    seized_by = cons[seized_rows]
+    known, seized_by = known[seized_by >= 0], seized_by[seized_by >= 0]
+    a_node = np.concatenate([*link_a, seized_by])
+    b_node = np.concatenate([*link_b, np.full(len(seized_by), -1)])  # -1: a seizure
+    when = np.concatenate([*link_t, known])
     order = np.argsort(when, kind="stable")
-    parent, attached, log = _replay(
-        n_nodes, kind[order].tolist(), a_node[order].tolist(), b_node[order].tolist(),
-        when[order].tolist(),
-    )  # fmt: skip
+    parent, attached, log = _replay(n_nodes, n_parties, a_node[order], b_node[order], when[order])
+    del a_node, b_node, when, order, link_a, link_b, link_t
 
-    # every shipment's roots as of its time, and their parties and seizures then
-    queried = np.stack([np.where(has & (first_t[np.maximum(cons, 0)] < t), cons, -1),
-                        *(node[i] for i in IDENTIFIERS)])  # fmt: skip
-    known_party = queried[0] >= 0
-    roots = _roots_as_of(parent, attached, queried, t)
-    log_root, log_time, log_parties, log_seizures = log
-    times = np.unique(np.concatenate([log_time, t]))
-    width = len(times) + 1
-    log_key = log_root * width + np.searchsorted(times, log_time)
+    # times as ranks among the shipments' times: e < t  <=>  rank(e) < rank(t)
+    sorted_t = t if bool((t[1:] >= t[:-1]).all()) else np.sort(t)
+    width = n + 1
+
+    def rank(times: np.ndarray) -> np.ndarray:
+        return np.searchsorted(sorted_t, times, side="right")
+
+    first_t = np.full(max(n_parties, 1), np.iinfo(np.int64).max)
+    np.minimum.at(first_t, cons[has], t[has])
+    # a root's parties and seizures as of a shipment: its last log entry before it (and a
+    # last entry of no root, so that there is always one to index)
+    ends = (-1, 0, 0, 0)
+    log_root, log_time, log_parties, log_seizures = (
+        np.append(v, end) for v, end in zip(log, ends, strict=True)
+    )
+    log_key = np.where(log_root >= 0, log_root * width + rank(log_time), np.iinfo(np.int64).max)
     by_key = np.argsort(log_key, kind="stable")  # stable: a root's changes stay in time order
     log_key = log_key[by_key]
-    t_rank = np.searchsorted(times, t)
-    size = np.where(known_party, 0.0, 1.0)
-    seized = np.zeros(n)
-    for j in range(len(queried)):
-        root = roots[j]
-        distinct = root >= 0
-        for i in range(j):
-            distinct &= root != roots[i]
-        at = np.searchsorted(log_key, np.maximum(root, 0) * width + t_rank, side="left") - 1
-        found = distinct & (at >= 0)
-        at = np.maximum(at, 0)
-        found &= log_root[by_key[at]] == root
-        entry = by_key[at]
-        size += np.where(found, log_parties[entry], 0)
-        seized += np.where(found, log_seizures[entry], 0)
-    # less the consignee's own seizures known before the shipment
-    own_order = np.lexsort((known, seized_by))
-    own_key = seized_by[own_order] * width + np.searchsorted(times, known[own_order])
-    c = np.maximum(cons, 0)
-    own = np.searchsorted(own_key, c * width + t_rank, side="left") - np.searchsorted(
-        own_key, c * width, side="left"
-    )
-    seized -= np.where(known_party, own, 0)
+    own_key = np.sort(seized_by * width + rank(known))  # each consignee's own seizures
+
+    size, seized = np.empty(n), np.empty(n)
+    for start in range(0, n, _QUERY_BLOCK):  # shipments answer independently: in blocks
+        rows = slice(start, start + _QUERY_BLOCK)
+        t_block, c_block = t[rows], cons[rows]
+        t_rank = rank(t_block)
+        known_party = (c_block >= 0) & (first_t[np.maximum(c_block, 0)] < t_block)
+        queried = np.stack([np.where(known_party, c_block, -1),
+                            *(node[i][rows] for i in IDENTIFIERS)])  # fmt: skip
+        roots = _roots_as_of(parent, attached, queried, t_block)
+        s_block = np.where(known_party, 0.0, 1.0)
+        z_block = np.zeros(len(t_block))
+        for j in range(len(roots)):
+            root = roots[j]
+            distinct = root >= 0
+            for i in range(j):
+                distinct &= root != roots[i]
+            at = np.searchsorted(log_key, np.maximum(root, 0) * width + t_rank) - 1
+            entry = by_key[np.maximum(at, 0)]
+            logged = (at >= 0) & (log_root[entry] == root)
+            alone = root < n_parties  # never merged nor seized before: its own party or none
+            s_block += np.where(distinct, np.where(logged, log_parties[entry], alone), 0)
+            z_block += np.where(distinct & logged, log_seizures[entry], 0)
+        # less the consignee's own seizures known before the shipment
+        c = np.maximum(c_block, 0) * width
+        own = np.searchsorted(own_key, c + t_rank) - np.searchsorted(own_key, c)
+        size[rows] = s_block
+        seized[rows] = z_block - np.where(known_party, own, 0)
     return {"net:size": size, "net:seizures": seized}
 
 
-def _replay(n_nodes: int, kind: list, a: list, b: list, when: list):
-    """The changes of the graph in time order (new party of ``a``, link ``a``-``b``, seizure
-    on ``a``): union by size, no path compression. Returns each node's parent and the time it
-    was attached to it, and the log of every root's ``(root, time, parties, seizures)``."""
-    parent = list(range(n_nodes))
-    attached = [0] * n_nodes
-    weight = [1] * n_nodes
-    parties = [0] * n_nodes
-    seizures = [0] * n_nodes
-    log_root, log_time, log_parties, log_seizures = [], [], [], []
-    for k, x, y, at in zip(kind, a, b, when, strict=True):
-        while parent[x] != x:
-            x = parent[x]
-        if k == 0:
-            parties[x] += 1
-        elif k == 2:
-            seizures[x] += 1
-        else:
-            while parent[y] != y:
-                y = parent[y]
-            if x == y:
-                continue
-            if weight[x] < weight[y]:
-                x, y = y, x
-            parent[y] = x
-            attached[y] = at
-            weight[x] += weight[y]
-            parties[x] += parties[y]
-            seizures[x] += seizures[y]
-            if not (parties[y] or seizures[y]):
-                continue  # the totals of x did not change
-        log_root.append(x)
-        log_time.append(at)
-        log_parties.append(parties[x])
-        log_seizures.append(seizures[x])
-    log = (
-        np.array(log_root, dtype="int64"),
-        np.array(log_time, dtype="int64"),
-        np.array(log_parties, dtype="float64"),
-        np.array(log_seizures, dtype="float64"),
-    )
-    return np.array(parent, dtype="int64"), np.array(attached, dtype="int64"), log
+def _replay(n_nodes: int, n_parties: int, a: np.ndarray, b: np.ndarray, when: np.ndarray):
+    """The changes of the graph in time order (a link ``a``-``b``, or a seizure on ``a`` when
+    ``b`` is -1): union by size, no path compression; nodes below ``n_parties`` are
+    consignees (one party each). Returns each node's parent and the time it was attached to
+    it, and the log of every change of a root's ``(root, time, parties, seizures)``. The
+    state is compact arrays (8 bytes a node each, no Python int per node) and the changes are
+    read in blocks, so memory is the nodes', not the events'."""
+    parent = array("q", range(n_nodes))
+    attached = array("q", bytes(8 * n_nodes))
+    weight = array("q", [1]) * n_nodes
+    parties = array("q", [1]) * n_parties + array("q", bytes(8 * (n_nodes - n_parties)))
+    seizures = array("q", bytes(8 * n_nodes))
+    log_root, log_time, log_parties, log_seizures = (array("q") for _ in range(4))
+    block = 1 << 16
+    for start in range(0, len(a), block):
+        end = start + block
+        for x, y, at in zip(a[start:end].tolist(), b[start:end].tolist(),
+                            when[start:end].tolist(), strict=True):  # fmt: skip
+            while parent[x] != x:
+                x = parent[x]
+            if y < 0:
+                seizures[x] += 1
+            else:
+                while parent[y] != y:
+                    y = parent[y]
+                if x == y:
+                    continue
+                if weight[x] < weight[y]:
+                    x, y = y, x
+                parent[y] = x
+                attached[y] = at
+                weight[x] += weight[y]
+                if not (parties[y] or seizures[y]):
+                    continue  # an identifier alone: the totals of x do not change
+                parties[x] += parties[y]
+                seizures[x] += seizures[y]
+            log_root.append(x)
+            log_time.append(at)
+            log_parties.append(parties[x])
+            log_seizures.append(seizures[x])
+    log = tuple(np.frombuffer(v, dtype="int64") for v in (log_root, log_time, log_parties,
+                                                          log_seizures))  # fmt: skip
+    return np.frombuffer(parent, dtype="int64"), np.frombuffer(attached, dtype="int64"), log
 
 
 def _roots_as_of(parent: np.ndarray, attached: np.ndarray, nodes: np.ndarray, t: np.ndarray):
-    """The root of each node (``-1`` stays ``-1``) as of its shipment's time ``t``: parents
-    attached strictly before ``t`` are followed (union by size: at most log2(nodes) steps)."""
-    root = nodes.copy()
-    live = root >= 0
-    while True:
-        safe = np.where(live, root, 0)
-        step = live & (parent[safe] != safe) & (attached[safe] < t)
-        if not step.any():
-            return root
-        root = np.where(step, parent[safe], root)
-        live = step
+    """The root of each node of ``nodes`` (one row per node kind, one column per shipment;
+    ``-1`` stays ``-1``) as of its shipment's time ``t``: parents attached strictly before
+    ``t`` are followed (union by size: at most log2(nodes) steps), for the nodes still moving
+    only."""
+    root = nodes.ravel().copy()
+    n = nodes.shape[1]
+    moving = np.flatnonzero(root >= 0)
+    while moving.size:
+        r = root[moving]
+        up = parent[r]
+        step = (up != r) & (attached[r] < t[moving % n])
+        moving = moving[step]
+        root[moving] = up[step]
+    return root.reshape(nodes.shape)
 
 
 def network_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:

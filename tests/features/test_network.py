@@ -155,10 +155,10 @@ def replay_components(p, outcome_rows, outcome_known, outcome_seized):
     does), answered before the shipments of its instant are added."""
     import numpy as np
 
-    from features.network import IDENTIFIERS, _nodes
+    from features.network import IDENTIFIERS, link_nodes
 
     n = len(p["t"])
-    node, n_nodes = _nodes(p)
+    node, n_nodes = link_nodes(p)
     graph = LinkGraph()
     graph.grow(n_nodes)
     cons = node["consignee"].tolist()
@@ -218,13 +218,17 @@ def network_world(n: int, seed: int):
     return shipments, pd.concat([outcomes, outcomes.iloc[:5]], ignore_index=True)
 
 
-@pytest.mark.parametrize(("n", "seed"), [(40, 1), (700, 2), (3000, 3), (3000, 4)])
-def test_persistent_union_find_equals_the_replay(n, seed):
+@pytest.mark.parametrize(
+    ("n", "seed", "block"), [(40, 1, None), (700, 2, None), (3000, 3, None), (3000, 4, 97)]
+)
+def test_persistent_union_find_equals_the_replay(n, seed, block, monkeypatch):
     import numpy as np
 
     from features import manifest, network
     from features.pipeline import check_outcomes, check_shipments, outcome_events
 
+    if block:  # shipments answered in many blocks, as at scale
+        monkeypatch.setattr(network, "_QUERY_BLOCK", block)
     shipments, outcomes = network_world(n, seed)
     s = check_shipments(shipments)
     p = manifest.prepare(s)
