@@ -8,6 +8,11 @@ Measures, each in a fresh child process on the same prepared link graph:
 * **persistent**: ``features.network.offline_components`` - a partially persistent union-find:
   only new parties, first links and seizures replayed, every shipment's roots as of its time
   found in numpy;
+* **multi-numpy** / **multi-duckdb** (not in the default ``--methods``): the multi-valued keys
+  (transshipment ports, description words) by ``history.multi_offline`` or by the engine's
+  SQL on DuckDB (exploded tables from the prepared shipments, then the queries); they need
+  the whole prepared world, so their child prepares it first (untimed) and the results are
+  compared;
 * **csgraph**: ``scipy.sparse.csgraph.connected_components`` on the final graph (consignee -
   identifier links as of the end): not point in time, but what a snapshot as of one instant
   (or a cluster driver given the edge list) needs, for scale.
@@ -70,6 +75,52 @@ def prepare_child(world: Path) -> dict:
              for k in ("consignee", *IDENTIFIERS)}  # fmt: skip
     np.savez(world / CACHE, t=p["t"], rows=rows, known=known, seized=seized, **codes)
     return {"shipments": len(p["t"]), "outcomes": len(rows), "seizures": int(seized.sum())}
+
+
+def multi_child(world: Path, method: str) -> dict:
+    """The multi-valued keys (``ports:max_rate``, ``desc:seen``, ``desc:tokens``) on the whole
+    prepared world: numpy (``history.multi_offline``) or the engine's SQL on DuckDB
+    (``engine.multi_tables`` + ``engine.multi_aggregates``, tables made from the prepared
+    shipments included). The single-key aggregates they need (the prior) come first, untimed."""
+    import numpy as np
+    import pandas as pd
+
+    from features import engine, history, manifest
+    from features.pipeline import check_outcomes, check_shipments, outcome_events
+
+    def table(name: str) -> pd.DataFrame:
+        files = sorted((world / name).glob("month=*/*.parquet")) or [world / f"{name}.parquet"]
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+    s = check_shipments(table("shipments"))
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(
+        check_outcomes(table("outcomes")), s["shipment_id"], p["t"]
+    )
+    del s
+    raw, axis = history.offline_aggregates(p, rows, known, seized)
+    before = _rss_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    wall, cpu = time.perf_counter(), time.process_time()
+    if method == "multi-numpy":
+        out = history.multi_offline(p, axis, rows, known, seized, history.prior_rate(raw))
+    else:
+        out = dict(raw)
+        ports, words = engine.multi_tables(p)
+        outcomes = engine.outcomes_table(rows, known, seized)
+        settings = engine.EngineSettings()
+        with engine.duckdb_connection(settings) as con:
+            for name, rel in (("ports", ports), ("words", words), ("outcomes", outcomes)):
+                con.register(name, rel)
+            engine.multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), len(p["t"]), out)
+        out = {k: out[k] for k in ("ports:max_rate", "desc:seen", "desc:tokens")}
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    np.savez(world / f"network-{method}.npz", **{k.replace(":", "_"): v for k, v in out.items()})
+    with_ports = int(np.isfinite(out["ports:max_rate"]).sum())
+    return {"method": method, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "rss_before_mb": round(before), "peak_mb": round(_rss_mb("VmHWM")),
+            "shipments": len(p["t"]), "with_ports": with_ports}  # fmt: skip
 
 
 def load(world: Path):
@@ -147,7 +198,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         world, method = Path(args.child[0]), args.child[1]
-        result = prepare_child(world) if method == "prepare" else method_child(world, method)
+        if method == "prepare":
+            result = prepare_child(world)
+        elif method.startswith("multi-"):
+            result = multi_child(world, method)
+        else:
+            result = method_child(world, method)
         print(json.dumps(result))
         return
     import numpy as np
@@ -161,13 +217,14 @@ def main() -> None:
             print(json.dumps({"world": str(world), "load": round(load_avg, 1), **result}),
                   flush=True)  # fmt: skip
             load_avg = os.getloadavg()[0]
-        files = [world / f"network-{m}.npz" for m in ("replay", "persistent")]
-        if all(f.exists() for f in files):
-            a, b = (np.load(f) for f in files)
-            for name in a.files:
-                if not np.array_equal(a[name], b[name]):
-                    raise SystemExit(f"{world}: {name} differs between replay and persistent")
-            print(json.dumps({"world": str(world), "replay_equals_persistent": True}))
+        for first, second in (("replay", "persistent"), ("multi-numpy", "multi-duckdb")):
+            files = [world / f"network-{m}.npz" for m in (first, second)]
+            if all(f.exists() for f in files):
+                a, b = (np.load(f) for f in files)
+                for name in a.files:
+                    if not np.array_equal(a[name], b[name], equal_nan=True):
+                        raise SystemExit(f"{world}: {name} differs between {first} and {second}")
+                print(json.dumps({"world": str(world), f"{first}_equals_{second}": True}))
 
 
 if __name__ == "__main__":

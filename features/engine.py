@@ -154,7 +154,9 @@ def _running(column: str) -> str:
     return f"SUM({column}) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
 
 
-def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
+def dimension_sql(
+    dim: Dimension, dialect: str = "duckdb", source: str = "keys"
+) -> tuple[str, list[str]]:
     """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
     and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
 
@@ -170,12 +172,14 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
     frame) less the instant's own (``PARTITION BY k, t2``), a ``w``-day shipment count is a
     ``RANGE`` frame less the instant's own shipments. Every frame is portable SQL (no
     ``ASOF JOIN``, no intervals, no ``FILTER``); the only offset frames are the shipment
-    windows of the party roles (many small keys: cheap)."""
+    windows of the party roles (many small keys: cheap). ``source``: the relation holding
+    ``row``, ``t`` and the key (``keys``; ``ports`` for :data:`PORTS`, one row per port of a
+    shipment, so its result has a row per (shipment, port))."""
     values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
     own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
     if dim.value_mean:
         own_cols.append("lvk")
-    own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
+    own = f"SELECT {', '.join(own_cols)} FROM {source} WHERE k_{dim.name} IS NOT NULL"
 
     # every row carries every weight column (0 when it is not its kind); ``other`` marks the
     # event rows (everything but a shipment). Weights are DOUBLE: sums of small integers stay
@@ -337,6 +341,96 @@ def run_aggregates(con, n: int) -> dict[str, np.ndarray]:
     return raw
 
 
+PORTS: Final = Dimension(
+    name="port",
+    count=False,
+    windows=(),
+    first=False,
+    distinct=(),
+    value_mean=False,
+    outcomes=True,
+    seizure_windows=(),
+)
+"""Transshipment ports, a multi-valued key: inspections and seizures known on each port's
+shipments (``ports:max_rate``), over the ``ports`` relation (``row``, ``t``, ``k_port``)."""
+
+WORDS_SQL: Final = (
+    "SELECT row, CAST(SUM(CASE WHEN first_t < t THEN 1 ELSE 0 END) AS DOUBLE) AS seen, "
+    "CAST(COUNT(*) AS DOUBLE) AS tokens FROM (SELECT row, t, "
+    "MIN(t) OVER (PARTITION BY k_hs2, word) AS first_t FROM words) AS w GROUP BY row"
+)
+"""Goods-description words seen before with the HS chapter (``desc:seen``) and the words
+compared (``desc:tokens``) of each shipment whose chapter is declared, over the ``words``
+relation (``row``, ``t``, ``k_hs2``, ``word``): a word was seen when its first shipment with
+that chapter is strictly earlier."""
+
+
+def multi_tables(p: dict[str, np.ndarray]):
+    """The ``ports`` (``row``, ``t``, ``k_port``: one row per transshipment port) and
+    ``words`` (``row``, ``t``, ``k_hs2``, ``word``: one row per description word of a shipment
+    whose HS chapter is declared) relations of prepared shipments, as Arrow tables."""
+    import pyarrow as pa
+
+    n = len(p["t"])
+    rows, t = np.arange(n, dtype="int64"), np.asarray(p["t"], dtype="int64")
+    counts = np.fromiter((len(x) for x in p["ports"]), dtype="int64", count=n)
+    ports = pa.table(
+        {
+            "row": pa.array(np.repeat(rows, counts)),
+            "t": pa.array(np.repeat(t, counts)),
+            "k_port": pa.array([port for x in p["ports"] for port in x], type=pa.string()),
+        }
+    )
+    hs2 = np.asarray(codes_of(p, "hs2"), dtype="int64")
+    declared = (hs2 >= 0).tolist()
+    t_counts = np.fromiter(
+        (len(x) if ok else 0 for x, ok in zip(p["tokens"], declared, strict=True)),
+        dtype="int64",
+        count=n,
+    )
+    words = pa.table(
+        {
+            "row": pa.array(np.repeat(rows, t_counts)),
+            "t": pa.array(np.repeat(t, t_counts)),
+            "k_hs2": pa.array(np.repeat(hs2, t_counts)),
+            "word": pa.array(
+                [w for x, ok in zip(p["tokens"], declared, strict=True) if ok for w in x],
+                type=pa.string(),
+            ),
+        }
+    )
+    return ports, words
+
+
+def multi_aggregates(run, n: int, raw: dict[str, np.ndarray], dialect: str = "duckdb") -> None:
+    """``ports:max_rate``, ``desc:seen`` and ``desc:tokens`` (as
+    :func:`features.history.multi_offline`) into ``raw``, from the ``ports`` and ``words``
+    relations: ``run(sql)`` runs a query on the engine holding them (and ``outcomes``) and
+    returns an Arrow table. The counts are SQL; the smoothed rate of each (shipment, port)
+    against the overall prior of ``raw`` and its maximum per shipment are finished here."""
+    sql, _ = dimension_sql(PORTS, dialect, source="ports")
+    ports = run(sql)
+    rows = ports.column("row").to_numpy()
+    inspected, seized = (ports.column(c).to_numpy(zero_copy_only=False) for c in ("a0", "a1"))
+    rate = history.smoothed_rate(seized, inspected, history.prior_rate(raw)[rows])
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, rows, rate)
+    has_ports = np.zeros(n, dtype=bool)
+    has_ports[rows] = True
+    raw["ports:max_rate"] = np.where(has_ports, best, np.nan)
+    if dialect != "duckdb":
+        import sqlglot
+
+        words = run(sqlglot.transpile(WORDS_SQL, read="duckdb", write=dialect)[0])
+    else:
+        words = run(WORDS_SQL)
+    rows = words.column("row").to_numpy()
+    for name, column in (("desc:seen", "seen"), ("desc:tokens", "tokens")):
+        out = np.zeros(n)
+        out[rows] = words.column(column).to_numpy(zero_copy_only=False)
+        raw[name] = out
+
+
 def _scatter(table, names: list[str], n: int, raw: dict[str, np.ndarray]) -> None:
     """One dimension's result (``row``, ``a0``...) into ``n``-long arrays, NaN where the
     shipment's key is not declared."""
@@ -354,15 +448,20 @@ def duckdb_aggregates(
     outcome_seized: np.ndarray,
     settings: EngineSettings | None = None,
 ) -> dict[str, np.ndarray]:
-    """The single-key raw aggregates of :func:`features.history.offline_aggregates`, computed
-    by DuckDB from the prepared shipments ``p`` and the counted inspections."""
+    """The raw aggregates of :func:`features.history.offline_aggregates` and of the
+    multi-valued keys (:func:`features.history.multi_offline`), computed by DuckDB from the
+    prepared shipments ``p`` and the counted inspections."""
     n = len(p["t"])
     keys = keys_table(p)
     outcomes = outcomes_table(outcome_rows, outcome_known, outcome_seized)
+    ports, words = multi_tables(p)
     with duckdb_connection(settings) as con:
-        con.register("keys", keys)
-        con.register("outcomes", outcomes)
-        return run_aggregates(con, n)
+        for name, table in (("keys", keys), ("outcomes", outcomes), ("ports", ports),
+                            ("words", words)):  # fmt: skip
+            con.register(name, table)
+        raw = run_aggregates(con, n)
+        multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, raw)
+        return raw
 
 
 # -- Spark: the same SQL, transpiled ----------------------------------------------------------
@@ -427,9 +526,12 @@ def spark_aggregates(
     settings = settings or EngineSettings()
     n = len(p["t"])
     with spark_session(settings.spark_master, settings.spark_driver_memory) as spark:
+        ports, words = multi_tables(p)
         tables = {
             "keys": keys_table(p),
             "outcomes": outcomes_table(outcome_rows, outcome_known, outcome_seized),
+            "ports": ports,
+            "words": words,
         }
         frames = []
         for name, table in tables.items():
@@ -441,6 +543,7 @@ def spark_aggregates(
             for dim in dimensions():
                 sql, names = dimension_sql(dim, dialect="spark")
                 _scatter(spark.sql(sql).toArrow(), names, n, raw)
+            multi_aggregates(lambda sql: spark.sql(sql).toArrow(), n, raw, dialect="spark")
         finally:
             for frame in frames:
                 frame.unpersist()

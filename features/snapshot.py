@@ -279,16 +279,7 @@ def snapshot_queries(as_of: int, dialect: str = "duckdb") -> list[tuple[str, str
     ]
 
 
-_PORTS: Final = engine.Dimension(
-    name=PORT_DIM,
-    count=False,
-    windows=(),
-    first=False,
-    distinct=(),
-    value_mean=False,
-    outcomes=True,
-    seizure_windows=(),
-)
+_PORTS: Final = engine.PORTS
 
 
 def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
