@@ -63,7 +63,9 @@ from features.manifest import (
     NS_PER_DAY,
     ROUTE_PARTS,
     codes_of,
+    description_tokens,
     hs_cut,
+    port_list,
 )
 
 ENGINES: Final = ("pandas", "duckdb", "spark")
@@ -655,13 +657,63 @@ def derive_keys(con, *, text: bool = False) -> None:
     con.execute("DROP TABLE base")
 
 
+def _items_map(con, column: str, split):
+    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
+    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
+    import pyarrow as pa
+
+    raw = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
+        ).fetchall()
+    ]
+    raw = [v for v in raw if v is not None]
+    return pa.table(
+        {
+            "raw": pa.array(raw, type=pa.string()),
+            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
+        }
+    )
+
+
+def derive_multi(con, *, text: bool = False) -> None:
+    """The multi-valued keys' relations from Parquet, as :func:`multi_tables` makes them from
+    prepared shipments: ``ports`` (``row``, ``t``, ``k_port``: one row per transshipment port)
+    and ``words`` (``row``, ``t``, ``k_hs2``, ``word``: one row per goods-description word of a
+    shipment whose HS chapter is declared, ``k_hs2`` as in ``keys``), split by
+    :func:`features.manifest.port_list` and :func:`~features.manifest.description_tokens`
+    once per distinct value and exploded by ``unnest``."""
+    columns = _column_names(con, "raw_shipments")
+    hs2 = "VARCHAR" if text else "BIGINT"
+    for name, column, split, cols, extra in (
+        ("ports", "transshipment_ports", port_list, "k_port VARCHAR", ""),
+        ("words", "goods_description", description_tokens, f"k_hs2 {hs2}, word VARCHAR",
+         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
+    ):  # fmt: skip
+        if column not in columns:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
+            continue
+        con.register(f"items_{name}", _items_map(con, column, split))
+        item = "unnest(m.items) AS k_port" if name == "ports" else (
+            "k.k_hs2, unnest(m.items) AS word")  # fmt: skip
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
+            "FROM raw_shipments AS r JOIN ship AS s "
+            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
+            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
+        )
+        con.unregister(f"items_{name}")
+
+
 def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
     """Create the ``keys`` and ``outcomes`` relations (and ``ship``: row, shipment_id, t) on
     ``con`` from contract Parquet files - one file, a list, or globs such as
     ``shipments/month=*/*.parquet`` - read by DuckDB, never loaded into pandas. Rows are
     numbered in ``(declared_at, shipment_id)`` order. Keys are derived by :func:`derive_keys`:
-    integer codes, or the normalised key text (``text``, what the snapshot writes). Returns the
-    number of shipments.
+    integer codes, or the normalised key text (``text``, what the snapshot writes); the
+    multi-valued keys' ``ports`` and ``words`` by :func:`derive_multi`. Returns the number of
+    shipments.
 
     Raises :class:`ContractError` naming a missing required column, missing declaration or
     result times, or a repeated shipment id."""
@@ -694,6 +746,7 @@ def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
         raise ContractError(f"shipments: shipment_id repeated: {repeated[0][0]!r}")
 
     derive_keys(con, text=text)
+    derive_multi(con, text=text)
 
     if outcomes is None:
         con.execute(
@@ -728,14 +781,16 @@ def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
 def parquet_aggregates(
     shipments, outcomes=None, settings: EngineSettings | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The single-key raw aggregates of every shipment in contract Parquet files (see
-    :func:`load_parquet`), computed by DuckDB within ``settings``: shipment ids and declaration
-    times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw aggregates aligned
-    with them."""
+    """The raw aggregates of every shipment in contract Parquet files (see
+    :func:`load_parquet`), the single-key ones and the multi-valued keys'
+    (:func:`multi_aggregates`), computed by DuckDB within ``settings``: shipment ids and
+    declaration times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw
+    aggregates aligned with them."""
     with duckdb_connection(settings) as con:
         n = load_parquet(con, shipments, outcomes)
         ids = con.sql("SELECT shipment_id, t FROM ship ORDER BY row").to_arrow_table()
         raw = run_aggregates(con, n)
+        multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, raw)
     return (
         ids.column("shipment_id").to_numpy(zero_copy_only=False).astype(object),
         ids.column("t").to_numpy(),
@@ -746,8 +801,9 @@ def parquet_aggregates(
 def write_aggregates(
     shipments, outcomes, out: str | os.PathLike, settings: EngineSettings | None = None
 ) -> dict[str, str]:
-    """The raw aggregates of :func:`parquet_aggregates` written as Parquet files under ``out``
-    instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
+    """The single-key raw aggregates of :func:`parquet_aggregates` (not the multi-valued
+    keys', finished against the overall prior in this process) written as Parquet files under
+    ``out`` instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
     ``(declared_at, shipment_id)`` order) and one ``<dimension>.parquet`` per key dimension
     (``row`` and a column per raw aggregate, named like it, for the shipments whose key is
     declared). DuckDB streams each query into its file, so no result is held in this process:

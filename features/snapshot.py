@@ -58,11 +58,7 @@ import pandas as pd
 
 from features import engine, history
 from features.errors import CargoriskError, ContractError
-from features.manifest import (
-    NS_PER_DAY,
-    description_tokens,
-    port_list,
-)
+from features.manifest import NS_PER_DAY
 from features.network import IDENTIFIERS, LinkGraph
 
 SEPARATOR: Final = engine.KEY_TEXT_SEPARATOR
@@ -283,14 +279,14 @@ _PORTS: Final = engine.PORTS
 
 
 def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
-    """The multi-valued keys over the ``ports`` ``(row, t, port)`` and ``words`` ``(row, t,
-    hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
+    """The multi-valued keys over the ``ports`` ``(row, t, k_port)`` and ``words`` ``(row, t,
+    k_hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
     its first declaration."""
     as_of = int(as_of)
-    ports = f"SELECT row, t, port AS k FROM ports WHERE t < {as_of}"
+    ports = f"SELECT row, t, k_port AS k FROM ports WHERE t < {as_of}"
     words = (
-        "SELECT hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
-        f"FROM words WHERE t < {as_of} GROUP BY hs2, word"
+        "SELECT k_hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
+        f"FROM words WHERE t < {as_of} GROUP BY k_hs2, word"
     )
     return [
         ("key_totals", PORT_DIM, totals_sql(_PORTS, as_of, own=ports)),
@@ -304,55 +300,9 @@ def load_keys(con, shipments, outcomes=None) -> int:
     contract Parquet files) with the normalised key **text** of each dimension instead of
     integer codes (the engine's one key derivation, :func:`features.engine.derive_keys`), so
     the snapshot's keys are what a new shipment's keys are online; then the multi-valued
-    ``ports`` and ``words`` relations. Returns the number of shipments."""
-    n = engine.load_parquet(con, shipments, outcomes, text=True)
-    _load_multi(con)
-    return n
-
-
-def _items_map(con, column: str, split) -> Any:
-    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
-    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
-    import pyarrow as pa
-
-    raw = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
-        ).fetchall()
-    ]
-    raw = [v for v in raw if v is not None]
-    return pa.table(
-        {
-            "raw": pa.array(raw, type=pa.string()),
-            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
-        }
-    )
-
-
-def _load_multi(con) -> None:
-    """The ``ports`` ``(row, t, port)`` and ``words`` ``(row, t, hs2, word)`` relations: one
-    row per transshipment port of a shipment, and per word of its goods description when its
-    HS chapter is declared (normalised by :func:`features.manifest.port_list` and
-    :func:`~features.manifest.description_tokens`, once per distinct value)."""
-    columns = {row[0] for row in con.execute("DESCRIBE raw_shipments").fetchall()}
-    for name, column, split, cols, extra in (
-        ("ports", "transshipment_ports", port_list, "port VARCHAR", ""),
-        ("words", "goods_description", description_tokens, "hs2 VARCHAR, word VARCHAR",
-         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
-    ):  # fmt: skip
-        if column not in columns:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
-            continue
-        con.register(f"items_{name}", _items_map(con, column, split))
-        item = "unnest(m.items) AS port" if name == "ports" else (
-            "k.k_hs2 AS hs2, unnest(m.items) AS word")  # fmt: skip
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
-            "FROM raw_shipments AS r JOIN ship AS s "
-            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
-            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
-        )
+    ``ports`` and ``words`` relations (:func:`features.engine.derive_multi`). Returns the
+    number of shipments."""
+    return engine.load_parquet(con, shipments, outcomes, text=True)
 
 
 # -- running it --------------------------------------------------------------------------------

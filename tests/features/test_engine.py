@@ -232,8 +232,6 @@ def assert_parquet_equals_numpy(shipments, outcomes, shipment_files, outcome_fil
         shipment_files, outcome_files, engine.EngineSettings(threads=1)
     )
     numpy_raw = both_raw(shipments, outcomes)[0]
-    for name in MULTI_RAW:  # the Parquet path computes the single-key aggregates
-        del numpy_raw[name]
     order = pd.Index(shipments["shipment_id"].astype(str)).get_indexer(ids)
     assert (order >= 0).all() and len(order) == len(shipments)
     expected_t = shipments["declared_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
@@ -282,7 +280,7 @@ def test_aggregates_written_to_parquet_equal_the_returned_ones(tmp_path):
             rest = np.ones(len(ids), dtype=bool)
             rest[rows] = False
             assert np.isnan(expected[rest]).all(), f"{name}: a row without the key has a value"
-    assert seen == set(raw)
+    assert seen == set(raw) - set(MULTI_RAW)  # the multi-valued keys are finished in Python
 
 
 def keys_of(files, text: bool) -> pd.DataFrame:
