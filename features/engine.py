@@ -84,6 +84,10 @@ class EngineSettings:
     threads: int = 2
     temp_directory: str | None = None
     spark_master: str = "local[2]"
+    spark_split_days: int = 30
+    """Spark computes the running sums of :data:`SPLIT_DIMENSIONS` (a few huge keys: one
+    window partition is one task) in two stages over buckets of this many days
+    (:func:`dimension_sql`); 0 = one stage."""
     spark_driver_memory: str = "4g"
     """The Spark driver's JVM heap (``spark.driver.memory``, and as much for
     ``spark.driver.maxResultSize``): the aggregates come back to the driver as Arrow batches,
@@ -96,6 +100,8 @@ class EngineSettings:
             raise ValueError(f"threads: must be at least 1 (got {self.threads})")
         if not str(self.memory_limit).strip():
             raise ValueError("memory_limit: must be a size such as '2GB'")
+        if self.spark_split_days < 0:
+            raise ValueError(f"spark_split_days: must be 0 or more (got {self.spark_split_days})")
         if not str(self.spark_master).strip():
             raise ValueError("spark_master: must be local[N] or a master URL")
 
@@ -143,6 +149,11 @@ def key_columns() -> tuple[str, ...]:
     return tuple(sorted({d.name for d in dims} | {v for d in dims for v in d.distinct}))
 
 
+SPLIT_DIMENSIONS: Final = ("global", "hs2", "origin")
+"""The dimensions of few, huge keys whose running sums Spark computes in two stages
+(``EngineSettings.spark_split_days``): the one key of ``global``, ~100 HS chapters, ~200
+origin countries."""
+
 _ZERO: Final = "CAST(0 AS DOUBLE)"
 _ONE: Final = "CAST(1 AS DOUBLE)"
 _ORDER: Final = "PARTITION BY k ORDER BY t2"
@@ -157,7 +168,7 @@ def _running(column: str) -> str:
 
 
 def dimension_sql(
-    dim: Dimension, dialect: str = "duckdb", source: str = "keys"
+    dim: Dimension, dialect: str = "duckdb", source: str = "keys", split_days: int = 0
 ) -> tuple[str, list[str]]:
     """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
     and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
@@ -176,7 +187,16 @@ def dimension_sql(
     ``ASOF JOIN``, no intervals, no ``FILTER``); the only offset frames are the shipment
     windows of the party roles (many small keys: cheap). ``source``: the relation holding
     ``row``, ``t`` and the key (``keys``; ``ports`` for :data:`PORTS`, one row per port of a
-    shipment, so its result has a row per (shipment, port))."""
+    shipment, so its result has a row per (shipment, port)).
+
+    ``split_days`` (> 0) computes the running sums in two stages, for a dimension whose keys
+    are few and huge (:data:`SPLIT_DIMENSIONS`: one key of ``global`` holds every shipment, and
+    a window partition is one task on Spark): each key's stream is cut into buckets of
+    ``split_days`` days of ``t2`` (rows of one instant share a bucket); the windows run per
+    (key, bucket), and each bucket adds the totals of the key's earlier buckets (a ``GROUP BY``
+    and a running sum over the few bucket rows). Only for dimensions without shipment windows
+    or first-seen times (their frames reach across buckets); others ignore it. Equal to the
+    one-stage form (tested)."""
     values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
     own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
     if dim.value_mean:
@@ -241,10 +261,20 @@ def dimension_sql(
         aggs.append(f"CAST({expr} AS DOUBLE) AS a{len(names)}")
         names.append(name)
 
-    earlier = f"RANK() OVER ({_ORDER}) - 1"  # rows of earlier instants, events included
+    split = split_days if split_days > 0 and not dim.windows and not dim.first else 0
+    order = "PARTITION BY k, b ORDER BY t2" if split else _ORDER
+
+    def running(column: str) -> str:
+        if not split:
+            return _running(column)
+        frame = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+        return f"(SUM({column}) OVER ({order} {frame}) + o_{column})"
+
+    # rows of earlier instants, events included
+    earlier = f"RANK() OVER ({order}) - 1" + (" + o_rows" if split else "")
     if dim.count:
         events = dim.outcomes or dim.distinct  # else the stream is the shipments alone
-        add(f"n:{dim.name}", f"{earlier} - {_running('other')}" if events else earlier)
+        add(f"n:{dim.name}", f"{earlier} - {running('other')}" if events else earlier)
         # the instant's own shipments (this one included): rows up to it less earlier rows
         peers = f"COUNT(*) OVER ({_ORDER}) - RANK() OVER ({_ORDER}) + 1"
         for w in dim.windows:
@@ -255,23 +285,37 @@ def dimension_sql(
         first = f"FIRST_VALUE(t2) OVER ({_ORDER})"
         add(f"first:{dim.name}", f"CASE WHEN {first} < t2 THEN CAST({first} AS DOUBLE) / 2 END")
     for i, v in enumerate(dim.distinct):
-        add(f"d:{dim.name}:{v}", _running(f"f{i}"))
+        add(f"d:{dim.name}:{v}", running(f"f{i}"))
     if dim.value_mean:
         for column, what in (("lv", "sum"), ("lc", "cnt")):
             own_instant = f"SUM({column}) OVER (PARTITION BY k, t2)"
-            add(f"{what}:{dim.name}", f"SUM({column}) OVER ({_ORDER}) - {own_instant}")
+            upto = f"SUM({column}) OVER ({order})" + (f" + o_{column}" if split else "")
+            add(f"{what}:{dim.name}", f"{upto} - {own_instant}")
     if dim.outcomes:
-        add(f"insp:{dim.name}", _running("insp"))
-        add(f"seiz:{dim.name}", _running("seiz"))
+        add(f"insp:{dim.name}", running("insp"))
+        add(f"seiz:{dim.name}", running("seiz"))
         for w in dim.seizure_windows:
-            add(f"seiz{w}:{dim.name}", f"{_running('seiz')} - {_running(f'x{w}')}")
+            add(f"seiz{w}:{dim.name}", f"{running('seiz')} - {running(f'x{w}')}")
 
-    sql = (
-        f"WITH own AS ({own}), "
-        f"ev AS ({' UNION ALL '.join(streams)}), "
-        f"c AS (SELECT row, {', '.join(aggs)} FROM ev) "
-        "SELECT * FROM c WHERE row >= 0"
-    )
+    ctes = [f"own AS ({own})", f"ev AS ({' UNION ALL '.join(streams)})"]
+    rows_of = "ev"
+    if split:
+        # stage 1: each (key, bucket)'s totals, and the totals of the key's earlier buckets
+        before = "PARTITION BY k ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+        totals = ", ".join(["CAST(COUNT(*) AS DOUBLE) AS s_rows"] +
+                           [f"SUM({w}) AS s_{w}" for w in weights])  # fmt: skip
+        offsets = ", ".join(f"COALESCE(SUM(s_{w}) OVER ({before}), {_ZERO}) AS o_{w}"
+                            for w in ("rows", *weights))  # fmt: skip
+        ctes += [
+            f"evb AS (SELECT ev.*, t2 // {2 * split * NS_PER_DAY} AS b FROM ev)",
+            f"tot AS (SELECT k, b, {totals} FROM evb GROUP BY k, b)",
+            f"off AS (SELECT k, b, {offsets} FROM tot)",
+            "j AS (SELECT evb.*, " + ", ".join(f"off.o_{w}" for w in ("rows", *weights))
+            + " FROM evb JOIN off ON evb.k = off.k AND evb.b = off.b)",
+        ]  # fmt: skip
+        rows_of = "j"  # stage 2: the windows per (key, bucket)
+    ctes.append(f"c AS (SELECT row, {', '.join(aggs)} FROM {rows_of})")
+    sql = f"WITH {', '.join(ctes)} SELECT * FROM c WHERE row >= 0"
     if dialect != "duckdb":
         import sqlglot
 
@@ -357,14 +401,17 @@ PORTS: Final = Dimension(
 shipments (``ports:max_rate``), over the ``ports`` relation (``row``, ``t``, ``k_port``)."""
 
 WORDS_SQL: Final = (
-    "SELECT row, CAST(SUM(CASE WHEN first_t < t THEN 1 ELSE 0 END) AS DOUBLE) AS seen, "
-    "CAST(COUNT(*) AS DOUBLE) AS tokens FROM (SELECT row, t, "
-    "MIN(t) OVER (PARTITION BY k_hs2, word) AS first_t FROM words) AS w GROUP BY row"
+    "WITH f AS (SELECT k_hs2, word, MIN(t) AS first_t FROM words GROUP BY k_hs2, word) "
+    "SELECT w.row, CAST(SUM(CASE WHEN f.first_t < w.t THEN 1 ELSE 0 END) AS DOUBLE) AS seen, "
+    "CAST(COUNT(*) AS DOUBLE) AS tokens FROM words AS w "
+    "JOIN f ON w.k_hs2 = f.k_hs2 AND w.word = f.word GROUP BY w.row"
 )
 """Goods-description words seen before with the HS chapter (``desc:seen``) and the words
 compared (``desc:tokens``) of each shipment whose chapter is declared, over the ``words``
 relation (``row``, ``t``, ``k_hs2``, ``word``): a word was seen when its first shipment with
-that chapter is strictly earlier."""
+that chapter is strictly earlier. (A grouped first time joined back: measured at 1M
+shipments, 1.9M words, 0.27 s CPU against 0.7 s for ``MIN(t) OVER (PARTITION BY k_hs2,
+word)``.)"""
 
 
 def multi_tables(p: dict[str, np.ndarray]):
@@ -543,7 +590,8 @@ def spark_aggregates(
         raw: dict[str, np.ndarray] = {}
         try:
             for dim in dimensions():
-                sql, names = dimension_sql(dim, dialect="spark")
+                split = settings.spark_split_days if dim.name in SPLIT_DIMENSIONS else 0
+                sql, names = dimension_sql(dim, dialect="spark", split_days=split)
                 _scatter(spark.sql(sql).toArrow(), names, n, raw)
             multi_aggregates(lambda sql: spark.sql(sql).toArrow(), n, raw, dialect="spark")
         finally:

@@ -189,7 +189,12 @@ def test_settings_bound_duckdb_and_its_spill_directory_is_removed(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("field", "kwargs"), [("threads", {"threads": 0}), ("memory_limit", {"memory_limit": " "})]
+    ("field", "kwargs"),
+    [
+        ("threads", {"threads": 0}),
+        ("memory_limit", {"memory_limit": " "}),
+        ("spark_split_days", {"spark_split_days": -1}),
+    ],
 )
 def test_bad_settings_are_named(field, kwargs):
     with pytest.raises(ValueError, match=field):
@@ -214,6 +219,38 @@ def test_every_raw_aggregate_is_defined_once_and_transpiles_to_spark_sql():
         assert sql.count("PARTITION BY k ORDER BY t2") > 0
         assert sqlglot.parse_one(spark, read="spark") is not None
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("split_days", [1, 7, 30])
+def test_two_stage_running_sums_equal_the_one_stage_ones(split_days):
+    """The running sums of a dimension cut into buckets of days (what Spark runs for the few
+    huge keys of global, HS chapter and origin) equal the one-stage windows, dimension by
+    dimension - every dimension the cut applies to, on the edge world (ties at one instant,
+    results known exactly at a later declaration, a "TO ORDER" key) and a messy world."""
+    edge_s, edge_o = edge_world()
+    messy_s, messy_o = random_world(700, days=40, seed=9, messy=True)
+    shipments = pd.concat([edge_s, messy_s], ignore_index=True)
+    outcomes = pd.concat([edge_o, messy_o], ignore_index=True)
+    s, o = check_shipments(shipments), check_outcomes(outcomes)
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
+    split = [d for d in engine.dimensions() if not d.windows and not d.first]
+    assert set(engine.SPLIT_DIMENSIONS) <= {d.name for d in split}
+    with engine.duckdb_connection(engine.EngineSettings(threads=1)) as con:
+        con.register("keys", engine.keys_table(p))
+        con.register("outcomes", engine.outcomes_table(rows, known, seized))
+        for dim in split:
+            one, names = engine.dimension_sql(dim)
+            two, same_names = engine.dimension_sql(dim, split_days=split_days)
+            assert same_names == names and "GROUP BY k, b" in two
+            expected = con.sql(one).df().sort_values("row").reset_index(drop=True)
+            got = con.sql(two).df().sort_values("row").reset_index(drop=True)
+            assert len(expected) > 0
+            pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12,
+                                          obj=dim.name)  # fmt: skip
+    windowed = next(d for d in engine.dimensions() if d.windows)
+    assert engine.dimension_sql(windowed, split_days=7) == engine.dimension_sql(windowed)
+    assert "//" not in engine.dimension_sql(split[0], "spark", split_days=7)[0]
 
 
 # -- Parquet read by DuckDB, never by pandas ----------------------------------------------------
