@@ -35,9 +35,13 @@ form uses them only for the party roles' shipment windows, where keys are many a
 
 The feature columns are then finished by the same numpy functions as before
 (:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
-definition. Multi-valued keys (transshipment ports, description words) and the whole-network
-components stay in numpy (:func:`features.history.multi_offline`,
-:func:`features.network.offline_components`).
+definition. Multi-valued keys are SQL too (:func:`multi_aggregates`: transshipment ports
+through the same outcome stream over a relation with a row per port, description words by the
+first time of each (HS chapter, word)); the whole-network components stay in numpy
+(:func:`features.network.offline_components`, a persistent union-find). Keys are derived from
+Parquet once, as codes or as text (:func:`derive_keys`), for the engine and the snapshot.
+Spark runs the few huge keys' running sums in two stages (``split_days`` of
+:func:`dimension_sql`).
 """
 
 from __future__ import annotations
