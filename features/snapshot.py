@@ -59,7 +59,7 @@ import pandas as pd
 from features import engine, history
 from features.errors import CargoriskError, ContractError
 from features.manifest import NS_PER_DAY
-from features.network import IDENTIFIERS, LinkGraph
+from features.network import IDENTIFIERS
 
 SEPARATOR: Final = engine.KEY_TEXT_SEPARATOR
 """Joins the parts of a combination key's text (every normaliser drops it from values)."""
@@ -419,66 +419,77 @@ def write_snapshot(
 
 
 def components(con, as_of: int) -> dict[str, Any]:
-    """The link graph as of ``as_of`` (:class:`features.network.LinkGraph`, the union-find the
-    offline replay and the online state use): consignees declared before ``as_of`` joined to
-    the phones, addresses and recipient codes they declared, with the seizures known on
-    their shipments. Per dimension (``consignee`` and each identifier), an Arrow table of its
-    nodes: ``key``, ``component`` (the smallest node number in it: the same whatever order
-    the links come in), the component's ``parties`` and ``seizures``, and a consignee's
-    ``own_seizures``. Runs in this process (numpy and Python), after the engine's queries."""
+    """The link graph as of ``as_of``: consignees declared before ``as_of`` joined to the
+    phones, addresses and recipient codes they declared, with the seizures known on their
+    shipments - the graph :class:`features.network.LinkGraph` holds online, which is static as
+    of one instant, so its components are :func:`scipy.sparse.csgraph.connected_components` of
+    the distinct links. Per dimension (``consignee`` and each identifier), an Arrow table of its
+    nodes: ``key``, ``component`` (the smallest node number in it - consignees in key order,
+    then each identifier's values as they first appear in the (consignee, value)-ordered links:
+    the same whatever order the links come in), the component's ``parties`` and ``seizures``,
+    and a consignee's ``own_seizures``. Runs in this process (numpy, scipy) on the links the
+    engine fetched as Arrow."""
     import pyarrow as pa
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
 
     as_of = int(as_of)
-    parties = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT k_consignee FROM keys WHERE t < {as_of} "
-            "AND k_consignee IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    node = {("consignee", k): i for i, k in enumerate(parties)}
-    links = []
+
+    def fetch(sql: str) -> list[np.ndarray]:
+        table = con.sql(sql).to_arrow_table()
+        return [c.to_numpy(zero_copy_only=False) for c in table.columns]
+
+    declared = f"t < {as_of} AND k_consignee IS NOT NULL"
+    (party_keys,) = fetch(f"SELECT DISTINCT k_consignee FROM keys WHERE {declared} ORDER BY 1")
+    party_index = pd.Index(party_keys)
+    keys: dict[str, np.ndarray] = {"consignee": party_keys}
+    heads, tails = [], []
+    offset = len(party_keys)
     for ident in IDENTIFIERS:
-        for consignee, value in con.execute(
-            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE t < {as_of} "
-            f"AND k_consignee IS NOT NULL AND k_{ident} IS NOT NULL ORDER BY 1, 2"
-        ).fetchall():
-            target = node.setdefault((ident, value), len(node))
-            links.append((node[("consignee", consignee)], target))
-    own = dict(
-        con.execute(
-            "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
-            f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL GROUP BY 1"
-        ).fetchall()
+        consignee, value = fetch(
+            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE {declared} "
+            f"AND k_{ident} IS NOT NULL ORDER BY 1, 2"
+        )
+        codes, uniques = pd.factorize(value)  # numbered as they first appear
+        heads.append(party_index.get_indexer(consignee))
+        tails.append(codes + offset)
+        keys[ident] = np.asarray(uniques, dtype=object)
+        offset += len(uniques)
+    n = offset
+    seized_by, count = fetch(
+        "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
+        f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL "
+        f"AND k.t < {as_of} GROUP BY 1"
     )
-    graph = LinkGraph()
-    graph.grow(len(node))
-    for i in range(len(parties)):
-        graph.add_shipment(i, (), True)
-    for consignee, target in links:
-        graph.add_shipment(consignee, (target,), False)
-    for i, key in enumerate(parties):
-        for _ in range(int(own.get(key, 0))):
-            graph.add_seizure(i)
-    roots = np.array([graph.find(i) for i in range(len(node))], dtype="int64")
-    smallest = np.full(len(node), len(node), dtype="int64")
-    np.minimum.at(smallest, roots, np.arange(len(node), dtype="int64"))
+    own = np.zeros(len(party_keys), dtype="int64")
+    own[party_index.get_indexer(seized_by)] = count
+    if n:
+        head, tail = np.concatenate(heads), np.concatenate(tails)
+        graph = csr_matrix((np.ones(len(head), dtype="int8"), (head, tail)), shape=(n, n))
+        n_labels, labels = connected_components(graph, directed=False)
+    else:
+        n_labels, labels = 0, np.zeros(0, dtype="int64")
+    smallest = np.full(n_labels, n, dtype="int64")
+    np.minimum.at(smallest, labels, np.arange(n, dtype="int64"))
+    party_labels = labels[: len(party_keys)]
+    parties = np.bincount(party_labels, minlength=n_labels).astype("int64")
+    seizures = np.bincount(party_labels, weights=own, minlength=n_labels).astype("int64")
     out: dict[str, Any] = {}
+    start = 0
     for dim in ("consignee", *IDENTIFIERS):
-        members = [(k, i) for (d, k), i in node.items() if d == dim]
-        idx = np.array([i for _, i in members], dtype="int64")
-        root = roots[idx] if len(idx) else idx
+        label = labels[start : start + len(keys[dim])]
         out[dim] = pa.table(
             {
-                "key": pa.array([k for k, _ in members], type=pa.string()),
-                "component": pa.array(smallest[root] if len(idx) else idx),
-                "parties": pa.array(np.asarray(graph.parties, dtype="int64")[root]),
-                "seizures": pa.array(np.asarray(graph.seizures, dtype="int64")[root]),
-                "own_seizures": pa.array(np.asarray(graph.own, dtype="int64")[idx])
+                "key": pa.array(keys[dim], type=pa.string()),
+                "component": pa.array(smallest[label], type=pa.int64()),
+                "parties": pa.array(parties[label], type=pa.int64()),
+                "seizures": pa.array(seizures[label], type=pa.int64()),
+                "own_seizures": pa.array(own, type=pa.int64())
                 if dim == "consignee"
-                else pa.nulls(len(idx), type=pa.int64()),
+                else pa.nulls(len(label), type=pa.int64()),
             }
         )
+        start += len(keys[dim])
     return out
 
 
