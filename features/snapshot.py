@@ -38,7 +38,7 @@ declared at ``as_of`` - equal to the offline pipeline's and the online state's (
 The multi-valued keys ride in the same tables: transshipment ports as the ``key_totals``
 dimension :data:`PORT_DIM`, description words per HS chapter as the ``key_pairs`` dimension
 :data:`WORDS_DIM`; the link graph's components (``key_components``, :func:`components`) are
-joined by the same union-find as the offline replay, in this process, after the queries.
+the connected components of its distinct links (scipy), in this process, after the queries.
 """
 
 from __future__ import annotations
