@@ -88,6 +88,8 @@ class EngineSettings:
     threads: int = 2
     temp_directory: str | None = None
     spark_master: str = "local[2]"
+    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
+    master URL (``spark://host:7077``, ``yarn``...)."""
     spark_split_days: int = 30
     """Spark computes the running sums of :data:`SPLIT_DIMENSIONS` (a few huge keys: one
     window partition is one task) in two stages over buckets of this many days
@@ -96,8 +98,6 @@ class EngineSettings:
     """The Spark driver's JVM heap (``spark.driver.memory``, and as much for
     ``spark.driver.maxResultSize``): the aggregates come back to the driver as Arrow batches,
     and Spark's 1 GB default lost a 1M-shipment result ("result lost from block manager")."""
-    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
-    master URL (``spark://host:7077``, ``yarn``...)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
