@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="The Spark driver's heap and largest result (spark.driver.memory and "
         "maxResultSize): the aggregates come back to the driver.",
     )
+    spark_split_days: int = Field(
+        default=30,
+        ge=0,
+        description="Spark computes the running sums of the few huge keys (global, HS chapter, "
+        "origin) in two stages over buckets of this many days, so one key is not one task; "
+        "0 = one stage.",
+    )
     engine_memory_limit: str = Field(
         default="2GB",
         min_length=1,
@@ -369,7 +376,8 @@ class _YamlFileSource(PydanticBaseSettingsSource):
 def engine_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``features.pipeline.build_training_frame`` for the feature engine
     the settings name (``feature_engine``) and its bounds (``engine_memory_limit``,
-    ``engine_threads``, ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``):
+    ``engine_threads``, ``engine_temp_directory``, ``spark_master``, ``spark_driver_memory``,
+    ``spark_split_days``):
     one place for training's jobs and the service's drift monitor."""
     from features.engine import EngineSettings
 
@@ -382,6 +390,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
             temp_directory=None if temp is None else str(temp),
             spark_master=settings.spark_master,
             spark_driver_memory=settings.spark_driver_memory,
+            spark_split_days=settings.spark_split_days,
         ),
     }
 

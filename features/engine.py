@@ -35,9 +35,13 @@ form uses them only for the party roles' shipment windows, where keys are many a
 
 The feature columns are then finished by the same numpy functions as before
 (:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
-definition. Multi-valued keys (transshipment ports, description words) and the whole-network
-components stay in numpy (:func:`features.history.multi_offline`,
-:func:`features.network.offline_components`).
+definition. Multi-valued keys are SQL too (:func:`multi_aggregates`: transshipment ports
+through the same outcome stream over a relation with a row per port, description words by the
+first time of each (HS chapter, word)); the whole-network components stay in numpy
+(:func:`features.network.offline_components`, a persistent union-find). Keys are derived from
+Parquet once, as codes or as text (:func:`derive_keys`), for the engine and the snapshot.
+Spark runs the few huge keys' running sums in two stages (``split_days`` of
+:func:`dimension_sql`).
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ from features.manifest import (
     NS_PER_DAY,
     ROUTE_PARTS,
     codes_of,
+    description_tokens,
     hs_cut,
+    port_list,
 )
 
 ENGINES: Final = ("pandas", "duckdb", "spark")
@@ -82,18 +88,24 @@ class EngineSettings:
     threads: int = 2
     temp_directory: str | None = None
     spark_master: str = "local[2]"
+    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
+    master URL (``spark://host:7077``, ``yarn``...)."""
+    spark_split_days: int = 30
+    """Spark computes the running sums of :data:`SPLIT_DIMENSIONS` (a few huge keys: one
+    window partition is one task) in two stages over buckets of this many days
+    (:func:`dimension_sql`); 0 = one stage."""
     spark_driver_memory: str = "4g"
     """The Spark driver's JVM heap (``spark.driver.memory``, and as much for
     ``spark.driver.maxResultSize``): the aggregates come back to the driver as Arrow batches,
     and Spark's 1 GB default lost a 1M-shipment result ("result lost from block manager")."""
-    """Where the ``spark`` engine runs: ``local[N]`` in this process's JVM, or a cluster's
-    master URL (``spark://host:7077``, ``yarn``...)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads: must be at least 1 (got {self.threads})")
         if not str(self.memory_limit).strip():
             raise ValueError("memory_limit: must be a size such as '2GB'")
+        if self.spark_split_days < 0:
+            raise ValueError(f"spark_split_days: must be 0 or more (got {self.spark_split_days})")
         if not str(self.spark_master).strip():
             raise ValueError("spark_master: must be local[N] or a master URL")
 
@@ -141,6 +153,11 @@ def key_columns() -> tuple[str, ...]:
     return tuple(sorted({d.name for d in dims} | {v for d in dims for v in d.distinct}))
 
 
+SPLIT_DIMENSIONS: Final = ("global", "hs2", "origin")
+"""The dimensions of few, huge keys whose running sums Spark computes in two stages
+(``EngineSettings.spark_split_days``): the one key of ``global``, ~100 HS chapters, ~200
+origin countries."""
+
 _ZERO: Final = "CAST(0 AS DOUBLE)"
 _ONE: Final = "CAST(1 AS DOUBLE)"
 _ORDER: Final = "PARTITION BY k ORDER BY t2"
@@ -154,7 +171,9 @@ def _running(column: str) -> str:
     return f"SUM({column}) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
 
 
-def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[str]]:
+def dimension_sql(
+    dim: Dimension, dialect: str = "duckdb", source: str = "keys", split_days: int = 0
+) -> tuple[str, list[str]]:
     """The query computing ``dim``'s raw aggregates for every shipment whose key is declared,
     and the raw aggregate name of each output column after ``row`` (``a0``, ``a1``, ...).
 
@@ -170,12 +189,23 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
     frame) less the instant's own (``PARTITION BY k, t2``), a ``w``-day shipment count is a
     ``RANGE`` frame less the instant's own shipments. Every frame is portable SQL (no
     ``ASOF JOIN``, no intervals, no ``FILTER``); the only offset frames are the shipment
-    windows of the party roles (many small keys: cheap)."""
+    windows of the party roles (many small keys: cheap). ``source``: the relation holding
+    ``row``, ``t`` and the key (``keys``; ``ports`` for :data:`PORTS`, one row per port of a
+    shipment, so its result has a row per (shipment, port)).
+
+    ``split_days`` (> 0) computes the running sums in two stages, for a dimension whose keys
+    are few and huge (:data:`SPLIT_DIMENSIONS`: one key of ``global`` holds every shipment, and
+    a window partition is one task on Spark): each key's stream is cut into buckets of
+    ``split_days`` days of ``t2`` (rows of one instant share a bucket); the windows run per
+    (key, bucket), and each bucket adds the totals of the key's earlier buckets (a ``GROUP BY``
+    and a running sum over the few bucket rows). Only for dimensions without shipment windows
+    or first-seen times (their frames reach across buckets); others ignore it. Equal to the
+    one-stage form (tested)."""
     values = [f"k_{v} AS v{i}" for i, v in enumerate(dim.distinct)]
     own_cols = ["row", "t", f"k_{dim.name} AS k", *values]
     if dim.value_mean:
         own_cols.append("lvk")
-    own = f"SELECT {', '.join(own_cols)} FROM keys WHERE k_{dim.name} IS NOT NULL"
+    own = f"SELECT {', '.join(own_cols)} FROM {source} WHERE k_{dim.name} IS NOT NULL"
 
     # every row carries every weight column (0 when it is not its kind); ``other`` marks the
     # event rows (everything but a shipment). Weights are DOUBLE: sums of small integers stay
@@ -235,10 +265,20 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
         aggs.append(f"CAST({expr} AS DOUBLE) AS a{len(names)}")
         names.append(name)
 
-    earlier = f"RANK() OVER ({_ORDER}) - 1"  # rows of earlier instants, events included
+    split = split_days if split_days > 0 and not dim.windows and not dim.first else 0
+    order = "PARTITION BY k, b ORDER BY t2" if split else _ORDER
+
+    def running(column: str) -> str:
+        if not split:
+            return _running(column)
+        frame = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+        return f"(SUM({column}) OVER ({order} {frame}) + o_{column})"
+
+    # rows of earlier instants, events included
+    earlier = f"RANK() OVER ({order}) - 1" + (" + o_rows" if split else "")
     if dim.count:
         events = dim.outcomes or dim.distinct  # else the stream is the shipments alone
-        add(f"n:{dim.name}", f"{earlier} - {_running('other')}" if events else earlier)
+        add(f"n:{dim.name}", f"{earlier} - {running('other')}" if events else earlier)
         # the instant's own shipments (this one included): rows up to it less earlier rows
         peers = f"COUNT(*) OVER ({_ORDER}) - RANK() OVER ({_ORDER}) + 1"
         for w in dim.windows:
@@ -249,23 +289,37 @@ def dimension_sql(dim: Dimension, dialect: str = "duckdb") -> tuple[str, list[st
         first = f"FIRST_VALUE(t2) OVER ({_ORDER})"
         add(f"first:{dim.name}", f"CASE WHEN {first} < t2 THEN CAST({first} AS DOUBLE) / 2 END")
     for i, v in enumerate(dim.distinct):
-        add(f"d:{dim.name}:{v}", _running(f"f{i}"))
+        add(f"d:{dim.name}:{v}", running(f"f{i}"))
     if dim.value_mean:
         for column, what in (("lv", "sum"), ("lc", "cnt")):
             own_instant = f"SUM({column}) OVER (PARTITION BY k, t2)"
-            add(f"{what}:{dim.name}", f"SUM({column}) OVER ({_ORDER}) - {own_instant}")
+            upto = f"SUM({column}) OVER ({order})" + (f" + o_{column}" if split else "")
+            add(f"{what}:{dim.name}", f"{upto} - {own_instant}")
     if dim.outcomes:
-        add(f"insp:{dim.name}", _running("insp"))
-        add(f"seiz:{dim.name}", _running("seiz"))
+        add(f"insp:{dim.name}", running("insp"))
+        add(f"seiz:{dim.name}", running("seiz"))
         for w in dim.seizure_windows:
-            add(f"seiz{w}:{dim.name}", f"{_running('seiz')} - {_running(f'x{w}')}")
+            add(f"seiz{w}:{dim.name}", f"{running('seiz')} - {running(f'x{w}')}")
 
-    sql = (
-        f"WITH own AS ({own}), "
-        f"ev AS ({' UNION ALL '.join(streams)}), "
-        f"c AS (SELECT row, {', '.join(aggs)} FROM ev) "
-        "SELECT * FROM c WHERE row >= 0"
-    )
+    ctes = [f"own AS ({own})", f"ev AS ({' UNION ALL '.join(streams)})"]
+    rows_of = "ev"
+    if split:
+        # stage 1: each (key, bucket)'s totals, and the totals of the key's earlier buckets
+        before = "PARTITION BY k ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+        totals = ", ".join(["CAST(COUNT(*) AS DOUBLE) AS s_rows"] +
+                           [f"SUM({w}) AS s_{w}" for w in weights])  # fmt: skip
+        offsets = ", ".join(f"COALESCE(SUM(s_{w}) OVER ({before}), {_ZERO}) AS o_{w}"
+                            for w in ("rows", *weights))  # fmt: skip
+        ctes += [
+            f"evb AS (SELECT ev.*, t2 // {2 * split * NS_PER_DAY} AS b FROM ev)",
+            f"tot AS (SELECT k, b, {totals} FROM evb GROUP BY k, b)",
+            f"off AS (SELECT k, b, {offsets} FROM tot)",
+            "j AS (SELECT evb.*, " + ", ".join(f"off.o_{w}" for w in ("rows", *weights))
+            + " FROM evb JOIN off ON evb.k = off.k AND evb.b = off.b)",
+        ]  # fmt: skip
+        rows_of = "j"  # stage 2: the windows per (key, bucket)
+    ctes.append(f"c AS (SELECT row, {', '.join(aggs)} FROM {rows_of})")
+    sql = f"WITH {', '.join(ctes)} SELECT * FROM c WHERE row >= 0"
     if dialect != "duckdb":
         import sqlglot
 
@@ -337,6 +391,99 @@ def run_aggregates(con, n: int) -> dict[str, np.ndarray]:
     return raw
 
 
+PORTS: Final = Dimension(
+    name="port",
+    count=False,
+    windows=(),
+    first=False,
+    distinct=(),
+    value_mean=False,
+    outcomes=True,
+    seizure_windows=(),
+)
+"""Transshipment ports, a multi-valued key: inspections and seizures known on each port's
+shipments (``ports:max_rate``), over the ``ports`` relation (``row``, ``t``, ``k_port``)."""
+
+WORDS_SQL: Final = (
+    "WITH f AS (SELECT k_hs2, word, MIN(t) AS first_t FROM words GROUP BY k_hs2, word) "
+    "SELECT w.row, CAST(SUM(CASE WHEN f.first_t < w.t THEN 1 ELSE 0 END) AS DOUBLE) AS seen, "
+    "CAST(COUNT(*) AS DOUBLE) AS tokens FROM words AS w "
+    "JOIN f ON w.k_hs2 = f.k_hs2 AND w.word = f.word GROUP BY w.row"
+)
+"""Goods-description words seen before with the HS chapter (``desc:seen``) and the words
+compared (``desc:tokens``) of each shipment whose chapter is declared, over the ``words``
+relation (``row``, ``t``, ``k_hs2``, ``word``): a word was seen when its first shipment with
+that chapter is strictly earlier. (A grouped first time joined back: measured at 1M
+shipments, 1.9M words, 0.27 s CPU against 0.7 s for ``MIN(t) OVER (PARTITION BY k_hs2,
+word)``.)"""
+
+
+def multi_tables(p: dict[str, np.ndarray]):
+    """The ``ports`` (``row``, ``t``, ``k_port``: one row per transshipment port) and
+    ``words`` (``row``, ``t``, ``k_hs2``, ``word``: one row per description word of a shipment
+    whose HS chapter is declared) relations of prepared shipments, as Arrow tables."""
+    import pyarrow as pa
+
+    n = len(p["t"])
+    rows, t = np.arange(n, dtype="int64"), np.asarray(p["t"], dtype="int64")
+    counts = np.fromiter((len(x) for x in p["ports"]), dtype="int64", count=n)
+    ports = pa.table(
+        {
+            "row": pa.array(np.repeat(rows, counts)),
+            "t": pa.array(np.repeat(t, counts)),
+            "k_port": pa.array([port for x in p["ports"] for port in x], type=pa.string()),
+        }
+    )
+    hs2 = np.asarray(codes_of(p, "hs2"), dtype="int64")
+    declared = (hs2 >= 0).tolist()
+    t_counts = np.fromiter(
+        (len(x) if ok else 0 for x, ok in zip(p["tokens"], declared, strict=True)),
+        dtype="int64",
+        count=n,
+    )
+    words = pa.table(
+        {
+            "row": pa.array(np.repeat(rows, t_counts)),
+            "t": pa.array(np.repeat(t, t_counts)),
+            "k_hs2": pa.array(np.repeat(hs2, t_counts)),
+            "word": pa.array(
+                [w for x, ok in zip(p["tokens"], declared, strict=True) if ok for w in x],
+                type=pa.string(),
+            ),
+        }
+    )
+    return ports, words
+
+
+def multi_aggregates(run, n: int, raw: dict[str, np.ndarray], dialect: str = "duckdb") -> None:
+    """``ports:max_rate``, ``desc:seen`` and ``desc:tokens`` (as
+    :func:`features.history.multi_offline`) into ``raw``, from the ``ports`` and ``words``
+    relations: ``run(sql)`` runs a query on the engine holding them (and ``outcomes``) and
+    returns an Arrow table. The counts are SQL; the smoothed rate of each (shipment, port)
+    against the overall prior of ``raw`` and its maximum per shipment are finished here."""
+    sql, _ = dimension_sql(PORTS, dialect, source="ports")
+    ports = run(sql)
+    rows = ports.column("row").to_numpy()
+    inspected, seized = (ports.column(c).to_numpy(zero_copy_only=False) for c in ("a0", "a1"))
+    rate = history.smoothed_rate(seized, inspected, history.prior_rate(raw)[rows])
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, rows, rate)
+    has_ports = np.zeros(n, dtype=bool)
+    has_ports[rows] = True
+    raw["ports:max_rate"] = np.where(has_ports, best, np.nan)
+    if dialect != "duckdb":
+        import sqlglot
+
+        words = run(sqlglot.transpile(WORDS_SQL, read="duckdb", write=dialect)[0])
+    else:
+        words = run(WORDS_SQL)
+    rows = words.column("row").to_numpy()
+    for name, column in (("desc:seen", "seen"), ("desc:tokens", "tokens")):
+        out = np.zeros(n)
+        out[rows] = words.column(column).to_numpy(zero_copy_only=False)
+        raw[name] = out
+
+
 def _scatter(table, names: list[str], n: int, raw: dict[str, np.ndarray]) -> None:
     """One dimension's result (``row``, ``a0``...) into ``n``-long arrays, NaN where the
     shipment's key is not declared."""
@@ -354,15 +501,20 @@ def duckdb_aggregates(
     outcome_seized: np.ndarray,
     settings: EngineSettings | None = None,
 ) -> dict[str, np.ndarray]:
-    """The single-key raw aggregates of :func:`features.history.offline_aggregates`, computed
-    by DuckDB from the prepared shipments ``p`` and the counted inspections."""
+    """The raw aggregates of :func:`features.history.offline_aggregates` and of the
+    multi-valued keys (:func:`features.history.multi_offline`), computed by DuckDB from the
+    prepared shipments ``p`` and the counted inspections."""
     n = len(p["t"])
     keys = keys_table(p)
     outcomes = outcomes_table(outcome_rows, outcome_known, outcome_seized)
+    ports, words = multi_tables(p)
     with duckdb_connection(settings) as con:
-        con.register("keys", keys)
-        con.register("outcomes", outcomes)
-        return run_aggregates(con, n)
+        for name, table in (("keys", keys), ("outcomes", outcomes), ("ports", ports),
+                            ("words", words)):  # fmt: skip
+            con.register(name, table)
+        raw = run_aggregates(con, n)
+        multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, raw)
+        return raw
 
 
 # -- Spark: the same SQL, transpiled ----------------------------------------------------------
@@ -427,9 +579,12 @@ def spark_aggregates(
     settings = settings or EngineSettings()
     n = len(p["t"])
     with spark_session(settings.spark_master, settings.spark_driver_memory) as spark:
+        ports, words = multi_tables(p)
         tables = {
             "keys": keys_table(p),
             "outcomes": outcomes_table(outcome_rows, outcome_known, outcome_seized),
+            "ports": ports,
+            "words": words,
         }
         frames = []
         for name, table in tables.items():
@@ -439,8 +594,10 @@ def spark_aggregates(
         raw: dict[str, np.ndarray] = {}
         try:
             for dim in dimensions():
-                sql, names = dimension_sql(dim, dialect="spark")
+                split = settings.spark_split_days if dim.name in SPLIT_DIMENSIONS else 0
+                sql, names = dimension_sql(dim, dialect="spark", split_days=split)
                 _scatter(spark.sql(sql).toArrow(), names, n, raw)
+            multi_aggregates(lambda sql: spark.sql(sql).toArrow(), n, raw, dialect="spark")
         finally:
             for frame in frames:
                 frame.unpersist()
@@ -460,10 +617,19 @@ def _column_names(con, relation: str) -> set[str]:
     return {row[0] for row in con.execute(f"DESCRIBE {relation}").fetchall()}
 
 
-def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()):
-    """The distinct declared values of a column and the code of each normalised value (NULL
-    when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
-    normalisers of :mod:`features.manifest` run once per distinct value, in Python."""
+KEY_TEXT_SEPARATOR: Final = "\x1f"
+"""Joins the parts of a combination key's text (every normaliser drops it from values); the
+code keys join their parts' codes with it too."""
+
+GLOBAL_KEY_TEXT: Final = "all"
+"""The one key of the ``global`` dimension as text (as the online state keys it)."""
+
+
+def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...], text: bool):
+    """The distinct declared values of ``ship.<column>`` and the key of each normalised value
+    (NULL when it normalises to missing), as an Arrow table ``(raw, k_<key>, k_hs2...)``: the
+    normalisers of :mod:`features.manifest` run once per distinct value, in Python. The key
+    is the normalised text (``text``) or an integer code per distinct normalised value."""
     import pyarrow as pa
 
     raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
@@ -474,6 +640,9 @@ def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()
         (key, keys),
         *((f"hs{d}", [hs_cut(h, d) for h in keys]) for d in digits),
     ):
+        if text:
+            cols[f"k_{name}"] = pa.array(values, type=pa.string())
+            continue
         codes: dict[str, int] = {}
         coded = [None if v is None else codes.setdefault(v, len(codes)) for v in values]
         cols[f"k_{name}"] = pa.array(coded, type=pa.int64())
@@ -481,21 +650,122 @@ def _key_map(con, key: str, column: str, normalise, digits: tuple[int, ...] = ()
 
 
 def _combined(parts: tuple[str, ...], optional: tuple[bool, ...] | None = None) -> str:
-    """A combination key in SQL: the parts' codes joined by ``|`` (an optional part's absence
-    is an empty part), NULL when a required part is missing."""
+    """A combination key in SQL: the parts' keys as text joined by :data:`KEY_TEXT_SEPARATOR`
+    (an optional part's absence is an empty part), NULL when a required part is missing -
+    what :func:`features.snapshot.key_text` makes of a prepared tuple key."""
     optional = optional or (False,) * len(parts)
     required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
-    text = " || '|' || ".join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
+    sep = f" || chr({ord(KEY_TEXT_SEPARATOR)}) || "
+    text = sep.join(f"COALESCE(CAST(k_{p} AS VARCHAR), '')" for p in parts)
     return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
 
 
-def load_parquet(con, shipments, outcomes=None) -> int:
+def derive_keys(con, *, text: bool = False) -> None:
+    """The ``keys`` relation (``row``, ``t``, ``k_<dim>`` of every :func:`key_columns`, ``lvk``)
+    from the ``ship`` table of :func:`load_parquet`: the one derivation of the normalised keys
+    from Parquet, for the engine's aggregates (integer codes: cheaper to sort) and for the
+    snapshot (``text``: the keys an online store looks up). Each key field is normalised by
+    :data:`features.manifest.KEY_FIELDS`, once per distinct value; combination keys as
+    :data:`~features.manifest.COMBINED_KEYS`, :data:`~features.manifest.ROUTE_PARTS` and
+    :data:`~features.manifest.GIVEN_KEYS` declare; ``global`` is one key. Codes and text
+    group the rows alike, dimension by dimension (tested)."""
+    needed = set(key_columns())
+    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
+    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
+    joins, selected, maps = [], [], []
+    for key, column, normalise in KEY_FIELDS:
+        digits = HS_PREFIXES if key == "hs" else ()
+        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
+        if not wanted:
+            continue
+        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits, text))
+        maps.append(key)
+        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
+        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
+    lvk = (
+        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
+        "THEN ln(1 + value_usd / weight) END AS lvk"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
+        f"{lvk} FROM ship {' '.join(joins)}"
+    )
+    for key in maps:  # read into ``base``: no longer needed
+        con.unregister(f"map_{key}")
+    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
+    derived["route"] = _combined(
+        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
+    )
+    derived |= {
+        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
+        for name, (key, given) in GIVEN_KEYS.items()
+    }
+    derived["global"] = f"'{GLOBAL_KEY_TEXT}'" if text else "0"
+    plain = _column_names(con, "base")
+    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
+    )
+    con.execute("DROP TABLE base")
+
+
+def _items_map(con, column: str, split):
+    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
+    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
+    import pyarrow as pa
+
+    raw = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
+        ).fetchall()
+    ]
+    raw = [v for v in raw if v is not None]
+    return pa.table(
+        {
+            "raw": pa.array(raw, type=pa.string()),
+            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
+        }
+    )
+
+
+def derive_multi(con, *, text: bool = False) -> None:
+    """The multi-valued keys' relations from Parquet, as :func:`multi_tables` makes them from
+    prepared shipments: ``ports`` (``row``, ``t``, ``k_port``: one row per transshipment port)
+    and ``words`` (``row``, ``t``, ``k_hs2``, ``word``: one row per goods-description word of a
+    shipment whose HS chapter is declared, ``k_hs2`` as in ``keys``), split by
+    :func:`features.manifest.port_list` and :func:`~features.manifest.description_tokens`
+    once per distinct value and exploded by ``unnest``."""
+    columns = _column_names(con, "raw_shipments")
+    hs2 = "VARCHAR" if text else "BIGINT"
+    for name, column, split, cols, extra in (
+        ("ports", "transshipment_ports", port_list, "k_port VARCHAR", ""),
+        ("words", "goods_description", description_tokens, f"k_hs2 {hs2}, word VARCHAR",
+         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
+    ):  # fmt: skip
+        if column not in columns:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
+            continue
+        con.register(f"items_{name}", _items_map(con, column, split))
+        item = "unnest(m.items) AS k_port" if name == "ports" else (
+            "k.k_hs2, unnest(m.items) AS word")  # fmt: skip
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
+            "FROM raw_shipments AS r JOIN ship AS s "
+            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
+            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
+        )
+        con.unregister(f"items_{name}")
+
+
+def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
     """Create the ``keys`` and ``outcomes`` relations (and ``ship``: row, shipment_id, t) on
     ``con`` from contract Parquet files - one file, a list, or globs such as
     ``shipments/month=*/*.parquet`` - read by DuckDB, never loaded into pandas. Rows are
-    numbered in ``(declared_at, shipment_id)`` order. Keys are normalised by the functions of
-    :mod:`features.manifest` on distinct values and combined as :mod:`features.manifest`
-    declares. Returns the number of shipments.
+    numbered in ``(declared_at, shipment_id)`` order. Keys are derived by :func:`derive_keys`:
+    integer codes, or the normalised key text (``text``, what the snapshot writes); the
+    multi-valued keys' ``ports`` and ``words`` by :func:`derive_multi`. Returns the number of
+    shipments.
 
     Raises :class:`ContractError` naming a missing required column, missing declaration or
     result times, or a repeated shipment id."""
@@ -527,41 +797,8 @@ def load_parquet(con, shipments, outcomes=None) -> int:
     if repeated:
         raise ContractError(f"shipments: shipment_id repeated: {repeated[0][0]!r}")
 
-    needed = set(key_columns())
-    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
-    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
-    joins, selected = [], []
-    for key, column, normalise in KEY_FIELDS:
-        digits = HS_PREFIXES if key == "hs" else ()
-        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
-        if not wanted:
-            continue
-        con.register(f"map_{key}", _key_map(con, key, column, normalise, digits))
-        joins.append(f"LEFT JOIN map_{key} ON ship.{column} = map_{key}.raw")
-        selected += [f"map_{key}.k_{name}" for name in sorted(wanted)]
-    lvk = (
-        "CASE WHEN weight > 0 AND value_usd / weight > -1 "
-        "THEN ln(1 + value_usd / weight) END AS lvk"
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE base AS SELECT ship.row, ship.t, {', '.join(selected)}, "
-        f"{lvk} FROM ship {' '.join(joins)}"
-    )
-    derived = {name: _combined(ps) for name, ps in COMBINED_KEYS.items()}
-    derived["route"] = _combined(
-        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
-    )
-    derived |= {
-        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
-        for name, (key, given) in GIVEN_KEYS.items()
-    }
-    derived["global"] = "0"
-    plain = _column_names(con, "base")
-    keys = [f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in key_columns()]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE keys AS SELECT row, t, {', '.join(keys)}, lvk FROM base"
-    )
-    con.execute("DROP TABLE base")
+    derive_keys(con, text=text)
+    derive_multi(con, text=text)
 
     if outcomes is None:
         con.execute(
@@ -596,14 +833,16 @@ def load_parquet(con, shipments, outcomes=None) -> int:
 def parquet_aggregates(
     shipments, outcomes=None, settings: EngineSettings | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The single-key raw aggregates of every shipment in contract Parquet files (see
-    :func:`load_parquet`), computed by DuckDB within ``settings``: shipment ids and declaration
-    times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw aggregates aligned
-    with them."""
+    """The raw aggregates of every shipment in contract Parquet files (see
+    :func:`load_parquet`), the single-key ones and the multi-valued keys'
+    (:func:`multi_aggregates`), computed by DuckDB within ``settings``: shipment ids and
+    declaration times (int64 ns) in ``(declared_at, shipment_id)`` order, and the raw
+    aggregates aligned with them."""
     with duckdb_connection(settings) as con:
         n = load_parquet(con, shipments, outcomes)
         ids = con.sql("SELECT shipment_id, t FROM ship ORDER BY row").to_arrow_table()
         raw = run_aggregates(con, n)
+        multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, raw)
     return (
         ids.column("shipment_id").to_numpy(zero_copy_only=False).astype(object),
         ids.column("t").to_numpy(),
@@ -614,8 +853,9 @@ def parquet_aggregates(
 def write_aggregates(
     shipments, outcomes, out: str | os.PathLike, settings: EngineSettings | None = None
 ) -> dict[str, str]:
-    """The raw aggregates of :func:`parquet_aggregates` written as Parquet files under ``out``
-    instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
+    """The single-key raw aggregates of :func:`parquet_aggregates` (not the multi-valued
+    keys', finished against the overall prior in this process) written as Parquet files under
+    ``out`` instead of returned: ``shipments.parquet`` (``row``, ``shipment_id``, ``t``: the rows in
     ``(declared_at, shipment_id)`` order) and one ``<dimension>.parquet`` per key dimension
     (``row`` and a column per raw aggregate, named like it, for the shipments whose key is
     declared). DuckDB streams each query into its file, so no result is held in this process:

@@ -21,6 +21,7 @@ computed (it would need a neighbourhood walk per shipment, which does not fit th
 from __future__ import annotations
 
 from array import array
+from typing import Final
 
 import numpy as np
 
@@ -114,57 +115,186 @@ class LinkGraph:
         return float(parties), float(seized)
 
 
+def link_nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Node numbers of the link graph: consignees first, then each identifier (``-1`` = not
+    declared), and how many nodes there are."""
+    offset = 0
+    node = {}
+    for name in ("consignee", *IDENTIFIERS):
+        codes = np.asarray(codes_of(p, name), dtype="int64")
+        node[name] = np.where(codes >= 0, codes + offset, -1)
+        offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
+    return node, offset
+
+
+_QUERY_BLOCK: Final = 1 << 18
+"""Shipments answered at once by :func:`offline_components` (bounds its temporary arrays)."""
+
+
 def offline_components(
     p: dict[str, np.ndarray],
     outcome_rows: np.ndarray,
     outcome_known: np.ndarray,
     outcome_seized: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Network size and seizures of every shipment as of its declaration: declarations and
-    seizures are replayed in time order; shipments declared at the same instant do not see
-    each other, and a seizure counts only when known strictly before."""
-    n = len(p["t"])
-    graph = LinkGraph()
-    offset = 0
-    node = {}
-    for name in ("consignee", *IDENTIFIERS):
-        codes = codes_of(p, name)
-        node[name] = np.where(codes >= 0, codes + offset, -1)
-        offset += int(codes.max()) + 1 if len(codes) and codes.max() >= 0 else 0
-    graph.grow(offset)
-    cons = node["consignee"].tolist()
-    ids = list(zip(*(node[i].tolist() for i in IDENTIFIERS), strict=True)) if n else []
-    t = p["t"]
-    order = np.argsort(t, kind="stable").tolist()
-    times = t.tolist()
-    seized_rows = outcome_rows[outcome_seized]
-    seized_known = outcome_known[outcome_seized]
-    s_order = np.argsort(seized_known, kind="stable")
-    s_cons = [cons[r] for r in seized_rows[s_order].tolist()]
-    s_known = seized_known[s_order].tolist()
+    """Network size and seizures of every shipment as of its declaration: shipments declared
+    at the same instant do not see each other, and a seizure counts only when known strictly
+    before.
 
-    size = np.empty(n)
-    seized = np.empty(n)
-    is_party = [False] * offset
-    i = j = 0
-    while i < n:
-        now = times[order[i]]
-        while j < len(s_known) and s_known[j] < now:
-            graph.add_seizure(s_cons[j])
-            j += 1
-        k = i
-        while k < n and times[order[k]] == now:
-            r = order[k]
-            c = cons[r]
-            size[r], seized[r] = graph.component(c, ids[r], c >= 0 and is_party[c])
-            k += 1
-        for r in order[i:k]:
-            c = cons[r]
-            if c >= 0:  # no consignee declared: nothing to link
-                graph.add_shipment(c, ids[r], not is_party[c])
-                is_party[c] = True
-        i = k
+    A *partially persistent* union-find answers every shipment at once instead of replaying
+    them one by one. Only what changes the graph is replayed, in time order, in Python: the
+    first shipment of each distinct (consignee, identifier) link (a union) and each seizure
+    becoming known - not every shipment. Unions are by size without path compression, so a
+    node's parent never changes once set and records the time it was attached: the root of a
+    node *as of* ``t`` is found by following parents attached strictly before ``t`` (at most
+    log2(nodes) steps), for all shipments together in numpy. A consignee counts as a party
+    from the start: by the time it is linked to anything, or asked about as a known party,
+    it has declared. Every change of a root's parties and seizures is logged as ``(root,
+    time, parties, seizures)``; a shipment reads its roots' last entries strictly before its
+    time (none: the root's own one party or none). Equal, feature by feature, to the replay of
+    :class:`LinkGraph` that the online state uses (tested)."""
+    n = len(p["t"])
+    if n == 0:
+        return {"net:size": np.zeros(0), "net:seizures": np.zeros(0)}
+    t = np.asarray(p["t"], dtype="int64")
+    node, n_nodes = link_nodes(p)
+    cons = node["consignee"]
+    has = cons >= 0
+    n_parties = int(cons.max()) + 1 if has.any() else 0  # consignee nodes come first
+
+    # what changes the graph: first links (in time order) and seizures known
+    link_a, link_b, link_t = [], [], []
+    for ident in IDENTIFIERS:
+        ok = has & (node[ident] >= 0)
+        pair = cons[ok] * n_nodes + node[ident][ok]
+        order = np.lexsort((t[ok], pair))
+        pair, first = pair[order], t[ok][order]
+        new = np.ones(len(pair), dtype=bool)
+        new[1:] = pair[1:] != pair[:-1]
+        link_a.append(pair[new] // n_nodes)
+        link_b.append(pair[new] % n_nodes)
+        link_t.append(first[new])
+    seized_rows = np.asarray(outcome_rows, dtype="int64")[np.asarray(outcome_seized, bool)]
+    known = np.asarray(outcome_known, dtype="int64")[np.asarray(outcome_seized, bool)]
+    seized_by = cons[seized_rows]
+    known, seized_by = known[seized_by >= 0], seized_by[seized_by >= 0]
+    a_node = np.concatenate([*link_a, seized_by])
+    b_node = np.concatenate([*link_b, np.full(len(seized_by), -1)])  # -1: a seizure
+    when = np.concatenate([*link_t, known])
+    order = np.argsort(when, kind="stable")
+    parent, attached, log = _replay(n_nodes, n_parties, a_node[order], b_node[order], when[order])
+    del a_node, b_node, when, order, link_a, link_b, link_t
+
+    # times as ranks among the shipments' times: e < t  <=>  rank(e) < rank(t)
+    sorted_t = t if bool((t[1:] >= t[:-1]).all()) else np.sort(t)
+    width = n + 1
+
+    def rank(times: np.ndarray) -> np.ndarray:
+        return np.searchsorted(sorted_t, times, side="right")
+
+    first_t = np.full(max(n_parties, 1), np.iinfo(np.int64).max)
+    np.minimum.at(first_t, cons[has], t[has])
+    # a root's parties and seizures as of a shipment: its last log entry before it (and a
+    # last entry of no root, so that there is always one to index)
+    ends = (-1, 0, 0, 0)
+    log_root, log_time, log_parties, log_seizures = (
+        np.append(v, end) for v, end in zip(log, ends, strict=True)
+    )
+    log_key = np.where(log_root >= 0, log_root * width + rank(log_time), np.iinfo(np.int64).max)
+    by_key = np.argsort(log_key, kind="stable")  # stable: a root's changes stay in time order
+    log_key = log_key[by_key]
+    own_key = np.sort(seized_by * width + rank(known))  # each consignee's own seizures
+
+    size, seized = np.empty(n), np.empty(n)
+    for start in range(0, n, _QUERY_BLOCK):  # shipments answer independently: in blocks
+        rows = slice(start, start + _QUERY_BLOCK)
+        t_block, c_block = t[rows], cons[rows]
+        t_rank = rank(t_block)
+        known_party = (c_block >= 0) & (first_t[np.maximum(c_block, 0)] < t_block)
+        queried = np.stack([np.where(known_party, c_block, -1),
+                            *(node[i][rows] for i in IDENTIFIERS)])  # fmt: skip
+        roots = _roots_as_of(parent, attached, queried, t_block)
+        s_block = np.where(known_party, 0.0, 1.0)
+        z_block = np.zeros(len(t_block))
+        for j in range(len(roots)):
+            root = roots[j]
+            distinct = root >= 0
+            for i in range(j):
+                distinct &= root != roots[i]
+            at = np.searchsorted(log_key, np.maximum(root, 0) * width + t_rank) - 1
+            entry = by_key[np.maximum(at, 0)]
+            logged = (at >= 0) & (log_root[entry] == root)
+            alone = root < n_parties  # never merged nor seized before: its own party or none
+            s_block += np.where(distinct, np.where(logged, log_parties[entry], alone), 0)
+            z_block += np.where(distinct & logged, log_seizures[entry], 0)
+        # less the consignee's own seizures known before the shipment
+        c = np.maximum(c_block, 0) * width
+        own = np.searchsorted(own_key, c + t_rank) - np.searchsorted(own_key, c)
+        size[rows] = s_block
+        seized[rows] = z_block - np.where(known_party, own, 0)
     return {"net:size": size, "net:seizures": seized}
+
+
+def _replay(n_nodes: int, n_parties: int, a: np.ndarray, b: np.ndarray, when: np.ndarray):
+    """The changes of the graph in time order (a link ``a``-``b``, or a seizure on ``a`` when
+    ``b`` is -1): union by size, no path compression; nodes below ``n_parties`` are
+    consignees (one party each). Returns each node's parent and the time it was attached to
+    it, and the log of every change of a root's ``(root, time, parties, seizures)``. The
+    state is compact arrays (8 bytes a node each, no Python int per node) and the changes are
+    read in blocks, so memory is the nodes', not the events'."""
+    parent = array("q", range(n_nodes))
+    attached = array("q", bytes(8 * n_nodes))
+    weight = array("q", [1]) * n_nodes
+    parties = array("q", [1]) * n_parties + array("q", bytes(8 * (n_nodes - n_parties)))
+    seizures = array("q", bytes(8 * n_nodes))
+    log_root, log_time, log_parties, log_seizures = (array("q") for _ in range(4))
+    block = 1 << 16
+    for start in range(0, len(a), block):
+        end = start + block
+        for x, y, at in zip(a[start:end].tolist(), b[start:end].tolist(),
+                            when[start:end].tolist(), strict=True):  # fmt: skip
+            while parent[x] != x:
+                x = parent[x]
+            if y < 0:
+                seizures[x] += 1
+            else:
+                while parent[y] != y:
+                    y = parent[y]
+                if x == y:
+                    continue
+                if weight[x] < weight[y]:
+                    x, y = y, x
+                parent[y] = x
+                attached[y] = at
+                weight[x] += weight[y]
+                if not (parties[y] or seizures[y]):
+                    continue  # an identifier alone: the totals of x do not change
+                parties[x] += parties[y]
+                seizures[x] += seizures[y]
+            log_root.append(x)
+            log_time.append(at)
+            log_parties.append(parties[x])
+            log_seizures.append(seizures[x])
+    log = tuple(np.frombuffer(v, dtype="int64") for v in (log_root, log_time, log_parties,
+                                                          log_seizures))  # fmt: skip
+    return np.frombuffer(parent, dtype="int64"), np.frombuffer(attached, dtype="int64"), log
+
+
+def _roots_as_of(parent: np.ndarray, attached: np.ndarray, nodes: np.ndarray, t: np.ndarray):
+    """The root of each node of ``nodes`` (one row per node kind, one column per shipment;
+    ``-1`` stays ``-1``) as of its shipment's time ``t``: parents attached strictly before
+    ``t`` are followed (union by size: at most log2(nodes) steps), for the nodes still moving
+    only."""
+    root = nodes.ravel().copy()
+    n = nodes.shape[1]
+    moving = np.flatnonzero(root >= 0)
+    while moving.size:
+        r = root[moving]
+        up = parent[r]
+        step = (up != r) & (attached[r] < t[moving % n])
+        moving = moving[step]
+        root[moving] = up[step]
+    return root.reshape(nodes.shape)
 
 
 def network_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:

@@ -295,13 +295,12 @@ def build_training_frame(
     o = check_outcomes(outcomes)
     p = manifest.prepare(s)
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
-    if engine in ("duckdb", "spark"):
+    if engine in ("duckdb", "spark"):  # the multi-valued keys included
         run = duckdb_aggregates if engine == "duckdb" else spark_aggregates
         raw = run(p, rows, known, seized, engine_settings)
-        axis = history.TimeAxis(p["t"], known)
     else:
         raw, axis = history.offline_aggregates(p, rows, known, seized)
-    raw.update(history.multi_offline(p, axis, rows, known, seized, history.prior_rate(raw)))
+        raw.update(history.multi_offline(p, axis, rows, known, seized, history.prior_rate(raw)))
     raw.update(network.offline_components(p, rows, known, seized))
     declared = p["t"].astype("datetime64[ns]")
     ids = s["shipment_id"].to_numpy(dtype=object)

@@ -38,7 +38,7 @@ declared at ``as_of`` - equal to the offline pipeline's and the online state's (
 The multi-valued keys ride in the same tables: transshipment ports as the ``key_totals``
 dimension :data:`PORT_DIM`, description words per HS chapter as the ``key_pairs`` dimension
 :data:`WORDS_DIM`; the link graph's components (``key_components``, :func:`components`) are
-joined by the same union-find as the offline replay, in this process, after the queries.
+the connected components of its distinct links (scipy), in this process, after the queries.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,23 +58,13 @@ import pandas as pd
 
 from features import engine, history
 from features.errors import CargoriskError, ContractError
-from features.manifest import (
-    COMBINED_KEYS,
-    GIVEN_KEYS,
-    HS_PREFIXES,
-    KEY_FIELDS,
-    NS_PER_DAY,
-    ROUTE_PARTS,
-    description_tokens,
-    hs_cut,
-    port_list,
-)
-from features.network import IDENTIFIERS, LinkGraph
+from features.manifest import NS_PER_DAY
+from features.network import IDENTIFIERS
 
-SEPARATOR: Final = "\x1f"
+SEPARATOR: Final = engine.KEY_TEXT_SEPARATOR
 """Joins the parts of a combination key's text (every normaliser drops it from values)."""
 
-GLOBAL_KEY: Final = "all"
+GLOBAL_KEY: Final = engine.GLOBAL_KEY_TEXT
 """The one key of the ``global`` dimension (as the online state keys it)."""
 
 PORT_DIM: Final = "port"
@@ -285,27 +275,18 @@ def snapshot_queries(as_of: int, dialect: str = "duckdb") -> list[tuple[str, str
     ]
 
 
-_PORTS: Final = engine.Dimension(
-    name=PORT_DIM,
-    count=False,
-    windows=(),
-    first=False,
-    distinct=(),
-    value_mean=False,
-    outcomes=True,
-    seizure_windows=(),
-)
+_PORTS: Final = engine.PORTS
 
 
 def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
-    """The multi-valued keys over the ``ports`` ``(row, t, port)`` and ``words`` ``(row, t,
-    hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
+    """The multi-valued keys over the ``ports`` ``(row, t, k_port)`` and ``words`` ``(row, t,
+    k_hs2, word)`` relations of :func:`load_keys`: per port its totals, per (HS chapter, word)
     its first declaration."""
     as_of = int(as_of)
-    ports = f"SELECT row, t, port AS k FROM ports WHERE t < {as_of}"
+    ports = f"SELECT row, t, k_port AS k FROM ports WHERE t < {as_of}"
     words = (
-        "SELECT hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
-        f"FROM words WHERE t < {as_of} GROUP BY hs2, word"
+        "SELECT k_hs2 AS key, 'word' AS partner, word AS value, MIN(t) AS first_seen "
+        f"FROM words WHERE t < {as_of} GROUP BY k_hs2, word"
     )
     return [
         ("key_totals", PORT_DIM, totals_sql(_PORTS, as_of, own=ports)),
@@ -314,124 +295,14 @@ def multi_queries(as_of: int) -> list[tuple[str, str, str]]:
 
 
 # -- the keys as text --------------------------------------------------------------------------
-def _text_map(con, column: str, normalise, digits: tuple[int, ...]):
-    """Distinct declared values of ``ship.<column>`` and their normalised text (and HS
-    prefixes), as an Arrow table ``(raw, key, hs2...)``: the normalisers run once per
-    distinct value, in Python."""
-    import pyarrow as pa
-
-    raw = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM ship").fetchall()]
-    raw = [v for v in raw if v is not None]
-    keys = [normalise(v) for v in raw]
-    cols = {"raw": pa.array(raw, type=pa.string()), "key": pa.array(keys, type=pa.string())}
-    for d in digits:
-        cols[f"hs{d}"] = pa.array([hs_cut(h, d) for h in keys], type=pa.string())
-    return pa.table(cols)
-
-
-def _joined(parts: Sequence[str], optional: Sequence[bool] | None = None) -> str:
-    """A combination key's text in SQL: parts joined by :data:`SEPARATOR`, NULL when a
-    required part is missing (an optional one is an empty part), as :func:`key_text`."""
-    optional = optional or (False,) * len(parts)
-    required = [f"k_{p} IS NULL" for p, opt in zip(parts, optional, strict=True) if not opt]
-    sep = f" || chr({ord(SEPARATOR)}) || "
-    text = sep.join(f"COALESCE(k_{p}, '')" if opt else f"k_{p}"
-                    for p, opt in zip(parts, optional, strict=True))  # fmt: skip
-    return f"CASE WHEN {' OR '.join(required)} THEN NULL ELSE {text} END"
-
-
 def load_keys(con, shipments, outcomes=None) -> int:
     """:func:`features.engine.load_parquet` (``ship``, ``keys``, ``outcomes`` on ``con`` from
-    contract Parquet files), then ``keys`` rebuilt with the normalised key **text** of each
-    dimension instead of per-run integer codes, so the snapshot's keys are what a new
-    shipment's keys are online. Returns the number of shipments."""
-    n = engine.load_parquet(con, shipments, outcomes)
-    needed = set(engine.key_columns())
-    parts = {p for ps in COMBINED_KEYS.values() for p in ps} | {p for p, _ in ROUTE_PARTS}
-    parts |= {p for ps in GIVEN_KEYS.values() for p in ps}
-    joins, selected = [], []
-    for key, column, normalise in KEY_FIELDS:
-        digits = HS_PREFIXES if key == "hs" else ()
-        wanted = {key, *(f"hs{d}" for d in digits)} & (needed | parts)
-        if not wanted:
-            continue
-        con.register(f"text_{key}", _text_map(con, column, normalise, digits))
-        joins.append(f"LEFT JOIN text_{key} ON ship.{column} = text_{key}.raw")
-        selected += [
-            f"text_{key}.{'key' if name == key else name} AS k_{name}" for name in sorted(wanted)
-        ]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE text_base AS SELECT ship.row, ship.t, "
-        f"{', '.join(selected)} FROM ship {' '.join(joins)}"
-    )
-    derived = {name: _joined(ps) for name, ps in COMBINED_KEYS.items()}
-    derived["route"] = _joined(
-        tuple(p for p, _ in ROUTE_PARTS), tuple(opt for _, opt in ROUTE_PARTS)
-    )
-    derived |= {
-        name: f"CASE WHEN k_{given} IS NOT NULL THEN k_{key} END"
-        for name, (key, given) in GIVEN_KEYS.items()
-    }
-    derived["global"] = f"'{GLOBAL_KEY}'"
-    plain = {row[0] for row in con.execute("DESCRIBE text_base").fetchall()}
-    cols = [
-        f"k_{d}" if f"k_{d}" in plain else f"{derived[d]} AS k_{d}" for d in engine.key_columns()
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE text_keys AS SELECT d.*, c.lvk FROM "
-        f"(SELECT row, t, {', '.join(cols)} FROM text_base) AS d "
-        "JOIN keys AS c ON d.row = c.row"
-    )
-    con.execute("DROP TABLE text_base")
-    con.execute("DROP TABLE keys")
-    con.execute("ALTER TABLE text_keys RENAME TO keys")
-    _load_multi(con)
-    return n
-
-
-def _items_map(con, column: str, split) -> Any:
-    """Distinct declared values of ``raw_shipments.<column>`` and the items ``split`` makes
-    of each (transshipment ports, description words), as an Arrow table ``(raw, items)``."""
-    import pyarrow as pa
-
-    raw = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM raw_shipments"
-        ).fetchall()
-    ]
-    raw = [v for v in raw if v is not None]
-    return pa.table(
-        {
-            "raw": pa.array(raw, type=pa.string()),
-            "items": pa.array([list(split(v)) for v in raw], type=pa.list_(pa.string())),
-        }
-    )
-
-
-def _load_multi(con) -> None:
-    """The ``ports`` ``(row, t, port)`` and ``words`` ``(row, t, hs2, word)`` relations: one
-    row per transshipment port of a shipment, and per word of its goods description when its
-    HS chapter is declared (normalised by :func:`features.manifest.port_list` and
-    :func:`~features.manifest.description_tokens`, once per distinct value)."""
-    columns = {row[0] for row in con.execute("DESCRIBE raw_shipments").fetchall()}
-    for name, column, split, cols, extra in (
-        ("ports", "transshipment_ports", port_list, "port VARCHAR", ""),
-        ("words", "goods_description", description_tokens, "hs2 VARCHAR, word VARCHAR",
-         "JOIN keys AS k ON k.row = s.row AND k.k_hs2 IS NOT NULL"),
-    ):  # fmt: skip
-        if column not in columns:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (row BIGINT, t BIGINT, {cols})")
-            continue
-        con.register(f"items_{name}", _items_map(con, column, split))
-        item = "unnest(m.items) AS port" if name == "ports" else (
-            "k.k_hs2 AS hs2, unnest(m.items) AS word")  # fmt: skip
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT s.row, s.t, {item} "
-            "FROM raw_shipments AS r JOIN ship AS s "
-            "ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
-            f"JOIN items_{name} AS m ON CAST(r.{column} AS VARCHAR) = m.raw {extra}"
-        )
+    contract Parquet files) with the normalised key **text** of each dimension instead of
+    integer codes (the engine's one key derivation, :func:`features.engine.derive_keys`), so
+    the snapshot's keys are what a new shipment's keys are online; then the multi-valued
+    ``ports`` and ``words`` relations (:func:`features.engine.derive_multi`). Returns the
+    number of shipments."""
+    return engine.load_parquet(con, shipments, outcomes, text=True)
 
 
 # -- running it --------------------------------------------------------------------------------
@@ -548,66 +419,77 @@ def write_snapshot(
 
 
 def components(con, as_of: int) -> dict[str, Any]:
-    """The link graph as of ``as_of`` (:class:`features.network.LinkGraph`, the union-find the
-    offline replay and the online state use): consignees declared before ``as_of`` joined to
-    the phones, addresses and recipient codes they declared, with the seizures known on
-    their shipments. Per dimension (``consignee`` and each identifier), an Arrow table of its
-    nodes: ``key``, ``component`` (the smallest node number in it: the same whatever order
-    the links come in), the component's ``parties`` and ``seizures``, and a consignee's
-    ``own_seizures``. Runs in this process (numpy and Python), after the engine's queries."""
+    """The link graph as of ``as_of``: consignees declared before ``as_of`` joined to the
+    phones, addresses and recipient codes they declared, with the seizures known on their
+    shipments - the graph :class:`features.network.LinkGraph` holds online, which is static as
+    of one instant, so its components are :func:`scipy.sparse.csgraph.connected_components` of
+    the distinct links. Per dimension (``consignee`` and each identifier), an Arrow table of its
+    nodes: ``key``, ``component`` (the smallest node number in it - consignees in key order,
+    then each identifier's values as they first appear in the (consignee, value)-ordered links:
+    the same whatever order the links come in), the component's ``parties`` and ``seizures``,
+    and a consignee's ``own_seizures``. Runs in this process (numpy, scipy) on the links the
+    engine fetched as Arrow."""
     import pyarrow as pa
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
 
     as_of = int(as_of)
-    parties = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT k_consignee FROM keys WHERE t < {as_of} "
-            "AND k_consignee IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    node = {("consignee", k): i for i, k in enumerate(parties)}
-    links = []
+
+    def fetch(sql: str) -> list[np.ndarray]:
+        table = con.sql(sql).to_arrow_table()
+        return [c.to_numpy(zero_copy_only=False) for c in table.columns]
+
+    declared = f"t < {as_of} AND k_consignee IS NOT NULL"
+    (party_keys,) = fetch(f"SELECT DISTINCT k_consignee FROM keys WHERE {declared} ORDER BY 1")
+    party_index = pd.Index(party_keys)
+    keys: dict[str, np.ndarray] = {"consignee": party_keys}
+    heads, tails = [], []
+    offset = len(party_keys)
     for ident in IDENTIFIERS:
-        for consignee, value in con.execute(
-            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE t < {as_of} "
-            f"AND k_consignee IS NOT NULL AND k_{ident} IS NOT NULL ORDER BY 1, 2"
-        ).fetchall():
-            target = node.setdefault((ident, value), len(node))
-            links.append((node[("consignee", consignee)], target))
-    own = dict(
-        con.execute(
-            "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
-            f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL GROUP BY 1"
-        ).fetchall()
+        consignee, value = fetch(
+            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE {declared} "
+            f"AND k_{ident} IS NOT NULL ORDER BY 1, 2"
+        )
+        codes, uniques = pd.factorize(value)  # numbered as they first appear
+        heads.append(party_index.get_indexer(consignee))
+        tails.append(codes + offset)
+        keys[ident] = np.asarray(uniques, dtype=object)
+        offset += len(uniques)
+    n = offset
+    seized_by, count = fetch(
+        "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
+        f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL "
+        f"AND k.t < {as_of} GROUP BY 1"
     )
-    graph = LinkGraph()
-    graph.grow(len(node))
-    for i in range(len(parties)):
-        graph.add_shipment(i, (), True)
-    for consignee, target in links:
-        graph.add_shipment(consignee, (target,), False)
-    for i, key in enumerate(parties):
-        for _ in range(int(own.get(key, 0))):
-            graph.add_seizure(i)
-    roots = np.array([graph.find(i) for i in range(len(node))], dtype="int64")
-    smallest = np.full(len(node), len(node), dtype="int64")
-    np.minimum.at(smallest, roots, np.arange(len(node), dtype="int64"))
+    own = np.zeros(len(party_keys), dtype="int64")
+    own[party_index.get_indexer(seized_by)] = count
+    if n:
+        head, tail = np.concatenate(heads), np.concatenate(tails)
+        graph = csr_matrix((np.ones(len(head), dtype="int8"), (head, tail)), shape=(n, n))
+        n_labels, labels = connected_components(graph, directed=False)
+    else:
+        n_labels, labels = 0, np.zeros(0, dtype="int64")
+    smallest = np.full(n_labels, n, dtype="int64")
+    np.minimum.at(smallest, labels, np.arange(n, dtype="int64"))
+    party_labels = labels[: len(party_keys)]
+    parties = np.bincount(party_labels, minlength=n_labels).astype("int64")
+    seizures = np.bincount(party_labels, weights=own, minlength=n_labels).astype("int64")
     out: dict[str, Any] = {}
+    start = 0
     for dim in ("consignee", *IDENTIFIERS):
-        members = [(k, i) for (d, k), i in node.items() if d == dim]
-        idx = np.array([i for _, i in members], dtype="int64")
-        root = roots[idx] if len(idx) else idx
+        label = labels[start : start + len(keys[dim])]
         out[dim] = pa.table(
             {
-                "key": pa.array([k for k, _ in members], type=pa.string()),
-                "component": pa.array(smallest[root] if len(idx) else idx),
-                "parties": pa.array(np.asarray(graph.parties, dtype="int64")[root]),
-                "seizures": pa.array(np.asarray(graph.seizures, dtype="int64")[root]),
-                "own_seizures": pa.array(np.asarray(graph.own, dtype="int64")[idx])
+                "key": pa.array(keys[dim], type=pa.string()),
+                "component": pa.array(smallest[label], type=pa.int64()),
+                "parties": pa.array(parties[label], type=pa.int64()),
+                "seizures": pa.array(seizures[label], type=pa.int64()),
+                "own_seizures": pa.array(own, type=pa.int64())
                 if dim == "consignee"
-                else pa.nulls(len(idx), type=pa.int64()),
+                else pa.nulls(len(label), type=pa.int64()),
             }
         )
+        start += len(keys[dim])
     return out
 
 

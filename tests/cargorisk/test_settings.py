@@ -59,12 +59,16 @@ def test_feature_engine_and_its_bounds_from_the_environment(home, monkeypatch, t
     monkeypatch.setenv("CARGORISK_ENGINE_THREADS", "1")
     monkeypatch.setenv("CARGORISK_ENGINE_TEMP_DIRECTORY", str(tmp_path))
     monkeypatch.setenv("CARGORISK_SPARK_MASTER", "spark://cluster:7077")
+    monkeypatch.setenv("CARGORISK_SPARK_SPLIT_DAYS", "7")
     options = engine_options(load_settings())
     assert options["engine"] == "duckdb"
     bounds = options["engine_settings"]
     assert (bounds.memory_limit, bounds.threads, bounds.temp_directory) == ("1GB", 1, str(tmp_path))
     assert bounds.spark_master == "spark://cluster:7077"
+    assert bounds.spark_split_days == 7
     with pytest.raises(pydantic.ValidationError, match="feature_engine"):
         load_settings(feature_engine="polars")
     with pytest.raises(pydantic.ValidationError, match="engine_threads"):
         load_settings(engine_threads=0)
+    with pytest.raises(pydantic.ValidationError, match="spark_split_days"):
+        load_settings(spark_split_days=-1)

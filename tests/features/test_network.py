@@ -146,3 +146,114 @@ def test_the_component_around_a_consignee_or_an_identifier(ring):
     assert [u["party_id"] for u in state.consignees_of("address", "7 dock st")] == ["B", "C"]
     with pytest.raises(Exception, match="kind"):
         state.component("shipper", "x")
+
+
+# -- the persistent union-find against the one-by-one replay -----------------------------------
+def replay_components(p, outcome_rows, outcome_known, outcome_seized):
+    """The reference: every shipment replayed one by one through :class:`LinkGraph` (what
+    ``offline_components`` was before the persistent union-find, and what the online state
+    does), answered before the shipments of its instant are added."""
+    import numpy as np
+
+    from features.network import IDENTIFIERS, link_nodes
+
+    n = len(p["t"])
+    node, n_nodes = link_nodes(p)
+    graph = LinkGraph()
+    graph.grow(n_nodes)
+    cons = node["consignee"].tolist()
+    ids = list(zip(*(node[i].tolist() for i in IDENTIFIERS), strict=True)) if n else []
+    times = p["t"].tolist()
+    order = np.argsort(p["t"], kind="stable").tolist()
+    seized_rows = outcome_rows[outcome_seized]
+    seized_known = outcome_known[outcome_seized]
+    s_order = np.argsort(seized_known, kind="stable")
+    s_cons = [cons[r] for r in seized_rows[s_order].tolist()]
+    s_known = seized_known[s_order].tolist()
+    size, seized = np.empty(n), np.empty(n)
+    is_party = [False] * n_nodes
+    i = j = 0
+    while i < n:
+        now = times[order[i]]
+        while j < len(s_known) and s_known[j] < now:
+            graph.add_seizure(s_cons[j])
+            j += 1
+        k = i
+        while k < n and times[order[k]] == now:
+            r = order[k]
+            c = cons[r]
+            size[r], seized[r] = graph.component(c, ids[r], c >= 0 and is_party[c])
+            k += 1
+        for r in order[i:k]:
+            c = cons[r]
+            if c >= 0:
+                graph.add_shipment(c, ids[r], not is_party[c])
+                is_party[c] = True
+        i = k
+    return {"net:size": size, "net:seizures": seized}
+
+
+def network_world(n: int, seed: int):
+    """Shipments sharing few phones, addresses and recipient codes among many consignees (so
+    components grow and merge), ties at one instant, blank consignees and identifiers, and
+    seizures known at, before and long after later declarations."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.features.helpers import random_world
+
+    shipments, outcomes = random_world(n, days=30, seed=seed, messy=True)
+    rng = np.random.default_rng(seed)
+
+    def few(prefix: str, k: int, blank: float):
+        values = np.array([f"{prefix}{i}" for i in rng.zipf(1.4, n) % k], dtype=object)
+        values[rng.random(n) < blank] = None
+        return values
+
+    shipments["consignee_phone"] = few("+82 10 ", max(3, n // 20), 0.3)
+    shipments["consignee_address"] = few("Dock St ", max(3, n // 15), 0.3)
+    shipments["recipient_customs_code"] = few("P", max(3, n // 25), 0.5)
+    seized = outcomes.sample(frac=0.5, random_state=seed).index
+    outcomes.loc[seized, "result"] = "seized"
+    return shipments, pd.concat([outcomes, outcomes.iloc[:5]], ignore_index=True)
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "block"), [(40, 1, None), (700, 2, None), (3000, 3, None), (3000, 4, 97)]
+)
+def test_persistent_union_find_equals_the_replay(n, seed, block, monkeypatch):
+    import numpy as np
+
+    from features import manifest, network
+    from features.pipeline import check_outcomes, check_shipments, outcome_events
+
+    if block:  # shipments answered in many blocks, as at scale
+        monkeypatch.setattr(network, "_QUERY_BLOCK", block)
+    shipments, outcomes = network_world(n, seed)
+    s = check_shipments(shipments)
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(check_outcomes(outcomes), s["shipment_id"], p["t"])
+    assert seized.sum() > 0
+    expected = replay_components(p, rows, known, seized)
+    got = network.offline_components(p, rows, known, seized)
+    assert expected["net:size"].max() > 3  # real networks, not singletons
+    assert expected["net:seizures"].max() > 0
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+def test_persistent_union_find_on_the_ring_and_nothing(ring):
+    import numpy as np
+
+    from features import manifest, network
+    from features.pipeline import check_outcomes, check_shipments, outcome_events
+
+    shipments, outcomes = ring
+    for frame in (shipments, shipments.iloc[:0]):
+        s = check_shipments(frame)
+        p = manifest.prepare(s)
+        rows, known, seized = outcome_events(check_outcomes(outcomes), s["shipment_id"], p["t"])
+        expected = replay_components(p, rows, known, seized)
+        got = network.offline_components(p, rows, known, seized)
+        for name, values in expected.items():
+            np.testing.assert_array_equal(got[name], values, err_msg=name)

@@ -300,3 +300,71 @@ def test_the_definitions_transpile_to_spark():
         assert sqlglot.parse_one(sql, read="spark") is not None
         if table == "key_days":
             assert " DIV " in sql  # integer division of ns ages, not a float one
+
+
+def linkgraph_components(con, as_of: int) -> dict:
+    """The reference: the snapshot's components as the online state's union-find
+    (:class:`features.network.LinkGraph`) joins them, link by link (what
+    ``snapshot.components`` did before it used ``scipy.sparse.csgraph``)."""
+    from features.network import IDENTIFIERS, LinkGraph
+
+    declared = f"t < {as_of} AND k_consignee IS NOT NULL"
+    query = f"SELECT DISTINCT k_consignee FROM keys WHERE {declared} ORDER BY 1"
+    parties = [r[0] for r in con.execute(query).fetchall()]
+    node = {("consignee", k): i for i, k in enumerate(parties)}
+    links = []
+    for ident in IDENTIFIERS:
+        for consignee, value in con.execute(
+            f"SELECT DISTINCT k_consignee, k_{ident} FROM keys WHERE {declared} "
+            f"AND k_{ident} IS NOT NULL ORDER BY 1, 2"
+        ).fetchall():
+            links.append(
+                (node[("consignee", consignee)], node.setdefault((ident, value), len(node)))
+            )
+    own = dict(con.execute(
+        "SELECT k.k_consignee, COUNT(*) FROM outcomes AS o JOIN keys AS k ON o.row = k.row "
+        f"WHERE o.known < {as_of} AND o.seized = 1 AND k.k_consignee IS NOT NULL GROUP BY 1"
+    ).fetchall())  # fmt: skip
+    graph = LinkGraph()
+    graph.grow(len(node))
+    for i, key in enumerate(parties):
+        graph.add_shipment(i, (), True)
+        for _ in range(int(own.get(key, 0))):
+            graph.add_seizure(i)
+    for consignee, target in links:
+        graph.add_shipment(consignee, (target,), False)
+    roots = [graph.find(i) for i in range(len(node))]
+    smallest: dict[int, int] = {}
+    for i, r in enumerate(roots):
+        smallest.setdefault(r, i)
+    return {
+        (d, k): (smallest[roots[i]], graph.parties[roots[i]], graph.seizures[roots[i]],
+                 graph.own[i] if d == "consignee" else None)
+        for (d, k), i in node.items()
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_components_equal_the_online_union_find(tmp_path, seed):
+    """``key_components`` (connected components of the distinct links, scipy) equal the
+    union-find of the online state fed the same links, node by node: component number,
+    parties, seizures, own seizures - on a world whose phones, addresses and recipient codes
+    join consignees into networks of hundreds, as of the end and as of a day in the middle."""
+    from tests.features.test_network import network_world
+
+    shipments, outcomes = network_world(2500, seed)
+    shipments.to_parquet(tmp_path / "s.parquet", index=False)
+    outcomes.to_parquet(tmp_path / "o.parquet", index=False)
+    with engine.duckdb_connection(SETTINGS) as con:
+        snapshot.load_keys(con, tmp_path / "s.parquet", tmp_path / "o.parquet")
+        end = snapshot.default_as_of(con)
+        for as_of in (end, end - 15 * DAY):
+            expected = linkgraph_components(con, as_of)
+            got = {}
+            for dim, table in snapshot.components(con, as_of).items():
+                for row in table.to_pylist():
+                    got[(dim, row["key"])] = (row["component"], row["parties"], row["seizures"],
+                                              row["own_seizures"])  # fmt: skip
+            assert got == expected
+            assert max(v[1] for v in got.values()) > 50  # real networks
+            assert max(v[2] for v in got.values()) > 0

@@ -38,3 +38,28 @@ def test_spark_gives_the_same_features_as_duckdb_and_numpy(spark):
     assert_same_features(on_duckdb, on_spark)
     assert_same_features(build_training_frame(shipments, outcomes), on_spark)
     assert on_spark["consignee_seizures"].max() > 0  # the world has known seizures
+
+
+def test_spark_gives_the_multi_valued_keys_of_duckdb_and_numpy(spark):
+    """Transshipment ports (``ports:max_rate``) and description words (``desc:seen``,
+    ``desc:tokens``) exploded into one row per item and counted by the same SQL on both
+    engines, equal to the numpy executor's."""
+    import numpy as np
+
+    from features import manifest
+    from features.pipeline import check_outcomes, check_shipments, outcome_events
+    from tests.features.test_engine import MULTI_RAW, both_raw
+
+    shipments, outcomes = random_world(500, days=20, seed=7, messy=True)
+    numpy_raw, duck_raw = both_raw(shipments, outcomes)
+    s = check_shipments(shipments)
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(check_outcomes(outcomes), s["shipment_id"], p["t"])
+    spark_raw = engine.spark_aggregates(
+        p, rows, known, seized, engine.EngineSettings(spark_master="local[2]")
+    )
+    assert np.isfinite(numpy_raw["ports:max_rate"]).sum() > 100
+    assert (numpy_raw["desc:seen"] > 0).sum() > 100
+    for name in MULTI_RAW:
+        np.testing.assert_array_equal(duck_raw[name], numpy_raw[name], err_msg=name)
+        np.testing.assert_array_equal(spark_raw[name], numpy_raw[name], err_msg=name)
