@@ -44,6 +44,7 @@ from fastapi import FastAPI, Path, Query, Request
 from pydantic import Field
 from starlette.responses import JSONResponse
 
+from serving import hot
 from serving.auth import ApiKeyAuth, AuthMiddleware
 from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy
 from serving.engine import Conflict, NotReady, RequestError, ScoringEngine
@@ -77,8 +78,11 @@ shipments) while the event loop reads the next 12 MB request body: each socket r
 the GIL up and waits up to the interval to get it back. At 5 ms, back-to-back 10,000-shipment
 manifests took 1.95-2.31 s each; at 1 ms 1.62-1.78 s (benchmarks/README.md)."""
 
-HARD_MAX_BATCH = 200_000
-"""Upper bound of any list in a request body (the configured ``max_batch`` is at most this)."""
+HARD_MAX_BATCH = hot.HARD_MAX_BATCH
+
+THREADS = 4
+"""Worker threads of a worker process scoring at once (BentoML's ``threads`` and the hot
+path's limiter)."""
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")
 """A request id a caller may choose (``X-Request-ID``); it is kept under the caller's own
@@ -118,6 +122,15 @@ def _current_engine() -> ScoringEngine | None:
     service = current_service()
     return None if service is None else service.engine
 
+
+def _current_scoring() -> tuple[ScoringEngine, Any] | None:
+    service = current_service()
+    return None if service is None else (service.engine, service.settings)
+
+
+hot_path = hot.HotPath(_current_scoring, threads=THREADS)
+"""This worker's hot routes (:mod:`serving.hot`): in-flight count and thread limiter."""
+hot.register(http, hot_path, prefix="/asgi")
 
 ui_app = create_app(_current_engine)
 """The worklist app the service mounts at ``/ui``."""
@@ -220,7 +233,7 @@ def _configure_logging() -> None:
 @bentoml.service(
     name="cargorisk",
     workers=1,
-    threads=4,
+    threads=THREADS,
     traffic={"timeout": 120, "max_concurrency": 256},
     logging={"access": {"enabled": False}},
     envs=[{"name": "FORWARDED_ALLOW_IPS", "value": UVICORN_PROXIES}],
