@@ -88,9 +88,6 @@ RULES: tuple[Rule, ...] = (
     Rule("POST", "/score", "score"),
     Rule("POST", "/score/batch", "score"),
     Rule("POST", "/outcomes", "record_outcomes"),
-    Rule("POST", "/asgi/score", "score"),  # measurement only: the hot path beside BentoML's
-    Rule("POST", "/asgi/score/batch", "score"),
-    Rule("POST", "/asgi/outcomes", "record_outcomes"),
     Rule("GET", "/shipments/", "read_shipments", prefix=True),
     Rule("GET", "/performance", "view_model"),
     Rule("GET", "/search", "read_shipments"),

@@ -22,7 +22,8 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
   (monitor or admin key unless ``metrics_require_key`` is off), the OpenAPI description at
   ``/docs.json`` and, with the setting ``api_explorer``, the API explorer at ``/``.
 
-Every request first meets :class:`serving.edge.Edge` (client address, body size, overload,
+Every request first meets :class:`serving.edge.Edge` (client address, body size, overload:
+at most ``max_scoring_in_flight`` scoring requests per worker, the excess answered 503 at once,
 security headers, one log line per refusal), then :class:`serving.auth.AuthMiddleware` (API
 keys and roles). All logic lives in :class:`serving.engine.ScoringEngine`; this module only
 translates HTTP. Settings are read when the service starts (``load_settings``), never at import
@@ -44,7 +45,6 @@ from fastapi import FastAPI, Path, Query, Request
 from pydantic import Field
 from starlette.responses import JSONResponse
 
-from serving import hot
 from serving.auth import ApiKeyAuth, AuthMiddleware
 from serving.edge import UVICORN_PROXIES, Edge, EdgePolicy
 from serving.engine import Conflict, NotReady, RequestError, ScoringEngine
@@ -78,11 +78,8 @@ shipments) while the event loop reads the next 12 MB request body: each socket r
 the GIL up and waits up to the interval to get it back. At 5 ms, back-to-back 10,000-shipment
 manifests took 1.95-2.31 s each; at 1 ms 1.62-1.78 s (benchmarks/README.md)."""
 
-HARD_MAX_BATCH = hot.HARD_MAX_BATCH
-
-THREADS = 4
-"""Worker threads of a worker process scoring at once (BentoML's ``threads`` and the hot
-path's limiter)."""
+HARD_MAX_BATCH = 200_000
+"""Upper bound of any list in a request body (the configured ``max_batch`` is at most this)."""
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,48}$")
 """A request id a caller may choose (``X-Request-ID``); it is kept under the caller's own
@@ -122,15 +119,6 @@ def _current_engine() -> ScoringEngine | None:
     service = current_service()
     return None if service is None else service.engine
 
-
-def _current_scoring() -> tuple[ScoringEngine, Any] | None:
-    service = current_service()
-    return None if service is None else (service.engine, service.settings)
-
-
-hot_path = hot.HotPath(_current_scoring, threads=THREADS)
-"""This worker's hot routes (:mod:`serving.hot`): in-flight count and thread limiter."""
-hot.register(http, hot_path, prefix="/asgi")
 
 ui_app = create_app(_current_engine)
 """The worklist app the service mounts at ``/ui``."""
@@ -233,7 +221,7 @@ def _configure_logging() -> None:
 @bentoml.service(
     name="cargorisk",
     workers=1,
-    threads=THREADS,
+    threads=4,
     traffic={"timeout": 120, "max_concurrency": 256},
     logging={"access": {"enabled": False}},
     envs=[{"name": "FORWARDED_ALLOW_IPS", "value": UVICORN_PROXIES}],
@@ -258,10 +246,11 @@ class CargoRisk:
             metrics_require_key=self.settings.metrics_require_key,
         )
         log.info(
-            "start-up: edge: body limit %d MiB, %d concurrent requests, trusted proxies %s, "
-            "API explorer %s, /metrics %s",
+            "start-up: edge: body limit %d MiB, %d concurrent requests, %d scoring requests "
+            "in flight, trusted proxies %s, API explorer %s, /metrics %s",
             self.settings.max_body_mb,
             self.settings.max_concurrent_requests,
+            self.settings.max_scoring_in_flight,
             ", ".join(self.settings.trusted_proxies) or "none",
             "on" if self.settings.api_explorer else "off",
             "needs a key" if self.settings.metrics_require_key else "open",
