@@ -82,12 +82,26 @@ async def run_load(
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
 
+    async def exchange(reader, writer, payload: bytes) -> tuple[int, bool]:
+        writer.write(payload)
+        await writer.drain()
+        return await _read_response(reader)
+
     async def one(payload: bytes, due: float) -> None:
         reader, writer = await pool.get()
         try:
-            writer.write(payload)
-            await writer.drain()
-            status, retry_after = await _read_response(reader)
+            try:
+                status, retry_after = await exchange(reader, writer, payload)
+            except ConnectionError as exc:
+                # the server closed a connection left idle past its keep-alive time-out
+                # (uvicorn: 5 s; at low rates each connection idles rate/connections s)
+                # before reading the request: send it again on a new connection, once, as
+                # HTTP clients do. Any other failure counts as an error.
+                if "connection closed" not in str(exc):
+                    raise
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                status, retry_after = await exchange(reader, writer, payload)
             result.latencies.append(time.perf_counter() - due)
             result.statuses.append(status)
             result.retry_after += status == 503 and retry_after

@@ -29,7 +29,8 @@ end. Optional steps:
   route), one keep-alive client each, so both see the same machine;
 * ``--search``: the highest sustained rate at 0 errors and p99 <= ``--p99-limit`` ms, each
   trial ``--search-duration`` s of open-loop load with fresh shipments: rates grow by half
-  until a trial fails, then two bisections (``--workers 2`` needs ``--online-state store``);
+  until a trial fails (halve if the first fails), then two bisections (``--workers 2`` needs
+  ``--online-state store``);
 * ``--overload X``: ``X`` times the rate the search found (or ``--rate``) over
   ``--overload-connections`` connections: how many 503s, how fast, and the 200s' latency.
 
@@ -329,7 +330,8 @@ def rate_search(
     p99_limit: float, max_rate: float = 400.0,
 ) -> dict:  # fmt: skip
     """The highest sustained rate (req/s) at 0 errors (a 503 is an error) and p99 <=
-    ``p99_limit`` ms: rates grow by half until a trial fails, then two bisections."""
+    ``p99_limit`` ms: rates grow by half until a trial fails (or, if the first fails, halve
+    until one passes), then two bisections."""
     trials: list[dict] = []
 
     def trial(rate: float) -> bool:
@@ -355,6 +357,12 @@ def rate_search(
         else:
             bad = rate
             break
+    while not good and rate >= 4:  # the first rate failed: halve until one passes
+        rate = round(rate / 2)
+        if trial(rate):
+            good = rate
+        else:
+            bad = rate
     if bad is not None and good:
         for _ in range(2):
             mid = round((good + bad) / 2)
