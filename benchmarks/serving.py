@@ -31,8 +31,9 @@ end. Optional steps:
   trial ``--search-duration`` s of open-loop load with fresh shipments: rates grow by half
   until a trial fails (halve if the first fails), then two bisections (``--workers 2`` needs
   ``--online-state store``);
-* ``--overload X``: ``X`` times the rate the search found (or ``--rate``) over
-  ``--overload-connections`` connections: how many 503s, how fast, and the 200s' latency.
+* ``--overload X``: ``X`` times the rate the search found (or ``--rate``; ``--overload-rate R``:
+  R req/s) over ``--overload-connections`` connections: how many 503s, how fast, and the 200s'
+  latency.
 
 ``--only compare|search|batch`` runs just that step (plus start-up and RSS).
 
@@ -380,6 +381,23 @@ def rate_search(
     }
 
 
+def all_ready(url: str, workers: int, timeout: float) -> None:
+    """With more than one worker, ``/readyz`` answers from whichever worker accepts the
+    connection: wait until 20 answers in a row, each on a new connection, are 200 (a worker
+    still building would answer 503 to the load)."""
+    if workers == 1:
+        return
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 20:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every worker ready after {timeout} s")
+        ok = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        streak = streak + 1 if ok else 0
+        if not ok:
+            time.sleep(0.5)
+
+
 def service_rss_mb(proc: subprocess.Popen) -> dict:
     """RSS of the service: ``cargorisk serve`` and every process under it (MB)."""
     import psutil
@@ -454,6 +472,7 @@ def main(argv=None) -> int:
     parser.add_argument("--p99-limit", type=float, default=100)
     parser.add_argument("--overload", type=float, default=0)
     parser.add_argument("--overload-connections", type=int, default=64)
+    parser.add_argument("--overload-rate", type=float, default=0, help="req/s, instead of X")
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json"
     )
@@ -506,12 +525,21 @@ def main(argv=None) -> int:
         shutil.rmtree(serve_home)
     serve_home.mkdir()
     (serve_home / "mlruns").symlink_to(home / "mlruns")
-    senv = {**env, "CARGORISK_HOME": str(serve_home), "CARGORISK_SERVE_SEED_DATA": str(world)}
+    senv = {**env, "CARGORISK_HOME": str(serve_home)}
     if args.online_state:
         senv["CARGORISK_ONLINE_STATE"] = args.online_state
+    from features.tables import read_contract_dir
     from serving.store import Store
 
+    # The store is seeded here, before the service starts, as the service's serve_seed_data
+    # would (the same Store.import_history): with more than one worker each would seed the
+    # empty store at once and all but one fail (a duplicate key), and the start-up time
+    # measured is the service's own, without a one-off seeding.
     store = Store(f"sqlite:///{serve_home / 'cargorisk.db'}")
+    seeded = time.perf_counter()
+    tables = read_contract_dir(world, what="seed data", keep_undeclared=True)
+    store.import_history(tables.shipments, tables.outcomes)
+    results["store_seeding_s"] = time.perf_counter() - seeded
     key = store.create_key("bench", "system")
     store.close()
     port = free_port()
@@ -533,6 +561,8 @@ def main(argv=None) -> int:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/readyz", timeout=300, proc=proc)
+        results["start_to_first_readyz_s"] = time.perf_counter() - started
+        all_ready(url, args.workers, timeout=300)
         results["start_to_readyz_s"] = time.perf_counter() - started
         results["rss_after_start"] = service_rss_mb(proc)
         print(
@@ -567,9 +597,9 @@ def main(argv=None) -> int:
                 url, key, world, args.search_start, args.search_duration, args.in_flight,
                 args.p99_limit,
             )  # fmt: skip
-        if args.overload:
+        if args.overload or args.overload_rate:
             base = results.get("search", {}).get("best_rate") or args.rate
-            rate = args.overload * base
+            rate = args.overload_rate or args.overload * base
             print(f"overload {rate:.0f}/s ...", flush=True)
             ships = request_shipments(world, int(rate * args.search_duration), "OV", seed=7)
             results["overload"] = sustained(
