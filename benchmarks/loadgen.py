@@ -22,6 +22,10 @@ class LoadResult:
     ok: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    """The status of each answered request, in the order of ``latencies``."""
+    retry_after: int = 0
+    """503 answers that carried ``Retry-After``."""
     elapsed: float = 0.0
 
 
@@ -38,13 +42,14 @@ def encode_post(host: str, port: int, path: str, body: dict, headers: dict[str, 
     return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("connection closed")
     status = int(status_line.split()[1])
     length = 0
     chunked = False
+    retry_after = False
     while True:
         line = await reader.readline()
         if line in (b"\r\n", b""):
@@ -55,6 +60,8 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             length = int(value.strip())
         elif lname == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+        elif lname == b"retry-after":
+            retry_after = True
     if chunked:
         while True:
             size = int((await reader.readline()).strip(), 16)
@@ -63,7 +70,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
                 break
     elif length:
         await reader.readexactly(length)
-    return status
+    return status, retry_after
 
 
 async def run_load(
@@ -75,13 +82,29 @@ async def run_load(
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
 
+    async def exchange(reader, writer, payload: bytes) -> tuple[int, bool]:
+        writer.write(payload)
+        await writer.drain()
+        return await _read_response(reader)
+
     async def one(payload: bytes, due: float) -> None:
         reader, writer = await pool.get()
         try:
-            writer.write(payload)
-            await writer.drain()
-            status = await _read_response(reader)
+            try:
+                status, retry_after = await exchange(reader, writer, payload)
+            except ConnectionError as exc:
+                # the server closed a connection left idle past its keep-alive time-out
+                # (uvicorn: 5 s; at low rates each connection idles rate/connections s)
+                # before reading the request: send it again on a new connection, once, as
+                # HTTP clients do. Any other failure counts as an error.
+                if "connection closed" not in str(exc):
+                    raise
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                status, retry_after = await exchange(reader, writer, payload)
             result.latencies.append(time.perf_counter() - due)
+            result.statuses.append(status)
+            result.retry_after += status == 503 and retry_after
             if status == 200:
                 result.ok += 1
             else:

@@ -20,6 +20,23 @@ Steps (all on loopback, every figure measured in this run):
    client sees it (JSON encode, HTTP, validation, scoring, reasons for the top share, store
    commit, JSON decode), ``--batch-repeats`` times back to back.
 
+Also measured on every run: the time from starting ``cargorisk serve`` to ``/readyz`` and the
+service's RSS (every process of it: the BentoML arbiter and its workers) after start and at the
+end. Optional steps:
+
+* ``--compare-route PATH`` (e.g. ``/asgi/score``): step 3 alternates, in blocks of
+  ``--block`` requests, between ``/score`` and ``PATH`` (the same scoring behind another
+  route), one keep-alive client each, so both see the same machine;
+* ``--search``: the highest sustained rate at 0 errors and p99 <= ``--p99-limit`` ms, each
+  trial ``--search-duration`` s of open-loop load with fresh shipments: rates grow by half
+  until a trial fails (halve if the first fails), then two bisections (``--workers 2`` needs
+  ``--online-state store``);
+* ``--overload X``: ``X`` times the rate the search found (or ``--rate``; ``--overload-rate R``:
+  R req/s) over ``--overload-connections`` connections: how many 503s, how fast, and the 200s'
+  latency.
+
+``--only compare|search|batch`` runs just that step (plus start-up and RSS).
+
 Results print as a table and go to ``--out`` (JSON).
 """
 
@@ -27,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -81,9 +99,14 @@ def ensure_world(home: Path, days: int, per_day: int, env: dict) -> Path:
     return world
 
 
+@functools.cache
+def world_shipments(world: Path) -> pd.DataFrame:
+    return pd.read_parquet(world / "shipments.parquet")
+
+
 def request_shipments(world: Path, n: int, prefix: str, seed: int = 0) -> list[dict]:
     """``n`` shipments shaped like the world's traffic, with fresh ids, declared after it."""
-    ships = pd.read_parquet(world / "shipments.parquet")
+    ships = world_shipments(world)
     rng = np.random.default_rng(seed)
     sample = ships.iloc[rng.integers(0, len(ships), n)].reset_index(drop=True).copy()
     last = ships["declared_at"].max()
@@ -183,6 +206,75 @@ def sequential_http(url: str, key: str, shipments: list[dict]) -> dict:
     return {"requests": len(lat), "errors": errors, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
 
 
+def service_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the service so far (every process under ``pid``)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def alternating_http(
+    url: str, key: str, shipments: list[dict], routes: list[str], block: int, pid: int
+) -> dict:
+    """The same single-shipment requests, one after another, alternating between ``routes`` in
+    blocks of ``block`` (one keep-alive client per route): both routes see the same machine
+    load. Each shipment goes to one route only (a re-send would be an amendment). Besides the
+    latency, the service's CPU time per request on each route (from /proc, every process of
+    the service): the steadier figure on a busy machine."""
+    headers = {"Authorization": f"Bearer {key}"}
+    clients = {r: httpx.Client(timeout=30, headers=headers) for r in routes}
+    lat: dict[str, list[float]] = {r: [] for r in routes}
+    cpu = dict.fromkeys(routes, 0.0)
+    blocks: dict[str, list[float]] = {r: [] for r in routes}
+    errors = dict.fromkeys(routes, 0)
+    try:
+        for i, s in enumerate(shipments[: 10 * len(routes)]):  # warm-up, every route
+            clients[routes[i % len(routes)]].post(
+                f"{url}{routes[i % len(routes)]}", json={"shipment": s}
+            )
+        rest = shipments[10 * len(routes) :]
+        for k in range(0, len(rest), block):
+            route = routes[(k // block) % len(routes)]
+            before = service_cpu_s(pid)
+            for s in rest[k : k + block]:
+                t0 = time.perf_counter()
+                r = clients[route].post(f"{url}{route}", json={"shipment": s})
+                lat[route].append(time.perf_counter() - t0)
+                errors[route] += r.status_code != 200
+            used = service_cpu_s(pid) - before
+            cpu[route] += used
+            blocks[route].append(used / len(rest[k : k + block]))
+    finally:
+        for c in clients.values():
+            c.close()
+    return {
+        route: {
+            "requests": len(lat[route]),
+            "errors": errors[route],
+            "p50_ms": pct(lat[route], 50),
+            "p90_ms": pct(lat[route], 90),
+            "p99_ms": pct(lat[route], 99),
+            "mean_ms": 1000 * float(np.mean(lat[route])),
+            "service_cpu_ms_per_request": 1000 * cpu[route] / max(1, len(lat[route])),
+            "service_cpu_ms_per_request_block_median": 1000 * float(np.median(blocks[route])),
+            "block_p50_ms_median": float(
+                np.median(
+                    [pct(lat[route][j : j + block], 50) for j in range(0, len(lat[route]), block)]
+                )
+            ),
+        }
+        for route in routes
+    }
+
+
 def sustained(
     url: str, key: str, shipments: list[dict], rate: float, duration: float, connections: int
 ) -> dict:
@@ -195,9 +287,12 @@ def sustained(
         for s in shipments
     ]
     res = asyncio.run(run_load(host, int(port), payloads, rate, duration, connections))
-    return {
+    lat = np.asarray(res.latencies)
+    status = np.asarray(res.statuses)
+    out = {
         "target_rate": rate,
         "duration_s": duration,
+        "connections": connections,
         "requests": res.sent,
         "ok": res.ok,
         "errors": len(res.errors),
@@ -206,7 +301,116 @@ def sustained(
         "elapsed_s": res.elapsed,
         "p50_ms": pct(res.latencies, 50),
         "p99_ms": pct(res.latencies, 99),
+        "load_avg": os.getloadavg()[0],
     }
+    shed = lat[status == 503] if len(status) == len(lat) else np.asarray([])
+    if len(shed):
+        out["shed"] = {
+            "count": len(shed),
+            "with_retry_after": res.retry_after,
+            "p50_ms": pct(shed, 50),
+            "p99_ms": pct(shed, 99),
+            "max_ms": 1000 * float(shed.max()),
+        }
+        ok = lat[status == 200]
+        out["ok_p50_ms"] = pct(ok, 50) if len(ok) else None
+        out["ok_p99_ms"] = pct(ok, 99) if len(ok) else None
+    return out
+
+
+def passes(trial: dict, p99_limit: float) -> bool:
+    return (
+        trial["errors"] == 0
+        and trial["p99_ms"] <= p99_limit
+        and trial["achieved_rate"] >= 0.97 * trial["target_rate"]
+    )
+
+
+def rate_search(
+    url: str, key: str, world: Path, start_rate: float, duration: float, connections: int,
+    p99_limit: float, max_rate: float = 400.0,
+) -> dict:  # fmt: skip
+    """The highest sustained rate (req/s) at 0 errors (a 503 is an error) and p99 <=
+    ``p99_limit`` ms: rates grow by half until a trial fails (or, if the first fails, halve
+    until one passes), then two bisections."""
+    trials: list[dict] = []
+
+    def trial(rate: float) -> bool:
+        n = int(rate * duration)
+        ships = request_shipments(world, n, f"R{len(trials):02d}-", seed=100 + len(trials))
+        result = sustained(url, key, ships, rate, duration, connections)
+        result["passed"] = passes(result, p99_limit)
+        trials.append(result)
+        print(
+            f"  search: {rate:.0f}/s -> achieved {result['achieved_rate']:.1f}/s, errors "
+            f"{result['errors']}, p99 {result['p99_ms']:.1f} ms: "
+            f"{'pass' if result['passed'] else 'fail'}",
+            flush=True,
+        )
+        return result["passed"]
+
+    good, bad = 0.0, None
+    rate = start_rate
+    while rate <= max_rate:
+        if trial(rate):
+            good = rate
+            rate = round(rate * 1.5)
+        else:
+            bad = rate
+            break
+    while not good and rate >= 4:  # the first rate failed: halve until one passes
+        rate = round(rate / 2)
+        if trial(rate):
+            good = rate
+        else:
+            bad = rate
+    if bad is not None and good:
+        for _ in range(2):
+            mid = round((good + bad) / 2)
+            if mid in (good, bad):
+                break
+            if trial(mid):
+                good = mid
+            else:
+                bad = mid
+    return {
+        "best_rate": good,
+        "first_failing_rate": bad,
+        "p99_limit_ms": p99_limit,
+        "trials": trials,
+    }
+
+
+def all_ready(url: str, workers: int, timeout: float) -> None:
+    """With more than one worker, ``/readyz`` answers from whichever worker accepts the
+    connection: wait until 20 answers in a row, each on a new connection, are 200 (a worker
+    still building would answer 503 to the load)."""
+    if workers == 1:
+        return
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 20:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every worker ready after {timeout} s")
+        ok = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        streak = streak + 1 if ok else 0
+        if not ok:
+            time.sleep(0.5)
+
+
+def service_rss_mb(proc: subprocess.Popen) -> dict:
+    """RSS of the service: ``cargorisk serve`` and every process under it (MB)."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    procs = [root, *root.children(recursive=True)]
+    each = {}
+    for p in procs:
+        try:
+            each[f"{p.pid} {' '.join(p.cmdline()[1:3])[:60]}"] = p.memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            continue
+    return {"total_mb": sum(each.values()), "processes": each}
 
 
 def batch_http(url: str, key: str, shipments: list[dict], repeats: int = 5) -> dict:
@@ -255,14 +459,31 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
+        "--online-state",
+        choices=("memory", "store"),
+        default=None,
+        help="the setting online_state of the service (more than one worker needs 'store')",
+    )
+    parser.add_argument("--compare-route", default=None, help="e.g. /asgi/score")
+    parser.add_argument("--block", type=int, default=25)
+    parser.add_argument("--search", action="store_true")
+    parser.add_argument("--search-start", type=float, default=40)
+    parser.add_argument("--search-duration", type=float, default=15)
+    parser.add_argument("--p99-limit", type=float, default=100)
+    parser.add_argument("--overload", type=float, default=0)
+    parser.add_argument("--overload-connections", type=int, default=64)
+    parser.add_argument("--overload-rate", type=float, default=0, help="req/s, instead of X")
+    parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json"
     )
     parser.add_argument("--label", default="default")
     parser.add_argument(
         "--only",
-        choices=("all", "batch"),
+        choices=("all", "batch", "compare", "search"),
         default="all",
-        help="'batch': only the 10,000-shipment manifest runs (fast iteration on it)",
+        help="'batch': only the 10,000-shipment manifest; 'compare': only the alternating "
+        "single-shipment step (needs --compare-route); 'search': only the rate search "
+        "(and --overload)",
     )
     args = parser.parse_args(argv)
 
@@ -271,23 +492,31 @@ def main(argv=None) -> int:
     env = {**os.environ, "CARGORISK_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     world = ensure_world(home, args.days, args.per_day, env)
+    only = args.only
+    run_in_process = only in ("all", "compare")
+    run_single = only in ("all", "compare")
+    run_sustained = only == "all"
+    run_search = args.search or only == "search"
+    run_batch = only in ("all", "batch")
     singles = request_shipments(world, args.single + 20, "BS", seed=1)
-    only_batch = args.only == "batch"
     load = (
-        [] if only_batch else request_shipments(world, int(args.rate * args.duration), "BL", seed=2)
+        request_shipments(world, int(args.rate * args.duration), "BL", seed=2)
+        if run_sustained
+        else []
     )
-    manifest = request_shipments(world, args.batch, "BM", seed=3)
+    manifest = request_shipments(world, args.batch, "BM", seed=3) if run_batch else []
 
     results: dict = {
         "label": args.label,
+        "argv": sys.argv[1:] if argv is None else list(argv),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_avg_start": os.getloadavg(),
         },
-        "world": {"days": args.days, "per_day": args.per_day},
+        "world": {"days": args.days, "per_day": args.per_day, "workers": args.workers},
     }
-    if not only_batch:
+    if run_in_process:
         print("in-process ...", flush=True)
         results["in_process"] = in_process(home, world, singles)
 
@@ -296,13 +525,25 @@ def main(argv=None) -> int:
         shutil.rmtree(serve_home)
     serve_home.mkdir()
     (serve_home / "mlruns").symlink_to(home / "mlruns")
-    senv = {**env, "CARGORISK_HOME": str(serve_home), "CARGORISK_SERVE_SEED_DATA": str(world)}
+    senv = {**env, "CARGORISK_HOME": str(serve_home)}
+    if args.online_state:
+        senv["CARGORISK_ONLINE_STATE"] = args.online_state
+    from features.tables import read_contract_dir
     from serving.store import Store
 
+    # The store is seeded here, before the service starts, as the service's serve_seed_data
+    # would (the same Store.import_history): with more than one worker each would seed the
+    # empty store at once and all but one fail (a duplicate key), and the start-up time
+    # measured is the service's own, without a one-off seeding.
     store = Store(f"sqlite:///{serve_home / 'cargorisk.db'}")
+    seeded = time.perf_counter()
+    tables = read_contract_dir(world, what="seed data", keep_undeclared=True)
+    store.import_history(tables.shipments, tables.outcomes)
+    results["store_seeding_s"] = time.perf_counter() - seeded
     key = store.create_key("bench", "system")
     store.close()
     port = free_port()
+    started = time.perf_counter()
     proc = start(
         [
             str(BIN / "cargorisk"),
@@ -320,49 +561,121 @@ def main(argv=None) -> int:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/readyz", timeout=300, proc=proc)
-        if not only_batch:
+        results["start_to_first_readyz_s"] = time.perf_counter() - started
+        all_ready(url, args.workers, timeout=300)
+        results["start_to_readyz_s"] = time.perf_counter() - started
+        results["rss_after_start"] = service_rss_mb(proc)
+        print(
+            f"ready after {results['start_to_readyz_s']:.1f} s, RSS "
+            f"{results['rss_after_start']['total_mb']:.0f} MB",
+            flush=True,
+        )
+        if run_single:
             print("single over HTTP ...", flush=True)
-            results["http_single"] = sequential_http(url, key, singles)
-            ip_, hs_ = results["in_process"], results["http_single"]
-            results["ratio_p50"] = hs_["p50_ms"] / ip_["p50_ms"]
-            results["ratio_p99"] = hs_["p99_ms"] / ip_["p99_ms"]
+            ip_ = results["in_process"]
+            if args.compare_route:
+                routes = ["/score", args.compare_route]
+                results["http_compare"] = alternating_http(
+                    url, key, singles, routes, args.block, proc.pid
+                )
+                for r in results["http_compare"].values():
+                    r["ratio_p50"] = r["p50_ms"] / ip_["p50_ms"]
+                    r["ratio_p99"] = r["p99_ms"] / ip_["p99_ms"]
+            else:
+                results["http_single"] = sequential_http(url, key, singles)
+                hs_ = results["http_single"]
+                results["ratio_p50"] = hs_["p50_ms"] / ip_["p50_ms"]
+                results["ratio_p99"] = hs_["p99_ms"] / ip_["p99_ms"]
+        if run_sustained:
             print("sustained ...", flush=True)
             results["sustained"] = sustained(
                 url, key, load, args.rate, args.duration, args.in_flight
             )
-        print("batch ...", flush=True)
-        results["batch"] = batch_http(url, key, manifest, args.batch_repeats)
+        if run_search:
+            print("rate search ...", flush=True)
+            results["search"] = rate_search(
+                url, key, world, args.search_start, args.search_duration, args.in_flight,
+                args.p99_limit,
+            )  # fmt: skip
+        if args.overload or args.overload_rate:
+            base = results.get("search", {}).get("best_rate") or args.rate
+            rate = args.overload_rate or args.overload * base
+            print(f"overload {rate:.0f}/s ...", flush=True)
+            ships = request_shipments(world, int(rate * args.search_duration), "OV", seed=7)
+            results["overload"] = sustained(
+                url, key, ships, rate, args.search_duration, args.overload_connections
+            )
+        if run_batch:
+            print("batch ...", flush=True)
+            results["batch"] = batch_http(url, key, manifest, args.batch_repeats)
+        results["rss_at_end"] = service_rss_mb(proc)
     finally:
         stop(proc)
     results["machine"]["load_avg_end"] = os.getloadavg()
-
-    print(f"\n== serving benchmark ({args.label}) ==")
-    ba = results["batch"]
-    if only_batch:
-        print(batch_line(ba))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2, default=str))
-        return 0
-    ip, hs, su = (results[k] for k in ("in_process", "http_single", "sustained"))
-    print(
-        f"in-process score+reasons+commit  p50 {ip['p50_ms']:.2f} ms  p99 {ip['p99_ms']:.2f} ms"
-        f"  (parts p50: {json.dumps({k: round(v, 3) for k, v in ip['parts_p50_ms'].items()})},"
-        f" {ip['trees']} trees)"
-    )
-    print(
-        f"HTTP POST /score                 p50 {hs['p50_ms']:.2f} ms  p99 {hs['p99_ms']:.2f} ms"
-        f"  errors {hs['errors']}  ratio p50 {results['ratio_p50']:.2f}x"
-        f" p99 {results['ratio_p99']:.2f}x"
-    )
-    print(
-        f"sustained {su['target_rate']:.0f}/s x {su['duration_s']:.0f}s      "
-        f"achieved {su['achieved_rate']:.1f}/s  errors {su['errors']}  p50 {su['p50_ms']:.2f}"
-        f" ms  p99 {su['p99_ms']:.2f} ms"
-    )
-    print(batch_line(ba))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
+    report(results)
     return 0
+
+
+def report(results: dict) -> None:
+    print(f"\n== serving benchmark ({results['label']}) ==")
+    load = results["machine"]
+    print(
+        f"load average start {load['load_avg_start'][0]:.1f}, end {load['load_avg_end'][0]:.1f};"
+        f" start to /readyz {results['start_to_readyz_s']:.1f} s; RSS after start "
+        f"{results['rss_after_start']['total_mb']:.0f} MB, at end "
+        f"{results['rss_at_end']['total_mb']:.0f} MB"
+    )
+    ip = results.get("in_process")
+    if ip:
+        print(
+            f"in-process score+reasons+commit  p50 {ip['p50_ms']:.2f} ms  p99 {ip['p99_ms']:.2f} ms"
+            f"  (parts p50: {json.dumps({k: round(v, 3) for k, v in ip['parts_p50_ms'].items()})},"
+            f" {ip['trees']} trees)"
+        )
+    hs = results.get("http_single")
+    if hs:
+        print(
+            f"HTTP POST /score                 p50 {hs['p50_ms']:.2f} ms  p99 {hs['p99_ms']:.2f} ms"
+            f"  errors {hs['errors']}  ratio p50 {results['ratio_p50']:.2f}x"
+            f" p99 {results['ratio_p99']:.2f}x"
+        )
+    for route, r in results.get("http_compare", {}).items():
+        print(
+            f"HTTP POST {route:22} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  mean"
+            f" {r['mean_ms']:.2f} ms  CPU {r['service_cpu_ms_per_request']:.2f} ms/request"
+            f" (median of blocks {r['service_cpu_ms_per_request_block_median']:.2f})"
+            f"  errors {r['errors']}  ratio p50 {r['ratio_p50']:.2f}x"
+            f" p99 {r['ratio_p99']:.2f}x  ({r['requests']} requests)"
+        )
+    su = results.get("sustained")
+    if su:
+        print(
+            f"sustained {su['target_rate']:.0f}/s x {su['duration_s']:.0f}s      "
+            f"achieved {su['achieved_rate']:.1f}/s  errors {su['errors']}  p50 {su['p50_ms']:.2f}"
+            f" ms  p99 {su['p99_ms']:.2f} ms"
+        )
+    se = results.get("search")
+    if se:
+        print(
+            f"highest sustained rate (0 errors, p99 <= {se['p99_limit_ms']:.0f} ms): "
+            f"{se['best_rate']:.0f}/s (first failing {se['first_failing_rate']})"
+        )
+    ov = results.get("overload")
+    if ov:
+        shed = ov.get("shed", {})
+        print(
+            f"overload {ov['target_rate']:.0f}/s over {ov['connections']} connections: "
+            f"{ov['ok']} answered 200 (p50 {ov.get('ok_p50_ms') or ov['p50_ms']:.1f} / p99 "
+            f"{ov.get('ok_p99_ms') or ov['p99_ms']:.1f} ms), {shed.get('count', 0)} answered "
+            f"503 (p50 {shed.get('p50_ms', 0):.1f} / p99 {shed.get('p99_ms', 0):.1f} ms, "
+            f"{shed.get('with_retry_after', 0)} with Retry-After), other errors "
+            f"{ov['errors'] - shed.get('count', 0)}"
+        )
+    ba = results.get("batch")
+    if ba:
+        print(batch_line(ba))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,22 @@ def serve_env(workers: int) -> dict[str, str]:
     return env
 
 
+def check_workers(workers: int, settings) -> None:
+    """Refuse more than one worker process unless the workers share their feature state
+    (``online_state = store``): with the in-memory state each worker builds its own copy of the
+    history at start and adds only the shipments and outcomes it receives itself, so the same
+    shipment would get different features, and scores, from worker to worker."""
+    if not 1 <= workers <= 16:
+        raise CargoriskError(f"--workers: {workers} not in 1..16")
+    if workers > 1 and settings.online_state != "store":
+        raise CargoriskError(
+            f"--workers: {workers} workers need the setting online_state = store (it is "
+            f"{settings.online_state!r}): with the in-memory feature state each worker would "
+            "keep its own diverging copy of the history. Use --workers 1, or set "
+            "CARGORISK_ONLINE_STATE=store."
+        )
+
+
 def _store():
     from common.settings import load_settings
     from serving.store import Store
@@ -156,8 +172,9 @@ def register(app: typer.Typer) -> None:
             None,
             "--workers",
             "-w",
-            help="Worker processes (default: settings.workers). Each worker keeps its own "
-            "online feature state; use 1 unless you accept per-worker history.",
+            help="Worker processes (default: settings.workers). More than one needs the "
+            "setting online_state = store (shared online aggregates); with the in-memory "
+            "feature state each worker would hold its own diverging copy of the history.",
         ),
         host: str = typer.Option(
             None,
@@ -178,8 +195,7 @@ def register(app: typer.Typer) -> None:
         host = host or settings.host
         if not 1 <= port <= 65535:
             raise CargoriskError(f"--port: {port} is not a TCP port")
-        if not 1 <= workers <= 16:
-            raise CargoriskError(f"--workers: {workers} not in 1..16")
+        check_workers(workers, settings)
         from serving.preflight import preflight
 
         preflight(settings)  # refuse here, before BentoML starts (and retries) a worker

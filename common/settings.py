@@ -169,7 +169,20 @@ class Settings(BaseSettings):
         description="Interface `cargorisk serve` listens on: loopback unless told otherwise "
         "(0.0.0.0 in a container, where the port mapping is the boundary).",
     )
-    workers: int = Field(default=1, ge=1, le=16)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Worker processes of `cargorisk serve`; more than one needs online_state "
+        "= store (each worker would otherwise hold its own diverging copy of the history).",
+    )
+    online_state: Literal["memory", "store"] = Field(
+        default="memory",
+        description="Where the service's online features come from: `memory`, a feature "
+        "state of the whole history built in each worker process at start; `store`, the "
+        "online aggregates kept in the store, shared by every worker and replica (issue 15). "
+        "`cargorisk serve --workers N` with N > 1 refuses to start unless it is `store`.",
+    )
 
     # -- the service's edge: what it accepts before any work ------------------------------
     max_body_mb: int = Field(
@@ -186,6 +199,14 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests one worker process works on at once; more are answered 503 "
         "with Retry-After at once instead of queueing (probes excepted).",
+    )
+    max_scoring_in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=1_000,
+        description="Scoring requests (POST /score, /score/batch, /outcomes) one worker "
+        "process works on at once; more are answered 503 with Retry-After at once, before "
+        "their body is read, instead of queueing (counted in cargorisk_shed_requests_total).",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -12,9 +12,11 @@ One ASGI middleware (:class:`Edge`), outermost of ours, in this order:
    before a byte of the body is read; a body without one (chunked) is counted as it streams
    and refused when it passes the limit, so no request makes the worker hold more than the
    limit;
-3. **overload** - past ``max_concurrent_requests`` requests in progress in this worker, the
-   next is answered 503 with ``Retry-After`` at once instead of queueing behind the others
-   (probes and metrics are always answered);
+3. **overload** - past ``max_scoring_in_flight`` scoring requests (``POST /score``,
+   ``/score/batch``, ``/outcomes``) or ``max_concurrent_requests`` requests of any kind in
+   progress in this worker, the next is answered 503 with ``Retry-After`` at once, before its
+   body is read, instead of queueing behind the others (probes and metrics are always
+   answered); each refusal is counted in ``cargorisk_shed_requests_total``;
 4. **the page at /** - BentoML's API explorer loads Google Tag Manager from outside and would
    run beside the worklist on the same origin; it is replaced by a plain page naming the API
    description and the worklist, or, with the setting ``api_explorer``, by the Swagger UI
@@ -81,6 +83,10 @@ API_DESCRIPTION = (
 )
 """The description at the top of the OpenAPI document (instead of BentoML's badges)."""
 
+SCORING_PATHS = {"/score": "score", "/score/batch": "batch", "/outcomes": "outcomes"}
+"""The scoring requests (``POST``) and their label in ``cargorisk_shed_requests_total``: the
+work the setting ``max_scoring_in_flight`` bounds."""
+
 ALWAYS_ANSWERED = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 """Paths outside the concurrency limit: an orchestrator must see a busy service alive."""
 
@@ -104,6 +110,7 @@ class EdgePolicy:
 
     max_body_bytes: int = 64 * 2**20
     max_concurrent: int = 16
+    max_scoring: int = 8
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     api_explorer: bool = False
 
@@ -112,6 +119,7 @@ class EdgePolicy:
         return cls(
             max_body_bytes=settings.max_body_mb * 2**20,
             max_concurrent=settings.max_concurrent_requests,
+            max_scoring=settings.max_scoring_in_flight,
             trusted_proxies=tuple(
                 ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies
             ),
@@ -166,6 +174,7 @@ class Edge:
         self.app = app
         self.resolve = resolve
         self.in_progress = 0
+        self.scoring = 0
         self._explorer_page = (HERE / "explorer.html").read_bytes()
         self._explorer_script = (HERE / "explorer.js").read_bytes()
         self._index_page = (HERE / "index.html").read_bytes()
@@ -228,19 +237,31 @@ class Edge:
         if path == "/docs.json" and scope.get("method") == "GET":
             await self._description(scope, receive, send)
             return
-        if self.in_progress >= policy.max_concurrent:
-            await _answer(
+        endpoint = SCORING_PATHS.get(path) if scope.get("method") == "POST" else None
+        if endpoint is not None and self.scoring >= policy.max_scoring:
+            await _shed(
                 send,
-                503,
+                endpoint,
+                "max_scoring_in_flight",
+                f"the service is busy ({self.scoring} scoring requests in progress, the limit "
+                "of this worker: setting max_scoring_in_flight); retry in a moment",
+            )
+            return
+        if self.in_progress >= policy.max_concurrent:
+            await _shed(
+                send,
+                endpoint or "other",
+                "max_concurrent_requests",
                 f"the service is busy ({self.in_progress} requests in progress); retry in a moment",
-                [(b"retry-after", b"1")],
             )
             return
         self.in_progress += 1
+        self.scoring += endpoint is not None
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_progress -= 1
+            self.scoring -= endpoint is not None
 
     async def _description(self, scope, receive, send) -> None:
         """The OpenAPI description with our own words on top: BentoML's default description
@@ -356,6 +377,14 @@ async def _bounded_body(receive, limit: int):
         return await receive()
 
     return replayed
+
+
+async def _shed(send, endpoint: str, limit: str, message: str) -> None:
+    """503 at once with ``Retry-After``, counted in ``cargorisk_shed_requests_total``."""
+    from serving.metrics import get_metrics
+
+    get_metrics().shed.labels(endpoint=endpoint, limit=limit).inc()
+    await _answer(send, 503, message, [(b"retry-after", b"1")])
 
 
 async def _answer(send, status: int, message: str, extra: list | None = None) -> None:

@@ -29,6 +29,7 @@ class ServiceMetrics:
     latency: Any
     outcomes: Any
     reloads: Any
+    shed: Any
     drift_psi: Any
     drift_unseen: Any
     drift_missing: Any
@@ -92,6 +93,12 @@ def get_metrics() -> ServiceMetrics:
                 ),
                 reloads=Counter(
                     "cargorisk_model_reloads", "Champion reload attempts, by result.", ["result"]
+                ),
+                shed=Counter(
+                    "cargorisk_shed_requests",
+                    "Requests answered 503 at once because the worker was at a limit "
+                    "(max_scoring_in_flight, max_concurrent_requests), by endpoint and limit.",
+                    ["endpoint", "limit"],
                 ),
                 drift_psi=drift_gauge(
                     "cargorisk_drift_psi",

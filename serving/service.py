@@ -22,7 +22,8 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
   (monitor or admin key unless ``metrics_require_key`` is off), the OpenAPI description at
   ``/docs.json`` and, with the setting ``api_explorer``, the API explorer at ``/``.
 
-Every request first meets :class:`serving.edge.Edge` (client address, body size, overload,
+Every request first meets :class:`serving.edge.Edge` (client address, body size, overload:
+at most ``max_scoring_in_flight`` scoring requests per worker, the excess answered 503 at once,
 security headers, one log line per refusal), then :class:`serving.auth.AuthMiddleware` (API
 keys and roles). All logic lives in :class:`serving.engine.ScoringEngine`; this module only
 translates HTTP. Settings are read when the service starts (``load_settings``), never at import
@@ -245,10 +246,11 @@ class CargoRisk:
             metrics_require_key=self.settings.metrics_require_key,
         )
         log.info(
-            "start-up: edge: body limit %d MiB, %d concurrent requests, trusted proxies %s, "
-            "API explorer %s, /metrics %s",
+            "start-up: edge: body limit %d MiB, %d concurrent requests, %d scoring requests "
+            "in flight, trusted proxies %s, API explorer %s, /metrics %s",
             self.settings.max_body_mb,
             self.settings.max_concurrent_requests,
+            self.settings.max_scoring_in_flight,
             ", ".join(self.settings.trusted_proxies) or "none",
             "on" if self.settings.api_explorer else "off",
             "needs a key" if self.settings.metrics_require_key else "open",

@@ -180,6 +180,60 @@ def test_past_the_limit_requests_are_answered_503_at_once():
     assert probe[0] == 200 and [d[0] for d in done] == [200, 200] and in_progress == 0
 
 
+def test_past_the_scoring_limit_scoring_requests_get_503_and_other_requests_go_on():
+    """``max_scoring_in_flight`` bounds POST /score, /score/batch and /outcomes together; the
+    rest (a worklist page, GET /shipments) still runs up to ``max_concurrent``; refusals are
+    counted by endpoint and limit."""
+    from serving.metrics import get_metrics
+
+    def shed(endpoint: str, limit: str) -> float:
+        return get_metrics().shed.labels(endpoint=endpoint, limit=limit)._value.get()
+
+    async def scenario():
+        gate = asyncio.Event()
+
+        async def app(scope, receive, send):
+            await gate.wait()  # every request is slow
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"done"})
+
+        edge = Edge(app, lambda: EdgePolicy(max_concurrent=5, max_scoring=2))
+
+        async def call(method, path):
+            sent = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": method, "path": path, "headers": []}
+            await edge(scope, receive, send)
+            return sent[0]["status"], dict(sent[0]["headers"])
+
+        before = shed("batch", "max_scoring_in_flight"), shed("other", "max_concurrent_requests")
+        slow = [
+            asyncio.create_task(call("POST", "/score")),
+            asyncio.create_task(call("POST", "/outcomes")),
+        ]
+        await asyncio.sleep(0.01)
+        refused = await asyncio.wait_for(call("POST", "/score/batch"), 1)  # the third scoring
+        others = [asyncio.create_task(call("GET", p)) for p in ("/ui/worklist", "/score", "/x")]
+        await asyncio.sleep(0.01)
+        refused_other = await asyncio.wait_for(call("GET", "/ui/search"), 1)  # the sixth
+        gate.set()
+        done = await asyncio.gather(*slow, *others)
+        after = shed("batch", "max_scoring_in_flight"), shed("other", "max_concurrent_requests")
+        return refused, refused_other, done, (edge.in_progress, edge.scoring), before, after
+
+    refused, refused_other, done, counts, before, after = _run(scenario())
+    assert refused[0] == 503 and refused[1][b"retry-after"] == b"1"
+    assert refused_other[0] == 503 and refused_other[1][b"retry-after"] == b"1"
+    assert [d[0] for d in done] == [200] * 5 and counts == (0, 0)
+    assert after[0] - before[0] == 1 and after[1] - before[1] == 1
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_many_slow_requests_on_the_real_service_get_503_with_retry_after_not_a_queue(live):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cargorisk.cli import main
-from cargorisk.cli_serve import SERVICE, bentoml_command, serve_env
+from cargorisk.cli_serve import SERVICE, bentoml_command, check_workers, serve_env
 from common.settings import load_settings
+from features.errors import CargoriskError
 from serving.store import Store
 
 
@@ -46,3 +49,36 @@ def test_serve_runs_bentoml_serve_on_the_service(monkeypatch):
         "api_server.http.port=1",
         "services.cargorisk.workers=3",
     ]
+
+
+def test_more_than_one_worker_needs_the_shared_online_state(home, monkeypatch, capsys):
+    """With the in-memory feature state each worker would hold its own copy of the history:
+    `serve --workers 2` refuses (naming the setting) unless online_state is `store`."""
+    started = []
+
+    class Started(Exception):
+        pass
+
+    def popen(cmd, env=None, **_):
+        started.append(env["BENTOML_CONFIG_OPTIONS"])
+        raise Started
+
+    monkeypatch.setattr("subprocess.Popen", popen)
+    assert load_settings().online_state == "memory"
+    assert main(["serve", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "online_state" in err and "store" in err
+    monkeypatch.setenv("CARGORISK_WORKERS", "3")  # the default from the settings: the same rule
+    assert main(["serve"]) == 2 and "online_state" in capsys.readouterr().err
+    assert not started
+    with pytest.raises(Started):  # one worker is always fine
+        main(["serve", "--workers", "1"])
+    monkeypatch.setenv("CARGORISK_ONLINE_STATE", "store")
+    with pytest.raises(Started):
+        main(["serve", "--workers", "2"])
+    assert started[-1].endswith("services.cargorisk.workers=2")
+    with pytest.raises(CargoriskError, match=r"not in 1\.\.16"):
+        check_workers(17, load_settings())
+    monkeypatch.setenv("CARGORISK_ONLINE_STATE", "disk")
+    with pytest.raises(ValueError, match="online_state"):
+        load_settings()
