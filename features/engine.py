@@ -179,13 +179,22 @@ def _day(e: str) -> str:
     return f"{e} // {NS_PER_DAY}"
 
 
-def _exit_t2(day: str, days: int) -> str:
-    """The window order's ``t2`` of the moment the events of UTC day number ``day`` (a SQL
-    expression, :func:`_day`) leave a ``days``-day window: :func:`features.history.window_exit`
-    in SQL, ``x`` = midnight UTC ``days + 1`` days after that day. At ``t2 = 2 x - 1`` the exit
-    sorts before a shipment at ``t`` (``t2 = 2 t``) exactly when ``x <= t``: when the window as
-    of ``t``, which starts at :func:`features.history.window_start`, no longer holds them."""
-    return f"2 * (({day} + {days + 1}) * {NS_PER_DAY}) - 1"
+def _exit(day: str, days: int) -> str:
+    """When the events of UTC day number ``day`` (a SQL expression, :func:`_day`) leave a
+    ``days``-day window: :func:`features.history.window_exit` in SQL, midnight UTC ``days + 1``
+    days after that day."""
+    return f"(({day} + {days + 1}) * {NS_PER_DAY})"
+
+
+def _exit_rows(day: str, days: int) -> tuple[str, str]:
+    """The window order's ``t2`` of an exit (:func:`_exit`) and the condition keeping it. At
+    ``t2 = 2 x - 1`` the exit sorts before a shipment at ``t`` (``t2 = 2 t``) exactly when
+    ``x <= t``: when the window as of ``t``, which starts at
+    :func:`features.history.window_start`, no longer holds the events. An exit after the
+    dimension's last shipment precedes none and is not made (with a year of data, most exits
+    of a 365-day window)."""
+    x = _exit(day, days)
+    return f"2 * {x} - 1", f"{x} <= (SELECT MAX(t) FROM own)"
 
 
 def dimension_sql(
@@ -198,7 +207,7 @@ def dimension_sql(
     once): the key's shipments at ``t2 = 2 t`` (their declaration) and its events at odd
     ``t2 = 2 e + 1`` - outcomes at the time ``e`` they became known, the first shipment of
     each ``(key, value)`` pair of a distinct count - and exits from the day-grid windows at
-    odd ``t2 = 2 x - 1`` (:func:`_exit_t2`): each seizure leaves a ``w``-day seizure window,
+    odd ``t2 = 2 x - 1`` (:func:`_exit_rows`): each seizure leaves a ``w``-day seizure window,
     and each ``(key, day)``'s shipments leave a ``w``-day shipment window (one row weighted
     by their number), at ``x`` = midnight UTC ``w + 1`` days after their day. An event at
     ``e`` sorts before a shipment at ``t`` exactly when ``e < t``, so "known strictly before
@@ -259,18 +268,20 @@ def dimension_sql(
             )
         )
         for w in dim.seizure_windows:
+            t2, keep = _exit_rows(_day("o.known"), w)
             streams.append(
-                rows(joined, "-1", "own.k", _exit_t2(_day("o.known"), w),
-                     {"other": _ONE, f"x{w}": _ONE}, " WHERE o.seized = 1")
+                rows(joined, "-1", "own.k", t2, {"other": _ONE, f"x{w}": _ONE},
+                     f" WHERE o.seized = 1 AND {keep}")
             )  # fmt: skip
     if dim.count and dim.windows:
         # each day's shipments of the key leave a w-day window together (at midnight UTC
         # w + 1 days later): one exit row per (key, day, window) carrying how many
         days = f"SELECT k, {_day('t')} AS day, COUNT(*) AS c FROM own GROUP BY k, {_day('t')}"
         for w in dim.windows:
+            t2, keep = _exit_rows("day", w)
             streams.append(
-                rows(f"({days}) AS sd", "-1", "k", _exit_t2("day", w),
-                     {"other": _ONE, f"sx{w}": "CAST(c AS DOUBLE)"})
+                rows(f"({days}) AS sd", "-1", "k", t2,
+                     {"other": _ONE, f"sx{w}": "CAST(c AS DOUBLE)"}, f" WHERE {keep}")
             )  # fmt: skip
     if dim.distinct:
         # the first shipment of each (key, value) pair, one row per (key, instant) for all
