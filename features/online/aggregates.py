@@ -130,14 +130,15 @@ class RawAggregates(StateStorage):
                 for tl, k, t in zip(tls, ks, t_list, strict=True)
             ]
 
+        # where each shipment's windows start (once per window length, not per dimension)
+        starts = {w: [window_start(t, w) for t in t_list] for w in history.WINDOWS_DAYS}
+
         def windowed(tls: list, ks: list, days: int, total: list) -> list:
             # count in [window_start(t, days), t) - the ``days`` UTC days before t's day and
             # that day up to t: the count before t (``total``) less the count before the start
             return [
-                (nan if k is None else 0.0)
-                if tl is None
-                else before - bisect_left(tl.times, window_start(t, days))
-                for tl, k, t, before in zip(tls, ks, t_list, total, strict=True)
+                (nan if k is None else 0.0) if tl is None else before - bisect_left(tl.times, start)
+                for tl, k, start, before in zip(tls, ks, starts[days], total, strict=True)
             ]
 
         for dim, name, windows, first_name in _SHIP_SPEC:
