@@ -6,7 +6,9 @@ drops whole families) and of the sentences explanations show ("consignee first s
 ago"). Training, serving, the docs and the UI read it from here.
 
 Point-in-time wording: every history number is "before this shipment was declared" - earlier
-shipments only, and inspection results already known at that moment.
+shipments only, and inspection results already known at that moment. A window of N days is
+on the UTC-day grid (:func:`features.history.window_start`): the N whole days (UTC) before the
+shipment's day and that day before it, and is worded so.
 
 Two kinds of features are not fixed lists: a dataset's **attributes** (a customs service's own
 fields, ``attr.<name>``, declared per dataset by an :class:`~features.contracts.AttributeSpec`)
@@ -193,12 +195,16 @@ def _rates() -> list[Feature]:
           "this container type on this route has seizure rate {value:.1%}", "up",
           "route not declared"),
         f("loading_port_seizures_90d", r, "numeric",
-          "Seizures from this loading port made known in the last 90 days",
-          "loading port with {value:.0f} seizure(s) in 90 days", "up",
+          "Seizures from this loading port made known in the 90 days (UTC) before the "
+          "shipment's day and on that day before it",
+          "loading port with {value:.0f} seizure(s) known in the 90 days before this "
+          "shipment's day and on it", "up",
           "no loading port declared"),
         f("departure_seizures_90d", r, "numeric",
-          "Seizures from this departure country made known in the last 90 days",
-          "departure country with {value:.0f} seizure(s) in 90 days", "up",
+          "Seizures from this departure country made known in the 90 days (UTC) before the "
+          "shipment's day and on that day before it",
+          "departure country with {value:.0f} seizure(s) known in the 90 days before this "
+          "shipment's day and on it", "up",
           "departure country not declared"),
         f("hs_code_shipments", r, "numeric", "Earlier shipments declared under this HS code",
           "HS code seen on {value:.0f} earlier shipment(s)", "down"),
@@ -231,22 +237,28 @@ def _history() -> list[Feature]:
                     f"Days since the {who} was first seen", f"{who} first seen {{value:.0f}} "
                     "days ago", "down", f"{who} never seen before (or not declared)"),
             Feature(f"{role}_shipments_7d", h, "numeric",
-                    f"Shipments of the {who} in the 7 days before",
-                    f"{who} had {{value:.0f}} shipment(s) in the last 7 days", "none", gone),
+                    f"Shipments of the {who} in the 7 days (UTC) before the shipment's day "
+                    "and on that day before it",
+                    f"{who} had {{value:.0f}} shipment(s) in the 7 days before this "
+                    "shipment's day and on it", "none", gone),
             Feature(f"{role}_shipments_30d", h, "numeric",
-                    f"Shipments of the {who} in the 30 days before",
-                    f"{who} had {{value:.0f}} shipment(s) in the last 30 days", "none", gone),
+                    f"Shipments of the {who} in the 30 days (UTC) before the shipment's day "
+                    "and on that day before it",
+                    f"{who} had {{value:.0f}} shipment(s) in the 30 days before this "
+                    "shipment's day and on it", "none", gone),
             Feature(f"{role}_shipments_365d", h, "numeric",
-                    f"Shipments of the {who} in the 365 days before",
-                    f"{who} had {{value:.0f}} shipment(s) in the last year", "down", gone),
+                    f"Shipments of the {who} in the 365 days (UTC) before the shipment's day "
+                    "and on that day before it",
+                    f"{who} had {{value:.0f}} shipment(s) in the year before this "
+                    "shipment's day and on it", "down", gone),
             Feature(f"{role}_shipments_total", h, "numeric",
                     f"All earlier shipments of the {who}",
                     f"{who} has {{value:.0f}} earlier shipment(s)", "down", gone),
             Feature(f"{role}_growth_30d", h, "numeric",
-                    f"Shipments of the {who} in the last 30 days against their usual "
-                    "monthly rate over the year before (1 = usual)",
+                    f"Shipments of the {who} in its 30-day window (as shipments_30d) against "
+                    "their usual monthly rate over the rest of its 365-day window (1 = usual)",
                     f"{who} activity {{value:.1f}}x their usual monthly rate", "up",
-                    f"no activity of the {who} in the year before the last 30 days"),
+                    f"no activity of the {who} in its 365-day window before its 30-day one"),
             Feature(f"{role}_distinct_origins", h, "numeric",
                     f"Distinct origin countries in the {who}'s earlier shipments",
                     f"{who} shipped from {{value:.0f}} origin countries before", "none", gone),

@@ -20,18 +20,20 @@ Each query reads two relations:
 key's rows in **one window order**, ``PARTITION BY k ORDER BY t2`` (so the engine sorts once
 per dimension and every aggregate shares that sort): the key's shipments at ``t2 = 2 t``, and
 its events at odd ``t2 = 2 e + 1`` - outcomes at the time they became known, the first
-shipment of each ``(key, value)`` pair of a distinct count, and the exit of each seizure from
-a ``w``-day window (``e = known + w`` days). An event sorts before a shipment exactly when it
-happened strictly before it, so event counts are running sums (``ROWS BETWEEN UNBOUNDED
-PRECEDING AND CURRENT ROW``, the cheap frame); shipments of one instant tie and must not see
-each other, so earlier shipments are ``RANK() - 1`` less the earlier events, sums over
-shipments are the default frame less the instant's own, and ``w``-day shipment counts a
-``RANGE`` frame on the integer order less the instant's own. The aggregates are read off the
-shipment rows themselves (no join back). These are portable SQL window frames (no ``ASOF
-JOIN``, no interval arithmetic, no ``FILTER``), so DuckDB and Spark SQL run the same text.
-(Measured at 1M shipments, ``benchmarks/README.md``: offset frames - ``1 PRECEDING``, ``RANGE``
-- over the few huge keys of a country or an HS chapter cost DuckDB 3.5-11x a running sum; this
-form uses them only for the party roles' shipment windows, where keys are many and small.)
+shipment of each ``(key, value)`` pair of a distinct count - and the exits from windows at odd
+``t2 = 2 x - 1``. Windows are on the UTC-day grid (:func:`features.history.window_start`): an
+event of day ``d`` leaves every ``w``-day window at ``x`` = midnight UTC of day ``d + w + 1``
+(:func:`features.history.window_exit`), so each seizure of a seizure window has one exit row
+and each ``(key, day)`` of a counted shipment window one exit row carrying that day's number
+of shipments. An event sorts before a shipment exactly when it happened strictly before it
+(an exit exactly when it happened at or before it), so event counts are running sums (``ROWS
+BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW``, the cheap frame) and a window count is the
+running count less the running exits; shipments of one instant tie and must not see each
+other, so earlier shipments are ``RANK() - 1`` less the earlier events, sums over shipments
+are the default frame less the instant's own. The aggregates are read off the shipment rows
+themselves (no join back). These are portable SQL window frames (no ``ASOF JOIN``, no interval
+arithmetic, no ``FILTER``, no offset frame: a ``RANGE`` frame cannot start at a day boundary
+that depends on the row), so DuckDB and Spark SQL run the same text.
 
 The feature columns are then finished by the same numpy functions as before
 (:func:`features.history.entity_features` ...), so names, reasons and the catalog stay one
@@ -171,6 +173,30 @@ def _running(column: str) -> str:
     return f"SUM({column}) OVER ({_ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
 
 
+def _day(e: str) -> str:
+    """The UTC day number of an int64 ns SQL expression (times are after 1970: the integer
+    division is the floor)."""
+    return f"{e} // {NS_PER_DAY}"
+
+
+def _exit(day: str, days: int) -> str:
+    """When the events of UTC day number ``day`` (a SQL expression, :func:`_day`) leave a
+    ``days``-day window: :func:`features.history.window_exit` in SQL, midnight UTC ``days + 1``
+    days after that day."""
+    return f"(({day} + {days + 1}) * {NS_PER_DAY})"
+
+
+def _exit_rows(day: str, days: int) -> tuple[str, str]:
+    """The window order's ``t2`` of an exit (:func:`_exit`) and the condition keeping it. At
+    ``t2 = 2 x - 1`` the exit sorts before a shipment at ``t`` (``t2 = 2 t``) exactly when
+    ``x <= t``: when the window as of ``t``, which starts at
+    :func:`features.history.window_start`, no longer holds the events. An exit after the
+    dimension's last shipment precedes none and is not made (with a year of data, most exits
+    of a 365-day window)."""
+    x = _exit(day, days)
+    return f"2 * {x} - 1", f"{x} <= (SELECT MAX(t) FROM own)"
+
+
 def dimension_sql(
     dim: Dimension, dialect: str = "duckdb", source: str = "keys", split_days: int = 0
 ) -> tuple[str, list[str]]:
@@ -180,16 +206,18 @@ def dimension_sql(
     One stream of rows per key, in one window order (``PARTITION BY k ORDER BY t2``, sorted
     once): the key's shipments at ``t2 = 2 t`` (their declaration) and its events at odd
     ``t2 = 2 e + 1`` - outcomes at the time ``e`` they became known, the first shipment of
-    each ``(key, value)`` pair of a distinct count, and the exit of each seizure from a
-    ``w``-day window at ``e = known + w`` days. An event at ``e`` sorts before a shipment at
-    ``t`` exactly when ``e < t``, so "known strictly before the shipment" is a running sum
-    up to the shipment's row (events never tie with shipments). Shipments of one instant tie
-    with each other and must not see each other: earlier shipments are ``RANK() - 1`` less
-    the earlier events, a sum over shipments is the running-with-peers sum (the default
-    frame) less the instant's own (``PARTITION BY k, t2``), a ``w``-day shipment count is a
-    ``RANGE`` frame less the instant's own shipments. Every frame is portable SQL (no
-    ``ASOF JOIN``, no intervals, no ``FILTER``); the only offset frames are the shipment
-    windows of the party roles (many small keys: cheap). ``source``: the relation holding
+    each ``(key, value)`` pair of a distinct count - and exits from the day-grid windows at
+    odd ``t2 = 2 x - 1`` (:func:`_exit_rows`): each seizure leaves a ``w``-day seizure window,
+    and each ``(key, day)``'s shipments leave a ``w``-day shipment window (one row weighted
+    by their number), at ``x`` = midnight UTC ``w + 1`` days after their day. An event at
+    ``e`` sorts before a shipment at ``t`` exactly when ``e < t``, so "known strictly before
+    the shipment" is a running sum up to the shipment's row (events never tie with
+    shipments); an exit sorts before it exactly when ``x <= t``, so a window count is a
+    running count less the running exits. Shipments of one instant tie with each other and
+    must not see each other: earlier shipments are ``RANK() - 1`` less the earlier events
+    and exits, a sum over shipments is the running-with-peers sum (the default frame) less
+    the instant's own (``PARTITION BY k, t2``). Every frame is portable SQL (no ``ASOF
+    JOIN``, no intervals, no ``FILTER``, no offset frame). ``source``: the relation holding
     ``row``, ``t`` and the key (``keys``; ``ports`` for :data:`PORTS`, one row per port of a
     shipment, so its result has a row per (shipment, port)).
 
@@ -213,6 +241,8 @@ def dimension_sql(
     weights = ["ship", "other"]
     if dim.value_mean:
         weights += ["lv", "lc"]
+    if dim.count:
+        weights += [f"sx{w}" for w in dim.windows]
     if dim.outcomes:
         weights += ["insp", "seiz", *(f"x{w}" for w in dim.seizure_windows)]
     weights += [f"f{i}" for i in range(len(dim.distinct))]
@@ -238,9 +268,20 @@ def dimension_sql(
             )
         )
         for w in dim.seizure_windows:
+            t2, keep = _exit_rows(_day("o.known"), w)
             streams.append(
-                rows(joined, "-1", "own.k", f"2 * (o.known + {w * NS_PER_DAY}) + 1",
-                     {"other": _ONE, f"x{w}": _ONE}, " WHERE o.seized = 1")
+                rows(joined, "-1", "own.k", t2, {"other": _ONE, f"x{w}": _ONE},
+                     f" WHERE o.seized = 1 AND {keep}")
+            )  # fmt: skip
+    if dim.count and dim.windows:
+        # each day's shipments of the key leave a w-day window together (at midnight UTC
+        # w + 1 days later): one exit row per (key, day, window) carrying how many
+        days = f"SELECT k, {_day('t')} AS day, COUNT(*) AS c FROM own GROUP BY k, {_day('t')}"
+        for w in dim.windows:
+            t2, keep = _exit_rows("day", w)
+            streams.append(
+                rows(f"({days}) AS sd", "-1", "k", t2,
+                     {"other": _ONE, f"sx{w}": "CAST(c AS DOUBLE)"}, f" WHERE {keep}")
             )  # fmt: skip
     if dim.distinct:
         # the first shipment of each (key, value) pair, one row per (key, instant) for all
@@ -277,13 +318,13 @@ def dimension_sql(
     # rows of earlier instants, events included
     earlier = f"RANK() OVER ({order}) - 1" + (" + o_rows" if split else "")
     if dim.count:
-        events = dim.outcomes or dim.distinct  # else the stream is the shipments alone
-        add(f"n:{dim.name}", f"{earlier} - {running('other')}" if events else earlier)
-        # the instant's own shipments (this one included): rows up to it less earlier rows
-        peers = f"COUNT(*) OVER ({_ORDER}) - RANK() OVER ({_ORDER}) + 1"
+        # else the stream is the shipments alone
+        events = dim.outcomes or dim.distinct or dim.windows
+        n = f"{earlier} - {running('other')}" if events else earlier
+        add(f"n:{dim.name}", n)
         for w in dim.windows:
-            frame = f"RANGE BETWEEN {2 * w * NS_PER_DAY} PRECEDING AND CURRENT ROW"
-            add(f"n{w}:{dim.name}", f"SUM(ship) OVER ({_ORDER} {frame}) - ({peers})")
+            # earlier shipments less those that have left the window by now
+            add(f"n{w}:{dim.name}", f"{n} - {running(f'sx{w}')}")
     if dim.first:
         # the key's first row is always a shipment (events come at or after their shipment)
         first = f"FIRST_VALUE(t2) OVER ({_ORDER})"

@@ -12,14 +12,19 @@ The same aggregates are computed by two executors that share the definitions bel
 
 * :class:`EventIndex` (offline, vectorised): events sorted by ``(key, time)`` in one composite
   integer array; "how many events of key k before t" is two ``searchsorted`` calls, sums come
-  from a cumulative sum over the same order, windows ("in the last 30 days") are differences.
+  from a cumulative sum over the same order, windows ("in the 30 days before") are
+  differences.
 * :class:`Timeline` (online): the sorted event times of one key in a compact array; the same
   questions are answered by ``bisect``.
 
+Windows are on the UTC-day grid (:func:`window_start`): a ``w``-day window as of ``t`` holds
+the events of the ``w`` whole UTC days before the day of ``t`` and of that day up to ``t``
+(strictly before ``t``, as above), so an online store can answer it from per-day buckets.
+
 Raw aggregates are named ``"<what>:<dimension>"`` (``"n30:consignee"`` = shipments of the
-consignee in the 30 days before). The finishing functions at the bottom turn them into the
-catalogued history and change features; both executors call them, so offline and online
-features come from one formula.
+consignee in the 30 days before the shipment's day and its own day so far). The finishing
+functions at the bottom turn them into the catalogued history and change features; both
+executors call them, so offline and online features come from one formula.
 """
 
 from __future__ import annotations
@@ -114,12 +119,32 @@ WINDOWS_DAYS: Final = tuple(
 
 
 def window_start(t, days: int):
-    """Where a ``days``-day window as of ``t`` (int64 ns, scalar or array) starts: midnight UTC
-    ``days`` whole days before the day of ``t``. A window as of ``t`` holds the events ``e`` with
-    ``window_start(t, days) <= e < t``: the ``days`` whole UTC days before the shipment's day and
-    its own day up to ``t`` - a grid of day buckets, which an online store can keep per key
-    without keeping every event's time (issue 15)."""
+    """Where a ``days``-day window as of ``t`` (int64 ns since the epoch, UTC; a Python int or
+    a numpy array) starts: midnight UTC ``days`` whole days before the day of ``t``.
+
+    A window as of ``t`` holds the events ``e`` with ``window_start(t, days) <= e < t``: the
+    ``days`` whole UTC days before the shipment's day and its own day up to ``t`` - a grid of
+    day buckets, which an online store can keep per key without keeping every event's time
+    (issue 15). Every executor uses it: the numpy one (:func:`offline_aggregates`), the SQL
+    engine (:mod:`features.engine`, as the exit time :func:`window_exit`), the in-memory online
+    state and the snapshot's day buckets (:mod:`features.snapshot`).
+
+    >>> day = NS_PER_DAY
+    >>> window_start(40 * day + 1, 30) == 10 * day  # day 40 at 00:00:00.000000001
+    True
+    >>> window_start(41 * day - 1, 30) == 10 * day  # day 40 at 23:59:59.999999999
+    True
+    """
     return (t // NS_PER_DAY - days) * NS_PER_DAY
+
+
+def window_exit(e, days: int):
+    """The first instant whose ``days``-day window no longer holds an event at ``e``: midnight
+    UTC ``days + 1`` days after the day of ``e``. An event at ``e`` is in the window as of
+    ``t`` exactly when ``e < t < window_exit(e, days)`` (the same condition as
+    ``window_start(t, days) <= e < t``: both say ``t``'s day is at most ``days`` days after
+    ``e``'s)."""
+    return (e // NS_PER_DAY + days + 1) * NS_PER_DAY
 
 
 SMOOTHING: Final = 10.0
@@ -136,7 +161,7 @@ class TimeAxis:
     window starts) as sorted unique int64 ns, so every comparison becomes an integer rank."""
 
     def __init__(self, t: np.ndarray, known_at: np.ndarray, windows_days=WINDOWS_DAYS):
-        parts = [t, known_at, *(t - w * NS_PER_DAY for w in windows_days)]
+        parts = [t, known_at, *(window_start(t, w) for w in windows_days)]
         values = np.sort(np.concatenate(parts).astype("int64"))
         keep = np.ones(len(values), dtype=bool)
         keep[1:] = values[1:] != values[:-1]
@@ -267,7 +292,7 @@ def offline_aggregates(
     axis = TimeAxis(t, outcome_known)
     q = axis.rank(t)
     o_rank = axis.rank(outcome_known)
-    since = {w: axis.rank(t - w * NS_PER_DAY) for w in WINDOWS_DAYS}
+    since = {w: axis.rank(window_start(t, w)) for w in WINDOWS_DAYS}
     dims = (
         set(SHIPMENT_COUNTS)
         | set(OUTCOME_COUNTS)

@@ -11,11 +11,14 @@ date event by event. That is the *snapshot*, four tables per key dimension:
   (outcome dimensions), and the distinct partners so far (``distinct_<partner>`` of the
   distinct-count pairs of :data:`features.history.DISTINCT`);
 * ``key_days`` - one row per ``(dim, key, day)`` for the dimensions with windows: shipments
-  (counted windows) and seizures known (seizure windows) per day bucket, for the last
-  max-window days only. Buckets are whole days on a grid anchored at ``as_of``
-  (``[as_of - (j + 1) days, as_of - j days)``; ``day_start`` is the bucket's start in ns), so
-  a ``w``-day window as of ``as_of`` is exactly the sum of the ``w`` newest buckets, and an
-  online store rolls forward by adding buckets on the same grid;
+  (counted windows) and seizures known (seizure windows) per UTC day, ``day_start`` = that
+  day's midnight UTC in ns, for the days a window as of ``as_of`` can still reach: the ``w``
+  days before ``as_of``'s day and that day up to ``as_of`` (``w`` the dimension's longest
+  window; the newest bucket is partial when ``as_of`` is not a midnight). Windows are on the
+  same grid (:func:`features.history.window_start`), so a ``w``-day window as of any ``t >=
+  as_of`` on ``as_of``'s UTC day is exactly the sum of the buckets with ``day_start >=
+  window_start(t, w)`` plus the events from ``as_of`` to ``t``, and an online store rolls
+  forward by adding to the bucket of each event's day;
 * ``key_pairs`` - one row per ``(dim, partner, key, value)``: the first time the key was
   declared with that partner value (a new pair online increments ``distinct_<partner>``);
 * ``key_components`` - one row per consignee and identifier (phone, address, recipient code)
@@ -209,7 +212,8 @@ def totals_sql(dim: engine.Dimension, as_of: int, own: str | None = None) -> str
 
 def days_sql(dim: engine.Dimension, as_of: int) -> str | None:
     """``key_days`` of one dimension as of ``as_of`` (None when it has no window): shipments
-    and seizures known per day bucket on the grid anchored at ``as_of``."""
+    and seizures known per UTC day, from :func:`features.history.window_start` of ``as_of``
+    for the dimension's longest window."""
     ship_days, seizure_days = spans(dim)
     if not ship_days and not seizure_days:
         return None
@@ -218,18 +222,18 @@ def days_sql(dim: engine.Dimension, as_of: int) -> str | None:
     if ship_days:
         streams.append(
             "SELECT k, t AS happened, 1 AS ship, 0 AS seiz FROM own "
-            f"WHERE t >= {as_of - ship_days * NS_PER_DAY}"
+            f"WHERE t >= {history.window_start(as_of, ship_days)}"
         )
     if seizure_days:
-        since = as_of - seizure_days * NS_PER_DAY
+        since = history.window_start(as_of, seizure_days)
         streams.append(
             f"SELECT own.k, o.known AS happened, 0 AS ship, 1 AS seiz "
             f"{_known(as_of, since, seized_only=True)}"
         )
     ship = "CAST(SUM(ship) AS BIGINT)" if ship_days else _null("BIGINT")
     seiz = "CAST(SUM(seiz) AS BIGINT)" if seizure_days else _null("BIGINT")
-    # bucket j holds [as_of - (j + 1) days, as_of - j days): integer division of the age
-    bucket = f"{as_of} - (({as_of} - 1 - happened) // {NS_PER_DAY} + 1) * {NS_PER_DAY}"
+    # the midnight UTC of the event's day (times are after 1970: the division is the floor)
+    bucket = f"(happened // {NS_PER_DAY}) * {NS_PER_DAY}"
     return (
         f"WITH own AS ({_own(dim, as_of)}), "
         f"ev AS ({' UNION ALL '.join(streams)}), "
@@ -308,7 +312,7 @@ def load_keys(con, shipments, outcomes=None) -> int:
 # -- running it --------------------------------------------------------------------------------
 def default_as_of(con) -> int:
     """The midnight (UTC) after the latest declaration or known result on ``con``: every
-    event of the data is in the snapshot and the day buckets are calendar days."""
+    event of the data is in the snapshot (and the newest day bucket is a whole day)."""
     latest = con.execute(
         "SELECT GREATEST(COALESCE((SELECT MAX(t) FROM keys), 0), "
         "COALESCE((SELECT MAX(known) FROM outcomes), 0))"
@@ -700,7 +704,7 @@ def _dimension_values(
         return float(row[column])
 
     def window(column: int, days: int) -> float:
-        since = as_of - days * NS_PER_DAY
+        since = history.window_start(as_of, days)
         return float(sum(int(b[column]) for b in buckets if b[0] >= since))
 
     shipments = value("shipments")

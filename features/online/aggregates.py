@@ -20,8 +20,9 @@ from features.history import (
     SHIPMENT_COUNTS,
     VALUE_MEANS,
     smoothed_rate,
+    window_start,
 )
-from features.manifest import NS_PER_DAY, prepare
+from features.manifest import prepare
 from features.network import IDENTIFIERS
 from features.online.storage import (
     FOUND,
@@ -39,7 +40,7 @@ _SHIP_SPEC = tuple(
     (
         dim,
         f"n:{dim}",
-        tuple((w * NS_PER_DAY, f"n{w}:{dim}") for w in windows),
+        tuple((w, f"n{w}:{dim}") for w in windows),
         f"first:{dim}" if dim in FIRST_SEEN else None,
     )
     for dim, windows in SHIPMENT_COUNTS.items()
@@ -47,7 +48,7 @@ _SHIP_SPEC = tuple(
 _DISTINCT_SPEC = tuple((pair, f"d:{pair[0]}:{pair[1]}") for pair in DISTINCT)
 _VALUE_SPEC = tuple((dim, f"sum:{dim}", f"cnt:{dim}") for dim in VALUE_MEANS)
 _OUTCOME_SPEC = tuple(
-    (dim, f"insp:{dim}", f"seiz:{dim}", tuple((w * NS_PER_DAY, f"seiz{w}:{dim}") for w in ws))
+    (dim, f"insp:{dim}", f"seiz:{dim}", tuple((w, f"seiz{w}:{dim}") for w in ws))
     for dim, ws in OUTCOME_COUNTS.items()
 )
 _RAW_NAMES = (
@@ -129,22 +130,23 @@ class RawAggregates(StateStorage):
                 for tl, k, t in zip(tls, ks, t_list, strict=True)
             ]
 
-        def windowed(tls: list, ks: list, span: int, total: list) -> list:
-            # count in [t - span, t): the count before t (``total``) less the count before
-            # t - span
+        # where each shipment's windows start (once per window length, not per dimension)
+        starts = {w: [window_start(t, w) for t in t_list] for w in history.WINDOWS_DAYS}
+
+        def windowed(tls: list, ks: list, days: int, total: list) -> list:
+            # count in [window_start(t, days), t) - the ``days`` UTC days before t's day and
+            # that day up to t: the count before t (``total``) less the count before the start
             return [
-                (nan if k is None else 0.0)
-                if tl is None
-                else before - bisect_left(tl.times, t - span)
-                for tl, k, t, before in zip(tls, ks, t_list, total, strict=True)
+                (nan if k is None else 0.0) if tl is None else before - bisect_left(tl.times, start)
+                for tl, k, start, before in zip(tls, ks, starts[days], total, strict=True)
             ]
 
         for dim, name, windows, first_name in _SHIP_SPEC:
             ks = keys[dim]
             tls = found["ship", dim] = lookup(self._ship[dim], ks)
             total = cols[name] = counts(tls, ks)
-            for span, wname in windows:
-                cols[wname] = windowed(tls, ks, span, total)
+            for days, wname in windows:
+                cols[wname] = windowed(tls, ks, days, total)
             if first_name:
                 cols[first_name] = [
                     float(tl.times[0]) if tl is not None and c > 0 else nan
@@ -167,8 +169,8 @@ class RawAggregates(StateStorage):
             seiz = lookup(self._seiz[dim], ks)
             cols[insp_name] = counts(lookup(self._insp[dim], ks), ks)
             seized = cols[seiz_name] = counts(seiz, ks)
-            for span, wname in windows:
-                cols[wname] = windowed(seiz, ks, span, seized)
+            for days, wname in windows:
+                cols[wname] = windowed(seiz, ks, days, seized)
 
         # multi-valued keys: riskiest transshipment port, description words vs HS chapter;
         # and the whole network each shipment connects to

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from features.errors import ContractError
-from features.history import COUNTERPARTY, ROLES
-from features.manifest import NS_PER_DAY, norm_text
+from features.history import COUNTERPARTY, ROLES, window_start
+from features.manifest import norm_text
 from features.network import IDENTIFIERS
 from features.online.storage import StateStorage
 
@@ -21,7 +21,9 @@ class OfficerViews(StateStorage):
         """What the state knows of one party (``role`` in shipper, consignee, forwarder,
         declarant, recipient) as of the latest declaration it holds: first seen, shipments
         (total and in the last 365 days), inspections, seizures, distinct counterparties,
-        origins and HS chapters. Unknown parties get zeros and ``first_seen`` None."""
+        origins and HS chapters (``shipments_365d``: the 365 UTC days before that declaration's
+        day and its day so far, as the features count windows). Unknown parties get zeros and
+        ``first_seen`` None."""
         if role not in ROLES:
             raise ContractError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
         key = norm_text(party_id)
@@ -40,7 +42,7 @@ class OfficerViews(StateStorage):
             "party_id": party_id,
             "first_seen": pd.Timestamp(first) if first is not None else None,
             "shipments": len(timeline.times) if timeline else 0,
-            "shipments_365d": timeline.count_between(now - 365 * NS_PER_DAY, now)
+            "shipments_365d": timeline.count_between(window_start(now, 365), now)
             if timeline
             else 0,
             "inspections": len(insp.times) if insp else 0,

@@ -300,13 +300,19 @@ def make_shipments(*rows: dict) -> pd.DataFrame:
     return validate_shipments(pd.DataFrame(records))
 
 
+def _at(day) -> pd.Timestamp:
+    """A time given as days after :data:`T0` or as a timestamp (exact to the nanosecond)."""
+    return day if isinstance(day, pd.Timestamp) else T0 + pd.Timedelta(days=day)
+
+
 def make_outcomes(*rows: tuple) -> pd.DataFrame:
-    """Outcomes from ``(shipment_id, inspected_day, result_day, result)`` tuples."""
+    """Outcomes from ``(shipment_id, inspected_day, result_day, result)`` tuples (a day is a
+    number of days after :data:`T0` or a timestamp)."""
     records = [
         {
             "shipment_id": sid,
-            "inspected_at": T0 + pd.Timedelta(days=inspected),
-            "result_at": T0 + pd.Timedelta(days=known),
+            "inspected_at": _at(inspected),
+            "result_at": _at(known),
             "result": result,
             "drug": "cocaine" if result == "seized" else None,
             "quantity_kg": 1.0 if result == "seized" else None,

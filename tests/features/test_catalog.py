@@ -60,8 +60,11 @@ def test_reason_examples():
     assert reason_text("consignee_days_since_first", None) == (
         "consignee never seen before (or not declared)"
     )
-    assert (
-        reason_text("loading_port_seizures_90d", 4) == "loading port with 4 seizure(s) in 90 days"
+    assert reason_text("loading_port_seizures_90d", 4) == (
+        "loading port with 4 seizure(s) known in the 90 days before this shipment's day and on it"
+    )
+    assert reason_text("consignee_shipments_7d", 2) == (
+        "consignee had 2 shipment(s) in the 7 days before this shipment's day and on it"
     )
     assert reason_text("origin_risk", 0.034) == "origin country seizure rate 3.4%"
     assert reason_text("shipper_consignee_new_pair", 1.0) == (

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from features.history import PRIOR_INSPECTIONS, PRIOR_SEIZURES, SMOOTHING
+from features.history import (
+    PRIOR_INSPECTIONS,
+    PRIOR_SEIZURES,
+    SMOOTHING,
+    window_exit,
+    window_start,
+)
+from features.manifest import NS_PER_DAY
 from tests.features.helpers import both_ways, make_outcomes, make_shipments
 
 START_RATE = PRIOR_SEIZURES / PRIOR_INSPECTIONS  # overall rate before any outcome is known
@@ -156,3 +165,75 @@ def test_transshipment_risk_is_the_riskiest_port():
     assert f.loc["S3", "n_transshipments"] == 2
     assert math.isnan(f.loc["S4", "transshipment_risk"])
     assert f.loc["S4", "n_transshipments"] == 0
+
+
+# -- windows on the UTC-day grid ----------------------------------------------------------------
+def at(stamp: str) -> pd.Timestamp:
+    return pd.Timestamp(stamp)
+
+
+def boundary_world():
+    """Events at 23:59:59 and 00:00:00 of the days where 7-day shipment windows and 90-day
+    seizure windows start, and shipments asking exactly there."""
+    shipments = make_shipments(
+        # consignee W: 7-day windows of the shipments on 2026-01-20/21 start on 01-13/14
+        {"id": "E1", "consignee_id": "W", "declared_at": at("2026-01-12 23:59:59")},
+        {"id": "E2", "consignee_id": "W", "declared_at": at("2026-01-13 00:00:00")},
+        {"id": "E3", "consignee_id": "W", "declared_at": at("2026-01-13 09:00:00")},
+        {"id": "E4", "consignee_id": "W", "declared_at": at("2026-01-13 11:00:00")},
+        {"id": "Q1", "consignee_id": "W", "declared_at": at("2026-01-20 10:00:00")},
+        {"id": "Q3", "consignee_id": "W", "declared_at": at("2026-01-20 23:59:59")},
+        {"id": "Q2", "consignee_id": "W", "declared_at": at("2026-01-21 00:00:00")},
+        # loading port BRSSZ: two seizures known at 01-05 23:59:59 and 01-06 00:00:00
+        {"id": "X1", "consignee_id": "X", "loading_port": "BRSSZ",
+         "declared_at": at("2026-01-01 10:00")},
+        {"id": "X2", "consignee_id": "X", "loading_port": "BRSSZ",
+         "declared_at": at("2026-01-02 10:00")},
+        *({"id": f"P{i}", "consignee_id": "Y", "loading_port": "BRSSZ", "declared_at": at(t)}
+          for i, t in enumerate(("2026-01-06 00:00:00", "2026-04-05 23:59:59",
+                                 "2026-04-06 00:00:00", "2026-04-06 23:59:59",
+                                 "2026-04-07 00:00:00"))),
+    )  # fmt: skip
+    outcomes = make_outcomes(
+        ("X1", at("2026-01-02"), at("2026-01-05 23:59:59"), "seized"),
+        ("X2", at("2026-01-03"), at("2026-01-06 00:00:00"), "seized"),
+    )
+    return shipments, outcomes
+
+
+def test_window_start_and_exit_are_the_utc_day_grid():
+    day = NS_PER_DAY
+    t = np.array([40 * day, 40 * day + 1, 41 * day - 1, 41 * day], dtype="int64")
+    assert window_start(t, 30).tolist() == [10 * day, 10 * day, 10 * day, 11 * day]
+    assert window_start(int(t[1]), 0) == 40 * day  # a 0-day window: the day so far
+    assert window_exit(10 * day, 30) == window_exit(11 * day - 1, 30) == 41 * day
+    # e is in the window as of t exactly when e < t < window_exit(e): the two definitions agree
+    rng = np.random.default_rng(0)
+    e = rng.integers(1_000 * day, 1_010 * day, 5_000)
+    q = e + rng.integers(-2 * day, 40 * day, 5_000)
+    for w in (7, 30):
+        inside = (window_start(q, w) <= e) & (e < q)
+        assert (inside == ((e < q) & (q < window_exit(e, w)))).all()
+        assert inside.any() and not inside.all()
+
+
+def test_windows_start_at_midnight_utc_of_the_days_before():
+    f = both_ways(*boundary_world())  # numpy, online state and DuckDB agree
+    # Q1 on 01-20 10:00: the window is 01-13 00:00 to Q1 - E2 (00:00:00) to E4, not E1
+    # (23:59:59 the day before); a sliding window from 01-13 10:00 would hold E4 alone
+    assert f.loc["Q1", "consignee_shipments_total"] == 4
+    assert f.loc["Q1", "consignee_shipments_7d"] == 3
+    # Q3 at 01-20 23:59:59: the same start, and Q1 of its own day
+    assert f.loc["Q3", "consignee_shipments_7d"] == 4
+    # Q2 at 01-21 00:00:00: the window moved to 01-14 00:00, Q2's day holds nothing yet
+    assert f.loc["Q2", "consignee_shipments_total"] == 6
+    assert f.loc["Q2", "consignee_shipments_7d"] == 2
+    assert f.loc["Q2", "consignee_shipments_30d"] == 6
+    # seizures at BRSSZ known at 01-05 23:59:59 (X1) and 01-06 00:00:00 (X2)
+    seized = f.loc[[f"P{i}" for i in range(5)], "loading_port_seizures_90d"].tolist()
+    # P0 at 01-06 00:00:00: X2 is known at that very instant, not before it
+    # P1 at 04-05 23:59:59: the window starts 01-05 00:00, both in
+    # P2 at 04-06 00:00:00 and P3 at 04-06 23:59:59: it starts 01-06 00:00, X1 out, X2 in
+    # P4 at 04-07 00:00:00: it starts 01-07 00:00, both out
+    assert seized == [1, 2, 1, 1, 0]
+    assert f.loc["P4", "loading_port_seizures_90d"] == f.loc["P4", "departure_seizures_90d"]

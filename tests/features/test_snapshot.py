@@ -18,6 +18,7 @@ from features.online import OnlineFeatureState
 from features.pipeline import check_outcomes, check_shipments, outcome_events
 from tests.features.helpers import T0, make_outcomes, make_shipments, random_world
 from tests.features.test_engine import assert_same_raw, edge_world, write_by_month
+from tests.features.test_history import boundary_world
 
 SETTINGS = engine.EngineSettings(threads=1)
 DAY = manifest.NS_PER_DAY
@@ -89,18 +90,19 @@ def test_hand_computed_snapshot_of_a_tiny_world(tmp_path):
     assert pd.isna(c1["value_sum"]) and pd.isna(c1["distinct_consignee"])  # not defined
     assert {r["key"] for r in rows_of(snap, "key_totals", "consignee")} == {"c1", "c2"}
 
-    # day buckets on the grid anchored at as_of: C is 0.5 days before (bucket 0), B 8 days
-    # (bucket 7), A 10 days (bucket 9); seizure windows are not kept for consignees
+    # day buckets are UTC days (as_of is 2026-01-11 08:00): A on 01-01 08:00, B on 01-03
+    # 08:00, C on 01-10 20:00; seizure windows are not kept for consignees
     days = {r["day_start"]: r for r in rows_of(snap, "key_days", "consignee", "c1")}
-    assert sorted(days) == [as_of - 10 * DAY, as_of - 8 * DAY, as_of - DAY]
+    assert sorted(days) == [ns("2026-01-01"), ns("2026-01-03"), ns("2026-01-10")]
     assert [days[d]["shipments"] for d in sorted(days)] == [1, 1, 1]
     assert all(pd.isna(r["seizures"]) for r in days.values())
 
-    # loading port NLRTM (every shipment): A's seizure known at day 3 is in its 90-day bucket
+    # loading port NLRTM (every shipment): A's seizure known on 01-04 08:00 is in its 90-day
+    # bucket of that day
     (port,) = rows_of(snap, "key_totals", "loading_port", "nlrtm")
     assert port["inspections"] == 2 and port["seizures"] == 1 and port["shipments"] == 4
     (bucket,) = rows_of(snap, "key_days", "loading_port", "nlrtm")
-    assert bucket["day_start"] == as_of - 7 * DAY and bucket["seizures"] == 1
+    assert bucket["day_start"] == ns("2026-01-04") and bucket["seizures"] == 1
     assert pd.isna(bucket["shipments"])
 
     # the global key counts every known inspection once
@@ -173,13 +175,17 @@ def test_nothing_known_after_as_of_is_in_it(tmp_path):
 
 
 # -- the snapshot gives what the offline pipeline and the online state give ------------------
-def probes_at(shipments: pd.DataFrame, as_of: int, n: int, seed: int) -> pd.DataFrame:
+def probes_at(
+    shipments: pd.DataFrame, as_of: int, n: int, seed: int, include: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """``n`` shipments declared at ``as_of`` with the keys of existing ones (known keys,
     keys seen only later, blank ones), a few wholly new parties, new description words and a
-    new transshipment port."""
+    new transshipment port; and after them copies of the shipments ``include`` (ids)."""
     rng = np.random.default_rng(seed)
-    probes = shipments.iloc[rng.choice(len(shipments), n, replace=False)].copy()
-    probes["shipment_id"] = [f"PROBE{i}" for i in range(n)]
+    chosen = rng.choice(len(shipments), n, replace=False).tolist()
+    chosen += np.flatnonzero(shipments["shipment_id"].isin(include)).tolist()
+    probes = shipments.iloc[chosen].copy()
+    probes["shipment_id"] = [f"PROBE{i}" for i in range(len(probes))]
     probes["declared_at"] = pd.Timestamp(as_of)
     probes.iloc[:3, probes.columns.get_loc("consignee_id")] = ["NEW1", "NEW2", None]
     probes.iloc[3:5, probes.columns.get_loc("goods_description")] = "zebra quartz bananas"
@@ -187,8 +193,10 @@ def probes_at(shipments: pd.DataFrame, as_of: int, n: int, seed: int) -> pd.Data
     return probes.reset_index(drop=True)
 
 
-def assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path, seed=0):
-    probes = probes_at(shipments, as_of, 120, seed)
+def assert_snapshot_gives_the_pipelines_raw(
+    shipments, outcomes, as_of, tmp_path, seed=0, include: tuple[str, ...] = ()
+):
+    probes = probes_at(shipments, as_of, 120, seed, include)
     world = pd.concat([shipments, probes], ignore_index=True)
     # the snapshot of the world with the probes in it (declared at as_of, so not counted)
     _, snap = take(world, outcomes, tmp_path, as_of=as_of)
@@ -216,7 +224,7 @@ def assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path
 
 def test_snapshot_raw_equals_offline_and_online_on_a_messy_world(tmp_path):
     shipments, outcomes = random_world(900, days=40, seed=21, messy=True)
-    as_of = ns(pd.Timestamp("2026-01-27 05:30"))  # not midnight: the grid follows as_of
+    as_of = ns(pd.Timestamp("2026-01-27 05:30"))  # not midnight: today's bucket is partial
     raw = assert_snapshot_gives_the_pipelines_raw(shipments, outcomes, as_of, tmp_path)
     assert np.nanmax(raw["seiz:consignee"]) > 0 and np.nanmax(raw["n7:consignee"]) > 0
     assert np.isnan(raw["n:consignee"]).any()  # the blank consignee probe
@@ -235,6 +243,23 @@ def test_snapshot_raw_equals_offline_and_online_on_the_edge_world(tmp_path):
         assert_snapshot_gives_the_pipelines_raw(
             shipments, outcomes, as_of, tmp_path / f"d{day}", seed=day
         )
+
+
+def test_snapshot_raw_equals_offline_and_online_at_the_day_boundaries(tmp_path):
+    """Day buckets against the windows of shipments at 00:00:00 and 23:59:59 of the days where
+    7-day and 90-day windows start (events at those very instants: ``boundary_world``)."""
+    edges, edge_outcomes = boundary_world()
+    shipments, outcomes = random_world(400, days=100, seed=8)
+    shipments = pd.concat([edges, shipments], ignore_index=True)
+    outcomes = pd.concat([edge_outcomes, outcomes], ignore_index=True)
+    for i, stamp in enumerate(("2026-01-21 00:00:00", "2026-01-20 23:59:59",
+                               "2026-04-06 00:00:00", "2026-04-06 23:59:59")):  # fmt: skip
+        raw = assert_snapshot_gives_the_pipelines_raw(
+            shipments, outcomes, ns(stamp), tmp_path / f"b{i}", seed=i, include=("Q1", "P0")
+        )
+        # the last two probes: consignee W (7-day windows) and loading port BRSSZ (90 days)
+        assert raw["n7:consignee"][-2] == (2 if i == 0 else 4 if i == 1 else 0)
+        assert raw["seiz90:loading_port"][-1] == (2 if i < 2 else 1)
 
 
 def test_snapshot_raw_equals_offline_and_online_on_a_simulated_world(tmp_path):

@@ -13,6 +13,7 @@ from features import engine
 from features.pipeline import build_training_frame
 from tests.features.helpers import assert_same_features, random_world
 from tests.features.test_engine import edge_world
+from tests.features.test_history import boundary_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 pytest.importorskip("pyspark")
@@ -28,10 +29,12 @@ def spark():
 
 def test_spark_gives_the_same_features_as_duckdb_and_numpy(spark):
     edge_shipments, edge_outcomes = edge_world()
+    day_shipments, day_outcomes = boundary_world()  # events at 00:00:00 and 23:59:59
     shipments, outcomes = random_world(400, days=20, seed=21, messy=True)
-    assert not set(edge_shipments["shipment_id"]) & set(shipments["shipment_id"])
-    shipments = pd.concat([edge_shipments, shipments], ignore_index=True)
-    outcomes = pd.concat([edge_outcomes, outcomes], ignore_index=True)
+    ids = [set(f["shipment_id"]) for f in (edge_shipments, day_shipments, shipments)]
+    assert sum(map(len, ids)) == len(set().union(*ids))
+    shipments = pd.concat([edge_shipments, day_shipments, shipments], ignore_index=True)
+    outcomes = pd.concat([edge_outcomes, day_outcomes, outcomes], ignore_index=True)
     settings = engine.EngineSettings(threads=1, spark_master="local[2]")
     on_spark = build_training_frame(shipments, outcomes, engine="spark", engine_settings=settings)
     on_duckdb = build_training_frame(shipments, outcomes, engine="duckdb", engine_settings=settings)
