@@ -587,10 +587,11 @@ def read_snapshot(path: Path) -> Snapshot:
 
 def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The raw aggregates (``n:``, ``n<w>:``, ``first:``, ``d:``, ``sum:`` / ``cnt:``,
-    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``;
-    all but the link graph's ``net:*``) of prepared shipments declared at
-    ``snap.as_of``, read from the snapshot alone: what the online store of issue 15 computes
-    features from. Equal to the offline pipeline's and the online state's for them.
+    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``,
+    ``net:size`` / ``net:seizures``) of prepared shipments declared at ``snap.as_of``, read
+    from the snapshot alone (:func:`tables_raw`). Equal to the offline pipeline's and the
+    online state's for them (windows on the UTC-day grid of
+    :func:`features.history.window_start`).
 
     Raises :class:`ContractError` when a shipment is not declared at ``as_of`` (its windows
     would need events after the snapshot)."""
@@ -600,8 +601,19 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
             "declared_at: snapshot_raw describes shipments declared at the snapshot's as_of "
             f"({snap.as_of}); got {int(t[t != snap.as_of][0])}"
         )
-    totals_frame = snap.tables["key_totals"]
-    days_frame = snap.tables["key_days"]
+    return tables_raw(snap.tables, p)
+
+
+def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The raw aggregates of prepared shipments from aggregate rows in the snapshot's table
+    shapes (:data:`TABLE_COLUMNS`, with ``dim``; at least every row of the shipments' keys):
+    the one definition behind :func:`snapshot_raw` and the online store's features
+    (:mod:`features.online.rows`). Totals are as the rows hold them; a ``w``-day window of a
+    shipment declared at ``t`` sums the key's day buckets from
+    :func:`features.history.window_start` ``(t, w)`` on."""
+    t = np.asarray(p["t"], dtype="int64")
+    totals_frame = tables["key_totals"]
+    days_frame = tables["key_days"]
     totals = {
         (d, k): row
         for d, k, row in zip(
@@ -618,6 +630,7 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
         days.setdefault((d, k), []).append((int(start), ship, seiz))
     nan = np.nan
     n = len(t)
+    t_list = t.tolist()
     raw: dict[str, np.ndarray] = {}
     for dim in engine.dimensions():
         _, names = engine.dimension_sql(dim)
@@ -628,19 +641,19 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 continue
             row = totals.get((dim.name, key))
             buckets = days.get((dim.name, key), [])
-            values = _dimension_values(dim, row, buckets, snap.as_of)
+            values = _dimension_values(dim, row, buckets, t_list[i])
             for name in names:
                 cols[name][i] = values[name]
         raw.update(cols)
-    raw.update(_multi_values(snap, p, totals, history.prior_rate(raw)))
-    raw.update(_network_values(snap, p))
+    raw.update(_multi_values(tables, p, totals, history.prior_rate(raw)))
+    raw.update(_network_values(tables, p))
     return raw
 
 
-def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``net:size`` / ``net:seizures``: the network a shipment at ``as_of`` connects to (the
     components of its consignee and identifiers), as :meth:`LinkGraph.component` counts it."""
-    frame = snap.tables["key_components"]
+    frame = tables["key_components"]
     node = {
         (d, k): (c, parties, seized, own)
         for d, k, c, parties, seized, own in frame[
@@ -665,10 +678,10 @@ def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarra
     }
 
 
-def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> dict:
+def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict, prior) -> dict:
     """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
     ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
-    pairs = snap.tables["key_pairs"]
+    pairs = tables["key_pairs"]
     words = pairs[pairs["dim"] == WORDS_DIM]
     seen_before = set(zip(words["key"].tolist(), words["value"].tolist(), strict=True))
     max_rate, seen, tokens = [], [], []
@@ -693,10 +706,10 @@ def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> 
 
 
 def _dimension_values(
-    dim: engine.Dimension, row: dict | None, buckets: list, as_of: int
+    dim: engine.Dimension, row: dict | None, buckets: list, t: int
 ) -> dict[str, float]:
-    """One key's raw aggregates from its ``key_totals`` row (None: never declared before
-    ``as_of``) and its day buckets."""
+    """One key's raw aggregates for a shipment declared at ``t`` from its ``key_totals`` row
+    (None: never declared) and its day buckets."""
 
     def value(column: str, default: float = 0.0) -> float:
         if row is None or pd.isna(row[column]):
@@ -704,8 +717,10 @@ def _dimension_values(
         return float(row[column])
 
     def window(column: int, days: int) -> float:
-        since = history.window_start(as_of, days)
-        return float(sum(int(b[column]) for b in buckets if b[0] >= since))
+        since = history.window_start(t, days)
+        return float(
+            sum(int(b[column]) for b in buckets if b[0] >= since and not pd.isna(b[column]))
+        )
 
     shipments = value("shipments")
     out = {f"n:{dim.name}": shipments}
