@@ -263,6 +263,22 @@ seizures, distinct partners), day buckets of the windowed counts, first times of
 pairs, and the link graph's component of each consignee and identifier - as of the ``as_of``
 of the last load (:data:`aggregate_loads`). Times are int64 ns."""
 
+sa.Index("ix_key_components_component", key_components.c.component)
+"""Merging two components relabels every node of one, and a seizure updates every node of its
+component: both find the nodes by component."""
+
+applied_events = sa.Table(
+    "applied_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+"""The ledger of events counted in the online aggregates (append-only), written in the
+transaction that stores them: ``shipment:<id>:<version>`` (a declaration or an amendment),
+``report:<id>:<inspected_at>:<revision>`` (an inspection report or its correction). An event
+already in it is never counted again (:mod:`serving.store.online`)."""
+
 aggregate_loads = sa.Table(
     "aggregate_loads",
     metadata,
