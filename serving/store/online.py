@@ -1,0 +1,375 @@
+"""Online aggregates kept event by event (issue 15): the rows of a manifest's keys read in a
+few queries, and the deltas of stored declarations, amendments and inspection reports
+(:mod:`features.online.rows`) applied as upserts (``INSERT ... ON CONFLICT DO UPDATE SET x =
+x + excluded.x``, SQLite and PostgreSQL) **inside the transaction that stores them**, each
+event once: the ledger ``applied_events`` (primary key: ``shipment:<id>:<version>``,
+``report:<id>:<inspected_at>:<revision>``) says which are counted, so a retry or a duplicate
+never counts twice.
+
+Events are counted when they are stored, as the service receives them: a report counts in the
+totals from then on and in the day bucket of ``known = max(result_at, first declared_at)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from features.contracts import SHIPMENT_COLUMNS, columns_frame
+from features.manifest import prepare
+from features.online.rows import (
+    Deltas,
+    LinkChanges,
+    ManifestKeys,
+    distinct_deltas,
+    link_changes,
+    manifest_keys,
+    outcome_deltas,
+    shipment_deltas,
+)
+from features.snapshot import TABLE_COLUMNS, TABLE_KEYS
+from serving.store.rows import utcnow
+from serving.store.tables import aggregate_loads, applied_events
+
+_CHUNK = 400
+"""Keys per ``(dim, key) IN (...)`` query (under every driver's parameter limit)."""
+
+
+def columns_of(table: str) -> list[str]:
+    """A snapshot table's columns in the store, ``dim`` first."""
+    return ["dim", *(c for c, _ in TABLE_COLUMNS[table])]
+
+
+def _empty(table: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns_of(table)})
+
+
+def _select(conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str]) -> list[tuple]:
+    """The rows of ``table`` whose ``key_cols`` are one of ``keys`` (row-value IN, chunked)."""
+    if not keys:
+        return []
+    names = columns_of(table)
+    cols = ", ".join(f'"{c}"' for c in names)
+    found: list[tuple] = []
+    width = len(key_cols)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        params: dict[str, Any] = {}
+        marks = []
+        for i, key in enumerate(chunk):
+            marks.append("(" + ", ".join(f":k{i}_{j}" for j in range(width)) + ")")
+            params.update({f"k{i}_{j}": key[j] for j in range(width)})
+        target = "(" + ", ".join(f'"{c}"' for c in key_cols) + ")"
+        sql = f"SELECT {cols} FROM {table} WHERE {target} IN ({', '.join(marks)})"
+        found += [tuple(r) for r in conn.execute(sa.text(sql), params)]
+    return found
+
+
+def fetch_rows(conn, keys: ManifestKeys) -> dict[str, pd.DataFrame]:
+    """The aggregate rows of a manifest's keys (:func:`features.online.rows.manifest_keys`),
+    as frames in the snapshot's table shapes: what its features are computed from."""
+    wanted: dict[str, tuple[list[tuple], tuple[str, ...]]] = {
+        "key_totals": (sorted(keys.totals), ("dim", "key")),
+        "key_days": (sorted(keys.days), ("dim", "key")),
+        "key_pairs": (sorted(keys.pairs), ("dim", "partner", "key", "value")),
+        "key_components": (sorted(keys.nodes), ("dim", "key")),
+    }
+    out = {}
+    for table, (ks, key_cols) in wanted.items():
+        rows = _select(conn, table, ks, key_cols)
+        out[table] = pd.DataFrame(rows, columns=columns_of(table)) if rows else _empty(table)
+    return out
+
+
+def aggregates_loaded(conn) -> bool:
+    """Whether aggregates were ever loaded into this store (a materialised snapshot)."""
+    return conn.execute(sa.select(aggregate_loads.c.seq).limit(1)).first() is not None
+
+
+# -- applying deltas ---------------------------------------------------------------------------
+def _sum(table: str, column: str) -> str:
+    # NULL + x is NULL: a column the dimension does not define stays NULL, a new one starts
+    # from the delta
+    return (
+        f'"{column}" = COALESCE({table}."{column}" + excluded."{column}", '
+        f'{table}."{column}", excluded."{column}")'
+    )
+
+
+def _upsert_sql(table: str) -> str:
+    names = columns_of(table)
+    keys = TABLE_KEYS[table]
+    sets = []
+    for column in names:
+        if column in keys:
+            continue
+        if column == "first_seen":
+            sets.append(
+                f'"first_seen" = CASE WHEN {table}."first_seen" IS NULL OR '
+                f'excluded."first_seen" < {table}."first_seen" THEN excluded."first_seen" '
+                f'ELSE {table}."first_seen" END'
+            )
+        else:
+            sets.append(_sum(table, column))
+    cols = ", ".join(f'"{c}"' for c in names)
+    marks = ", ".join(f":{c}" for c in names)
+    target = ", ".join(f'"{c}"' for c in keys)
+    return (
+        f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
+        f"ON CONFLICT ({target}) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+_UPSERT = {table: _upsert_sql(table) for table in ("key_totals", "key_days")}
+_INSERT_PAIR = (
+    'INSERT INTO key_pairs ("dim", "partner", "key", "value", "first_seen") '
+    "VALUES (:dim, :partner, :key, :value, :first_seen) "
+    '    ON CONFLICT ("dim", "partner", "key", "value") DO NOTHING'
+)
+
+
+def apply_deltas(conn, deltas: Deltas) -> None:
+    """Add ``deltas`` to the tables (within ``conn``'s transaction): totals and day buckets
+    summed, the consignees' own seizures and their components' seizures."""
+    if deltas.totals:
+        rows = [{"dim": d, "key": k, **row} for (d, k), row in sorted(deltas.totals.items())]
+        conn.execute(sa.text(_UPSERT["key_totals"]), rows)
+    if deltas.days:
+        rows = [
+            {"dim": d, "key": k, "day_start": day, **row}
+            for (d, k, day), row in sorted(deltas.days.items())
+        ]
+        conn.execute(sa.text(_UPSERT["key_days"]), rows)
+    for consignee, n in sorted(deltas.own.items()):
+        if n == 0:
+            continue
+        params = {"key": consignee, "n": int(n)}
+        conn.execute(
+            sa.text(
+                'UPDATE key_components SET "seizures" = "seizures" + :n WHERE "component" = '
+                '(SELECT "component" FROM key_components WHERE "dim" = \'consignee\' '
+                'AND "key" = :key)'
+            ),
+            params,
+        )
+        conn.execute(
+            sa.text(
+                'UPDATE key_components SET "own_seizures" = COALESCE("own_seizures", 0) + :n '
+                'WHERE "dim" = \'consignee\' AND "key" = :key'
+            ),
+            params,
+        )
+
+
+def apply_links(conn, changes: LinkChanges) -> None:
+    """The link graph's changes: components merged (relabelled), new nodes, and the parties and
+    seizures of every component that changed, on all its nodes."""
+    for old, new in sorted(changes.relabel.items()):
+        conn.execute(
+            sa.text('UPDATE key_components SET "component" = :new WHERE "component" = :old'),
+            {"new": int(new), "old": int(old)},
+        )
+    if changes.new_nodes:
+        rows = []
+        for (dim, key), component in changes.new_nodes.items():
+            parties, seizures = changes.components[component]
+            rows.append(
+                {
+                    "dim": dim,
+                    "key": key,
+                    "component": int(component),
+                    "parties": int(parties),
+                    "seizures": int(seizures),
+                    "own_seizures": 0 if dim == "consignee" else None,
+                }
+            )
+        conn.execute(
+            sa.text(
+                'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
+                '"own_seizures") VALUES (:dim, :key, :component, :parties, :seizures, '
+                ":own_seizures)"
+            ),
+            rows,
+        )
+    for component, (parties, seizures) in sorted(changes.components.items()):
+        conn.execute(
+            sa.text(
+                'UPDATE key_components SET "parties" = :parties, "seizures" = :seizures '
+                'WHERE "component" = :component'
+            ),
+            {"component": int(component), "parties": int(parties), "seizures": int(seizures)},
+        )
+
+
+def _claim(conn, events: Sequence[tuple[str, str]]) -> set[str]:
+    """Record events in the ledger; returns the ids that were not there yet (the ones to
+    count). Ids repeated within ``events`` count once."""
+    ids = list(dict.fromkeys(e for e, _ in events))
+    if not ids:
+        return set()
+    known: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        known.update(
+            conn.execute(
+                sa.select(applied_events.c.event_id).where(
+                    applied_events.c.event_id.in_(ids[start : start + _CHUNK])
+                )
+            ).scalars()
+        )
+    kinds = dict(events)
+    new = [e for e in ids if e not in known]
+    if new:
+        at = utcnow()
+        conn.execute(
+            applied_events.insert(),
+            [{"event_id": e, "kind": kinds[e], "applied_at": at} for e in new],
+        )
+    return set(new)
+
+
+def shipment_event(shipment_id: str, version: int) -> str:
+    return f"shipment:{shipment_id}:{int(version)}"
+
+
+def report_event(shipment_id: str, inspected_at: Any, revision: int) -> str:
+    return f"report:{shipment_id}:{pd.Timestamp(inspected_at).isoformat()}:{int(revision)}"
+
+
+def _frame(rows: Mapping[str, list]) -> pd.DataFrame:
+    return columns_frame("shipments", {n: list(rows[n]) for n in SHIPMENT_COLUMNS})
+
+
+def _prepared(rows: Mapping[str, list]) -> dict[str, np.ndarray]:
+    return prepare(_frame(rows), tuple_keys=True)
+
+
+def add_declarations(
+    conn,
+    ship: Mapping[str, list],
+    new_rows: Sequence[int],
+    versions: Sequence[int],
+    old: Mapping[str, Mapping[str, Any]],
+    reports: Mapping[str, list[dict[str, Any]]],
+    first_declared: Mapping[str, Any],
+) -> None:
+    """Count stored declarations (within the transaction that stores them): ``ship`` the
+    request's contract columns, ``new_rows`` the rows stored as a new version (``versions``
+    their numbers). A first version adds a shipment to the history; a later one (an
+    amendment) moves the shipment's reports in force (``reports``: shipment id -> reports,
+    each with ``result_at`` and ``result``) from the declaration in force before (``old``)
+    to this one, at ``known = max(result_at, first declared_at)``."""
+    events = [
+        (shipment_event(ship["shipment_id"][i], v), "shipment")
+        for i, v in zip(new_rows, versions, strict=True)
+    ]
+    fresh = _claim(conn, events)
+    first = [
+        i for (e, _), i, v in zip(events, new_rows, versions, strict=True) if e in fresh and v == 1
+    ]
+    amended = [
+        i for (e, _), i, v in zip(events, new_rows, versions, strict=True) if e in fresh and v > 1
+    ]
+    if first:
+        sub = {n: [ship[n][i] for i in first] for n in SHIPMENT_COLUMNS}
+        p = _prepared(sub)
+        keys = manifest_keys(p)
+        deltas = shipment_deltas(p)
+        existing = {
+            (r[0], r[2], r[1], r[3])  # rows are (dim, key, partner, value, first_seen)
+            for r in _select(
+                conn, "key_pairs", sorted(keys.pairs), ("dim", "partner", "key", "value")
+            )
+        }
+        new_pairs = {pair: first_seen for pair, first_seen in deltas.pairs.items()
+                     if pair not in existing}  # fmt: skip
+        if new_pairs:
+            conn.execute(
+                sa.text(_INSERT_PAIR),
+                [
+                    {"dim": d, "partner": pt, "key": k, "value": v, "first_seen": f}
+                    for (d, pt, k, v), f in sorted(new_pairs.items())
+                ],
+            )
+        deltas.add(distinct_deltas(new_pairs))
+        apply_deltas(conn, deltas)
+        nodes = {
+            (r[0], r[1]): (int(r[2]), int(r[3]), int(r[4]))
+            for r in _select(conn, "key_components", sorted(keys.nodes), ("dim", "key"))
+        }
+        apply_links(conn, link_changes(nodes, p))
+    moved = [(i, r) for i in amended for r in reports.get(ship["shipment_id"][i], [])]
+    if moved:
+        ids = [ship["shipment_id"][i] for i, _ in moved]
+        before = {n: [old[s][n] for s in ids] for n in SHIPMENT_COLUMNS}
+        after = {n: [ship[n][i] for i, _ in moved] for n in SHIPMENT_COLUMNS}
+        known = [
+            _known(r["result_at"], first_declared[s]) for (_, r), s in zip(moved, ids, strict=True)
+        ]
+        seized = [_seized(r["result"]) for _, r in moved]
+        deltas = outcome_deltas(_prepared(before), known, seized, sign=-1)
+        deltas.add(outcome_deltas(_prepared(after), known, seized, sign=1))
+        apply_deltas(conn, deltas)
+
+
+def add_reports(
+    conn,
+    reports: Sequence[Mapping[str, Any]],
+    replaced: Sequence[Mapping[str, Any] | None],
+    declarations: Mapping[str, Mapping[str, Any]],
+    first_declared: Mapping[str, Any],
+) -> None:
+    """Count stored inspection reports (within the transaction that stores them): each new
+    report (with ``revision``) on its shipment's declaration in force (``declarations``), the
+    report it corrects (``replaced``, or None) taken back."""
+    events = [
+        (report_event(r["shipment_id"], r["inspected_at"], r["revision"]), "report")
+        for r in reports
+    ]
+    fresh = _claim(conn, events)
+    counted = [
+        (r, old) for (e, _), r, old in zip(events, reports, replaced, strict=True) if e in fresh
+    ]
+    if not counted:
+        return
+    deltas = Deltas()
+    for sign, chosen in (
+        (-1, [(r["shipment_id"], old) for r, old in counted if old is not None]),
+        (1, [(r["shipment_id"], r) for r, _ in counted]),
+    ):
+        if not chosen:
+            continue
+        cols = {n: [declarations[s][n] for s, _ in chosen] for n in SHIPMENT_COLUMNS}
+        known = [_known(rep["result_at"], first_declared[s]) for s, rep in chosen]
+        seized = [_seized(rep["result"]) for _, rep in chosen]
+        deltas.add(outcome_deltas(_prepared(cols), known, seized, sign=sign))
+    apply_deltas(conn, deltas)
+
+
+def _known(result_at: Any, declared_at: Any) -> int:
+    return max(int(pd.Timestamp(result_at).value), int(pd.Timestamp(declared_at).value))
+
+
+def _seized(result: Any) -> bool:
+    return str(result).casefold() == "seized"
+
+
+def first_declared(conn, ids: Iterable[str]) -> dict[str, dt.datetime]:
+    """When each shipment was first declared (its version 1): where its reports count from."""
+    from serving.store.tables import shipment_versions
+
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, dt.datetime] = {}
+    for start in range(0, len(wanted), 5_000):
+        rows = conn.execute(
+            sa.select(shipment_versions.c.shipment_id, shipment_versions.c.declared_at).where(
+                shipment_versions.c.version == 1,
+                shipment_versions.c.shipment_id.in_(wanted[start : start + 5_000]),
+            )
+        )
+        out.update({r.shipment_id: r.declared_at for r in rows})
+    return out
