@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from features import engine
+from features.contracts import AttributeSpec
 from features.manifest import NS_PER_DAY
 from features.network import IDENTIFIERS
+from features.pipeline import attribute_values, feature_columns, feature_frame
 from features.snapshot import (
     PARTNERS,
     PORT_DIM,
@@ -100,6 +103,27 @@ def manifest_keys(p: Mapping[str, Any]) -> ManifestKeys:
     for kind in ("consignee", *IDENTIFIERS):
         nodes.update((kind, k) for k in _column(p, kind) if k)
     return ManifestKeys(frozenset(totals), frozenset(days), frozenset(pairs), frozenset(nodes))
+
+
+def feature_rows(
+    shipments: pd.DataFrame | Mapping[str, Any],
+    p: dict[str, Any],
+    tables: Mapping[str, Any],
+    attributes: Mapping[str, AttributeSpec] | None = None,
+) -> pd.DataFrame:
+    """Feature rows of ``shipments`` (a contract frame, or one shipment as a mapping of its
+    fields: index 0) prepared as ``p``, from the aggregate rows of their keys (``tables``,
+    :func:`manifest_keys`): the columns and order of the training frame, the attribute
+    features of ``attributes`` last - what :meth:`features.online.OnlineFeatureState.features`
+    gives, from rows instead of timelines."""
+    index = pd.RangeIndex(1) if isinstance(shipments, Mapping) else shipments.index
+    attrs = attribute_values(shipments, dict(attributes)) if attributes else None
+    raw = tables_raw(tables, p)
+    cols = feature_columns(p, raw)
+    if attrs:
+        cols.update(attrs)
+    dates = np.asarray(p["t"]).astype("datetime64[ns]")
+    return feature_frame(cols, p["shipment_id"], dates, index, dict(attributes or {}))
 
 
 # -- deltas -------------------------------------------------------------------------------------

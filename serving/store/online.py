@@ -232,6 +232,19 @@ def _claim(conn, events: Sequence[tuple[str, str]]) -> set[str]:
     return set(new)
 
 
+LOCK_ID = 15_015
+"""The PostgreSQL advisory lock every transaction that changes the aggregates takes first."""
+
+
+def serialise(conn) -> None:
+    """Make the transactions that change the aggregates take turns (their reads of pairs
+    and components decide what they write). SQLite has one writer at a time already (these
+    reads follow the transaction's first write); PostgreSQL takes a transaction-scoped
+    advisory lock, released at commit or rollback."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+
+
 def shipment_event(shipment_id: str, version: int) -> str:
     return f"shipment:{shipment_id}:{int(version)}"
 
@@ -267,6 +280,7 @@ def add_declarations(
         (shipment_event(ship["shipment_id"][i], v), "shipment")
         for i, v in zip(new_rows, versions, strict=True)
     ]
+    serialise(conn)
     fresh = _claim(conn, events)
     first = [
         i for (e, _), i, v in zip(events, new_rows, versions, strict=True) if e in fresh and v == 1
@@ -302,18 +316,43 @@ def add_declarations(
             for r in _select(conn, "key_components", sorted(keys.nodes), ("dim", "key"))
         }
         apply_links(conn, link_changes(nodes, p))
-    moved = [(i, r) for i in amended for r in reports.get(ship["shipment_id"][i], [])]
-    if moved:
-        ids = [ship["shipment_id"][i] for i, _ in moved]
+    if amended:
+        ids = [ship["shipment_id"][i] for i in amended]
         before = {n: [old[s][n] for s in ids] for n in SHIPMENT_COLUMNS}
-        after = {n: [ship[n][i] for i, _ in moved] for n in SHIPMENT_COLUMNS}
-        known = [
-            _known(r["result_at"], first_declared[s]) for (_, r), s in zip(moved, ids, strict=True)
-        ]
-        seized = [_seized(r["result"]) for _, r in moved]
-        deltas = outcome_deltas(_prepared(before), known, seized, sign=-1)
-        deltas.add(outcome_deltas(_prepared(after), known, seized, sign=1))
-        apply_deltas(conn, deltas)
+        after = {n: [ship[n][i] for i in amended] for n in SHIPMENT_COLUMNS}
+        move_reports(conn, before, after, reports, first_declared)
+
+
+def move_reports(
+    conn,
+    before: Mapping[str, list],
+    after: Mapping[str, list],
+    reports: Mapping[str, list[dict[str, Any]]],
+    first_declared: Mapping[str, Any],
+    *,
+    before_ns: int | None = None,
+) -> None:
+    """Move the reports in force of shipments (``reports``: shipment id -> reports) from
+    their declarations ``before`` to ``after`` (contract columns, one row per shipment):
+    an amendment puts a shipment's inspections on the declaration in force. ``before_ns``:
+    only the reports known before then (those a snapshot counted)."""
+    ids = list(before["shipment_id"])
+    moved = []
+    for row, sid in enumerate(ids):
+        for report in reports.get(sid, []):
+            known = _known(report["result_at"], first_declared[sid])
+            if before_ns is None or known < before_ns:
+                moved.append((row, known, _seized(report["result"])))
+    if not moved:
+        return
+    rows = [m[0] for m in moved]
+    old_cols = {n: [before[n][r] for r in rows] for n in SHIPMENT_COLUMNS}
+    new_cols = {n: [after[n][r] for r in rows] for n in SHIPMENT_COLUMNS}
+    known_at = [m[1] for m in moved]
+    seized = [m[2] for m in moved]
+    deltas = outcome_deltas(_prepared(old_cols), known_at, seized, sign=-1)
+    deltas.add(outcome_deltas(_prepared(new_cols), known_at, seized, sign=1))
+    apply_deltas(conn, deltas)
 
 
 def add_reports(
@@ -330,6 +369,7 @@ def add_reports(
         (report_event(r["shipment_id"], r["inspected_at"], r["revision"]), "report")
         for r in reports
     ]
+    serialise(conn)
     fresh = _claim(conn, events)
     counted = [
         (r, old) for (e, _), r, old in zip(events, reports, replaced, strict=True) if e in fresh
@@ -373,3 +413,46 @@ def first_declared(conn, ids: Iterable[str]) -> dict[str, dt.datetime]:
         )
         out.update({r.shipment_id: r.declared_at for r in rows})
     return out
+
+
+def reports_of(conn, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The reports in force (latest revision of each inspection) of the shipments ``ids``:
+    shipment id -> reports (``inspected_at``, ``result_at``, ``result``, ``revision``)."""
+    from serving.store.tables import outcome_reports
+
+    wanted = list(dict.fromkeys(ids))
+    latest: dict[tuple, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 5_000):
+        rows = conn.execute(
+            sa.select(
+                outcome_reports.c.shipment_id,
+                outcome_reports.c.inspected_at,
+                outcome_reports.c.result_at,
+                outcome_reports.c.result,
+                outcome_reports.c.revision,
+            )
+            .where(outcome_reports.c.shipment_id.in_(wanted[start : start + 5_000]))
+            .order_by(outcome_reports.c.seq)
+        ).mappings()
+        for r in rows:
+            latest[(r["shipment_id"], r["inspected_at"])] = dict(r)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (sid, _), report in latest.items():
+        out.setdefault(sid, []).append(report)
+    return out
+
+
+class OnlineStore:
+    """The online aggregates' reads (a part of :class:`serving.store.Store`)."""
+
+    engine: sa.engine.Engine
+
+    def aggregate_rows(self, keys: ManifestKeys) -> dict[str, pd.DataFrame]:
+        """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now."""
+        with self.engine.connect() as conn:
+            return fetch_rows(conn, keys)
+
+    def aggregates_loaded(self) -> bool:
+        """Whether aggregates were ever loaded into this store (:func:`aggregates_loaded`)."""
+        with self.engine.connect() as conn:
+            return aggregates_loaded(conn)

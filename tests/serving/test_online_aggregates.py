@@ -47,8 +47,8 @@ def snap_of(shipments, outcomes, folder, as_of) -> snapshot.Snapshot:
 
 def canonical(snap: snapshot.Snapshot, as_of: int) -> dict[str, pd.DataFrame]:
     """Tables comparable across a fresh snapshot and a store kept up to date: day buckets a
-    window as of ``as_of`` reaches (the store keeps older ones), components by their members
-    (ids differ: a snapshot numbers nodes, the store hashes new ones)."""
+    window as of ``as_of`` reaches (the store keeps older ones) and not empty, components by
+    their members (ids differ: a snapshot numbers nodes, the store hashes new ones)."""
     spans = {d.name: max(snapshot.spans(d)) for d in engine.dimensions()}
     out = {}
     for table in ("key_totals", "key_pairs"):
@@ -57,6 +57,9 @@ def canonical(snap: snapshot.Snapshot, as_of: int) -> dict[str, pd.DataFrame]:
     days = snap.tables["key_days"]
     since = days["dim"].map(lambda d: snapshot.history.window_start(as_of, spans[d]))
     days = days[days["day_start"].astype("int64") >= since]
+    # a bucket whose events were all taken back (a corrected seizure) holds zeros: as absent
+    counts = days[["shipments", "seizures"]].apply(pd.to_numeric).fillna(0)
+    days = days[(counts != 0).any(axis=1)]
     out["key_days"] = days.sort_values(["dim", "key", "day_start"]).reset_index(drop=True)
     comps = snap.tables["key_components"].copy()
     members = comps.groupby("component")["key"].transform(
