@@ -421,6 +421,7 @@ class ScoringEngine:
 
         if not self.aggregates_ready:
             raise self._not_ready()
+        self.store.fold_due_reports()  # results known by now that arrived early
         tables = self.store.aggregate_rows(manifest_keys(prepared))
         return feature_rows(shipments, prepared, tables, attributes)
 

@@ -23,7 +23,7 @@ from features.errors import CargoriskError
 from features.snapshot import TABLE_COLUMNS, TABLE_KEYS, TABLES, Snapshot, snapshot_meta, table_sql
 from serving.store.rows import utcnow
 from serving.store.store import Store
-from serving.store.tables import aggregate_loads
+from serving.store.tables import aggregate_loads, pending_reports
 
 _CHUNK = 1 << 20
 """Bytes per write to PostgreSQL's COPY stream."""
@@ -174,6 +174,8 @@ def materialize_history(store: Store, *, as_of: int | None = None) -> LoadResult
         result = materialize(store, work / "snapshot")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    with store.engine.begin() as conn:  # the snapshot counted the held reports due before as_of
+        conn.execute(pending_reports.delete().where(pending_reports.c.due_ns < as_of))
     if len(amended):
         from features.contracts import SHIPMENT_COLUMNS, frame_columns
 

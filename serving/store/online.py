@@ -13,6 +13,7 @@ totals from then on and in the day bucket of ``known = max(result_at, first decl
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ from features.online.rows import (
 )
 from features.snapshot import TABLE_COLUMNS, TABLE_KEYS
 from serving.store.rows import utcnow
-from serving.store.tables import aggregate_loads, applied_events
+from serving.store.tables import aggregate_loads, applied_events, pending_reports
 
 _CHUNK = 400
 """Keys per ``(dim, key) IN (...)`` query (under every driver's parameter limit)."""
@@ -361,10 +362,16 @@ def add_reports(
     replaced: Sequence[Mapping[str, Any] | None],
     declarations: Mapping[str, Mapping[str, Any]],
     first_declared: Mapping[str, Any],
+    *,
+    now_ns: int | None = None,
 ) -> None:
     """Count stored inspection reports (within the transaction that stores them): each new
     report (with ``revision``) on its shipment's declaration in force (``declarations``), the
-    report it corrects (``replaced``, or None) taken back."""
+    report it corrects (``replaced``, or None) taken back. A report known later than now
+    (``now_ns``, default the clock) is held in ``pending_reports`` and counted when due
+    (:func:`fold_due`); a held report corrected before then is dropped from it, not taken
+    back."""
+    now_ns = time.time_ns() if now_ns is None else int(now_ns)
     events = [
         (report_event(r["shipment_id"], r["inspected_at"], r["revision"]), "report")
         for r in reports
@@ -372,15 +379,39 @@ def add_reports(
     serialise(conn)
     fresh = _claim(conn, events)
     counted = [
-        (r, old) for (e, _), r, old in zip(events, reports, replaced, strict=True) if e in fresh
+        (e, r, old) for (e, _), r, old in zip(events, reports, replaced, strict=True) if e in fresh
     ]
     if not counted:
         return
+    olds = [
+        report_event(r["shipment_id"], old["inspected_at"], old["revision"])
+        for _, r, old in counted
+        if old is not None
+    ]
+    held = _pending(conn, olds)
+    if held:
+        conn.execute(pending_reports.delete().where(pending_reports.c.event_id.in_(sorted(held))))
+    take_back, add, hold = [], [], []
+    for event, r, old in counted:
+        sid = r["shipment_id"]
+        if old is not None and report_event(sid, old["inspected_at"], old["revision"]) not in held:
+            take_back.append((sid, old))
+        due = _known(r["result_at"], first_declared[sid])
+        if due > now_ns:
+            hold.append({"event_id": event, "shipment_id": sid,
+                         "inspected_at": r["inspected_at"], "revision": int(r["revision"]),
+                         "due_ns": due})  # fmt: skip
+        else:
+            add.append((sid, r))
+    if hold:
+        conn.execute(pending_reports.insert(), hold)
+    _count_reports(conn, take_back, add, declarations, first_declared)
+
+
+def _count_reports(conn, take_back, add, declarations, first_declared) -> None:
+    """Apply the deltas of reports taken back and added (``(shipment id, report)`` pairs)."""
     deltas = Deltas()
-    for sign, chosen in (
-        (-1, [(r["shipment_id"], old) for r, old in counted if old is not None]),
-        (1, [(r["shipment_id"], r) for r, _ in counted]),
-    ):
+    for sign, chosen in ((-1, take_back), (1, add)):
         if not chosen:
             continue
         cols = {n: [declarations[s][n] for s, _ in chosen] for n in SHIPMENT_COLUMNS}
@@ -388,6 +419,79 @@ def add_reports(
         seized = [_seized(rep["result"]) for _, rep in chosen]
         deltas.add(outcome_deltas(_prepared(cols), known, seized, sign=sign))
     apply_deltas(conn, deltas)
+
+
+def _pending(conn, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` are held in ``pending_reports``."""
+    found: set[str] = set()
+    ids = list(dict.fromkeys(event_ids))
+    for start in range(0, len(ids), _CHUNK):
+        found.update(
+            conn.execute(
+                sa.select(pending_reports.c.event_id).where(
+                    pending_reports.c.event_id.in_(ids[start : start + _CHUNK])
+                )
+            ).scalars()
+        )
+    return found
+
+
+def any_due(conn, now_ns: int) -> bool:
+    """Whether a held report is due (a cheap read before :func:`fold_due`)."""
+    query = sa.select(pending_reports.c.event_id).where(pending_reports.c.due_ns <= now_ns)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def fold_due(conn, now_ns: int) -> int:
+    """Count the held reports due by ``now_ns`` (within ``conn``'s transaction) on their
+    shipments' declarations in force, and remove them from ``pending_reports``; returns how
+    many."""
+    from serving.store.tables import outcome_reports, shipments
+
+    serialise(conn)
+    due = (
+        conn.execute(sa.select(pending_reports).where(pending_reports.c.due_ns <= now_ns))
+        .mappings()
+        .all()
+    )
+    if not due:
+        return 0
+    conn.execute(
+        pending_reports.delete().where(pending_reports.c.event_id.in_([r["event_id"] for r in due]))
+    )
+    ids = sorted({r["shipment_id"] for r in due})
+    found = {}
+    for r in conn.execute(
+        sa.select(outcome_reports).where(outcome_reports.c.shipment_id.in_(ids))
+    ).mappings():
+        found[(r["shipment_id"], r["inspected_at"], r["revision"])] = dict(r)
+    declarations = {
+        r["shipment_id"]: dict(r)
+        for r in conn.execute(
+            sa.select(*[shipments.c[n] for n in SHIPMENT_COLUMNS]).where(
+                shipments.c.shipment_id.in_(ids)
+            )
+        ).mappings()
+    }
+    add = [
+        (r["shipment_id"], found[(r["shipment_id"], r["inspected_at"], r["revision"])]) for r in due
+    ]
+    _count_reports(conn, [], add, declarations, first_declared(conn, ids))
+    return len(add)
+
+
+def held_events(conn, ids: Iterable[str]) -> set[tuple[str, Any]]:
+    """``(shipment id, inspected_at)`` of the held reports of shipments ``ids``."""
+    wanted = list(dict.fromkeys(ids))
+    out: set[tuple[str, Any]] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            sa.select(pending_reports.c.shipment_id, pending_reports.c.inspected_at).where(
+                pending_reports.c.shipment_id.in_(wanted[start : start + _CHUNK])
+            )
+        )
+        out.update((r.shipment_id, r.inspected_at) for r in rows)
+    return out
 
 
 def _known(result_at: Any, declared_at: Any) -> int:
@@ -416,8 +520,9 @@ def first_declared(conn, ids: Iterable[str]) -> dict[str, dt.datetime]:
 
 
 def reports_of(conn, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The reports in force (latest revision of each inspection) of the shipments ``ids``:
-    shipment id -> reports (``inspected_at``, ``result_at``, ``result``, ``revision``)."""
+    """The reports in force (latest revision of each inspection) of the shipments ``ids``
+    that the aggregates count (not held in ``pending_reports``): shipment id -> reports
+    (``inspected_at``, ``result_at``, ``result``, ``revision``)."""
     from serving.store.tables import outcome_reports
 
     wanted = list(dict.fromkeys(ids))
@@ -436,9 +541,11 @@ def reports_of(conn, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         ).mappings()
         for r in rows:
             latest[(r["shipment_id"], r["inspected_at"])] = dict(r)
+    held = held_events(conn, wanted)
     out: dict[str, list[dict[str, Any]]] = {}
-    for (sid, _), report in latest.items():
-        out.setdefault(sid, []).append(report)
+    for key, report in latest.items():
+        if key not in held:  # a held report is not counted yet: nothing to move
+            out.setdefault(key[0], []).append(report)
     return out
 
 
@@ -451,6 +558,15 @@ class OnlineStore:
         """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now."""
         with self.engine.connect() as conn:
             return fetch_rows(conn, keys)
+
+    def fold_due_reports(self, now_ns: int | None = None) -> int:
+        """Count the held reports now due (:func:`fold_due`); a read when none is."""
+        now_ns = time.time_ns() if now_ns is None else int(now_ns)
+        with self.engine.connect() as conn:
+            if not any_due(conn, now_ns):
+                return 0
+        with self.engine.begin() as conn:
+            return fold_due(conn, now_ns)
 
     def aggregates_loaded(self) -> bool:
         """Whether aggregates were ever loaded into this store (:func:`aggregates_loaded`)."""

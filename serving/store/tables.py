@@ -279,6 +279,21 @@ transaction that stores them: ``shipment:<id>:<version>`` (a declaration or an a
 ``report:<id>:<inspected_at>:<revision>`` (an inspection report or its correction). An event
 already in it is never counted again (:mod:`serving.store.online`)."""
 
+pending_reports = sa.Table(
+    "pending_reports",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("shipment_id", sa.Text, nullable=False),
+    sa.Column("inspected_at", sa.DateTime, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("due_ns", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_pending_reports_due", pending_reports.c.due_ns)
+"""Inspection reports stored but not counted in the online aggregates yet: their result is
+known (``max(result_at, first declared_at)``, int64 ns) later than when they arrived (a clock
+a few minutes ahead). Folded in once due (:func:`serving.store.online.fold_due`) and then
+removed: a queue, not a record (the reports themselves are in ``outcome_reports``)."""
+
 aggregate_loads = sa.Table(
     "aggregate_loads",
     metadata,

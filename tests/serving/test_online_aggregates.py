@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from features import engine, manifest, snapshot
 from features.contracts import SHIPMENT_COLUMNS, frame_columns
@@ -209,3 +210,72 @@ def test_link_changes_merge_the_smaller_component():
     assert changes.new_nodes[("consignee", "c4")] == changes.new_nodes[("phone", p2)]
     assert changes.components[changes.new_nodes[("consignee", "c4")]] == (1, 0)
     assert new_comp >= rows.NEW_COMPONENT_BASE
+
+
+def test_a_result_known_later_than_now_counts_when_due(tmp_path, store_url):
+    from features.contracts import validate_outcomes, validate_shipments
+    from serving.store import Caller
+    from serving.store.tables import pending_reports
+    from tests.serving.conftest import make_outcome, make_shipment
+
+    caller = Caller("gate", "system", 1)
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    iso = lambda t: t.isoformat()  # noqa: E731
+    ships = pd.DataFrame(
+        [
+            make_shipment(
+                i,
+                shipment_id=f"S{i}",
+                consignee_id="C1",
+                declared_at=iso(now - pd.Timedelta(hours=2)),
+                booked_at=None,
+                departed_at=None,
+                arrival_at=None,
+            )
+            for i in (1, 2)
+        ]
+    )
+    ships["declared_at"] = pd.to_datetime(ships["declared_at"])
+    ships = validate_shipments(ships)
+
+    def report(sid, result_at, result="seized"):
+        out = make_outcome(sid, result, inspected_at=now - pd.Timedelta(hours=1),
+                           result_at=result_at)  # fmt: skip
+        return validate_outcomes(pd.DataFrame([out]))
+
+    def c1():
+        keys = rows.ManifestKeys(frozenset({("consignee", "c1")}), *(frozenset(),) * 3)
+        row = store.aggregate_rows(keys)["key_totals"].iloc[0]
+        return int(row["shipments"]), int(row["inspections"]), int(row["seizures"])
+
+    store = Store(store_url)
+    try:
+        store.record_scoring(ships, [], request_id="r", caller=caller, model_name="m",
+                             model_version="1", online=True)  # fmt: skip
+        # a result known 3 minutes from now (a clock ahead): held, not counted
+        store.record_outcomes(report("S1", now + pd.Timedelta(minutes=3)), request_id="o1",
+                              caller=caller, online=True)  # fmt: skip
+        # (never materialised: the rows are kept from the first event on all the same)
+        with store.engine.connect() as conn:
+            assert (
+                conn.execute(sa.select(sa.func.count()).select_from(pending_reports)).scalar() == 1
+            )
+        assert c1() == (2, 0, 0)
+        assert store.fold_due_reports(ns(now + pd.Timedelta(minutes=1))) == 0
+        assert c1() == (2, 0, 0)
+        assert store.fold_due_reports(ns(now + pd.Timedelta(minutes=4))) == 1
+        assert c1() == (2, 1, 1)
+        assert store.fold_due_reports(ns(now + pd.Timedelta(minutes=5))) == 0  # once
+
+        # S2's result also arrives early, then is corrected before due: the held report is
+        # dropped (never counted, so nothing taken back) and the correction counts at once
+        store.record_outcomes(report("S2", now + pd.Timedelta(minutes=3)), request_id="o2",
+                              caller=caller, online=True)  # fmt: skip
+        store.record_outcomes(report("S2", now - pd.Timedelta(minutes=1), "clean"),
+                              request_id="o3", caller=caller, corrections=["lab"],
+                              may_correct=True, online=True)  # fmt: skip
+        assert c1() == (2, 2, 1)
+        assert store.fold_due_reports(ns(now + pd.Timedelta(minutes=10))) == 0
+        assert c1() == (2, 2, 1)
+    finally:
+        store.close()
