@@ -435,21 +435,41 @@ class ScoringEngine:
         """The history of a stored shipment's parties (one profile per party it names, with
         the party's name from the record) and the consignees linked to its consignee; None
         while the history is not loaded. Outcomes committed a moment ago are applied first."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
         parties = []
-        with self._lock:
+        with self._views_lock():
             for role, id_col, name_col in PARTY_FIELDS:
                 party_id = record.get(id_col)
                 if not party_id:
                     continue
-                profile = self.state.party_profile(role, party_id)
+                profile = views.party_profile(role, party_id)
                 profile["name"] = record.get(name_col) if name_col else None
                 parties.append(profile)
             consignee = record.get("consignee_id")
-            linked = self.state.linked_parties(consignee) if consignee else []
+            linked = views.linked_parties(consignee) if consignee else []
         return parties, linked
+
+    def _views(self) -> Any:
+        """What the officer's pages read a party from: the in-memory state (committed updates
+        applied first) or, with ``online_state: store``, the store's aggregates
+        (:class:`serving.store.online.StoreViews`); None while neither is ready."""
+        if not self._history_ready():
+            return None
+        if self.online:
+            from serving.store.online import StoreViews
+
+            self.store.fold_due_reports()
+            return StoreViews(self.store.engine)
+        self.flush()
+        return self.state
+
+    def _views_lock(self):
+        """The state's lock (the memory state is shared); none for the store's views."""
+        import contextlib
+
+        return contextlib.nullcontext() if self.online else self._lock
 
     def party_view(self, kind: str, term: str, latest: dict | None) -> dict[str, Any] | None:
         """What the history says of a party or identifier (a kind of
@@ -458,21 +478,21 @@ class ScoringEngine:
         (phone, address, customs code), and the features that describe it - those of its
         latest shipment (``latest``, a stored record) were it declared now - each with its
         catalog description. None while the history is not loaded."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
         from features.catalog import feature as catalog_feature
         from features.history import ROLES as HISTORY_ROLES
         from features.network import IDENTIFIERS
 
         out: dict[str, Any] = {"profile": None, "linked": [], "users": [], "features": []}
-        with self._lock:
+        with self._views_lock():
             if kind in HISTORY_ROLES:
-                out["profile"] = self.state.party_profile(kind, term)
+                out["profile"] = views.party_profile(kind, term)
             if kind == "consignee":
-                out["linked"] = self.state.linked_parties(term)
+                out["linked"] = views.linked_parties(term)
             if kind in IDENTIFIERS:
-                out["users"] = self.state.consignees_of(kind, term)
+                out["users"] = views.consignees_of(kind, term)
         prefixes = PARTY_FEATURES.get(kind)
         if prefixes and latest is not None:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -503,11 +523,11 @@ class ScoringEngine:
         """The network around a consignee or an identifier
         (:meth:`features.online.OnlineFeatureState.component`); None while the history is not
         loaded."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
-        with self._lock:
-            return self.state.component(kind, term)
+        with self._views_lock():
+            return views.component(kind, term)
 
     def features(
         self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None

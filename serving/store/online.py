@@ -572,3 +572,160 @@ class OnlineStore:
         """Whether aggregates were ever loaded into this store (:func:`aggregates_loaded`)."""
         with self.engine.connect() as conn:
             return aggregates_loaded(conn)
+
+
+class StoreViews:
+    """What an officer sees of a party, read from the online aggregates (``online_state:
+    store``): the same answers as :class:`features.online.views.OfficerViews` gives from the
+    in-memory state - a profile from ``key_totals`` and ``key_days``, the links from the
+    consignee pairs of phones, addresses and recipient codes in ``key_pairs`` (walked by
+    :func:`features.online.views.linked_from` / ``walk_component``). ``shipments_365d``
+    counts the day buckets from ``window_start(now, 365)``."""
+
+    def __init__(self, engine: sa.engine.Engine, now_ns: int | None = None) -> None:
+        self.engine = engine
+        self.now_ns = time.time_ns() if now_ns is None else int(now_ns)
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def _totals(self, conn, dim: str, key: str) -> dict[str, Any] | None:
+        row = (
+            conn.execute(
+                sa.text(f"SELECT * FROM key_totals WHERE dim = :dim AND {_KEY} = :key"),
+                {"dim": dim, "key": key},
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else dict(row)
+
+    def party_profile(self, role: str, party_id: str) -> dict[str, Any]:
+        from features.errors import ContractError
+        from features.history import COUNTERPARTY, ROLES, window_start
+        from features.manifest import norm_text
+
+        if role not in ROLES:
+            raise ContractError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+        key = norm_text(party_id)
+        row, recent = None, 0
+        if key is not None:
+            with self.engine.connect() as conn:
+                row = self._totals(conn, role, key)
+                recent = int(
+                    conn.execute(
+                        sa.text(
+                            f"SELECT COALESCE(SUM(shipments), 0) FROM key_days WHERE dim = :dim "
+                            f"AND {_KEY} = :key AND day_start >= :since"
+                        ),
+                        {"dim": role, "key": key, "since": window_start(self.now_ns, 365)},
+                    ).scalar()
+                    or 0
+                )
+
+        def number(column: str) -> int:
+            return 0 if row is None or row[column] is None else int(row[column])
+
+        first = None if row is None or not number("shipments") else row["first_seen"]
+        return {
+            "role": role,
+            "party_id": party_id,
+            "first_seen": pd.Timestamp(int(first)) if first is not None else None,
+            "shipments": number("shipments"),
+            "shipments_365d": recent,
+            "inspections": number("inspections"),
+            "seizures": number("seizures"),
+            "distinct_counterparties": number(f"distinct_{COUNTERPARTY[role]}"),
+            "distinct_origins": number("distinct_origin"),
+            "distinct_hs_chapters": number("distinct_hs2"),
+        }
+
+    def _identifiers_of(self, consignee: str) -> list[tuple[str, str]]:
+        from features.network import IDENTIFIERS
+
+        marks = ", ".join(f"'{d}'" for d in IDENTIFIERS)
+        # in the order they were first declared with the consignee (within one declaration,
+        # the order of IDENTIFIERS), as the memory state keeps them
+        rank = " ".join(f"WHEN '{d}' THEN {i}" for i, d in enumerate(IDENTIFIERS))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT dim, {_KEY} FROM key_pairs WHERE partner = 'consignee' AND "
+                    f"value = :c AND dim IN ({marks}) "
+                    f"ORDER BY first_seen, CASE dim {rank} END, {_KEY}"
+                ),
+                {"c": consignee},
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def _members_of(self, ident: tuple[str, str]) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT value FROM key_pairs WHERE dim = :dim AND partner = 'consignee' "
+                    f"AND {_KEY} = :key ORDER BY first_seen, value"
+                ),
+                {"dim": ident[0], "key": ident[1]},
+            ).scalars()
+            return list(rows)
+
+    def _consignee(self, key: str) -> dict[str, Any]:
+        cached = self._cache.get(key)
+        if cached is not None:
+            return dict(cached)
+        from serving.store.tables import search_keys
+
+        with self.engine.connect() as conn:
+            row = self._totals(conn, "consignee", key)
+            shown = conn.execute(
+                sa.select(search_keys.c.display).where(
+                    search_keys.c.kind == "consignee", search_keys.c.term == key
+                )
+            ).scalar()
+        info = {
+            "key": key,
+            "party_id": " ".join(str(shown).split()) if shown else key,
+            "shipments": 0 if row is None else int(row["shipments"] or 0),
+            "seizures": 0 if row is None else int(row["seizures"] or 0),
+        }
+        self._cache[key] = info
+        return dict(info)
+
+    def linked_parties(self, party_id: str) -> list[dict[str, Any]]:
+        from features.manifest import norm_text
+        from features.online.views import linked_from
+
+        key = norm_text(party_id)
+        if key is None:
+            return []
+        return linked_from(key, self._identifiers_of, self._members_of, self._consignee)
+
+    def consignees_of(self, ident: str, value: str) -> list[dict[str, Any]]:
+        from features.errors import ContractError
+        from features.network import IDENTIFIERS
+
+        if ident not in IDENTIFIERS:
+            raise ContractError(f"ident must be one of {', '.join(IDENTIFIERS)}; got {ident!r}")
+        out = [self._consignee(c) for c in self._members_of((ident, value))]
+        return sorted(out, key=lambda d: (-d["seizures"], d["party_id"]))
+
+    def component(
+        self, kind: str, value: str, *, max_parties: int = 150, hub: int = 8
+    ) -> dict[str, Any]:
+        from features.errors import ContractError
+        from features.network import IDENTIFIERS
+        from features.online.views import walk_component
+
+        if kind != "consignee" and kind not in IDENTIFIERS:
+            raise ContractError(f"kind must be consignee or one of {', '.join(IDENTIFIERS)}")
+        return walk_component(
+            kind,
+            value,
+            self._identifiers_of,
+            self._members_of,
+            self._consignee,
+            max_parties=max_parties,
+            hub=hub,
+        )
+
+
+_KEY = '"key"'
+"""The column ``key`` quoted (a reserved word in some dialects)."""

@@ -263,6 +263,9 @@ seizures, distinct partners), day buckets of the windowed counts, first times of
 pairs, and the link graph's component of each consignee and identifier - as of the ``as_of``
 of the last load (:data:`aggregate_loads`). Times are int64 ns."""
 
+sa.Index("ix_key_pairs_value", key_pairs.c.dim, key_pairs.c.partner, key_pairs.c.value)
+"""The officers' views walk partner pairs both ways: a consignee's phones, addresses and
+recipient codes (``(phone, consignee, <phone>, <consignee>)`` found by its value)."""
 sa.Index("ix_key_components_component", key_components.c.component)
 """Merging two components relabels every node of one, and a seizure updates every node of its
 component: both find the nodes by component."""

@@ -221,6 +221,24 @@ def test_store_features_equal_the_memory_state_and_the_day_grid(
             kept = np.array([log.store[sid][n] for sid in ids])
             assert np.allclose(kept, hand[n], equal_nan=True), n
         assert np.nanmax(hand["n30:consignee"]) > 0 and np.nanmax(hand["seiz90:loading_port"]) > 0
+
+        # what an officer sees of a party: the same from the store's aggregates
+        records = [store.store.shipment(sid) for sid in ids[-12:]]
+        assert memory.parties(records[0]) is not None
+        for record in records:
+            assert store.parties(record) == memory.parties(record)
+        seized = outs.loc[outs["result"] == "seized", "shipment_id"]
+        consignees = ships.loc[ships["shipment_id"].isin(seized), "consignee_id"].unique()[:5]
+        phone = manifest.prepare(seed.head(1), tuple_keys=True)["phone"][0]
+        for consignee in consignees:
+            key = manifest.norm_text(consignee)
+            assert store.network("consignee", key) == memory.network("consignee", key)
+            assert store.party_view("consignee", key, None) == memory.party_view(
+                "consignee", key, None
+            )
+        assert store.network("phone", phone) == memory.network("phone", phone)
+        users = store.party_view("phone", phone, None)
+        assert users == memory.party_view("phone", phone, None) and len(users["users"]) > 5
     finally:
         memory.store.close()
         store.store.close()
