@@ -21,7 +21,7 @@ from features import manifest
 from features.online import rows as online_rows
 from features.online.aggregates import RawAggregates
 from features.snapshot import TABLE_COLUMNS
-from serving.engine import ScoringEngine
+from serving.engine import Conflict, ScoringEngine
 from serving.model import LoadedModel
 from serving.schemas import OutcomeIn, ShipmentIn
 from serving.store import Caller, read_aggregates
@@ -339,3 +339,56 @@ def test_features_before_adding_a_manifest_do_not_see_it():
     # and with A's deltas applied by hand, B (declared after) would see one
     deltas = online_rows.shipment_deltas(p, rows=[0])
     assert deltas.totals[("consignee", "c1")]["shipments"] == 1
+
+
+@pytest.mark.integration
+def test_two_engines_on_one_postgresql_keep_exact_aggregates(home, world, tmp_path):
+    """Two engines (as two workers or replicas would) on one PostgreSQL database score
+    overlapping manifests and post reports at once, from threads: the aggregates end equal to
+    a fresh materialisation of what the store holds (a sequential replay of it)."""
+    import threading
+
+    ships, outs, model = world
+    ships = ships.sort_values("declared_at").reset_index(drop=True)
+    seed = ships.head(150)
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    seed.to_parquet(seed_dir / "shipments.parquet")
+    outs[outs["shipment_id"].isin(seed["shipment_id"])].to_parquet(seed_dir / "outcomes.parquet")
+    rest = ships.iloc[150:]
+    with postgres_database() as url:
+        settings = load_settings(store_url=url, online_state="store", serve_seed_data=seed_dir,
+                                 max_batch=100, drift_refresh_minutes=0)  # fmt: skip
+        one = _engine(settings, model)
+        two = _engine(settings, model)
+        errors = []
+
+        def work(engine, offset):
+            try:
+                for start in range(offset, len(rest), 10):  # overlapping windows of 15
+                    chunk = rest.iloc[start : start + 15]
+                    engine.score(_ships(chunk), caller=SYSTEM)
+                    done = outs[outs["shipment_id"].isin(chunk["shipment_id"])]
+                    if len(done):
+                        try:
+                            engine.record_outcomes(_reports(done), caller=SYSTEM)
+                        except Conflict:  # the other stored the same reports at that moment:
+                            engine.record_outcomes(_reports(done), caller=SYSTEM)  # as told
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(e, o)) for e, o in ((one, 0), (two, 5))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        try:
+            assert not errors, errors
+            assert one.store.count("shipments") == len(ships)
+            as_of = int(max(ships["declared_at"].max(), outs["result_at"].max()).value) + 1
+            kept = canonical(read_aggregates(one.store), as_of)
+            materialize_history(one.store)
+            assert_same(canonical(read_aggregates(one.store), as_of), kept)
+        finally:
+            one.store.close()
+            two.store.close()
