@@ -146,6 +146,11 @@ def spans(dim: engine.Dimension) -> tuple[int, int]:
     return max(dim.windows, default=0), max(dim.seizure_windows, default=0)
 
 
+MAX_WINDOW_DAYS: Final = max(max(spans(d)) for d in engine.dimensions())
+"""The longest window of any dimension: a shipment at ``t`` reads no day bucket before
+``history.window_start(t, MAX_WINDOW_DAYS)``."""
+
+
 # -- the definitions ---------------------------------------------------------------------------
 def _null(kind: str) -> str:
     return f"CAST(NULL AS {kind})"
@@ -606,34 +611,28 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The raw aggregates of prepared shipments from aggregate rows in the snapshot's table
-    shapes (:data:`TABLE_COLUMNS`, with ``dim``; at least every row of the shipments' keys):
+    shapes (:data:`TABLE_COLUMNS`, with ``dim``; at least every row of the shipments' keys;
+    each table a frame or a list of row mappings):
     the one definition behind :func:`snapshot_raw` and the online store's features
     (:mod:`features.online.rows`). Totals are as the rows hold them; a ``w``-day window of a
     shipment declared at ``t`` sums the key's day buckets from
     :func:`features.history.window_start` ``(t, w)`` on."""
     t = np.asarray(p["t"], dtype="int64")
-    totals_frame = tables["key_totals"]
-    days_frame = tables["key_days"]
-    totals = {
-        (d, k): row
-        for d, k, row in zip(
-            totals_frame["dim"].tolist(),
-            totals_frame["key"].tolist(),
-            totals_frame.drop(columns=["dim", "key"]).to_dict("records"),
-            strict=True,
-        )
-    }
+    totals_table = tables["key_totals"]
+    if isinstance(totals_table, pd.DataFrame):
+        totals_table = totals_table.to_dict("records")
+    totals = {(row["dim"], row["key"]): row for row in totals_table}
     days: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
-    for d, k, start, ship, seiz in days_frame[
-        ["dim", "key", "day_start", "shipments", "seizures"]
-    ].itertuples(index=False, name=None):
+    for d, k, start, ship, seiz in table_rows(
+        tables["key_days"], ("dim", "key", "day_start", "shipments", "seizures")
+    ):
         days.setdefault((d, k), []).append((int(start), ship, seiz))
     nan = np.nan
     n = len(t)
     t_list = t.tolist()
     raw: dict[str, np.ndarray] = {}
     for dim in engine.dimensions():
-        _, names = engine.dimension_sql(dim)
+        names = _raw_names(dim)
         keys = [key_text(v) for v in np.asarray(p[dim.name], dtype=object).tolist()]
         cols = {name: np.full(n, nan) for name in names}
         for i, key in enumerate(keys):
@@ -650,15 +649,36 @@ def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.
     return raw
 
 
+def table_rows(table: Any, columns: Sequence[str]) -> list[tuple]:
+    """The ``columns`` of an aggregate table's rows, as tuples: ``table`` a frame or a list of
+    row mappings (what a store reads without pandas)."""
+    if isinstance(table, pd.DataFrame):
+        if not len(table):
+            return []
+        return list(zip(*(table[c].tolist() for c in columns), strict=True))
+    return [tuple(row[c] for c in columns) for row in table]
+
+
+_NAMES: dict[str, list[str]] = {}
+
+
+def _raw_names(dim: engine.Dimension) -> list[str]:
+    """The raw aggregate names of a dimension (:func:`features.engine.dimension_sql`'s)."""
+    names = _NAMES.get(dim.name)
+    if names is None:
+        names = _NAMES[dim.name] = list(engine.dimension_sql(dim)[1])
+    return names
+
+
 def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``net:size`` / ``net:seizures``: the network a shipment at ``as_of`` connects to (the
     components of its consignee and identifiers), as :meth:`LinkGraph.component` counts it."""
-    frame = tables["key_components"]
     node = {
         (d, k): (c, parties, seized, own)
-        for d, k, c, parties, seized, own in frame[
-            ["dim", "key", "component", "parties", "seizures", "own_seizures"]
-        ].itertuples(index=False, name=None)
+        for d, k, c, parties, seized, own in table_rows(
+            tables["key_components"],
+            ("dim", "key", "component", "parties", "seizures", "own_seizures"),
+        )
     }
     size, seizures = [], []
     idents = list(zip(*(p[d] for d in IDENTIFIERS), strict=True))
@@ -681,9 +701,11 @@ def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str
 def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict, prior) -> dict:
     """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
     ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
-    pairs = tables["key_pairs"]
-    words = pairs[pairs["dim"] == WORDS_DIM]
-    seen_before = set(zip(words["key"].tolist(), words["value"].tolist(), strict=True))
+    seen_before = {
+        (k, v)
+        for d, k, v in table_rows(tables["key_pairs"], ("dim", "key", "value"))
+        if d == WORDS_DIM
+    }
     max_rate, seen, tokens = [], [], []
     for i, (ports, chapter, words_of) in enumerate(
         zip(p["ports"], p["hs2"], p["tokens"], strict=True)

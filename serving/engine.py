@@ -421,8 +421,12 @@ class ScoringEngine:
 
         if not self.aggregates_ready:
             raise self._not_ready()
+        from features.history import window_start
+        from features.snapshot import MAX_WINDOW_DAYS
+
         self.store.fold_due_reports()  # results known by now that arrived early
-        tables = self.store.aggregate_rows(manifest_keys(prepared))
+        since = window_start(int(np.min(prepared["t"])), MAX_WINDOW_DAYS)
+        tables = self.store.aggregate_rows(manifest_keys(prepared), since)
         return feature_rows(shipments, prepared, tables, attributes)
 
     def flush(self) -> None:

@@ -50,8 +50,11 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns_of(table)})
 
 
-def _select(conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str]) -> list[tuple]:
-    """The rows of ``table`` whose ``key_cols`` are one of ``keys`` (row-value IN, chunked)."""
+def _select(
+    conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str], where: str | None = None
+) -> list[tuple]:
+    """The rows of ``table`` whose ``key_cols`` are one of ``keys`` (row-value IN, chunked),
+    and ``where``."""
     if not keys:
         return []
     names = columns_of(table)
@@ -67,13 +70,17 @@ def _select(conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str]) ->
             params.update({f"k{i}_{j}": key[j] for j in range(width)})
         target = "(" + ", ".join(f'"{c}"' for c in key_cols) + ")"
         sql = f"SELECT {cols} FROM {table} WHERE {target} IN ({', '.join(marks)})"
+        if where:
+            sql += f" AND {where}"
         found += [tuple(r) for r in conn.execute(sa.text(sql), params)]
     return found
 
 
-def fetch_rows(conn, keys: ManifestKeys) -> dict[str, pd.DataFrame]:
+def fetch_rows(conn, keys: ManifestKeys, since: int | None = None) -> dict[str, list[dict]]:
     """The aggregate rows of a manifest's keys (:func:`features.online.rows.manifest_keys`),
-    as frames in the snapshot's table shapes: what its features are computed from."""
+    as lists of row mappings in the snapshot's table shapes: what its features are computed
+    from. ``since``: day buckets from then on only (the earliest window start of the
+    manifest)."""
     wanted: dict[str, tuple[list[tuple], tuple[str, ...]]] = {
         "key_totals": (sorted(keys.totals), ("dim", "key")),
         "key_days": (sorted(keys.days), ("dim", "key")),
@@ -82,8 +89,11 @@ def fetch_rows(conn, keys: ManifestKeys) -> dict[str, pd.DataFrame]:
     }
     out = {}
     for table, (ks, key_cols) in wanted.items():
-        rows = _select(conn, table, ks, key_cols)
-        out[table] = pd.DataFrame(rows, columns=columns_of(table)) if rows else _empty(table)
+        where = f"day_start >= {int(since)}" if table == "key_days" and since is not None else None
+        names = columns_of(table)
+        out[table] = [
+            dict(zip(names, r, strict=True)) for r in _select(conn, table, ks, key_cols, where)
+        ]
     return out
 
 
@@ -554,10 +564,10 @@ class OnlineStore:
 
     engine: sa.engine.Engine
 
-    def aggregate_rows(self, keys: ManifestKeys) -> dict[str, pd.DataFrame]:
+    def aggregate_rows(self, keys: ManifestKeys, since: int | None = None) -> dict[str, list[dict]]:
         """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now."""
         with self.engine.connect() as conn:
-            return fetch_rows(conn, keys)
+            return fetch_rows(conn, keys, since)
 
     def fold_due_reports(self, now_ns: int | None = None) -> int:
         """Count the held reports now due (:func:`fold_due`); a read when none is."""

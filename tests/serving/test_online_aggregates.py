@@ -245,7 +245,7 @@ def test_a_result_known_later_than_now_counts_when_due(tmp_path, store_url):
 
     def c1():
         keys = rows.ManifestKeys(frozenset({("consignee", "c1")}), *(frozenset(),) * 3)
-        row = store.aggregate_rows(keys)["key_totals"].iloc[0]
+        row = store.aggregate_rows(keys)["key_totals"][0]
         return int(row["shipments"]), int(row["inspections"]), int(row["seizures"])
 
     store = Store(store_url)
