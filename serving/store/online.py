@@ -53,26 +53,49 @@ def _empty(table: str) -> pd.DataFrame:
 def _select(
     conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str], where: str | None = None
 ) -> list[tuple]:
-    """The rows of ``table`` whose ``key_cols`` are one of ``keys`` (row-value IN, chunked),
-    and ``where``."""
+    """The rows of ``table`` whose ``key_cols`` are one of ``keys``, and ``where``: the keys
+    grouped by all but their last column, one ``c1 = ? AND ... AND last IN (...)`` select per
+    group joined by ``UNION ALL`` (each a primary-key range on SQLite and PostgreSQL; a
+    row-value ``IN`` makes SQLite scan the table), in chunks under every driver's limits."""
     if not keys:
         return []
     names = columns_of(table)
     cols = ", ".join(f'"{c}"' for c in names)
+    *prefix_cols, last = key_cols
+    groups: dict[tuple, list] = {}
+    for key in keys:
+        groups.setdefault(tuple(key[:-1]), []).append(key[-1])
     found: list[tuple] = []
-    width = len(key_cols)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        params: dict[str, Any] = {}
-        marks = []
-        for i, key in enumerate(chunk):
-            marks.append("(" + ", ".join(f":k{i}_{j}" for j in range(width)) + ")")
-            params.update({f"k{i}_{j}": key[j] for j in range(width)})
-        target = "(" + ", ".join(f'"{c}"' for c in key_cols) + ")"
-        sql = f"SELECT {cols} FROM {table} WHERE {target} IN ({', '.join(marks)})"
-        if where:
-            sql += f" AND {where}"
-        found += [tuple(r) for r in conn.execute(sa.text(sql), params)]
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    size = 0
+
+    def flush() -> None:
+        nonlocal parts, params, size
+        if parts:
+            found.extend(tuple(r) for r in conn.execute(sa.text(" UNION ALL ".join(parts)), params))
+        parts, params, size = [], {}, 0
+
+    for prefix, lasts in groups.items():
+        for start in range(0, len(lasts), _CHUNK):
+            chunk = lasts[start : start + _CHUNK]
+            if size + len(chunk) > _CHUNK or len(parts) >= 200:
+                flush()
+            g = len(parts)
+            conds = []
+            for j, (column, value) in enumerate(zip(prefix_cols, prefix, strict=True)):
+                params[f"g{g}p{j}"] = value
+                conds.append(f'"{column}" = :g{g}p{j}')
+            marks = []
+            for i, value in enumerate(chunk):
+                params[f"g{g}v{i}"] = value
+                marks.append(f":g{g}v{i}")
+            conds.append(f'"{last}" IN ({", ".join(marks)})')
+            if where:
+                conds.append(where)
+            parts.append(f"SELECT {cols} FROM {table} WHERE {' AND '.join(conds)}")
+            size += len(chunk)
+    flush()
     return found
 
 
