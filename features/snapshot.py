@@ -46,6 +46,7 @@ the connected components of its distinct links (scipy), in this process, after t
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
@@ -622,11 +623,12 @@ def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.
     if isinstance(totals_table, pd.DataFrame):
         totals_table = totals_table.to_dict("records")
     totals = {(row["dim"], row["key"]): row for row in totals_table}
-    days: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    listed: dict[tuple[str, str], list[tuple[int, Any, Any]]] = {}
     for d, k, start, ship, seiz in table_rows(
         tables["key_days"], ("dim", "key", "day_start", "shipments", "seizures")
     ):
-        days.setdefault((d, k), []).append((int(start), ship, seiz))
+        listed.setdefault((d, k), []).append((int(start), ship, seiz))
+    days = {key: _Buckets(buckets) for key, buckets in listed.items()}
     nan = np.nan
     n = len(t)
     t_list = t.tolist()
@@ -639,7 +641,7 @@ def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.
             if key is None:
                 continue
             row = totals.get((dim.name, key))
-            buckets = days.get((dim.name, key), [])
+            buckets = days.get((dim.name, key), _NO_BUCKETS)
             values = _dimension_values(dim, row, buckets, t_list[i])
             for name in names:
                 cols[name][i] = values[name]
@@ -727,22 +729,52 @@ def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict,
     }
 
 
+def _missing(v: Any) -> bool:
+    """NULL as a store or a frame gives it: None, pandas' NA, NaN."""
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+class _Buckets:
+    """One key's day buckets, sorted, with suffix sums of shipments (column 1) and seizures
+    (column 2): a window is one binary search, however many shipments ask."""
+
+    __slots__ = ("starts", "sums")
+
+    def __init__(self, buckets: list[tuple[int, Any, Any]]) -> None:
+        buckets = sorted(buckets)
+        self.starts = [b[0] for b in buckets]
+        self.sums: dict[int, list[float]] = {}
+        for column in (1, 2):
+            total, suffix = 0.0, [0.0] * (len(buckets) + 1)
+            for i in range(len(buckets) - 1, -1, -1):
+                v = buckets[i][column]
+                if not _missing(v):
+                    total += float(v)
+                suffix[i] = total
+            self.sums[column] = suffix
+
+    def since(self, start: int, column: int) -> float:
+        """The sum of ``column`` over the buckets from ``start`` on."""
+        return self.sums[column][bisect.bisect_left(self.starts, start)]
+
+
+_NO_BUCKETS: Final = _Buckets([])
+
+
 def _dimension_values(
-    dim: engine.Dimension, row: dict | None, buckets: list, t: int
+    dim: engine.Dimension, row: dict | None, buckets: _Buckets, t: int
 ) -> dict[str, float]:
     """One key's raw aggregates for a shipment declared at ``t`` from its ``key_totals`` row
     (None: never declared) and its day buckets."""
 
     def value(column: str, default: float = 0.0) -> float:
-        if row is None or pd.isna(row[column]):
+        v = None if row is None else row[column]
+        if _missing(v):
             return default
-        return float(row[column])
+        return float(v)
 
     def window(column: int, days: int) -> float:
-        since = history.window_start(t, days)
-        return float(
-            sum(int(b[column]) for b in buckets if b[0] >= since and not pd.isna(b[column]))
-        )
+        return buckets.since(history.window_start(t, days), column)
 
     shipments = value("shipments")
     out = {f"n:{dim.name}": shipments}

@@ -67,30 +67,29 @@ def _select(
         groups.setdefault(tuple(key[:-1]), []).append(key[-1])
     found: list[tuple] = []
     parts: list[str] = []
-    params: dict[str, Any] = {}
+    params: list[Any] = []
     size = 0
+    # positional parameters through the driver: SQLAlchemy's text() binding costs more than
+    # the queries for a manifest's thousands of keys
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
     def flush() -> None:
         nonlocal parts, params, size
         if parts:
-            found.extend(tuple(r) for r in conn.execute(sa.text(" UNION ALL ".join(parts)), params))
-        parts, params, size = [], {}, 0
+            found.extend(
+                tuple(r) for r in conn.exec_driver_sql(" UNION ALL ".join(parts), tuple(params))
+            )
+        parts, params, size = [], [], 0
 
     for prefix, lasts in groups.items():
         for start in range(0, len(lasts), _CHUNK):
             chunk = lasts[start : start + _CHUNK]
             if size + len(chunk) > _CHUNK or len(parts) >= 200:
                 flush()
-            g = len(parts)
-            conds = []
-            for j, (column, value) in enumerate(zip(prefix_cols, prefix, strict=True)):
-                params[f"g{g}p{j}"] = value
-                conds.append(f'"{column}" = :g{g}p{j}')
-            marks = []
-            for i, value in enumerate(chunk):
-                params[f"g{g}v{i}"] = value
-                marks.append(f":g{g}v{i}")
-            conds.append(f'"{last}" IN ({", ".join(marks)})')
+            conds = [f'"{column}" = {mark}' for column in prefix_cols]
+            params.extend(prefix)
+            conds.append(f'"{last}" IN ({", ".join([mark] * len(chunk))})')
+            params.extend(chunk)
             if where:
                 conds.append(where)
             parts.append(f"SELECT {cols} FROM {table} WHERE {' AND '.join(conds)}")
