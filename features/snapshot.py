@@ -769,7 +769,7 @@ def _dimension_values(
 
     def value(column: str, default: float = 0.0) -> float:
         v = None if row is None else row[column]
-        if _missing(v):
+        if v is None or _missing(v):
             return default
         return float(v)
 
