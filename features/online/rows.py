@@ -72,8 +72,20 @@ class ManifestKeys:
     nodes: frozenset[tuple[str, str]]
 
 
+_TEXT = "_key_text"
+"""Where :func:`_column` leaves, in a prepared manifest, the key texts it made (the keys,
+the deltas and the features of one manifest read the same columns)."""
+
+
 def _column(p: Mapping[str, Any], name: str) -> list:
-    return [key_text(v) for v in np.asarray(p[name], dtype=object).tolist()]
+    """The key text (:func:`features.snapshot.key_text`) of each row's ``name`` key."""
+    cache = p.get(_TEXT) if isinstance(p, dict) else None
+    if cache is not None and name in cache:
+        return cache[name]
+    texts = [key_text(v) for v in np.asarray(p[name], dtype=object).tolist()]
+    if isinstance(p, dict):
+        p.setdefault(_TEXT, {})[name] = texts
+    return texts
 
 
 def manifest_keys(p: Mapping[str, Any]) -> ManifestKeys:
@@ -208,43 +220,63 @@ def shipment_deltas(p: Mapping[str, Any], rows: Iterable[int] | None = None) -> 
     t = [int(v) for v in np.asarray(p["t"], dtype="int64").tolist()]
     chosen = list(range(len(t))) if rows is None else list(rows)
     lvk = np.asarray(p["log_value_per_kg"], dtype="float64").tolist()
+    days_of = [day_of(v) for v in t]
+    totals, days, pairs = out.totals, out.days, out.pairs
     for dim in engine.dimensions():
-        keys = _column(p, dim.name)
-        partners = {v: _column(p, v) for v in dim.distinct}
+        name = dim.name
+        keys = _column(p, name)
+        partners = [(v, _column(p, v)) for v in dim.distinct]
         ship_days, _ = spans(dim)
+        template = _totals_template(dim)
+        day_template = _days_template(dim)
+        values = dim.value_mean
         for i in chosen:
             key = keys[i]
             if key is None:
                 continue
-            row = _totals_template(dim)
-            row["shipments"] = 1
-            row["first_seen"] = t[i]
-            if dim.value_mean and math.isfinite(lvk[i]):
-                row["value_sum"] = lvk[i]
-                row["value_count"] = 1
-            _fold(out.totals.setdefault((dim.name, key), _totals_template(dim)), row)
+            when = t[i]
+            row = totals.get((name, key))
+            if row is None:
+                row = totals[(name, key)] = dict(template)
+            row["shipments"] += 1  # type: ignore[operator]
+            first = row["first_seen"]
+            if first is None or when < first:
+                row["first_seen"] = when
+            if values and math.isfinite(lvk[i]):
+                row["value_sum"] += lvk[i]
+                row["value_count"] += 1  # type: ignore[operator]
             if ship_days:
-                day = _days_template(dim)
-                day["shipments"] = 1
-                _fold(out.days.setdefault((dim.name, key, day_of(t[i])), _days_template(dim)), day)
-            for partner, values in partners.items():
-                value = values[i]
+                bucket = days.get((name, key, days_of[i]))
+                if bucket is None:
+                    bucket = days[(name, key, days_of[i])] = dict(day_template)
+                bucket["shipments"] += 1  # type: ignore[operator]
+            for partner, partner_keys in partners:
+                value = partner_keys[i]
                 if value is not None:
-                    pair = (dim.name, partner, key, value)
-                    out.pairs[pair] = min(t[i], out.pairs.get(pair, t[i]))
+                    pair = (name, partner, key, value)
+                    old = pairs.get(pair)
+                    if old is None or when < old:
+                        pairs[pair] = when
     ports = p["ports"]
     chapters = _column(p, "hs2")
     tokens = p["tokens"]
+    port_template = _totals_template(None)
     for i in chosen:
+        when = t[i]
         for port in ports[i]:
-            row = _totals_template(None)
-            row["shipments"] = 1
-            row["first_seen"] = t[i]
-            _fold(out.totals.setdefault((PORT_DIM, port), _totals_template(None)), row)
+            row = totals.get((PORT_DIM, port))
+            if row is None:
+                row = totals[(PORT_DIM, port)] = dict(port_template)
+            row["shipments"] += 1  # type: ignore[operator]
+            first = row["first_seen"]
+            if first is None or when < first:
+                row["first_seen"] = when
         if chapters[i] is not None:
             for word in tokens[i]:
                 pair = (WORDS_DIM, WORD_PARTNER, chapters[i], word)
-                out.pairs[pair] = min(t[i], out.pairs.get(pair, t[i]))
+                old = pairs.get(pair)
+                if old is None or when < old:
+                    pairs[pair] = when
     return out
 
 
