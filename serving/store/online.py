@@ -134,7 +134,9 @@ def _sum(table: str, column: str) -> str:
     )
 
 
-def _upsert_sql(table: str) -> str:
+def _upsert_sql(table: str, mark: str) -> str:
+    """The summing upsert of ``table``, with positional parameters ``mark`` (``?`` or
+    ``%s``) in :func:`columns_of` order."""
     names = columns_of(table)
     keys = TABLE_KEYS[table]
     sets = []
@@ -150,7 +152,7 @@ def _upsert_sql(table: str) -> str:
         else:
             sets.append(_sum(table, column))
     cols = ", ".join(f'"{c}"' for c in names)
-    marks = ", ".join(f":{c}" for c in names)
+    marks = ", ".join(mark for _ in names)
     target = ", ".join(f'"{c}"' for c in keys)
     return (
         f"INSERT INTO {table} ({cols}) VALUES ({marks}) "
@@ -158,7 +160,13 @@ def _upsert_sql(table: str) -> str:
     )
 
 
-_UPSERT = {table: _upsert_sql(table) for table in ("key_totals", "key_days")}
+_UPSERT = {
+    (table, mark): _upsert_sql(table, mark)
+    for table in ("key_totals", "key_days")
+    for mark in ("?", "%s")
+}
+"""The upserts, run through the driver's ``executemany`` (SQLAlchemy's parameter handling
+costs more than SQLite's work for a manifest's thousands of rows)."""
 _INSERT_PAIR = (
     'INSERT INTO key_pairs ("dim", "partner", "key", "value", "first_seen") '
     "VALUES (:dim, :partner, :key, :value, :first_seen) "
@@ -169,15 +177,13 @@ _INSERT_PAIR = (
 def apply_deltas(conn, deltas: Deltas) -> None:
     """Add ``deltas`` to the tables (within ``conn``'s transaction): totals and day buckets
     summed, the consignees' own seizures and their components' seizures."""
-    if deltas.totals:
-        rows = [{"dim": d, "key": k, **row} for (d, k), row in sorted(deltas.totals.items())]
-        conn.execute(sa.text(_UPSERT["key_totals"]), rows)
-    if deltas.days:
-        rows = [
-            {"dim": d, "key": k, "day_start": day, **row}
-            for (d, k, day), row in sorted(deltas.days.items())
-        ]
-        conn.execute(sa.text(_UPSERT["key_days"]), rows)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for table, items in (("key_totals", deltas.totals), ("key_days", deltas.days)):
+        if not items:
+            continue
+        names = columns_of(table)[len(TABLE_KEYS[table]) :]
+        rows = [(*key, *(row[c] for c in names)) for key, row in sorted(items.items())]
+        conn.exec_driver_sql(_UPSERT[(table, mark)], rows)
     for consignee, n in sorted(deltas.own.items()):
         if n == 0:
             continue
