@@ -159,15 +159,6 @@ class Settings(BaseSettings):
         description="Directory of contract tables (shipments, outcomes) copied into an empty "
         "serving store at start, so the first scores have history.",
     )
-    online_state: Literal["memory", "store"] = Field(
-        default="memory",
-        description="Where the service's history features come from: `memory` builds the "
-        "in-process feature state from the store's history at start (memory and start-up "
-        "time grow with the history); `store` reads the online aggregates per key kept in the "
-        "store (`cargorisk features materialize`, or built at start from the store's own "
-        "history) and updates them in the transaction that stores each declaration and "
-        "report, holding no history in the process (issue 15).",
-    )
     auth_enabled: bool = True
     max_batch: int = Field(default=20_000, ge=1, le=200_000)
     explain_top_share: float = Field(default=0.1, ge=0, le=1)
@@ -189,8 +180,11 @@ class Settings(BaseSettings):
         default="memory",
         description="Where the service's online features come from: `memory`, a feature "
         "state of the whole history built in each worker process at start; `store`, the "
-        "online aggregates kept in the store, shared by every worker and replica (issue 15). "
-        "`cargorisk serve --workers N` with N > 1 refuses to start unless it is `store`.",
+        "online aggregates kept in the store (`cargorisk features materialize`, or built at "
+        "start from the store's own history), updated in the transaction that stores each "
+        "declaration and report, shared by every worker and replica, no history in the "
+        "process (issue 15). `cargorisk serve --workers N` with N > 1 refuses to start "
+        "unless it is `store`.",
     )
 
     # -- the service's edge: what it accepts before any work ------------------------------
