@@ -180,8 +180,11 @@ class Settings(BaseSettings):
         default="memory",
         description="Where the service's online features come from: `memory`, a feature "
         "state of the whole history built in each worker process at start; `store`, the "
-        "online aggregates kept in the store, shared by every worker and replica (issue 15). "
-        "`cargorisk serve --workers N` with N > 1 refuses to start unless it is `store`.",
+        "online aggregates kept in the store (`cargorisk features materialize`, or built at "
+        "start from the store's own history), updated in the transaction that stores each "
+        "declaration and report, shared by every worker and replica, no history in the "
+        "process (issue 15). `cargorisk serve --workers N` with N > 1 refuses to start "
+        "unless it is `store`.",
     )
 
     # -- the service's edge: what it accepts before any work ------------------------------

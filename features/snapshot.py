@@ -46,11 +46,12 @@ the connected components of its distinct links (scipy), in this process, after t
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +145,11 @@ def spans(dim: engine.Dimension) -> tuple[int, int]:
     """Days of shipment buckets and of seizure buckets the snapshot keeps for ``dim`` (its
     longest counted window and its longest seizure window; 0 = none)."""
     return max(dim.windows, default=0), max(dim.seizure_windows, default=0)
+
+
+MAX_WINDOW_DAYS: Final = max(max(spans(d)) for d in engine.dimensions())
+"""The longest window of any dimension: a shipment at ``t`` reads no day bucket before
+``history.window_start(t, MAX_WINDOW_DAYS)``."""
 
 
 # -- the definitions ---------------------------------------------------------------------------
@@ -587,10 +593,11 @@ def read_snapshot(path: Path) -> Snapshot:
 
 def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The raw aggregates (``n:``, ``n<w>:``, ``first:``, ``d:``, ``sum:`` / ``cnt:``,
-    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``;
-    all but the link graph's ``net:*``) of prepared shipments declared at
-    ``snap.as_of``, read from the snapshot alone: what the online store of issue 15 computes
-    features from. Equal to the offline pipeline's and the online state's for them.
+    ``insp:``, ``seiz:``, ``seiz<w>:``, ``ports:max_rate``, ``desc:seen`` / ``desc:tokens``,
+    ``net:size`` / ``net:seizures``) of prepared shipments declared at ``snap.as_of``, read
+    from the snapshot alone (:func:`tables_raw`). Equal to the offline pipeline's and the
+    online state's for them (windows on the UTC-day grid of
+    :func:`features.history.window_start`).
 
     Raises :class:`ContractError` when a shipment is not declared at ``as_of`` (its windows
     would need events after the snapshot)."""
@@ -600,52 +607,80 @@ def snapshot_raw(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
             "declared_at: snapshot_raw describes shipments declared at the snapshot's as_of "
             f"({snap.as_of}); got {int(t[t != snap.as_of][0])}"
         )
-    totals_frame = snap.tables["key_totals"]
-    days_frame = snap.tables["key_days"]
-    totals = {
-        (d, k): row
-        for d, k, row in zip(
-            totals_frame["dim"].tolist(),
-            totals_frame["key"].tolist(),
-            totals_frame.drop(columns=["dim", "key"]).to_dict("records"),
-            strict=True,
-        )
-    }
-    days: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
-    for d, k, start, ship, seiz in days_frame[
-        ["dim", "key", "day_start", "shipments", "seizures"]
-    ].itertuples(index=False, name=None):
-        days.setdefault((d, k), []).append((int(start), ship, seiz))
+    return tables_raw(snap.tables, p)
+
+
+def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The raw aggregates of prepared shipments from aggregate rows in the snapshot's table
+    shapes (:data:`TABLE_COLUMNS`, with ``dim``; at least every row of the shipments' keys;
+    each table a frame or a list of row mappings):
+    the one definition behind :func:`snapshot_raw` and the online store's features
+    (:mod:`features.online.rows`). Totals are as the rows hold them; a ``w``-day window of a
+    shipment declared at ``t`` sums the key's day buckets from
+    :func:`features.history.window_start` ``(t, w)`` on."""
+    t = np.asarray(p["t"], dtype="int64")
+    totals_table = tables["key_totals"]
+    if isinstance(totals_table, pd.DataFrame):
+        totals_table = totals_table.to_dict("records")
+    totals = {(row["dim"], row["key"]): row for row in totals_table}
+    listed: dict[tuple[str, str], list[tuple[int, Any, Any]]] = {}
+    for d, k, start, ship, seiz in table_rows(
+        tables["key_days"], ("dim", "key", "day_start", "shipments", "seizures")
+    ):
+        listed.setdefault((d, k), []).append((int(start), ship, seiz))
+    days = {key: _Buckets(buckets) for key, buckets in listed.items()}
     nan = np.nan
     n = len(t)
+    t_list = t.tolist()
     raw: dict[str, np.ndarray] = {}
     for dim in engine.dimensions():
-        _, names = engine.dimension_sql(dim)
+        names = _raw_names(dim)
         keys = [key_text(v) for v in np.asarray(p[dim.name], dtype=object).tolist()]
         cols = {name: np.full(n, nan) for name in names}
         for i, key in enumerate(keys):
             if key is None:
                 continue
             row = totals.get((dim.name, key))
-            buckets = days.get((dim.name, key), [])
-            values = _dimension_values(dim, row, buckets, snap.as_of)
+            buckets = days.get((dim.name, key), _NO_BUCKETS)
+            values = _dimension_values(dim, row, buckets, t_list[i])
             for name in names:
                 cols[name][i] = values[name]
         raw.update(cols)
-    raw.update(_multi_values(snap, p, totals, history.prior_rate(raw)))
-    raw.update(_network_values(snap, p))
+    raw.update(_multi_values(tables, p, totals, history.prior_rate(raw)))
+    raw.update(_network_values(tables, p))
     return raw
 
 
-def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def table_rows(table: Any, columns: Sequence[str]) -> list[tuple]:
+    """The ``columns`` of an aggregate table's rows, as tuples: ``table`` a frame or a list of
+    row mappings (what a store reads without pandas)."""
+    if isinstance(table, pd.DataFrame):
+        if not len(table):
+            return []
+        return list(zip(*(table[c].tolist() for c in columns), strict=True))
+    return [tuple(row[c] for c in columns) for row in table]
+
+
+_NAMES: dict[str, list[str]] = {}
+
+
+def _raw_names(dim: engine.Dimension) -> list[str]:
+    """The raw aggregate names of a dimension (:func:`features.engine.dimension_sql`'s)."""
+    names = _NAMES.get(dim.name)
+    if names is None:
+        names = _NAMES[dim.name] = list(engine.dimension_sql(dim)[1])
+    return names
+
+
+def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``net:size`` / ``net:seizures``: the network a shipment at ``as_of`` connects to (the
     components of its consignee and identifiers), as :meth:`LinkGraph.component` counts it."""
-    frame = snap.tables["key_components"]
     node = {
         (d, k): (c, parties, seized, own)
-        for d, k, c, parties, seized, own in frame[
-            ["dim", "key", "component", "parties", "seizures", "own_seizures"]
-        ].itertuples(index=False, name=None)
+        for d, k, c, parties, seized, own in table_rows(
+            tables["key_components"],
+            ("dim", "key", "component", "parties", "seizures", "own_seizures"),
+        )
     }
     size, seizures = [], []
     idents = list(zip(*(p[d] for d in IDENTIFIERS), strict=True))
@@ -665,12 +700,14 @@ def _network_values(snap: Snapshot, p: Mapping[str, Any]) -> dict[str, np.ndarra
     }
 
 
-def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> dict:
+def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict, prior) -> dict:
     """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
     ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
-    pairs = snap.tables["key_pairs"]
-    words = pairs[pairs["dim"] == WORDS_DIM]
-    seen_before = set(zip(words["key"].tolist(), words["value"].tolist(), strict=True))
+    seen_before = {
+        (k, v)
+        for d, k, v in table_rows(tables["key_pairs"], ("dim", "key", "value"))
+        if d == WORDS_DIM
+    }
     max_rate, seen, tokens = [], [], []
     for i, (ports, chapter, words_of) in enumerate(
         zip(p["ports"], p["hs2"], p["tokens"], strict=True)
@@ -692,20 +729,52 @@ def _multi_values(snap: Snapshot, p: Mapping[str, Any], totals: dict, prior) -> 
     }
 
 
+def _missing(v: Any) -> bool:
+    """NULL as a store or a frame gives it: None, pandas' NA, NaN."""
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+class _Buckets:
+    """One key's day buckets, sorted, with suffix sums of shipments (column 1) and seizures
+    (column 2): a window is one binary search, however many shipments ask."""
+
+    __slots__ = ("starts", "sums")
+
+    def __init__(self, buckets: list[tuple[int, Any, Any]]) -> None:
+        buckets = sorted(buckets)
+        self.starts = [b[0] for b in buckets]
+        self.sums: dict[int, list[float]] = {}
+        for column in (1, 2):
+            total, suffix = 0.0, [0.0] * (len(buckets) + 1)
+            for i in range(len(buckets) - 1, -1, -1):
+                v = buckets[i][column]
+                if not _missing(v):
+                    total += float(v)
+                suffix[i] = total
+            self.sums[column] = suffix
+
+    def since(self, start: int, column: int) -> float:
+        """The sum of ``column`` over the buckets from ``start`` on."""
+        return self.sums[column][bisect.bisect_left(self.starts, start)]
+
+
+_NO_BUCKETS: Final = _Buckets([])
+
+
 def _dimension_values(
-    dim: engine.Dimension, row: dict | None, buckets: list, as_of: int
+    dim: engine.Dimension, row: dict | None, buckets: _Buckets, t: int
 ) -> dict[str, float]:
-    """One key's raw aggregates from its ``key_totals`` row (None: never declared before
-    ``as_of``) and its day buckets."""
+    """One key's raw aggregates for a shipment declared at ``t`` from its ``key_totals`` row
+    (None: never declared) and its day buckets."""
 
     def value(column: str, default: float = 0.0) -> float:
-        if row is None or pd.isna(row[column]):
+        v = None if row is None else row[column]
+        if v is None or _missing(v):
             return default
-        return float(row[column])
+        return float(v)
 
     def window(column: int, days: int) -> float:
-        since = history.window_start(as_of, days)
-        return float(sum(int(b[column]) for b in buckets if b[0] >= since))
+        return buckets.since(history.window_start(t, days), column)
 
     shipments = value("shipments")
     out = {f"n:{dim.name}": shipments}

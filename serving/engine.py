@@ -235,6 +235,11 @@ class ScoringEngine:
         self._applier: threading.Thread | None = None
         self.state: OnlineFeatureState | None = None
         self.state_error: str | None = None
+        self.online = getattr(settings, "online_state", "memory") == "store"
+        """Features from the store's online aggregates (``online_state: store``): no feature
+        state in this process; each declaration and report updates the aggregates in the
+        transaction that stores it."""
+        self.aggregates_ready = False
         self.model_holder = ModelHolder(
             model_loader
             or (
@@ -266,7 +271,10 @@ class ScoringEngine:
         directory is configured) and load the champion. Errors are kept, not raised: the
         service stays alive and says in ``/readyz`` what is missing."""
         try:
-            self.build_state()
+            if self.online:
+                self.build_aggregates()
+            else:
+                self.build_state()
         except Exception as exc:
             self.state_error = f"{type(exc).__name__}: {exc}"
             log.exception("feature state could not be built")
@@ -284,24 +292,52 @@ class ScoringEngine:
         gc.collect()
         gc.freeze()
 
+    def _seed(self) -> None:
+        """Copy the seed directory's history into an empty store (if one is configured)."""
+        seed = getattr(self.settings, "serve_seed_data", None)
+        if seed is None or self.store.count("shipments") != 0:
+            return
+        started = time.perf_counter()
+        log.info("start-up: seeding the empty store from %s", seed)
+        seed_tables = read_contract_dir(seed, what="seed data", keep_undeclared=True)
+        ships, outs = seed_tables.shipments, seed_tables.outcomes
+        self.store.import_history(ships, outs)
+        log.info(
+            "start-up: seeded the store with %d shipments, %d outcomes (%.1f s)",
+            len(ships),
+            len(outs),
+            time.perf_counter() - started,
+        )
+
+    def build_aggregates(self) -> None:
+        """``online_state: store``: make sure the store holds online aggregates. A store with
+        history but none loaded (a seeded store, or one kept by ``online_state: memory``)
+        gets them built from its own history by the offline engine and materialised
+        (:func:`serving.store.aggregates.materialize_history`); nothing is held in this
+        process."""
+        from serving.store.aggregates import materialize_history
+
+        self._seed()
+        if not self.store.aggregates_loaded() and self.store.count("shipments") > 0:
+            started = time.perf_counter()
+            log.info("start-up: no online aggregates in the store; building them from its history")
+            result = materialize_history(self.store)
+            log.info(
+                "start-up: online aggregates built and loaded (%s rows; %.1f s)",
+                sum(result.rows.values()),
+                time.perf_counter() - started,
+            )
+        with self._lock:
+            self.aggregates_ready = True
+            self.state_error = None
+
     def build_state(self) -> None:
         """Build the online feature state from the store, logging each step with its size and
         duration (after a restart this is what /readyz waits for: ~30 s for 65k shipments)."""
         from features.online import OnlineFeatureState
 
         started = time.perf_counter()
-        seed = getattr(self.settings, "serve_seed_data", None)
-        if seed is not None and self.store.count("shipments") == 0:
-            log.info("start-up: seeding the empty store from %s", seed)
-            seed_tables = read_contract_dir(seed, what="seed data", keep_undeclared=True)
-            ships, outs = seed_tables.shipments, seed_tables.outcomes
-            self.store.import_history(ships, outs)
-            log.info(
-                "start-up: seeded the store with %d shipments, %d outcomes (%.1f s)",
-                len(ships),
-                len(outs),
-                time.perf_counter() - started,
-            )
+        self._seed()
         step = time.perf_counter()
         log.info("start-up: reading the history from the store")
         ships = self.store.history_frame()
@@ -365,6 +401,34 @@ class ScoringEngine:
         self._pending.append((kind, frame, prepared))
         self._pending_signal.set()
 
+    def _history_ready(self) -> bool:
+        """Whether features as of now can be computed (the state built, or the store's
+        aggregates ready)."""
+        return self.aggregates_ready if self.online else self.state is not None
+
+    def _not_ready(self) -> NotReady:
+        return NotReady(f"feature state not built: {self.state_error or 'starting'}")
+
+    def _store_features(
+        self,
+        shipments: pd.DataFrame | dict[str, Any],
+        prepared: dict[str, Any],
+        attributes: dict[str, AttributeSpec],
+    ) -> pd.DataFrame:
+        """Features of prepared shipments from the store's aggregate rows of their keys, as of
+        now (``online_state: store``)."""
+        from features.online.rows import feature_rows, manifest_keys
+
+        if not self.aggregates_ready:
+            raise self._not_ready()
+        from features.history import window_start
+        from features.snapshot import MAX_WINDOW_DAYS
+
+        self.store.fold_due_reports()  # results known by now that arrived early
+        since = window_start(int(np.min(prepared["t"])), MAX_WINDOW_DAYS)
+        tables = self.store.aggregate_rows(manifest_keys(prepared), since)
+        return feature_rows(shipments, prepared, tables, attributes)
+
     def flush(self) -> None:
         """Apply every committed shipment and outcome to the feature state now."""
         with self._lock:
@@ -375,21 +439,41 @@ class ScoringEngine:
         """The history of a stored shipment's parties (one profile per party it names, with
         the party's name from the record) and the consignees linked to its consignee; None
         while the history is not loaded. Outcomes committed a moment ago are applied first."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
         parties = []
-        with self._lock:
+        with self._views_lock():
             for role, id_col, name_col in PARTY_FIELDS:
                 party_id = record.get(id_col)
                 if not party_id:
                     continue
-                profile = self.state.party_profile(role, party_id)
+                profile = views.party_profile(role, party_id)
                 profile["name"] = record.get(name_col) if name_col else None
                 parties.append(profile)
             consignee = record.get("consignee_id")
-            linked = self.state.linked_parties(consignee) if consignee else []
+            linked = views.linked_parties(consignee) if consignee else []
         return parties, linked
+
+    def _views(self) -> Any:
+        """What the officer's pages read a party from: the in-memory state (committed updates
+        applied first) or, with ``online_state: store``, the store's aggregates
+        (:class:`serving.store.online.StoreViews`); None while neither is ready."""
+        if not self._history_ready():
+            return None
+        if self.online:
+            from serving.store.online import StoreViews
+
+            self.store.fold_due_reports()
+            return StoreViews(self.store.engine)
+        self.flush()
+        return self.state
+
+    def _views_lock(self):
+        """The state's lock (the memory state is shared); none for the store's views."""
+        import contextlib
+
+        return contextlib.nullcontext() if self.online else self._lock
 
     def party_view(self, kind: str, term: str, latest: dict | None) -> dict[str, Any] | None:
         """What the history says of a party or identifier (a kind of
@@ -398,21 +482,21 @@ class ScoringEngine:
         (phone, address, customs code), and the features that describe it - those of its
         latest shipment (``latest``, a stored record) were it declared now - each with its
         catalog description. None while the history is not loaded."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
         from features.catalog import feature as catalog_feature
         from features.history import ROLES as HISTORY_ROLES
         from features.network import IDENTIFIERS
 
         out: dict[str, Any] = {"profile": None, "linked": [], "users": [], "features": []}
-        with self._lock:
+        with self._views_lock():
             if kind in HISTORY_ROLES:
-                out["profile"] = self.state.party_profile(kind, term)
+                out["profile"] = views.party_profile(kind, term)
             if kind == "consignee":
-                out["linked"] = self.state.linked_parties(term)
+                out["linked"] = views.linked_parties(term)
             if kind in IDENTIFIERS:
-                out["users"] = self.state.consignees_of(kind, term)
+                out["users"] = views.consignees_of(kind, term)
         prefixes = PARTY_FEATURES.get(kind)
         if prefixes and latest is not None:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -443,11 +527,11 @@ class ScoringEngine:
         """The network around a consignee or an identifier
         (:meth:`features.online.OnlineFeatureState.component`); None while the history is not
         loaded."""
-        if self.state is None:
+        views = self._views()
+        if views is None:
             return None
-        self.flush()
-        with self._lock:
-            return self.state.component(kind, term)
+        with self._views_lock():
+            return views.component(kind, term)
 
     def features(
         self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
@@ -466,6 +550,10 @@ class ScoringEngine:
         ]
         if extra:
             shipments = shipments.drop(columns=extra)
+        if self.online:
+            from features.online.storage import StateStorage
+
+            return self._store_features(shipments, StateStorage.prepare(shipments), attributes)
         with self._lock:
             self._apply_pending()
             state = self._built_state()
@@ -496,7 +584,7 @@ class ScoringEngine:
             raise ModelLoadError(
                 f"model needs features the pipeline does not produce: {', '.join(unknown[:5])}"
             )
-        if self.state is None:
+        if not self._history_ready():
             return
         latest = self.store.shipments_frame().tail(1)
         if latest.empty:
@@ -517,12 +605,12 @@ class ScoringEngine:
     @property
     def history_loaded(self) -> bool:
         """Whether the feature history is built, so features as of now can be computed."""
-        return self.state is not None
+        return self._history_ready()
 
     # -- status ----------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.state is not None and self.model_holder.ready
+        return self._history_ready() and self.model_holder.ready
 
     def status(self) -> dict[str, Any]:
         model = self.model_holder.current
@@ -532,7 +620,8 @@ class ScoringEngine:
             if model is None
             else {"name": model.name, "version": model.version, "loaded_at": model.loaded_at},
             "model_error": self.model_holder.last_error,
-            "feature_state": self.state is not None,
+            "feature_state": self._history_ready(),
+            "online_state": "store" if self.online else "memory",
             "feature_state_error": self.state_error,
             "shadow": self.shadow_status(),
         }
@@ -576,8 +665,8 @@ class ScoringEngine:
         return cached
 
     def _require_ready(self) -> LoadedModel:
-        if self.state is None:
-            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        if not self._history_ready():
+            raise self._not_ready()
         return self.model_holder.get()
 
     # -- scoring ---------------------------------------------------------------------------
@@ -635,13 +724,16 @@ class ScoringEngine:
         prepared = OnlineFeatureState.prepare(
             frame if len(frame) > 1 else {name: values[0] for name, values in columns.items()}
         )
-        # The feature state is shared: read it under the lock. Scoring, reasons and the
-        # durable commit run outside it, so concurrent requests overlap their fsync waits.
-        with self._lock:
-            self._apply_pending()
-            state = self._built_state()
-            state.attributes = schema
-            feats = state.features(frame, prepared=prepared)
+        if self.online:  # the aggregate rows of the manifest's keys, as of now
+            feats = self._store_features(frame, prepared, schema)
+        else:
+            # The feature state is shared: read it under the lock. Scoring, reasons and the
+            # durable commit run outside it, so concurrent requests overlap their fsync waits.
+            with self._lock:
+                self._apply_pending()
+                state = self._built_state()
+                state.attributes = schema
+                feats = state.features(frame, prepared=prepared)
         matrix = scoring.matrix(feats)
         n_explain = len(frame)
         if explain_share is not None:
@@ -701,6 +793,7 @@ class ScoringEngine:
             caller=caller,
             model_name=model.name,
             model_version=model.version,
+            online=self.online,
         )
         watched = self.store.watch_hits(columns)
         for item in results:
@@ -731,11 +824,13 @@ class ScoringEngine:
         first = [i for i, v in enumerate(made) if v.new and v.version == 1]
         amended = [i for i, v in enumerate(made) if v.new and v.version > 1]
         with self._lock:
-            if len(first) == len(frame):
+            if self.online:  # counted in the store's transaction already
+                pass
+            elif len(first) == len(frame):
                 self._defer("shipments", frame, prepared)
             elif first:
                 self._defer("shipments", frame.iloc[first])
-            if amended:
+            if amended and not self.online:
                 numbers = [made[i].version for i in amended]
                 self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
@@ -796,8 +891,8 @@ class ScoringEngine:
         errors = frame_rule_errors("outcomes", frame)
         if errors:
             raise RequestError("; ".join(errors[:5]), ["outcomes"])
-        if self.state is None:
-            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        if not self._history_ready():
+            raise self._not_ready()
         self._check_outcome_times(frame)
         reasons = schemas.correction_reasons(outcomes)
         allowed = may(caller.role, "correct_outcomes")
@@ -808,6 +903,7 @@ class ScoringEngine:
                 caller=caller,
                 corrections=reasons,
                 may_correct=allowed,
+                online=self.online,
             )
         except ReportConflict as exc:
             asked = [c for c in exc.conflicts if c[2]]
@@ -822,8 +918,9 @@ class ScoringEngine:
             raise Conflict(exc) from None
         if recorded.stored:
             stored = frame.iloc[recorded.stored].reset_index(drop=True)
-            with self._lock:
-                self._defer("outcomes", stored)
+            if not self.online:  # else counted in the store's transaction already
+                with self._lock:
+                    self._defer("outcomes", stored)
             for result in stored["result"]:
                 self.metrics.outcomes.labels(result=str(result)).inc()
         return request_id, recorded

@@ -23,7 +23,7 @@ from features.errors import CargoriskError
 from features.snapshot import TABLE_COLUMNS, TABLE_KEYS, TABLES, Snapshot, snapshot_meta, table_sql
 from serving.store.rows import utcnow
 from serving.store.store import Store
-from serving.store.tables import aggregate_loads
+from serving.store.tables import aggregate_loads, pending_reports
 
 _CHUNK = 1 << 20
 """Bytes per write to PostgreSQL's COPY stream."""
@@ -135,3 +135,61 @@ def read_aggregates(store: Store) -> Snapshot:
                 sa.text(f"SELECT {columns} FROM {table} ORDER BY {order}"), conn
             )
     return Snapshot(as_of=int(as_of), tables=tables)
+
+
+def materialize_history(store: Store, *, as_of: int | None = None) -> LoadResult:
+    """Build the aggregates from the store's own history and load them: the shipments as
+    first declared and the reports in force written to a temporary Parquet directory, the
+    offline engine's snapshot of them (DuckDB, one thread) as of ``as_of`` (default: just
+    after the latest declaration or result the store holds, so every event is in it and the
+    day buckets kept reach as far back as a window of any later shipment does),
+    :func:`materialize`; then the reports of
+    amended shipments moved from the declaration first made to the one in force, as the
+    service counts them. For a service starting on a store with history but no aggregates."""
+    from features import engine as offline
+    from features.snapshot import write_snapshot
+    from serving.store import online
+
+    ships = store.history_frame()
+    outs = store.outcomes_frame()
+    amended, _ = store.amended_frame()
+    if as_of is None:
+        latest = 0
+        if len(ships):
+            latest = int(ships["declared_at"].max().value)
+        if len(outs):
+            latest = max(latest, int(outs["result_at"].max().value))
+        as_of = latest + 1
+    work = Path(tempfile.mkdtemp(prefix="cargorisk-history-"))
+    try:
+        ships.to_parquet(work / "shipments.parquet", index=False)
+        outs.to_parquet(work / "outcomes.parquet", index=False)
+        write_snapshot(
+            work / "shipments.parquet",
+            work / "outcomes.parquet",
+            work / "snapshot",
+            as_of=as_of,
+            settings=offline.EngineSettings(threads=1, temp_directory=str(work)),
+        )
+        result = materialize(store, work / "snapshot")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    with store.engine.begin() as conn:  # the snapshot counted the held reports due before as_of
+        conn.execute(pending_reports.delete().where(pending_reports.c.due_ns < as_of))
+    if len(amended):
+        from features.contracts import SHIPMENT_COLUMNS, frame_columns
+
+        ids = amended["shipment_id"].astype(str).tolist()
+        first = ships.set_index(ships["shipment_id"].astype(str)).loc[ids]
+        with store.engine.begin() as conn:
+            reports = online.reports_of(conn, ids)
+            declared = online.first_declared(conn, ids)
+            online.move_reports(
+                conn,
+                frame_columns(first, SHIPMENT_COLUMNS),
+                frame_columns(amended, SHIPMENT_COLUMNS),
+                reports,
+                declared,
+                before_ns=as_of,
+            )
+    return result

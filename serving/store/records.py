@@ -23,6 +23,7 @@ from features.contracts import (
     substantive,
 )
 from features.errors import CargoriskError
+from serving.store import online as online_store
 from serving.store.identity import Caller
 from serving.store.rows import (
     SQLITE_DATETIME,
@@ -191,6 +192,7 @@ class RecordsStore:
         model_name: str,
         model_version: str,
         at: dt.datetime | None = None,
+        online: bool = False,
     ) -> dict[str, ShipmentVersion]:
         """Store the scored shipments (a contract frame, validated API records, or those
         records' columns: name -> list of plain values, plus ``attributes``: one JSON object or
@@ -203,7 +205,10 @@ class RecordsStore:
         Each score row records the version it was computed from.
 
         ``score_rows`` items carry ``shipment_id``, ``score``, ``percentile``, ``band`` and
-        ``reasons`` (a list of dicts or None)."""
+        ``reasons`` (a list of dicts or None).
+
+        ``online``: also count the new versions in the online aggregates, in the same
+        transaction (:func:`serving.store.online.add_declarations`)."""
         at = at or utcnow()
         if isinstance(shipments_frame, pd.DataFrame):
             ship = frame_columns(shipments_frame, SHIPMENT_COLUMNS)
@@ -238,7 +243,10 @@ class RecordsStore:
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
+                    before = self._current_shipments(conn, ship["shipment_id"]) if online else {}
                     versions = self._store_versions(conn, ship, at, caller.label, request_id)
+                    if online:
+                        self._count_versions(conn, ship, versions, before)
                     audit["shipment_version"] = [
                         versions[sid].version if sid in versions else None
                         for sid in audit["shipment_id"]
@@ -255,6 +263,23 @@ class RecordsStore:
                 if attempt == 2 or not ("version" in text or "shipment_id" in text):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _count_versions(
+        conn, ship: dict[str, list], versions: dict[str, ShipmentVersion], before: dict
+    ) -> None:
+        """The new versions among ``ship`` counted in the online aggregates (a first version
+        adds a shipment; an amendment moves its reports in force), within ``conn``'s
+        transaction."""
+        ids = ship["shipment_id"]
+        rows = [i for i, sid in enumerate(ids) if versions[sid].new]
+        if not rows:
+            return
+        numbers = [versions[ids[i]].version for i in rows]
+        amended = [ids[i] for i, v in zip(rows, numbers, strict=True) if v > 1]
+        reports = online_store.reports_of(conn, amended) if amended else {}
+        first = online_store.first_declared(conn, amended) if amended else {}
+        online_store.add_declarations(conn, ship, rows, numbers, before, reports, first)
 
     def plan_versions(self, ship: dict[str, list], conn=None) -> list[ShipmentVersion]:
         """What storing these shipments (contract columns and ``attributes``, one list each)
@@ -353,6 +378,7 @@ class RecordsStore:
         caller: Caller,
         corrections: list[str | None] | None = None,
         may_correct: bool = False,
+        online: bool = False,
     ) -> RecordedReports:
         """Store inspection reports, append-only, in one durable transaction, by these rules
         per inspection (``shipment_id``, ``inspected_at``):
@@ -365,6 +391,9 @@ class RecordsStore:
           stored.
 
         Every report received (stored or re-sent) goes to the audit trail with all its fields.
+        ``online``: the stored reports are counted in the online aggregates in the same
+        transaction (a correction takes the report it replaces back;
+        :func:`serving.store.online.add_reports`).
         """
         at = utcnow()
         n = len(outcomes_frame)
@@ -401,6 +430,15 @@ class RecordsStore:
                     raise ReportConflict(conflicts)
                 if new:
                     conn.execute(outcome_reports.insert(), new)
+                    if online:
+                        ids = [r["shipment_id"] for r in new]
+                        online_store.add_reports(
+                            conn,
+                            new,
+                            [current.get((r["shipment_id"], r["inspected_at"])) for r in new],
+                            self._current_shipments(conn, ids),
+                            online_store.first_declared(conn, ids),
+                        )
                 conn.execute(
                     audit_events.insert(),
                     {

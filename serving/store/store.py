@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from serving.store.identity import IdentityStore
+from serving.store.online import OnlineStore
 from serving.store.queries import QueriesStore
 from serving.store.records import RecordsStore
 from serving.store.search import SearchStore, setup_search
@@ -24,7 +25,15 @@ from serving.store.tables import (
 from serving.store.watchlist import WatchlistStore
 
 
-class Store(RecordsStore, QueriesStore, SearchStore, WatchlistStore, IdentityStore, ShadowStore):
+class Store(
+    RecordsStore,
+    QueriesStore,
+    SearchStore,
+    WatchlistStore,
+    IdentityStore,
+    ShadowStore,
+    OnlineStore,
+):
     """Durable record of shipments, scores, outcomes, audit events, API keys and users."""
 
     def __init__(self, url: str) -> None:

@@ -263,6 +263,40 @@ seizures, distinct partners), day buckets of the windowed counts, first times of
 pairs, and the link graph's component of each consignee and identifier - as of the ``as_of``
 of the last load (:data:`aggregate_loads`). Times are int64 ns."""
 
+sa.Index("ix_key_pairs_value", key_pairs.c.dim, key_pairs.c.partner, key_pairs.c.value)
+"""The officers' views walk partner pairs both ways: a consignee's phones, addresses and
+recipient codes (``(phone, consignee, <phone>, <consignee>)`` found by its value)."""
+sa.Index("ix_key_components_component", key_components.c.component)
+"""Merging two components relabels every node of one, and a seizure updates every node of its
+component: both find the nodes by component."""
+
+applied_events = sa.Table(
+    "applied_events",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+"""The ledger of events counted in the online aggregates (append-only), written in the
+transaction that stores them: ``shipment:<id>:<version>`` (a declaration or an amendment),
+``report:<id>:<inspected_at>:<revision>`` (an inspection report or its correction). An event
+already in it is never counted again (:mod:`serving.store.online`)."""
+
+pending_reports = sa.Table(
+    "pending_reports",
+    metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("shipment_id", sa.Text, nullable=False),
+    sa.Column("inspected_at", sa.DateTime, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("due_ns", sa.BigInteger, nullable=False),
+)
+sa.Index("ix_pending_reports_due", pending_reports.c.due_ns)
+"""Inspection reports stored but not counted in the online aggregates yet: their result is
+known (``max(result_at, first declared_at)``, int64 ns) later than when they arrived (a clock
+a few minutes ahead). Folded in once due (:func:`serving.store.online.fold_due`) and then
+removed: a queue, not a record (the reports themselves are in ``outcome_reports``)."""
+
 aggregate_loads = sa.Table(
     "aggregate_loads",
     metadata,
