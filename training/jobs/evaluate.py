@@ -44,7 +44,8 @@ def evaluate_job(
     if not labelled.any():
         raise CargoriskError("the chosen period has no labelled (inspected) shipment")
     with timed_step(progress, "scoring"):
-        scores = score_period(model, dataset, mask, rules_score(dataset.shipments))
+        rules = rules_score(dataset.shipments, dataset.consignee_prior)
+        scores = score_period(model, dataset, mask, rules)
         metrics = period_metrics(scores)
     train_to = model.metadata.get("training_window", {}).get("to")
     times = dataset.declared_at[mask]

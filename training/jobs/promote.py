@@ -233,7 +233,7 @@ def promote_job(
         y = dataset.label[labelled]
         if len(y) == 0:
             raise CargoriskError(f"the test period {period} has no labelled shipment to compare on")
-        rules_all = rules_score(dataset.shipments)
+        rules_all = rules_score(dataset.shipments, dataset.consignee_prior)
         features = dataset.features.loc[labelled]
         confidence = config.gate.confidence
         try:

@@ -1,0 +1,262 @@
+"""The training frame read lazily from contract Parquet: every shipment's history, few rows out.
+
+:func:`features.pipeline.build_training_frame` takes whole frames: the shipments table in
+pandas and a feature row for every shipment (about 4 GB per million shipments). Training needs
+far fewer rows than it has history: the labelled ones (inspected shipments, whose outcome is
+the label) and every shipment of the periods it evaluates and describes (the validation and
+test windows, the drift reference's last days). Their features, though, are point-in-time
+aggregates over the *whole* history.
+
+:func:`parquet_training_frame` keeps the two apart. DuckDB reads the contract Parquet files
+(one file, a list or month-partition globs, :func:`features.engine.load_parquet`) within the
+engine's memory limit, computes every single-key aggregate over every shipment and hands back
+only the kept rows' (each dimension's query filtered on the kept rows inside the engine). The
+aggregates that still run in numpy over the whole history - the multi-valued keys
+(:func:`features.history.multi_offline`: transshipment ports, description words) and the link
+graph's components (:func:`features.network.offline_components`) - get only the few columns
+they read, normalised through their distinct values. The kept rows alone are read whole into
+pandas, validated against the contract, prepared and finished by the same
+:func:`features.pipeline.feature_columns`: the same columns and values as the whole frame has
+on those rows (tested feature by feature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import history, manifest, network
+from features.engine import (
+    EngineSettings,
+    dimension_sql,
+    dimensions,
+    duckdb_connection,
+    load_parquet,
+    paths_sql,
+)
+from features.errors import ContractError
+from features.pipeline import (
+    AttributeSchema,
+    attribute_values,
+    feature_columns,
+    feature_frame,
+)
+
+HISTORY_FIELDS = ("hs_code", "consignee_id", "consignee_phone", "consignee_address",
+                  "recipient_customs_code")  # fmt: skip
+"""Key columns the whole-history numpy aggregates read (as ``load_parquet``'s ``ship`` holds
+them): the HS chapter of description words, the link graph's consignee and identifiers."""
+
+
+@dataclass(frozen=True)
+class ParquetFrame:
+    """The kept shipments and their feature rows, in ``(declared_at, shipment_id)`` order.
+
+    ``shipments``: the kept rows of the shipments table (every column of the files);
+    ``features``: their feature frame (:func:`~features.pipeline.build_training_frame`'s
+    columns), index ``0..len-1`` like ``shipments``; ``total``: shipments in the whole history;
+    ``first`` / ``last``: its first and last declaration time (UTC, tz-naive); ``earlier``:
+    for each column asked for, the number of earlier shipments of the whole history with the
+    same value (NaN when blank), per kept row."""
+
+    shipments: pd.DataFrame
+    features: pd.DataFrame
+    total: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    earlier: dict[str, np.ndarray]
+
+
+def _stamp(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), unit="ns")
+
+
+def parquet_span(
+    shipments: str | Sequence[str], settings: EngineSettings | None = None
+) -> tuple[int, pd.Timestamp, pd.Timestamp]:
+    """Number of shipments and their first and last declaration time (UTC, tz-naive) in
+    contract Parquet files, read by DuckDB: what a temporal split needs before any row is
+    read. ``ContractError`` when there is no ``declared_at`` or no shipment."""
+    with duckdb_connection(settings) as con:
+        relation = f"read_parquet({paths_sql(shipments)}, union_by_name = true)"
+        columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        if "declared_at" not in columns:
+            raise ContractError("shipments lack required column(s): declared_at")
+        n, first, last, blank = con.execute(
+            "SELECT count(*), min(epoch_ns(declared_at)), max(epoch_ns(declared_at)), "
+            f"count(*) - count(declared_at) FROM {relation}"
+        ).fetchall()[0]
+    if blank:
+        raise ContractError("shipments: declared_at is missing on some rows")
+    if not n:
+        raise ContractError("shipments: the table has no rows")
+    return int(n), _stamp(first), _stamp(last)
+
+
+def _kept_sql(since: pd.Timestamp | None) -> str:
+    """The kept rows: inspected shipments (an outcome of theirs is counted) and every
+    shipment declared at or after ``since`` (all of them when None)."""
+    if since is None:
+        return "SELECT row FROM ship"
+    since_ns = int(pd.Timestamp(since).as_unit("ns").value)
+    return f"SELECT row FROM ship WHERE t >= {since_ns} UNION SELECT DISTINCT row FROM outcomes"
+
+
+def _history_keys(con) -> dict[str, np.ndarray]:
+    """The prepared keys of every shipment that the whole-history numpy aggregates read -
+    ``t``, ``ports``, ``tokens``, ``hs2`` and the link graph's keys - in row order, each
+    normalised once per distinct value by the functions of :mod:`features.manifest`."""
+    raw_cols = {r[0] for r in con.execute("DESCRIBE raw_shipments").fetchall()}
+
+    def raw(name: str) -> str:
+        return f"r.{name}" if name in raw_cols else "CAST(NULL AS VARCHAR)"
+
+    table = con.sql(
+        f"SELECT s.t, {', '.join(f's.{c}' for c in HISTORY_FIELDS)}, "
+        f"CAST({raw('transshipment_ports')} AS VARCHAR) AS transshipment_ports, "
+        f"CAST({raw('goods_description')} AS VARCHAR) AS goods_description "
+        "FROM ship AS s JOIN raw_shipments AS r ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
+        "ORDER BY s.row"
+    ).to_arrow_table()
+
+    def column(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False)
+
+    normalisers = {key: (col, fn) for key, col, fn in manifest.KEY_FIELDS}
+    p: dict[str, np.ndarray] = {"t": column("t").astype("int64")}
+    for key in ("hs", "consignee", "phone", "address", "recipient"):
+        col, fn = normalisers[key]
+        p[key], p[f"codes:{key}"] = manifest.map_coded(column(col), fn)
+    p["hs2"] = manifest.map_distinct(p["hs"], lambda h: manifest.hs_cut(h, 2))
+    p["ports"] = manifest.map_distinct(column("transshipment_ports"), manifest.port_list)
+    p["tokens"] = manifest.map_distinct(column("goods_description"), manifest.description_tokens)
+    return p
+
+
+def _kept_aggregates(con, kept: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every dimension's raw aggregates of the kept rows (``kept``: sorted row numbers), each
+    computed by DuckDB over the whole history and filtered on the kept rows inside the engine;
+    NaN where the shipment's key is not declared. Also the overall seizure rate known before
+    every shipment of the history (the prior of the ports' rates)."""
+    raw: dict[str, np.ndarray] = {}
+    prior = np.full(n, np.nan)
+    for dim in dimensions():
+        sql, names = dimension_sql(dim)
+        table = con.sql(f"SELECT d.* FROM ({sql}) AS d SEMI JOIN kept USING (row)").to_arrow_table()
+        at = np.searchsorted(kept, table.column("row").to_numpy())
+        for i, name in enumerate(names):
+            out = np.full(len(kept), np.nan)
+            out[at] = table.column(f"a{i}").to_numpy(zero_copy_only=False)
+            raw[name] = out
+        if dim.name == "global":
+            cols = ", ".join(
+                f"a{names.index(f'{what}:global')} AS {what}" for what in ("insp", "seiz")
+            )
+            every = con.sql(f"SELECT row, {cols} FROM ({sql}) AS d").to_arrow_table()
+            rows = every.column("row").to_numpy()
+            found = {
+                what: every.column(what).to_numpy(zero_copy_only=False) for what in ("insp", "seiz")
+            }
+            prior[rows] = history.prior_rate(
+                {"insp:global": found["insp"], "seiz:global": found["seiz"]}
+            )
+    return raw, prior
+
+
+def _earlier(con, column: str, kept: np.ndarray) -> np.ndarray:
+    """Earlier shipments (in row order) with the same declared value of ``column`` - as
+    declared, not normalised - for each kept row; NaN where the value is blank."""
+    if column not in {c for _, c, _ in manifest.KEY_FIELDS}:
+        raise ValueError(f"earlier: {column} is not a key column of the contract")
+    table = con.sql(
+        f"SELECT row, n FROM (SELECT row, CASE WHEN {column} IS NOT NULL THEN "
+        f"ROW_NUMBER() OVER (PARTITION BY {column} ORDER BY row) - 1 END AS n FROM ship) "
+        "SEMI JOIN kept USING (row)"
+    ).to_arrow_table()
+    out = np.full(len(kept), np.nan)
+    at = np.searchsorted(kept, table.column("row").to_numpy())
+    out[at] = table.column("n").to_numpy(zero_copy_only=False).astype("float64")
+    return out
+
+
+def _validated(frame: pd.DataFrame, attributes: AttributeSchema | None) -> pd.DataFrame:
+    """The kept shipments checked against the contract (values, attributes)."""
+    from features.tables import validate_table
+
+    return validate_table("shipments", frame, attributes)
+
+
+def parquet_training_frame(
+    shipments: Any,
+    outcomes: Any,
+    *,
+    since: pd.Timestamp | None,
+    attributes: AttributeSchema | None = None,
+    settings: EngineSettings | None = None,
+    earlier: Sequence[str] = (),
+) -> ParquetFrame:
+    """The feature rows of the shipments training needs, computed over the whole history of
+    the contract Parquet files ``shipments`` and ``outcomes`` (files or globs).
+
+    Kept: every inspected shipment (one with an outcome; outcomes of unknown shipments are
+    ignored, as everywhere) and every shipment declared at or after ``since`` (tz-naive UTC;
+    None keeps every shipment). Each kept row's features equal
+    :func:`~features.pipeline.build_training_frame`'s row for the same shipment on the whole
+    tables. The kept shipments are validated against the contract (``ContractError`` naming
+    the field); the history is checked as :func:`features.engine.load_parquet` checks it
+    (required columns, declaration times, repeated ids). ``earlier``: key columns whose
+    point-in-time occurrence counts over the whole history come back with the kept rows
+    (``ParquetFrame.earlier``)."""
+    with duckdb_connection(settings) as con:
+        con.execute("SET TimeZone = 'UTC'")  # time zone aware columns come back in UTC
+        n = load_parquet(con, shipments, outcomes)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE kept AS {_kept_sql(since)}")
+        kept = (
+            con.sql("SELECT row FROM kept ORDER BY row")
+            .to_arrow_table()
+            .column("row")
+            .to_numpy()
+            .astype("int64")
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE kept_ids AS SELECT s.row, s.shipment_id FROM ship AS s "
+            "SEMI JOIN kept USING (row)"
+        )
+        frame = con.sql(
+            "SELECT r.* FROM raw_shipments AS r JOIN kept_ids AS k "
+            "ON CAST(r.shipment_id AS VARCHAR) = k.shipment_id ORDER BY k.row"
+        ).to_df()
+        raw, prior = _kept_aggregates(con, kept, n)
+        counts = {column: _earlier(con, column, kept) for column in earlier}
+        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
+        p_all = _history_keys(con)
+        first, last = con.execute("SELECT min(t), max(t) FROM ship").fetchall()[0]
+
+    rows = events.column("row").to_numpy().astype("int64")
+    known = events.column("known").to_numpy().astype("int64")
+    seized = events.column("seized").to_numpy().astype(bool)
+    axis = history.TimeAxis(p_all["t"], known)
+    whole = history.multi_offline(p_all, axis, rows, known, seized, prior)
+    whole.update(network.offline_components(p_all, rows, known, seized))
+    del p_all
+    raw.update({name: values[kept] for name, values in whole.items()})
+
+    frame = _validated(frame.reset_index(drop=True), attributes)
+    attrs = attribute_values(frame, attributes)
+    p = manifest.prepare(frame)
+    if len(p["t"]) != len(kept):
+        raise RuntimeError("parquet frame: kept shipments and their aggregates disagree")
+    cols = feature_columns(p, raw)
+    cols.update(attrs)
+    features = feature_frame(
+        cols,
+        frame["shipment_id"].to_numpy(dtype=object),
+        p["t"].astype("datetime64[ns]"),
+        index=frame.index,
+        attributes=attributes,
+    )
+    return ParquetFrame(frame, features, int(n), _stamp(first), _stamp(last), counts)
