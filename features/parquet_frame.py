@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features import history, manifest, network
+from features.contracts import missing_required
 from features.engine import (
     EngineSettings,
     dimension_sql,
@@ -80,12 +81,14 @@ def parquet_span(
 ) -> tuple[int, pd.Timestamp, pd.Timestamp]:
     """Number of shipments and their first and last declaration time (UTC, tz-naive) in
     contract Parquet files, read by DuckDB: what a temporal split needs before any row is
-    read. ``ContractError`` when there is no ``declared_at`` or no shipment."""
+    read. ``ContractError`` naming missing required columns or declaration times, or when
+    there is no shipment."""
     with duckdb_connection(settings) as con:
         relation = f"read_parquet({paths_sql(shipments)}, union_by_name = true)"
         columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        if "declared_at" not in columns:
-            raise ContractError("shipments lack required column(s): declared_at")
+        missing = missing_required("shipments", columns)
+        if missing:  # the words of features.tables.validate_table
+            raise ContractError(f"shipments table lacks required column(s): {', '.join(missing)}")
         n, first, last, blank = con.execute(
             "SELECT count(*), min(epoch_ns(declared_at)), max(epoch_ns(declared_at)), "
             f"count(*) - count(declared_at) FROM {relation}"
@@ -93,7 +96,7 @@ def parquet_span(
     if blank:
         raise ContractError("shipments: declared_at is missing on some rows")
     if not n:
-        raise ContractError("shipments: the table has no rows")
+        raise ContractError("the shipments table is empty")
     return int(n), _stamp(first), _stamp(last)
 
 

@@ -210,6 +210,8 @@ def build_dataset(
 def parquet_inputs(data_dir: str | Path) -> tuple[str, str] | None:
     """The shipments and outcomes of ``data_dir`` as Parquet files or month-partition globs
     (what the engine reads lazily); None when either table is CSV (read whole, as before)."""
+    if not Path(data_dir).is_dir():
+        raise CargoriskError(f"--data {data_dir}: not a directory")
     found = []
     for table in ("shipments", "outcomes"):
         path = table_path(Path(data_dir), table)
@@ -231,7 +233,7 @@ def build_dataset_from_parquet(
     data_dir: str | Path,
     policy: str = "drop",
     *,
-    since: Callable[[pd.Timestamp, pd.Timestamp], pd.Timestamp],
+    since: Callable[[pd.Timestamp, pd.Timestamp], pd.Timestamp | None],
     engine_settings=None,
     info: DatasetInfo | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
@@ -239,10 +241,11 @@ def build_dataset_from_parquet(
     """:func:`build_dataset` for a data directory of Parquet tables, reading only the rows
     training needs: the inspected shipments (the labelled ones under ``drop``) and every
     shipment declared from ``since(first, last)`` on (given the whole history's first and last
-    declaration: the evaluation periods), their features computed by DuckDB over the whole
-    history (:func:`features.parquet_frame.parquet_training_frame`). Under the ``clean``
-    policy every shipment is labelled, so every one is read. ``info``: what the labels mean
-    and the attribute schema (default the directory's ``dataset.json``)."""
+    declaration: the evaluation periods; None keeps every shipment), their features computed
+    by DuckDB over the whole history (:func:`features.parquet_frame.parquet_training_frame`).
+    Under the ``clean`` policy every shipment is labelled, so every one is read. ``info``:
+    what the labels mean and the attribute schema (default the directory's
+    ``dataset.json``)."""
     from features.parquet_frame import parquet_span, parquet_training_frame
 
     if policy not in LABEL_POLICIES:  # before any work
@@ -302,4 +305,42 @@ def build_dataset_from_parquet(
         total=frame.total,
         span=(frame.first, frame.last),
         consignee_prior=frame.earlier["consignee_id"],
+    )
+
+
+def reads_lazily(settings, data_dir: str | Path) -> bool:
+    """Whether a job reads ``data_dir`` through the engine, only the rows it needs
+    (:func:`build_dataset_from_parquet`): with the ``duckdb`` engine on Parquet tables. CSV
+    tables and the other engines read every shipment into pandas."""
+    return settings.feature_engine == "duckdb" and parquet_inputs(data_dir) is not None
+
+
+def read_dataset(
+    data_dir: str | Path,
+    settings,
+    *,
+    since: str | pd.Timestamp | None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Dataset:
+    """The dataset a job measures from ``since`` on (None: from the start): lazily
+    (:func:`reads_lazily`: the labelled shipments and every one declared from ``since``), else
+    every shipment of the tables (:func:`load_tables`, :func:`build_dataset`)."""
+    if not reads_lazily(settings, data_dir):
+        return build_dataset(
+            load_tables(data_dir),
+            settings.unlabelled_policy,
+            engine=engine_options(settings),
+            progress=progress,
+        )
+    cut = None
+    if since is not None:
+        cut = pd.Timestamp(since)
+        if cut.tzinfo is not None:
+            cut = cut.tz_convert("UTC").tz_localize(None)
+    return build_dataset_from_parquet(
+        data_dir,
+        settings.unlabelled_policy,
+        since=lambda _first, _last: cut,
+        engine_settings=engine_options(settings)["engine_settings"],
+        progress=progress,
     )

@@ -12,8 +12,13 @@ import pytest
 from common.settings import load_settings
 from features.tables import write_partition
 from training.config import TrainConfig
-from training.dataset import build_dataset, build_dataset_from_parquet, load_tables
-from training.jobs.train import REFERENCE_DAYS, kept_since, reads_lazily, train_job
+from training.dataset import (
+    build_dataset,
+    build_dataset_from_parquet,
+    load_tables,
+    reads_lazily,
+)
+from training.jobs.train import REFERENCE_DAYS, kept_since, train_job
 from training.split import temporal_split
 
 from .world import make_world, write_world

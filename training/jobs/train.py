@@ -33,7 +33,7 @@ from training.dataset import (
     build_dataset_from_parquet,
     engine_options,
     load_tables,
-    parquet_inputs,
+    reads_lazily,
 )
 from training.evaluate import (
     PeriodScores,
@@ -256,13 +256,6 @@ def _features(tables: Tables, settings, progress: Progress) -> Dataset:
         return build_dataset(
             tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
         )
-
-
-def reads_lazily(settings, data_dir: str | Path) -> bool:
-    """Whether training reads ``data_dir`` through the engine, only the rows it needs
-    (:func:`training.dataset.build_dataset_from_parquet`): with the ``duckdb`` engine on Parquet
-    tables. CSV tables and the other engines read every shipment into pandas."""
-    return settings.feature_engine == "duckdb" and parquet_inputs(data_dir) is not None
 
 
 def kept_since(
