@@ -225,6 +225,23 @@ def parquet_training_frame(
             .to_numpy()
             .astype("int64")
         )
+        raw, prior = _kept_aggregates(con, kept, n)
+        counts = {column: _earlier(con, column, kept) for column in earlier}
+        con.execute("DROP TABLE keys")  # the aggregates are done: give its memory back
+        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
+        first, last = con.execute("SELECT min(t), max(t) FROM ship").fetchall()[0]
+        # the whole-history numpy aggregates first, and their inputs dropped, before the kept
+        # rows are read: the peak is the larger of the two phases, not their sum
+        p_all = _history_keys(con)
+        rows = events.column("row").to_numpy().astype("int64")
+        known = events.column("known").to_numpy().astype("int64")
+        seized = events.column("seized").to_numpy().astype(bool)
+        axis = history.TimeAxis(p_all["t"], known)
+        whole = history.multi_offline(p_all, axis, rows, known, seized, prior)
+        whole.update(network.offline_components(p_all, rows, known, seized))
+        del p_all, axis, prior, events
+        raw.update({name: values[kept] for name, values in whole.items()})
+        del whole
         con.execute(
             "CREATE OR REPLACE TEMP TABLE kept_ids AS SELECT s.row, s.shipment_id FROM ship AS s "
             "SEMI JOIN kept USING (row)"
@@ -233,20 +250,6 @@ def parquet_training_frame(
             "SELECT r.* FROM raw_shipments AS r JOIN kept_ids AS k "
             "ON CAST(r.shipment_id AS VARCHAR) = k.shipment_id ORDER BY k.row"
         ).to_df()
-        raw, prior = _kept_aggregates(con, kept, n)
-        counts = {column: _earlier(con, column, kept) for column in earlier}
-        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
-        p_all = _history_keys(con)
-        first, last = con.execute("SELECT min(t), max(t) FROM ship").fetchall()[0]
-
-    rows = events.column("row").to_numpy().astype("int64")
-    known = events.column("known").to_numpy().astype("int64")
-    seized = events.column("seized").to_numpy().astype(bool)
-    axis = history.TimeAxis(p_all["t"], known)
-    whole = history.multi_offline(p_all, axis, rows, known, seized, prior)
-    whole.update(network.offline_components(p_all, rows, known, seized))
-    del p_all
-    raw.update({name: values[kept] for name, values in whole.items()})
 
     frame = _validated(frame.reset_index(drop=True), attributes)
     attrs = attribute_values(frame, attributes)
