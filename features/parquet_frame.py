@@ -246,12 +246,15 @@ def parquet_training_frame(
             "CREATE OR REPLACE TEMP TABLE kept_ids AS SELECT s.row, s.shipment_id FROM ship AS s "
             "SEMI JOIN kept USING (row)"
         )
-        frame = con.sql(
+        table = con.sql(
             "SELECT r.* FROM raw_shipments AS r JOIN kept_ids AS k "
             "ON CAST(r.shipment_id AS VARCHAR) = k.shipment_id ORDER BY k.row"
-        ).to_df()
-
-    frame = _validated(frame.reset_index(drop=True), attributes)
+        ).to_arrow_table()
+    # into pandas once the engine has let its memory go (at 1M shipments the kept rows'
+    # conversion beside DuckDB's tables was the peak)
+    frame = table.to_pandas()
+    del table
+    frame = _validated(frame, attributes)
     attrs = attribute_values(frame, attributes)
     p = manifest.prepare(frame)
     if len(p["t"]) != len(kept):
