@@ -10,12 +10,13 @@ aggregates over the *whole* history.
 :func:`parquet_training_frame` keeps the two apart. DuckDB reads the contract Parquet files
 (one file, a list or month-partition globs, :func:`features.engine.load_parquet`) within the
 engine's memory limit, computes every single-key aggregate over every shipment and hands back
-only the kept rows' (each dimension's query filtered on the kept rows inside the engine). The
-aggregates that still run in numpy over the whole history - the multi-valued keys
-(:func:`features.history.multi_offline`: transshipment ports, description words) and the link
-graph's components (:func:`features.network.offline_components`) - get only the few columns
-they read, normalised through their distinct values. The kept rows alone are read whole into
-pandas, validated against the contract, prepared and finished by the same
+only the kept rows' (each dimension's query filtered on the kept rows inside the engine);
+the multi-valued keys (transshipment ports, description words:
+:func:`features.engine.multi_aggregates`) too, over every shipment. The one part that still
+runs in numpy over the whole history - the link graph's components
+(:func:`features.network.offline_components`) - gets only the integer codes of the consignee
+and its identifiers, normalised through their distinct values. The kept rows alone are read
+whole into pandas, validated against the contract, prepared and finished by the same
 :func:`features.pipeline.feature_columns`: the same columns and values as the whole frame has
 on those rows (tested feature by feature).
 """
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import history, manifest, network
+from features import engine, manifest, network
 from features.contracts import missing_required
 from features.engine import (
     EngineSettings,
@@ -47,10 +48,10 @@ from features.pipeline import (
     feature_frame,
 )
 
-HISTORY_FIELDS = ("hs_code", "consignee_id", "consignee_phone", "consignee_address",
+HISTORY_FIELDS = ("consignee_id", "consignee_phone", "consignee_address",
                   "recipient_customs_code")  # fmt: skip
-"""Key columns the whole-history numpy aggregates read (as ``load_parquet``'s ``ship`` holds
-them): the HS chapter of description words, the link graph's consignee and identifiers."""
+"""Key columns the whole-history link graph reads (as ``load_parquet``'s ``ship`` holds them):
+the consignee and its identifiers."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class ParquetFrame:
     first: pd.Timestamp
     last: pd.Timestamp
     earlier: dict[str, np.ndarray]
+
+
+MULTI = ("ports:max_rate", "desc:seen", "desc:tokens")
+"""The multi-valued keys' raw aggregates (:func:`features.engine.multi_aggregates`)."""
 
 
 def _stamp(ns: int) -> pd.Timestamp:
@@ -110,43 +115,31 @@ def _kept_sql(since: pd.Timestamp | None) -> str:
 
 
 def _history_keys(con) -> dict[str, np.ndarray]:
-    """The prepared keys of every shipment that the whole-history numpy aggregates read -
-    ``t``, ``ports``, ``tokens``, ``hs2`` and the link graph's keys - in row order, each
-    normalised once per distinct value by the functions of :mod:`features.manifest`."""
-    raw_cols = {r[0] for r in con.execute("DESCRIBE raw_shipments").fetchall()}
-
-    def raw(name: str) -> str:
-        return f"r.{name}" if name in raw_cols else "CAST(NULL AS VARCHAR)"
-
+    """The link graph's keys of every shipment - ``t`` and the integer codes of the consignee
+    and its identifiers - in row order, each normalised once per distinct value by the
+    functions of :mod:`features.manifest`."""
     table = con.sql(
-        f"SELECT s.t, {', '.join(f's.{c}' for c in HISTORY_FIELDS)}, "
-        f"CAST({raw('transshipment_ports')} AS VARCHAR) AS transshipment_ports, "
-        f"CAST({raw('goods_description')} AS VARCHAR) AS goods_description "
-        "FROM ship AS s JOIN raw_shipments AS r ON CAST(r.shipment_id AS VARCHAR) = s.shipment_id "
-        "ORDER BY s.row"
+        f"SELECT t, {', '.join(HISTORY_FIELDS)} FROM ship ORDER BY row"
     ).to_arrow_table()
-
-    def column(name: str) -> np.ndarray:
-        return table.column(name).to_numpy(zero_copy_only=False)
-
     normalisers = {key: (col, fn) for key, col, fn in manifest.KEY_FIELDS}
-    p: dict[str, np.ndarray] = {"t": column("t").astype("int64")}
-    for key in ("hs", "consignee", "phone", "address", "recipient"):
+    p: dict[str, np.ndarray] = {"t": table.column("t").to_numpy().astype("int64")}
+    for key in ("consignee", *network.IDENTIFIERS):
         col, fn = normalisers[key]
-        p[key], p[f"codes:{key}"] = manifest.map_coded(column(col), fn)
-    p["hs2"] = manifest.map_distinct(p["hs"], lambda h: manifest.hs_cut(h, 2))
-    p["ports"] = manifest.map_distinct(column("transshipment_ports"), manifest.port_list)
-    p["tokens"] = manifest.map_distinct(column("goods_description"), manifest.description_tokens)
+        values = table.column(col).to_numpy(zero_copy_only=False)
+        p[key] = manifest.map_coded(values, fn)[1]  # the codes: what the replay groups by
     return p
 
 
-def _kept_aggregates(con, kept: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _kept_aggregates(
+    con, kept: np.ndarray, n: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every dimension's raw aggregates of the kept rows (``kept``: sorted row numbers), each
     computed by DuckDB over the whole history and filtered on the kept rows inside the engine;
-    NaN where the shipment's key is not declared. Also the overall seizure rate known before
-    every shipment of the history (the prior of the ports' rates)."""
+    NaN where the shipment's key is not declared. Also the inspections and seizures known
+    before every shipment of the history (``insp:global``, ``seiz:global``: the prior of the
+    ports' rates)."""
     raw: dict[str, np.ndarray] = {}
-    prior = np.full(n, np.nan)
+    every: dict[str, np.ndarray] = {}
     for dim in dimensions():
         sql, names = dimension_sql(dim)
         table = con.sql(f"SELECT d.* FROM ({sql}) AS d SEMI JOIN kept USING (row)").to_arrow_table()
@@ -159,15 +152,12 @@ def _kept_aggregates(con, kept: np.ndarray, n: int) -> tuple[dict[str, np.ndarra
             cols = ", ".join(
                 f"a{names.index(f'{what}:global')} AS {what}" for what in ("insp", "seiz")
             )
-            every = con.sql(f"SELECT row, {cols} FROM ({sql}) AS d").to_arrow_table()
-            rows = every.column("row").to_numpy()
-            found = {
-                what: every.column(what).to_numpy(zero_copy_only=False) for what in ("insp", "seiz")
-            }
-            prior[rows] = history.prior_rate(
-                {"insp:global": found["insp"], "seiz:global": found["seiz"]}
-            )
-    return raw, prior
+            table = con.sql(f"SELECT row, {cols} FROM ({sql}) AS d").to_arrow_table()
+            rows = table.column("row").to_numpy()
+            for what in ("insp", "seiz"):
+                every[f"{what}:global"] = np.full(n, np.nan)
+                every[f"{what}:global"][rows] = table.column(what).to_numpy(zero_copy_only=False)
+    return raw, every
 
 
 def _earlier(con, column: str, kept: np.ndarray) -> np.ndarray:
@@ -225,23 +215,25 @@ def parquet_training_frame(
             .to_numpy()
             .astype("int64")
         )
-        raw, prior = _kept_aggregates(con, kept, n)
+        raw, multi = _kept_aggregates(con, kept, n)
         counts = {column: _earlier(con, column, kept) for column in earlier}
-        con.execute("DROP TABLE keys")  # the aggregates are done: give its memory back
-        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
+        con.execute("DROP TABLE keys")  # the single-key aggregates are done
+        # the multi-valued keys (ports, description words) by the engine over every shipment
+        engine.multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, multi)
+        raw.update({name: multi[name][kept] for name in MULTI})
+        del multi
         first, last = con.execute("SELECT min(t), max(t) FROM ship").fetchall()[0]
-        # the whole-history numpy aggregates first, and their inputs dropped, before the kept
-        # rows are read: the peak is the larger of the two phases, not their sum
+        # the link graph's replay over every shipment, in numpy, dropped before the kept rows
+        # are read: the peak is the larger of the two phases, not their sum
+        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
         p_all = _history_keys(con)
         rows = events.column("row").to_numpy().astype("int64")
         known = events.column("known").to_numpy().astype("int64")
         seized = events.column("seized").to_numpy().astype(bool)
-        axis = history.TimeAxis(p_all["t"], known)
-        whole = history.multi_offline(p_all, axis, rows, known, seized, prior)
-        whole.update(network.offline_components(p_all, rows, known, seized))
-        del p_all, axis, prior, events
-        raw.update({name: values[kept] for name, values in whole.items()})
-        del whole
+        graph = network.offline_components(p_all, rows, known, seized)
+        del p_all, events
+        raw.update({name: values[kept] for name, values in graph.items()})
+        del graph
         con.execute(
             "CREATE OR REPLACE TEMP TABLE kept_ids AS SELECT s.row, s.shipment_id FROM ship AS s "
             "SEMI JOIN kept USING (row)"
