@@ -19,6 +19,7 @@ capacity.
     .venv/bin/python benchmarks/train.py                 # 1,000,000 shipments over 365 days
     .venv/bin/python benchmarks/train.py --shipments 200000 --days 120
     .venv/bin/python benchmarks/train.py --shipments 20000 --days 40 --variants new
+    .venv/bin/python benchmarks/train.py --variants new --engines pandas,duckdb  # before/after
 """
 
 from __future__ import annotations
@@ -54,18 +55,30 @@ VARIANTS = {
 }
 
 
-def _train(variant: str, data: Path, root: Path, env: dict) -> tuple[int, dict | str]:
-    """One ``cargorisk train`` child in its own home; (status, result or the log's tail)."""
-    home = root / f"home-{variant}"
+def _train(
+    variant: str,
+    data: Path,
+    root: Path,
+    env: dict,
+    engine: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> tuple[int, dict | str]:
+    """One ``cargorisk train`` child in its own home, with the feature engine ``engine``
+    (``CARGORISK_FEATURE_ENGINE``; None: the settings' default); (status, result or the log's
+    tail)."""
+    name = variant if engine is None else f"{variant}-{engine}"
+    home = root / f"home-{name}"
     home.mkdir(parents=True, exist_ok=True)
-    cmd = [str(BIN / "cargorisk"), "train", "--data", str(data)]
+    if engine is not None:
+        env = {**env, "CARGORISK_FEATURE_ENGINE": engine}
+    cmd = [str(BIN / "cargorisk"), "train", "--data", str(data), *extra]
     if VARIANTS[variant] is not None:
         config = root / f"train-{variant}.yaml"
         config.write_text(VARIANTS[variant])
         cmd += ["--config", str(config)]
     load_before = os.getloadavg()[0]
     code, wall, rss, cpu, text = _run_child(
-        cmd, {**env, "CARGORISK_HOME": str(home)}, root / f"train-{variant}.log"
+        cmd, {**env, "CARGORISK_HOME": str(home)}, root / f"train-{name}.log"
     )
     load_after = os.getloadavg()[0]
     if code != 0:
@@ -87,8 +100,10 @@ def _train(variant: str, data: Path, root: Path, env: dict) -> tuple[int, dict |
             line,
         )
     ]
+    kept = re.search(r"^kept ([0-9,]+) of", text, flags=re.M)
     return 0, {
-        "variant": variant,
+        "variant": name,
+        "kept_rows": int(kept[1].replace(",", "")) if kept else shipments,
         "shipments": shipments,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
@@ -112,6 +127,23 @@ def main() -> int:
         default="today,new",
         help="Comma-separated, run in this order: today (one fit), new (selection+challenger).",
     )
+    parser.add_argument(
+        "--engines",
+        default="",
+        help="Comma-separated feature engines to run each variant with, in this order "
+        "(pandas: every shipment in pandas; duckdb: only the rows training needs, read lazily "
+        "from Parquet); default the settings' engine.",
+    )
+    parser.add_argument(
+        "--by-month",
+        action="store_true",
+        help="Simulate the world by month (cargorisk simulate --by-month: bounded memory).",
+    )
+    parser.add_argument(
+        "--test-days",
+        type=int,
+        help="Pass --test-days N to cargorisk train (N test days and N validation days).",
+    )
     parser.add_argument("--keep", type=Path, help="Keep data and MLflow homes in this directory.")
     parser.add_argument("--json", type=Path, help="Also write the results as JSON here.")
     args = parser.parse_args()
@@ -128,7 +160,7 @@ def main() -> int:
     }
     per_day = max(1, round(args.shipments / args.days))
 
-    if not (data / "shipments.parquet").is_file():
+    if not (data / "shipments.parquet").is_file() and not (data / "shipments").is_dir():
         print(f"simulating {args.shipments:,} shipments ({args.days} days x {per_day}/day) ...")
         code, wall, _, _, text = _run_child(
             [
@@ -144,6 +176,7 @@ def main() -> int:
                 str(args.seed),
                 "--end",
                 "2026-11-24",
+                *(["--by-month"] if args.by_month else []),
             ],
             {**env, "CARGORISK_HOME": str(root)},
             root / "simulate.log",
@@ -153,10 +186,12 @@ def main() -> int:
             return code
         print(f"  simulated in {wall:.1f} s (not counted)")
 
+    engines: list[str | None] = [e.strip() for e in args.engines.split(",") if e.strip()]
     results = []
-    for variant in variants:
-        print(f"training, variant {variant} ...")
-        code, result = _train(variant, data, root, env)
+    for variant, engine in [(v, e) for v in variants for e in (engines or [None])]:
+        print(f"training, variant {variant}, engine {engine or 'default'} ...")
+        extra = ("--test-days", str(args.test_days)) if args.test_days else ()
+        code, result = _train(variant, data, root, env, engine, extra)
         if code != 0:
             print(result)
             return code

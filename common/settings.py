@@ -74,9 +74,10 @@ class Settings(BaseSettings):
     seed: int = 42
 
     feature_engine: Literal["pandas", "duckdb", "spark"] = Field(
-        default="pandas",
+        default="duckdb",
         description="What computes the offline point-in-time aggregates for train, evaluate, "
-        "promote and score: the numpy executor (pandas), DuckDB or Spark (needs pyspark); all "
+        "promote and score: DuckDB (the default: train reads Parquet data lazily and keeps "
+        "only the rows it needs), the numpy executor (pandas) or Spark (needs pyspark); all "
         "give the same features.",
     )
     spark_master: str = Field(

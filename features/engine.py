@@ -646,7 +646,7 @@ def spark_aggregates(
 
 
 # -- Parquet: the keys built inside DuckDB ----------------------------------------------------
-def _paths_sql(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
+def paths_sql(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> str:
     """A list of files or globs as a SQL list literal."""
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     if not items:
@@ -812,7 +812,7 @@ def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
     result times, or a repeated shipment id."""
     con.execute(
         "CREATE OR REPLACE TEMP VIEW raw_shipments AS SELECT * FROM "
-        f"read_parquet({_paths_sql(shipments)}, union_by_name = true)"
+        f"read_parquet({paths_sql(shipments)}, union_by_name = true)"
     )
     cols = _column_names(con, "raw_shipments")
     missing = missing_required("shipments", cols)
@@ -848,7 +848,7 @@ def load_parquet(con, shipments, outcomes=None, *, text: bool = False) -> int:
     else:
         con.execute(
             "CREATE OR REPLACE TEMP VIEW raw_outcomes AS SELECT * FROM "
-            f"read_parquet({_paths_sql(outcomes)}, union_by_name = true, filename = true, "
+            f"read_parquet({paths_sql(outcomes)}, union_by_name = true, filename = true, "
             "file_row_number = true)"
         )
         o_cols = _column_names(con, "raw_outcomes")

@@ -62,8 +62,12 @@ def _country_of_port(ports: pd.Series) -> pd.Series:
     return codes.str[:2].where(codes.str.len() == 5, "")
 
 
-def rule_flags(shipments: pd.DataFrame) -> pd.DataFrame:
-    """Each red flag of :data:`RULES` as a boolean column, one row per shipment (same index)."""
+def rule_flags(shipments: pd.DataFrame, consignee_prior: np.ndarray | None = None) -> pd.DataFrame:
+    """Each red flag of :data:`RULES` as a boolean column, one row per shipment (same index).
+
+    ``consignee_prior``: each shipment's earlier shipments of its consignee (as declared, NaN
+    when blank) counted over a longer history than ``shipments`` - the whole history when
+    training reads only the rows it needs; default: counted within ``shipments``."""
     s = shipments
     origin = s["origin_country"].astype(str).isin(HIGH_RISK_COUNTRIES)
     departure = s["departure_country"].astype(str).isin(HIGH_RISK_COUNTRIES)
@@ -73,8 +77,11 @@ def rule_flags(shipments: pd.DataFrame) -> pd.DataFrame:
         lambda ports: any(len(p) == 5 and p[:2] in HIGH_RISK_COUNTRIES for p in ports)
     )
     # consignee history inside this data, strictly before each shipment (ties: earlier id)
-    order = s.sort_values(["declared_at", "shipment_id"], kind="stable")
-    prior = order.groupby("consignee_id", sort=False).cumcount().reindex(s.index)
+    if consignee_prior is None:
+        order = s.sort_values(["declared_at", "shipment_id"], kind="stable")
+        prior = order.groupby("consignee_id", sort=False).cumcount().reindex(s.index)
+    else:
+        prior = pd.Series(np.asarray(consignee_prior, dtype="float64"), index=s.index)
     description = s["goods_description"].fillna("").astype(str).str.lower()
     generic = np.zeros(len(s), dtype=bool)
     for word in GENERIC_WORDS:
@@ -96,9 +103,10 @@ def rule_flags(shipments: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def rules_score(shipments: pd.DataFrame) -> np.ndarray:
-    """The legacy rule score of each shipment (sum of the weights of its red flags)."""
-    flags = rule_flags(shipments)
+def rules_score(shipments: pd.DataFrame, consignee_prior: np.ndarray | None = None) -> np.ndarray:
+    """The legacy rule score of each shipment (sum of the weights of its red flags);
+    ``consignee_prior`` as :func:`rule_flags` takes it."""
+    flags = rule_flags(shipments, consignee_prior)
     weights = np.array([RULES[name] for name in flags.columns])
     return flags.to_numpy(dtype=float) @ weights
 

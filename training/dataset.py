@@ -32,7 +32,15 @@ import pandas as pd
 
 from features.contracts import DatasetInfo
 from features.errors import CargoriskError
-from features.tables import read_contract_dir, read_frame, table_path
+from features.tables import (
+    PARTITION_GLOB,
+    find_table,
+    read_contract_dir,
+    read_frame,
+    read_info,
+    table_path,
+    validate_table,
+)
 
 LABEL_POLICIES = ("drop", "clean")
 
@@ -65,6 +73,15 @@ class Dataset:
     illicit: np.ndarray | None
     policy: str
     info: DatasetInfo = field(default_factory=DatasetInfo)
+    total: int | None = None
+    """Shipments in the whole history when the rows here are only those training needs
+    (:func:`build_dataset_from_parquet`); None when every shipment is here."""
+    span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    """First and last declaration time of the whole history (tz-naive UTC) when only some
+    rows are here: the temporal split's boundaries come from it."""
+    consignee_prior: np.ndarray | None = None
+    """Earlier shipments of each row's consignee over the whole history (the rules baseline's
+    "new consignee") when only some rows are here; None: counted within ``shipments``."""
 
     @property
     def labelled(self) -> np.ndarray:
@@ -73,6 +90,11 @@ class Dataset:
     @property
     def declared_at(self) -> pd.Series:
         return self.shipments["declared_at"]
+
+    @property
+    def shipment_count(self) -> int:
+        """Shipments of the whole history (kept or not)."""
+        return len(self.shipments) if self.total is None else self.total
 
 
 def load_tables(data_dir: str | Path) -> Tables:
@@ -182,4 +204,143 @@ def build_dataset(
         illicit=truth_for(shipments, tables.truth),
         policy=policy,
         info=tables.info,
+    )
+
+
+def parquet_inputs(data_dir: str | Path) -> tuple[str, str] | None:
+    """The shipments and outcomes of ``data_dir`` as Parquet files or month-partition globs
+    (what the engine reads lazily); None when either table is CSV (read whole, as before)."""
+    if not Path(data_dir).is_dir():
+        raise CargoriskError(f"--data {data_dir}: not a directory")
+    found = []
+    for table in ("shipments", "outcomes"):
+        path = table_path(Path(data_dir), table)
+        if path is None:
+            raise CargoriskError(
+                f"--data {data_dir}: no {table} table (expected {table}.parquet, {table}.csv or "
+                f"{table}/{PARTITION_GLOB})"
+            )
+        if path.is_dir():
+            found.append(str(path / PARTITION_GLOB))
+        elif path.suffix.lower() == ".parquet":
+            found.append(str(path))
+        else:
+            return None
+    return found[0], found[1]
+
+
+def build_dataset_from_parquet(
+    data_dir: str | Path,
+    policy: str = "drop",
+    *,
+    since: Callable[[pd.Timestamp, pd.Timestamp], pd.Timestamp | None],
+    engine_settings=None,
+    info: DatasetInfo | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Dataset:
+    """:func:`build_dataset` for a data directory of Parquet tables, reading only the rows
+    training needs: the inspected shipments (the labelled ones under ``drop``) and every
+    shipment declared from ``since(first, last)`` on (given the whole history's first and last
+    declaration: the evaluation periods; None keeps every shipment), their features computed
+    by DuckDB over the whole history (:func:`features.parquet_frame.parquet_training_frame`).
+    Under the ``clean`` policy every shipment is labelled, so every one is read. ``info``:
+    what the labels mean and the attribute schema (default the directory's
+    ``dataset.json``)."""
+    from features.parquet_frame import parquet_span, parquet_training_frame
+
+    if policy not in LABEL_POLICIES:  # before any work
+        raise CargoriskError(f"unlabelled_policy must be one of {LABEL_POLICIES}, got {policy!r}")
+    inputs = parquet_inputs(data_dir)
+    if inputs is None:
+        raise CargoriskError(f"--data {data_dir}: the lazy reader needs Parquet tables, not CSV")
+    shipment_files, outcome_files = inputs
+    info = info or read_info(Path(data_dir)) or DatasetInfo()
+    source = str(Path(data_dir).resolve())
+    total, first, last = parquet_span(shipment_files, engine_settings)
+    cut = None if policy == "clean" else since(first, last)
+    outcomes = validate_table("outcomes", read_frame(find_table(Path(data_dir), "outcomes")))
+    if len(outcomes) == 0:
+        raise CargoriskError(
+            f"{source}: no shipment has an inspection outcome; nothing to learn from"
+        )
+    progress(f"building features for {total:,} shipments")
+    frame = parquet_training_frame(
+        shipment_files,
+        outcome_files,
+        since=cut,
+        attributes=info.attributes,
+        settings=engine_settings,
+        earlier=("consignee_id",),
+    )
+    shipments = frame.shipments
+    labels = inspection_labels(shipments, outcomes)
+    if not labels["inspected"].any():
+        raise CargoriskError(
+            f"{source}: no shipment has an inspection outcome; nothing to learn from"
+        )
+    if not labels["seized"].any():
+        raise CargoriskError(
+            f"{source}: no inspection ended in a {info.label.positive} (no 'seized' result "
+            f"in outcomes; the label is {info.label.name}); a risk model needs positive labels"
+        )
+    progress(
+        f"kept {len(shipments):,} of {total:,} shipments (inspected, or declared from "
+        f"{'the start' if cut is None else cut.isoformat()})"
+    )
+    truth = None
+    truth_path = table_path(Path(data_dir), "truth")
+    if truth_path is not None:
+        truth = read_frame(truth_path)
+        missing = {"shipment_id", "illicit"} - set(truth.columns)
+        if missing:
+            raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
+    return Dataset(
+        shipments=shipments,
+        features=frame.features,
+        label=training_label(labels, policy),
+        inspected=labels["inspected"].to_numpy(),
+        illicit=truth_for(shipments, truth),
+        policy=policy,
+        info=info,
+        total=frame.total,
+        span=(frame.first, frame.last),
+        consignee_prior=frame.earlier["consignee_id"],
+    )
+
+
+def reads_lazily(settings, data_dir: str | Path) -> bool:
+    """Whether a job reads ``data_dir`` through the engine, only the rows it needs
+    (:func:`build_dataset_from_parquet`): with the ``duckdb`` engine on Parquet tables. CSV
+    tables and the other engines read every shipment into pandas."""
+    return settings.feature_engine == "duckdb" and parquet_inputs(data_dir) is not None
+
+
+def read_dataset(
+    data_dir: str | Path,
+    settings,
+    *,
+    since: str | pd.Timestamp | None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Dataset:
+    """The dataset a job measures from ``since`` on (None: from the start): lazily
+    (:func:`reads_lazily`: the labelled shipments and every one declared from ``since``), else
+    every shipment of the tables (:func:`load_tables`, :func:`build_dataset`)."""
+    if not reads_lazily(settings, data_dir):
+        return build_dataset(
+            load_tables(data_dir),
+            settings.unlabelled_policy,
+            engine=engine_options(settings),
+            progress=progress,
+        )
+    cut = None
+    if since is not None:
+        cut = pd.Timestamp(since)
+        if cut.tzinfo is not None:
+            cut = cut.tz_convert("UTC").tz_localize(None)
+    return build_dataset_from_parquet(
+        data_dir,
+        settings.unlabelled_policy,
+        since=lambda _first, _last: cut,
+        engine_settings=engine_options(settings)["engine_settings"],
+        progress=progress,
     )

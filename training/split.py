@@ -61,6 +61,7 @@ def temporal_split(
     valid_days: int | None = None,
     test_share: float = 0.2,
     valid_share: float = 0.15,
+    span: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> TemporalSplit:
     """Split rows by their declaration time.
 
@@ -69,13 +70,53 @@ def temporal_split(
     nothing: then the last ``test_share`` of the calendar days are the test period and the
     ``valid_share`` before them the validation period. Raises :class:`CargoriskError` when the
     data cannot hold three non-empty periods.
+
+    ``span``: the first and last declaration time of the whole history when the rows given
+    are only some of it (training reads only the rows it needs,
+    :func:`training.dataset.build_dataset_from_parquet`): the boundaries are those of the
+    whole history, the masks are over the rows given.
     """
     times = pd.to_datetime(declared_at)
     if len(times) == 0:
         raise CargoriskError("no shipments to split (declared_at is empty)")
     if times.isna().any():
         raise CargoriskError("declared_at has missing values; every shipment needs a time")
-    start, end = times.min(), times.max()
+    start, end = span if span is not None else (times.min(), times.max())
+    v, t = split_bounds(
+        start,
+        end,
+        valid_from=valid_from,
+        test_from=test_from,
+        test_days=test_days,
+        valid_days=valid_days,
+        test_share=test_share,
+        valid_share=valid_share,
+    )
+    values = times.to_numpy()
+    train = values < v.to_datetime64()
+    test = values >= t.to_datetime64()
+    valid = ~train & ~test
+    for name, mask in (("train", train), ("validation", valid), ("test", test)):
+        if not mask.any():
+            raise CargoriskError(f"the {name} period holds no shipments; move the boundaries")
+    return TemporalSplit(
+        start=start, valid_from=v, test_from=t, end=end, train=train, valid=valid, test=test
+    )
+
+
+def split_bounds(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    valid_from: str | pd.Timestamp | None = None,
+    test_from: str | pd.Timestamp | None = None,
+    test_days: int | None = None,
+    valid_days: int | None = None,
+    test_share: float = 0.2,
+    valid_share: float = 0.15,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``(valid_from, test_from)`` of :func:`temporal_split` for data declared from ``start``
+    to ``end``: known before any row is read (which rows training needs depends on them)."""
     first_day, last_day = start.normalize(), end.normalize()
     n_days = (last_day - first_day).days + 1
     if n_days < 3:
@@ -105,13 +146,4 @@ def temporal_split(
             f"split boundaries must satisfy first day {first_day.date()} < valid_from "
             f"{v.date()} < test_from {t.date()} <= last day {last_day.date()}"
         )
-    values = times.to_numpy()
-    train = values < v.to_datetime64()
-    test = values >= t.to_datetime64()
-    valid = ~train & ~test
-    for name, mask in (("train", train), ("validation", valid), ("test", test)):
-        if not mask.any():
-            raise CargoriskError(f"the {name} period holds no shipments; move the boundaries")
-    return TemporalSplit(
-        start=start, valid_from=v, test_from=t, end=end, train=train, valid=valid, test=test
-    )
+    return v, t

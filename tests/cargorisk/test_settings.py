@@ -53,7 +53,9 @@ def test_embedded_tracking_survives_mlflow_exporting_the_uri(home, monkeypatch):
 def test_feature_engine_and_its_bounds_from_the_environment(home, monkeypatch, tmp_path):
     from training.dataset import engine_options
 
-    assert engine_options(load_settings())["engine"] == "pandas"
+    assert engine_options(load_settings())["engine"] == "duckdb"  # the default
+    monkeypatch.setenv("CARGORISK_FEATURE_ENGINE", "pandas")
+    assert engine_options(load_settings())["engine"] == "pandas"  # still selectable
     monkeypatch.setenv("CARGORISK_FEATURE_ENGINE", "duckdb")
     monkeypatch.setenv("CARGORISK_ENGINE_MEMORY_LIMIT", "1GB")
     monkeypatch.setenv("CARGORISK_ENGINE_THREADS", "1")

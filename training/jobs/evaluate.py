@@ -11,7 +11,7 @@ import pandas as pd
 from features.errors import CargoriskError
 from training import registry
 from training.baselines import rules_score
-from training.dataset import build_dataset, engine_options, load_tables
+from training.dataset import read_dataset
 from training.evaluate import (
     period_metrics,
     score_period,
@@ -33,18 +33,15 @@ def evaluate_job(
     registry.configure(settings)
     with timed_step(progress, f"loading {model_uri}"):
         model = registry.load_scoring_model(model_uri)
-    with timed_step(progress, f"reading {data_dir}"):
-        tables = load_tables(data_dir)
     with timed_step(progress, "features"):
-        dataset = build_dataset(
-            tables, settings.unlabelled_policy, engine=engine_options(settings), progress=progress
-        )
+        dataset = read_dataset(data_dir, settings, since=start, progress=progress)
     mask = period_mask(dataset, start, end)
     labelled = mask & dataset.labelled
     if not labelled.any():
         raise CargoriskError("the chosen period has no labelled (inspected) shipment")
     with timed_step(progress, "scoring"):
-        scores = score_period(model, dataset, mask, rules_score(dataset.shipments))
+        rules = rules_score(dataset.shipments, dataset.consignee_prior)
+        scores = score_period(model, dataset, mask, rules)
         metrics = period_metrics(scores)
     train_to = model.metadata.get("training_window", {}).get("to")
     times = dataset.declared_at[mask]

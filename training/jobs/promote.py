@@ -19,7 +19,7 @@ from features.registry_contract import capacity_metric
 from training import registry
 from training.baselines import rules_score
 from training.config import TrainConfig, load_config
-from training.dataset import build_dataset, engine_options, load_tables
+from training.dataset import read_dataset
 from training.jobs.shared import Progress, period_mask, quiet, timed_step
 from training.metrics import (
     capacity_metrics,
@@ -225,15 +225,13 @@ def promote_job(
                 f"the data of version {version} ({source}) is not here; pass --data DIR"
             )
         with timed_step(progress, f"rebuilding features from {source}"):
-            dataset = build_dataset(
-                load_tables(source), settings.unlabelled_policy, engine=engine_options(settings)
-            )
+            dataset = read_dataset(source, settings, since=period["from"])
         mask = period_mask(dataset, period["from"], period["to"])
         labelled = mask & dataset.labelled
         y = dataset.label[labelled]
         if len(y) == 0:
             raise CargoriskError(f"the test period {period} has no labelled shipment to compare on")
-        rules_all = rules_score(dataset.shipments)
+        rules_all = rules_score(dataset.shipments, dataset.consignee_prior)
         features = dataset.features.loc[labelled]
         confidence = config.gate.confidence
         try:

@@ -21,11 +21,20 @@ from features.contracts import (
 from features.errors import CargoriskError
 from features.registry_contract import capacity_metric
 from features.scoring import ScoringModel
+from features.tables import read_info
 from training import registry, report
 from training.baselines import rules_score
 from training.candidates import FeatureSet, Fitted, feature_set, fit_candidates
 from training.config import TrainConfig, load_config
-from training.dataset import Dataset, Tables, build_dataset, engine_options, load_tables
+from training.dataset import (
+    Dataset,
+    Tables,
+    build_dataset,
+    build_dataset_from_parquet,
+    engine_options,
+    load_tables,
+    reads_lazily,
+)
 from training.evaluate import (
     PeriodScores,
     model_metrics,
@@ -35,7 +44,7 @@ from training.evaluate import (
 )
 from training.jobs.shared import Progress, quiet, timed_step
 from training.report import plural
-from training.split import TemporalSplit, temporal_split
+from training.split import TemporalSplit, split_bounds, temporal_split
 from training.train import FitData, prepare_fit
 from training.tuning import parse_budget
 
@@ -138,7 +147,7 @@ def _evaluate(fitted: Fitted, dataset: Dataset, split, num_threads: int) -> _Eva
     """Both candidates and the baselines on the validation and test periods: the registered
     model as ``test_…`` / ``valid_…`` beside ``rules_…`` / ``random_…``, each candidate as
     ``full_…`` / ``challenger_…`` and ``valid_full_…`` / ``valid_challenger_…``."""
-    rules = rules_score(dataset.shipments)
+    rules = rules_score(dataset.shipments, dataset.consignee_prior)
     chosen = fitted.registered
 
     def period(model: ScoringModel, mask: np.ndarray) -> PeriodScores:
@@ -249,6 +258,61 @@ def _features(tables: Tables, settings, progress: Progress) -> Dataset:
         )
 
 
+def kept_since(
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    config: TrainConfig,
+    *,
+    valid_from: str | None,
+    test_from: str | None,
+    test_days: int | None,
+) -> pd.Timestamp:
+    """From when training needs every shipment, labelled or not: the validation period's start
+    (the evaluation periods: capacity metrics, baselines and true recall count all their
+    shipments) or the drift reference's first day (:data:`REFERENCE_DAYS` before the last
+    declaration), whichever is earlier. Before it, only labelled rows are used."""
+    valid, _ = split_bounds(
+        first,
+        last,
+        valid_from=valid_from,
+        test_from=test_from,
+        test_days=test_days,
+        test_share=config.test_share,
+        valid_share=config.valid_share,
+    )
+    return min(valid, last - pd.Timedelta(days=REFERENCE_DAYS))
+
+
+def _features_from_parquet(
+    data_dir: str | Path,
+    info: DatasetInfo,
+    settings,
+    config: TrainConfig,
+    *,
+    valid_from: str | None,
+    test_from: str | None,
+    test_days: int | None,
+    progress: Progress,
+) -> Dataset:
+    """The labelled shipments and every shipment of the evaluation periods, their features
+    computed by the engine over the whole history of ``data_dir``."""
+
+    def since(first: pd.Timestamp, last: pd.Timestamp) -> pd.Timestamp:
+        return kept_since(
+            first, last, config, valid_from=valid_from, test_from=test_from, test_days=test_days
+        )
+
+    with timed_step(progress, "features"):
+        return build_dataset_from_parquet(
+            data_dir,
+            settings.unlabelled_policy,
+            since=since,
+            engine_settings=engine_options(settings)["engine_settings"],
+            info=info,
+            progress=progress,
+        )
+
+
 def _split(
     dataset: Dataset,
     fs: FeatureSet,
@@ -270,6 +334,7 @@ def _split(
         test_days=test_days,
         test_share=config.test_share,
         valid_share=config.valid_share,
+        span=dataset.span,
     )
     test_labelled = split.test & dataset.labelled
     if dataset.label[test_labelled].sum() == 0:
@@ -338,7 +403,7 @@ def _describe(
     fitted: Fitted,
     evaluation: _Evaluation,
     dataset: Dataset,
-    tables: Tables,
+    source: str,
     split: TemporalSplit,
     test_labelled: np.ndarray,
     fs: FeatureSet,
@@ -350,9 +415,9 @@ def _describe(
     """The registered model's metadata (what serving and the gate read) and the run's
     parameters."""
     chosen = fitted.registered
-    info = tables.info
+    info = dataset.info
     row_counts = {
-        "shipments": len(dataset.shipments),
+        "shipments": dataset.shipment_count,
         "inspected": int(dataset.inspected.sum()),
         "seized": int(np.nansum(dataset.label == 1)),  # positives; the name serving reads
         "train_labelled": chosen.info.n_train,
@@ -374,7 +439,7 @@ def _describe(
         "capacity": settings.capacity,
         "label_policy": settings.unlabelled_policy,
         "feature_catalog_version": fs.version,
-        "data_source": tables.source,
+        "data_source": source,
         "seed": settings.seed,
         "best_iteration": chosen.info.best_iteration,
         "best_round_at_cap": chosen.info.at_cap,
@@ -400,7 +465,7 @@ def _describe(
         "label_name": info.label.name,
         "label_positive": info.label.positive,
         "attributes": ",".join(info.attributes) or "-",
-        "data_dir": tables.source,
+        "data_dir": source,
         "train_from": split.period("train")["from"],
         "valid_from": split.period("valid")["from"],
         "test_from": split.period("test")["from"],
@@ -582,12 +647,29 @@ def train_job(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    tables = _read(data_dir, label_name, label_positive, progress)
-    timings["read_s"] = time.perf_counter() - t0
-    fs = feature_set(tables.info.attributes)
-    t = time.perf_counter()
-    dataset = _features(tables, settings, progress)
+    if reads_lazily(settings, data_dir):
+        info = with_label(read_info(Path(data_dir)) or DatasetInfo(), label_name, label_positive)
+        source = str(Path(data_dir).resolve())
+        timings["read_s"] = 0.0  # the engine reads the tables while building the features
+        t = time.perf_counter()
+        dataset = _features_from_parquet(
+            data_dir,
+            info,
+            settings,
+            config,
+            valid_from=valid_from,
+            test_from=test_from,
+            test_days=test_days,
+            progress=progress,
+        )
+    else:
+        tables = _read(data_dir, label_name, label_positive, progress)
+        timings["read_s"] = time.perf_counter() - t0
+        source = tables.source
+        t = time.perf_counter()
+        dataset = _features(tables, settings, progress)
     timings["features_s"] = time.perf_counter() - t
+    fs = feature_set(dataset.info.attributes)
     split, test_labelled, data = _split(
         dataset,
         fs,
@@ -628,7 +710,7 @@ def train_job(
             fitted,
             evaluation,
             dataset,
-            tables,
+            source,
             split,
             test_labelled,
             fs,
