@@ -317,16 +317,21 @@ class ScoringEngine:
         process."""
         from serving.store.aggregates import materialize_history
 
-        self._seed()
-        if not self.store.aggregates_loaded() and self.store.count("shipments") > 0:
-            started = time.perf_counter()
-            log.info("start-up: no online aggregates in the store; building them from its history")
-            result = materialize_history(self.store)
-            log.info(
-                "start-up: online aggregates built and loaded (%s rows; %.1f s)",
-                sum(result.rows.values()),
-                time.perf_counter() - started,
-            )
+        # one process at a time: a second worker or replica finds the store seeded and the
+        # aggregates loaded (and never replaces aggregates another has begun to update)
+        with self.store.startup_lock():
+            self._seed()
+            if not self.store.aggregates_loaded() and self.store.count("shipments") > 0:
+                started = time.perf_counter()
+                log.info(
+                    "start-up: no online aggregates in the store; building them from its history"
+                )
+                result = materialize_history(self.store)
+                log.info(
+                    "start-up: online aggregates built and loaded (%s rows; %.1f s)",
+                    sum(result.rows.values()),
+                    time.perf_counter() - started,
+                )
         with self._lock:
             self.aggregates_ready = True
             self.state_error = None
@@ -337,7 +342,8 @@ class ScoringEngine:
         from features.online import OnlineFeatureState
 
         started = time.perf_counter()
-        self._seed()
+        with self.store.startup_lock():  # workers of one service seed an empty store once
+            self._seed()
         step = time.perf_counter()
         log.info("start-up: reading the history from the store")
         ships = self.store.history_frame()

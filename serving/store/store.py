@@ -4,6 +4,8 @@ writes, reads and identities in the parts it is made of.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -60,5 +62,41 @@ class Store(
         setup_search(self.engine)
         self._bulk_sql: dict[tuple, tuple[str, list]] = {}
 
+    @contextmanager
+    def startup_lock(self) -> Iterator[None]:
+        """Held while a service process seeds an empty store or builds its aggregates, so
+        that the workers of one service (and replicas on one database) take turns: the second
+        finds the work done instead of loading the same history twice or replacing
+        aggregates the first has started to update. PostgreSQL: a session advisory lock on a
+        connection of its own; SQLite: an exclusive ``flock`` on a file beside the database
+        (an embedded database is shared by processes of one machine only)."""
+        if self.is_sqlite:
+            path = self.url.split(":///", 1)[1].split("?", 1)[0] if ":///" in self.url else ""
+            if not path or path == ":memory:":
+                yield
+                return
+            import fcntl
+
+            with open(f"{path}.startup-lock", "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": STARTUP_LOCK_ID})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": STARTUP_LOCK_ID})
+                conn.commit()
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+STARTUP_LOCK_ID = 15_016
+"""The PostgreSQL advisory lock of :meth:`Store.startup_lock` (15_015 serialises the
+transactions that change the aggregates)."""

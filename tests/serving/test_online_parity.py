@@ -368,3 +368,49 @@ def test_two_engines_on_one_postgresql_keep_exact_aggregates(home, world, tmp_pa
         finally:
             one.store.close()
             two.store.close()
+
+
+@pytest.mark.parametrize("online_state", ["store", "memory"])
+def test_workers_starting_together_seed_and_build_once(home, world, tmp_path, store_url,
+                                                       online_state):  # fmt: skip
+    """Two engines (two workers of one service) start at the same moment on one EMPTY store
+    with seed data: the start-up lock makes them take turns, so the history is copied in once,
+    the aggregates are built once, and both become ready with the same features."""
+    import threading
+
+    ships, outs, model = world
+    ships = ships.sort_values("declared_at").reset_index(drop=True)
+    seed = ships.head(200)
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    seed.to_parquet(seed_dir / "shipments.parquet")
+    outs[outs["shipment_id"].isin(seed["shipment_id"])].to_parquet(seed_dir / "outcomes.parquet")
+    settings = load_settings(store_url=store_url, online_state=online_state,
+                             serve_seed_data=seed_dir, drift_refresh_minutes=0)  # fmt: skip
+    loaded = LoadedModel(model, "cargorisk-risk", "1", "models:/cargorisk-risk/1", T0)
+    engines = [ScoringEngine(settings, model_loader=lambda: loaded) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def start(engine):
+        barrier.wait()
+        engine.start()
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        for engine in engines:
+            assert engine.ready, engine.status()
+        assert engines[0].store.count("shipments") == len(seed)
+        if online_state == "store":
+            with engines[0].store.engine.connect() as conn:
+                loads = conn.exec_driver_sql("SELECT COUNT(*) FROM aggregate_loads").scalar()
+            assert loads == 1  # built by the first, found loaded by the second
+        probe = ships.iloc[200:203]
+        got = [e.features(probe.reset_index(drop=True)) for e in engines]
+        pd.testing.assert_frame_equal(got[0], got[1])
+    finally:
+        for engine in engines:
+            engine.store.close()
