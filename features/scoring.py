@@ -265,9 +265,9 @@ class ScoringModel:
             return None
         return (
             f"trained on feature definitions {self.definitions}, this code computes "
-            f"definitions {catalog.DEFINITIONS} (features.catalog.DEFINITIONS: the seizure "
-            "rates are now relative to the overall rate); retrain it (cargorisk retrain, or "
-            "train and promote)"
+            f"definitions {catalog.DEFINITIONS} (features.catalog.DEFINITIONS says what "
+            "changed: the same feature names mean other values); retrain it (cargorisk "
+            "retrain, or train and promote)"
         )
 
     def input_example(self, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
