@@ -57,13 +57,20 @@ class Feature:
     shown_upper: bool = False
 
 
+DEFINITIONS: Final = 2
+"""Version of what the catalogued features mean, recorded with every model (a model must be
+scored on the definitions it learned from: the same names with another meaning are silently
+wrong inputs). 1: the smoothed seizure rates themselves; 2: seizure rates relative to the
+overall rate (``features.history.relative_rate``)."""
+
 FAMILIES: Final = ("manifest", "rates", "history", "change", "network", "attributes", "raw")
 """Feature families, the unit training selects on the validation period:
 
 * ``manifest``: what the declaration itself says (mode, places, goods, ratios, flags of odd or
   blank values), nothing learned from other shipments;
 * ``rates``: the declaration compared with earlier traffic of its places and commodities
-  (smoothed seizure rates, recent seizures, rarity, usual value per kg, usual wording);
+  (smoothed seizure rates relative to the overall rate, recent seizures, rarity, usual value
+  per kg, usual wording);
 * ``history``: each party's own earlier shipments, inspections and seizures;
 * ``change``: an established consignee declaring something new (hijacked identities), and a
   declaration amended in substance after it was scored;
@@ -163,36 +170,47 @@ def _rates() -> list[Feature]:
     r = "rates"
     return [
         f("origin_risk", r, "numeric",
-          "Seizure rate of earlier inspections of goods from this origin (smoothed)",
-          "origin country seizure rate {value:.1%}", "up", "origin country not declared"),
+          "Seizure rate of earlier inspections of goods from this origin, relative to the "
+          "overall rate (smoothed; 1 = as often as traffic overall, or no inspection yet)",
+          "origin country seizure rate {value:.1f}x the overall rate", "up",
+          "origin country not declared"),
         f("departure_risk", r, "numeric",
-          "Seizure rate of earlier inspections of shipments from this departure country",
-          "departure country seizure rate {value:.1%}", "up",
+          "Seizure rate of earlier inspections of shipments from this departure country, "
+          "relative to the overall rate (smoothed)",
+          "departure country seizure rate {value:.1f}x the overall rate", "up",
           "departure country not declared"),
         f("loading_port_risk", r, "numeric",
-          "Seizure rate of earlier inspections of shipments from this loading port",
-          "loading port seizure rate {value:.1%}", "up", "no loading port declared"),
+          "Seizure rate of earlier inspections of shipments from this loading port, relative "
+          "to the overall rate (smoothed)",
+          "loading port seizure rate {value:.1f}x the overall rate", "up",
+          "no loading port declared"),
         f("transshipment_risk", r, "numeric",
-          "Highest seizure rate among the route's transshipment ports",
-          "transshipped via a port with seizure rate {value:.1%}", "up",
+          "Highest seizure rate among the route's transshipment ports, relative to the "
+          "overall rate (smoothed)",
+          "transshipped via a port with seizure rate {value:.1f}x the overall rate", "up",
           "no transshipment on the route"),
         f("hs_chapter_risk", r, "numeric",
-          "Seizure rate of earlier inspections of goods of this HS chapter",
-          "HS chapter seizure rate {value:.1%}", "up", "HS chapter not declared"),
+          "Seizure rate of earlier inspections of goods of this HS chapter, relative to the "
+          "overall rate (smoothed)",
+          "HS chapter seizure rate {value:.1f}x the overall rate", "up", "HS chapter not declared"),
         f("hs_heading_risk", r, "numeric",
-          "Seizure rate of earlier inspections of goods of this HS heading",
-          "HS heading seizure rate {value:.1%}", "up", "HS heading not declared"),
+          "Seizure rate of earlier inspections of goods of this HS heading, relative to the "
+          "overall rate (smoothed)",
+          "HS heading seizure rate {value:.1f}x the overall rate", "up", "HS heading not declared"),
         f("hs_subheading_risk", r, "numeric",
-          "Seizure rate of earlier inspections of goods of this HS subheading",
-          "HS subheading seizure rate {value:.1%}", "up", "HS subheading not declared"),
+          "Seizure rate of earlier inspections of goods of this HS subheading, relative to "
+          "the overall rate (smoothed)",
+          "HS subheading seizure rate {value:.1f}x the overall rate", "up",
+          "HS subheading not declared"),
         f("origin_hs_risk", r, "numeric",
-          "Seizure rate of earlier inspections of this HS chapter from this origin",
-          "this commodity from this origin has seizure rate {value:.1%}", "up",
+          "Seizure rate of earlier inspections of this HS chapter from this origin, "
+          "relative to the overall rate (smoothed)",
+          "this commodity from this origin has seizure rate {value:.1f}x the overall rate", "up",
           "origin or HS chapter not declared"),
         f("route_risk", r, "numeric",
           "Seizure rate of earlier inspections on this mode, container type, departure "
-          "country and loading port",
-          "this container type on this route has seizure rate {value:.1%}", "up",
+          "country and loading port, relative to the overall rate (smoothed)",
+          "this container type on this route has seizure rate {value:.1f}x the overall rate", "up",
           "route not declared"),
         f("loading_port_seizures_90d", r, "numeric",
           "Seizures from this loading port made known in the 90 days (UTC) before the "
@@ -276,9 +294,10 @@ def _history() -> list[Feature]:
                     f"Seizures on the {who}'s earlier shipments known before this one",
                     f"{who} had {{value:.0f}} earlier seizure(s)", "up", gone),
             Feature(f"{role}_seizure_rate", h, "numeric",
-                    f"Seizure rate of the {who}'s earlier inspections (smoothed toward the "
-                    "overall rate)",
-                    f"{who} seizure rate {{value:.1%}}", "up", gone),
+                    f"Seizure rate of the {who}'s earlier inspections relative to the "
+                    "overall rate (smoothed; 1 = as often as traffic overall, or never "
+                    "inspected)",
+                    f"{who} seizure rate {{value:.1f}}x the overall rate", "up", gone),
         ]  # fmt: skip
     return out
 

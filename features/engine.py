@@ -500,13 +500,14 @@ def multi_aggregates(run, n: int, raw: dict[str, np.ndarray], dialect: str = "du
     """``ports:max_rate``, ``desc:seen`` and ``desc:tokens`` (as
     :func:`features.history.multi_offline`) into ``raw``, from the ``ports`` and ``words``
     relations: ``run(sql)`` runs a query on the engine holding them (and ``outcomes``) and
-    returns an Arrow table. The counts are SQL; the smoothed rate of each (shipment, port)
-    against the overall prior of ``raw`` and its maximum per shipment are finished here."""
+    returns an Arrow table. The counts are SQL; the relative seizure rate of each (shipment,
+    port) against the overall rate of ``raw`` (:func:`features.history.relative_rate`) and its
+    maximum per shipment are finished here."""
     sql, _ = dimension_sql(PORTS, dialect, source="ports")
     ports = run(sql)
     rows = ports.column("row").to_numpy()
     inspected, seized = (ports.column(c).to_numpy(zero_copy_only=False) for c in ("a0", "a1"))
-    rate = history.smoothed_rate(seized, inspected, history.prior_rate(raw)[rows])
+    rate = history.relative_rate(seized, inspected, history.prior_rate(raw)[rows])
     best = np.full(n, -np.inf)
     np.maximum.at(best, rows, rate)
     has_ports = np.zeros(n, dtype=bool)

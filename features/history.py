@@ -422,15 +422,33 @@ class Timeline:
 
 
 # -- from raw aggregates to catalogued features (shared by both executors) --------------------
+def overall_rate(seized, inspected):
+    """The overall seizure rate from the ``seized`` of ``inspected`` inspections known before a
+    shipment (all keys together), starting from :data:`PRIOR_SEIZURES` in
+    :data:`PRIOR_INSPECTIONS`. Scalars or arrays: every executor's one formula."""
+    return (seized + PRIOR_SEIZURES) / (inspected + PRIOR_INSPECTIONS)
+
+
 def prior_rate(raw: dict[str, np.ndarray]) -> np.ndarray:
     """The overall seizure rate among inspections known before each shipment."""
-    return (raw["seiz:global"] + PRIOR_SEIZURES) / (raw["insp:global"] + PRIOR_INSPECTIONS)
+    return overall_rate(raw["seiz:global"], raw["insp:global"])
 
 
-def smoothed_rate(seized, inspected, prior) -> np.ndarray:
-    """Seizures per inspection, shrunk toward ``prior`` with :data:`SMOOTHING` pseudo-counts;
-    NaN where the key is missing."""
-    return (seized + SMOOTHING * prior) / (inspected + SMOOTHING)
+def relative_rate(seized, inspected, prior):
+    """A key's seizure rate relative to the overall rate ``prior`` known at the same time: its
+    seizures per inspection shrunk toward ``prior`` with :data:`SMOOTHING` pseudo-inspections,
+    divided by ``prior`` - ``(seized / prior + SMOOTHING) / (inspected + SMOOTHING)``. 1 means
+    "as risky as traffic overall", 3 "three times as often seized"; NaN where the key is
+    missing.
+
+    Written so that the prior cancels exactly where a key has no seizure: a key never
+    inspected is exactly 1.0, one inspected ``k`` times without a seizure exactly
+    ``SMOOTHING / (k + SMOOTHING)``, whatever the day. The smoothed rate itself, ``(seized +
+    SMOOTHING * prior) / (inspected + SMOOTHING)``, put most rows (every party never
+    inspected) on the prior, which moves a little every day: the trees learned split points
+    between its values (a clock), and the served day's whole mass sat across a split
+    (docs/monitoring.md, "Known limits")."""
+    return (seized / prior + SMOOTHING) / (inspected + SMOOTHING)
 
 
 def entity_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:
@@ -455,7 +473,7 @@ def entity_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
             insp, seiz = raw[f"insp:{role}"], raw[f"seiz:{role}"]
             out[f"{role}_inspected_share"] = np.where(n > 0, insp / n, np.nan)
             out[f"{role}_seizures"] = seiz
-            out[f"{role}_seizure_rate"] = smoothed_rate(seiz, insp, prior)
+            out[f"{role}_seizure_rate"] = relative_rate(seiz, insp, prior)
     return out
 
 
@@ -494,12 +512,13 @@ def change_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dic
 
 def place_commodity_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:
     """Risk of the shipment's places, commodity and their combinations learned from earlier
-    outcomes (smoothed seizure rates), seizures in the last 90 days, rarity counts and the
-    shipment's value per kg against earlier shipments of the same HS heading."""
+    outcomes (smoothed seizure rates relative to the overall rate), seizures in the last 90
+    days, rarity counts and the shipment's value per kg against earlier shipments of the same
+    HS heading."""
     prior = prior_rate(raw)
     out: dict[str, np.ndarray] = {}
     for name, dim in TARGET_ENCODED.items():
-        out[name] = smoothed_rate(raw[f"seiz:{dim}"], raw[f"insp:{dim}"], prior)
+        out[name] = relative_rate(raw[f"seiz:{dim}"], raw[f"insp:{dim}"], prior)
     out["transshipment_risk"] = raw["ports:max_rate"]
     out["loading_port_seizures_90d"] = raw["seiz90:loading_port"]
     out["departure_seizures_90d"] = raw["seiz90:departure"]
@@ -541,8 +560,9 @@ def multi_offline(
     prior: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Aggregates over multi-valued keys: the riskiest transshipment port of the route
-    (``ports:max_rate``) and how many words of the goods description were seen before with
-    the same HS chapter (``desc:seen`` of ``desc:tokens``)."""
+    (``ports:max_rate``, the highest :func:`relative_rate` of its ports) and how many words of
+    the goods description were seen before with the same HS chapter (``desc:seen`` of
+    ``desc:tokens``)."""
     n = len(p["t"])
     q = axis.rank(p["t"])
     raw: dict[str, np.ndarray] = {}
@@ -560,7 +580,7 @@ def multi_offline(
     port_queries = Queries(codes, q[rows], axis.size)
     insp = port_queries.count(EventIndex(codes[o_pairs], o_rank, axis.size))
     seiz = port_queries.count(EventIndex(np.where(o_seized, codes[o_pairs], -1), o_rank, axis.size))
-    rate = smoothed_rate(seiz, insp, prior[rows])
+    rate = relative_rate(seiz, insp, prior[rows])
     best = np.full(n, -np.inf)
     np.maximum.at(best, rows, rate)
     raw["ports:max_rate"] = np.where(counts > 0, best, np.nan)

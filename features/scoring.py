@@ -107,6 +107,9 @@ class ScoringModel:
     thresholds: dict[str, float] = field(default_factory=dict)
     """Calibrated score at or above which a shipment is ``high`` / ``medium``."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    definitions: int = catalog.DEFINITIONS
+    """The feature definitions (:data:`features.catalog.DEFINITIONS`) the model was trained
+    on; 1 for a model logged before the version was recorded."""
 
     def __post_init__(self) -> None:
         # built once, at construction (a model is loaded once and scores many times)
@@ -239,6 +242,7 @@ class ScoringModel:
             "calibration": self.calibration,
             "thresholds": self.thresholds,
             "metadata": self.metadata,
+            "feature_definitions": self.definitions,
         }
         return self.booster.model_to_string(), json.loads(json.dumps(meta, default=str))
 
@@ -251,6 +255,19 @@ class ScoringModel:
             calibration=dict(meta.get("calibration", {"a": 1.0, "b": 0.0})),
             thresholds=dict(meta.get("thresholds", {})),
             metadata=dict(meta.get("metadata", {})),
+            definitions=int(meta.get("feature_definitions", 1)),
+        )
+
+    def definitions_problem(self) -> str | None:
+        """Why this model cannot score the features this code computes, or None: it was
+        trained on other feature definitions (the same names meant something else)."""
+        if self.definitions == catalog.DEFINITIONS:
+            return None
+        return (
+            f"trained on feature definitions {self.definitions}, this code computes "
+            f"definitions {catalog.DEFINITIONS} (features.catalog.DEFINITIONS says what "
+            "changed: the same feature names mean other values); retrain it (cargorisk "
+            "retrain, or train and promote)"
         )
 
     def input_example(self, features: pd.DataFrame, rows: int = 5) -> pd.DataFrame:

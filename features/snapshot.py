@@ -701,7 +701,7 @@ def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str
 
 
 def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict, prior) -> dict:
-    """``ports:max_rate`` (the riskiest transshipment port's smoothed seizure rate) and
+    """``ports:max_rate`` (the riskiest transshipment port's relative seizure rate) and
     ``desc:seen`` / ``desc:tokens`` (description words seen before with the HS chapter)."""
     seen_before = {
         (k, v)
@@ -717,7 +717,7 @@ def _multi_values(tables: Mapping[str, Any], p: Mapping[str, Any], totals: dict,
             row = totals.get((PORT_DIM, port))
             insp = 0.0 if row is None else float(row["inspections"])
             seiz = 0.0 if row is None else float(row["seizures"])
-            rates.append(float(history.smoothed_rate(seiz, insp, prior[i])))
+            rates.append(float(history.relative_rate(seiz, insp, prior[i])))
         max_rate.append(max(rates) if rates else np.nan)
         own = words_of if chapter is not None else ()
         seen.append(float(sum(1 for w in own if (chapter, w) in seen_before)))

@@ -82,6 +82,9 @@ def load_champion(tracking_uri: str, name: str, alias: str = "champion") -> Load
         raise ModelLoadError(f"cannot load {uri}: {_short(exc)}") from exc
     if not isinstance(scoring, ScoringModel):
         raise ModelLoadError(f"{uri} is not a cargorisk scoring model")
+    problem = scoring.definitions_problem()
+    if problem is not None:
+        raise ModelLoadError(f"{uri} cannot serve: {problem}")
     return LoadedModel(
         scoring=scoring,
         name=name,

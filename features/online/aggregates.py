@@ -19,7 +19,8 @@ from features.history import (
     OUTCOME_COUNTS,
     SHIPMENT_COUNTS,
     VALUE_MEANS,
-    smoothed_rate,
+    overall_rate,
+    relative_rate,
     window_start,
 )
 from features.manifest import prepare
@@ -185,15 +186,13 @@ class RawAggregates(StateStorage):
         found["nodes"] = (found_nodes, found_idents)
         for i in range(n):
             t = t_list[i]
-            prior = (seiz_global[i] + history.PRIOR_SEIZURES) / (
-                insp_global[i] + history.PRIOR_INSPECTIONS
-            )
+            prior = overall_rate(seiz_global[i], insp_global[i])
             best = nan
             for port in ports_list[i]:
                 port_inspections = port_insp.get(port)
                 port_seizures = port_seiz.get(port)
                 rate = float(
-                    smoothed_rate(
+                    relative_rate(
                         float(port_seizures.count(t)) if port_seizures else 0.0,
                         float(port_inspections.count(t)) if port_inspections else 0.0,
                         prior,

@@ -66,7 +66,7 @@ def test_reason_examples():
     assert reason_text("consignee_shipments_7d", 2) == (
         "consignee had 2 shipment(s) in the 7 days before this shipment's day and on it"
     )
-    assert reason_text("origin_risk", 0.034) == "origin country seizure rate 3.4%"
+    assert reason_text("origin_risk", 3.4) == "origin country seizure rate 3.4x the overall rate"
     assert reason_text("shipper_consignee_new_pair", 1.0) == (
         "first shipment between this shipper and consignee"
     )
@@ -190,8 +190,8 @@ def test_reasons_speak_of_the_label():
     assert reason_text("consignee_seizures", 2, label=FRAUD) == (
         "consignee had 2 earlier fraud finding(s)"
     )
-    assert reason_text("origin_risk", 0.034, label=FRAUD) == (
-        "origin country fraud finding rate 3.4%"
+    assert reason_text("origin_risk", 3.4, label=FRAUD) == (
+        "origin country fraud finding rate 3.4x the overall rate"
     )
     assert description("shipper_seizures", label=FRAUD).startswith("Fraud findings on")
 

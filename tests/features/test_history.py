@@ -13,18 +13,18 @@ from features.history import (
     PRIOR_INSPECTIONS,
     PRIOR_SEIZURES,
     SMOOTHING,
+    relative_rate,
     window_exit,
     window_start,
 )
 from features.manifest import NS_PER_DAY
 from tests.features.helpers import both_ways, make_outcomes, make_shipments
 
-START_RATE = PRIOR_SEIZURES / PRIOR_INSPECTIONS  # overall rate before any outcome is known
-
 
 def rate(seized, inspected, g_seized, g_inspected):
+    """The key's smoothed seizure rate over the overall rate known at the time."""
     prior = (g_seized + PRIOR_SEIZURES) / (g_inspected + PRIOR_INSPECTIONS)
-    return (seized + SMOOTHING * prior) / (inspected + SMOOTHING)
+    return (seized + SMOOTHING * prior) / (inspected + SMOOTHING) / prior
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,13 @@ def test_outcomes_count_only_once_known(consignee_story):
     f = consignee_story
     # S1's seizure is known on day 12: not for S2/S3 (day 10), yes for S4
     assert f.loc["S2", "consignee_seizures"] == 0
-    assert f.loc["S2", "consignee_seizure_rate"] == pytest.approx(START_RATE)
+    assert f.loc["S2", "consignee_seizure_rate"] == 1.0  # never inspected: exactly 1
     assert f.loc["S4", "consignee_seizures"] == 1
     assert f.loc["S4", "consignee_inspected_share"] == pytest.approx(2 / 3)
+    # 1 seizure in 2 inspections, the overall rate (1 + 1) / (2 + 100):
+    # (1 / (2 / 102) + 10) / (2 + 10) = 61 / 12
     assert f.loc["S4", "consignee_seizure_rate"] == pytest.approx(rate(1, 2, 1, 2))
+    assert f.loc["S4", "consignee_seizure_rate"] == pytest.approx(61 / 12)
     assert f.loc["S4", "shipper_seizures"] == 1  # shipper A's S1
 
 
@@ -94,18 +97,19 @@ def test_missing_and_unseen_parties(consignee_story):
     # forwarder F2 is declared but never seen: zero counts, no first-seen date
     assert f.loc["S4", "forwarder_shipments_total"] == 0
     assert math.isnan(f.loc["S4", "forwarder_days_since_first"])
-    assert f.loc["S4", "forwarder_seizure_rate"] == pytest.approx(rate(0, 0, 1, 2))
+    assert f.loc["S4", "forwarder_seizure_rate"] == 1.0  # the overall rate, whatever it is
     # no recipient code anywhere
     assert f["recipient_shipments_total"].isna().all()
 
 
 def test_places_and_commodities_learned_from_outcomes(consignee_story):
     f = consignee_story
-    assert f.loc["S1", "origin_risk"] == pytest.approx(START_RATE)
+    assert f.loc["S1", "origin_risk"] == 1.0
     # S5 from EC: S1 (EC) inspected and seized, S3 (EC) not inspected
     assert f.loc["S5", "origin_risk"] == pytest.approx(rate(1, 1, 1, 2))
-    # S4 from NL: never inspected -> the overall rate
-    assert f.loc["S4", "origin_risk"] == pytest.approx(rate(0, 0, 1, 2))
+    assert f.loc["S5", "origin_risk"] == pytest.approx(61 / 11)
+    # S4 from NL: never inspected -> as risky as traffic overall, exactly 1
+    assert f.loc["S4", "origin_risk"] == 1.0
     # ECGYE seizure known on day 12: within 90 days of day 40, not of day 400
     assert f.loc["S4", "loading_port_seizures_90d"] == 1
     assert f.loc["S5", "loading_port_seizures_90d"] == 0
@@ -237,3 +241,18 @@ def test_windows_start_at_midnight_utc_of_the_days_before():
     # P4 at 04-07 00:00:00: it starts 01-07 00:00, both out
     assert seized == [1, 2, 1, 1, 0]
     assert f.loc["P4", "loading_port_seizures_90d"] == f.loc["P4", "departure_seizures_90d"]
+
+
+def test_a_key_without_seizures_holds_still_while_the_overall_rate_moves():
+    """The relative rate of a key never seized does not depend on the day's overall rate: a
+    key never inspected is exactly 1, one inspected 3 times without a seizure exactly 10 / 13
+    - so the served day's mass stays on the values the model was trained on."""
+    priors = np.array([0.01, 0.0209, 0.02293, 0.02335, 0.0240, 0.5])
+    zeros = np.zeros(len(priors))
+    assert (relative_rate(zeros, zeros, priors) == 1.0).all()
+    assert (relative_rate(zeros, zeros + 3.0, priors) == SMOOTHING / (3.0 + SMOOTHING)).all()
+    # a seizure is weighed against the overall rate: rarer seizures overall, higher ratio
+    one = relative_rate(zeros + 1.0, zeros + 3.0, priors)
+    assert (np.diff(one) < 0).all()
+    assert one[0] == pytest.approx((1 / 0.01 + SMOOTHING) / (3 + SMOOTHING))
+    assert math.isnan(relative_rate(np.nan, np.nan, 0.02))  # a missing key stays missing

@@ -151,3 +151,25 @@ def test_a_registry_set_elsewhere_in_the_process_is_not_used(home, world):
     with pytest.raises(ModelLoadError, match="no model cargorisk-risk@champion"):
         load_champion(f"sqlite:///{home / 'mine.db'}", "cargorisk-risk")
     assert registry._registry_uri == other
+
+
+@pytest.mark.slow
+def test_a_champion_trained_on_other_feature_definitions_is_refused(home, world):
+    """The seizure rates changed meaning under the same names (catalog.DEFINITIONS 2): a
+    model logged before that records no definitions and would score the new values as if they
+    were the old ones; the service refuses it and says to retrain."""
+    from features import catalog
+    from features.scoring import ScoringModel
+
+    *_, model = world
+    assert model.definitions == catalog.DEFINITIONS and model.definitions_problem() is None
+    text, meta = model.to_parts()
+    assert ScoringModel.from_parts(text, meta).definitions == catalog.DEFINITIONS
+    meta.pop("feature_definitions")  # as logged before the version was recorded
+    old = ScoringModel.from_parts(text, meta)
+    assert old.definitions == 1
+    assert "retrain" in (old.definitions_problem() or "")
+    settings = load_settings()
+    register_model(old, settings.tracking_uri, settings.model_name, home / "art")
+    with pytest.raises(ModelLoadError, match=r"trained on feature definitions 1.*retrain"):
+        load_champion(settings.tracking_uri, settings.model_name)

@@ -574,7 +574,7 @@ category shares are stable long before, and it bounds the cost."""
 REFERENCE_DAYS = 28
 """The drift reference covers the last this many days of the data the run saw (the traffic as
 of the model's release, validation and test periods included, labelled or not): the history
-features of a dataset's first weeks are immature (every party new, every rate at its prior),
+features of a dataset's first weeks are immature (every party new, every rate at 1),
 and history features keep moving while time passes, so a reference taken from the training
 window alone - which ends the validation and test periods before release - made the served
 traffic of the quickstart's 40-day world alarm on 88 feature-streams on its first day."""
