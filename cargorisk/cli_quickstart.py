@@ -65,9 +65,14 @@ def _split_world(world: Path, history: Path, today: Path) -> int:
     return int((~past).sum())
 
 
-def _has_champion(settings) -> bool:
+def _champion_problem(settings) -> str | None:
+    """None when the registry has a champion this code can serve; else why not (none yet, or
+    one trained on other feature definitions - an older quickstart's - which the service
+    would refuse)."""
     import mlflow
     from mlflow.exceptions import MlflowException
+
+    from training import registry
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     try:
@@ -75,8 +80,8 @@ def _has_champion(settings) -> bool:
             settings.model_name, settings.champion_alias
         )
     except MlflowException:
-        return False
-    return True
+        return "no champion yet"
+    return registry.load_scoring_model(settings.model_uri).definitions_problem()
 
 
 def _keys(settings) -> dict[str, str]:
@@ -172,9 +177,12 @@ def register(app: typer.Typer) -> None:
             count = _split_world(world, history, today)
             _step(f"history in {history}; {count:,} arrivals declared today in {today}")
 
-        if _has_champion(settings):
+        problem = _champion_problem(settings)
+        if problem is None:
             _step(f"reusing the champion {settings.model_uri}")
         else:
+            if problem != "no champion yet":
+                _step(f"the champion {settings.model_uri} cannot serve this code: {problem}")
             _step("training on the history (features, LightGBM, MLflow)")
             _run_cli(app, ["train", "--data", str(history)])
             _step("promoting the new version to champion")

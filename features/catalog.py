@@ -60,8 +60,9 @@ class Feature:
 DEFINITIONS: Final = 2
 """Version of what the catalogued features mean, recorded with every model (a model must be
 scored on the definitions it learned from: the same names with another meaning are silently
-wrong inputs). 1: the smoothed seizure rates themselves; 2: seizure rates relative to the
-overall rate (``features.history.relative_rate``)."""
+wrong inputs). 1: the smoothed seizure rates themselves and windows of exact days before the
+shipment; 2: seizure rates relative to the overall rate (``features.history.relative_rate``)
+and windows on the UTC-day grid (``features.history.window_start``), which landed together."""
 
 FAMILIES: Final = ("manifest", "rates", "history", "change", "network", "attributes", "raw")
 """Feature families, the unit training selects on the validation period:

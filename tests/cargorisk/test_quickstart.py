@@ -64,3 +64,18 @@ def test_quickstart_builds_once_and_reuses(home, capsys):
     assert "reusing the champion" in second.err
     assert "training" not in second.err
     assert keys["officer"] in second.out
+
+    # an older quickstart's champion, trained on other feature definitions (the same names
+    # meant other values): the service would refuse it, so the quickstart trains anew
+    from tests.serving.helpers import register_model
+
+    current = registry.load_scoring_model(settings.model_uri)
+    register_model(current, settings.tracking_uri, settings.model_name, home / "old-art",
+                   meta_override={"feature_definitions": 1})  # fmt: skip
+    assert registry.load_scoring_model(settings.model_uri).definitions == 1
+    assert main(ARGS) == 0
+    third = capsys.readouterr()
+    assert "cannot serve this code: trained on feature definitions 1" in third.err
+    assert "training on the history" in third.err
+    assert "reusing the champion" not in third.err
+    assert registry.load_scoring_model(settings.model_uri).definitions_problem() is None

@@ -375,7 +375,7 @@ def test_duty_fraud_label_and_tuning_trials_as_nested_runs(home, tmp_path, confi
         assert float(run.data.params["lgb_num_leaves"]) == best["num_leaves"]
 
 
-def _register_subset_model(settings, data, families):
+def _register_subset_model(settings, data, families, definitions=None):
     """Train a model on some families only and register it as ``train`` would (metadata, run
     parameter ``data_dir``)."""
     from training.candidates import feature_set
@@ -405,6 +405,8 @@ def _register_subset_model(settings, data, families):
         "families": list(families),
         "kind": "full",
     }
+    if definitions is not None:
+        model.definitions = definitions
     registry.configure(settings)
     experiment_id = registry.ensure_experiment(settings)
     with mlflow.start_run(experiment_id=experiment_id):
@@ -434,6 +436,22 @@ def test_evaluate_promote_score_with_a_model_on_some_families(home, data, tmp_pa
     assert out["scored"] > 0 and out["explained"] > 0
     scored = pd.read_csv(tmp_path / "s.csv")
     assert scored["reasons"].notna().any()
+
+
+@pytest.mark.slow
+def test_a_champion_on_other_feature_definitions_is_not_compared(home, data):
+    """A champion trained on older feature definitions (the same names meant other values)
+    cannot serve this code: the gate does not score it on today's features (a wrong
+    comparison) but judges the candidate against the rules baseline alone, and says so."""
+    settings = load_settings()
+    _register_subset_model(settings, data, ["history", "change"], definitions=1)
+    assert promote_job(settings, version=1, force=True, reason="an older champion")["promoted"]
+    _register_subset_model(settings, data, ["history", "change"])
+    record = promote_job(settings, version=2)
+    assert "trained on feature definitions 1" in record["champion_unusable"]
+    assert record["champion_metrics"] is None and record["rules_metrics"] is not None
+    assert record["gate_reason"].startswith("champion version 1 cannot serve this code")
+    assert "rules baseline alone" in record["gate_reason"]
 
 
 def test_bad_tuning_options_are_one_clear_error(home, tmp_path, capsys):

@@ -244,8 +244,15 @@ def promote_job(
         cand_m = gate_metrics(y, cand_scores, settings.capacity, confidence)
         rules_m = gate_metrics(y, rules_all[labelled], settings.capacity, confidence)
         champ_m = None
+        unusable = None
         if champ_version is not None:
             champion = registry.load_scoring_model(settings.model_uri)
+            unusable = champion.definitions_problem()
+        if unusable is not None:
+            # the service refuses this champion: comparing it on features it was not trained
+            # on would be a wrong comparison, so the candidate faces the rules baseline alone
+            record["champion_unusable"] = unusable
+        elif champ_version is not None:
             try:
                 champ_scores = champion.score(features)
             except KeyError as exc:
@@ -269,6 +276,11 @@ def promote_job(
             .get("label", {})
             .get("positive", dataset.info.label.positive),
         )
+        if unusable is not None:
+            why = (
+                f"champion version {champ_version} cannot serve this code ({unusable}); judged "
+                f"against the rules baseline alone: {why}"
+            )
         record.update(
             period=period,
             data_dir=str(source),
