@@ -97,18 +97,25 @@ class Dataset:
         return len(self.shipments) if self.total is None else self.total
 
 
+def read_truth(data_dir: str | Path) -> pd.DataFrame | None:
+    """The simulator's truth table of ``data_dir`` (``truth.parquet`` or month partitions
+    ``truth/month=*/``), None where there is none; it must say which shipment was illicit."""
+    truth_path = table_path(Path(data_dir), "truth")
+    if truth_path is None:
+        return None
+    truth = read_frame(truth_path)
+    missing = {"shipment_id", "illicit"} - set(truth.columns)
+    if missing:
+        raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
+    return truth
+
+
 def load_tables(data_dir: str | Path) -> Tables:
     """Read and validate the contract tables of ``data_dir``
     (:func:`features.tables.read_contract_dir`) and its truth table if there (``truth.parquet``
     or month partitions ``truth/month=*/``, as a world made by month has it)."""
     tables = read_contract_dir(data_dir, what="--data")
-    truth = None
-    truth_path = table_path(Path(data_dir), "truth")
-    if truth_path is not None:
-        truth = read_frame(truth_path)
-        missing = {"shipment_id", "illicit"} - set(truth.columns)
-        if missing:
-            raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
+    truth = read_truth(data_dir)
     return Tables(tables.shipments, tables.outcomes, truth, tables.source, tables.info)
 
 
@@ -287,13 +294,7 @@ def build_dataset_from_parquet(
         f"kept {len(shipments):,} of {total:,} shipments (inspected, or declared from "
         f"{'the start' if cut is None else cut.isoformat()})"
     )
-    truth = None
-    truth_path = table_path(Path(data_dir), "truth")
-    if truth_path is not None:
-        truth = read_frame(truth_path)
-        missing = {"shipment_id", "illicit"} - set(truth.columns)
-        if missing:
-            raise CargoriskError(f"{truth_path}: lacks column(s) {', '.join(sorted(missing))}")
+    truth = read_truth(data_dir)
     return Dataset(
         shipments=shipments,
         features=frame.features,
