@@ -76,8 +76,11 @@ class Store(
                 yield
                 return
             import fcntl
+            import os
 
-            with open(f"{path}.startup-lock", "a+") as handle:
+            # private like the database beside it (0600 from the start)
+            fd = os.open(f"{path}.startup-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            with open(fd, "r+b") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     yield

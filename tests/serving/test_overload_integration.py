@@ -10,6 +10,7 @@ import asyncio
 import re
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -58,7 +59,10 @@ def flooded(tmp_path_factory):
         admin = store.create_key("ops", "admin")
         store.close()
         with scoring_service(home, env) as (url, _proc):
-            flood = asyncio.run(_flood(url, key))
+            # in a thread of its own: an earlier test of the session may have left an event
+            # loop running in this one (asyncio.run refuses to nest)
+            with ThreadPoolExecutor(1) as pool:
+                flood = pool.submit(asyncio.run, _flood(url, key)).result()
             metrics = httpx.get(
                 f"{url}/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=30
             ).text
@@ -79,8 +83,10 @@ def _ship(i: int) -> dict:
 async def _flood(url: str, key: str) -> dict:
     """Two phases, every shipment id new:
 
-    1. two 3,000-shipment manifests take both scoring slots; while they run, ``CONNECTIONS``
-       single-shipment requests arrive at once, each on its own connection;
+    1. two 9,000-shipment manifests take both scoring slots (large enough to outlast the
+       singles on a quiet machine too: each takes seconds to score and commit); while they
+       run, ``CONNECTIONS`` single-shipment requests arrive at once, each on its own
+       connection;
     2. ``ROUNDS`` bursts of ``CONNECTIONS`` single-shipment requests sent at once."""
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=CONNECTIONS + 2, max_keepalive_connections=CONNECTIONS)
@@ -110,15 +116,15 @@ async def _flood(url: str, key: str) -> dict:
             asyncio.create_task(
                 post(
                     "/score/batch",
-                    {"shipments": [_ship(10_000 * (m + 1) + j) for j in range(3000)]},
-                    [_ship(10_000 * (m + 1) + j)["shipment_id"] for j in range(3000)],
+                    {"shipments": [_ship(10_000 * (m + 1) + j) for j in range(9000)]},
+                    [_ship(10_000 * (m + 1) + j)["shipment_id"] for j in range(9000)],
                     f"manifest-{m}",
                     "manifests",
                 )
             )
             for m in range(2)
         ]
-        await asyncio.sleep(1.0)  # both manifests are in (their bodies take ~0.1 s to send)
+        await asyncio.sleep(0.5)  # both manifests hold their slots (taken before the body is read)
         meanwhile = [single(i, "beside manifests") for i in range(CONNECTIONS)]
         await asyncio.gather(*meanwhile)
         running = [not t.done() for t in manifests]
