@@ -328,14 +328,15 @@ def replay(
     *,
     start: OnlineReplay | None = None,
     attributes: Mapping[str, AttributeSpec] | None = None,
-) -> tuple[pd.DataFrame, OnlineReplay]:
+    score: bool = True,
+) -> tuple[pd.DataFrame | None, OnlineReplay]:
     """Feed ``shipments`` and ``outcomes`` as the service receives them, on ``start`` (a new
     :class:`OnlineReplay` with the ``attributes`` schema unless given): the shipments of each
     declaration instant in time order - the clock moved to it, their features read, then
     they are counted - and each report taken once its shipment is declared, counted once
     known (reports of shipments neither declared nor in ``shipments`` are ignored, as
-    offline). Returns the feature rows (in the order and index of ``shipments``) and the
-    replay."""
+    offline). Returns the feature rows (in the order and index of ``shipments``; None unless
+    ``score``: counting only) and the replay."""
     state = start if start is not None else OnlineReplay(attributes=attributes)
     s = _plain_columns(check_shipments(shipments))
     o = check_outcomes(outcomes)
@@ -357,13 +358,16 @@ def replay(
         checked = s_sorted.iloc[start_i:end]
         state.advance(int(t[start_i]))
         p = prepare(checked, tuple_keys=True)
-        frames.append(state.rows.features(given.iloc[start_i:end], p, state.attributes))
+        if score:
+            frames.append(state.rows.features(given.iloc[start_i:end], p, state.attributes))
         state._add_checked(checked, p)
         ids = checked["shipment_id"].astype(str).tolist()
         mine = [i for sid in ids for i in by_shipment.get(sid, ())]
         if mine:
             state.add_outcomes(o.iloc[sorted(mine)])
         start_i = end
+    if not score:
+        return None, state
     if not frames:
         return state.features(shipments), state
     out = pd.concat(frames)

@@ -16,13 +16,13 @@ import pytest
 from features import engine, history, manifest, network, snapshot
 from features.errors import CargoriskError, ContractError
 from features.online import rows as online_rows
+from features.online.replay import replay
 from features.pipeline import check_outcomes, check_shipments, outcome_events
 from tests.features.helpers import (
     T0,
     make_outcomes,
     make_shipments,
     random_world,
-    replay_online,
 )
 from tests.features.test_engine import assert_same_raw, edge_world, write_by_month
 from tests.features.test_history import boundary_world
@@ -223,7 +223,8 @@ def assert_snapshot_gives_the_pipelines_raw(
     # online: the rows kept up to date event by event from nothing (each declaration before
     # as_of counted in time order, each report once known before as_of), asked about the
     # probes: what the snapshot holds, the whole-network aggregates included
-    _, state = replay_online(shipments[shipments["declared_at"] < pd.Timestamp(as_of)], outcomes)
+    before = shipments[shipments["declared_at"] < pd.Timestamp(as_of)]
+    _, state = replay(before, outcomes, score=False)
     state.advance(as_of)
     p = manifest.prepare(probes, tuple_keys=True)
     online = online_rows.rows_raw(state.rows.rows(online_rows.manifest_keys(p)), p)
