@@ -19,14 +19,18 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   ``--write-limits 1GB`` the same written to Parquet files (``write_aggregates``: nothing held
   in the process), on the ``--sizes`` worlds or on ``--world DIR`` (e.g. a 10M world made by
   ``cargorisk simulate --by-month``).
-* **online**: an :class:`OnlineFeatureState` built from all history but the last
-  ``--new`` shipments, then those shipments replayed one by one as serving would (score, add,
-  add outcomes once known): median / p90 / p99 of ``features()`` for one shipment, beside the
-  in-process cost of taking that one-row frame out of the table (``iloc[[i]].copy()``), the
-  median CPU time of the call (``time.process_time``: what the call costs when other processes
-  compete for the two cores), the same shipment passed as a mapping of contract fields (what
-  an API body is), and the state's memory (RSS growth while building it) per
-  million shipments.
+* **online** (issue 15: the service holds no history): the snapshot of all history but the
+  last ``--new`` shipments (``features.online.replay.snapshot_tables``: the DuckDB snapshot
+  ``cargorisk features materialize`` loads), its rows held in memory
+  (:class:`features.online.rows.MemoryRows`, in place of the store's tables: no database in
+  the measurement), then those shipments replayed one by one as serving would (the rows of
+  its keys, features from them, its deltas counted, reports counted once known): median /
+  p90 / p99 of prepare + features for one shipment, beside the in-process cost of taking that
+  one-row frame out of the table (``iloc[[i]].copy()``), the median CPU time of the call
+  (``time.process_time``: what the call costs when other processes compete for the two
+  cores), the same shipment passed as a mapping of contract fields (what an API body is), the
+  time to count its deltas, the snapshot's time and the rows' memory (RSS growth while
+  loading them) per million shipments.
 
     .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
         [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2] [--parquet-limits 2GB,512MB]
@@ -268,12 +272,20 @@ def child_write(folder: str, memory_limit: str, threads: str) -> dict:
 
 
 def child_online(folder: str, n_new: str) -> dict:
+    """The service's online path without the service (issue 15): the snapshot of all history
+    but the last ``n_new`` shipments (DuckDB, one thread, as ``cargorisk features
+    materialize`` computes it), its rows held in :class:`features.online.rows.MemoryRows`,
+    then the new shipments one by one as serving takes them: the rows of its keys, its
+    features from them (``MemoryRows.features``: :func:`manifest_keys`, ``rows``,
+    :func:`feature_rows`), then its deltas counted; the reports counted once known."""
     import gc
 
     import numpy as np
     import pandas as pd
 
-    from features.online import OnlineFeatureState
+    from features.manifest import prepare
+    from features.online.replay import snapshot_tables
+    from features.online.rows import MemoryRows
 
     shipments = pd.read_parquet(Path(folder) / "shipments.parquet")
     outcomes = pd.read_parquet(Path(folder) / "outcomes.parquet")
@@ -282,51 +294,75 @@ def child_online(folder: str, n_new: str) -> dict:
     cut = shipments["declared_at"].iloc[-n_new]
     past = shipments[shipments["declared_at"] < cut]
     new = shipments[shipments["declared_at"] >= cut]
-    known = outcomes[outcomes["result_at"] < cut]
-    later = outcomes[outcomes["result_at"] >= cut].sort_values("result_at")
+    # the reports the snapshot does not count yet (known at or after the cut), in known order
+    declared = pd.Series(shipments["declared_at"].to_numpy(), index=shipments["shipment_id"])
+    reports = outcomes.drop_duplicates(["shipment_id", "inspected_at"], keep="first")
+    reports = reports[reports["shipment_id"].isin(declared.index)].copy()
+    reports["known"] = np.maximum(
+        reports["result_at"].to_numpy(), declared.loc[reports["shipment_id"]].to_numpy()
+    )
+    later = reports[reports["known"] >= cut].sort_values("known", kind="stable")
+    by_id = shipments.set_index("shipment_id")
     gc.collect()
     rss0 = _rss_mb()
     t = time.perf_counter()
-    state = OnlineFeatureState.from_history(past, known)
-    build = time.perf_counter() - t
+    snap = snapshot_tables(past, outcomes, int(cut.value))
+    snapshot_s = time.perf_counter() - t
+    rows_of_tables = {name: len(frame) for name, frame in snap.tables.items()}
+    t = time.perf_counter()
+    rows = MemoryRows(snap.tables)
+    load_s = time.perf_counter() - t
+    del snap
     gc.collect()
-    state_mb = _rss_mb() - rss0
+    rows_mb = _rss_mb() - rss0
 
     times, cpus, adds, base, mapped = [], [], [], [], []
-    due = later["result_at"].to_numpy()
+    due = later["known"].to_numpy()
     done = 0
+    new_times = new["declared_at"].to_numpy()
     for i in range(len(new)):
+        upto = int(np.searchsorted(due, new_times[i], "left"))
+        if upto > done:  # known before this shipment: counted on their declarations first
+            chunk = later.iloc[done:upto]
+            p_reports = prepare(by_id.loc[chunk["shipment_id"]].reset_index(), tuple_keys=True)
+            rows.add_reports(
+                p_reports,
+                chunk["known"].to_numpy(dtype="datetime64[ns]").astype("int64").tolist(),
+                (chunk["result"].astype(str).str.casefold() == "seized").tolist(),
+            )
+            done = upto
         t0 = time.perf_counter()
         row = new.iloc[[i]].copy()
         record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
         tm = time.perf_counter()
-        state.features(record)
+        rows.features(record, prepare(record, tuple_keys=True))
         mapped.append(time.perf_counter() - tm)
         t1, c1 = time.perf_counter(), time.process_time()
-        state.features(row)
+        p = prepare(row, tuple_keys=True)
+        rows.features(row, p)
         t2, c2 = time.perf_counter(), time.process_time()
         cpus.append(c2 - c1)
-        state.add_shipments(row)
+        rows.add_shipments(p)
         t3 = time.perf_counter()
         base.append(t1 - t0)
         times.append(t2 - t1)
         adds.append(t3 - t2)
-        upto = int(np.searchsorted(due, row["declared_at"].iloc[0].to_datetime64(), "right"))
-        if upto > done:
-            state.add_outcomes(later.iloc[done:upto])
-            done = upto
     batch = new.iloc[:1000]
     t = time.perf_counter()
-    state.features(batch)
+    rows.features(batch)
     per_row_batch = (time.perf_counter() - t) / len(batch)
     ms = np.array(times) * 1e3
     return {
+        "path": "snapshot rows (MemoryRows) + features.online.rows",
         "history_shipments": len(past),
-        "history_outcomes": len(known),
-        "from_history_s": round(build, 1),
-        "state_rss_mb": round(state_mb),
-        "state_mb_per_million": round(state_mb / (len(past) / 1e6)),
+        "history_outcomes": int((reports["known"] < cut).sum()),
+        "snapshot_s": round(snapshot_s, 1),
+        "rows_load_s": round(load_s, 1),
+        "snapshot_rows": rows_of_tables,
+        "rows_rss_mb": round(rows_mb),
+        "rows_mb_per_million": round(rows_mb / (len(past) / 1e6)),
         "scored": len(new),
+        "reports_counted_online": done,
         "features_median_ms": round(float(np.median(ms)), 3),
         "features_p90_ms": round(float(np.percentile(ms, 90)), 3),
         "features_p99_ms": round(float(np.percentile(ms, 99)), 3),

@@ -33,15 +33,17 @@ import pandas as pd
 
 from features import engine
 from features.contracts import AttributeSpec
-from features.manifest import NS_PER_DAY
+from features.manifest import NS_PER_DAY, prepare
 from features.network import IDENTIFIERS
 from features.pipeline import attribute_values, feature_columns, feature_frame
 from features.snapshot import (
     PARTNERS,
     PORT_DIM,
+    TABLE_COLUMNS,
     WORDS_DIM,
     key_text,
     spans,
+    table_rows,
     tables_raw,
 )
 
@@ -431,3 +433,209 @@ def link_changes(
         relabel=relabel,
         components=changed,
     )
+
+
+# -- the tables in memory -----------------------------------------------------------------------
+def _plain(v: Any) -> Any:
+    """A cell as a store gives it: None for NULL (None, NaN, pandas' NA), int64 as int."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+_TOTALS_COLUMNS = tuple(c for c, _ in TABLE_COLUMNS["key_totals"] if c != "key")
+_COMPONENT_COLUMNS = ("component", "parties", "seizures", "own_seizures")
+
+
+class MemoryRows:
+    """The aggregate tables (:data:`features.snapshot.TABLE_COLUMNS`) held in dicts, kept up to
+    date by the deltas of this module exactly as a store applies them
+    (:mod:`serving.store.online`: ``x = x + delta`` upserts, a NULL column staying NULL,
+    ``first_seen`` a minimum, partner pairs inserted when absent, the link graph's table
+    relabelled on merges). No history: only the rows. It answers :meth:`rows` of a manifest's
+    keys in the shapes :func:`features.snapshot.tables_raw` reads, so features computed over
+    it are the service's ("as of now": every event applied so far). Kept up to date from a
+    snapshot as of ``A`` with the events between ``A`` and ``B`` it holds what a snapshot as
+    of ``B`` holds (tested), but for day buckets no window reaches any more (kept) and the
+    ids of components made online (hashed, :func:`component_id`)."""
+
+    def __init__(self, tables: Mapping[str, Any] | None = None) -> None:
+        self.totals: dict[tuple[str, str], dict[str, Any]] = {}
+        self.days: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+        self.pairs: dict[tuple[str, str, str, str], int] = {}
+        self.nodes: dict[tuple[str, str], dict[str, Any]] = {}
+        self._members: dict[int, set[tuple[str, str]]] = {}
+        if tables is None:
+            return
+        for row in table_rows(tables["key_totals"], ("dim", "key", *_TOTALS_COLUMNS)):
+            self.totals[(row[0], row[1])] = {
+                c: _plain(v) for c, v in zip(_TOTALS_COLUMNS, row[2:], strict=True)
+            }
+        for d, k, start, ship, seiz in table_rows(
+            tables["key_days"], ("dim", "key", "day_start", "shipments", "seizures")
+        ):
+            self.days.setdefault((d, k), {})[int(start)] = {
+                "shipments": _plain(ship),
+                "seizures": _plain(seiz),
+            }
+        for d, partner, k, value, first in table_rows(
+            tables["key_pairs"], ("dim", "partner", "key", "value", "first_seen")
+        ):
+            self.pairs[(d, partner, k, value)] = int(first)
+        for row in table_rows(tables["key_components"], ("dim", "key", *_COMPONENT_COLUMNS)):
+            node = (row[0], row[1])
+            self.nodes[node] = {
+                c: _plain(v) for c, v in zip(_COMPONENT_COLUMNS, row[2:], strict=True)
+            }
+            self._members.setdefault(int(row[2]), set()).add(node)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def rows(self, keys: ManifestKeys, since: int | None = None) -> dict[str, list[dict]]:
+        """The rows of a manifest's keys (:func:`manifest_keys`) as lists of row mappings,
+        what a store's ``fetch_rows`` returns; ``since``: day buckets from then on only."""
+        totals = [
+            {"dim": d, "key": k, **self.totals[(d, k)]}
+            for d, k in sorted(keys.totals)
+            if (d, k) in self.totals
+        ]
+        days = [
+            {"dim": d, "key": k, "day_start": start, **bucket}
+            for d, k in sorted(keys.days)
+            for start, bucket in sorted(self.days.get((d, k), {}).items())
+            if since is None or start >= since
+        ]
+        pairs = [
+            {"dim": d, "partner": pt, "key": k, "value": v, "first_seen": self.pairs[(d, pt, k, v)]}
+            for d, pt, k, v in sorted(keys.pairs)
+            if (d, pt, k, v) in self.pairs
+        ]
+        nodes = [
+            {"dim": d, "key": k, **self.nodes[(d, k)]}
+            for d, k in sorted(keys.nodes)
+            if (d, k) in self.nodes
+        ]
+        return {"key_totals": totals, "key_days": days, "key_pairs": pairs,
+                "key_components": nodes}  # fmt: skip
+
+    def node_rows(self, nodes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+        """``(component, parties, seizures)`` of the link graph's ``nodes`` held (what
+        :func:`link_changes` reads)."""
+        out = {}
+        for node in nodes:
+            row = self.nodes.get(node)
+            if row is not None:
+                out[node] = (int(row["component"]), int(row["parties"]), int(row["seizures"]))
+        return out
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table as a frame in the snapshot's shapes (``dim`` first, sorted by the
+        table's key, NULL as None)."""
+        frames = {
+            "key_totals": [
+                {"dim": d, "key": k, **row} for (d, k), row in sorted(self.totals.items())
+            ],
+            "key_days": [
+                {"dim": d, "key": k, "day_start": start, **bucket}
+                for (d, k), buckets in sorted(self.days.items())
+                for start, bucket in sorted(buckets.items())
+            ],
+            "key_pairs": [
+                {"dim": d, "partner": pt, "key": k, "value": v, "first_seen": first}
+                for (d, pt, k, v), first in sorted(self.pairs.items())
+            ],
+            "key_components": [
+                {"dim": d, "key": k, **row} for (d, k), row in sorted(self.nodes.items())
+            ],
+        }
+        return {
+            table: pd.DataFrame(
+                rows, columns=["dim", *(c for c, _ in TABLE_COLUMNS[table])], dtype=object
+            )
+            for table, rows in frames.items()
+        }
+
+    def features(
+        self,
+        shipments: pd.DataFrame | Mapping[str, Any],
+        p: dict[str, Any] | None = None,
+        attributes: Mapping[str, AttributeSpec] | None = None,
+    ) -> pd.DataFrame:
+        """:func:`feature_rows` of ``shipments`` (prepared as ``p``, by default here) over
+        the rows of their keys held now."""
+        if p is None:
+            p = prepare(shipments, tuple_keys=True)
+        return feature_rows(shipments, p, self.rows(manifest_keys(p)), attributes)
+
+    # -- writes --------------------------------------------------------------------------------
+    def apply_deltas(self, deltas: Deltas) -> None:
+        """Add ``deltas``: totals and day buckets summed (a NULL column left NULL, a row made
+        when absent), ``first_seen`` the minimum; a consignee's own seizures on its row and
+        its component's seizures on every node of the component (a consignee not in the
+        table: nothing). Pairs are not inserted here (:meth:`insert_pairs`)."""
+        for key, delta in deltas.totals.items():
+            row = self.totals.get(key)
+            if row is None:
+                row = self.totals[key] = dict.fromkeys(_TOTALS_COLUMNS)
+            _fold(row, delta)
+        for (dim, day_key, start), delta in deltas.days.items():
+            buckets = self.days.setdefault((dim, day_key), {})
+            bucket = buckets.get(start)
+            if bucket is None:
+                bucket = buckets[start] = {"shipments": None, "seizures": None}
+            _fold(bucket, delta)
+        for consignee, n in deltas.own.items():
+            node = self.nodes.get(("consignee", consignee))
+            if node is None or n == 0:
+                continue
+            for member in self._members.get(int(node["component"]), ()):
+                self.nodes[member]["seizures"] += n
+            node["own_seizures"] = (node["own_seizures"] or 0) + n
+
+    def insert_pairs(self, pairs: Mapping[tuple[str, str, str, str], int]) -> dict:
+        """Insert the partner pairs not held yet; returns those (pair -> first seen)."""
+        new = {pair: first for pair, first in pairs.items() if pair not in self.pairs}
+        self.pairs.update(new)
+        return new
+
+    def apply_links(self, changes: LinkChanges) -> None:
+        """The link graph's changes (:func:`link_changes`): merged components relabelled, new
+        nodes inserted, the parties and seizures of changed components on all their nodes."""
+        for old, new in sorted(changes.relabel.items()):
+            moved = self._members.pop(old, set())
+            for node in moved:
+                self.nodes[node]["component"] = new
+            self._members.setdefault(new, set()).update(moved)
+        for (dim, key), component in changes.new_nodes.items():
+            parties, seizures = changes.components[component]
+            self.nodes[(dim, key)] = {
+                "component": component,
+                "parties": parties,
+                "seizures": seizures,
+                "own_seizures": 0 if dim == "consignee" else None,
+            }
+            self._members.setdefault(component, set()).add((dim, key))
+        for component, (parties, seizures) in changes.components.items():
+            for node in self._members.get(component, ()):
+                self.nodes[node]["parties"] = parties
+                self.nodes[node]["seizures"] = seizures
+
+    def add_shipments(self, p: Mapping[str, Any]) -> None:
+        """Count the prepared shipments ``p`` as first declarations (as a store does in the
+        transaction that stores them): their deltas, the partner pairs new to the tables
+        (and the distinct counts they add), then the link graph's changes."""
+        deltas = shipment_deltas(p)
+        deltas.add(distinct_deltas(self.insert_pairs(deltas.pairs)))
+        self.apply_deltas(deltas)
+        self.apply_links(link_changes(self.node_rows(manifest_keys(p).nodes), p))
+
+    def add_reports(
+        self, p: Mapping[str, Any], known: Sequence[int], seized: Sequence[bool], sign: int = 1
+    ) -> None:
+        """Count inspection reports on the declarations in force prepared as ``p`` (row
+        ``i``: report ``i``), known at ``known`` (``sign`` -1: take them back)."""
+        if len(known):
+            self.apply_deltas(outcome_deltas(p, known, seized, sign=sign))

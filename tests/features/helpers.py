@@ -213,26 +213,64 @@ def _messy(ship: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def replay_online(shipments: pd.DataFrame, outcomes: pd.DataFrame, state=None, attributes=None):
-    """Feed an online state as serving would: shipments in declaration order, each scored
-    before it is added, outcomes added once their ``result_at`` has passed. Returns the
-    online feature rows (in the order and index of ``shipments``) and the final state
-    (a new one with the ``attributes`` schema unless ``state`` is given)."""
-    from features.online import OnlineFeatureState
+    """Feed the online aggregates as the service does (:func:`features.online.replay.replay`):
+    shipments in declaration order, each instant's scored before they are counted, reports
+    counted once known. Returns the online feature rows (in the order and index of
+    ``shipments``) and the :class:`~features.online.replay.OnlineReplay` (a new one with the
+    ``attributes`` schema unless ``state`` is given)."""
+    from features.online.replay import replay
 
-    state = state if state is not None else OnlineFeatureState(attributes=attributes)
-    s = shipments.sort_values("declared_at", kind="stable")
-    o = outcomes.sort_values("result_at", kind="stable")
-    result_at = o["result_at"].to_numpy(dtype="datetime64[ns]")
-    done = 0
-    frames = []
-    for when, group in s.groupby("declared_at", sort=True):
-        upto = int(np.searchsorted(result_at, np.datetime64(when, "ns"), side="left"))
-        if upto > done:
-            state.add_outcomes(o.iloc[done:upto])
-            done = upto
-        frames.append(state.features(group))
-        state.add_shipments(group)
-    return pd.concat(frames).loc[shipments.index], state
+    return replay(shipments, outcomes, start=state, attributes=attributes)
+
+
+def canonical_tables(tables: dict, as_of: int) -> dict[str, pd.DataFrame]:
+    """Aggregate tables comparable across a fresh snapshot and rows kept up to date event by
+    event: the day buckets a window as of ``as_of`` reaches and not all zero (rows kept up to
+    date keep older ones; a bucket whose seizure was taken back holds a zero), totals not all
+    zero (a key whose only inspection an amendment moved away), numbers as float, components
+    named by their members (a snapshot numbers them, deltas hash new ones)."""
+    from features import engine, history, snapshot
+
+    spans = {d.name: max(snapshot.spans(d)) for d in engine.dimensions()}
+    out = {}
+    for table, frame in tables.items():
+        frame = frame.copy()
+        if table == "key_components":
+            members = frame["dim"] + ":" + frame["key"]
+            names = members.groupby(frame["component"].astype("int64")).agg(
+                lambda m: "|".join(sorted(m))
+            )
+            frame["component"] = frame["component"].astype("int64").map(names)
+        for column, kind in snapshot.TABLE_COLUMNS[table]:
+            if kind in ("BIGINT", "DOUBLE") and column != "component":
+                frame[column] = pd.to_numeric(frame[column]).astype("float64")
+        if table == "key_days":
+            since = frame["dim"].map(lambda d: history.window_start(as_of, spans[d]))
+            frame = frame[frame["day_start"] >= since]
+            frame = frame[(frame[["shipments", "seizures"]].fillna(0) != 0).any(axis=1)]
+        if table == "key_totals":  # a row of zeros (counts moved away by an amendment): absent
+            numbers = [c for c, kind in snapshot.TABLE_COLUMNS[table] if kind != "VARCHAR"]
+            frame = frame[(frame[numbers].fillna(0) != 0).any(axis=1)]
+        keys = list(snapshot.TABLE_KEYS[table])
+        out[table] = frame.sort_values(keys).reset_index(drop=True)
+    return out
+
+
+def assert_same_tables(expected: dict, got: dict, as_of: int, skip: tuple[str, ...] = ()) -> None:
+    """:func:`canonical_tables` of both equal (numbers to float tolerance), but for the
+    ``skip`` columns (``"table.column"``)."""
+    a, b = canonical_tables(expected, as_of), canonical_tables(got, as_of)
+    for table in a:
+        left, right = a[table], b[table]
+        dropped = [c for c in left.columns if f"{table}.{c}" in skip]
+        pd.testing.assert_frame_equal(
+            left.drop(columns=dropped),
+            right.drop(columns=dropped),
+            check_dtype=False,
+            obj=table,
+            rtol=1e-9,
+            atol=1e-9,
+        )
 
 
 def assert_same_features(offline: pd.DataFrame, online: pd.DataFrame, *, rtol=1e-9, atol=1e-9):

@@ -1,4 +1,6 @@
-"""Network features: consignees linked by shared phones, addresses and recipient codes."""
+"""Network features: consignees linked by shared phones, addresses and recipient codes,
+offline and online (the rows kept up to date by deltas, :func:`helpers.both_ways`). What an
+officer sees of the network (the views) is tests/serving/test_store_views.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import math
 import pytest
 
 from features.network import LinkGraph
-from features.online import OnlineFeatureState
 from tests.features.helpers import both_ways, make_outcomes, make_shipments
 
 
@@ -60,32 +61,6 @@ def test_whole_network(ring_features):
     assert (f.loc["S7", "network_size"], f.loc["S7", "network_seizures"]) == (1, 0)
 
 
-def test_linked_parties_and_profiles(ring):
-    state = OnlineFeatureState.from_history(*ring)
-    linked = state.linked_parties("b ")
-    assert [(p["party_id"], p["shared"], p["seizures"]) for p in linked] == [
-        ("A", ["phone"], 1),
-        ("C", ["address"], 0),
-        ("D", ["phone"], 0),
-    ]
-    assert state.linked_parties("nobody") == []
-    profile = state.party_profile("consignee", " A")
-    assert profile["shipments"] == 2
-    assert profile["inspections"] == 1 and profile["seizures"] == 1
-    assert str(profile["first_seen"]) == "2026-01-01 08:00:00"
-    assert profile["shipments_365d"] == 2
-    assert profile["distinct_counterparties"] == 1
-    unknown = state.party_profile("shipper", "ghost")
-    assert unknown["shipments"] == 0 and unknown["first_seen"] is None
-
-
-def test_party_profile_rejects_unknown_role(ring):
-    from features.errors import ContractError
-
-    with pytest.raises(ContractError, match="role"):
-        OnlineFeatureState.from_history(*ring).party_profile("captain", "A")
-
-
 def test_link_graph_merges_counts():
     g = LinkGraph()
     g.grow(4)  # consignees 0, 1; identifiers 2, 3
@@ -114,38 +89,7 @@ def test_a_shipment_without_consignee_joins_no_network():
     assert (f.loc["S3", "network_size"], f.loc["S3", "network_seizures"]) == (1, 0)
     assert f.loc["S3", "phone_linked_seizures"] == 1
     assert (f.loc["S5", "network_size"], f.loc["S5", "network_seizures"]) == (1, 0)
-    state = OnlineFeatureState.from_history(shipments, outcomes)
-    assert [p["party_id"] for p in state.linked_parties("A")] == []
-    assert state.party_profile("consignee", "A")["shipments"] == 2
-
-
-def test_the_component_around_a_consignee_or_an_identifier(ring):
-    """The officers' network view (issue 17): consignees joined by shared identifiers, hops
-    from the start, seizures known so far; identifiers shared too widely become hubs."""
-    state = OnlineFeatureState.from_history(*ring)
-    graph = state.component("consignee", "c")
-    parties = {p["key"]: p for p in graph["parties"]}
-    assert set(parties) == {"a", "b", "c", "d"}  # not E: its phone is another number
-    assert parties["c"]["hops"] == 0 and parties["b"]["hops"] == 1
-    assert parties["a"]["hops"] == parties["d"]["hops"] == 2
-    assert parties["a"]["seizures"] == 1 and parties["a"]["shipments"] == 2
-    shared = {(link["a"], link["b"]): link["shared"] for link in graph["links"]}
-    assert shared[("b", "c")] == ["address"] and shared[("a", "b")] == ["phone"]
-    assert not graph["hubs"] and not graph["truncated"]
-    # the phone shared by A, B and D: walked from the identifier itself
-    around_phone = state.component("phone", "44201111")
-    assert {p["key"] for p in around_phone["parties"]} == {"a", "b", "c", "d"}
-    assert {p["key"]: p["hops"] for p in around_phone["parties"]}["c"] == 2
-    # with a hub limit of two, the phone (three consignees) is a hub seen from C: not walked
-    capped = state.component("consignee", "c", hub=2)
-    assert {p["key"] for p in capped["parties"]} == {"b", "c"}
-    assert capped["hubs"] == [{"kind": "phone", "value": "44201111", "parties": 3}]
-    assert {h["party"] for h in capped["hub_links"]} == {"b"}
-    # a cap on consignees: nearest first, and said
-    assert state.component("consignee", "c", max_parties=2)["truncated"]
-    assert [u["party_id"] for u in state.consignees_of("address", "7 dock st")] == ["B", "C"]
-    with pytest.raises(Exception, match="kind"):
-        state.component("shipper", "x")
+    # what an officer sees of A (no linked party): tests/serving/test_store_views.py
 
 
 # -- the persistent union-find against the one-by-one replay -----------------------------------

@@ -1,4 +1,9 @@
-"""The feature pipeline end to end: offline/online parity, leakage, idempotency, bad input."""
+"""The feature pipeline end to end: offline/online parity, leakage, idempotency, bad input.
+
+Online is what the service computes (issue 15): the aggregate rows of the snapshot's tables,
+kept up to date by the deltas of :mod:`features.online.rows`, features from the rows of a
+manifest's keys - replayed in memory by :mod:`features.online.replay` (``features/`` does not
+import the service)."""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ import pytest
 from features.catalog import FEATURE_NAMES
 from features.contracts import OUTCOME_COLUMNS
 from features.errors import ContractError
-from features.online import OnlineFeatureState
+from features.online.replay import OnlineReplay
+from features.online.rows import MemoryRows
 from features.pipeline import KEY_COLUMNS, build_training_frame
-from tests.features.helpers import ATTRIBUTES, assert_same_features, random_world, replay_online
+from tests.features.helpers import (
+    ATTRIBUTES,
+    assert_same_features,
+    assert_same_tables,
+    random_world,
+    replay_online,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,64 +72,51 @@ def test_state_from_history_then_new_shipments_equals_offline(world, frame):
     shipments, outcomes = world
     cut = shipments["declared_at"].quantile(0.7)
     past = shipments[shipments["declared_at"] < cut]
-    known = outcomes[outcomes["result_at"] < cut]
-    state = OnlineFeatureState.from_history(past, known)
+    state = OnlineReplay.from_history(past, outcomes, as_of=cut)  # a snapshot as of the cut
+    assert state.now == cut.value and len(state) == len(past)
     new = shipments[shipments["declared_at"] >= cut]
-    later = outcomes[outcomes["result_at"] >= cut]
-    online, _ = replay_online(new, later, state=state)
+    online, _ = replay_online(new, outcomes, state=state)
     assert_same_features(frame.loc[new.index], online)
 
 
-def test_past_shipment_scored_as_of_its_own_time(world, frame):
-    """A shipment declared before the state's latest one gets its own point-in-time history
-    (only the whole-network features describe the graph as held now)."""
-    shipments, outcomes = world
-    state = OnlineFeatureState.from_history(shipments, outcomes)
-    some = shipments.iloc[100:160]
-    online = state.features(some)
-    exact = [c for c in FEATURE_NAMES if c not in ("network_size", "network_seizures")]
-    assert_same_features(
-        frame.loc[some.index, [*KEY_COLUMNS, *exact]].assign(
-            network_size=0.0, network_seizures=0.0
-        )[list(frame.columns)],
-        online.assign(network_size=0.0, network_seizures=0.0),
-    )
-
-
-# -- online state contract ----------------------------------------------------------------
+# -- the online aggregates' contract ------------------------------------------------------
 def test_features_do_not_add_and_adding_twice_counts_once(world):
     shipments, outcomes = world
     half = shipments.iloc[:300]
-    state = OnlineFeatureState.from_history(half, outcomes)
     probe = shipments.iloc[[450]]
+    state = OnlineReplay.from_history(half, outcomes, as_of=probe["declared_at"].iloc[0])
     before = state.features(probe)
     assert len(state) == 300
+    tables = state.rows.tables()
     state.features(probe)
     state.add_shipments(half)  # re-scoring / re-sending history must not double count
-    state.add_outcomes(outcomes)
+    state.add_outcomes(outcomes[outcomes["shipment_id"].isin(half["shipment_id"])])
     again = state.features(probe)
     pd.testing.assert_frame_equal(before, again)
+    assert_same_tables(tables, state.rows.tables(), state.now)
     state.add_shipments(probe)
     state.add_shipments(probe)
     assert len(state) == 301
 
 
-def test_outcome_before_its_shipment_waits_for_it():
-    shipments, outcomes = random_world(80, seed=2)
-    seized = outcomes[outcomes["result"] == "seized"]
-    assert len(seized)
-    early = OnlineFeatureState()
-    early.add_outcomes(outcomes)  # results arrive before their shipments
-    early.add_shipments(shipments)
-    normal = OnlineFeatureState.from_history(shipments, outcomes)
-    probe = shipments.assign(declared_at=shipments["declared_at"].max() + pd.Timedelta(days=40))
-    probe = probe.assign(shipment_id=[f"N{i}" for i in range(len(probe))])
-    pd.testing.assert_frame_equal(early.features(probe), normal.features(probe))
+def test_an_outcome_of_a_shipment_never_declared_is_refused_by_name(world):
+    """The service answers 404 for an outcome of a shipment it has not received (it used to
+    keep it until the shipment came): nothing of the request counts."""
+    shipments, outcomes = world
+    state = OnlineReplay.from_history(shipments.iloc[:100], outcomes)
+    tables = state.rows.tables()
+    mixed = pd.concat([outcomes[outcomes["shipment_id"].isin(shipments["shipment_id"][:100])],
+                       outcomes.assign(shipment_id="NOT-DECLARED").iloc[:1]])  # fmt: skip
+    with pytest.raises(ContractError, match=r"shipment_id.*NOT-DECLARED"):
+        state.add_outcomes(mixed)
+    with pytest.raises(ContractError, match="shipment_id"):
+        state.amend_shipments(shipments.iloc[[200]])
+    assert_same_tables(tables, state.rows.tables(), state.now)
 
 
 def test_online_features_keep_index_and_columns(world):
     shipments, outcomes = world
-    state = OnlineFeatureState.from_history(shipments.iloc[:100], outcomes)
+    state = OnlineReplay.from_history(shipments.iloc[:100], outcomes)
     probe = shipments.iloc[[200, 201, 202]].set_axis(["a", "b", "c"])
     out = state.features(probe)
     assert list(out.index) == ["a", "b", "c"]
@@ -237,8 +236,10 @@ def test_inputs_are_not_modified(world):
     shipments, outcomes = world
     s, o = shipments.copy(), outcomes.copy()
     build_training_frame(shipments, outcomes)
-    state = OnlineFeatureState.from_history(shipments, outcomes)
-    state.features(shipments.iloc[:5])
+    state = OnlineReplay.from_history(shipments.iloc[:300], outcomes)
+    state.features(shipments.iloc[300:305])
+    state.add_shipments(shipments.iloc[300:305])
+    state.add_outcomes(outcomes[outcomes["shipment_id"].isin(shipments["shipment_id"][:305])])
     pd.testing.assert_frame_equal(s, shipments)
     pd.testing.assert_frame_equal(o, outcomes)
 
@@ -253,8 +254,9 @@ def test_optional_columns_may_be_absent_and_no_outcomes_is_fine(world):
     out = build_training_frame(slim, outcomes.iloc[:0])
     assert out["consignee_phone_new"].isna().all()
     assert (out["consignee_seizures"] == 0).all()
-    state = OnlineFeatureState.from_history(slim.iloc[:10], outcomes.iloc[:0])
+    state = OnlineReplay.from_history(slim.iloc[:10], outcomes.iloc[:0])
     assert len(state.features(slim.iloc[[20]])) == 1
+    assert len(OnlineReplay.from_history(slim.iloc[:10], None).features(slim.iloc[[20]])) == 1
 
 
 @pytest.mark.parametrize("column", ["shipment_id", "declared_at", "mode"])
@@ -263,7 +265,9 @@ def test_missing_required_column_is_named(world, column):
     with pytest.raises(ContractError, match=column):
         build_training_frame(shipments.drop(columns=[column]), outcomes)
     with pytest.raises(ContractError, match=column):
-        OnlineFeatureState().features(shipments.drop(columns=[column]).iloc[:1])
+        OnlineReplay().features(shipments.drop(columns=[column]).iloc[:1])
+    with pytest.raises(ContractError, match=column):
+        OnlineReplay().add_shipments(shipments.drop(columns=[column]).iloc[:1])
 
 
 def test_bad_outcomes_and_duplicate_ids_are_named(world):
@@ -271,7 +275,7 @@ def test_bad_outcomes_and_duplicate_ids_are_named(world):
     with pytest.raises(ContractError, match="result_at"):
         build_training_frame(shipments, outcomes.drop(columns=["result_at"]))
     with pytest.raises(ContractError, match="result_at"):
-        OnlineFeatureState().add_outcomes(outcomes.drop(columns=["result_at"]))
+        OnlineReplay().add_outcomes(outcomes.drop(columns=["result_at"]))
     with pytest.raises(ContractError, match="shipment_id"):
         build_training_frame(pd.concat([shipments.iloc[:3], shipments.iloc[:1]]), outcomes)
     with pytest.raises(ContractError, match="declared_at"):
@@ -287,7 +291,7 @@ def test_empty_shipments_give_an_empty_frame(world):
 
 def test_one_shipment_as_a_mapping_gives_the_same_row(world):
     shipments, outcomes = world
-    state = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
+    state = OnlineReplay.from_history(shipments.iloc[:300], outcomes)
     row = shipments.iloc[[400]]
     from_frame = state.features(row)
     record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
@@ -297,28 +301,34 @@ def test_one_shipment_as_a_mapping_gives_the_same_row(world):
         state.features({k: v for k, v in record.items() if k != "mode"})
 
 
-def test_bulk_history_equals_adding_one_chunk_at_a_time(world):
-    """``from_history`` groups timelines in bulk; it must hold exactly what adding the same
-    shipments in pieces (out of order, with repeats) holds."""
+def test_snapshot_equals_adding_one_chunk_at_a_time(world):
+    """The snapshot (the aggregates of a whole history at once, what ``cargorisk features
+    materialize`` loads) must hold exactly what counting the same shipments in pieces (out of
+    order, with repeats) and then their reports holds: the same tables, the same features."""
     shipments, outcomes = world
     past = shipments.iloc[:450]
-    bulk = OnlineFeatureState.from_history(pd.concat([past, past.iloc[:20]]), outcomes)
-    pieces = OnlineFeatureState()
+    bulk = OnlineReplay.from_history(past, outcomes)
+    pieces = OnlineReplay(now=bulk.now)
     shuffled = past.sample(frac=1, random_state=3)
     for start in range(0, len(shuffled), 60):
         pieces.add_shipments(shuffled.iloc[start : start + 60])
     pieces.add_shipments(past.iloc[:20])
-    pieces.add_outcomes(outcomes)
+    pieces.add_outcomes(outcomes[outcomes["shipment_id"].isin(past["shipment_id"])])
+    pieces.add_outcomes(outcomes[outcomes["shipment_id"].isin(past["shipment_id"][:30])])
+    assert len(bulk) == len(pieces) == 450
+    # a partner pair's first_seen is that of the first declaration *counted* with it (a
+    # store inserts a pair once, as serving.store.online does): out of order, a later one
+    # may come first - no feature reads it (distinct counts and words seen do not)
+    assert_same_tables(
+        bulk.rows.tables(), pieces.rows.tables(), bulk.now, skip=("key_pairs.first_seen",)
+    )
+    in_order = OnlineReplay(now=bulk.now)
+    for start in range(0, len(past), 60):
+        in_order.add_shipments(past.iloc[start : start + 60])
+    in_order.add_outcomes(outcomes[outcomes["shipment_id"].isin(past["shipment_id"])])
+    assert_same_tables(bulk.rows.tables(), in_order.rows.tables(), bulk.now)
     probe = shipments.iloc[300:600]
     assert_same_features(bulk.features(probe), pieces.features(probe))
-    assert len(bulk) == len(pieces) == 450
-    key = past["consignee_id"].iloc[0]
-    assert bulk.party_profile("consignee", key) == pieces.party_profile("consignee", key)
-
-    def norm(parties):  # the displayed spelling is the first one the state saw
-        return sorted((p["party_id"].casefold(), p["shared"], p["seizures"]) for p in parties)
-
-    assert norm(bulk.linked_parties(key)) == norm(pieces.linked_parties(key))
 
 
 # -- a manifest prepared once, its features, then its addition (the service's path) ----------
@@ -326,30 +336,36 @@ def _record(row: pd.DataFrame) -> dict:
     return {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
 
 
-def test_adding_shipments_prepared_from_fields_or_frames_gives_the_same_state(world):
+def test_adding_shipments_prepared_from_fields_or_frames_gives_the_same_rows(world):
+    from features.manifest import prepare
+
     shipments, outcomes = world
-    served = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
-    plain = OnlineFeatureState.from_history(shipments.iloc[:300], outcomes)
+    served = OnlineReplay.from_history(shipments.iloc[:300], outcomes)
+    plain = OnlineReplay.from_history(shipments.iloc[:300], outcomes)
     for i in range(300, 360):  # one by one, each prepared from its fields
         row = shipments.iloc[[i]]
-        p = OnlineFeatureState.prepare(_record(row))
+        p = prepare(_record(row), tuple_keys=True)
         served.features(row, prepared=p)
         served.add_shipments(row, prepared=p)
         plain.add_shipments(row)
     chunk = shipments.iloc[360:450]  # a manifest, prepared from its frame
-    p = OnlineFeatureState.prepare(chunk)
+    p = prepare(chunk, tuple_keys=True)
     served.features(chunk, prepared=p)
     served.add_shipments(chunk, prepared=p)
     plain.add_shipments(chunk)
     probe = shipments.iloc[450:]
     assert_same_features(served.features(probe), plain.features(probe))
+    assert_same_tables(served.rows.tables(), plain.rows.tables(), served.now)
     assert len(served) == len(plain) == 450
 
 
-def test_timelines_found_by_features_stay_right_when_others_add_first(world):
-    """Two manifests read the state, the second is added first (it creates timelines for
-    keys both share), then the first: no key may end up with two timelines, and a manifest
-    prepared against another state must not use that state's timelines."""
+def test_manifests_read_together_and_counted_in_either_order(world):
+    """Two manifests read the rows, the second is counted first (it creates rows for keys
+    both share: new parties, pairs, link-graph nodes), then the first: the rows equal a
+    snapshot of all three, and a manifest prepared once may be counted in another copy of
+    the rows (a prepared manifest holds no rows)."""
+    from features.manifest import prepare
+
     shipments, outcomes = world
     base = shipments.iloc[:300]
     first = shipments.iloc[300:400].copy()
@@ -357,25 +373,35 @@ def test_timelines_found_by_features_stay_right_when_others_add_first(world):
     for frame in (first, second):  # brand-new parties both manifests share
         frame.loc[frame.index[::3], "consignee_id"] = "NEW-CONSIGNEE"
         frame.loc[frame.index[::4], "shipper_id"] = "NEW-SHIPPER"
-    state = OnlineFeatureState.from_history(base, outcomes)
-    p1, p2 = OnlineFeatureState.prepare(first), OnlineFeatureState.prepare(second)
-    state.features(first, prepared=p1)
-    state.features(second, prepared=p2)
-    state.add_shipments(second, prepared=p2)
-    state.add_shipments(first, prepared=p1)
-    other = OnlineFeatureState.from_history(base, outcomes)
+    as_of = shipments["declared_at"].iloc[500]
+    everything = pd.concat([base, first, second])
+    expected = OnlineReplay.from_history(everything, outcomes, as_of=as_of)
+    got = []
+    for order in ((second, first), (first, second)):
+        state = OnlineReplay.from_history(base, outcomes, as_of=as_of)
+        p1, p2 = prepare(first, tuple_keys=True), prepare(second, tuple_keys=True)
+        state.features(first, prepared=p1)
+        state.features(second, prepared=p2)
+        for frame in order:
+            state.add_shipments(frame, prepared=p1 if frame is first else p2)
+        got.append(state)
+    other = OnlineReplay.from_history(base, outcomes, as_of=as_of)
     other.add_shipments(second)
-    stale = OnlineFeatureState.prepare(first)
-    state.features(first, prepared=stale)  # found in `state`, used to add to `other`
-    other.add_shipments(first, prepared=stale)
-    expected = OnlineFeatureState.from_history(pd.concat([base, first, second]), outcomes)
+    other.add_shipments(first, prepared=p1)  # prepared for (and used in) the last `state`
+    theirs = outcomes[outcomes["shipment_id"].isin(everything["shipment_id"].iloc[300:])]
+    for state in (*got, other):  # and the manifests' reports
+        state.add_outcomes(theirs)
     probe = shipments.iloc[500:]
-    for got in (state, other):
-        assert_same_features(got.features(probe), expected.features(probe))
-        assert (
-            got.party_profile("consignee", "NEW-CONSIGNEE")["shipments"]
-            == (expected.party_profile("consignee", "NEW-CONSIGNEE")["shipments"])
-        )
+    # counted out of order, a pair's first_seen is its first *counted* declaration's (as in a
+    # store, which inserts a pair once; no feature reads it)
+    out_of_order = ("key_pairs.first_seen",)
+    for state, skip in ((got[0], out_of_order), (got[1], ()), (other, out_of_order)):
+        assert_same_tables(expected.rows.tables(), state.rows.tables(), as_of.value, skip)
+        assert_same_features(state.features(probe), expected.features(probe))
+    from features.manifest import norm_text
+
+    shared = expected.rows.totals[("consignee", norm_text("NEW-CONSIGNEE"))]
+    assert shared["shipments"] == (everything["consignee_id"] == "NEW-CONSIGNEE").sum() > 60
 
 
 # -- real exports: blank fields, odd values, every mode, attributes -----------------------------
@@ -401,13 +427,12 @@ def test_online_replay_equals_offline_on_a_messy_world_with_attributes(messy_wor
     # history, then the rest one by one, with attributes
     cut = shipments["declared_at"].quantile(0.6)
     past = shipments[shipments["declared_at"] < cut]
-    known = outcomes[outcomes["result_at"] < cut]
-    warm = OnlineFeatureState.from_history(past, known, attributes=ATTRIBUTES)
+    warm = OnlineReplay.from_history(past, outcomes, as_of=cut, attributes=ATTRIBUTES)
     new = shipments[shipments["declared_at"] >= cut]
-    rest, _ = replay_online(new, outcomes[outcomes["result_at"] >= cut], state=warm)
+    rest, _ = replay_online(new, outcomes, state=warm)
     assert_same_features(offline.loc[new.index], rest)
     # a manifest scored at once (the many-rows code paths) gives what each row alone gives
-    fresh = OnlineFeatureState.from_history(past, known, attributes=ATTRIBUTES)
+    fresh = OnlineReplay.from_history(past, outcomes, as_of=cut, attributes=ATTRIBUTES)
     batch = fresh.features(new)
     assert len(new) > 64
     one_by_one = pd.concat([fresh.features(new.iloc[[i]]) for i in range(len(new))])
@@ -416,7 +441,7 @@ def test_online_replay_equals_offline_on_a_messy_world_with_attributes(messy_wor
 
 def test_one_shipment_as_a_mapping_with_attribute_keys(messy_world):
     shipments, outcomes = messy_world
-    state = OnlineFeatureState.from_history(shipments.iloc[:500], outcomes, attributes=ATTRIBUTES)
+    state = OnlineReplay.from_history(shipments.iloc[:500], outcomes, attributes=ATTRIBUTES)
     for i in (600, 601, 602, 650):
         row = shipments.iloc[[i]]
         record = {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
@@ -465,17 +490,17 @@ def test_only_the_required_fields(world):
     assert (offline["shipper_not_declared"] == 1).all()
     assert offline["consignee_shipments_total"].isna().all()
     assert offline["network_seizures"].eq(0).all()
-    warm = OnlineFeatureState.from_history(bare.iloc[:300], outcomes)
+    warm = OnlineReplay.from_history(bare.iloc[:300], outcomes)
     record = {"shipment_id": "NEW-1", "declared_at": bare["declared_at"].max(), "mode": "post"}
     row = warm.features(record)
     assert row["mode"].iloc[0] == "post" and row["undeclared_share"].iloc[0] == 1
-    assert len(warm) == 300 and warm.linked_parties("C1") == []
+    assert len(warm) == 300 and warm.rows.nodes == {}  # no consignee: no link graph
 
 
 def test_a_corrected_report_counts_as_the_report_in_force(world):
-    """Finding 5 (outcomes): the state counted the first report of an inspection and ignored a
-    correction; rebuilt from the reports in force it counted the correction. Now a different
-    report of the same inspection replaces the earlier one's effect, so both agree."""
+    """Finding 5 (outcomes): a different report of the same inspection (a correction) takes
+    the earlier one's counts back and counts instead, so the rows kept up to date equal a
+    snapshot of the reports in force; a re-sent correction changes nothing."""
     shipments, outcomes = world
     seized = outcomes[outcomes["result"] == "seized"].head(5)
     clean = outcomes[outcomes["result"] == "clean"].head(5)
@@ -488,26 +513,47 @@ def test_a_corrected_report_counts_as_the_report_in_force(world):
     )
     later = flipped.assign(result_at=flipped["result_at"] + pd.Timedelta(days=2))
     in_force = pd.concat([outcomes.drop(flipped.index), later])
+    now = shipments["declared_at"].max() + pd.Timedelta(days=30)
 
-    live = OnlineFeatureState.from_history(shipments, outcomes)
+    live = OnlineReplay.from_history(shipments, outcomes, as_of=now)
+    before = live.rows.tables()
     live.add_outcomes(later)  # corrections arrive after the first reports
     live.add_outcomes(later)  # and are re-sent: nothing changes
-    rebuilt = OnlineFeatureState.from_history(shipments, in_force)
-    probe = shipments.assign(
-        declared_at=shipments["declared_at"].max() + pd.Timedelta(days=30),
-        shipment_id=[f"P{i}" for i in range(len(shipments))],
-    )
+    rebuilt = OnlineReplay.from_history(shipments, in_force, as_of=now)
+    assert_same_tables(rebuilt.rows.tables(), live.rows.tables(), now.value)
+    probe = shipments.assign(declared_at=now, shipment_id=[f"P{i}" for i in range(len(shipments))])
     pd.testing.assert_frame_equal(live.features(probe), rebuilt.features(probe))
-    before = OnlineFeatureState.from_history(shipments, outcomes).features(probe)
-    assert not before["consignee_seizures"].equals(live.features(probe)["consignee_seizures"])
+    first = OnlineReplay(MemoryRows(before)).features(probe)
+    assert not first["consignee_seizures"].equals(live.features(probe)["consignee_seizures"])
+
+
+def test_a_correction_of_a_report_not_known_yet_replaces_it():
+    """A report known later than now is held; corrected before then, only the correction
+    counts, once due; a report taken back that was counted leaves its day bucket at zero."""
+    from tests.features.helpers import make_outcomes, make_shipments
+
+    shipments = make_shipments({"day": 0, "consignee_id": "A"}, {"day": 1, "consignee_id": "A"})
+    state = OnlineReplay.from_history(shipments, None, as_of=pd.Timestamp("2026-01-03"))
+    state.add_outcomes(make_outcomes(("S1", 0.5, 5, "seized")))  # known on day 5: held
+    assert state.rows.totals[("consignee", "a")]["inspections"] == 0
+    state.add_outcomes(make_outcomes(("S1", 0.5, 5.5, "clean")))  # corrected while held
+    state.advance(pd.Timestamp("2026-01-10"))
+    totals = state.rows.totals[("consignee", "a")]
+    assert (totals["inspections"], totals["seizures"]) == (1, 0)
+    state.add_outcomes(make_outcomes(("S1", 0.5, 6, "seized")))  # corrected once counted
+    assert (totals["inspections"], totals["seizures"]) == (1, 1)
+    state.add_outcomes(make_outcomes(("S1", 0.5, 6.5, "clean")))
+    assert (totals["inspections"], totals["seizures"]) == (1, 0)
+    day = state.rows.days[("consignee", "a")]
+    assert sum(b["seizures"] or 0 for b in day.values()) == 0
 
 
 def test_an_amendment_moves_the_inspections_not_the_declaration(world):
     """A shipment amended to another consignee keeps its place in the history as first
     declared, while its seizure counts on the consignee in force - whether the amendment
-    comes before the result or after it, before its first version reached the state or out of
-    order - exactly as a state rebuilt from the first versions, the versions in force and the
-    reports."""
+    comes before the result or after it, or twice - exactly as the rows of a snapshot of the
+    first versions and the reports, with the versions in force then put in force (what a
+    store materialised from its history does)."""
     shipments, outcomes = world
     first = shipments.iloc[[10, 11, 12]].assign(consignee_id=["CNS-A", "CNS-A", "CNS-A"])
     history = pd.concat([shipments.drop(first.index), first])
@@ -522,22 +568,27 @@ def test_an_amendment_moves_the_inspections_not_the_declaration(world):
     v2 = first.assign(consignee_id="CNS-B", origin_country="CO")
     v3 = first.iloc[[2]].assign(consignee_id="CNS-C")
     in_force = pd.concat([v2.iloc[:2], v3])
+    now = shipments["declared_at"].max() + pd.Timedelta(days=60)
 
-    live = OnlineFeatureState.from_history(shipments.drop(first.index), outcomes)
-    live.amend_shipments(v2.iloc[[0]], [2])  # amended before its first version arrived
+    live = OnlineReplay.from_history(shipments.drop(first.index), outcomes, as_of=now)
     live.add_shipments(first)
+    live.add_outcomes(outcomes[outcomes["shipment_id"].isin(first["shipment_id"])])
     live.add_outcomes(seized.iloc[[0, 2]])
-    live.amend_shipments(v2.iloc[[1]], [2])  # amended after ...
-    live.add_outcomes(seized.iloc[[1]])  # ... and seized after
-    live.amend_shipments(v3, [3])  # seized, then amended twice, the later first
-    live.amend_shipments(v2.iloc[[2]], [2])
-    rebuilt = OnlineFeatureState.from_history(
-        history, pd.concat([outcomes, seized]), amended=(in_force, [2, 2, 3])
+    live.amend_shipments(v2.iloc[[0]])  # amended after it was seized ...
+    live.amend_shipments(v2.iloc[[1]])  # ... and before
+    live.add_outcomes(seized.iloc[[1]])
+    live.amend_shipments(v2.iloc[[2]])  # seized, then amended twice
+    live.amend_shipments(v3)
+    rebuilt = OnlineReplay.from_history(history, pd.concat([outcomes, seized]), as_of=now)
+    rebuilt.amend_shipments(in_force)
+    # (the three shipments come after later ones: their pairs' first_seen is counted order's)
+    assert_same_tables(
+        rebuilt.rows.tables(), live.rows.tables(), now.value, skip=("key_pairs.first_seen",)
     )
     probe = first.assign(
         shipment_id=["PA", "PB", "PC"],
         consignee_id=["CNS-A", "CNS-B", "CNS-C"],
-        declared_at=shipments["declared_at"].max() + pd.Timedelta(days=60),
+        declared_at=now,
     )
     got = live.features(probe)
     pd.testing.assert_frame_equal(got, rebuilt.features(probe))

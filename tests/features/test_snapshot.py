@@ -1,7 +1,8 @@
 """The aggregates as of now per key (features/snapshot.py): hand-computed values on a tiny
 world, nothing known after ``as_of`` in them, and - the point of the snapshot - the raw
 aggregates of a shipment declared at ``as_of`` computed from the snapshot alone equal those
-of the offline pipeline and of the online state. DuckDB against Spark is in
+of the offline pipeline and of the online rows kept up to date event by event
+(:mod:`features.online.rows`' deltas). DuckDB against Spark is in
 ``test_snapshot_spark.py``."""
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import pytest
 
 from features import engine, history, manifest, network, snapshot
 from features.errors import CargoriskError, ContractError
-from features.online import OnlineFeatureState
+from features.online import rows as online_rows
+from features.online.replay import replay
 from features.pipeline import check_outcomes, check_shipments, outcome_events
-from tests.features.helpers import T0, make_outcomes, make_shipments, random_world
+from tests.features.helpers import (
+    T0,
+    make_outcomes,
+    make_shipments,
+    random_world,
+)
 from tests.features.test_engine import assert_same_raw, edge_world, write_by_month
 from tests.features.test_history import boundary_world
 
@@ -174,7 +181,7 @@ def test_nothing_known_after_as_of_is_in_it(tmp_path):
         pd.testing.assert_frame_equal(full.tables[table], moved.tables[table])
 
 
-# -- the snapshot gives what the offline pipeline and the online state give ------------------
+# -- the snapshot gives what the offline pipeline and the online rows give -------------------
 def probes_at(
     shipments: pd.DataFrame, as_of: int, n: int, seed: int, include: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -213,12 +220,15 @@ def assert_snapshot_gives_the_pipelines_raw(
     assert (at >= 0).all()
     assert_same_raw({name: offline[name][at] for name in from_snapshot}, from_snapshot)
 
-    # online: the in-memory state holding everything, asked about the probes (but for the
-    # whole-network features, which the state gives for the graph as it holds it now)
-    state = OnlineFeatureState.from_history(shipments, outcomes)
-    online = state._raw(manifest.prepare(probes, tuple_keys=True))
-    timed = {name: values for name, values in from_snapshot.items() if not name.startswith("net:")}
-    assert_same_raw({name: online[name] for name in timed}, timed)
+    # online: the rows kept up to date event by event from nothing (each declaration before
+    # as_of counted in time order, each report once known before as_of), asked about the
+    # probes: what the snapshot holds, the whole-network aggregates included
+    before = shipments[shipments["declared_at"] < pd.Timestamp(as_of)]
+    _, state = replay(before, outcomes, score=False)
+    state.advance(as_of)
+    p = manifest.prepare(probes, tuple_keys=True)
+    online = online_rows.rows_raw(state.rows.rows(online_rows.manifest_keys(p)), p)
+    assert_same_raw({name: online[name] for name in from_snapshot}, from_snapshot)
     return from_snapshot
 
 
