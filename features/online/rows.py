@@ -581,7 +581,9 @@ class MemoryRows:
         """Add ``deltas``: totals and day buckets summed (a NULL column left NULL, a row made
         when absent), ``first_seen`` the minimum; a consignee's own seizures on its row and
         its component's seizures on every node of the component (a consignee not in the
-        table: nothing). Pairs are not inserted here (:meth:`insert_pairs`)."""
+        table gets a node of its own first, with no parties, as
+        :func:`serving.store.online.add_consignee_nodes` does). Pairs are not inserted here
+        (:meth:`insert_pairs`)."""
         for key, delta in deltas.totals.items():
             row = self.totals.get(key)
             if row is None:
@@ -594,9 +596,14 @@ class MemoryRows:
                 bucket = buckets[start] = {"shipments": None, "seizures": None}
             _fold(bucket, delta)
         for consignee, n in deltas.own.items():
-            node = self.nodes.get(("consignee", consignee))
-            if node is None or n == 0:
+            if n == 0:
                 continue
+            node = self.nodes.get(("consignee", consignee))
+            if node is None:  # never declared (an amendment named it): a node of its own
+                component = component_id("consignee", consignee)
+                node = {"component": component, "parties": 0, "seizures": 0, "own_seizures": 0}
+                self.nodes[("consignee", consignee)] = node
+                self._members.setdefault(component, set()).add(("consignee", consignee))
             for member in self._members.get(int(node["component"]), ()):
                 self.nodes[member]["seizures"] += n
             node["own_seizures"] = (node["own_seizures"] or 0) + n
