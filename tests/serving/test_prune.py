@@ -1,5 +1,5 @@
 """Pruning the online aggregates' day buckets (:mod:`serving.store.prune`) in the real SQLite
-and the real PostgreSQL: on a replay of a year and a half, pruned every 60 days, the
+and the real PostgreSQL: on a replay of 16 months, pruned every 60 days, the
 features of the shipments declared next are the same before and after each pruning, the
 table holds exactly the day buckets a fresh snapshot as of the end holds (no more: its size
 is bounded by the windows, not by the history), and everything else equals that snapshot."""
