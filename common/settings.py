@@ -151,6 +151,22 @@ class Settings(BaseSettings):
         description="Drift: how often the service recomputes drift in the background (0: "
         "never; the health page and /metrics then show none).",
     )
+    aggregate_prune_minutes: float = Field(
+        default=10,
+        ge=0,
+        le=24 * 60,
+        description="Online aggregates (online_state = store): how often the service deletes "
+        "a bounded batch of day buckets (`key_days`) no window can read any more (0: never); "
+        "docs/serving.md, 'What the store keeps'.",
+    )
+    aggregate_prune_grace_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Online aggregates: day buckets are kept for the windows of declarations "
+        "dated up to this many days before the latest declaration stored (and the clock), "
+        "for declarations that arrive late.",
+    )
 
     store_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the serving store; default SQLite in home."

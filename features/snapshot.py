@@ -687,6 +687,8 @@ def _network_values(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str
     for consignee, values in zip(p["consignee"], idents, strict=True):
         found = [node.get((d, v)) for d, v in zip(IDENTIFIERS, values, strict=True) if v]
         own = node.get(("consignee", consignee)) if consignee is not None else None
+        if own is not None and int(own[1]) == 0:  # never declared: no party, nothing linked
+            own = None
         comps = {f[0]: f for f in found if f is not None}
         if own is not None:
             comps[own[0]] = own

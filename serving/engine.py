@@ -240,6 +240,8 @@ class ScoringEngine:
         state in this process; each declaration and report updates the aggregates in the
         transaction that stores it."""
         self.aggregates_ready = False
+        self.pruner: Any = None
+        """The day buckets' pruning job (``online_state: store``), once started."""
         self.model_holder = ModelHolder(
             model_loader
             or (
@@ -286,11 +288,27 @@ class ScoringEngine:
         log.info("start-up: shadow challenger: %s", message)
         self._reset_recent()
         self.drift.start()
+        if self.online:
+            self._start_pruner()
         # The feature state is millions of long-lived objects; a full garbage collection walks
         # them all (0.7 s with a 360k-shipment history), landing at random inside a request.
         # Freezing them after start-up leaves collections only the objects made since.
         gc.collect()
         gc.freeze()
+
+    def _start_pruner(self) -> None:
+        """``online_state: store``: the background job deleting day buckets no window can read
+        any more (:class:`serving.store.prune.DayPruner`), if ``aggregate_prune_minutes``."""
+        from serving.store.prune import DayPruner
+
+        minutes = float(getattr(self.settings, "aggregate_prune_minutes", 0))
+        if minutes > 0 and self.pruner is None:
+            self.pruner = DayPruner(
+                self.store.engine,
+                interval=minutes * 60,
+                grace_days=self.settings.aggregate_prune_grace_days,
+            )
+            self.pruner.start()
 
     def _seed(self) -> None:
         """Copy the seed directory's history into an empty store (if one is configured)."""

@@ -365,7 +365,9 @@ def link_changes(
     default all) given the table's rows of their nodes: ``nodes[(dim, key)] = (component,
     parties, seizures)``. A consignee is a party from its first shipment; each shipment links
     its consignee to its identifiers (a shipment without consignee links nothing), merging
-    their components: the one with fewer parties is relabelled (ties: the larger id)."""
+    their components: the one with fewer parties is relabelled (ties: the larger id). A
+    consignee node in a component of no parties is one that never declared (it holds a
+    seizure an amendment moved onto it): its first shipment makes it a party."""
     comp_of = {node: int(c) for node, (c, _, _) in nodes.items()}
     parent: dict[int, int] = {}
     totals: dict[int, list[int]] = {}
@@ -374,6 +376,9 @@ def link_changes(
         totals[int(c)] = [int(parties), int(seizures)]
     initial = {c: tuple(v) for c, v in totals.items()}
     new_nodes: set[tuple[str, str]] = set()
+    # consignees in the graph that never declared (a seizure amended onto them): no party yet
+    waiting = {node for node, (_, parties, _) in nodes.items()
+               if node[0] == "consignee" and int(parties) == 0}  # fmt: skip
 
     def find(c: int) -> int:
         root = c
@@ -410,10 +415,11 @@ def link_changes(
         if consignee is None:
             continue
         node = ("consignee", consignee)
-        party = node in comp_of
+        party = node in comp_of and node not in waiting
         c = node_component(node)
         if not party:
             totals[c][0] += 1
+            waiting.discard(node)
         for d, values in idents:
             if values[i]:
                 union(find(comp_of[node]), node_component((d, values[i])))
@@ -575,7 +581,9 @@ class MemoryRows:
         """Add ``deltas``: totals and day buckets summed (a NULL column left NULL, a row made
         when absent), ``first_seen`` the minimum; a consignee's own seizures on its row and
         its component's seizures on every node of the component (a consignee not in the
-        table: nothing). Pairs are not inserted here (:meth:`insert_pairs`)."""
+        table gets a node of its own first, with no parties, as
+        :func:`serving.store.online.add_consignee_nodes` does). Pairs are not inserted here
+        (:meth:`insert_pairs`)."""
         for key, delta in deltas.totals.items():
             row = self.totals.get(key)
             if row is None:
@@ -588,9 +596,14 @@ class MemoryRows:
                 bucket = buckets[start] = {"shipments": None, "seizures": None}
             _fold(bucket, delta)
         for consignee, n in deltas.own.items():
-            node = self.nodes.get(("consignee", consignee))
-            if node is None or n == 0:
+            if n == 0:
                 continue
+            node = self.nodes.get(("consignee", consignee))
+            if node is None:  # never declared (an amendment named it): a node of its own
+                component = component_id("consignee", consignee)
+                node = {"component": component, "parties": 0, "seizures": 0, "own_seizures": 0}
+                self.nodes[("consignee", consignee)] = node
+                self._members.setdefault(component, set()).add(("consignee", consignee))
             for member in self._members.get(int(node["component"]), ()):
                 self.nodes[member]["seizures"] += n
             node["own_seizures"] = (node["own_seizures"] or 0) + n

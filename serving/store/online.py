@@ -27,6 +27,7 @@ from features.online.rows import (
     Deltas,
     LinkChanges,
     ManifestKeys,
+    component_id,
     distinct_deltas,
     link_changes,
     manifest_keys,
@@ -184,9 +185,10 @@ def apply_deltas(conn, deltas: Deltas) -> None:
         names = columns_of(table)[len(TABLE_KEYS[table]) :]
         rows = [(*key, *(row[c] for c in names)) for key, row in sorted(items.items())]
         conn.exec_driver_sql(_UPSERT[(table, mark)], rows)
-    for consignee, n in sorted(deltas.own.items()):
-        if n == 0:
-            continue
+    own = {consignee: n for consignee, n in sorted(deltas.own.items()) if n != 0}
+    if own:
+        add_consignee_nodes(conn, own)
+    for consignee, n in own.items():
         params = {"key": consignee, "n": int(n)}
         conn.execute(
             sa.text(
@@ -203,6 +205,24 @@ def apply_deltas(conn, deltas: Deltas) -> None:
             ),
             params,
         )
+
+
+def add_consignee_nodes(conn, consignees: Iterable[str]) -> None:
+    """Make sure each consignee has a node in the link graph before a seizure is counted on
+    it: a consignee that never declared a shipment gets one when an amendment names it on a
+    seized shipment - a component of its own (:func:`features.online.rows.component_id`),
+    no parties (it is no party until it declares: :func:`features.online.rows.link_changes`)
+    and the seizures about to be added, as the memory state's link graph counts them. A
+    consignee already in the graph is left alone."""
+    rows = [{"key": c, "component": int(component_id("consignee", c))} for c in sorted(consignees)]
+    conn.execute(
+        sa.text(
+            'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
+            "\"own_seizures\") VALUES ('consignee', :key, :component, 0, 0, 0) "
+            'ON CONFLICT ("dim", "key") DO NOTHING'
+        ),
+        rows,
+    )
 
 
 def apply_links(conn, changes: LinkChanges) -> None:

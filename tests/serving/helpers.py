@@ -245,10 +245,14 @@ def service_env(home: Path, tracking_uri: str, **settings) -> dict:
 
 
 @contextlib.contextmanager
-def scoring_service(home: Path, env: dict, *, ready: bool = True, port: int | None = None):
-    """``cargorisk serve`` (-> ``bentoml serve``) on a free loopback port; yields the URL."""
+def scoring_service(
+    home: Path, env: dict, *, ready: bool = True, port: int | None = None, workers: int = 1
+):
+    """``cargorisk serve`` (-> ``bentoml serve``, ``workers`` worker processes) on a free
+    loopback port; yields the URL."""
     port = port or free_port()
     cmd = [str(BIN / "cargorisk"), "serve", "--port", str(port), "--host", "127.0.0.1"]
+    cmd += ["--workers", str(workers)] if workers != 1 else []
     proc = start(cmd, env, home / "service.log")
     url = f"http://127.0.0.1:{port}"
     try:
