@@ -80,7 +80,6 @@ def main() -> None:
     batch = [ShipmentIn(**r) for r in new]
     for i in range(0, len(batch), 5000):
         engine.score(batch[i : i + 5000], caller=Caller("bench", "system", 1), explain_share=0)
-    engine.flush()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall, cpu = time.perf_counter(), time.process_time()
     report = engine.drift.refresh()

@@ -1,22 +1,22 @@
-"""Feature sources of the service (issue 15): ``online_state: memory`` (the in-process
-feature state built from the store's history at start) against ``online_state: store`` (the
-online aggregates per key in the store, no history in the process).
+"""The service's feature source (issue 15): the online aggregates per key in the store, no
+history in the process - at first start (built from the store's history) and at a restart.
 
     .venv/bin/python benchmarks/online_state.py [--days 40] [--per-day 800] [--store URL]
 
 Steps (one simulated world, ``cargorisk simulate``, seeded into one store; every figure is
-measured in this run, each mode in a fresh process so its RSS is its own):
+measured in this run, each start in a fresh process so its RSS is its own):
 
-1. ``memory``: :meth:`ScoringEngine.start` on the seeded store (reads the history, builds the
-   state): seconds to ready and the process's peak RSS;
-2. ``store`` (first start): the same store without aggregates - built from its own history by
-   the offline engine and materialised; seconds and peak RSS;
-3. ``store`` (restart): aggregates present: seconds to ready and peak RSS;
-4. in each mode: features of ``--single`` shipments one at a time (the features step of a
-   score: p50/p99) and of a ``--manifest``-shipment manifest; and, for both, the durable
-   commit of one shipment without and with its aggregate deltas (``record_scoring``).
+1. ``store-first``: :meth:`ScoringEngine.start` on the seeded store without aggregates - built
+   from its own history by the offline engine and materialised; seconds to ready and the
+   process's peak RSS;
+2. ``store-restart``: aggregates present: seconds to ready and peak RSS;
+3. in each: features of ``--single`` shipments one at a time (the features step of a score:
+   p50/p99) and of a ``--manifest``-shipment manifest, and the durable commit of one shipment
+   with its aggregate deltas (``record_scoring``).
 
-No model is involved (the model's part of a score is the same in both modes).
+No model is involved. The in-memory feature state the service held before (``online_state:
+memory``, removed) is no longer measured here: its figures, measured by this script's
+earlier version, stay in ``benchmarks/README.md`` as the baseline.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ def run_mode(args) -> dict:
     def no_model():
         raise ModelLoadError("benchmark: no model")
 
-    settings = load_settings(store_url=args.store, online_state=args.mode.split("-")[0],
-                             drift_refresh_minutes=0)  # fmt: skip
+    settings = load_settings(store_url=args.store, drift_refresh_minutes=0)
     started = time.perf_counter()
     engine = ScoringEngine(settings, model_loader=no_model)
     engine.start()
@@ -84,12 +83,11 @@ def run_mode(args) -> dict:
     manifest_s = time.perf_counter() - t0
     commits = []
     caller = Caller("bench", "system", 1)
-    online = args.mode.startswith("store")
     for i in range(min(200, args.single)):
         row = probes.iloc[[i]].assign(shipment_id=f"COMMIT-{args.mode}-{i}")
         t0 = time.perf_counter()
         engine.store.record_scoring(row, [], request_id=f"b{i}", caller=caller,
-                                    model_name="m", model_version="1", online=online)  # fmt: skip
+                                    model_name="m", model_version="1", online=True)  # fmt: skip
         commits.append(time.perf_counter() - t0)
     engine.store.close()
     return {
@@ -138,7 +136,7 @@ def main() -> None:
     seeded.import_history(tables.shipments, tables.outcomes)
     seeded.close()
     results = []
-    for mode in ("memory", "store-first", "store-restart"):
+    for mode in ("store-first", "store-restart"):
         out = subprocess.run(
             [sys.executable, __file__, "--mode", mode, "--world", str(world), "--store", store,
              "--single", str(args.single), "--manifest", str(args.manifest)],

@@ -29,8 +29,8 @@ end. Optional steps:
   route), one keep-alive client each, so both see the same machine;
 * ``--search``: the highest sustained rate at 0 errors and p99 <= ``--p99-limit`` ms, each
   trial ``--search-duration`` s of open-loop load with fresh shipments: rates grow by half
-  until a trial fails (halve if the first fails), then two bisections (``--workers 2`` needs
-  ``--online-state store``);
+  until a trial fails (halve if the first fails), then two bisections (``--workers N``: N
+  workers sharing the store's online aggregates);
 * ``--overload X``: ``X`` times the rate the search found (or ``--rate``; ``--overload-rate R``:
   R req/s) over ``--overload-connections`` connections: how many 503s, how fast, and the 200s'
   latency.
@@ -458,12 +458,6 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--batch-repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(
-        "--online-state",
-        choices=("memory", "store"),
-        default=None,
-        help="the setting online_state of the service (more than one worker needs 'store')",
-    )
     parser.add_argument("--compare-route", default=None, help="e.g. /asgi/score")
     parser.add_argument("--block", type=int, default=25)
     parser.add_argument("--search", action="store_true")
@@ -526,8 +520,6 @@ def main(argv=None) -> int:
     serve_home.mkdir()
     (serve_home / "mlruns").symlink_to(home / "mlruns")
     senv = {**env, "CARGORISK_HOME": str(serve_home)}
-    if args.online_state:
-        senv["CARGORISK_ONLINE_STATE"] = args.online_state
     from features.tables import read_contract_dir
     from serving.store import Store
 

@@ -52,20 +52,11 @@ def serve_env(workers: int) -> dict[str, str]:
     return env
 
 
-def check_workers(workers: int, settings) -> None:
-    """Refuse more than one worker process unless the workers share their feature state
-    (``online_state = store``): with the in-memory state each worker builds its own copy of the
-    history at start and adds only the shipments and outcomes it receives itself, so the same
-    shipment would get different features, and scores, from worker to worker."""
+def check_workers(workers: int) -> None:
+    """Any number of worker processes in 1..16: they share the store's online aggregates (no
+    worker holds history of its own), so every worker gives the same scores."""
     if not 1 <= workers <= 16:
         raise CargoriskError(f"--workers: {workers} not in 1..16")
-    if workers > 1 and settings.online_state != "store":
-        raise CargoriskError(
-            f"--workers: {workers} workers need the setting online_state = store (it is "
-            f"{settings.online_state!r}): with the in-memory feature state each worker would "
-            "keep its own diverging copy of the history. Use --workers 1, or set "
-            "CARGORISK_ONLINE_STATE=store."
-        )
 
 
 def _store():
@@ -172,9 +163,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--workers",
             "-w",
-            help="Worker processes (default: settings.workers). More than one needs the "
-            "setting online_state = store (shared online aggregates); with the in-memory "
-            "feature state each worker would hold its own diverging copy of the history.",
+            help="Worker processes (default: settings.workers); they share the store's "
+            "online aggregates, so every worker gives the same scores.",
         ),
         host: str = typer.Option(
             None,
@@ -195,7 +185,7 @@ def register(app: typer.Typer) -> None:
         host = host or settings.host
         if not 1 <= port <= 65535:
             raise CargoriskError(f"--port: {port} is not a TCP port")
-        check_workers(workers, settings)
+        check_workers(workers)
         from serving.preflight import preflight
 
         preflight(settings)  # refuse here, before BentoML starts (and retries) a worker

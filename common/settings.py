@@ -190,18 +190,17 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=16,
-        description="Worker processes of `cargorisk serve`; more than one needs online_state "
-        "= store (each worker would otherwise hold its own diverging copy of the history).",
+        description="Worker processes of `cargorisk serve`: they share the store's online "
+        "aggregates (no history in any process), so any number gives the same scores.",
     )
-    online_state: Literal["memory", "store"] = Field(
-        default="memory",
-        description="Where the service's online features come from: `memory`, a feature "
-        "state of the whole history built in each worker process at start; `store`, the "
+    online_state: Literal["store"] = Field(
+        default="store",
+        description="Where the service's online features come from: always `store`, the "
         "online aggregates kept in the store (`cargorisk features materialize`, or built at "
         "start from the store's own history), updated in the transaction that stores each "
-        "declaration and report, shared by every worker and replica, no history in the "
-        "process (issue 15). `cargorisk serve --workers N` with N > 1 refuses to start "
-        "unless it is `store`.",
+        "declaration and report and shared by every worker and replica. The former `memory` "
+        "(a copy of the whole history in each worker process) is gone (issue 15): setting it "
+        "is refused with an error saying so.",
     )
 
     # -- the service's edge: what it accepts before any work ------------------------------
@@ -274,6 +273,18 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("online_state", mode="before")
+    @classmethod
+    def _no_memory_state(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "memory":
+            raise ValueError(
+                "'memory' is no longer supported: the service holds no history in memory; its "
+                "features come from the store's online aggregates, shared by every worker "
+                "(issue 15). Remove the setting (CARGORISK_ONLINE_STATE / online_state); its "
+                "only value is 'store'."
+            )
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -1,23 +1,26 @@
 """The scoring engine: the service's logic as a plain Python object, free of HTTP.
 
 :class:`ScoringEngine` owns the store, the champion model (:class:`serving.model.ModelHolder`),
-the online feature state and the window of recent scores. The BentoML service, the CLI, the
+the store's online aggregates and the window of recent scores. The BentoML service, the CLI, the
 benchmarks and the worklist UI all call it; it never imports ``training``.
 
 One scoring request, in order:
 
 1. the shipments (already validated field by field against the contract) become a contract
    frame and pass the contract's frame-level rules;
-2. their features are computed from the online state *as of now* (the same ``features/`` code
-   training uses), without changing the state;
+2. their features are computed *as of now* from the store's online aggregates of their keys
+   (:mod:`features.online.rows`: the same ``features/`` definitions the offline engine
+   evaluates for training), without changing them;
 3. the model scores them; the top-ranked get exact TreeSHAP reasons;
-4. the shipments and the scores served are committed to the store in one transaction;
-5. the answer is returned; the committed shipments reach the online state right after (a
-   background thread applies them), and in any case before the next request computes features.
+4. the shipments, the scores served and the shipments' increments to the aggregates are
+   committed to the store in one transaction (idempotently: a ledger of applied events);
+5. the answer is returned.
 
-So nothing is acknowledged before it is durable, a request that fails at any step leaves both
-the store and the feature state as they were, and a manifest's answer does not wait for the
-state update. A restart rebuilds the state from the store.
+The process holds no history: every worker and replica reads and updates the same aggregates,
+so nothing is acknowledged before it is durable, a request that fails at any step leaves the
+store (records and aggregates) as it was, and a restart finds the aggregates as they were. A
+store with history but no aggregates (seeded, or kept by an older version) gets them built
+from its own history by the offline engine once, at start-up.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import math
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,10 +51,12 @@ from features.contracts import (
     check_attributes,
     columns_frame,
     frame_rule_errors,
+    missing_required,
     normal_identifier,
     validate_shipments,
 )
 from features.errors import CargoriskError, ContractError
+from features.manifest import prepare
 from features.scoring import TOP_REASONS
 from features.tables import read_contract_dir
 from serving import schemas
@@ -59,9 +65,7 @@ from serving.model import LoadedModel, ModelHolder, ModelLoadError, load_champio
 from serving.shadow import ShadowScorer
 from serving.shadow import loader_for as shadow_loader_for
 from serving.store import Caller, RecordedReports, ReportConflict, Store
-
-if TYPE_CHECKING:
-    from features.online import OnlineFeatureState
+from serving.store.online import StoreViews
 
 log = logging.getLogger("cargorisk.serving")
 
@@ -113,7 +117,7 @@ class RequestError(CargoriskError):
 
 
 class NotReady(CargoriskError):
-    """The service has no model or no feature state yet."""
+    """The service has no model or no online aggregates yet."""
 
 
 class Conflict(RequestError):
@@ -172,6 +176,19 @@ def shipment_attributes(
     return ShipmentAttributes(columns, stored)
 
 
+def prepare_shipments(shipments: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The normalised keys and numbers of contract ``shipments``
+    (:func:`features.manifest.prepare`, combination keys as tuples: how the aggregate rows of
+    :mod:`features.online.rows` are found). One shipment may be given as a mapping of contract
+    fields (three times cheaper than a frame). A required field missing is a
+    :class:`ContractError` naming it."""
+    given = shipments if isinstance(shipments, Mapping) else shipments.columns
+    missing = missing_required("shipments", given)
+    if missing:
+        raise ContractError(f"shipments lack required field(s): {', '.join(missing)}")
+    return prepare(shipments, tuple_keys=True)
+
+
 class RecentScores:
     """The last ``size`` scores served by the current model, kept sorted, for percentiles."""
 
@@ -224,24 +241,13 @@ class ScoringEngine:
         self._lock = threading.RLock()
         self._schemas: dict[str, dict[str, AttributeSpec]] = {}
         self._labels: dict[str, LabelMeaning] = {}
-        # Committed shipments/outcomes not yet applied to the feature state, in commit order.
-        # Applied by a background thread right after the answer goes out, and in any case
-        # before the next request computes features (see :meth:`_apply_pending`).
-        # Shipments carry their prepared keys (computed once for features and the addition).
-        self._pending: collections.deque[tuple[str, pd.DataFrame, dict | list | None]] = (
-            collections.deque()
-        )
-        self._pending_signal = threading.Event()
-        self._applier: threading.Thread | None = None
-        self.state: OnlineFeatureState | None = None
-        self.state_error: str | None = None
-        self.online = getattr(settings, "online_state", "memory") == "store"
-        """Features from the store's online aggregates (``online_state: store``): no feature
-        state in this process; each declaration and report updates the aggregates in the
-        transaction that stores it."""
         self.aggregates_ready = False
+        """Whether the store's online aggregates are ready (seeded and built or found loaded at
+        start-up): features as of now come from them; no history is held in this process."""
+        self.aggregates_error: str | None = None
+        """Why the aggregates could not be made ready at start-up (None when they were)."""
         self.pruner: Any = None
-        """The day buckets' pruning job (``online_state: store``), once started."""
+        """The day buckets' pruning job, once started."""
         self.model_holder = ModelHolder(
             model_loader
             or (
@@ -269,17 +275,15 @@ class ScoringEngine:
 
     # -- start-up --------------------------------------------------------------------------
     def start(self) -> None:
-        """Build the feature state from the store (seeding an empty store first, if a seed
-        directory is configured) and load the champion. Errors are kept, not raised: the
-        service stays alive and says in ``/readyz`` what is missing."""
+        """Make the store's online aggregates ready (seeding an empty store first, if a seed
+        directory is configured; building them from a store's history that has none) and load
+        the champion. Errors are kept, not raised: the service stays alive, not ready, and
+        says in ``/admin/status`` what is missing."""
         try:
-            if self.online:
-                self.build_aggregates()
-            else:
-                self.build_state()
+            self.build_aggregates()
         except Exception as exc:
-            self.state_error = f"{type(exc).__name__}: {exc}"
-            log.exception("feature state could not be built")
+            self.aggregates_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the online aggregates could not be made ready")
         log.info("start-up: loading the model %s", getattr(self.settings, "model_uri", ""))
         step = time.perf_counter()
         _, message = self.model_holder.load()
@@ -288,16 +292,14 @@ class ScoringEngine:
         log.info("start-up: shadow challenger: %s", message)
         self._reset_recent()
         self.drift.start()
-        if self.online:
-            self._start_pruner()
-        # The feature state is millions of long-lived objects; a full garbage collection walks
-        # them all (0.7 s with a 360k-shipment history), landing at random inside a request.
-        # Freezing them after start-up leaves collections only the objects made since.
+        self._start_pruner()
+        # What start-up made (modules, the model's vocabularies and tables) lives as long as
+        # the process: freezing it leaves garbage collections only the objects made since.
         gc.collect()
         gc.freeze()
 
     def _start_pruner(self) -> None:
-        """``online_state: store``: the background job deleting day buckets no window can read
+        """The background job deleting the day buckets of the aggregates no window can read
         any more (:class:`serving.store.prune.DayPruner`), if ``aggregate_prune_minutes``."""
         from serving.store.prune import DayPruner
 
@@ -328,9 +330,9 @@ class ScoringEngine:
         )
 
     def build_aggregates(self) -> None:
-        """``online_state: store``: make sure the store holds online aggregates. A store with
-        history but none loaded (a seeded store, or one kept by ``online_state: memory``)
-        gets them built from its own history by the offline engine and materialised
+        """Make sure the store holds online aggregates. A store with history but none loaded
+        (a seeded store, or one kept by a version that held the history in memory) gets them
+        built from its own history by the offline engine and materialised
         (:func:`serving.store.aggregates.materialize_history`); nothing is held in this
         process."""
         from serving.store.aggregates import materialize_history
@@ -339,99 +341,39 @@ class ScoringEngine:
         # aggregates loaded (and never replaces aggregates another has begun to update)
         with self.store.startup_lock():
             self._seed()
-            if not self.store.aggregates_loaded() and self.store.count("shipments") > 0:
+            shipments = self.store.count("shipments")
+            if self.store.aggregates_loaded():
+                log.info("start-up: online aggregates found in the store (%d shipments)", shipments)
+            elif shipments == 0:
+                log.info("start-up: the store is empty; the online aggregates start empty")
+            else:
                 started = time.perf_counter()
+                outcomes = self.store.count("outcomes")
                 log.info(
-                    "start-up: no online aggregates in the store; building them from its history"
+                    "start-up: no online aggregates in the store; building them from its "
+                    "%d shipments and %d outcomes",
+                    shipments,
+                    outcomes,
                 )
                 result = materialize_history(self.store)
                 log.info(
-                    "start-up: online aggregates built and loaded (%s rows; %.1f s)",
+                    "start-up: online aggregates built from %d shipments and %d outcomes and "
+                    "loaded (%s rows; %.1f s)",
+                    shipments,
+                    outcomes,
                     sum(result.rows.values()),
                     time.perf_counter() - started,
                 )
         with self._lock:
             self.aggregates_ready = True
-            self.state_error = None
-
-    def build_state(self) -> None:
-        """Build the online feature state from the store, logging each step with its size and
-        duration (after a restart this is what /readyz waits for: ~30 s for 65k shipments)."""
-        from features.online import OnlineFeatureState
-
-        started = time.perf_counter()
-        with self.store.startup_lock():  # workers of one service seed an empty store once
-            self._seed()
-        step = time.perf_counter()
-        log.info("start-up: reading the history from the store")
-        ships = self.store.history_frame()
-        amended = self.store.amended_frame()
-        outs = self.store.outcomes_frame()
-        log.info(
-            "start-up: read %d shipments and %d outcomes (%.1f s); building the feature state",
-            len(ships),
-            len(outs),
-            time.perf_counter() - step,
-        )
-        step = time.perf_counter()
-        state = OnlineFeatureState.from_history(ships, outs, amended=amended)
-        with self._lock:
-            self.state = state
-            self.state_error = None
-        if self._applier is None:
-            self._applier = threading.Thread(
-                target=self._apply_loop, name="feature-state", daemon=True
-            )
-            self._applier.start()
-        log.info(
-            "start-up: feature state built from %d shipments, %d outcomes (%.1f s; %.1f s "
-            "since start-up began)",
-            len(ships),
-            len(outs),
-            time.perf_counter() - step,
-            time.perf_counter() - started,
-        )
-
-    # -- feature state updates ------------------------------------------------------------
-    def _built_state(self) -> OnlineFeatureState:
-        """The feature state; :class:`NotReady` while it is being built."""
-        if self.state is None:
-            raise NotReady(f"feature state not built: {self.state_error or 'starting'}")
-        return self.state
-
-    def _apply_pending(self) -> None:
-        """Apply committed updates to the feature state, oldest first. Caller holds the lock."""
-        while self._pending:
-            kind, frame, prepared = self._pending[0]
-            if kind == "shipments":  # ``prepared``: the keys computed while storing, or None
-                self._built_state().add_shipments(frame, prepared=cast(dict | None, prepared))
-            elif kind == "amendments":  # ``prepared`` holds their version numbers
-                self._built_state().amend_shipments(frame, cast(list, prepared))
-            else:
-                self._built_state().add_outcomes(frame)
-            self._pending.popleft()
-
-    def _apply_loop(self) -> None:
-        while True:
-            self._pending_signal.wait()
-            self._pending_signal.clear()
-            try:
-                with self._lock:
-                    self._apply_pending()
-            except Exception:  # the next request retries; the store already has the data
-                log.exception("applying committed updates to the feature state failed")
-
-    def _defer(self, kind: str, frame: pd.DataFrame, prepared: dict | list | None = None) -> None:
-        self._pending.append((kind, frame, prepared))
-        self._pending_signal.set()
+            self.aggregates_error = None
 
     def _history_ready(self) -> bool:
-        """Whether features as of now can be computed (the state built, or the store's
-        aggregates ready)."""
-        return self.aggregates_ready if self.online else self.state is not None
+        """Whether features as of now can be computed (the store's aggregates ready)."""
+        return self.aggregates_ready
 
     def _not_ready(self) -> NotReady:
-        return NotReady(f"feature state not built: {self.state_error or 'starting'}")
+        return NotReady(f"online aggregates not ready: {self.aggregates_error or 'starting'}")
 
     def _store_features(
         self,
@@ -440,7 +382,7 @@ class ScoringEngine:
         attributes: dict[str, AttributeSpec],
     ) -> pd.DataFrame:
         """Features of prepared shipments from the store's aggregate rows of their keys, as of
-        now (``online_state: store``)."""
+        now."""
         from features.online.rows import feature_rows, manifest_keys
 
         if not self.aggregates_ready:
@@ -453,51 +395,33 @@ class ScoringEngine:
         tables = self.store.aggregate_rows(manifest_keys(prepared), since)
         return feature_rows(shipments, prepared, tables, attributes)
 
-    def flush(self) -> None:
-        """Apply every committed shipment and outcome to the feature state now."""
-        with self._lock:
-            if self.state is not None:
-                self._apply_pending()
-
     def parties(self, record: dict) -> tuple[list[dict], list[dict]] | None:
         """The history of a stored shipment's parties (one profile per party it names, with
         the party's name from the record) and the consignees linked to its consignee; None
-        while the history is not loaded. Outcomes committed a moment ago are applied first."""
+        while the aggregates are not ready."""
         views = self._views()
         if views is None:
             return None
         parties = []
-        with self._views_lock():
-            for role, id_col, name_col in PARTY_FIELDS:
-                party_id = record.get(id_col)
-                if not party_id:
-                    continue
-                profile = views.party_profile(role, party_id)
-                profile["name"] = record.get(name_col) if name_col else None
-                parties.append(profile)
-            consignee = record.get("consignee_id")
-            linked = views.linked_parties(consignee) if consignee else []
+        for role, id_col, name_col in PARTY_FIELDS:
+            party_id = record.get(id_col)
+            if not party_id:
+                continue
+            profile = views.party_profile(role, party_id)
+            profile["name"] = record.get(name_col) if name_col else None
+            parties.append(profile)
+        consignee = record.get("consignee_id")
+        linked = views.linked_parties(consignee) if consignee else []
         return parties, linked
 
-    def _views(self) -> Any:
-        """What the officer's pages read a party from: the in-memory state (committed updates
-        applied first) or, with ``online_state: store``, the store's aggregates
-        (:class:`serving.store.online.StoreViews`); None while neither is ready."""
+    def _views(self) -> StoreViews | None:
+        """What the officer's pages read a party from: the store's aggregates
+        (:class:`serving.store.online.StoreViews`, reports due by now counted first); None
+        while they are not ready."""
         if not self._history_ready():
             return None
-        if self.online:
-            from serving.store.online import StoreViews
-
-            self.store.fold_due_reports()
-            return StoreViews(self.store.engine)
-        self.flush()
-        return self.state
-
-    def _views_lock(self):
-        """The state's lock (the memory state is shared); none for the store's views."""
-        import contextlib
-
-        return contextlib.nullcontext() if self.online else self._lock
+        self.store.fold_due_reports()
+        return StoreViews(self.store.engine)
 
     def party_view(self, kind: str, term: str, latest: dict | None) -> dict[str, Any] | None:
         """What the history says of a party or identifier (a kind of
@@ -505,7 +429,7 @@ class ScoringEngine:
         profile (roles with a history), the consignees linked to it (a consignee) or using it
         (phone, address, customs code), and the features that describe it - those of its
         latest shipment (``latest``, a stored record) were it declared now - each with its
-        catalog description. None while the history is not loaded."""
+        catalog description. None while the aggregates are not ready."""
         views = self._views()
         if views is None:
             return None
@@ -514,13 +438,12 @@ class ScoringEngine:
         from features.network import IDENTIFIERS
 
         out: dict[str, Any] = {"profile": None, "linked": [], "users": [], "features": []}
-        with self._views_lock():
-            if kind in HISTORY_ROLES:
-                out["profile"] = views.party_profile(kind, term)
-            if kind == "consignee":
-                out["linked"] = views.linked_parties(term)
-            if kind in IDENTIFIERS:
-                out["users"] = views.consignees_of(kind, term)
+        if kind in HISTORY_ROLES:
+            out["profile"] = views.party_profile(kind, term)
+        if kind == "consignee":
+            out["linked"] = views.linked_parties(term)
+        if kind in IDENTIFIERS:
+            out["users"] = views.consignees_of(kind, term)
         prefixes = PARTY_FEATURES.get(kind)
         if prefixes and latest is not None:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -549,18 +472,17 @@ class ScoringEngine:
 
     def network(self, kind: str, term: str) -> dict[str, Any] | None:
         """The network around a consignee or an identifier
-        (:meth:`features.online.OnlineFeatureState.component`); None while the history is not
-        loaded."""
+        (:meth:`serving.store.online.StoreViews.component`); None while the aggregates are not
+        ready."""
         views = self._views()
         if views is None:
             return None
-        with self._views_lock():
-            return views.component(kind, term)
+        return views.component(kind, term)
 
     def features(
         self, shipments: pd.DataFrame, attributes: dict[str, AttributeSpec] | None = None
     ) -> pd.DataFrame:
-        """Features of contract shipments as of now (all committed updates applied), with the
+        """Features of contract shipments as of now (every committed update counted), with the
         attribute features of ``attributes`` (default: the served model's schema). Stored
         attributes that schema does not know are left out, as a model ignores data it was
         not trained on."""
@@ -574,19 +496,7 @@ class ScoringEngine:
         ]
         if extra:
             shipments = shipments.drop(columns=extra)
-        if self.online:
-            from features.online.storage import StateStorage
-
-            return self._store_features(shipments, StateStorage.prepare(shipments), attributes)
-        with self._lock:
-            self._apply_pending()
-            state = self._built_state()
-            previous = state.attributes
-            state.attributes = attributes
-            try:
-                return state.features(shipments)
-            finally:
-                state.attributes = previous
+        return self._store_features(shipments, prepare_shipments(shipments), attributes)
 
     def _reset_recent(self) -> None:
         model = self.model_holder.current
@@ -628,7 +538,7 @@ class ScoringEngine:
 
     @property
     def history_loaded(self) -> bool:
-        """Whether the feature history is built, so features as of now can be computed."""
+        """Whether the online aggregates are ready, so features as of now can be computed."""
         return self._history_ready()
 
     # -- status ----------------------------------------------------------------------------
@@ -644,9 +554,8 @@ class ScoringEngine:
             if model is None
             else {"name": model.name, "version": model.version, "loaded_at": model.loaded_at},
             "model_error": self.model_holder.last_error,
-            "feature_state": self._history_ready(),
-            "online_state": "store" if self.online else "memory",
-            "feature_state_error": self.state_error,
+            "online_aggregates": self._history_ready(),
+            "online_aggregates_error": self.aggregates_error,
             "shadow": self.shadow_status(),
         }
 
@@ -741,23 +650,12 @@ class ScoringEngine:
             for name, values in attributes.columns.items():
                 frame[name] = values
         threads = 1 if len(frame) <= 16 else 0
-        from features.online import OnlineFeatureState
-
-        # once, for the features and for the addition to the state (one shipment: from its
-        # fields rather than the frame)
-        prepared = OnlineFeatureState.prepare(
+        # the manifest's keys (one shipment: from its fields rather than the frame), then the
+        # aggregate rows of those keys, as of now
+        prepared = prepare_shipments(
             frame if len(frame) > 1 else {name: values[0] for name, values in columns.items()}
         )
-        if self.online:  # the aggregate rows of the manifest's keys, as of now
-            feats = self._store_features(frame, prepared, schema)
-        else:
-            # The feature state is shared: read it under the lock. Scoring, reasons and the
-            # durable commit run outside it, so concurrent requests overlap their fsync waits.
-            with self._lock:
-                self._apply_pending()
-                state = self._built_state()
-                state.attributes = schema
-                feats = state.features(frame, prepared=prepared)
+        feats = self._store_features(frame, prepared, schema)
         matrix = scoring.matrix(feats)
         n_explain = len(frame)
         if explain_share is not None:
@@ -817,7 +715,7 @@ class ScoringEngine:
             caller=caller,
             model_name=model.name,
             model_version=model.version,
-            online=self.online,
+            online=True,  # counted in the aggregates in the same transaction
         )
         watched = self.store.watch_hits(columns)
         for item in results:
@@ -840,23 +738,7 @@ class ScoringEngine:
             request_id=request_id,
             champion_version=model.version,
         )
-        # The history counts each shipment's declaration as first received (first versions
-        # join the feature state, as Store.history_frame gives them to a rebuild); an
-        # amendment moves the shipment's inspections to the declaration in force (versions
-        # are numbered, so concurrent requests may reach the state in any order).
-        made = [versions[sid] for sid in ids]
-        first = [i for i, v in enumerate(made) if v.new and v.version == 1]
-        amended = [i for i, v in enumerate(made) if v.new and v.version > 1]
         with self._lock:
-            if self.online:  # counted in the store's transaction already
-                pass
-            elif len(first) == len(frame):
-                self._defer("shipments", frame, prepared)
-            elif first:
-                self._defer("shipments", frame.iloc[first])
-            if amended and not self.online:
-                numbers = [made[i].version for i in amended]
-                self._defer("amendments", frame.iloc[amended], numbers)
             self.recent.extend(scores)
         self.metrics.observe_scores(scores, bands)
         self.drift.notice()  # wakes the drift thread (it decides whether to recompute)
@@ -927,7 +809,7 @@ class ScoringEngine:
                 caller=caller,
                 corrections=reasons,
                 may_correct=allowed,
-                online=self.online,
+                online=True,  # counted in the aggregates in the same transaction
             )
         except ReportConflict as exc:
             asked = [c for c in exc.conflicts if c[2]]
@@ -942,9 +824,6 @@ class ScoringEngine:
             raise Conflict(exc) from None
         if recorded.stored:
             stored = frame.iloc[recorded.stored].reset_index(drop=True)
-            if not self.online:  # else counted in the store's transaction already
-                with self._lock:
-                    self._defer("outcomes", stored)
             for result in stored["result"]:
                 self.metrics.outcomes.labels(result=str(result)).inc()
         return request_id, recorded

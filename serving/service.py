@@ -18,7 +18,8 @@ Run it with ``cargorisk serve`` or directly ``bentoml serve serving.service:Carg
 * ``POST /admin/reload`` - load the current champion without dropping requests;
   ``GET /admin/status`` - what is loaded and, after a failed load, why;
   ``GET /admin/shadow`` - the shadow challenger and its comparison with the champion;
-* ``/livez``, ``/readyz`` (ready once a model and the feature state are loaded), ``/metrics``
+* ``/livez``, ``/readyz`` (ready once a model is loaded and the store's online aggregates are
+  ready), ``/metrics``
   (monitor or admin key unless ``metrics_require_key`` is off), the OpenAPI description at
   ``/docs.json`` and, with the setting ``api_explorer``, the API explorer at ``/``.
 
@@ -256,8 +257,9 @@ class CargoRisk:
             "needs a key" if self.settings.metrics_require_key else "open",
         )
         _RUNNING["service"] = self
-        # Building the feature state and loading the model can take a while: do it beside
-        # the server so /livez answers at once and /readyz turns green when done.
+        # Building the online aggregates of a store that has none and loading the model can
+        # take a while: do it beside the server so /livez answers at once and /readyz turns
+        # green when done.
         self._starter = threading.Thread(target=self.engine.start, name="start", daemon=True)
         self._starter.start()
 
@@ -532,7 +534,7 @@ class CargoRisk:
 
     @http.get("/admin/status")
     def admin_status(self) -> dict[str, Any]:
-        """What is loaded (model version, feature state) and the last load error, if any."""
+        """What is loaded (model version, online aggregates) and the last load error, if any."""
         return self.engine.status()
 
     @http.get("/admin/shadow")

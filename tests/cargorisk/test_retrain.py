@@ -56,7 +56,7 @@ def test_retrain_promotes_and_reloads_and_a_refused_gate_leaves_the_champion_ser
         assert main(["keys", "create", "--role", "admin", "--name", "retrain job"]) == 0
         admin = capsys.readouterr().out.strip()
         with scoring_service(home, env, ready=False) as (url, _proc):
-            _wait(lambda: _status(url, admin)["feature_state"])  # the store is seeded
+            _wait(lambda: _status(url, admin)["online_aggregates"])  # the store is seeded
             assert _status(url, admin)["model"] is None
             monkeypatch.setenv("CARGORISK_ADMIN_KEY", admin)
 

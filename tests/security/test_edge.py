@@ -360,8 +360,8 @@ def test_the_store_and_mlruns_are_created_private(home):
 @pytest.mark.slow
 def test_start_up_says_what_it_is_doing(live):
     log = (live["home"] / "service.log").read_text(encoding="utf-8", errors="replace")
-    assert "start-up: read 400 shipments and" in log
-    assert "start-up: feature state built from 400 shipments" in log
+    assert "start-up: seeded the store with 400 shipments" in log
+    assert "start-up: online aggregates built from 400 shipments and" in log
     assert "start-up: loading the model" in log and "start-up: model: " in log
 
 

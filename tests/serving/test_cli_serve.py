@@ -51,9 +51,10 @@ def test_serve_runs_bentoml_serve_on_the_service(monkeypatch):
     ]
 
 
-def test_more_than_one_worker_needs_the_shared_online_state(home, monkeypatch, capsys):
-    """With the in-memory feature state each worker would hold its own copy of the history:
-    `serve --workers 2` refuses (naming the setting) unless online_state is `store`."""
+def test_any_number_of_workers_share_the_store(home, monkeypatch, capsys):
+    """The workers share the store's online aggregates (no history in any process): `serve
+    --workers 2` starts two, from the option or the setting; outside 1..16 is refused. The
+    former in-memory feature state is refused by name, saying why."""
     started = []
 
     class Started(Exception):
@@ -64,21 +65,25 @@ def test_more_than_one_worker_needs_the_shared_online_state(home, monkeypatch, c
         raise Started
 
     monkeypatch.setattr("subprocess.Popen", popen)
-    assert load_settings().online_state == "memory"
-    assert main(["serve", "--workers", "2"]) == 2
-    err = capsys.readouterr().err
-    assert "--workers" in err and "online_state" in err and "store" in err
-    monkeypatch.setenv("CARGORISK_WORKERS", "3")  # the default from the settings: the same rule
-    assert main(["serve"]) == 2 and "online_state" in capsys.readouterr().err
-    assert not started
-    with pytest.raises(Started):  # one worker is always fine
-        main(["serve", "--workers", "1"])
-    monkeypatch.setenv("CARGORISK_ONLINE_STATE", "store")
+    assert load_settings().online_state == "store"
     with pytest.raises(Started):
         main(["serve", "--workers", "2"])
     assert started[-1].endswith("services.cargorisk.workers=2")
+    monkeypatch.setenv("CARGORISK_WORKERS", "3")  # the default from the settings
+    with pytest.raises(Started):
+        main(["serve"])
+    assert started[-1].endswith("services.cargorisk.workers=3")
+    with pytest.raises(Started):
+        main(["serve", "--workers", "1"])
+    assert started[-1].endswith("services.cargorisk.workers=1")
+    assert main(["serve", "--workers", "17"]) == 2
+    assert "--workers: 17 not in 1..16" in capsys.readouterr().err
+    assert len(started) == 3
     with pytest.raises(CargoriskError, match=r"not in 1\.\.16"):
-        check_workers(17, load_settings())
+        check_workers(0)
+    monkeypatch.setenv("CARGORISK_ONLINE_STATE", "memory")
+    with pytest.raises(ValueError, match=r"online_state[\s\S]*'memory' is no longer supported"):
+        load_settings()
     monkeypatch.setenv("CARGORISK_ONLINE_STATE", "disk")
     with pytest.raises(ValueError, match="online_state"):
         load_settings()

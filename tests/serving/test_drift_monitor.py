@@ -76,7 +76,6 @@ def _score(eng, n: int, **kw) -> None:
         for i in range(n)
     ]
     eng.score(batch, caller=SYSTEM, explain_share=0.0)
-    eng.flush()
 
 
 def _page(eng) -> str:

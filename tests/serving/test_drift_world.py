@@ -114,7 +114,6 @@ def _score_days(engine, ships: pd.DataFrame, start: pd.Timestamp, end: pd.Timest
         ]
         if len(batch):
             engine.score(_records(batch), caller=GATE, explain_share=0.0)
-    engine.flush()
 
 
 def _window(report, stream: str = "sea") -> pd.DataFrame:

@@ -202,7 +202,7 @@ def test_recent_scores_bulk_and_one_by_one_keep_the_same_window():
     assert bulk.percentiles(probe).tolist() == one.percentiles(probe).tolist()
 
 
-def test_an_amendment_is_a_version_and_its_count_a_feature_of_the_score(engine):
+def test_an_amendment_is_a_version_and_its_count_a_feature_of_the_score(engine, monkeypatch):
     """Finding 6 in the engine: a shipment declared again with another consignee and goods is
     version 2 (the history still counts it once, as first declared) and the score of version 2
     sees its amendment count."""
@@ -213,15 +213,14 @@ def test_an_amendment_is_a_version_and_its_count_a_feature_of_the_score(engine):
     assert r1["shipment_version"] == 1
     count_a = engine.features(probe_a)["consignee_shipments_total"].iloc[0]
 
-    seen = []
-    features = engine.state.features
-    engine.state.features = lambda *a, **k: seen.append(features(*a, **k)) or seen[-1]
-    try:
-        amended = _ship(8, consignee_id="CNS-AMEND-B", goods_description="FRESH BANANAS")
-        _, _, [r2] = engine.score([amended], caller=SYSTEM)
-        _, _, [r3] = engine.score([amended], caller=SYSTEM)  # re-sent: still version 2
-    finally:
-        engine.state.features = features
+    seen = []  # the features each score is computed from
+    features = engine._store_features
+    monkeypatch.setattr(
+        engine, "_store_features", lambda *a, **k: seen.append(features(*a, **k)) or seen[-1]
+    )
+    amended = _ship(8, consignee_id="CNS-AMEND-B", goods_description="FRESH BANANAS")
+    _, _, [r2] = engine.score([amended], caller=SYSTEM)
+    _, _, [r3] = engine.score([amended], caller=SYSTEM)  # re-sent: still version 2
     assert (r2["shipment_version"], r3["shipment_version"]) == (2, 2)
     assert seen[0]["declaration_amendments"].tolist() == [1.0]
     assert engine.features(probe_a)["consignee_shipments_total"].iloc[0] == count_a

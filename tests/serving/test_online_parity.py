@@ -1,9 +1,10 @@
-"""Parity of the service's two feature sources (issue 15): a world replayed through two real
-engines - ``online_state: memory`` (the in-process feature state) and ``online_state: store``
-(the online aggregates in the store, no history in the process) - in declaration order, a
-manifest per request, inspection reports posted once known, with re-sends, an amendment and
-a correction on the way. Every shipment scored gets the same features and raw aggregates from
-both (windows on the UTC-day grid in both); the store's aggregates then equal a fresh
+"""Parity of the service's features with the offline engine (issue 15): a world replayed
+through a real engine - features from the online aggregates in the store, no history in the
+process - in declaration order, a manifest per request, inspection reports posted once known,
+with re-sends, an amendment and a correction on the way. Every shipment scored gets the
+features and raw aggregates the offline engine (DuckDB, :mod:`features.engine`) computes for it
+as of its own declaration from the same history (windows on the UTC-day grid in both); the
+store's aggregates, and what an officer sees of a party, equal those of a fresh
 materialisation of the store's own history; a re-sent request or report counts once. Real
 SQLite and real PostgreSQL (a database of its own)."""
 
@@ -17,9 +18,10 @@ import pandas as pd
 import pytest
 
 from common.settings import load_settings
-from features import manifest
+from features import manifest, network
+from features.engine import EngineSettings, duckdb_aggregates
 from features.online import rows as online_rows
-from features.online.aggregates import RawAggregates
+from features.pipeline import build_training_frame, check_outcomes, check_shipments, outcome_events
 from features.snapshot import TABLE_COLUMNS
 from serving.engine import Conflict, ScoringEngine
 from serving.model import LoadedModel
@@ -83,31 +85,62 @@ def _reports(frame: pd.DataFrame, **extra) -> list[OutcomeIn]:
 
 
 class RawLog:
-    """The raw aggregates each engine computed, by shipment id (the store's through
-    ``tables_raw``, the memory state's through ``_raw``)."""
+    """The raw aggregates the engine computed from the store's rows (``tables_raw``), by
+    shipment id, as each was first scored."""
 
     def __init__(self, monkeypatch):
         self.store: dict[str, dict[str, float]] = {}
-        self.memory: dict[str, dict[str, float]] = {}
-        original_rows, original_raw = online_rows.tables_raw, RawAggregates._raw
+        original_rows = online_rows.tables_raw
 
         def rows_raw(tables, p):
             raw = original_rows(tables, p)
-            self._keep(self.store, p, raw)
-            return raw
-
-        def state_raw(state, p, found=None):
-            raw = original_raw(state, p, found)
-            self._keep(self.memory, p, raw)
+            for i, sid in enumerate(p["shipment_id"].tolist()):
+                self.store.setdefault(
+                    str(sid), {name: float(values[i]) for name, values in raw.items()}
+                )
             return raw
 
         monkeypatch.setattr(online_rows, "tables_raw", rows_raw)
-        monkeypatch.setattr(RawAggregates, "_raw", state_raw)
 
-    @staticmethod
-    def _keep(log, p, raw):
-        for i, sid in enumerate(p["shipment_id"].tolist()):  # as first scored
-            log.setdefault(str(sid), {name: float(values[i]) for name, values in raw.items()})
+
+def offline(ships: pd.DataFrame, outs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The offline engine's features of every shipment as of its own declaration (DuckDB, one
+    thread) and its raw aggregates by shipment id: only declarations strictly before and
+    results known strictly before count, as for a shipment scored when declared."""
+    settings = EngineSettings(threads=1)
+    frame = build_training_frame(ships, outs, engine="duckdb", engine_settings=settings)
+    s, o = check_shipments(ships), check_outcomes(outs)
+    p = manifest.prepare(s)
+    rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
+    raw = duckdb_aggregates(p, rows, known, seized, settings)
+    raw.update(network.offline_components(p, rows, known, seized))
+    ids = s["shipment_id"].astype(str).tolist()
+    by_id = {sid: {n: float(v[i]) for n, v in raw.items()} for i, sid in enumerate(ids)}
+    return frame, by_id
+
+
+def expected_profile(ships: pd.DataFrame, reports: pd.DataFrame, role: str, key: str) -> dict:
+    """A party's counts straight from the records (keys normalised as the features key them):
+    its first declaration, shipments, inspections and seizures, and distinct counterparties,
+    origins and HS chapters."""
+    from features.history import COUNTERPARTY
+
+    p = manifest.prepare(ships)
+    mine = p[role] == key
+    theirs = reports[reports["shipment_id"].isin(ships.loc[mine, "shipment_id"])]
+
+    def distinct(values: np.ndarray) -> int:
+        return len({v for v in values[mine] if v is not None})
+
+    return {
+        "first_seen": ships.loc[mine, "declared_at"].min(),
+        "shipments": int(mine.sum()),
+        "inspections": len(theirs),
+        "seizures": int((theirs["result"] == "seized").sum()),
+        "distinct_counterparties": distinct(p[COUNTERPARTY[role]]),
+        "distinct_origins": distinct(p["origin"]),
+        "distinct_hs_chapters": distinct(p["hs2"]),
+    }
 
 
 def _split(ships, outs, a):
@@ -126,7 +159,7 @@ def _split(ships, outs, a):
     return seed, rest, outs
 
 
-def test_store_features_equal_the_memory_state(home, world, tmp_path, store_url, monkeypatch):
+def test_store_features_equal_the_offline_engine(home, world, tmp_path, store_url, monkeypatch):
     ships, outs, model = world
     a = ships["declared_at"].min() + pd.Timedelta(days=25)
     seed, rest, outs = _split(ships, outs, a)
@@ -137,26 +170,24 @@ def test_store_features_equal_the_memory_state(home, world, tmp_path, store_url,
     known_first.to_parquet(seed_dir / "outcomes.parquet")
     log = RawLog(monkeypatch)
 
-    common = {"serve_seed_data": seed_dir, "max_batch": 100, "drift_refresh_minutes": 0}
-    memory = _engine(load_settings(store_url=f"sqlite:///{tmp_path / 'memory.db'}",
-                                   online_state="memory", **common), model)  # fmt: skip
-    store = _engine(load_settings(store_url=store_url, online_state="store", **common), model)
-    assert store.state is None and store.store.aggregates_loaded()
+    settings = load_settings(store_url=store_url, serve_seed_data=seed_dir, max_batch=100,
+                             drift_refresh_minutes=0)  # fmt: skip
+    store = _engine(settings, model)
+    assert store.store.aggregates_loaded() and not hasattr(store, "state")
     try:
         pending = outs[outs["known"] >= a].sort_values("known")
-        features = {"memory": [], "store": []}
+        posted = [known_first]
+        features = []
         for _, manifest_rows in rest.groupby("manifest"):
             t = manifest_rows["declared_at"].iloc[0]
             due = pending[pending["known"] < t]
             pending = pending[pending["known"] >= t]
             if len(due):
-                reports = _reports(due.drop(columns=["known"]))
-                for engine in (memory, store):
-                    engine.record_outcomes(reports, caller=SYSTEM)
+                store.record_outcomes(_reports(due.drop(columns=["known"])), caller=SYSTEM)
+                posted.append(due.drop(columns=["known"]))
             frame = manifest_rows.drop(columns=["manifest"])
-            for name, engine in (("memory", memory), ("store", store)):
-                features[name].append(engine.features(frame))
-                engine.score(_ships(frame), caller=SYSTEM)
+            features.append(store.features(frame))
+            store.score(_ships(frame), caller=SYSTEM)
 
         # the same request and report again: nothing counts twice
         last = rest[rest["manifest"] == rest["manifest"].max()].drop(columns=["manifest"])
@@ -166,9 +197,13 @@ def test_store_features_equal_the_memory_state(home, world, tmp_path, store_url,
             store.record_outcomes(_reports(due.drop(columns=["known"])), caller=SYSTEM)
         assert_same(before, canonical(read_aggregates(store.store), 0))
 
-        got = pd.concat(features["store"], ignore_index=True)
-        want = pd.concat(features["memory"], ignore_index=True)
+        # the offline engine over the same history: every shipment as of its declaration
+        history = pd.concat([seed, rest.drop(columns=["manifest"])], ignore_index=True)
+        want_all, want_raw = offline(history, outs.drop(columns=["known"]))
+        want = want_all.iloc[len(seed) :].reset_index(drop=True)
+        got = pd.concat(features, ignore_index=True)
         assert list(got.columns) == list(want.columns)
+        assert got["shipment_id"].tolist() == want["shipment_id"].tolist()
         assert len(got) == len(rest) > 50
         differ = []
         for column in got.columns:
@@ -182,13 +217,14 @@ def test_store_features_equal_the_memory_state(home, world, tmp_path, store_url,
                                    equal_nan=True)  # fmt: skip
             if not same:
                 differ.append(column)
-        assert not differ, f"features differ between the store and the memory state: {differ}"
+        assert not differ, f"features differ between the store and the offline engine: {differ}"
+        assert got["network_size"].max() > 1 and got["consignee_seizures"].max() > 0
 
         # the raw aggregates, window columns (UTC-day grid in both) included
         ids = rest["shipment_id"].tolist()
         for sid in ids:
             for n, x in log.store[sid].items():
-                y = log.memory[sid][n]
+                y = want_raw[sid][n]
                 assert (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-9), (
                     sid,
                     n,
@@ -198,25 +234,49 @@ def test_store_features_equal_the_memory_state(home, world, tmp_path, store_url,
         assert max(log.store[sid]["n30:consignee"] for sid in ids) > 0
         assert max(log.store[sid]["seiz90:loading_port"] for sid in ids) > 0
 
-        # what an officer sees of a party: the same from the store's aggregates
+        # what an officer sees of a party: the counts the records give ...
+        reports = pd.concat(posted, ignore_index=True)
         records = [store.store.shipment(sid) for sid in ids[-12:]]
-        assert memory.parties(records[0]) is not None
-        for record in records:
-            assert store.parties(record) == memory.parties(record)
         seized = outs.loc[outs["result"] == "seized", "shipment_id"]
         consignees = ships.loc[ships["shipment_id"].isin(seized), "consignee_id"].unique()[:5]
         phone = manifest.prepare(seed.head(1), tuple_keys=True)["phone"][0]
-        for consignee in consignees:
-            key = manifest.norm_text(consignee)
-            assert store.network("consignee", key) == memory.network("consignee", key)
-            assert store.party_view("consignee", key, None) == memory.party_view(
-                "consignee", key, None
-            )
-        assert store.network("phone", phone) == memory.network("phone", phone)
+        checked = 0
+        for record in records:
+            parties, _ = store.parties(record)
+            for profile in parties:
+                key = manifest.norm_text(profile["party_id"])
+                expected = expected_profile(history, reports, profile["role"], key)
+                assert {k: profile[k] for k in expected} == expected, profile
+                checked += 1
+        assert checked >= 24
         users = store.party_view("phone", phone, None)
-        assert users == memory.party_view("phone", phone, None) and len(users["users"]) > 5
+        by_phone = manifest.prepare(history)["phone"] == phone
+        assert {u["key"] for u in users["users"]} == {
+            manifest.norm_text(c) for c in history.loc[by_phone, "consignee_id"].dropna()
+        }
+        assert len(users["users"]) > 5
+
+        # ... and what a fresh materialisation of the store's history gives
+        views = [store.parties(record) for record in records]
+        around = [
+            (store.network("consignee", manifest.norm_text(c)),
+             store.party_view("consignee", manifest.norm_text(c), None))
+            for c in consignees
+        ]  # fmt: skip
+        around_phone = store.network("phone", phone)
+        as_of = int(max(history["declared_at"].max(), reports["result_at"].max()).value) + 1
+        kept = canonical(read_aggregates(store.store), as_of)
+        materialize_history(store.store)
+        assert_same(canonical(read_aggregates(store.store), as_of), kept)
+        assert [store.parties(record) for record in records] == views
+        assert [
+            (store.network("consignee", manifest.norm_text(c)),
+             store.party_view("consignee", manifest.norm_text(c), None))
+            for c in consignees
+        ] == around  # fmt: skip
+        assert store.network("phone", phone) == around_phone
+        assert store.party_view("phone", phone, None) == users
     finally:
-        memory.store.close()
         store.store.close()
 
 
@@ -226,7 +286,7 @@ def test_amendments_corrections_and_a_fresh_materialisation(home, world, tmp_pat
     seed_dir.mkdir()
     ships.to_parquet(seed_dir / "shipments.parquet")
     outs.to_parquet(seed_dir / "outcomes.parquet")
-    settings = load_settings(store_url=store_url, online_state="store", serve_seed_data=seed_dir,
+    settings = load_settings(store_url=store_url, serve_seed_data=seed_dir,
                              max_batch=100, drift_refresh_minutes=0)  # fmt: skip
     engine = _engine(settings, model)
     try:
@@ -333,7 +393,7 @@ def test_two_engines_on_one_postgresql_keep_exact_aggregates(home, world, tmp_pa
     outs[outs["shipment_id"].isin(seed["shipment_id"])].to_parquet(seed_dir / "outcomes.parquet")
     rest = ships.iloc[150:]
     with postgres_database() as url:
-        settings = load_settings(store_url=url, online_state="store", serve_seed_data=seed_dir,
+        settings = load_settings(store_url=url, serve_seed_data=seed_dir,
                                  max_batch=100, drift_refresh_minutes=0)  # fmt: skip
         one = _engine(settings, model)
         two = _engine(settings, model)
@@ -370,9 +430,7 @@ def test_two_engines_on_one_postgresql_keep_exact_aggregates(home, world, tmp_pa
             two.store.close()
 
 
-@pytest.mark.parametrize("online_state", ["store", "memory"])
-def test_workers_starting_together_seed_and_build_once(home, world, tmp_path, store_url,
-                                                       online_state):  # fmt: skip
+def test_workers_starting_together_seed_and_build_once(home, world, tmp_path, store_url):
     """Two engines (two workers of one service) start at the same moment on one EMPTY store
     with seed data: the start-up lock makes them take turns, so the history is copied in once,
     the aggregates are built once, and both become ready with the same features."""
@@ -385,8 +443,8 @@ def test_workers_starting_together_seed_and_build_once(home, world, tmp_path, st
     seed_dir.mkdir()
     seed.to_parquet(seed_dir / "shipments.parquet")
     outs[outs["shipment_id"].isin(seed["shipment_id"])].to_parquet(seed_dir / "outcomes.parquet")
-    settings = load_settings(store_url=store_url, online_state=online_state,
-                             serve_seed_data=seed_dir, drift_refresh_minutes=0)  # fmt: skip
+    settings = load_settings(store_url=store_url, serve_seed_data=seed_dir,
+                             drift_refresh_minutes=0)  # fmt: skip
     loaded = LoadedModel(model, "cargorisk-risk", "1", "models:/cargorisk-risk/1", T0)
     engines = [ScoringEngine(settings, model_loader=lambda: loaded) for _ in range(2)]
     barrier = threading.Barrier(2)
@@ -404,10 +462,9 @@ def test_workers_starting_together_seed_and_build_once(home, world, tmp_path, st
         for engine in engines:
             assert engine.ready, engine.status()
         assert engines[0].store.count("shipments") == len(seed)
-        if online_state == "store":
-            with engines[0].store.engine.connect() as conn:
-                loads = conn.exec_driver_sql("SELECT COUNT(*) FROM aggregate_loads").scalar()
-            assert loads == 1  # built by the first, found loaded by the second
+        with engines[0].store.engine.connect() as conn:
+            loads = conn.exec_driver_sql("SELECT COUNT(*) FROM aggregate_loads").scalar()
+        assert loads == 1  # built by the first, found loaded by the second
         probe = ships.iloc[200:203]
         got = [e.features(probe.reset_index(drop=True)) for e in engines]
         pd.testing.assert_frame_equal(got[0], got[1])

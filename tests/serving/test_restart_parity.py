@@ -69,7 +69,6 @@ def _parties(engine: ScoringEngine) -> pd.DataFrame:
         consignee_id=names,
         declared_at=frame["declared_at"].max() + pd.Timedelta(days=400),
     )
-    engine.flush()
     return engine.features(probe).set_index("shipment_id")
 
 
@@ -83,7 +82,6 @@ def _every_feature(engine: ScoringEngine) -> pd.DataFrame:
         declared_at=current["declared_at"].max() + pd.Timedelta(days=365),
         amendments_after_score=pd.array([pd.NA] * len(current), dtype="Int64"),
     )
-    engine.flush()
     return pd.concat([engine.features(current), engine.features(later)], ignore_index=True)
 
 
