@@ -1,10 +1,9 @@
 """The feature pipeline: one feature row per shipment, as of the moment it was declared.
 
-:func:`build_training_frame` is the offline (training) path. The online (serving) path is
-:class:`features.online.OnlineFeatureState` (which imports this module, never the other way
-round); both compute the same
-raw point-in-time aggregates (see :mod:`features.history`) and finish them with the same
-functions, and a parity test replays a simulated month both ways.
+:func:`build_training_frame` is the offline (training) path. The online (serving) path
+computes the same raw point-in-time aggregates from the store's aggregate rows
+(:mod:`features.online.rows`) and finishes them with the same functions; parity tests replay
+simulated histories both ways, feature by feature.
 
 Both run unchanged on any partition of the data that holds complete entity histories.
 

@@ -128,8 +128,7 @@ def feature_rows(
     """Feature rows of ``shipments`` (a contract frame, or one shipment as a mapping of its
     fields: index 0) prepared as ``p``, from the aggregate rows of their keys (``tables``,
     :func:`manifest_keys`): the columns and order of the training frame, the attribute
-    features of ``attributes`` last - what :meth:`features.online.OnlineFeatureState.features`
-    gives, from rows instead of timelines."""
+    features of ``attributes`` last."""
     index = pd.RangeIndex(1) if isinstance(shipments, Mapping) else shipments.index
     attrs = attribute_values(shipments, dict(attributes)) if attributes else None
     raw = tables_raw(tables, p)

@@ -1,106 +1,14 @@
-"""What an officer sees of a party in the online state: its profile, the consignees linked
-to it through shared identifiers or using an identifier, and the network around it."""
+"""How an officer's views walk the link graph: the consignees linked to a party through shared
+identifiers, and the network around it, over any source of identifier/member lookups (the
+store's online aggregates, :class:`serving.store.online.StoreViews`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
-
 from features.errors import ContractError
-from features.history import COUNTERPARTY, ROLES, window_start
-from features.manifest import norm_text
 from features.network import IDENTIFIERS
-from features.online.storage import StateStorage
-
-
-class OfficerViews(StateStorage):
-    """What the state knows of a party, for the officer's pages."""
-
-    def party_profile(self, role: str, party_id: str) -> dict[str, Any]:
-        """What the state knows of one party (``role`` in shipper, consignee, forwarder,
-        declarant, recipient) as of the latest declaration it holds: first seen, shipments
-        (total and in the last 365 days), inspections, seizures, distinct counterparties,
-        origins and HS chapters (``shipments_365d``: the 365 UTC days before that declaration's
-        day and its day so far, as the features count windows). Unknown parties get zeros and
-        ``first_seen`` None."""
-        if role not in ROLES:
-            raise ContractError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        key = norm_text(party_id)
-        now = (self._now if self._now is not None else 0) + 1
-        timeline = self._ship[role].get(key) if key is not None else None
-        insp = self._insp[role].get(key) if key is not None else None
-        seiz = self._seiz[role].get(key) if key is not None else None
-
-        def distinct(value: str) -> int:
-            tl = self._distinct[(role, value)].get(key) if key is not None else None
-            return len(tl.times) if tl else 0
-
-        first = timeline.first() if timeline else None
-        return {
-            "role": role,
-            "party_id": party_id,
-            "first_seen": pd.Timestamp(first) if first is not None else None,
-            "shipments": len(timeline.times) if timeline else 0,
-            "shipments_365d": timeline.count_between(window_start(now, 365), now)
-            if timeline
-            else 0,
-            "inspections": len(insp.times) if insp else 0,
-            "seizures": len(seiz.times) if seiz else 0,
-            "distinct_counterparties": distinct(COUNTERPARTY[role]),
-            "distinct_origins": distinct("origin"),
-            "distinct_hs_chapters": distinct("hs2"),
-        }
-
-    def linked_parties(self, party_id: str) -> list[dict[str, Any]]:
-        """Consignees sharing a phone, address or recipient customs code with consignee
-        ``party_id``: who, through which identifiers, and their seizures known so far;
-        most seizures first."""
-        key = norm_text(party_id)
-        if key is None:
-            return []
-        return linked_from(key, self._identifiers_of, self._members_of, self._consignee)
-
-    def _identifiers_of(self, consignee: str) -> list[tuple[str, str]]:
-        return list(self._links.get(("consignee", consignee), ()))
-
-    def _members_of(self, ident: tuple[str, str]) -> list[str]:
-        return list(self._links.get(ident, ()))
-
-    def consignees_of(self, ident: str, value: str) -> list[dict[str, Any]]:
-        """The consignees that declared an identifier (``ident`` in phone, address,
-        recipient; ``value`` as the features key it), with their shipments and seizures known
-        so far; most seizures first."""
-        if ident not in IDENTIFIERS:
-            raise ContractError(f"ident must be one of {', '.join(IDENTIFIERS)}; got {ident!r}")
-        out = [self._consignee(c) for c in self._links.get((ident, value), ())]
-        return sorted(out, key=lambda d: (-d["seizures"], d["party_id"]))
-
-    def _consignee(self, key: str) -> dict[str, Any]:
-        seiz = self._seiz["consignee"].get(key)
-        ships = self._ship["consignee"].get(key)
-        return {
-            "key": key,
-            "party_id": self._display.get(key, key),
-            "shipments": len(ships.times) if ships else 0,
-            "seizures": len(seiz.times) if seiz else 0,
-        }
-
-    def component(
-        self, kind: str, value: str, *, max_parties: int = 150, hub: int = 8
-    ) -> dict[str, Any]:
-        """The network around a consignee or an identifier (:func:`walk_component` over the
-        links the state holds)."""
-        return walk_component(
-            kind,
-            value,
-            self._identifiers_of,
-            self._members_of,
-            self._consignee,
-            max_parties=max_parties,
-            hub=hub,
-        )
 
 
 def linked_from(
@@ -110,8 +18,8 @@ def linked_from(
     consignee: Callable[[str], dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The consignees sharing an identifier with consignee ``key`` (normalised), through
-    which identifiers, with their seizures: one definition for the memory state and the
-    store (``identifiers_of`` a consignee's identifiers, ``members_of`` an identifier's
+    which identifiers, with their seizures, over any source of lookups
+    (``identifiers_of`` a consignee's identifiers, ``members_of`` an identifier's
     consignees, ``consignee`` a consignee's display id, shipments and seizures)."""
     via: dict[str, list[str]] = {}
     for ident in identifiers_of(key):
