@@ -37,6 +37,17 @@ end. Optional steps:
 
 ``--only compare|search|batch`` runs just that step (plus start-up and RSS).
 
+**A store-backed service on a large history** (issue 15): ``--store-url URL`` (PostgreSQL)
+runs the in-process call and the service on that store with ``online_state: store``; the
+store holds no shipments, only the online aggregates of a large world, loaded by
+``--snapshot SNAP`` (``cargorisk features materialize`` run here in a child process and
+timed: wall, CPU, peak RSS, then the tables' sizes) or earlier. ``--history DIR`` is that
+world's contract data directory: the requests are shaped like its last month's shipments and
+declared just after the aggregates' ``as_of``. The champion is still trained on the small
+``--days`` x ``--per-day`` world of ``--home`` (the same feature definitions, another
+world). ``--id-tag`` keeps the shipment ids of one run apart from another's on the same
+store (a re-sent id would be an amendment).
+
 Results print as a table and go to ``--out`` (JSON).
 """
 
@@ -99,9 +110,24 @@ def ensure_world(home: Path, days: int, per_day: int, env: dict) -> Path:
     return world
 
 
+ID_TAG = ""
+"""Put before every shipment id this run sends (``--id-tag``)."""
+START_AFTER: pd.Timestamp | None = None
+"""Requests are declared after this instant too (the aggregates' ``as_of``, ``--store-url``)."""
+
+
 @functools.cache
 def world_shipments(world: Path) -> pd.DataFrame:
-    return pd.read_parquet(world / "shipments.parquet")
+    """The world's shipments; of a month-partitioned world (``simulate --by-month``), the last
+    month's only (a 10 M history is not read into memory to shape the requests)."""
+    if (world / "shipments.parquet").exists():
+        return pd.read_parquet(world / "shipments.parquet")
+    from features.tables import PARTITION_GLOB
+
+    parts = sorted((world / "shipments").glob(PARTITION_GLOB))
+    if not parts:
+        raise SystemExit(f"{world}: no shipments.parquet nor shipments/{PARTITION_GLOB}")
+    return pd.read_parquet(parts[-1])
 
 
 def request_shipments(world: Path, n: int, prefix: str, seed: int = 0) -> list[dict]:
@@ -110,11 +136,13 @@ def request_shipments(world: Path, n: int, prefix: str, seed: int = 0) -> list[d
     rng = np.random.default_rng(seed)
     sample = ships.iloc[rng.integers(0, len(ships), n)].reset_index(drop=True).copy()
     last = ships["declared_at"].max()
+    if START_AFTER is not None:
+        last = max(last, START_AFTER if last.tz is None else START_AFTER.tz_localize("UTC"))
     offsets = pd.to_timedelta(np.arange(n) * 50, unit="ms")
     shift = last + pd.Timedelta(minutes=1) + offsets - sample["declared_at"]
     for col in ("declared_at", "booked_at", "departed_at", "arrival_at"):
         sample[col] = sample[col] + shift
-    sample["shipment_id"] = [f"{prefix}{i:07d}" for i in range(n)]
+    sample["shipment_id"] = [f"{ID_TAG}{prefix}{i:07d}" for i in range(n)]
     out = []
     for rec in sample.to_dict("records"):
         clean = {}
@@ -133,17 +161,26 @@ def request_shipments(world: Path, n: int, prefix: str, seed: int = 0) -> list[d
     return out
 
 
-def in_process(home: Path, world: Path, shipments: list[dict]) -> dict:
-    """The endpoint's scoring function, called directly, on its own copy of the store."""
+def in_process(
+    home: Path, world: Path, shipments: list[dict], store_url: str | None = None
+) -> dict:
+    """The endpoint's scoring function, called directly, on its own copy of the store; with
+    ``store_url``, on that store (``online_state: store``, its aggregates as loaded; the
+    shipments under ids of their own, ``BI`` for ``BS``, so the service's are new to it)."""
     os.environ["CARGORISK_HOME"] = str(home)
     from common.settings import load_settings
     from serving.engine import ScoringEngine
     from serving.schemas import ShipmentIn, shipments_frame
     from serving.store import Caller
 
-    bench_store = home / "inprocess.db"
-    bench_store.unlink(missing_ok=True)
-    settings = load_settings(store_url=f"sqlite:///{bench_store}", serve_seed_data=world)
+    if store_url:
+        settings = load_settings(store_url=store_url, online_state="store")
+        shipments = [{**s, "shipment_id": s["shipment_id"].replace("BS", "BI", 1)}
+                     for s in shipments]  # fmt: skip
+    else:
+        bench_store = home / "inprocess.db"
+        bench_store.unlink(missing_ok=True)
+        settings = load_settings(store_url=f"sqlite:///{bench_store}", serve_seed_data=world)
     engine = ScoringEngine(settings)
     engine.start()
     assert engine.ready, engine.status()
@@ -398,6 +435,48 @@ def all_ready(url: str, workers: int, timeout: float) -> None:
             time.sleep(0.5)
 
 
+def materialize_timed(snapshot: Path, store_url: str, env: dict) -> dict:
+    """``cargorisk features materialize --snapshot SNAP --store URL`` in a child process:
+    wall, CPU and peak RSS of the child (``benchmarks/snapshot.py``'s measure), then the size
+    of each aggregate table with its key."""
+    from benchmarks.snapshot import run, store_mb
+
+    cmd = [str(BIN / "cargorisk"), "features", "materialize", "--snapshot", str(snapshot),
+           "--store", store_url]  # fmt: skip
+    row = run(cmd, env)
+    row["store_mb"] = store_mb(store_url)
+    print(f"  {row['stdout']}", flush=True)
+    return row
+
+
+def store_state(store_url: str) -> dict:
+    """The aggregates ``store_url`` holds: as of when, rows per table (latest load), and how
+    many shipments the store itself holds (none after a bare materialise)."""
+    import sqlalchemy as sa
+
+    from serving.store import Store
+    from serving.store.tables import aggregate_loads
+
+    store = Store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(aggregate_loads.c.as_of_ns, aggregate_loads.c.rows)
+                .order_by(aggregate_loads.c.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            raise SystemExit(f"{store_url}: no aggregates loaded (give --snapshot)")
+        return {
+            "as_of_ns": int(row.as_of_ns),
+            "as_of": pd.Timestamp(int(row.as_of_ns)).isoformat(),
+            "aggregate_rows": json.loads(row.rows),
+            "shipments_in_store": store.count("shipments"),
+        }
+    finally:
+        store.close()
+
+
 def service_rss_mb(proc: subprocess.Popen) -> dict:
     """RSS of the service: ``cargorisk serve`` and every process under it (MB)."""
     import psutil
@@ -417,18 +496,23 @@ def batch_http(url: str, key: str, shipments: list[dict], repeats: int = 5) -> d
     """``repeats`` manifests sent back to back (each as soon as the previous answer is read),
     all declared over the same minutes: every manifest after the first is late for the one
     before it, the costliest case for the state update the next manifest waits for."""
-    times, explained = [], None
-    with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {key}"}) as client:
+    times, explained, failed = [], None, []
+    with httpx.Client(timeout=300, headers={"Authorization": f"Bearer {key}"}) as client:
         for k in range(repeats):
             batch = [{**s, "shipment_id": f"{s['shipment_id']}-{k}"} for s in shipments]
             t0 = time.perf_counter()
             r = client.post(f"{url}/score/batch", json={"shipments": batch})
-            body = r.json()
+            seconds = time.perf_counter() - t0
+            if r.status_code != 200:  # e.g. BentoML's request timeout: recorded, not lost
+                failed.append({"status": r.status_code, "seconds": seconds, "body": r.text[:300]})
+                continue
+            explained = r.json()["explained"]
             times.append(time.perf_counter() - t0)
-            assert r.status_code == 200, r.text[:300]
-            explained = body["explained"]
+    if not times:
+        return {"size": len(shipments), "failed": failed}
     return {
         "size": len(shipments),
+        "failed": failed,
         "seconds": times,
         "best_s": min(times),
         "median_s": statistics.median(times),
@@ -438,6 +522,8 @@ def batch_http(url: str, key: str, shipments: list[dict], repeats: int = 5) -> d
 
 
 def batch_line(ba: dict) -> str:
+    if "seconds" not in ba:
+        return f"batch {ba['size']} shipments: every manifest failed: {ba['failed']}"
     runs = ", ".join(f"{t:.2f}" for t in ba["seconds"])
     return (
         f"batch {ba['size']} shipments         best {ba['best_s']:.2f} s  median"
@@ -472,6 +558,25 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--label", default="default")
     parser.add_argument(
+        "--store-url",
+        default=None,
+        help="PostgreSQL URL of a store holding a large history's online aggregates: the "
+        "service and the in-process call use it with online_state store",
+    )
+    parser.add_argument(
+        "--snapshot",
+        type=Path,
+        default=None,
+        help="with --store-url: materialise this snapshot into it first (timed)",
+    )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="contract data directory of the store's history: requests are shaped like it",
+    )
+    parser.add_argument("--id-tag", default=None, help="prefix of every shipment id sent")
+    parser.add_argument(
         "--only",
         choices=("all", "batch", "compare", "search"),
         default="all",
@@ -481,11 +586,27 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
+    global ID_TAG, START_AFTER
+    if (args.snapshot or args.history) and not args.store_url:
+        parser.error("--snapshot and --history go with --store-url")
     home = args.home or Path(tempfile.mkdtemp(prefix="cargorisk-bench-"))
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CARGORISK_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    world = ensure_world(home, args.days, args.per_day, env)
+    model_world = ensure_world(home, args.days, args.per_day, env)
+    world = args.history or model_world
+    load_avg_start = os.getloadavg()
+    store_info = None
+    if args.store_url:
+        ID_TAG = args.id_tag if args.id_tag is not None else f"T{int(time.time())}-"
+        store_info = {}
+        if args.snapshot:
+            print(f"materialise {args.snapshot} ...", flush=True)
+            store_info["materialize"] = materialize_timed(args.snapshot, args.store_url, env)
+        store_info.update(store_state(args.store_url))
+        START_AFTER = pd.Timestamp(store_info["as_of_ns"])
+    elif args.id_tag:
+        ID_TAG = args.id_tag
     only = args.only
     run_in_process = only in ("all", "compare")
     run_single = only in ("all", "compare")
@@ -503,16 +624,23 @@ def main(argv=None) -> int:
     results: dict = {
         "label": args.label,
         "argv": sys.argv[1:] if argv is None else list(argv),
+        "commit": subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip(),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_avg_start": os.getloadavg(),
+            "load_avg_start": load_avg_start,
         },
         "world": {"days": args.days, "per_day": args.per_day, "workers": args.workers},
     }
+    if store_info is not None:
+        results["store"] = {**store_info, "history": str(args.history), "id_tag": ID_TAG}
     if run_in_process:
         print("in-process ...", flush=True)
-        results["in_process"] = in_process(home, world, singles)
+        results["in_process"] = in_process(home, model_world, singles, args.store_url)
 
     serve_home = home / "serve"
     if serve_home.exists():
@@ -523,15 +651,20 @@ def main(argv=None) -> int:
     from features.tables import read_contract_dir
     from serving.store import Store
 
-    # The store is seeded here, before the service starts, as the service's serve_seed_data
-    # would (the same Store.import_history): with more than one worker each would seed the
-    # empty store at once and all but one fail (a duplicate key), and the start-up time
-    # measured is the service's own, without a one-off seeding.
-    store = Store(f"sqlite:///{serve_home / 'cargorisk.db'}")
-    seeded = time.perf_counter()
-    tables = read_contract_dir(world, what="seed data", keep_undeclared=True)
-    store.import_history(tables.shipments, tables.outcomes)
-    results["store_seeding_s"] = time.perf_counter() - seeded
+    if args.store_url:  # the history is in the store's aggregates already
+        senv["CARGORISK_STORE_URL"] = args.store_url
+        senv["CARGORISK_ONLINE_STATE"] = "store"
+        store = Store(args.store_url)
+    else:
+        # The store is seeded here, before the service starts, as the service's
+        # serve_seed_data would (the same Store.import_history): with more than one worker
+        # each would seed the empty store at once and all but one fail (a duplicate key),
+        # and the start-up time measured is the service's own, without a one-off seeding.
+        store = Store(f"sqlite:///{serve_home / 'cargorisk.db'}")
+        seeded = time.perf_counter()
+        tables = read_contract_dir(world, what="seed data", keep_undeclared=True)
+        store.import_history(tables.shipments, tables.outcomes)
+        results["store_seeding_s"] = time.perf_counter() - seeded
     key = store.create_key("bench", "system")
     store.close()
     port = free_port()
@@ -601,11 +734,14 @@ def main(argv=None) -> int:
             print("batch ...", flush=True)
             results["batch"] = batch_http(url, key, manifest, args.batch_repeats)
         results["rss_at_end"] = service_rss_mb(proc)
+    except BaseException as exc:  # the steps measured so far are kept, with the failure
+        results["failed"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         stop(proc)
-    results["machine"]["load_avg_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
+        results["machine"]["load_avg_end"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, default=str))
     report(results)
     return 0
 
@@ -619,6 +755,16 @@ def report(results: dict) -> None:
         f"{results['rss_after_start']['total_mb']:.0f} MB, at end "
         f"{results['rss_at_end']['total_mb']:.0f} MB"
     )
+    st = results.get("store")
+    if st:
+        rows = sum(st["aggregate_rows"].values())
+        print(f"store: aggregates as of {st['as_of']}, {rows:,} rows; {st['history']}")
+        ma = st.get("materialize")
+        if ma:
+            print(
+                f"materialise: wall {ma['wall_s']:.1f} s, CPU {ma['cpu_s']:.1f} s (client), peak"
+                f" RSS {ma['peak_rss_mb']} MB, load {ma['load_1m']}, tables {ma['store_mb']} MB"
+            )
     ip = results.get("in_process")
     if ip:
         print(

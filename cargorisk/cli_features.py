@@ -119,3 +119,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"materialised  {snapshot_dir}  (as of {when}) in {seconds:.1f} s")
         for table, rows in result.rows.items():
             typer.echo(f"  {table:11} {rows:>12,} rows")
+        if result.seconds:
+            steps = ", ".join(f"{step} {s:.1f}" for step, s in result.seconds.items())
+            typer.echo(f"  seconds: {steps}")
