@@ -12,7 +12,10 @@ Two kinds of features come out of the link graph, both point in time:
   known among its other consignees. The offline pipeline replays declarations and seizures in
   time order; the online state keeps the same graph up to date. Online, component features
   reflect the graph as the state holds it (everything added so far), which equals the
-  point-in-time graph when shipments are scored as they are declared.
+  point-in-time graph when shipments are scored as they are declared. Offline, the
+  components come from prepared arrays (:func:`offline_components`) or straight from the
+  engine's tables (:func:`engine_components`: DuckDB de-duplicates and sorts what changes the
+  graph, Python holds only the graph and the rows asked for).
 
 Seizures two hops away are a subset of the network's seizures; an exact two-hop count is not
 computed (it would need a neighbourhood walk per shipment, which does not fit the 1 ms budget).
@@ -155,12 +158,16 @@ class _AsOf:
         self.code = self.code[order]
         return order
 
-    def before(self, keys: np.ndarray, t: np.ndarray | None) -> np.ndarray:
-        """Position after the last entry of each key strictly before its ``t`` (None: before
-        every entry of the key)."""
+    def rank(self, t: np.ndarray) -> np.ndarray:
+        """How many distinct entry times are strictly before each ``t``."""
+        return np.searchsorted(self.times, t)
+
+    def before(self, keys: np.ndarray, rank: np.ndarray | None) -> np.ndarray:
+        """Position after the last entry of each key strictly before the time of ``rank``
+        (:meth:`rank`; None: before every entry of the key)."""
         query = np.asarray(keys, dtype="int64") * self.width
-        if t is not None:
-            query += np.searchsorted(self.times, t)  # distinct entry times strictly before t
+        if rank is not None:
+            query += rank
         return np.searchsorted(self.code, query)
 
 
@@ -168,7 +175,8 @@ class _Graph:
     """The replayed link graph: each node's parent and the time it was attached to it (union
     by size, no path compression: a parent never changes once set), the log of every change
     of a root's ``(parties, seizures)`` as of its time, and each consignee's own seizures.
-    Compact: parent int32 and attach time int64 per node (12 bytes), 16 bytes a log entry."""
+    Compact: parent int32 and attach time int64 per node (12 bytes; 16 more while
+    replaying), 16 bytes a log entry (and its distinct time, 8)."""
 
     __slots__ = ("attached", "log", "log_parties", "log_seizures", "n_parties", "own", "parent")
 
@@ -179,7 +187,7 @@ class _Graph:
         if n_nodes >= 2**31 - 1:
             raise ValueError(f"link graph: {n_nodes} nodes do not fit 32-bit node numbers")
         self.n_parties = n_parties
-        parent = array("i", range(n_nodes))
+        parent = array("i", np.arange(n_nodes, dtype="int32").tobytes())
         attached = array("q", bytes(8 * n_nodes))
         weight = array("i", [1]) * n_nodes
         parties = array("i", [1]) * n_parties + array("i", bytes(4 * (n_nodes - n_parties)))
@@ -257,12 +265,13 @@ class _Graph:
         size = np.where(known_party, 0.0, 1.0)
         seized = np.zeros(len(t))
         log = self.log
+        t_rank = log.rank(t)
         for j in range(len(roots)):
             root = roots[j]
             distinct = root >= 0
             for i in range(j):
                 distinct &= root != roots[i]
-            at = log.before(np.maximum(root, 0), t) - 1
+            at = log.before(np.maximum(root, 0), t_rank) - 1
             entry = np.maximum(at, 0)
             logged = (at >= 0) & (log.code[entry] // log.width == root)
             alone = root < self.n_parties  # never merged nor seized before: its own party or none
@@ -270,7 +279,7 @@ class _Graph:
             seized += np.where(distinct & logged, self.log_seizures[entry], 0)
         # less the consignee's own seizures known before the shipment
         c = np.maximum(consignee, 0)
-        own = self.own.before(c, t) - self.own.before(c, None)
+        own = self.own.before(c, self.own.rank(t)) - self.own.before(c, None)
         return size, seized - np.where(known_party, own, 0)
 
 
