@@ -18,7 +18,9 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
   by DuckDB (``features.engine.parquet_aggregates``, no pandas frame) at each memory limit;
   ``--write-limits 1GB`` the same written to Parquet files (``write_aggregates``: nothing held
   in the process), on the ``--sizes`` worlds or on ``--world DIR`` (e.g. a 10M world made by
-  ``cargorisk simulate --by-month``).
+  ``cargorisk simulate --by-month``); ``--lazy-limits 2GB`` (with ``--world``) the lazy
+  training frame (``parquet_training_frame``: every aggregate and the link graph over the whole
+  history, the inspected rows and the last ``--lazy-days`` days kept), with its spill.
 * **online** (issue 15: the service holds no history): the snapshot of all history but the
   last ``--new`` shipments (``features.online.replay.snapshot_tables``: the DuckDB snapshot
   ``cargorisk features materialize`` loads), its rows held in memory
@@ -34,7 +36,7 @@ rusage ``ru_maxrss`` of that child) is its own; this parent imports nothing heav
 
     .venv/bin/python benchmarks/features.py [--sizes 100000,1000000,3000000] [--data DIR]
         [--engines pandas,duckdb] [--memory-limit 2GB] [--threads 2] [--parquet-limits 2GB,512MB]
-        [--write-limits 1GB] [--world DIR]
+        [--write-limits 1GB] [--lazy-limits 2GB] [--lazy-days 60] [--world DIR]
         [--online-size 1000000] [--new 2000] [--skip-offline] [--skip-online]
 
 Targets (issue 4): offline 1,000,000 shipments with a year of history <= 90 s and <= 6 GB
@@ -232,14 +234,7 @@ def child_write(folder: str, memory_limit: str, threads: str) -> dict:
 
     from features.engine import EngineSettings, write_aggregates
 
-    root = Path(folder)
-    ships = root / "shipments.parquet"
-    outs = root / "outcomes.parquet"
-    if not ships.exists():  # a world written by month
-        ships, outs = (
-            root / "shipments" / "month=*" / "*.parquet",
-            root / "outcomes" / "month=*" / "*.parquet",
-        )
+    ships, outs = world_files(Path(folder))  # one file each or written by month
     spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
     out = Path(tempfile.mkdtemp(prefix="bench-aggregates-"))
     settings = EngineSettings(
@@ -264,6 +259,57 @@ def child_write(folder: str, memory_limit: str, threads: str) -> dict:
         "rows": rows,
         "files": len(files),
         "written_mb": round(written / 2**20),
+        "rss_before_mb": round(rss0),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "spilled_mb": round(spilled / 2**20, 1),
+    }
+
+
+def world_files(root: Path) -> tuple[Path | str, Path | str]:
+    """The shipments and outcomes Parquet of a world: one file each, or month folders
+    (``cargorisk simulate --by-month``) as globs."""
+    if (root / "shipments.parquet").exists():
+        return root / "shipments.parquet", root / "outcomes.parquet"
+    return (str(root / "shipments" / "month=*" / "*.parquet"),
+            str(root / "outcomes" / "month=*" / "*.parquet"))  # fmt: skip
+
+
+def child_lazy(folder: str, memory_limit: str, threads: str, days: str) -> dict:
+    """The lazy training frame (``features.parquet_frame.parquet_training_frame``) from the
+    world's Parquet: every aggregate and the link graph over the whole history, the feature
+    rows of the inspected shipments and of the last ``days`` days only (what ``cargorisk
+    train --test-days N`` keeps with ``days`` = 2 N)."""
+    import shutil
+    import tempfile
+
+    import pandas as pd
+
+    from features.engine import EngineSettings
+    from features.parquet_frame import parquet_span, parquet_training_frame
+
+    ships, outs = world_files(Path(folder))
+    spill_root = Path(tempfile.mkdtemp(prefix="bench-spill-"))
+    settings = EngineSettings(
+        memory_limit=memory_limit, threads=int(threads), temp_directory=str(spill_root)
+    )
+    rss0 = _rss_mb()
+    watch = SpillWatch(spill_root)
+    t, c = time.perf_counter(), time.process_time()
+    total, _, last = parquet_span(ships, settings)
+    since = last.normalize() - pd.Timedelta(days=int(days) - 1)
+    frame = parquet_training_frame(ships, outs, since=since, settings=settings)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    spilled = watch.stop()
+    shutil.rmtree(spill_root, ignore_errors=True)
+    return {
+        "engine": "duckdb-lazy-frame",
+        "memory_limit": memory_limit,
+        "threads": int(threads),
+        "rows": int(total),
+        "kept_rows": len(frame.features),
+        "columns": frame.features.shape[1],
+        "since": str(since),
         "rss_before_mb": round(rss0),
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
@@ -386,6 +432,7 @@ def main() -> None:
             "offline": child_offline,
             "parquet": child_parquet,
             "write": child_write,
+            "lazy": child_lazy,
             "online": child_online,
         }
         result = child[kind](*args)
@@ -413,9 +460,16 @@ def main() -> None:
         "--world",
         type=Path,
         default=None,
-        help="With --write-limits: a world already made (e.g. by `cargorisk simulate "
-        "--by-month`), instead of the --sizes worlds.",
+        help="With --write-limits / --lazy-limits: a world already made (e.g. by `cargorisk "
+        "simulate --by-month`), instead of the --sizes worlds.",
     )
+    parser.add_argument(
+        "--lazy-limits",
+        default="",
+        help="Also the lazy training frame from Parquet (parquet_training_frame: the "
+        "inspected rows and the last --lazy-days days kept) at each of these memory limits.",
+    )
+    parser.add_argument("--lazy-days", type=int, default=60)
     parser.add_argument("--online-size", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=2000)
     parser.add_argument("--skip-offline", action="store_true")
@@ -429,6 +483,14 @@ def main() -> None:
             result["peak_rss_mb"] = round(peak)
             result["load_1min_before"] = round(load, 2)
             print("write", json.dumps(result), flush=True)
+        for limit in filter(None, args.lazy_limits.split(",")):
+            load = os.getloadavg()[0]
+            result, peak = run_child(
+                "lazy", str(args.world), limit, args.threads, str(args.lazy_days)
+            )
+            result["peak_rss_mb"] = round(peak)
+            result["load_1min_before"] = round(load, 2)
+            print("lazy", json.dumps(result), flush=True)
     elif not args.skip_offline:
         for size in (int(s) for s in args.sizes.split(",")):
             folder = ensure_data(args.data, size)

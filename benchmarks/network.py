@@ -13,6 +13,12 @@ Measures, each in a fresh child process on the same prepared link graph:
   SQL on DuckDB (exploded tables from the prepared shipments, then the queries); they need
   the whole prepared world, so their child prepares it first (untimed) and the results are
   compared;
+* **engine**: ``features.network.engine_components`` - the same union-find fed by DuckDB (what
+  the lazy training frame runs): the child loads the world's Parquet files into the engine's
+  tables first (``engine.load_parquet``, untimed: the aggregates need them anyway), then the
+  engine de-duplicates the links, sorts the changes and streams them, and answers every
+  shipment block by block; DuckDB is bounded by ``--memory-limit`` / ``--threads`` and its
+  memory is in the peak. Compared equal to **persistent**;
 * **csgraph**: ``scipy.sparse.csgraph.connected_components`` on the final graph (consignee -
   identifier links as of the end): not point in time, but what a snapshot as of one instant
   (or a cluster driver given the edge list) needs, for scale.
@@ -23,10 +29,12 @@ caches only the node codes, times and seizures (``<DIR>/network-input.npz``). Ea
 child loads that cache, resets its peak RSS (``/proc/self/clear_refs``), runs the method and
 reports wall, CPU (``process_time``), its RSS before and its peak RSS during the method, and
 the sizes of the graph (nodes, links, events). The persistent and replay results are compared
-(equal or the run fails).
+(equal or the run fails), and so are the persistent and engine results. The cache holds the
+shipments in the engine's row order, ``(declared_at, shipment_id)``.
 
     .venv/bin/python benchmarks/network.py --world /tmp/network-bench/n1m \\
-        --world /tmp/network-bench/n3m [--methods replay,persistent,csgraph]
+        --world /tmp/network-bench/n3m [--methods replay,persistent,csgraph,engine] \\
+        [--memory-limit 1GB] [--threads 2]
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ def prepare_child(world: Path) -> dict:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
     s = check_shipments(table("shipments"))
+    # the engine's row order, so that its answers compare row by row
+    s = s.sort_values(["declared_at", "shipment_id"], kind="stable").reset_index(drop=True)
     o = check_outcomes(table("outcomes"))
     p = manifest.prepare(s)
     rows, known, seized = outcome_events(o, s["shipment_id"], p["t"])
@@ -132,6 +142,47 @@ def load(world: Path):
     return p, data["rows"], data["known"], data["seized"]
 
 
+def world_files(world: Path) -> tuple[str | Path, str | Path]:
+    """The shipments and outcomes Parquet of a world (one file each or by month)."""
+    if (world / "shipments.parquet").exists():
+        return world / "shipments.parquet", world / "outcomes.parquet"
+    return (str(world / "shipments" / "month=*" / "*.parquet"),
+            str(world / "outcomes" / "month=*" / "*.parquet"))  # fmt: skip
+
+
+def engine_child(world: Path, memory_limit: str, threads: int) -> dict:
+    """``network.engine_components`` for every shipment, on the engine's tables loaded from
+    the world's Parquet (untimed); peak and spill of the timed part."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from benchmarks.features import SpillWatch
+    from features import engine, network
+
+    spill_root = Path(tempfile.mkdtemp(prefix="network-bench-spill-"))
+    settings = engine.EngineSettings(memory_limit=memory_limit, threads=threads,
+                                     temp_directory=str(spill_root))  # fmt: skip
+    with engine.duckdb_connection(settings) as con:
+        n = engine.load_parquet(con, *world_files(world))
+        con.execute("DROP TABLE IF EXISTS ports; DROP TABLE IF EXISTS words")
+        before = _rss_mb("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        watch = SpillWatch(spill_root)
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = network.engine_components(con)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        spilled = watch.stop()
+    shutil.rmtree(spill_root, ignore_errors=True)
+    np.savez(world / "network-engine.npz", **{k.replace(":", "_"): v for k, v in out.items()})
+    return {"method": "engine", "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "rss_before_mb": round(before), "peak_mb": round(_rss_mb("VmHWM")),
+            "spilled_mb": round(spilled / 2**20, 1), "memory_limit": memory_limit,
+            "threads": threads, "shipments": int(n)}  # fmt: skip
+
+
 def method_child(world: Path, method: str) -> dict:
     import numpy as np
 
@@ -194,12 +245,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=Path, action="append", default=[])
     parser.add_argument("--methods", default="replay,persistent,csgraph")
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB's (method engine)")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB's (method engine)")
     parser.add_argument("--child", nargs=2, metavar=("WORLD", "METHOD"))
     args = parser.parse_args()
     if args.child:
         world, method = Path(args.child[0]), args.child[1]
         if method == "prepare":
             result = prepare_child(world)
+        elif method == "engine":
+            result = engine_child(world, args.memory_limit, args.threads)
         elif method.startswith("multi-"):
             result = multi_child(world, method)
         else:
@@ -213,11 +268,14 @@ def main() -> None:
             print(json.dumps({"world": str(world), **run(str(world), "prepare")}), flush=True)
         load_avg = os.getloadavg()[0]
         for method in args.methods.split(","):
-            result = run(str(world), method)
+            extra = ("--memory-limit", args.memory_limit, "--threads", str(args.threads))
+            result = run(str(world), method, *(extra if method == "engine" else ()))
             print(json.dumps({"world": str(world), "load": round(load_avg, 1), **result}),
                   flush=True)  # fmt: skip
             load_avg = os.getloadavg()[0]
-        for first, second in (("replay", "persistent"), ("multi-numpy", "multi-duckdb")):
+        pairs = (("replay", "persistent"), ("persistent", "engine"),
+                 ("multi-numpy", "multi-duckdb"))  # fmt: skip
+        for first, second in pairs:
             files = [world / f"network-{m}.npz" for m in (first, second)]
             if all(f.exists() for f in files):
                 a, b = (np.load(f) for f in files)

@@ -12,7 +12,10 @@ Two kinds of features come out of the link graph, both point in time:
   known among its other consignees. The offline pipeline replays declarations and seizures in
   time order; the online state keeps the same graph up to date. Online, component features
   reflect the graph as the state holds it (everything added so far), which equals the
-  point-in-time graph when shipments are scored as they are declared.
+  point-in-time graph when shipments are scored as they are declared. Offline, the
+  components come from prepared arrays (:func:`offline_components`) or straight from the
+  engine's tables (:func:`engine_components`: DuckDB de-duplicates and sorts what changes the
+  graph, Python holds only the graph and the rows asked for).
 
 Seizures two hops away are a subset of the network's seizures; an exact two-hop count is not
 computed (it would need a neighbourhood walk per shipment, which does not fit the 1 ms budget).
@@ -128,7 +131,156 @@ def link_nodes(p: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
 
 
 _QUERY_BLOCK: Final = 1 << 18
-"""Shipments answered at once by :func:`offline_components` (bounds its temporary arrays)."""
+"""Shipments answered at once (bounds the answering's temporary arrays)."""
+
+_EVENT_BLOCK: Final = 1 << 16
+"""Graph changes read at once by the replay (from numpy or from the engine)."""
+
+
+class _AsOf:
+    """Entries ``(key, time)`` sorted by key, then time, then arrival: for a key and a time
+    ``t``, the position after its last entry strictly before ``t`` (:meth:`before`). Times are
+    kept as ranks among the entries' distinct times, so a key and a time make one int64."""
+
+    __slots__ = ("code", "times", "width")
+
+    def __init__(self, keys: np.ndarray, times: np.ndarray) -> None:
+        self.times = np.unique(times)
+        self.width = len(self.times) + 1
+        code = np.asarray(keys, dtype="int64") * self.width
+        code += np.searchsorted(self.times, times)
+        self.code = code
+
+    def sort(self) -> np.ndarray:
+        """Sort the entries (stable: entries of one key and time keep their arrival order);
+        returns the permutation, for the entries' values."""
+        order = np.argsort(self.code, kind="stable")
+        self.code = self.code[order]
+        return order
+
+    def rank(self, t: np.ndarray) -> np.ndarray:
+        """How many distinct entry times are strictly before each ``t``."""
+        return np.searchsorted(self.times, t)
+
+    def before(self, keys: np.ndarray, rank: np.ndarray | None) -> np.ndarray:
+        """Position after the last entry of each key strictly before the time of ``rank``
+        (:meth:`rank`; None: before every entry of the key)."""
+        query = np.asarray(keys, dtype="int64") * self.width
+        if rank is not None:
+            query += rank
+        return np.searchsorted(self.code, query)
+
+
+class _Graph:
+    """The replayed link graph: each node's parent and the time it was attached to it (union
+    by size, no path compression: a parent never changes once set), the log of every change
+    of a root's ``(parties, seizures)`` as of its time, and each consignee's own seizures.
+    Compact: parent int32 and attach time int64 per node (12 bytes; 16 more while
+    replaying), 16 bytes a log entry (and its distinct time, 8)."""
+
+    __slots__ = ("attached", "log", "log_parties", "log_seizures", "n_parties", "own", "parent")
+
+    def __init__(self, n_nodes: int, n_parties: int, changes, seizures) -> None:
+        """``changes``: batches ``(a, b, when)`` in time order - a link ``a``-``b``, or a
+        seizure made known on consignee ``a`` when ``b`` is -1; ``seizures``: every seizure as
+        ``(consignee, known)``. Nodes below ``n_parties`` are consignees (one party each)."""
+        if n_nodes >= 2**31 - 1:
+            raise ValueError(f"link graph: {n_nodes} nodes do not fit 32-bit node numbers")
+        self.n_parties = n_parties
+        parent = array("i", np.arange(n_nodes, dtype="int32").tobytes())
+        attached = array("q", bytes(8 * n_nodes))
+        weight = array("i", [1]) * n_nodes
+        parties = array("i", [1]) * n_parties + array("i", bytes(4 * (n_nodes - n_parties)))
+        seized = array("i", bytes(4 * n_nodes))
+        log_root, log_time, log_parties, log_seizures = (array(c) for c in "iqii")
+        for a, b, when in changes:
+            for start in range(0, len(a), _EVENT_BLOCK):
+                end = start + _EVENT_BLOCK
+                for x, y, at in zip(a[start:end].tolist(), b[start:end].tolist(),
+                                    when[start:end].tolist(), strict=True):  # fmt: skip
+                    while parent[x] != x:
+                        x = parent[x]
+                    if y < 0:
+                        seized[x] += 1
+                    else:
+                        while parent[y] != y:
+                            y = parent[y]
+                        if x == y:
+                            continue
+                        if weight[x] < weight[y]:
+                            x, y = y, x
+                        parent[y] = x
+                        attached[y] = at
+                        weight[x] += weight[y]
+                        if not (parties[y] or seized[y]):
+                            continue  # an identifier alone: the totals of x do not change
+                        parties[x] += parties[y]
+                        seized[x] += seized[y]
+                    log_root.append(x)
+                    log_time.append(at)
+                    log_parties.append(parties[x])
+                    log_seizures.append(seized[x])
+        del weight, parties, seized
+        for log_list, end in zip((log_root, log_time, log_parties, log_seizures),
+                                 (n_nodes, 0, 0, 0), strict=True):  # fmt: skip
+            log_list.append(end)  # an entry of no node, last: there is always one to index
+        self.parent = np.frombuffer(parent, dtype="int32")
+        self.attached = np.frombuffer(attached, dtype="int64")
+        # the log sorted by root, then time (appended in time order: a stable sort keeps it)
+        self.log = _AsOf(np.frombuffer(log_root, dtype="int32"),
+                         np.frombuffer(log_time, dtype="int64"))  # fmt: skip
+        del log_root, log_time
+        order = self.log.sort()
+        self.log_parties = np.frombuffer(log_parties, dtype="int32")[order]
+        del log_parties
+        self.log_seizures = np.frombuffer(log_seizures, dtype="int32")[order]
+        del log_seizures, order
+        consignee, known = seizures
+        self.own = _AsOf(consignee, known)
+        self.own.sort()
+
+    def roots_as_of(self, nodes: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The root of each node of ``nodes`` (one row per node kind, one column per shipment;
+        ``-1`` stays ``-1``) as of its shipment's time ``t``: parents attached strictly before
+        ``t`` are followed (union by size: at most log2(nodes) steps), for the nodes still
+        moving only."""
+        root = nodes.ravel().astype("int64")
+        n = nodes.shape[1]
+        moving = np.flatnonzero(root >= 0)
+        while moving.size:
+            r = root[moving]
+            up = self.parent[r]
+            step = (up != r) & (self.attached[r] < t[moving % n])
+            moving = moving[step]
+            root[moving] = up[step]
+        return root.reshape(nodes.shape)
+
+    def answer(self, t: np.ndarray, consignee: np.ndarray, known_party: np.ndarray,
+               identifiers: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Network size and seizures among the others of shipments declared at ``t`` with
+        the consignee node ``consignee`` (a party known before ``t``: ``known_party``) and
+        the identifier nodes ``identifiers`` (``-1`` = not declared)."""
+        queried = np.stack([np.where(known_party, consignee, -1), *identifiers])
+        roots = self.roots_as_of(queried, t)
+        size = np.where(known_party, 0.0, 1.0)
+        seized = np.zeros(len(t))
+        log = self.log
+        t_rank = log.rank(t)
+        for j in range(len(roots)):
+            root = roots[j]
+            distinct = root >= 0
+            for i in range(j):
+                distinct &= root != roots[i]
+            at = log.before(np.maximum(root, 0), t_rank) - 1
+            entry = np.maximum(at, 0)
+            logged = (at >= 0) & (log.code[entry] // log.width == root)
+            alone = root < self.n_parties  # never merged nor seized before: its own party or none
+            size += np.where(distinct, np.where(logged, self.log_parties[entry], alone), 0)
+            seized += np.where(distinct & logged, self.log_seizures[entry], 0)
+        # less the consignee's own seizures known before the shipment
+        c = np.maximum(consignee, 0)
+        own = self.own.before(c, self.own.rank(t)) - self.own.before(c, None)
+        return size, seized - np.where(known_party, own, 0)
 
 
 def offline_components(
@@ -152,7 +304,8 @@ def offline_components(
     it has declared. Every change of a root's parties and seizures is logged as ``(root,
     time, parties, seizures)``; a shipment reads its roots' last entries strictly before its
     time (none: the root's own one party or none). Equal, feature by feature, to the replay of
-    :class:`LinkGraph` that the online state uses (tested)."""
+    :class:`LinkGraph` that the online state uses (tested). :func:`engine_components` runs the
+    same from the engine's tables, for chosen rows."""
     n = len(p["t"])
     if n == 0:
         return {"net:size": np.zeros(0), "net:seizures": np.zeros(0)}
@@ -182,119 +335,103 @@ def offline_components(
     b_node = np.concatenate([*link_b, np.full(len(seized_by), -1)])  # -1: a seizure
     when = np.concatenate([*link_t, known])
     order = np.argsort(when, kind="stable")
-    parent, attached, log = _replay(n_nodes, n_parties, a_node[order], b_node[order], when[order])
+    changes = [(a_node[order], b_node[order], when[order])]
     del a_node, b_node, when, order, link_a, link_b, link_t
-
-    # times as ranks among the shipments' times: e < t  <=>  rank(e) < rank(t)
-    sorted_t = t if bool((t[1:] >= t[:-1]).all()) else np.sort(t)
-    width = n + 1
-
-    def rank(times: np.ndarray) -> np.ndarray:
-        return np.searchsorted(sorted_t, times, side="right")
+    graph = _Graph(n_nodes, n_parties, changes, (seized_by, known))
+    del changes
 
     first_t = np.full(max(n_parties, 1), np.iinfo(np.int64).max)
     np.minimum.at(first_t, cons[has], t[has])
-    # a root's parties and seizures as of a shipment: its last log entry before it (and a
-    # last entry of no root, so that there is always one to index)
-    ends = (-1, 0, 0, 0)
-    log_root, log_time, log_parties, log_seizures = (
-        np.append(v, end) for v, end in zip(log, ends, strict=True)
-    )
-    log_key = np.where(log_root >= 0, log_root * width + rank(log_time), np.iinfo(np.int64).max)
-    by_key = np.argsort(log_key, kind="stable")  # stable: a root's changes stay in time order
-    log_key = log_key[by_key]
-    own_key = np.sort(seized_by * width + rank(known))  # each consignee's own seizures
-
     size, seized = np.empty(n), np.empty(n)
     for start in range(0, n, _QUERY_BLOCK):  # shipments answer independently: in blocks
         rows = slice(start, start + _QUERY_BLOCK)
         t_block, c_block = t[rows], cons[rows]
-        t_rank = rank(t_block)
         known_party = (c_block >= 0) & (first_t[np.maximum(c_block, 0)] < t_block)
-        queried = np.stack([np.where(known_party, c_block, -1),
-                            *(node[i][rows] for i in IDENTIFIERS)])  # fmt: skip
-        roots = _roots_as_of(parent, attached, queried, t_block)
-        s_block = np.where(known_party, 0.0, 1.0)
-        z_block = np.zeros(len(t_block))
-        for j in range(len(roots)):
-            root = roots[j]
-            distinct = root >= 0
-            for i in range(j):
-                distinct &= root != roots[i]
-            at = np.searchsorted(log_key, np.maximum(root, 0) * width + t_rank) - 1
-            entry = by_key[np.maximum(at, 0)]
-            logged = (at >= 0) & (log_root[entry] == root)
-            alone = root < n_parties  # never merged nor seized before: its own party or none
-            s_block += np.where(distinct, np.where(logged, log_parties[entry], alone), 0)
-            z_block += np.where(distinct & logged, log_seizures[entry], 0)
-        # less the consignee's own seizures known before the shipment
-        c = np.maximum(c_block, 0) * width
-        own = np.searchsorted(own_key, c + t_rank) - np.searchsorted(own_key, c)
-        size[rows] = s_block
-        seized[rows] = z_block - np.where(known_party, own, 0)
+        size[rows], seized[rows] = graph.answer(
+            t_block, c_block, known_party, [node[i][rows] for i in IDENTIFIERS]
+        )
     return {"net:size": size, "net:seizures": seized}
 
 
-def _replay(n_nodes: int, n_parties: int, a: np.ndarray, b: np.ndarray, when: np.ndarray):
-    """The changes of the graph in time order (a link ``a``-``b``, or a seizure on ``a`` when
-    ``b`` is -1): union by size, no path compression; nodes below ``n_parties`` are
-    consignees (one party each). Returns each node's parent and the time it was attached to
-    it, and the log of every change of a root's ``(root, time, parties, seizures)``. The
-    state is compact arrays (8 bytes a node each, no Python int per node) and the changes are
-    read in blocks, so memory is the nodes', not the events'."""
-    parent = array("q", range(n_nodes))
-    attached = array("q", bytes(8 * n_nodes))
-    weight = array("q", [1]) * n_nodes
-    parties = array("q", [1]) * n_parties + array("q", bytes(8 * (n_nodes - n_parties)))
-    seizures = array("q", bytes(8 * n_nodes))
-    log_root, log_time, log_parties, log_seizures = (array("q") for _ in range(4))
-    block = 1 << 16
-    for start in range(0, len(a), block):
-        end = start + block
-        for x, y, at in zip(a[start:end].tolist(), b[start:end].tolist(),
-                            when[start:end].tolist(), strict=True):  # fmt: skip
-            while parent[x] != x:
-                x = parent[x]
-            if y < 0:
-                seizures[x] += 1
-            else:
-                while parent[y] != y:
-                    y = parent[y]
-                if x == y:
-                    continue
-                if weight[x] < weight[y]:
-                    x, y = y, x
-                parent[y] = x
-                attached[y] = at
-                weight[x] += weight[y]
-                if not (parties[y] or seizures[y]):
-                    continue  # an identifier alone: the totals of x do not change
-                parties[x] += parties[y]
-                seizures[x] += seizures[y]
-            log_root.append(x)
-            log_time.append(at)
-            log_parties.append(parties[x])
-            log_seizures.append(seizures[x])
-    log = tuple(np.frombuffer(v, dtype="int64") for v in (log_root, log_time, log_parties,
-                                                          log_seizures))  # fmt: skip
-    return np.frombuffer(parent, dtype="int64"), np.frombuffer(attached, dtype="int64"), log
+ENGINE_KEYS: Final = {"consignee": "k_consignee", "phone": "k_phone", "address": "k_address",
+                      "recipient": "k_recipient"}  # fmt: skip
+"""The ``keys`` columns of :mod:`features.engine` holding the link graph's node codes."""
 
 
-def _roots_as_of(parent: np.ndarray, attached: np.ndarray, nodes: np.ndarray, t: np.ndarray):
-    """The root of each node of ``nodes`` (one row per node kind, one column per shipment;
-    ``-1`` stays ``-1``) as of its shipment's time ``t``: parents attached strictly before
-    ``t`` are followed (union by size: at most log2(nodes) steps), for the nodes still moving
-    only."""
-    root = nodes.ravel().copy()
-    n = nodes.shape[1]
-    moving = np.flatnonzero(root >= 0)
-    while moving.size:
-        r = root[moving]
-        up = parent[r]
-        step = (up != r) & (attached[r] < t[moving % n])
-        moving = moving[step]
-        root[moving] = up[step]
-    return root.reshape(nodes.shape)
+def engine_components(con, kept: str | None = None) -> dict[str, np.ndarray]:
+    """:func:`offline_components` from the engine's ``keys`` and ``outcomes`` relations
+    (:func:`features.engine.load_parquet`, integer codes) on a DuckDB connection, for the
+    rows of the relation ``kept`` (a column ``row``; None = every shipment), in ``row`` order.
+
+    What grows with the history stays in the engine, within its memory limit: the engine
+    groups the shipments into distinct (consignee, identifier) links with their first time
+    (most shipments repeat a link), joins the seizures to their consignees, sorts those
+    changes by time and streams them to the replay in batches; it also finds each
+    consignee's first declaration and streams the chosen rows' node codes in blocks, each
+    answered as it arrives. Python holds the replayed graph (12 bytes a node, 16 bytes a
+    logged change) and the answers of the chosen rows, never a per-shipment array of the
+    whole history."""
+    cols = ENGINE_KEYS
+    maxima = con.execute(
+        "SELECT " + ", ".join(f"max({c})" for c in cols.values()) + " FROM keys"
+    ).fetchall()[0]
+    offset, offsets = 0, {}
+    for key, top in zip(cols, maxima, strict=True):
+        offsets[key] = offset
+        offset += int(top) + 1 if top is not None and top >= 0 else 0
+    n_nodes, n_parties = offset, offsets["phone"]  # consignee nodes come first
+
+    def node(key: str, alias: str = "") -> str:
+        return f"{offsets[key]} + {alias}{cols[key]}"
+
+    links = " UNION ALL ".join(
+        f"SELECT k_consignee AS a, {node(key)} AS b, min(t) AS w FROM keys "
+        f"WHERE k_consignee IS NOT NULL AND {cols[key]} IS NOT NULL GROUP BY ALL"
+        for key in IDENTIFIERS
+    )
+    seizures_sql = (
+        "SELECT k.k_consignee AS a, o.known AS w FROM outcomes AS o JOIN keys AS k "
+        "ON k.row = o.row WHERE o.seized = 1 AND k.k_consignee IS NOT NULL"
+    )
+    seizures = con.sql(seizures_sql).to_arrow_table()
+    own = (seizures.column("a").to_numpy().astype("int64"),
+           seizures.column("w").to_numpy().astype("int64"))  # fmt: skip
+    del seizures
+    changes_sql = (
+        f"SELECT a, b, w FROM ({links} UNION ALL SELECT a, -1 AS b, w FROM ({seizures_sql})) "
+        "ORDER BY w"
+    )
+
+    def changes():  # streamed: nothing else runs on ``con`` until it is read to the end
+        with con.sql(changes_sql).to_arrow_reader(batch_size=_EVENT_BLOCK) as reader:
+            for batch in reader:
+                yield tuple(batch.column(i).to_numpy().astype("int64") for i in range(3))
+
+    graph = _Graph(n_nodes, n_parties, changes(), own)
+
+    chosen = "keys" if kept is None else f"(SELECT k.* FROM keys AS k SEMI JOIN {kept} USING (row))"
+    n = con.execute(f"SELECT count(*) FROM {chosen}").fetchall()[0][0]
+    rows = con.sql(f"SELECT row FROM {chosen} ORDER BY row").to_arrow_table()
+    row_order = rows.column("row").to_numpy().astype("int64")
+    del rows
+    nodes = ", ".join(f"coalesce({node(key, 'k.')}, -1) AS n_{key}" for key in IDENTIFIERS)
+    query = (
+        f"SELECT k.row, k.t, coalesce(k.k_consignee, -1) AS c, "
+        "coalesce(f.first_t < k.t, false) AS known_party, "
+        f"{nodes} FROM {chosen} AS k LEFT JOIN (SELECT k_consignee, min(t) AS first_t "
+        "FROM keys WHERE k_consignee IS NOT NULL GROUP BY ALL) AS f "
+        "ON f.k_consignee = k.k_consignee"
+    )
+    size, seized = np.empty(n), np.empty(n)
+    with con.sql(query).to_arrow_reader(batch_size=_QUERY_BLOCK) as reader:
+        for batch in reader:
+            at = np.searchsorted(row_order, batch.column(0).to_numpy())
+            t = batch.column(1).to_numpy().astype("int64")
+            c = batch.column(2).to_numpy().astype("int64")
+            known_party = batch.column(3).to_numpy(zero_copy_only=False).astype(bool)
+            idents = [batch.column(4 + i).to_numpy().astype("int64") for i in range(3)]
+            size[at], seized[at] = graph.answer(t, c, known_party, idents)
+    return {"net:size": size, "net:seizures": seized}
 
 
 def network_features(p: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict:

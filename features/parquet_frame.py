@@ -12,11 +12,11 @@ aggregates over the *whole* history.
 engine's memory limit, computes every single-key aggregate over every shipment and hands back
 only the kept rows' (each dimension's query filtered on the kept rows inside the engine);
 the multi-valued keys (transshipment ports, description words:
-:func:`features.engine.multi_aggregates`) too, over every shipment. The one part that still
-runs in numpy over the whole history - the link graph's components
-(:func:`features.network.offline_components`) - gets only the integer codes of the consignee
-and its identifiers, normalised through their distinct values. The kept rows alone are read
-whole into pandas, validated against the contract, prepared and finished by the same
+:func:`features.engine.multi_aggregates`) too, over every shipment; and the link graph's
+components (:func:`features.network.engine_components`): the engine reduces the history to
+the graph's distinct links and seizures in time order, a union-find replays them in Python
+(memory per node of the graph, not per shipment) and answers the kept rows. The kept rows
+alone are read whole into pandas, validated against the contract, prepared and finished by the same
 :func:`features.pipeline.feature_columns`: the same columns and values as the whole frame has
 on those rows (tested feature by feature).
 """
@@ -47,11 +47,6 @@ from features.pipeline import (
     feature_columns,
     feature_frame,
 )
-
-HISTORY_FIELDS = ("consignee_id", "consignee_phone", "consignee_address",
-                  "recipient_customs_code")  # fmt: skip
-"""Key columns the whole-history link graph reads (as ``load_parquet``'s ``ship`` holds them):
-the consignee and its identifiers."""
 
 
 @dataclass(frozen=True)
@@ -112,22 +107,6 @@ def _kept_sql(since: pd.Timestamp | None) -> str:
         return "SELECT row FROM ship"
     since_ns = int(pd.Timestamp(since).as_unit("ns").value)
     return f"SELECT row FROM ship WHERE t >= {since_ns} UNION SELECT DISTINCT row FROM outcomes"
-
-
-def _history_keys(con) -> dict[str, np.ndarray]:
-    """The link graph's keys of every shipment - ``t`` and the integer codes of the consignee
-    and its identifiers - in row order, each normalised once per distinct value by the
-    functions of :mod:`features.manifest`."""
-    table = con.sql(
-        f"SELECT t, {', '.join(HISTORY_FIELDS)} FROM ship ORDER BY row"
-    ).to_arrow_table()
-    normalisers = {key: (col, fn) for key, col, fn in manifest.KEY_FIELDS}
-    p: dict[str, np.ndarray] = {"t": table.column("t").to_numpy().astype("int64")}
-    for key in ("consignee", *network.IDENTIFIERS):
-        col, fn = normalisers[key]
-        values = table.column(col).to_numpy(zero_copy_only=False)
-        p[key] = manifest.map_coded(values, fn)[1]  # the codes: what the replay groups by
-    return p
 
 
 def _kept_aggregates(
@@ -217,23 +196,16 @@ def parquet_training_frame(
         )
         raw, multi = _kept_aggregates(con, kept, n)
         counts = {column: _earlier(con, column, kept) for column in earlier}
+        # the link graph's components over every shipment, answered for the kept rows: the
+        # engine dedupes and sorts the graph's changes, Python replays them (bounded by the
+        # graph's nodes, not by the shipments)
+        raw.update(network.engine_components(con, "kept"))
         con.execute("DROP TABLE keys")  # the single-key aggregates are done
         # the multi-valued keys (ports, description words) by the engine over every shipment
         engine.multi_aggregates(lambda sql: con.sql(sql).to_arrow_table(), n, multi)
         raw.update({name: multi[name][kept] for name in MULTI})
         del multi
         first, last = con.execute("SELECT min(t), max(t) FROM ship").fetchall()[0]
-        # the link graph's replay over every shipment, in numpy, dropped before the kept rows
-        # are read: the peak is the larger of the two phases, not their sum
-        events = con.sql("SELECT row, known, seized FROM outcomes").to_arrow_table()
-        p_all = _history_keys(con)
-        rows = events.column("row").to_numpy().astype("int64")
-        known = events.column("known").to_numpy().astype("int64")
-        seized = events.column("seized").to_numpy().astype(bool)
-        graph = network.offline_components(p_all, rows, known, seized)
-        del p_all, events
-        raw.update({name: values[kept] for name, values in graph.items()})
-        del graph
         con.execute(
             "CREATE OR REPLACE TEMP TABLE kept_ids AS SELECT s.row, s.shipment_id FROM ship AS s "
             "SEMI JOIN kept USING (row)"

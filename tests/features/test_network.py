@@ -201,3 +201,77 @@ def test_persistent_union_find_on_the_ring_and_nothing(ring):
         got = network.offline_components(p, rows, known, seized)
         for name, values in expected.items():
             np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+# -- the components from the engine's tables (the lazy training frame's path) -------------------
+def engine_run(shipments, outcomes, tmp_path, kept_rows=None):
+    """:func:`features.network.engine_components` on DuckDB tables loaded from Parquet files
+    of ``shipments`` / ``outcomes``, for ``kept_rows`` (row numbers; None = every one)."""
+    import pyarrow as pa
+
+    from features import engine, network
+
+    shipments.to_parquet(tmp_path / "shipments.parquet", index=False)
+    outcomes.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    settings = engine.EngineSettings(threads=1, memory_limit="256MB")
+    with engine.duckdb_connection(settings) as con:
+        engine.load_parquet(con, tmp_path / "shipments.parquet", tmp_path / "outcomes.parquet")
+        if kept_rows is None:
+            return network.engine_components(con)
+        con.register("chosen", pa.table({"row": pa.array(kept_rows, type=pa.int64())}))
+        return network.engine_components(con, "chosen")
+
+
+def sorted_prepared(shipments, outcomes):
+    """Prepared shipments in the engine's row order ``(declared_at, shipment_id)`` and their
+    outcome events."""
+    from features import manifest
+    from features.pipeline import check_outcomes, check_shipments, outcome_events
+
+    s = check_shipments(shipments).sort_values(["declared_at", "shipment_id"], kind="stable")
+    s = s.reset_index(drop=True)
+    p = manifest.prepare(s)
+    return p, outcome_events(check_outcomes(outcomes), s["shipment_id"], p["t"])
+
+
+@pytest.mark.parametrize(("n", "seed", "block"), [(700, 2, None), (3000, 5, 89)])
+def test_engine_components_equal_the_replay(n, seed, block, tmp_path, monkeypatch):
+    """The engine's path (links de-duplicated and sorted by DuckDB, streamed in batches,
+    shipments answered block by block as DuckDB returns them, in no particular order) gives
+    the one-by-one replay's values for every shipment and for a chosen subset."""
+    import numpy as np
+
+    from features import network
+
+    if block:  # many change batches and answer blocks, as at scale
+        monkeypatch.setattr(network, "_QUERY_BLOCK", block)
+        monkeypatch.setattr(network, "_EVENT_BLOCK", block)
+    shipments, outcomes = network_world(n, seed)
+    p, (rows, known, seized) = sorted_prepared(shipments, outcomes)
+    expected = replay_components(p, rows, known, seized)
+    assert expected["net:size"].max() > 3 and expected["net:seizures"].max() > 0
+    got = engine_run(shipments, outcomes, tmp_path)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+    chosen = np.sort(np.random.default_rng(seed).choice(n, n // 7, replace=False))
+    got = engine_run(shipments, outcomes, tmp_path, chosen)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values[chosen], err_msg=name)
+
+
+def test_engine_components_on_the_ring_and_without_links(ring, tmp_path):
+    import numpy as np
+
+    shipments, outcomes = ring
+    p, events = sorted_prepared(shipments, outcomes)
+    expected = replay_components(p, *events)
+    got = engine_run(shipments, outcomes, tmp_path)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+    # no identifier declared at all: every shipment its consignee's own network
+    bare = shipments.assign(consignee_phone=None, consignee_address=None)
+    p, events = sorted_prepared(bare, outcomes)
+    expected = replay_components(p, *events)
+    got = engine_run(bare, outcomes, tmp_path)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
