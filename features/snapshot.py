@@ -637,12 +637,17 @@ def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.
         names = _raw_names(dim)
         keys = [key_text(v) for v in np.asarray(p[dim.name], dtype=object).tolist()]
         cols = {name: np.full(n, nan) for name in names}
+        # one key at one time has one set of values: computed once for a manifest's
+        # shipments that share them
+        seen: dict[tuple[str, int], dict[str, float]] = {}
         for i, key in enumerate(keys):
             if key is None:
                 continue
-            row = totals.get((dim.name, key))
-            buckets = days.get((dim.name, key), _NO_BUCKETS)
-            values = _dimension_values(dim, row, buckets, t_list[i])
+            values = seen.get((key, t_list[i]))
+            if values is None:
+                row = totals.get((dim.name, key))
+                buckets = days.get((dim.name, key), _NO_BUCKETS)
+                values = seen[(key, t_list[i])] = _dimension_values(dim, row, buckets, t_list[i])
             for name in names:
                 cols[name][i] = values[name]
         raw.update(cols)

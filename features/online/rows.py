@@ -66,12 +66,14 @@ class ManifestKeys:
     """The keys of a manifest in each aggregate table: ``totals`` ``(dim, key)`` (ports as
     :data:`PORT_DIM`), ``days`` ``(dim, key)`` of the dimensions with windows, ``pairs``
     ``(dim, partner, key, value)`` (words as :data:`WORDS_DIM`), ``nodes`` ``(dim, key)`` of
-    the link graph (consignee and identifiers)."""
+    the link graph (consignee and identifiers); ``times`` the declaration times (ns) of the
+    manifest's shipments (where their windows start)."""
 
     totals: frozenset[tuple[str, str]]
     days: frozenset[tuple[str, str]]
     pairs: frozenset[tuple[str, str, str, str]]
     nodes: frozenset[tuple[str, str]]
+    times: frozenset[int] = frozenset()
 
 
 _TEXT = "_key_text"
@@ -116,7 +118,10 @@ def manifest_keys(p: Mapping[str, Any]) -> ManifestKeys:
             pairs.update((WORDS_DIM, WORD_PARTNER, chapter, w) for w in words)
     for kind in ("consignee", *IDENTIFIERS):
         nodes.update((kind, k) for k in _column(p, kind) if k)
-    return ManifestKeys(frozenset(totals), frozenset(days), frozenset(pairs), frozenset(nodes))
+    times = frozenset(np.unique(np.asarray(p["t"], dtype="int64")).tolist())
+    return ManifestKeys(
+        frozenset(totals), frozenset(days), frozenset(pairs), frozenset(nodes), times
+    )
 
 
 def feature_rows(
