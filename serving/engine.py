@@ -392,7 +392,7 @@ class ScoringEngine:
 
         since = window_start(int(np.min(prepared["t"])), MAX_WINDOW_DAYS)
         # results known by now that arrived early counted first (asked with the rows)
-        tables = self.store.aggregate_rows(manifest_keys(prepared), since, fold_due=True)
+        tables = self.store.aggregate_rows(manifest_keys(prepared), since, due_first=True)
         return feature_rows(shipments, prepared, tables, attributes)
 
     def parties(self, record: dict) -> tuple[list[dict], list[dict]] | None:

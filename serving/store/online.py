@@ -29,12 +29,12 @@ from features.online.rows import (
     ManifestKeys,
     component_id,
     distinct_deltas,
+    graph_nodes,
     link_changes,
-    manifest_keys,
     outcome_deltas,
     shipment_deltas,
 )
-from features.snapshot import TABLE_COLUMNS, TABLE_KEYS
+from features.snapshot import TABLE_COLUMNS, TABLE_KEYS, WORDS_DIM
 from serving.store.rows import utcnow
 from serving.store.tables import aggregate_loads, applied_events, pending_reports
 
@@ -214,7 +214,12 @@ def read_rows(
     wanted: dict[str, tuple[list[tuple], tuple[str, ...]]] = {
         "key_totals": (sorted(keys.totals), ("dim", "key")),
         "key_days": (sorted(keys.days), ("dim", "key")),
-        "key_pairs": (sorted(keys.pairs), ("dim", "partner", "key", "value")),
+        # the features read the description words' pairs only (the partners' distinct
+        # counts are in key_totals; the other pairs decide what a declaration adds)
+        "key_pairs": (
+            sorted(k for k in keys.pairs if k[0] == WORDS_DIM),
+            ("dim", "partner", "key", "value"),
+        ),
         "key_components": (sorted(keys.nodes), ("dim", "key")),
     }
     segments = _day_segments(keys.times, since)
@@ -533,7 +538,6 @@ def add_declarations(
     if first:
         sub = {n: [ship[n][i] for i in first] for n in SHIPMENT_COLUMNS}
         p = _prepared(sub)
-        keys = manifest_keys(p)
         deltas = shipment_deltas(p)
         # the new pairs inserted and the link graph's nodes read in one round trip (first
         # declarations change no component before apply_links)
@@ -545,7 +549,7 @@ def add_declarations(
             [(*pair, first_seen) for pair, first_seen in sorted(deltas.pairs.items())],
             ("dim", "partner", "key", "value"),
         )
-        nodes_read = _select_queries(conn, "key_components", sorted(keys.nodes), ("dim", "key"))
+        nodes_read = _select_queries(conn, "key_components", sorted(graph_nodes(p)), ("dim", "key"))
         results = _run(conn, [*pairs, *nodes_read])
         new_pairs = [tuple(r) for rows in results[: len(pairs)] for r in rows]
         deltas.add(distinct_deltas(new_pairs))
@@ -802,12 +806,12 @@ class OnlineStore:
     engine: sa.engine.Engine
 
     def aggregate_rows(
-        self, keys: ManifestKeys, since: int | None = None, *, fold_due: bool = False
+        self, keys: ManifestKeys, since: int | None = None, *, due_first: bool = False
     ) -> dict[str, list[dict]]:
         """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now.
-        ``fold_due``: the held reports due by now counted first (:meth:`fold_due_reports`),
+        ``due_first``: the held reports due by now counted first (:meth:`fold_due_reports`),
         asked in the same round trip as the rows (read again only when one was due)."""
-        now_ns = time.time_ns() if fold_due else None
+        now_ns = time.time_ns() if due_first else None
         with self.engine.connect() as conn:
             due, rows = read_rows(conn, keys, since, now_ns)
         if not due:

@@ -244,8 +244,9 @@ class RecordsStore:
             try:
                 with self.engine.begin() as conn:
                     before = self._current_shipments(conn, ship["shipment_id"]) if online else {}
+                    in_force = before if online else None  # read once
                     versions = self._store_versions(
-                        conn, ship, at, caller.label, request_id, current=before if online else None
+                        conn, ship, at, caller.label, request_id, in_force=in_force
                     )
                     if online:
                         self._count_versions(conn, ship, versions, before)
@@ -326,12 +327,12 @@ class RecordsStore:
         at: dt.datetime,
         caller: str,
         request_id: str,
-        current: dict[str, dict[str, Any]] | None = None,
+        in_force: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, ShipmentVersion]:
         """Within ``conn``'s transaction: append the new versions among ``ship`` and make them
-        the declarations in force (``current``: the declarations in force, when read
+        the declarations in force (``in_force``: the declarations in force, when read
         already)."""
-        plan = self.plan_versions(ship, conn, current=current)
+        plan = self.plan_versions(ship, conn, current=in_force)
         rows = [i for i, p in enumerate(plan) if p.new]
         if rows:
             names = (*SHIPMENT_COLUMNS, "attributes")

@@ -7,6 +7,7 @@ an amendment move what they move. Plus the row arithmetic on tiny hand-computed 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pandas as pd
@@ -279,6 +280,22 @@ def test_a_result_known_later_than_now_counts_when_due(tmp_path, store_url):
         assert c1() == (2, 2, 1)
         assert store.fold_due_reports(ns(now + pd.Timedelta(minutes=10))) == 0
         assert c1() == (2, 2, 1)
+
+        # a result held until a moment now past: the features' read counts it first (in
+        # the read's round trip), once
+        soon = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(seconds=2)
+        late = make_outcome("S1", "seized", inspected_at=now - pd.Timedelta(minutes=30),
+                            result_at=soon)  # fmt: skip
+        store.record_outcomes(validate_outcomes(pd.DataFrame([late])), request_id="o4",
+                              caller=caller, online=True)  # fmt: skip
+        assert c1() == (2, 2, 1)
+        keys = rows.ManifestKeys(frozenset({("consignee", "c1")}), *(frozenset(),) * 3)
+        time.sleep(max(0.0, (soon - pd.Timestamp.now(tz="UTC").tz_localize(None)).total_seconds())
+                   + 0.2)  # fmt: skip
+        row = store.aggregate_rows(keys, due_first=True)["key_totals"][0]
+        assert (int(row["shipments"]), int(row["inspections"]), int(row["seizures"])) == (2, 3, 2)
+        assert c1() == (2, 3, 2)
+        assert store.fold_due_reports() == 0
     finally:
         store.close()
 
