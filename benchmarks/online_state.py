@@ -317,6 +317,7 @@ def main() -> None:
                     print(json.dumps(out), flush=True)
     finally:
         stores.close()
+        shutil.rmtree(work, ignore_errors=True)
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     summary = {
