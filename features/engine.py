@@ -48,6 +48,7 @@ Spark runs the few huge keys' running sums in two stages (``split_days`` of
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -126,8 +127,10 @@ class Dimension:
     seizure_windows: tuple[int, ...]
 
 
+@functools.cache
 def dimensions() -> tuple[Dimension, ...]:
-    """Every key dimension with an aggregate, in a fixed order."""
+    """Every key dimension with an aggregate, in a fixed order (made once: the per-request
+    feature and delta code asks for it several times)."""
     names = sorted(
         set(history.SHIPMENT_COUNTS)
         | set(history.OUTCOME_COUNTS)

@@ -141,6 +141,23 @@ def key_text(value: Any) -> str | None:
     return str(value)
 
 
+KEY_TEXTS: Final = "_key_text"
+"""Where :func:`key_texts` leaves, in a prepared manifest (a dict), the key texts it made."""
+
+
+def key_texts(p: Mapping[str, Any], name: str) -> list[Any]:
+    """The key text (:func:`key_text`) of each row's ``name`` key of prepared shipments,
+    made once per prepared dict (the keys, the deltas and the features of one manifest read
+    the same columns)."""
+    cache = p.get(KEY_TEXTS) if isinstance(p, dict) else None
+    if cache is not None and name in cache:
+        return cache[name]
+    texts = [key_text(v) for v in np.asarray(p[name], dtype=object).tolist()]
+    if isinstance(p, dict):
+        p.setdefault(KEY_TEXTS, {})[name] = texts
+    return texts
+
+
 def spans(dim: engine.Dimension) -> tuple[int, int]:
     """Days of shipment buckets and of seizure buckets the snapshot keeps for ``dim`` (its
     longest counted window and its longest seizure window; 0 = none)."""
@@ -635,17 +652,26 @@ def tables_raw(tables: Mapping[str, Any], p: Mapping[str, Any]) -> dict[str, np.
     raw: dict[str, np.ndarray] = {}
     for dim in engine.dimensions():
         names = _raw_names(dim)
-        keys = [key_text(v) for v in np.asarray(p[dim.name], dtype=object).tolist()]
-        cols = {name: np.full(n, nan) for name in names}
+        keys = key_texts(p, dim.name)
+        # one key at one time has one set of values: computed once for a manifest's
+        # shipments that share them, then gathered (row -1: a shipment without the key)
+        where: dict[tuple[str, int], int] = {}
+        found: list[list[float]] = []
+        rows = [-1] * n
         for i, key in enumerate(keys):
             if key is None:
                 continue
-            row = totals.get((dim.name, key))
-            buckets = days.get((dim.name, key), _NO_BUCKETS)
-            values = _dimension_values(dim, row, buckets, t_list[i])
-            for name in names:
-                cols[name][i] = values[name]
-        raw.update(cols)
+            j = where.get((key, t_list[i]))
+            if j is None:
+                j = where[(key, t_list[i])] = len(found)
+                row = totals.get((dim.name, key))
+                buckets = days.get((dim.name, key), _NO_BUCKETS)
+                values = _dimension_values(dim, row, buckets, t_list[i])
+                found.append([values[name] for name in names])
+            rows[i] = j
+        found.append([nan] * len(names))
+        matrix = np.array(found, dtype="float64")[np.asarray(rows, dtype=np.int64)]
+        raw.update({name: matrix[:, j].copy() for j, name in enumerate(names)})
     raw.update(_multi_values(tables, p, totals, history.prior_rate(raw)))
     raw.update(_network_values(tables, p))
     return raw

@@ -390,9 +390,9 @@ class ScoringEngine:
         from features.history import window_start
         from features.snapshot import MAX_WINDOW_DAYS
 
-        self.store.fold_due_reports()  # results known by now that arrived early
         since = window_start(int(np.min(prepared["t"])), MAX_WINDOW_DAYS)
-        tables = self.store.aggregate_rows(manifest_keys(prepared), since)
+        # results known by now that arrived early counted first (asked with the rows)
+        tables = self.store.aggregate_rows(manifest_keys(prepared), since, due_first=True)
         return feature_rows(shipments, prepared, tables, attributes)
 
     def parties(self, record: dict) -> tuple[list[dict], list[dict]] | None:

@@ -41,7 +41,7 @@ from features.snapshot import (
     PORT_DIM,
     TABLE_COLUMNS,
     WORDS_DIM,
-    key_text,
+    key_texts,
     spans,
     table_rows,
     tables_raw,
@@ -66,28 +66,19 @@ class ManifestKeys:
     """The keys of a manifest in each aggregate table: ``totals`` ``(dim, key)`` (ports as
     :data:`PORT_DIM`), ``days`` ``(dim, key)`` of the dimensions with windows, ``pairs``
     ``(dim, partner, key, value)`` (words as :data:`WORDS_DIM`), ``nodes`` ``(dim, key)`` of
-    the link graph (consignee and identifiers)."""
+    the link graph (consignee and identifiers); ``times`` the declaration times (ns) of the
+    manifest's shipments (where their windows start)."""
 
     totals: frozenset[tuple[str, str]]
     days: frozenset[tuple[str, str]]
     pairs: frozenset[tuple[str, str, str, str]]
     nodes: frozenset[tuple[str, str]]
+    times: frozenset[int] = frozenset()
 
 
-_TEXT = "_key_text"
-"""Where :func:`_column` leaves, in a prepared manifest, the key texts it made (the keys,
-the deltas and the features of one manifest read the same columns)."""
-
-
-def _column(p: Mapping[str, Any], name: str) -> list:
-    """The key text (:func:`features.snapshot.key_text`) of each row's ``name`` key."""
-    cache = p.get(_TEXT) if isinstance(p, dict) else None
-    if cache is not None and name in cache:
-        return cache[name]
-    texts = [key_text(v) for v in np.asarray(p[name], dtype=object).tolist()]
-    if isinstance(p, dict):
-        p.setdefault(_TEXT, {})[name] = texts
-    return texts
+_column = key_texts
+"""The key text (:func:`features.snapshot.key_text`) of each row's ``name`` key, made once
+per prepared manifest (its keys, deltas and features read the same columns)."""
 
 
 def manifest_keys(p: Mapping[str, Any]) -> ManifestKeys:
@@ -114,9 +105,20 @@ def manifest_keys(p: Mapping[str, Any]) -> ManifestKeys:
     for chapter, words in zip(_column(p, "hs2"), p["tokens"], strict=True):
         if chapter is not None:
             pairs.update((WORDS_DIM, WORD_PARTNER, chapter, w) for w in words)
+    nodes.update(graph_nodes(p))
+    times = frozenset(np.unique(np.asarray(p["t"], dtype="int64")).tolist())
+    return ManifestKeys(
+        frozenset(totals), frozenset(days), frozenset(pairs), frozenset(nodes), times
+    )
+
+
+def graph_nodes(p: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The link graph's nodes of prepared shipments: ``(dim, key)`` of their consignees and
+    identifiers (``ManifestKeys.nodes``)."""
+    nodes: set[tuple[str, str]] = set()
     for kind in ("consignee", *IDENTIFIERS):
         nodes.update((kind, k) for k in _column(p, kind) if k)
-    return ManifestKeys(frozenset(totals), frozenset(days), frozenset(pairs), frozenset(nodes))
+    return nodes
 
 
 def feature_rows(

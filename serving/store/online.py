@@ -29,12 +29,12 @@ from features.online.rows import (
     ManifestKeys,
     component_id,
     distinct_deltas,
+    graph_nodes,
     link_changes,
-    manifest_keys,
     outcome_deltas,
     shipment_deltas,
 )
-from features.snapshot import TABLE_COLUMNS, TABLE_KEYS
+from features.snapshot import TABLE_COLUMNS, TABLE_KEYS, WORDS_DIM
 from serving.store.rows import utcnow
 from serving.store.tables import aggregate_loads, applied_events, pending_reports
 
@@ -51,35 +51,74 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns_of(table)})
 
 
-def _select(
-    conn, table: str, keys: Sequence[tuple], key_cols: Sequence[str], where: str | None = None
-) -> list[tuple]:
-    """The rows of ``table`` whose ``key_cols`` are one of ``keys``, and ``where``: the keys
-    grouped by all but their last column, one ``c1 = ? AND ... AND last IN (...)`` select per
-    group joined by ``UNION ALL`` (each a primary-key range on SQLite and PostgreSQL; a
-    row-value ``IN`` makes SQLite scan the table), in chunks under every driver's limits."""
+def _mark(conn) -> str:
+    """The driver's positional parameter mark."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _fetch(conn, sql: str, params: Sequence[Any]) -> list[tuple]:
+    """The rows of one query through the DBAPI cursor of ``conn`` (its transaction):
+    SQLAlchemy's result layer costs more than the query for the hundreds of aggregate rows of
+    one shipment and the hundreds of thousands of a manifest."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _run(conn, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple]]:
+    """The rows of each query, in ``conn``'s transaction: on PostgreSQL (psycopg) sent
+    together in one pipeline (one round trip to the server instead of one per query),
+    elsewhere one after the other."""
+    if len(queries) > 1 and conn.dialect.driver == "psycopg":
+        raw = conn.connection.driver_connection
+        cursors = []
+        try:
+            with raw.pipeline():
+                for sql, params in queries:
+                    cursor = raw.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(sql, tuple(params))
+            return [list(cursor.fetchall()) for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+    return [_fetch(conn, sql, params) for sql, params in queries]
+
+
+def _select_queries(
+    conn,
+    table: str,
+    keys: Sequence[tuple],
+    key_cols: Sequence[str],
+    where: str | None = None,
+    *,
+    select: str | None = None,
+    group: str | None = None,
+) -> list[tuple[str, list[Any]]]:
+    """The queries of :func:`_select`."""
     if not keys:
         return []
-    names = columns_of(table)
-    cols = ", ".join(f'"{c}"' for c in names)
+    cols = select or ", ".join(f'"{c}"' for c in columns_of(table))
     *prefix_cols, last = key_cols
     groups: dict[tuple, list] = {}
     for key in keys:
         groups.setdefault(tuple(key[:-1]), []).append(key[-1])
-    found: list[tuple] = []
+    queries: list[tuple[str, list[Any]]] = []
     parts: list[str] = []
     params: list[Any] = []
     size = 0
     # positional parameters through the driver: SQLAlchemy's text() binding costs more than
     # the queries for a manifest's thousands of keys
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(conn)
+    tail = f" GROUP BY {group}" if group else ""
 
     def flush() -> None:
         nonlocal parts, params, size
         if parts:
-            found.extend(
-                tuple(r) for r in conn.exec_driver_sql(" UNION ALL ".join(parts), tuple(params))
-            )
+            queries.append((" UNION ALL ".join(parts), params))
         parts, params, size = [], [], 0
 
     for prefix, lasts in groups.items():
@@ -93,31 +132,120 @@ def _select(
             params.extend(chunk)
             if where:
                 conds.append(where)
-            parts.append(f"SELECT {cols} FROM {table} WHERE {' AND '.join(conds)}")
+            parts.append(f"SELECT {cols} FROM {table} WHERE {' AND '.join(conds)}{tail}")
             size += len(chunk)
     flush()
-    return found
+    return queries
+
+
+def _select(
+    conn,
+    table: str,
+    keys: Sequence[tuple],
+    key_cols: Sequence[str],
+    where: str | None = None,
+    *,
+    select: str | None = None,
+    group: str | None = None,
+) -> list[tuple]:
+    """The rows of ``table`` whose ``key_cols`` are one of ``keys``, and ``where``: the keys
+    grouped by all but their last column, one ``c1 = ? AND ... AND last IN (...)`` select per
+    group joined by ``UNION ALL`` (each a primary-key range on SQLite and PostgreSQL; a
+    row-value ``IN`` makes SQLite scan the table), in chunks under every driver's limits.
+    ``select``: the select list (default every column, :func:`columns_of`), ``group`` a
+    ``GROUP BY`` of each select."""
+    queries = _select_queries(conn, table, keys, key_cols, where, select=select, group=group)
+    return [row for rows in _run(conn, queries) for row in rows]
+
+
+_MAX_SEGMENTS = 64
+"""At most this many window starts are summed in the store (:func:`_day_segments`); a
+manifest spread over more days reads its keys' day buckets one by one."""
+
+
+def _day_segments(times: Iterable[int], since: int | None) -> list[int] | None:
+    """The window starts (descending) that the features of shipments declared at ``times``
+    read from the day buckets (:func:`features.history.window_start` of every window of
+    every dimension), from ``since`` on; None when there are more than
+    :data:`_MAX_SEGMENTS` (or no times)."""
+    from features import engine
+    from features.history import window_start
+    from features.snapshot import spans
+
+    windows = {w for dim in engine.dimensions() if any(spans(dim))
+               for w in (*dim.windows, *dim.seizure_windows)}  # fmt: skip
+    starts = {int(window_start(int(t), w)) for t in times for w in windows}
+    if since is not None:
+        starts = {s for s in starts if s >= since}
+    if not starts or len(starts) > _MAX_SEGMENTS:
+        return None
+    return sorted(starts, reverse=True)
+
+
+def _days_select(segments: Sequence[int]) -> tuple[str, str]:
+    """The select list and ``GROUP BY`` that read the day buckets of a key summed per segment
+    between consecutive window starts (``segments``, descending): each segment a row whose
+    ``day_start`` is its window start. A window from any of those starts sums the same rows
+    as from the buckets themselves (``day_start >= start`` holds for a bucket exactly when
+    it holds for its segment's start), in a few rows per key instead of one per day."""
+    cases = " ".join(f"WHEN day_start >= {int(s)} THEN {int(s)}" for s in segments)
+    select = (
+        f'"dim", "key", CASE {cases} END, CAST(SUM("shipments") AS BIGINT), '
+        'CAST(SUM("seizures") AS BIGINT)'
+    )
+    return select, '"dim", "key", 3'
 
 
 def fetch_rows(conn, keys: ManifestKeys, since: int | None = None) -> dict[str, list[dict]]:
     """The aggregate rows of a manifest's keys (:func:`features.online.rows.manifest_keys`),
     as lists of row mappings in the snapshot's table shapes: what its features are computed
     from. ``since``: day buckets from then on only (the earliest window start of the
-    manifest)."""
+    manifest). The day buckets come summed per segment between the window starts of the
+    manifest's declaration times (``keys.times``, :func:`_days_select`) when there are few."""
+    return read_rows(conn, keys, since)[1]
+
+
+def read_rows(
+    conn, keys: ManifestKeys, since: int | None = None, due_by: int | None = None
+) -> tuple[bool, dict[str, list[dict]]]:
+    """:func:`fetch_rows`, all queries at once (one round trip on PostgreSQL), and with
+    ``due_by`` also :func:`any_due` ``(due_by)`` in the same batch: ``(due, rows)`` - when a
+    held report is due, the rows are read before it counts."""
     wanted: dict[str, tuple[list[tuple], tuple[str, ...]]] = {
         "key_totals": (sorted(keys.totals), ("dim", "key")),
         "key_days": (sorted(keys.days), ("dim", "key")),
-        "key_pairs": (sorted(keys.pairs), ("dim", "partner", "key", "value")),
+        # the features read the description words' pairs only (the partners' distinct
+        # counts are in key_totals; the other pairs decide what a declaration adds)
+        "key_pairs": (
+            sorted(k for k in keys.pairs if k[0] == WORDS_DIM),
+            ("dim", "partner", "key", "value"),
+        ),
         "key_components": (sorted(keys.nodes), ("dim", "key")),
     }
-    out = {}
+    segments = _day_segments(keys.times, since)
+    queries: list[tuple[str, Sequence[Any]]] = []
+    if due_by is not None:
+        queries.append(_due_query(conn, due_by))
+    spans: dict[str, tuple[int, int]] = {}
     for table, (ks, key_cols) in wanted.items():
-        where = f"day_start >= {int(since)}" if table == "key_days" and since is not None else None
+        if table != "key_days":
+            more = _select_queries(conn, table, ks, key_cols)
+        elif segments is not None:
+            select, group = _days_select(segments)
+            more = _select_queries(conn, table, ks, key_cols, f"day_start >= {segments[-1]}",
+                                   select=select, group=group)  # fmt: skip
+        else:
+            where = None if since is None else f"day_start >= {int(since)}"
+            more = _select_queries(conn, table, ks, key_cols, where)
+        spans[table] = (len(queries), len(queries) + len(more))
+        queries.extend(more)
+    results = _run(conn, queries)
+    due = bool(results[0]) if due_by is not None else False
+    out = {}
+    for table, (start, end) in spans.items():
         names = columns_of(table)
-        out[table] = [
-            dict(zip(names, r, strict=True)) for r in _select(conn, table, ks, key_cols, where)
-        ]
-    return out
+        out[table] = [dict(zip(names, r, strict=True)) for rows in results[start:end] for r in rows]
+    return due, out
 
 
 def aggregates_loaded(conn) -> bool:
@@ -168,43 +296,73 @@ _UPSERT = {
 }
 """The upserts, run through the driver's ``executemany`` (SQLAlchemy's parameter handling
 costs more than SQLite's work for a manifest's thousands of rows)."""
-_INSERT_PAIR = (
-    'INSERT INTO key_pairs ("dim", "partner", "key", "value", "first_seen") '
-    "VALUES (:dim, :partner, :key, :value, :first_seen) "
-    '    ON CONFLICT ("dim", "partner", "key", "value") DO NOTHING'
-)
 
 
-def apply_deltas(conn, deltas: Deltas) -> None:
-    """Add ``deltas`` to the tables (within ``conn``'s transaction): totals and day buckets
-    summed, the consignees' own seizures and their components' seizures."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+def _execute_all(conn, statements: Sequence[tuple[str, Sequence[tuple]]]) -> None:
+    """Each ``(sql, rows)`` as one ``executemany``, in order, in ``conn``'s transaction: on
+    PostgreSQL (psycopg) all in one pipeline (one round trip), elsewhere one after the
+    other."""
+    statements = [(sql, rows) for sql, rows in statements if rows]
+    if not statements:
+        return
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.driver == "psycopg":
+            with conn.connection.driver_connection.pipeline():
+                for sql, rows in statements:
+                    cursor.executemany(sql, rows)
+        else:
+            for sql, rows in statements:
+                cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def _deltas_statements(conn, deltas: Deltas) -> list[tuple[str, list[tuple]]]:
+    """The statements of :func:`apply_deltas`."""
+    mark = _mark(conn)
+    out: list[tuple[str, list[tuple]]] = []
     for table, items in (("key_totals", deltas.totals), ("key_days", deltas.days)):
         if not items:
             continue
         names = columns_of(table)[len(TABLE_KEYS[table]) :]
         rows = [(*key, *(row[c] for c in names)) for key, row in sorted(items.items())]
-        conn.exec_driver_sql(_UPSERT[(table, mark)], rows)
-    own = {consignee: n for consignee, n in sorted(deltas.own.items()) if n != 0}
+        out.append((_UPSERT[(table, mark)], rows))
+    own = [(int(n), consignee) for consignee, n in sorted(deltas.own.items()) if n != 0]
     if own:
-        add_consignee_nodes(conn, own)
-    for consignee, n in own.items():
-        params = {"key": consignee, "n": int(n)}
-        conn.execute(
-            sa.text(
-                'UPDATE key_components SET "seizures" = "seizures" + :n WHERE "component" = '
-                '(SELECT "component" FROM key_components WHERE "dim" = \'consignee\' '
-                'AND "key" = :key)'
-            ),
-            params,
-        )
-        conn.execute(
-            sa.text(
-                'UPDATE key_components SET "own_seizures" = COALESCE("own_seizures", 0) + :n '
-                'WHERE "dim" = \'consignee\' AND "key" = :key'
-            ),
-            params,
-        )
+        out.append(_consignee_nodes_statement(conn, [c for _, c in own]))
+        # each statement over every consignee (the second one does not change what the
+        # first one reads: a consignee's component)
+        out.append((
+            f'UPDATE key_components SET "seizures" = "seizures" + {mark} WHERE "component" = '
+            f'(SELECT "component" FROM key_components WHERE "dim" = \'consignee\' '
+            f'AND "key" = {mark})',
+            own,
+        ))  # fmt: skip
+        out.append((
+            f'UPDATE key_components SET "own_seizures" = COALESCE("own_seizures", 0) + {mark} '
+            f'WHERE "dim" = \'consignee\' AND "key" = {mark}',
+            own,
+        ))  # fmt: skip
+    return out
+
+
+def apply_deltas(conn, deltas: Deltas) -> None:
+    """Add ``deltas`` to the tables (within ``conn``'s transaction): totals and day buckets
+    summed, the consignees' own seizures and their components' seizures (a consignee not in
+    the link graph yet given its node first: :func:`add_consignee_nodes`)."""
+    _execute_all(conn, _deltas_statements(conn, deltas))
+
+
+def _consignee_nodes_statement(conn, consignees: Iterable[str]) -> tuple[str, list[tuple]]:
+    """The statement of :func:`add_consignee_nodes`."""
+    mark = _mark(conn)
+    return (
+        'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
+        f"\"own_seizures\") VALUES ('consignee', {mark}, {mark}, 0, 0, 0) "
+        'ON CONFLICT ("dim", "key") DO NOTHING',
+        [(c, int(component_id("consignee", c))) for c in sorted(consignees)],
+    )
 
 
 def add_consignee_nodes(conn, consignees: Iterable[str]) -> None:
@@ -214,85 +372,112 @@ def add_consignee_nodes(conn, consignees: Iterable[str]) -> None:
     no parties (it is no party until it declares: :func:`features.online.rows.link_changes`)
     and the seizures about to be added, as the memory state's link graph counts them. A
     consignee already in the graph is left alone."""
-    rows = [{"key": c, "component": int(component_id("consignee", c))} for c in sorted(consignees)]
-    conn.execute(
-        sa.text(
-            'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
-            "\"own_seizures\") VALUES ('consignee', :key, :component, 0, 0, 0) "
-            'ON CONFLICT ("dim", "key") DO NOTHING'
-        ),
-        rows,
-    )
+    _execute_all(conn, [_consignee_nodes_statement(conn, consignees)])
 
 
-def apply_links(conn, changes: LinkChanges) -> None:
-    """The link graph's changes: components merged (relabelled), new nodes, and the parties and
-    seizures of every component that changed, on all its nodes."""
-    for old, new in sorted(changes.relabel.items()):
-        conn.execute(
-            sa.text('UPDATE key_components SET "component" = :new WHERE "component" = :old'),
-            {"new": int(new), "old": int(old)},
-        )
+def _links_statements(conn, changes: LinkChanges) -> list[tuple[str, list[tuple]]]:
+    """The statements of :func:`apply_links`."""
+    mark = _mark(conn)
+    out: list[tuple[str, list[tuple]]] = []
+    if changes.relabel:
+        # a component is relabelled to a root, never to another relabelled one: the order of
+        # the updates does not matter
+        out.append((
+            f'UPDATE key_components SET "component" = {mark} WHERE "component" = {mark}',
+            [(int(new), int(old)) for old, new in sorted(changes.relabel.items())],
+        ))  # fmt: skip
     if changes.new_nodes:
         rows = []
         for (dim, key), component in changes.new_nodes.items():
             parties, seizures = changes.components[component]
-            rows.append(
-                {
-                    "dim": dim,
-                    "key": key,
-                    "component": int(component),
-                    "parties": int(parties),
-                    "seizures": int(seizures),
-                    "own_seizures": 0 if dim == "consignee" else None,
-                }
-            )
-        conn.execute(
-            sa.text(
-                'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
-                '"own_seizures") VALUES (:dim, :key, :component, :parties, :seizures, '
-                ":own_seizures)"
-            ),
+            rows.append((dim, key, int(component), int(parties), int(seizures),
+                         0 if dim == "consignee" else None))  # fmt: skip
+        out.append((
+            'INSERT INTO key_components ("dim", "key", "component", "parties", "seizures", '
+            f'"own_seizures") VALUES ({", ".join([mark] * 6)})',
             rows,
-        )
-    for component, (parties, seizures) in sorted(changes.components.items()):
-        conn.execute(
-            sa.text(
-                'UPDATE key_components SET "parties" = :parties, "seizures" = :seizures '
-                'WHERE "component" = :component'
-            ),
-            {"component": int(component), "parties": int(parties), "seizures": int(seizures)},
-        )
+        ))  # fmt: skip
+    if changes.components:
+        out.append((
+            f'UPDATE key_components SET "parties" = {mark}, "seizures" = {mark} '
+            f'WHERE "component" = {mark}',
+            [(int(parties), int(seizures), int(component))
+             for component, (parties, seizures) in sorted(changes.components.items())],
+        ))  # fmt: skip
+    return out
 
 
-def _claim(conn, events: Sequence[tuple[str, str]]) -> set[str]:
+def apply_links(conn, changes: LinkChanges) -> None:
+    """The link graph's changes: components merged (relabelled), new nodes, and the parties and
+    seizures of every component that changed, on all its nodes (each kind of change one
+    ``executemany``)."""
+    _execute_all(conn, _links_statements(conn, changes))
+
+
+_RETURNING_ROWS = 1_000
+"""Rows per multi-row ``INSERT ... RETURNING`` (5,000 parameters of the pairs: under SQLite's
+32,766 and PostgreSQL's 65,535)."""
+
+
+def _insert_queries(
+    conn,
+    table: str,
+    names: Sequence[str],
+    keys: Sequence[str],
+    rows: Sequence[tuple],
+    returning: Sequence[str],
+) -> list[tuple[str, list]]:
+    """Insert the ``rows`` (``names`` order) that ``table`` does not hold yet (by its key
+    ``keys``), returning the ``returning`` columns of those it inserted: ``INSERT ... ON
+    CONFLICT DO NOTHING RETURNING`` in multi-row statements (SQLite 3.35+, PostgreSQL) - the
+    ledger's claim and the new partner pairs in one statement each, instead of a read of the
+    rows present and an insert of the others."""
+    mark = _mark(conn)
+    cols = ", ".join(f'"{c}"' for c in names)
+    one = f"({', '.join([mark] * len(names))})"
+    target = ", ".join(f'"{c}"' for c in keys)
+    back = ", ".join(f'"{c}"' for c in returning)
+    out: list[tuple[str, list]] = []
+    for start in range(0, len(rows), _RETURNING_ROWS):
+        chunk = rows[start : start + _RETURNING_ROWS]
+        sql = (
+            f"INSERT INTO {table} ({cols}) VALUES {', '.join([one] * len(chunk))} "
+            f"ON CONFLICT ({target}) DO NOTHING RETURNING {back}"
+        )
+        out.append((sql, [v for row in chunk for v in row]))
+    return out
+
+
+def _claim(conn, events: Sequence[tuple[str, str]], *, serialised: bool = False) -> set[str]:
     """Record events in the ledger; returns the ids that were not there yet (the ones to
-    count). Ids repeated within ``events`` count once."""
-    ids = list(dict.fromkeys(e for e, _ in events))
-    if not ids:
-        return set()
-    known: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        known.update(
-            conn.execute(
-                sa.select(applied_events.c.event_id).where(
-                    applied_events.c.event_id.in_(ids[start : start + _CHUNK])
-                )
-            ).scalars()
-        )
+    count). Ids repeated within ``events`` count once. ``serialised``: take the aggregates'
+    turn first (:func:`serialise`), in the same round trip."""
     kinds = dict(events)
-    new = [e for e in ids if e not in known]
-    if new:
-        at = utcnow()
-        conn.execute(
-            applied_events.insert(),
-            [{"event_id": e, "kind": kinds[e], "applied_at": at} for e in new],
-        )
-    return set(new)
+    ids = list(kinds)
+    lock = _lock_queries(conn) if serialised else []
+    if not ids:
+        _run(conn, lock)
+        return set()
+    at = utcnow()
+    stamp = applied_events.c.applied_at.type.dialect_impl(conn.dialect).bind_processor(
+        conn.dialect
+    )  # the stored form SQLAlchemy gives a datetime (SQLite: text)
+    when = at if stamp is None else stamp(at)
+    rows = [(e, kinds[e], when) for e in ids]
+    queries = _insert_queries(conn, "applied_events", ("event_id", "kind", "applied_at"),
+                              ("event_id",), rows, ("event_id",))  # fmt: skip
+    results = _run(conn, [*lock, *queries])
+    return {r[0] for rows in results[len(lock) :] for r in rows}
 
 
 LOCK_ID = 15_015
 """The PostgreSQL advisory lock every transaction that changes the aggregates takes first."""
+
+
+def _lock_queries(conn) -> list[tuple[str, tuple[int]]]:
+    if conn.dialect.name == "postgresql":
+        return [(f"SELECT pg_advisory_xact_lock({_mark(conn)})", (LOCK_ID,))]
+    return []
 
 
 def serialise(conn) -> None:
@@ -300,8 +485,7 @@ def serialise(conn) -> None:
     and components decide what they write). SQLite has one writer at a time already (these
     reads follow the transaction's first write); PostgreSQL takes a transaction-scoped
     advisory lock, released at commit or rollback."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+    _run(conn, _lock_queries(conn))
 
 
 def shipment_event(shipment_id: str, version: int) -> str:
@@ -317,6 +501,11 @@ def _frame(rows: Mapping[str, list]) -> pd.DataFrame:
 
 
 def _prepared(rows: Mapping[str, list]) -> dict[str, np.ndarray]:
+    """The contract columns ``rows`` prepared: one shipment from its fields (as the service
+    prepares one scored shipment; a frame costs more than the rest of its commit), more
+    through a contract frame."""
+    if len(rows["shipment_id"]) == 1:
+        return prepare({n: rows[n][0] for n in SHIPMENT_COLUMNS}, tuple_keys=True)
     return prepare(_frame(rows), tuple_keys=True)
 
 
@@ -339,8 +528,7 @@ def add_declarations(
         (shipment_event(ship["shipment_id"][i], v), "shipment")
         for i, v in zip(new_rows, versions, strict=True)
     ]
-    serialise(conn)
-    fresh = _claim(conn, events)
+    fresh = _claim(conn, events, serialised=True)
     first = [
         i for (e, _), i, v in zip(events, new_rows, versions, strict=True) if e in fresh and v == 1
     ]
@@ -350,31 +538,34 @@ def add_declarations(
     if first:
         sub = {n: [ship[n][i] for i in first] for n in SHIPMENT_COLUMNS}
         p = _prepared(sub)
-        keys = manifest_keys(p)
         deltas = shipment_deltas(p)
-        existing = {
-            (r[0], r[2], r[1], r[3])  # rows are (dim, key, partner, value, first_seen)
-            for r in _select(
-                conn, "key_pairs", sorted(keys.pairs), ("dim", "partner", "key", "value")
-            )
-        }
-        new_pairs = {pair: first_seen for pair, first_seen in deltas.pairs.items()
-                     if pair not in existing}  # fmt: skip
-        if new_pairs:
-            conn.execute(
-                sa.text(_INSERT_PAIR),
-                [
-                    {"dim": d, "partner": pt, "key": k, "value": v, "first_seen": f}
-                    for (d, pt, k, v), f in sorted(new_pairs.items())
-                ],
-            )
+        # the new pairs inserted and the link graph's nodes read in one round trip (first
+        # declarations change no component before apply_links)
+        pairs = _insert_queries(
+            conn,
+            "key_pairs",
+            ("dim", "partner", "key", "value", "first_seen"),
+            TABLE_KEYS["key_pairs"],
+            [(*pair, first_seen) for pair, first_seen in sorted(deltas.pairs.items())],
+            ("dim", "partner", "key", "value"),
+        )
+        nodes_read = _select_queries(conn, "key_components", sorted(graph_nodes(p)), ("dim", "key"))
+        results = _run(conn, [*pairs, *nodes_read])
+        new_pairs = [tuple(r) for rows in results[: len(pairs)] for r in rows]
         deltas.add(distinct_deltas(new_pairs))
-        apply_deltas(conn, deltas)
         nodes = {
             (r[0], r[1]): (int(r[2]), int(r[3]), int(r[4]))
-            for r in _select(conn, "key_components", sorted(keys.nodes), ("dim", "key"))
+            for rows in results[len(pairs) :]
+            for r in rows
         }
-        apply_links(conn, link_changes(nodes, p))
+        # the summing upserts and the link graph's changes: one round trip
+        _execute_all(
+            conn,
+            [
+                *_deltas_statements(conn, deltas),
+                *_links_statements(conn, link_changes(nodes, p)),
+            ],
+        )
     if amended:
         ids = [ship["shipment_id"][i] for i in amended]
         before = {n: [old[s][n] for s in ids] for n in SHIPMENT_COLUMNS}
@@ -434,8 +625,7 @@ def add_reports(
         (report_event(r["shipment_id"], r["inspected_at"], r["revision"]), "report")
         for r in reports
     ]
-    serialise(conn)
-    fresh = _claim(conn, events)
+    fresh = _claim(conn, events, serialised=True)
     counted = [
         (e, r, old) for (e, _), r, old in zip(events, reports, replaced, strict=True) if e in fresh
     ]
@@ -494,10 +684,13 @@ def _pending(conn, event_ids: Sequence[str]) -> set[str]:
     return found
 
 
+def _due_query(conn, now_ns: int) -> tuple[str, tuple[int]]:
+    return (f"SELECT 1 FROM pending_reports WHERE due_ns <= {_mark(conn)} LIMIT 1", (int(now_ns),))
+
+
 def any_due(conn, now_ns: int) -> bool:
     """Whether a held report is due (a cheap read before :func:`fold_due`)."""
-    query = sa.select(pending_reports.c.event_id).where(pending_reports.c.due_ns <= now_ns)
-    return conn.execute(query.limit(1)).first() is not None
+    return bool(_fetch(conn, *_due_query(conn, now_ns)))
 
 
 def fold_due(conn, now_ns: int) -> int:
@@ -612,8 +805,20 @@ class OnlineStore:
 
     engine: sa.engine.Engine
 
-    def aggregate_rows(self, keys: ManifestKeys, since: int | None = None) -> dict[str, list[dict]]:
-        """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now."""
+    def aggregate_rows(
+        self, keys: ManifestKeys, since: int | None = None, *, due_first: bool = False
+    ) -> dict[str, list[dict]]:
+        """The aggregate rows of a manifest's keys (:func:`fetch_rows`), as of now.
+        ``due_first``: the held reports due by now counted first (:meth:`fold_due_reports`),
+        asked in the same round trip as the rows (read again only when one was due)."""
+        now_ns = time.time_ns() if due_first else None
+        with self.engine.connect() as conn:
+            due, rows = read_rows(conn, keys, since, now_ns)
+        if not due:
+            return rows
+        assert now_ns is not None
+        with self.engine.begin() as conn:
+            fold_due(conn, now_ns)
         with self.engine.connect() as conn:
             return fetch_rows(conn, keys, since)
 

@@ -244,7 +244,10 @@ class RecordsStore:
             try:
                 with self.engine.begin() as conn:
                     before = self._current_shipments(conn, ship["shipment_id"]) if online else {}
-                    versions = self._store_versions(conn, ship, at, caller.label, request_id)
+                    in_force = before if online else None  # read once
+                    versions = self._store_versions(
+                        conn, ship, at, caller.label, request_id, in_force=in_force
+                    )
                     if online:
                         self._count_versions(conn, ship, versions, before)
                     audit["shipment_version"] = [
@@ -281,18 +284,22 @@ class RecordsStore:
         first = online_store.first_declared(conn, amended) if amended else {}
         online_store.add_declarations(conn, ship, rows, numbers, before, reports, first)
 
-    def plan_versions(self, ship: dict[str, list], conn=None) -> list[ShipmentVersion]:
+    def plan_versions(
+        self, ship: dict[str, list], conn=None, *, current: dict[str, dict[str, Any]] | None = None
+    ) -> list[ShipmentVersion]:
         """What storing these shipments (contract columns and ``attributes``, one list each)
         would do to each, read from the store now: a new shipment (version 1, no amendment),
         an identical re-send (``new`` False: the version in force), or an amendment (the next
         version, with the fields ``changed``). ``amendments_after_score`` counts, for the version in
         force after this, the versions whose parties, goods, route or weight changed after
-        the shipment had been scored (:func:`features.contracts.substantive`)."""
+        the shipment had been scored (:func:`features.contracts.substantive`). ``current``:
+        :meth:`_current_shipments` of ``ship``'s ids in ``conn``, when read already."""
         if conn is None:
             with self.engine.connect() as own:
                 return self.plan_versions(ship, own)
         ids = ship["shipment_id"]
-        current = self._current_shipments(conn, ids)
+        if current is None:
+            current = self._current_shipments(conn, ids)
         scored = self._scored_ids(conn, list(current)) if current else set()
         plan: list[ShipmentVersion] = []
         names = (*SHIPMENT_COLUMNS, "attributes")
@@ -314,11 +321,18 @@ class RecordsStore:
         return plan
 
     def _store_versions(
-        self, conn, ship: dict[str, list], at: dt.datetime, caller: str, request_id: str
+        self,
+        conn,
+        ship: dict[str, list],
+        at: dt.datetime,
+        caller: str,
+        request_id: str,
+        in_force: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, ShipmentVersion]:
         """Within ``conn``'s transaction: append the new versions among ``ship`` and make them
-        the declarations in force."""
-        plan = self.plan_versions(ship, conn)
+        the declarations in force (``in_force``: the declarations in force, when read
+        already)."""
+        plan = self.plan_versions(ship, conn, current=in_force)
         rows = [i for i, p in enumerate(plan) if p.new]
         if rows:
             names = (*SHIPMENT_COLUMNS, "attributes")
