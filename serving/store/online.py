@@ -370,7 +370,7 @@ def add_consignee_nodes(conn, consignees: Iterable[str]) -> None:
     it: a consignee that never declared a shipment gets one when an amendment names it on a
     seized shipment - a component of its own (:func:`features.online.rows.component_id`),
     no parties (it is no party until it declares: :func:`features.online.rows.link_changes`)
-    and the seizures about to be added, as the memory state's link graph counts them. A
+    and the seizures about to be added, as the offline link graph counts them. A
     consignee already in the graph is left alone."""
     _execute_all(conn, [_consignee_nodes_statement(conn, consignees)])
 
@@ -838,9 +838,8 @@ class OnlineStore:
 
 
 class StoreViews:
-    """What an officer sees of a party, read from the online aggregates (``online_state:
-    store``): the same answers as :class:`features.online.views.OfficerViews` gives from the
-    in-memory state - a profile from ``key_totals`` and ``key_days``, the links from the
+    """What an officer sees of a party, read from the online aggregates: a profile from
+    ``key_totals`` and ``key_days``, the links from the
     consignee pairs of phones, addresses and recipient codes in ``key_pairs`` (walked by
     :func:`features.online.views.linked_from` / ``walk_component``). ``shipments_365d``
     counts the day buckets from ``window_start(now, 365)``."""
@@ -906,7 +905,7 @@ class StoreViews:
 
         marks = ", ".join(f"'{d}'" for d in IDENTIFIERS)
         # in the order they were first declared with the consignee (within one declaration,
-        # the order of IDENTIFIERS), as the memory state keeps them
+        # the order of IDENTIFIERS)
         rank = " ".join(f"WHEN '{d}' THEN {i}" for i, d in enumerate(IDENTIFIERS))
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -114,7 +114,7 @@ def sweep(conn, keep_from: dict[str, int], cursor: Cursor, batch: int) -> Swept:
 
 
 class DayPruner:
-    """The service's background job (``online_state: store``): every ``interval`` seconds one
+    """The service's background job: every ``interval`` seconds one
     bounded :func:`sweep` of ``key_days`` against the horizon of that moment (the latest
     in :attr:`horizon`, the buckets deleted so far in :attr:`deleted`)."""
 
