@@ -68,3 +68,15 @@ def make_outcome(shipment_id: str, result: str = "clean", **overrides) -> dict:
 @pytest.fixture
 def shipment():
     return make_shipment(1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request, tmp_path):
+    """A fresh store: a SQLite file, or a database of its own on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        from tests.processes import postgres_database
+
+        with postgres_database() as url:
+            yield url

@@ -260,3 +260,16 @@ def scoring_service(
         yield url, proc
     finally:
         stop(proc)
+
+
+def started_engine(settings, model, loaded_at):
+    """A started :class:`serving.engine.ScoringEngine` serving ``model`` (a ScoringModel) as
+    version 1 of cargorisk-risk, loaded at ``loaded_at``, and ready."""
+    from serving.engine import ScoringEngine
+    from serving.model import LoadedModel
+
+    loaded = LoadedModel(model, "cargorisk-risk", "1", "models:/cargorisk-risk/1", loaded_at)
+    engine = ScoringEngine(settings, model_loader=lambda: loaded)
+    engine.start()
+    assert engine.ready, engine.status()
+    return engine

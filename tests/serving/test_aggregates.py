@@ -19,16 +19,6 @@ from serving.store import Store, aggregate_loads, materialize, read_aggregates
 from tests.features.helpers import random_world
 from tests.features.test_engine import assert_same_raw
 from tests.features.test_snapshot import probes_at
-from tests.processes import postgres_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def write(tmp_path, name: str, as_of: int, n: int = 700, seed: int = 21):

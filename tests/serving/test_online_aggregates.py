@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from features import engine, manifest, snapshot
@@ -20,19 +19,9 @@ from features.online import rows
 from serving.store import Store, materialize, read_aggregates
 from serving.store import online as store_online
 from tests.features.helpers import random_world
-from tests.processes import postgres_database
 
 SETTINGS = engine.EngineSettings(threads=1)
 DAY = manifest.NS_PER_DAY
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def ns(stamp) -> int:

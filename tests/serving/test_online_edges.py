@@ -13,13 +13,11 @@ import pytest
 from common.settings import load_settings
 from features.contracts import validate_shipments
 from serving.engine import ScoringEngine
-from serving.model import LoadedModel
 from serving.schemas import OutcomeIn, ShipmentIn
 from serving.store import Caller, read_aggregates
 from serving.store.aggregates import materialize_history
-from tests.processes import postgres_database
 from tests.serving.conftest import make_shipment
-from tests.serving.helpers import tiny_history, train_tiny_model
+from tests.serving.helpers import started_engine, tiny_history, train_tiny_model
 from tests.serving.test_online_aggregates import assert_same, canonical
 
 pytestmark = pytest.mark.slow
@@ -34,21 +32,8 @@ def world():
     return ships, outs, train_tiny_model(ships, outs)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'edges.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
-
-
 def _engine(settings, model) -> ScoringEngine:
-    loaded = LoadedModel(model, "cargorisk-risk", "1", "models:/cargorisk-risk/1", T0)
-    engine = ScoringEngine(settings, model_loader=lambda: loaded)
-    engine.start()
-    assert engine.ready, engine.status()
-    return engine
+    return started_engine(settings, model, T0)
 
 
 def _ship(i: int, when: pd.Timestamp, **fields) -> dict:

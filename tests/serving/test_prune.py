@@ -17,21 +17,11 @@ from features.snapshot import MAX_WINDOW_DAYS
 from serving.store import Store, materialize, prune, read_aggregates
 from serving.store import online as store_online
 from tests.features.helpers import random_world
-from tests.processes import postgres_database
 from tests.serving.test_online_aggregates import assert_same, canonical, ns, replay, snap_of
 
 pytestmark = pytest.mark.slow
 
 DAY = manifest.NS_PER_DAY
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def _features(store: Store, frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,11 +16,10 @@ import pytest
 
 from common.settings import load_settings
 from serving.engine import Conflict, ScoringEngine
-from serving.model import LoadedModel
 from serving.schemas import OutcomeIn, ShipmentIn
 from serving.store import Caller
 from tests.serving.conftest import make_outcome, make_shipment
-from tests.serving.helpers import tiny_history, train_tiny_model
+from tests.serving.helpers import started_engine, tiny_history, train_tiny_model
 
 SYSTEM = Caller("gate-7", "system", 1)
 OFFICER = Caller("kim", "officer", user_id=1)
@@ -34,11 +33,7 @@ def world():
 
 
 def _engine(settings, model) -> ScoringEngine:
-    loaded = LoadedModel(model, "cargorisk-risk", "1", "models:/cargorisk-risk/1", T0)
-    engine = ScoringEngine(settings, model_loader=lambda: loaded)
-    engine.start()
-    assert engine.ready
-    return engine
+    return started_engine(settings, model, T0)
 
 
 def _ship(i: int, minutes: int, **kw) -> ShipmentIn:
