@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         default=10,
         ge=0,
         le=24 * 60,
-        description="Online aggregates (online_state = store): how often the service deletes "
+        description="Online aggregates: how often the service deletes "
         "a bounded batch of day buckets (`key_days`) no window can read any more (0: never); "
         "docs/serving.md, 'What the store keeps'.",
     )

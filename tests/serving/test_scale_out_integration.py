@@ -1,4 +1,4 @@
-"""Durability and scale-out of the store-backed service (issue 15, ``online_state: store``),
+"""Durability and scale-out of the store-backed service (issue 15),
 with the real thing: ``cargorisk serve`` (-> ``bentoml serve``) processes on the real
 PostgreSQL (a database of their own) and the embedded SQLite.
 
